@@ -1,0 +1,1 @@
+"""FastAPI app assembly, authentication and problem+json errors."""

@@ -1,0 +1,23 @@
+"""Fast JSON responses (orjson) and problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import JSONResponse
+
+from loyalwallet.errors import DomainError
+
+
+class FastJSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+class Problem(FastJSON):
+    media_type = "application/problem+json"
+
+
+def problem(error: DomainError, headers: dict[str, str] | None = None) -> Problem:
+    return Problem(error.problem(), status_code=error.status, headers=headers)

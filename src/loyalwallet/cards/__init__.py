@@ -1,0 +1,1 @@
+"""Cards, the points and stamps ledger, rewards and coupons."""

@@ -1,0 +1,728 @@
+"""Cards and their ledger: enrol, look up, lock, and every movement of points and stamps.
+
+Every balance change goes through `CardBook`, which works on a card row locked for the
+transaction and writes the entries and the cached figures together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from loyalwallet import crypto
+from loyalwallet.cards import lots as lotrules
+from loyalwallet.cards.codes import new_code, normalise
+from loyalwallet.cards.models import Card, Coupon, LedgerEntry, StampEntry
+from loyalwallet.checkout.models import Purchase
+from loyalwallet.config import get_settings
+from loyalwallet.customers.models import Customer
+from loyalwallet.customers.service import GuestData, get_or_create
+from loyalwallet.customers.service import view as customer_view
+from loyalwallet.db import for_update, utcnow
+from loyalwallet.errors import DomainError, not_found
+from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.service import audit
+from loyalwallet.outbox.service import emit_event, enqueue
+from loyalwallet.programs.models import Program
+from loyalwallet.programs.rules import (
+    BonusRules,
+    DiscountRules,
+    Rules,
+    StampRules,
+    initial_tier,
+    next_tier,
+    tier_for,
+)
+from loyalwallet.programs.service import rules_of
+
+# --- lookup and locking ------------------------------------------------------------------
+
+
+def lock_card(session: Session, merchant_id: int, code: str) -> tuple[Card, Program]:
+    """The card with this code, row-locked for the transaction, and its program."""
+    stmt = (
+        select(Card, Program)
+        .join(Program, Program.id == Card.program_id)
+        .where(Card.merchant_id == merchant_id, Card.code == normalise(code))
+    )
+    row = session.execute(for_update(stmt)).first()
+    if row is None:
+        raise not_found("card")
+    return row[0], row[1]
+
+
+def lock_card_by_id(session: Session, card_id: int) -> tuple[Card, Program]:
+    stmt = select(Card, Program).join(Program, Program.id == Card.program_id).where(Card.id == card_id)
+    row = session.execute(for_update(stmt)).first()
+    if row is None:
+        raise not_found("card")
+    return row[0], row[1]
+
+
+def get_card(session: Session, merchant_id: int, code: str) -> tuple[Card, Program]:
+    row = session.execute(
+        select(Card, Program)
+        .join(Program, Program.id == Card.program_id)
+        .where(Card.merchant_id == merchant_id, Card.code == normalise(code))
+    ).first()
+    if row is None:
+        raise not_found("card")
+    return row[0], row[1]
+
+
+def cards_of_customer(session: Session, customer: Customer) -> list[tuple[Card, Program]]:
+    rows = session.execute(
+        select(Card, Program)
+        .join(Program, Program.id == Card.program_id)
+        .where(Card.customer_id == customer.id)
+        .order_by(Card.id)
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+# --- the ledger of one locked card -------------------------------------------------------
+
+
+class CardBook:
+    """Points and stamps of one card, within the transaction that locked it."""
+
+    def __init__(self, session: Session, card: Card, program: Program, now: dt.datetime | None = None):
+        self.session = session
+        self.card = card
+        self.program = program
+        self.rules: Rules = rules_of(program)
+        self.now = now or utcnow()
+        self._lots: list[lotrules.Lot] | None = None
+        self.changed = False
+
+    # Lots -------------------------------------------------------------------------------
+
+    @property
+    def lots(self) -> list[lotrules.Lot]:
+        if self._lots is None:
+            rows = self.session.execute(
+                select(
+                    LedgerEntry.id, LedgerEntry.remaining, LedgerEntry.expires_at, LedgerEntry.available_at
+                ).where(LedgerEntry.card_id == self.card.id, LedgerEntry.remaining > 0)
+            ).all()
+            self._lots = [lotrules.Lot(r.id, r.remaining, r.expires_at, r.available_at) for r in rows]
+        return self._lots
+
+    def available(self) -> int:
+        return lotrules.available(self.lots, self.now)
+
+    def pending(self) -> int:
+        return lotrules.pending(self.lots, self.now)
+
+    def _set_remaining(self, allocations: list[tuple[int, int]]) -> None:
+        taken = dict(allocations)
+        for lot_id, take in allocations:
+            self.session.execute(
+                update(LedgerEntry)
+                .where(LedgerEntry.id == lot_id)
+                .values(remaining=LedgerEntry.remaining - take)
+            )
+        self._lots = [
+            lotrules.Lot(lot.id, lot.remaining - taken.get(lot.id, 0), lot.expires_at, lot.available_at)
+            for lot in self.lots
+        ]
+
+    def _entry(self, kind: str, points: int, **values: Any) -> int:
+        result = self.session.execute(
+            insert(LedgerEntry)
+            .values(
+                merchant_id=self.card.merchant_id,
+                card_id=self.card.id,
+                kind=kind,
+                points=points,
+                created_at=self.now,
+                **values,
+            )
+            .returning(LedgerEntry.id)
+        )
+        self.card.balance += points
+        self.changed = True
+        return int(result.scalar_one())
+
+    def expire_due(self) -> int:
+        """Write off lots whose time has passed. Returns the points expired."""
+        gone = lotrules.expired(self.lots, self.now)
+        total = sum(lot.remaining for lot in gone)
+        if total:
+            self._set_remaining([(lot.id, lot.remaining) for lot in gone])
+            self._entry("expiry", -total, reason=f"{len(gone)} lot(s) expired")
+        return total
+
+    # Credits and debits -----------------------------------------------------------------
+
+    def credit(
+        self,
+        kind: str,
+        points: int,
+        *,
+        actor: Actor | None = None,
+        purchase_id: int | None = None,
+        refund_id: int | None = None,
+        reason: str | None = None,
+        ttl_days: int | bool | None = True,
+        pending_hours: int = 0,
+    ) -> int | None:
+        """Add a lot. ttl_days=True takes the program's ttl_days; it first repays debt."""
+        if points <= 0:
+            return None
+        if ttl_days is True:
+            ttl_days = self.rules.ttl_days if isinstance(self.rules, BonusRules) else None
+        expires_at = self.now + dt.timedelta(days=ttl_days) if ttl_days else None
+        available_at = self.now + dt.timedelta(hours=pending_hours) if pending_hours else None
+        remaining = lotrules.new_lot_remaining(points, self.card.balance)
+        entry_id = self._entry(
+            kind,
+            points,
+            remaining=remaining,
+            expires_at=expires_at,
+            available_at=available_at,
+            purchase_id=purchase_id,
+            refund_id=refund_id,
+            actor_type=actor.kind if actor else None,
+            actor_id=actor.id if actor else None,
+            reason=reason,
+        )
+        self.lots.append(lotrules.Lot(entry_id, remaining, expires_at, available_at))
+        return entry_id
+
+    def redeem(self, points: int, *, actor: Actor | None, purchase_id: int | None) -> None:
+        if points <= 0:
+            return
+        if points > self.available():
+            raise DomainError("insufficient_points", f"the card has {self.available()} points available")
+        self._set_remaining(lotrules.take_spendable(self.lots, points, self.now))
+        self._entry(
+            "redemption",
+            -points,
+            purchase_id=purchase_id,
+            actor_type=actor.kind if actor else None,
+            actor_id=actor.id if actor else None,
+        )
+
+    def take_back(
+        self,
+        kind: str,
+        points: int,
+        *,
+        allow_debt: bool,
+        actor: Actor | None = None,
+        prefer_lot: int | None = None,
+        purchase_id: int | None = None,
+        refund_id: int | None = None,
+        reason: str | None = None,
+    ) -> int:
+        """Take back points (a refund of an accrual, a negative adjustment). With debt
+        allowed the balance may go negative; otherwise it stops at zero. Returns the
+        points actually taken."""
+        if points <= 0:
+            return 0
+        allocations, uncovered = lotrules.take_for_reversal(self.lots, points, self.now, prefer=prefer_lot)
+        taken = points if allow_debt else points - uncovered
+        if taken <= 0:
+            return 0
+        self._set_remaining(allocations)
+        self._entry(
+            kind,
+            -taken,
+            purchase_id=purchase_id,
+            refund_id=refund_id,
+            actor_type=actor.kind if actor else None,
+            actor_id=actor.id if actor else None,
+            reason=reason,
+        )
+        return taken
+
+    # Stamps -----------------------------------------------------------------------------
+
+    def add_stamps(
+        self,
+        kind: str,
+        stamps: int,
+        *,
+        purchase_id: int | None = None,
+        refund_id: int | None = None,
+        reason: str | None = None,
+    ) -> list[int]:
+        """Add (or with a negative number remove) stamps; a full card becomes rewards.
+        Returns the ids of rewards issued."""
+        if stamps == 0:
+            return []
+        self._stamp_entry(kind, stamps, purchase_id=purchase_id, refund_id=refund_id, reason=reason)
+        issued: list[int] = []
+        if isinstance(self.rules, StampRules):
+            while self.card.stamps >= self.rules.stamps_required:
+                issued.append(self._issue_reward(purchase_id))
+        return issued
+
+    def _stamp_entry(self, kind: str, stamps: int, **values: Any) -> None:
+        self.session.execute(
+            insert(StampEntry).values(
+                merchant_id=self.card.merchant_id,
+                card_id=self.card.id,
+                kind=kind,
+                stamps=stamps,
+                created_at=self.now,
+                **values,
+            )
+        )
+        self.card.stamps += stamps
+        self.changed = True
+
+    def _issue_reward(self, purchase_id: int | None) -> int:
+        rules = self.rules
+        assert isinstance(rules, StampRules)
+        reward = rules.reward
+        coupon_id = self.session.execute(
+            insert(Coupon)
+            .values(
+                merchant_id=self.card.merchant_id,
+                card_id=self.card.id,
+                program_id=self.program.id,
+                code=new_coupon_code(),
+                kind=reward.kind,
+                value=reward.coupon_value(),
+                sku=reward.sku,
+                category=reward.category,
+                name=reward.name,
+                source="stamp_reward",
+                source_id=purchase_id,
+                status="available",
+                uses_left=1,
+                valid_from=self.now,
+                valid_until=self.now + dt.timedelta(days=reward.valid_days) if reward.valid_days else None,
+                created_at=self.now,
+            )
+            .returning(Coupon.id)
+        ).scalar_one()
+        self._stamp_entry("reward", -rules.stamps_required, coupon_id=coupon_id, purchase_id=purchase_id)
+        return int(coupon_id)
+
+    def remove_stamps(self, stamps: int, *, refund_id: int | None = None, reason: str | None = None) -> int:
+        """Take stamps off (a refund). When the stamps already turned into a reward that
+        is still unused, the reward is revoked and the card gets its stamps back first.
+        Stamps never go below zero. Returns the stamps removed."""
+        if stamps <= 0:
+            return 0
+        while self.card.stamps < stamps and isinstance(self.rules, StampRules):
+            reward = self.session.execute(
+                select(Coupon.id)
+                .where(
+                    Coupon.card_id == self.card.id,
+                    Coupon.source == "stamp_reward",
+                    Coupon.status == "available",
+                )
+                .order_by(Coupon.id.desc())
+                .limit(1)
+            ).scalar()
+            if reward is None:
+                break
+            self.session.execute(update(Coupon).where(Coupon.id == reward).values(status="revoked"))
+            self._stamp_entry(
+                "reward_revoked", self.rules.stamps_required, coupon_id=reward, refund_id=refund_id
+            )
+        removed = min(stamps, self.card.stamps)
+        if removed:
+            self._stamp_entry("refund", -removed, refund_id=refund_id, reason=reason)
+        return removed
+
+    # Tier -------------------------------------------------------------------------------
+
+    def tier_spend(self) -> int:
+        """The spend that decides the tier: lifetime, or the program's rolling window."""
+        rules = self.rules
+        if isinstance(rules, (BonusRules, DiscountRules)) and rules.tier_period_days:
+            since = self.now - dt.timedelta(days=rules.tier_period_days)
+            value = self.session.execute(
+                select(func.coalesce(func.sum(Purchase.spend_added - Purchase.spend_reversed), 0)).where(
+                    Purchase.card_id == self.card.id, Purchase.created_at >= since
+                )
+            ).scalar_one()
+            return int(value)
+        return self.card.spend
+
+    def retier(self, spend: int | None = None) -> tuple[str | None, str | None]:
+        """Recompute the tier; returns (before, after)."""
+        before = self.card.tier
+        rules = self.rules
+        if isinstance(rules, (BonusRules, DiscountRules)):
+            after = tier_for(rules.tiers, self.tier_spend() if spend is None else spend).name
+            if after != before:
+                self.card.tier = after
+                self.changed = True
+            return before, after
+        return before, before
+
+    # Commit the cached figures ----------------------------------------------------------
+
+    def touch(self, reason: str) -> None:
+        """Tell wallets the card changed: bump its version and queue the fan-out."""
+        card = self.card
+        card.version += 1
+        card.updated_at = self.now
+        card.pass_updated_at = self.now
+        enqueue(
+            self.session,
+            card.merchant_id,
+            "card.changed",
+            {"card_id": card.id, "version": card.version, "reason": reason},
+        )
+
+
+def new_coupon_code() -> str:
+    return crypto.token(6).replace("-", "X").replace("_", "Y").upper()[:8]
+
+
+# --- enrolment ---------------------------------------------------------------------------
+
+
+def card_urls(card: Card) -> dict[str, str]:
+    base = get_settings().base_url
+    return {
+        "apple_pass_url": f"{base}/c/{card.public_token}/pass.pkpass",
+        "google_save_url": f"{base}/c/{card.public_token}/google",
+        "web_card_url": f"{base}/c/{card.public_token}",
+    }
+
+
+def new_card(session: Session, program: Program, customer_id: int | None, channel: str | None = None) -> Card:
+    """A new card row with fresh unguessable tokens and a unique code."""
+    now = utcnow()
+    rules = rules_of(program)
+    for _ in range(10):
+        code = new_code()
+        taken = session.scalar(
+            select(Card.id).where(Card.merchant_id == program.merchant_id, Card.code == code)
+        )
+        if taken is None:
+            break
+    else:  # pragma: no cover - 10 collisions in 10^12 codes
+        raise RuntimeError("could not find a free card code")
+    card = Card(
+        merchant_id=program.merchant_id,
+        program_id=program.id,
+        customer_id=customer_id,
+        code=code,
+        serial=crypto.token(16),
+        auth_token=crypto.token(24),
+        public_token=crypto.token(24),
+        status="active",
+        balance=0,
+        stamps=0,
+        tier=initial_tier(rules),
+        spend=0,
+        visits=0,
+        channel=channel,
+        version=1,
+        pass_updated_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(card)
+    session.flush()
+    return card
+
+
+def enroll(
+    session: Session,
+    actor: Actor,
+    program: Program,
+    guest: GuestData,
+    *,
+    channel: str | None = None,
+    referrer: Card | None = None,
+) -> tuple[Card, bool]:
+    """The guest's card in this program: the existing one, or a new one with the
+    welcome gift. Returns (card, created)."""
+    if program.status != "active":
+        raise DomainError("program_archived", "this program no longer takes new guests")
+    customer, _ = get_or_create(session, actor.merchant_id, guest)
+    existing = session.scalar(
+        select(Card).where(Card.program_id == program.id, Card.customer_id == customer.id)
+    )
+    if existing is not None:
+        return existing, False
+    card = new_card(session, program, customer.id, channel)
+    if referrer is not None and referrer.program_id == program.id and referrer.customer_id != customer.id:
+        card.referrer_card_id = referrer.id
+    book = CardBook(session, card, program)
+    rules = book.rules
+    if isinstance(rules, BonusRules) and rules.welcome_points:
+        book.credit("welcome", rules.welcome_points, actor=actor, reason="welcome gift")
+    if isinstance(rules, StampRules) and rules.welcome_stamps:
+        book.add_stamps("welcome", rules.welcome_stamps, reason="welcome gift")
+    audit(session, actor, "card.create", "card", card.code, {"program_id": program.id})
+    emit_event(session, actor.merchant_id, "card.created", {"code": card.code, "program_id": program.id})
+    return card, True
+
+
+# --- views -------------------------------------------------------------------------------
+
+
+def available_rewards(session: Session, card: Card, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    now = now or utcnow()
+    rows = session.scalars(
+        select(Coupon).where(Coupon.card_id == card.id, Coupon.status == "available").order_by(Coupon.id)
+    ).all()
+    return [
+        {
+            "code": c.code,
+            "name": c.name,
+            "kind": c.kind,
+            "value": c.value,
+            "source": c.source,
+            "valid_until": c.valid_until.isoformat() if c.valid_until else None,
+        }
+        for c in rows
+        if (c.valid_until is None or c.valid_until > now) and (c.valid_from is None or c.valid_from <= now)
+    ]
+
+
+def card_view(
+    session: Session,
+    card: Card,
+    program: Program,
+    *,
+    created: bool = False,
+    book: CardBook | None = None,
+    with_customer: bool = True,
+) -> dict[str, Any]:
+    """The card as the API shows it (CONTRACT.md), with what a cashier needs besides."""
+    rules = rules_of(program)
+    now = book.now if book else utcnow()
+    if book is None:
+        book = CardBook(session, card, program, now)
+    out: dict[str, Any] = {
+        "code": card.code,
+        "program_id": card.program_id,
+        "program_kind": program.kind,
+        "program_name": program.name,
+        "status": card.status,
+        "balance": card.balance,
+        "points_available": max(0, book.available()) if program.kind == "bonus" else 0,
+        "points_pending": book.pending() if program.kind == "bonus" else 0,
+        "stamps": card.stamps,
+        "stamps_required": rules.stamps_required if isinstance(rules, StampRules) else None,
+        "tier": card.tier,
+        "discount_pct": None,
+        "cashback_pct": None,
+        "next_tier": None,
+        "spend": card.spend,
+        "visits": card.visits,
+        "last_visit_at": card.last_visit_at.isoformat() if card.last_visit_at else None,
+        "rewards": available_rewards(session, card, now),
+        **card_urls(card),
+        "created": created,
+        "created_at": card.created_at.isoformat(),
+    }
+    if isinstance(rules, (BonusRules, DiscountRules)):
+        tier = next((t for t in rules.tiers if t.name == card.tier), rules.tiers[0])
+        if isinstance(rules, DiscountRules):
+            out["discount_pct"] = float(tier.discount_pct)  # display only, never used for money
+        else:
+            out["cashback_pct"] = float(tier.cashback_pct)
+        upcoming = next_tier(rules.tiers, card.spend)
+        if upcoming is not None and not rules.tier_period_days:
+            out["next_tier"] = {"name": upcoming.name, "spend_needed": upcoming.min_spend - card.spend}
+    if with_customer and card.customer_id is not None:
+        customer = session.get(Customer, card.customer_id)
+        out["customer"] = customer_view(customer) if customer else None
+    else:
+        out["customer"] = None
+    return out
+
+
+def ledger_view(
+    session: Session, card: Card, limit: int = 100, before_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Points and stamps movements of a card, newest first."""
+    stmt = select(LedgerEntry).where(LedgerEntry.card_id == card.id)
+    if before_id:
+        stmt = stmt.where(LedgerEntry.id < before_id)
+    entries = session.scalars(stmt.order_by(LedgerEntry.id.desc()).limit(limit)).all()
+    stamp_stmt = select(StampEntry).where(StampEntry.card_id == card.id)
+    stamps = session.scalars(stamp_stmt.order_by(StampEntry.id.desc()).limit(limit)).all()
+    items: list[dict[str, Any]] = [
+        {
+            "id": f"p{e.id}",
+            "type": "points",
+            "kind": e.kind,
+            "points": e.points,
+            "remaining": e.remaining,
+            "expires_at": e.expires_at.isoformat() if e.expires_at else None,
+            "available_at": e.available_at.isoformat() if e.available_at else None,
+            "purchase_id": e.purchase_id,
+            "refund_id": e.refund_id,
+            "reason": e.reason,
+            "created_at": e.created_at.isoformat(),
+        }
+        for e in entries
+    ]
+    items += [
+        {
+            "id": f"s{e.id}",
+            "type": "stamps",
+            "kind": e.kind,
+            "stamps": e.stamps,
+            "purchase_id": e.purchase_id,
+            "refund_id": e.refund_id,
+            "reason": e.reason,
+            "created_at": e.created_at.isoformat(),
+        }
+        for e in stamps
+    ]
+    items.sort(key=lambda item: (item["created_at"], item["id"]), reverse=True)
+    return items[:limit]
+
+
+# --- staff actions -----------------------------------------------------------------------
+
+
+def adjust(
+    session: Session,
+    actor: Actor,
+    code: str,
+    *,
+    points: int = 0,
+    stamps: int = 0,
+    reason: str,
+) -> tuple[Card, Program, CardBook]:
+    """A manual correction by a manager or owner, with a reason, audit-logged."""
+    actor.require("manager")
+    if not points and not stamps:
+        raise DomainError("validation_error", "give points or stamps to adjust by")
+    card, program = lock_card(session, actor.merchant_id, code)
+    book = CardBook(session, card, program)
+    book.expire_due()
+    if points and program.kind != "bonus":
+        raise DomainError("validation_error", "this program has no points", field="points")
+    if stamps and program.kind != "stamp":
+        raise DomainError("validation_error", "this program has no stamps", field="stamps")
+    if points > 0:
+        book.credit("adjustment", points, actor=actor, reason=reason)
+    elif points < 0:
+        if -points > max(card.balance, 0):
+            raise DomainError("insufficient_points", f"the card has {card.balance} points")
+        book.take_back("adjustment", -points, allow_debt=False, actor=actor, reason=reason)
+    if stamps > 0:
+        book.add_stamps("adjustment", stamps, reason=reason)
+    elif stamps < 0:
+        if -stamps > card.stamps:
+            raise DomainError("validation_error", f"the card has {card.stamps} stamps", field="stamps")
+        book.add_stamps("adjustment", stamps, reason=reason)
+    book.retier()
+    book.touch("adjustment")
+    audit(
+        session,
+        actor,
+        "card.adjust",
+        "card",
+        card.code,
+        {"points": points, "stamps": stamps, "reason": reason},
+    )
+    return card, program, book
+
+
+def set_status(
+    session: Session, actor: Actor, code: str, status: str, reason: str | None = None
+) -> tuple[Card, Program]:
+    actor.require("manager")
+    if status not in ("active", "blocked"):
+        raise DomainError("validation_error", "status must be active or blocked", field="status")
+    card, program = lock_card(session, actor.merchant_id, code)
+    if card.status != status:
+        card.status = status
+        CardBook(session, card, program).touch(f"status:{status}")
+        audit(
+            session,
+            actor,
+            f"card.{'block' if status == 'blocked' else 'unblock'}",
+            "card",
+            card.code,
+            {"reason": reason},
+        )
+    return card, program
+
+
+# --- sweeps and checks -------------------------------------------------------------------
+
+
+def expire_points(now: dt.datetime | None = None, batch: int = 200) -> int:
+    """Write off expired lots of every card; each card in its own short transaction.
+    Returns the number of cards touched."""
+    from loyalwallet import db
+
+    now = now or utcnow()
+    with db.read() as session:
+        card_ids = session.scalars(
+            select(LedgerEntry.card_id)
+            .where(LedgerEntry.remaining > 0, LedgerEntry.expires_at <= now)
+            .distinct()
+            .limit(batch)
+        ).all()
+    touched = 0
+    for card_id in card_ids:
+        with db.transaction() as session:
+            card, program = lock_card_by_id(session, card_id)
+            book = CardBook(session, card, program, now)
+            if book.expire_due():
+                book.touch("expiry")
+                touched += 1
+    return touched
+
+
+def check_ledger(session: Session) -> list[dict[str, Any]]:
+    """Cards whose cached balance or stamps differ from the sum of their entries, or
+    whose open lots do not add up to the positive part of the balance."""
+    points = (
+        select(LedgerEntry.card_id, func.sum(LedgerEntry.points).label("total"))
+        .group_by(LedgerEntry.card_id)
+        .subquery()
+    )
+    lots = (
+        select(LedgerEntry.card_id, func.sum(LedgerEntry.remaining).label("open"))
+        .where(LedgerEntry.remaining > 0)
+        .group_by(LedgerEntry.card_id)
+        .subquery()
+    )
+    stamps = (
+        select(StampEntry.card_id, func.sum(StampEntry.stamps).label("total"))
+        .group_by(StampEntry.card_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            Card.id,
+            Card.merchant_id,
+            Card.code,
+            Card.balance,
+            Card.stamps,
+            func.coalesce(points.c.total, 0),
+            func.coalesce(lots.c.open, 0),
+            func.coalesce(stamps.c.total, 0),
+        )
+        .outerjoin(points, points.c.card_id == Card.id)
+        .outerjoin(lots, lots.c.card_id == Card.id)
+        .outerjoin(stamps, stamps.c.card_id == Card.id)
+    ).all()
+    bad = []
+    for card_id, merchant_id, code, balance, card_stamps, total, open_lots, stamp_total in rows:
+        problems = []
+        if balance != total:
+            problems.append(f"balance {balance} != entries {total}")
+        if open_lots != max(balance, 0):
+            problems.append(f"open lots {open_lots} != positive balance {max(balance, 0)}")
+        if card_stamps != stamp_total:
+            problems.append(f"stamps {card_stamps} != entries {stamp_total}")
+        if card_stamps < 0:
+            problems.append(f"stamps {card_stamps} < 0")
+        if problems:
+            bad.append({"card_id": card_id, "merchant_id": merchant_id, "code": code, "problems": problems})
+    return bad

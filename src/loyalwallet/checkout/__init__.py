@@ -1,0 +1,1 @@
+"""Quote, purchase and refund: the use cases a POS calls."""

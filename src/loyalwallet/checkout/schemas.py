@@ -1,0 +1,73 @@
+"""Request bodies of the checkout API. Money is StrictInt: 350.0, "350" and true are refused."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+
+Money = Annotated[StrictInt, Field(ge=0, le=10**11)]
+PositiveMoney = Annotated[StrictInt, Field(gt=0, le=10**11)]
+
+
+class LineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Annotated[StrictStr, Field(max_length=64)] | None = None
+    name: Annotated[StrictStr, Field(max_length=200)] | None = None
+    category: Annotated[StrictStr, Field(max_length=64)] | None = None
+    qty: Annotated[StrictInt, Field(ge=1, le=10000)] = 1
+    price: Money
+
+
+class PurchaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    amount: PositiveMoney
+    redeem_points: Annotated[StrictInt, Field(ge=0, le=10**9)] = 0
+    items: Annotated[list[LineIn], Field(max_length=500)] | None = None
+    coupon: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+    # Use the card's oldest available reward (a full stamp card) without typing its code.
+    use_reward: StrictBool = False
+    external_id: Annotated[StrictStr, Field(max_length=128)] | None = None
+    location_id: StrictInt | None = None
+
+    @model_validator(mode="after")
+    def _items_add_up(self) -> PurchaseIn:
+        if self.items:
+            total = sum(line.qty * line.price for line in self.items)
+            if total != self.amount:
+                raise ValueError(f"amount {self.amount} is not the sum of the items ({total})")
+        if self.coupon and self.use_reward:
+            raise ValueError("give either coupon or use_reward, not both")
+        return self
+
+
+class RefundLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line: Annotated[StrictInt, Field(ge=0)]  # position in the purchase's items, from 0
+    qty: Annotated[StrictInt, Field(ge=1, le=10000)] = 1
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: PositiveMoney | None = None
+    lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=500)] | None = None
+    reason: Annotated[StrictStr, Field(max_length=500)] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RefundIn:
+        if self.amount is not None and self.lines is not None:
+            raise ValueError("give either amount or lines, not both")
+        return self
+
+
+class AdjustmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    points: Annotated[StrictInt, Field(ge=-(10**9), le=10**9)] = 0
+    stamps: Annotated[StrictInt, Field(ge=-1000, le=1000)] = 0
+    reason: Annotated[StrictStr, Field(min_length=3, max_length=500)]

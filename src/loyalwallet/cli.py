@@ -1,0 +1,184 @@
+"""`loyalwallet ...`: demo, serve, worker, migrate, merchant create, check-ledger."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from loyalwallet import db
+from loyalwallet.config import configure, load_settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Self-hosted loyalty cards for Apple Wallet, Google Wallet and the web.",
+)
+merchant_app = typer.Typer(no_args_is_help=True, help="Merchants.")
+app.add_typer(merchant_app, name="merchant")
+console = Console(stderr=True)
+
+
+def _setup(data_dir: Path | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = configure(load_settings(data_dir))
+    db.init_engine(settings)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    _setup()
+    from loyalwallet.config import get_settings
+    from loyalwallet.migrations import migrate as run
+
+    run(get_settings().database_url)
+    console.print("[green]database is up to date[/green]")
+
+
+def _serve(host: str, port: int, workers: int = 1) -> None:
+    import uvicorn
+
+    if workers > 1:
+        uvicorn.run(
+            "loyalwallet.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=False,
+        )
+    else:
+        from loyalwallet.api.app import create_app
+
+        uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port."),
+    workers: int = typer.Option(
+        1, help="Server processes (each runs an embedded outbox worker unless LOYALWALLET_RUN_WORKER=0)."
+    ),
+) -> None:
+    """The server for real use, configured from the environment."""
+    _setup()
+    from loyalwallet.config import get_settings
+    from loyalwallet.migrations import migrate as run
+
+    run(get_settings().database_url)
+    _serve(host, port, workers)
+
+
+@app.command()
+def worker() -> None:
+    """A separate outbox worker process (production)."""
+    _setup()
+    from loyalwallet.outbox.worker import Worker
+
+    w = Worker()
+    try:
+        w.run()
+    except KeyboardInterrupt:
+        w.stop()
+
+
+@merchant_app.command("create")
+def merchant_create(
+    name: str = typer.Option(..., "--name", help="The merchant's name."),
+    currency: str = typer.Option("RUB", help="ISO 4217 currency."),
+    timezone: str = typer.Option("Europe/Moscow", help="IANA time zone for 'today', birthdays and reports."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Create a merchant and an owner API key."""
+    _setup()
+    from loyalwallet.errors import DomainError
+    from loyalwallet.merchants.service import create_api_key, create_merchant
+
+    try:
+        with db.transaction() as session:
+            merchant = create_merchant(session, name, currency, timezone)
+            _, key = create_api_key(session, merchant.id, "Owner key (CLI)", "owner")
+            merchant_id = merchant.id
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps({"merchant_id": merchant_id, "api_key": key}))
+    else:
+        console.print(f"merchant {merchant_id} created; owner API key (shown once): {key}")
+
+
+@app.command("check-ledger")
+def check_ledger() -> None:
+    """Exit 0 when every card's cached balance and stamps equal its ledger entries."""
+    _setup()
+    from loyalwallet.cards.service import check_ledger as check
+
+    with db.read() as session:
+        bad = check(session)
+    if bad:
+        for item in bad:
+            print(
+                f"card {item['code']} (id {item['card_id']}, merchant {item['merchant_id']}): {'; '.join(item['problems'])}"
+            )
+        console.print(f"[red]{len(bad)} card(s) disagree with their ledger[/red]")
+        raise typer.Exit(1)
+    console.print("[green]ledger consistent: every card equals the sum of its entries[/green]")
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port."),
+    data_dir: Path = typer.Option(
+        Path(".loyalwallet"), "--data-dir", help="Where the SQLite database and secrets live."
+    ),
+) -> None:
+    """The embedded default: SQLite, migrate, seed a demo coffee shop, print URLs, serve."""
+    os.environ.setdefault(
+        "LOYALWALLET_BASE_URL", f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    )
+    os.environ["LOYALWALLET_DATA_DIR"] = str(data_dir)
+    _setup(data_dir)
+    from loyalwallet.config import get_settings
+    from loyalwallet.demo import seed
+    from loyalwallet.migrations import migrate as run
+
+    settings = get_settings()
+    run(settings.database_url)
+    info = seed(settings.data_dir)
+    base = settings.base_url
+    lines = [
+        f"[bold]Admin[/bold]      {base}/admin   login [cyan]{info['owner_login']}[/cyan] password [cyan]{info['owner_password']}[/cyan]",
+        f"[bold]Cashier[/bold]    {base}/cashier login [cyan]{info['cashier_login']}[/cyan] password [cyan]{info['cashier_password']}[/cyan]",
+        f"[bold]Join page[/bold]  {base}/join/{info['bonus_program_id']}  (stamps: {base}/join/{info['stamp_program_id']})",
+        f"[bold]API docs[/bold]   {base}/docs   (OpenAPI: {base}/openapi.json)",
+        f"[bold]Cashier API key[/bold] [cyan]{info['cashier_api_key']}[/cyan]",
+        f"[bold]Owner API key[/bold]   [cyan]{info['owner_api_key']}[/cyan]",
+        f"Data: {settings.data_dir} (SQLite). Stop with Ctrl-C.",
+        "",
+        f"Try: curl -H 'Authorization: Bearer {info['cashier_api_key']}' '{base}/api/v1/cards?phone=89160000001'",
+    ]
+    out = Console(width=200, soft_wrap=True)
+    out.rule("loyalwallet demo: Кофейня «Зерно»")
+    for line in lines:
+        out.print(line, soft_wrap=True)
+    out.rule()
+    sys.stdout.flush()
+    _serve(host, port)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

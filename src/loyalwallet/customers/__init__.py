@@ -1,0 +1,1 @@
+"""Guests: PII encrypted at rest, found by a blind index of the phone; consent records."""

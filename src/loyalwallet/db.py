@@ -1,0 +1,154 @@
+"""Engine, sessions, the transaction helper and the declarative base.
+
+SQLite and PostgreSQL behave the same for the code above this module:
+- `transaction()` opens a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which
+  takes the database write lock up front, so two writers never interleave (SQLite's
+  stand-in for row locks). On PostgreSQL it is a normal READ COMMITTED transaction and
+  balance-changing code locks the card row with `SELECT ... FOR UPDATE`.
+- `read()` opens a plain transaction for reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
+from sqlalchemy.types import JSON, TypeDecorator
+
+from loyalwallet.config import Settings, get_settings
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in Python on both backends (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+# Integer on SQLite so the column aliases the rowid and autoincrements.
+BigID = BigInteger().with_variant(Integer(), "sqlite")
+IdPK = Annotated[int, mapped_column(BigID, primary_key=True, autoincrement=True)]
+Timestamp = Annotated[dt.datetime, mapped_column(UTCDateTime(), default=utcnow)]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+_engine: Engine | None = None
+_sessions: sessionmaker[Session] | None = None
+
+
+def make_engine(url: str, *, pool_size: int = 20) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            pool_size=pool_size,
+            max_overflow=40,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            immediate = conn.get_execution_options().get("sqlite_immediate", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=20,
+        pool_pre_ping=True,
+        # Prepared statements after the first use: the hot checkout path runs the same
+        # handful of statements over and over.
+        connect_args={"prepare_threshold": 1},
+    )
+
+
+def init_engine(settings: Settings | None = None) -> Engine:
+    global _engine, _sessions
+    settings = settings or get_settings()
+    if _engine is not None:
+        _engine.dispose()
+    _engine = make_engine(settings.database_url)
+    _sessions = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def get_engine() -> Engine:
+    if _engine is None:
+        init_engine()
+    assert _engine is not None
+    return _engine
+
+
+def is_sqlite() -> bool:
+    return get_engine().dialect.name == "sqlite"
+
+
+def _sessionmaker() -> sessionmaker[Session]:
+    if _sessions is None:
+        init_engine()
+    assert _sessions is not None
+    return _sessions
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A write transaction: committed on success, rolled back on any exception."""
+    with _sessionmaker()() as session, session.begin():
+        # Options must reach the connection before its BEGIN is emitted.
+        session.connection(execution_options={"sqlite_immediate": True})
+        yield session
+
+
+@contextmanager
+def read() -> Iterator[Session]:
+    with _sessionmaker()() as session, session.begin():
+        yield session
+
+
+def for_update(stmt: Any) -> Any:
+    """`SELECT ... FOR UPDATE` where row locks exist; SQLite relies on BEGIN IMMEDIATE."""
+    return stmt if is_sqlite() else stmt.with_for_update()

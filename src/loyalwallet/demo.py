@@ -1,0 +1,130 @@
+"""The demo coffee shop `loyalwallet demo` seeds: programs, an owner, a cashier key, guests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from loyalwallet import crypto, db
+from loyalwallet.cards.service import enroll
+from loyalwallet.checkout.schemas import PurchaseIn
+from loyalwallet.checkout.service import purchase
+from loyalwallet.customers.service import GuestData
+from loyalwallet.merchants.actors import Actor, system
+from loyalwallet.merchants.models import Merchant
+from loyalwallet.merchants.service import create_api_key, create_location, create_merchant, create_staff
+from loyalwallet.programs.service import create_program
+
+DEMO_FILE = "demo.json"
+OWNER_LOGIN = "owner@demo.coffee"
+CASHIER_LOGIN = "barista@demo.coffee"
+
+BONUS_RULES: dict[str, Any] = {
+    "tiers": [
+        {"name": "Bronze", "min_spend": 0, "cashback_pct": 5},
+        {"name": "Silver", "min_spend": 1_000_000, "cashback_pct": 7},
+        {"name": "Gold", "min_spend": 3_000_000, "cashback_pct": 10},
+    ],
+    "welcome_points": 100,
+    "birthday_points": 200,
+    "referral_points": 100,
+    "max_redeem_pct": 50,
+    "ttl_days": 365,
+}
+STAMP_RULES: dict[str, Any] = {
+    "stamps_required": 6,
+    "reward": {"kind": "free_item", "name": "Free coffee / Кофе в подарок", "category": "coffee"},
+}
+
+GUESTS = [
+    ("+79160000001", "Анна"),
+    ("+79160000002", "Борис"),
+    ("+79160000003", "Вера"),
+    ("+79160000004", "Глеб"),
+    ("+79160000005", "Дарья"),
+]
+
+
+def seed(data_dir: Path) -> dict[str, Any]:
+    """Create the demo shop unless it is there; returns what to print (credentials)."""
+    path = data_dir / DEMO_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    owner_password = crypto.token(9)
+    cashier_password = crypto.token(9)
+    with db.transaction() as session:
+        merchant = create_merchant(session, "Кофейня «Зерно»", "RUB", "Europe/Moscow")
+        owner = system(merchant.id)
+        location = create_location(
+            session, owner, "Зерно на Покровке", "Москва, ул. Покровка, 17", 55.7597, 37.6468, "+74951234567"
+        )
+        create_staff(session, merchant.id, OWNER_LOGIN, owner_password, "owner", "Owner / Владелец")
+        create_staff(
+            session,
+            merchant.id,
+            CASHIER_LOGIN,
+            cashier_password,
+            "cashier",
+            "Barista / Бариста",
+            [location.id],
+        )
+        bonus = create_program(session, owner, "bonus", "Зерно Бонус", BONUS_RULES)
+        stamp = create_program(session, owner, "stamp", "Шестой кофе в подарок", STAMP_RULES)
+        _, cashier_key = create_api_key(session, merchant.id, "Demo POS", "cashier", location.id)
+        _, owner_key = create_api_key(session, merchant.id, "Demo owner key", "owner")
+        merchant_id, bonus_id, stamp_id, location_id = merchant.id, bonus.id, stamp.id, location.id
+    _seed_guests(merchant_id, bonus_id, stamp_id, location_id)
+    info = {
+        "merchant_id": merchant_id,
+        "owner_login": OWNER_LOGIN,
+        "owner_password": owner_password,
+        "cashier_login": CASHIER_LOGIN,
+        "cashier_password": cashier_password,
+        "cashier_api_key": cashier_key,
+        "owner_api_key": owner_key,
+        "bonus_program_id": bonus_id,
+        "stamp_program_id": stamp_id,
+    }
+    path.write_text(json.dumps(info, indent=2, ensure_ascii=False))
+    path.chmod(0o600)
+    return info
+
+
+def _seed_guests(merchant_id: int, bonus_id: int, stamp_id: int, location_id: int) -> None:
+    rng = random.Random(7)
+    actor = Actor(merchant_id=merchant_id, role="cashier", kind="system", location_id=location_id)
+    from loyalwallet.programs.models import Program
+
+    for phone, name in GUESTS:
+        with db.transaction() as session:
+            bonus = session.get(Program, bonus_id)
+            stamp = session.get(Program, stamp_id)
+            assert bonus and stamp
+            guest = GuestData(
+                phone=phone, name=name, birthday=dt.date(1990, rng.randint(1, 12), rng.randint(1, 28))
+            )
+            bonus_card, _ = enroll(session, actor, bonus, guest, channel="counter")
+            stamp_card, _ = enroll(session, actor, stamp, guest, channel="counter")
+            codes = (bonus_card.code, stamp_card.code)
+        for _ in range(rng.randint(1, 4)):
+            amount = rng.choice([18000, 25000, 32000, 45000, 61000])
+            for code in codes:
+                with db.transaction() as session:
+                    body = PurchaseIn(
+                        card=code,
+                        amount=amount,
+                        items=[
+                            {"sku": "LATTE", "name": "Латте", "category": "coffee", "qty": 1, "price": amount}
+                        ],
+                    )
+                    purchase(session, actor, body)
+
+
+def demo_merchant_exists() -> bool:
+    with db.read() as session:
+        return session.scalar(select(Merchant.id).limit(1)) is not None

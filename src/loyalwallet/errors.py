@@ -1,0 +1,60 @@
+"""Domain errors with stable codes. The API turns them into problem+json (RFC 9457).
+
+Pure rules and services raise these; they know nothing of HTTP beyond the status each
+code maps to, which lives here so the mapping is in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# code -> (HTTP status, title)
+CODES: dict[str, tuple[int, str]] = {
+    "unauthorized": (401, "Missing or invalid credentials"),
+    "forbidden": (403, "Not allowed for this role"),
+    "not_found": (404, "Not found"),
+    "validation_error": (422, "The request is not valid"),
+    "bad_request": (400, "The request cannot be read"),
+    "method_not_allowed": (405, "Method not allowed"),
+    "internal_error": (500, "Internal error"),
+    "unavailable": (503, "Temporarily unavailable"),
+    "insufficient_points": (422, "Not enough points on the card"),
+    "redeem_limit_exceeded": (422, "Points may pay only part of this check"),
+    "idempotency_conflict": (409, "This Idempotency-Key was used with another request"),
+    "idempotency_key_required": (428, "An Idempotency-Key header is required"),
+    "refund_exceeds_purchase": (422, "The refund is larger than what is left of the purchase"),
+    "card_blocked": (409, "The card is blocked"),
+    "fraud_limit": (429, "Blocked by an anti-fraud rule"),
+    "coupon_invalid": (422, "The coupon cannot be used"),
+    "conflict": (409, "Conflict with the current state"),
+    "program_archived": (409, "The program is archived"),
+    "rate_limited": (429, "Too many requests"),
+}
+
+
+class DomainError(Exception):
+    """An error a client can act on. `code` is stable; `detail` is for humans."""
+
+    def __init__(self, code: str, detail: str | None = None, **extra: Any) -> None:
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code!r}")
+        self.code = code
+        self.status, self.title = CODES[code]
+        self.detail = detail or self.title
+        self.extra = extra
+        super().__init__(f"{code}: {self.detail}")
+
+    def problem(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"https://loyalwallet.dev/problems/{self.code.replace('_', '-')}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        body.update(self.extra)
+        return body
+
+
+def not_found(what: str) -> DomainError:
+    return DomainError("not_found", f"{what} not found")

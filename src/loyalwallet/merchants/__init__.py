@@ -1,0 +1,1 @@
+"""Merchants, their locations, staff, roles and API keys."""

@@ -1,0 +1,31 @@
+"""Every table of every part, imported in one place for Alembic and `create_all`."""
+
+from loyalwallet.cards.models import Card, Coupon, LedgerEntry, StampEntry
+from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLine, Refund
+from loyalwallet.customers.models import Consent, Customer
+from loyalwallet.db import Base
+from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
+from loyalwallet.outbox.models import OutboxMessage
+from loyalwallet.programs.models import Program
+
+__all__ = [
+    "ApiKey",
+    "AuditLog",
+    "Base",
+    "Card",
+    "Consent",
+    "Coupon",
+    "Customer",
+    "IdempotencyRecord",
+    "LedgerEntry",
+    "Location",
+    "Merchant",
+    "OutboxMessage",
+    "Program",
+    "Purchase",
+    "PurchaseLine",
+    "Refund",
+    "Staff",
+    "StaffLocation",
+    "StampEntry",
+]

@@ -1,0 +1,36 @@
+"""Outbox rows. Written in the business transaction; a worker delivers them at least once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from loyalwallet.db import Base, BigID, IdPK, Timestamp
+
+STATUSES = ("pending", "done", "dead")
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_merchant_status", "merchant_id", "status", "id"),
+    )
+
+    id: Mapped[IdPK]
+    merchant_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("merchants.id"))
+    # What to do: "card.changed", "apple.push", "google.patch", "webhook", "sms", ...
+    topic: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=12)
+    next_attempt_at: Mapped[Timestamp]
+    # A claimed row is invisible to other workers until this time (crash recovery).
+    locked_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[Timestamp]
+    delivered_at: Mapped[dt.datetime | None]

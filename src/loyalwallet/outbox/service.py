@@ -1,0 +1,62 @@
+"""Writing to the outbox, inside the business transaction.
+
+A change someone outside must hear about is recorded here in the same transaction as
+the change itself: if the transaction rolls back, nothing is sent; if it commits, the
+worker delivers it at least once, whatever happens to this process afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+from sqlalchemy import event, insert
+from sqlalchemy.orm import Session
+
+from loyalwallet.db import utcnow
+from loyalwallet.outbox.models import OutboxMessage
+
+# Set after a commit that wrote outbox rows: wakes an embedded worker at once.
+wakeup = threading.Event()
+
+
+def enqueue(
+    session: Session,
+    merchant_id: int | None,
+    topic: str,
+    payload: dict[str, Any],
+    *,
+    delay: dt.timedelta | None = None,
+    max_attempts: int = 12,
+) -> None:
+    now = utcnow()
+    session.execute(
+        insert(OutboxMessage).values(
+            merchant_id=merchant_id,
+            topic=topic,
+            payload=payload,
+            status="pending",
+            attempts=0,
+            max_attempts=max_attempts,
+            next_attempt_at=now + delay if delay else now,
+            created_at=now,
+        )
+    )
+    session.info["outbox_written"] = True
+
+
+def emit_event(session: Session, merchant_id: int, name: str, data: dict[str, Any]) -> None:
+    """A business event (purchase.created, card.created, ...) for webhooks and triggers."""
+    enqueue(session, merchant_id, "event", {"name": name, "data": data, "at": utcnow().isoformat()})
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop("outbox_written", False):
+        wakeup.set()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop("outbox_written", None)

@@ -1,0 +1,1 @@
+"""Program kinds (bonus, discount, stamp), their pure rules, tiers and card design."""

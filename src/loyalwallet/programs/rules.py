@@ -1,0 +1,185 @@
+"""Program rules: their shape (validated with pydantic) and the pure functions on them.
+
+Percentages arrive as JSON numbers with at most two decimals (2.5 = 2.5 %) and are used
+as integer basis points (250) in every computation, so no float ever touches money.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+
+from loyalwallet.errors import DomainError
+
+Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
+Money = Annotated[StrictInt, Field(ge=0, le=10**12)]
+Points = Annotated[StrictInt, Field(ge=0, le=10**9)]
+
+
+def bp(pct: Decimal) -> int:
+    """Percent -> basis points (exact: at most two decimals are accepted)."""
+    return int(pct * 100)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BonusTier(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    min_spend: Money
+    cashback_pct: Percent
+
+
+class DiscountTier(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    min_spend: Money
+    discount_pct: Percent
+
+
+def _check_tiers(tiers: list[Any]) -> None:
+    names = [t.name for t in tiers]
+    if len(set(names)) != len(names):
+        raise ValueError("tier names must be unique")
+    spends = [t.min_spend for t in tiers]
+    if spends != sorted(spends) or len(set(spends)) != len(spends):
+        raise ValueError("tiers must be listed by strictly increasing min_spend")
+    if spends[0] != 0:
+        raise ValueError("the first tier must start at min_spend 0")
+
+
+class BonusRules(_Strict):
+    tiers: Annotated[list[BonusTier], Field(min_length=1, max_length=20)]
+    # None: spend counted over the card's lifetime; N: over the last N days.
+    tier_period_days: Annotated[StrictInt, Field(ge=1, le=3660)] | None = None
+    welcome_points: Points = 0
+    birthday_points: Points = 0
+    referral_points: Points = 0
+    max_redeem_pct: Percent = Decimal(50)
+    ttl_days: Annotated[StrictInt, Field(ge=1, le=3660)] | None = None
+    accrual_base: Literal["paid", "after_discounts"] = "paid"
+    pending_hours: Annotated[StrictInt, Field(ge=0, le=8760)] = 0
+    min_check: Money = 0
+    # Minor units one point is worth when paying: 100 = 1 point per rouble.
+    point_value: Annotated[StrictInt, Field(ge=1, le=10**6)] = 100
+    accrue_on_redeem: bool = True
+    # When a refund takes back points the guest already spent: allow a negative
+    # balance (repaid by the next accruals) or clamp at zero.
+    refund_debt: Literal["allow", "clamp"] = "allow"
+
+    @model_validator(mode="after")
+    def _tiers(self) -> BonusRules:
+        _check_tiers(self.tiers)
+        return self
+
+
+class DiscountRules(_Strict):
+    tiers: Annotated[list[DiscountTier], Field(min_length=1, max_length=20)]
+    tier_period_days: Annotated[StrictInt, Field(ge=1, le=3660)] | None = None
+
+    @model_validator(mode="after")
+    def _tiers(self) -> DiscountRules:
+        _check_tiers(self.tiers)
+        return self
+
+
+class Qualifying(_Strict):
+    skus: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
+    categories: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Qualifying:
+        if not self.skus and not self.categories:
+            raise ValueError("qualifying needs skus or categories")
+        return self
+
+    def matches(self, sku: str | None, category: str | None) -> bool:
+        return (sku is not None and sku in self.skus) or (
+            category is not None and category in self.categories
+        )
+
+
+class StampReward(_Strict):
+    kind: Literal["free_item", "percent_off", "fixed_off"] = "free_item"
+    name: Annotated[str, Field(min_length=1, max_length=200)] = "Free item"
+    # free_item: the most it takes off (0 = the matching item's price);
+    # fixed_off: minor units; percent_off: use `pct`.
+    value: Money = 0
+    pct: Percent | None = None
+    sku: str | None = None
+    category: str | None = None
+    valid_days: Annotated[StrictInt, Field(ge=1, le=3660)] | None = None
+
+    @model_validator(mode="after")
+    def _value(self) -> StampReward:
+        if self.kind == "percent_off" and self.pct is None:
+            raise ValueError("a percent_off reward needs pct")
+        if self.kind == "fixed_off" and self.value <= 0:
+            raise ValueError("a fixed_off reward needs a positive value")
+        return self
+
+    def coupon_value(self) -> int:
+        return bp(self.pct) if self.kind == "percent_off" and self.pct is not None else self.value
+
+
+class StampRules(_Strict):
+    stamps_required: Annotated[StrictInt, Field(ge=2, le=100)]
+    stamps_per_purchase: Annotated[StrictInt, Field(ge=1, le=100)] = 1
+    # When set, stamps are counted per qualifying item instead of per purchase.
+    qualifying: Qualifying | None = None
+    stamps_per_item: Annotated[StrictInt, Field(ge=1, le=100)] = 1
+    max_stamps_per_purchase: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
+    min_amount: Money = 0
+    welcome_stamps: Annotated[StrictInt, Field(ge=0, le=100)] = 0
+    reward: StampReward = StampReward()
+
+
+Rules = BonusRules | DiscountRules | StampRules
+RULES_BY_KIND: dict[str, type[BonusRules] | type[DiscountRules] | type[StampRules]] = {
+    "bonus": BonusRules,
+    "discount": DiscountRules,
+    "stamp": StampRules,
+}
+
+
+def parse_rules(kind: str, raw: dict[str, Any]) -> Rules:
+    """Validate `raw` for `kind`; DomainError(validation_error) with field errors otherwise."""
+    model = RULES_BY_KIND.get(kind)
+    if model is None:
+        raise DomainError("validation_error", f"unknown program kind {kind!r}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = [
+            {"loc": ["rules", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        raise DomainError("validation_error", "the program rules are not valid", errors=errors) from None
+
+
+def rules_to_json(rules: Rules) -> dict[str, Any]:
+    return rules.model_dump(mode="json", exclude_none=False)
+
+
+def tier_for(tiers: list[BonusTier] | list[DiscountTier], spend: int) -> BonusTier | DiscountTier:
+    """The highest tier whose min_spend the spend reaches (the first tier starts at 0)."""
+    chosen = tiers[0]
+    for tier in tiers:
+        if spend >= tier.min_spend:
+            chosen = tier
+        else:
+            break
+    return chosen
+
+
+def next_tier(tiers: list[BonusTier] | list[DiscountTier], spend: int) -> BonusTier | DiscountTier | None:
+    for tier in tiers:
+        if tier.min_spend > spend:
+            return tier
+    return None
+
+
+def initial_tier(rules: Rules) -> str | None:
+    return None if isinstance(rules, StampRules) else rules.tiers[0].name

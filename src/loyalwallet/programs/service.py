@@ -1,0 +1,118 @@
+"""Programs: create, read, change; parsed rules cached per (program id, version)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loyalwallet.db import utcnow
+from loyalwallet.errors import DomainError, not_found
+from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.service import audit
+from loyalwallet.programs.models import KINDS, Program
+from loyalwallet.programs.rules import Rules, parse_rules, rules_to_json
+
+_cache: dict[tuple[int, int], Rules] = {}
+_cache_lock = threading.Lock()
+
+
+def rules_of(program: Program) -> Rules:
+    key = (program.id, program.version)
+    rules = _cache.get(key)
+    if rules is None:
+        rules = parse_rules(program.kind, program.rules)
+        with _cache_lock:
+            if len(_cache) > 5000:
+                _cache.clear()
+            _cache[key] = rules
+    return rules
+
+
+def create_program(
+    session: Session,
+    actor: Actor,
+    kind: str,
+    name: str,
+    rules: dict[str, Any],
+    design: dict[str, Any] | None = None,
+) -> Program:
+    actor.require("manager")
+    if kind not in KINDS:
+        raise DomainError("validation_error", f"kind must be one of {', '.join(KINDS)}", field="kind")
+    parsed = parse_rules(kind, rules)
+    program = Program(
+        merchant_id=actor.merchant_id,
+        kind=kind,
+        name=name.strip(),
+        rules=rules_to_json(parsed),
+        design=design or {},
+        status="active",
+        version=1,
+    )
+    session.add(program)
+    session.flush()
+    audit(session, actor, "program.create", "program", program.id, {"kind": kind, "name": name})
+    return program
+
+
+def get_program(session: Session, merchant_id: int, program_id: int) -> Program:
+    program = session.get(Program, program_id)
+    if program is None or program.merchant_id != merchant_id:
+        raise not_found("program")
+    return program
+
+
+def list_programs(session: Session, merchant_id: int, include_archived: bool = False) -> list[Program]:
+    stmt = select(Program).where(Program.merchant_id == merchant_id).order_by(Program.id)
+    if not include_archived:
+        stmt = stmt.where(Program.status == "active")
+    return list(session.scalars(stmt))
+
+
+def update_program(
+    session: Session,
+    actor: Actor,
+    program: Program,
+    *,
+    name: str | None = None,
+    rules: dict[str, Any] | None = None,
+    design: dict[str, Any] | None = None,
+    status: str | None = None,
+) -> Program:
+    """Changing rules or design bumps the version; the caller tells issued cards."""
+    actor.require("manager")
+    changes: dict[str, Any] = {}
+    if name is not None and name.strip() != program.name:
+        program.name = name.strip()
+        changes["name"] = program.name
+    if rules is not None:
+        program.rules = rules_to_json(parse_rules(program.kind, rules))
+        changes["rules"] = program.rules
+    if design is not None:
+        program.design = design
+        changes["design"] = True
+    if status is not None:
+        if status not in ("active", "archived"):
+            raise DomainError("validation_error", "status must be active or archived", field="status")
+        program.status = status
+        changes["status"] = status
+    if changes:
+        program.version += 1
+        program.updated_at = utcnow()
+        audit(session, actor, "program.update", "program", program.id, changes)
+    return program
+
+
+def program_view(program: Program) -> dict[str, Any]:
+    return {
+        "id": program.id,
+        "kind": program.kind,
+        "name": program.name,
+        "rules": program.rules,
+        "status": program.status,
+        "version": program.version,
+        "created_at": program.created_at.isoformat(),
+    }

@@ -1,0 +1,112 @@
+"""Shared fixtures: a migrated database (SQLite by default, PostgreSQL when
+LOYALWALLET_TEST_DATABASE_URL is set), the app, merchants with API keys, a live server."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from loyalwallet import db
+from loyalwallet.config import Settings, configure, load_settings, normalise_database_url
+from loyalwallet.migrations import migrate
+from support import Shop, new_shop
+
+PG_URL = os.environ.get("LOYALWALLET_TEST_DATABASE_URL")
+
+
+def _fresh_pg_database(server_url: str) -> tuple[str, str]:
+    """A new empty database on the test server; returns (url, name)."""
+    name = f"lwtest_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_database_url(server_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    base, _, _ = normalise_database_url(server_url).rpartition("/")
+    return f"{base}/{name}", name
+
+
+def _drop_pg_database(server_url: str, name: str) -> None:
+    db.get_engine().dispose()
+    admin = create_engine(normalise_database_url(server_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    data_dir: Path = tmp_path_factory.mktemp("data")
+    pg_name = None
+    if PG_URL:
+        url, pg_name = _fresh_pg_database(PG_URL)
+    else:
+        url = f"sqlite:///{data_dir / 'test.db'}"
+    os.environ["LOYALWALLET_BASE_URL"] = "http://testserver"
+    s = configure(load_settings(data_dir, url))
+    s = configure(Settings(**{**s.__dict__, "run_worker": False, "base_url": "http://testserver"}))
+    migrate(s.database_url)
+    db.init_engine(s)
+    yield s
+    if pg_name:
+        _drop_pg_database(PG_URL or "", pg_name)
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Any:
+    from loyalwallet.api.app import create_app
+
+    return create_app(settings, run_worker=False)
+
+
+@pytest.fixture(scope="session")
+def client(app: Any) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def shop(client: TestClient) -> Shop:
+    return new_shop(client)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Any
+
+
+@pytest.fixture(scope="session")
+def live_server(app: Any) -> Iterator[LiveServer]:
+    """The app served by uvicorn on 127.0.0.1 in a thread: real sockets, real concurrency."""
+    import uvicorn
+
+    from support import free_port
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("live server did not start")
+        time.sleep(0.02)
+    yield LiveServer(url=f"http://127.0.0.1:{port}", app=app)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def is_pg(settings: Settings) -> bool:
+    return not settings.is_sqlite
