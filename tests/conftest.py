@@ -110,3 +110,56 @@ def live_server(app: Any) -> Iterator[LiveServer]:
 @pytest.fixture
 def is_pg(settings: Settings) -> bool:
     return not settings.is_sqlite
+
+
+BROWSER_PATH = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
+    if not os.path.exists(BROWSER_PATH):
+        if os.environ.get("LOYALWALLET_REQUIRE_BROWSER"):
+            pytest.fail(f"{BROWSER_PATH} is missing: apt-get install chromium")
+        pytest.skip(f"{BROWSER_PATH} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=BROWSER_PATH,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A desktop-sized page; use `phone_page` for a phone viewport."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+@pytest.fixture
+def phone_page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=3,
+        is_mobile=True,
+        has_touch=True,
+        locale="ru-RU",
+    )
+    p = context.new_page()
+    yield p
+    context.close()

@@ -13,9 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def _env(name: str, default: str | None = None) -> str | None:
+def env(name: str, default: str | None = None) -> str | None:
+    """LOYALWALLET_<name> from the environment; parts read their own settings with it."""
     value = os.environ.get(f"LOYALWALLET_{name}")
     return value if value not in (None, "") else default
+
+
+_env = env
 
 
 def normalise_database_url(url: str) -> str:

@@ -6,10 +6,11 @@ from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.db import Base
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
 from loyalwallet.outbox.models import OutboxMessage
-from loyalwallet.programs.models import Program
+from loyalwallet.programs.models import Asset, Program
 
 __all__ = [
     "ApiKey",
+    "Asset",
     "AuditLog",
     "Base",
     "Card",

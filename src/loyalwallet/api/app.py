@@ -64,6 +64,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     errors.install(app)
     for router in _routers():
         app.include_router(router)
+    from starlette.staticfiles import StaticFiles
+
+    from loyalwallet.web.templating import STATIC
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database check")
     def healthz() -> dict[str, Any]:

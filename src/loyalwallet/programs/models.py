@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalwallet.db import Base, BigID, IdPK, Timestamp
@@ -27,3 +27,20 @@ class Program(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]
+
+
+class Asset(Base):
+    """An uploaded or rendered image, addressed by the SHA-256 of its bytes. Kept in
+    the database so any number of stateless servers can serve it."""
+
+    __tablename__ = "assets"
+    __table_args__ = (UniqueConstraint("merchant_id", "sha256"),)
+
+    id: Mapped[IdPK]
+    merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[Timestamp]

@@ -1,1 +1,1 @@
-"""web."""
+"""Server-rendered pages: templates, static files, translations (Russian and English)."""

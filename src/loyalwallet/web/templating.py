@@ -1,0 +1,63 @@
+"""The Jinja2 environment: autoescaping on, translations bound per request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from loyalwallet.web.i18n import LANGUAGES, gettext_for, pick_language
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html", "xml", "svg"], default=True),
+    extensions=["jinja2.ext.i18n"],
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def money(minor: int | None, currency: str = "RUB") -> str:
+    """35000 -> "350.00 ₽" (display only)."""
+    if minor is None:
+        return ""
+    sign = "-" if minor < 0 else ""
+    units, cents = divmod(abs(int(minor)), 100)
+    symbol = {"RUB": "₽", "USD": "$", "EUR": "€"}.get(currency, currency)
+    return f"{sign}{units:,}".replace(",", "\u00a0") + f".{cents:02d}\u00a0{symbol}"
+
+
+env.filters["money"] = money
+
+
+def language(request: Request, saved: str | None = None) -> str:
+    return pick_language(
+        request.query_params.get("lang"),
+        request.cookies.get("lang"),
+        saved,
+        request.headers.get("accept-language"),
+    )
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    lang: str | None = None,
+) -> HTMLResponse:
+    lang = lang or language(request)
+    _ = gettext_for(lang)
+    ctx = {"request": request, "lang": lang, "languages": LANGUAGES, "_": _, "gettext": _, **(context or {})}
+    html = env.get_template(template).render(**ctx)
+    response = HTMLResponse(html, status_code=status)
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax")
+    return response
