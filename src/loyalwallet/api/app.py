@@ -31,8 +31,9 @@ def _routers() -> list[Any]:
     from loyalwallet.checkout.routes import router as checkout
     from loyalwallet.merchants.routes import router as merchants
     from loyalwallet.programs.routes import router as programs
+    from loyalwallet.programs.routes_assets import router as assets
 
-    return [programs, cards, checkout, merchants]
+    return [programs, cards, checkout, merchants, assets]
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:

@@ -55,6 +55,10 @@ class Card(Base):
     referrer_card_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("cards.id"))
     referral_rewarded: Mapped[bool] = mapped_column(default=False)
     channel: Mapped[str | None] = mapped_column(String(64))
+    # The latest message for the guest (a campaign push); wallets show it with a
+    # change alert. Written by campaigns, shown by the Apple pass and the web card.
+    message: Mapped[str | None] = mapped_column(String(500))
+    message_at: Mapped[dt.datetime | None]
     # Bumped on every change a wallet must show; pass_updated_at feeds PassKit's tag.
     version: Mapped[int] = mapped_column(Integer, default=1)
     pass_updated_at: Mapped[Timestamp]

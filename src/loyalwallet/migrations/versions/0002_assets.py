@@ -1,4 +1,4 @@
-"""assets
+"""assets (card images) and the card message column
 
 Revision ID: 0002_assets
 Revises: 0001_core

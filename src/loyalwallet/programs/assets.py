@@ -1,0 +1,55 @@
+"""Images of card designs, stored in the database and served by their SHA-256.
+
+Content addressing makes them cache forever: a changed image is a new hash, a new URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loyalwallet.config import get_settings
+from loyalwallet.errors import DomainError
+from loyalwallet.programs.models import Asset
+
+MAX_BYTES = 5 * 1024 * 1024
+TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+def store(session: Session, merchant_id: int, data: bytes) -> Asset:
+    """Store an image (PNG, JPEG or WebP, ≤ 5 MB); the same bytes are stored once."""
+    if len(data) > MAX_BYTES:
+        raise DomainError("validation_error", "the image is larger than 5 MB", field="image")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt, (width, height) = img.format, img.size
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise DomainError(
+            "validation_error", "the file is not a PNG, JPEG or WebP image", field="image"
+        ) from None
+    if fmt not in TYPES:
+        raise DomainError("validation_error", "the image must be PNG, JPEG or WebP", field="image")
+    sha = hashlib.sha256(data).hexdigest()
+    existing = session.scalar(select(Asset).where(Asset.merchant_id == merchant_id, Asset.sha256 == sha))
+    if existing is not None:
+        return existing
+    asset = Asset(
+        merchant_id=merchant_id, sha256=sha, content_type=TYPES[fmt], data=data, width=width, height=height
+    )
+    session.add(asset)
+    session.flush()
+    return asset
+
+
+def load(session: Session, merchant_id: int, sha: str) -> Asset | None:
+    return session.scalar(select(Asset).where(Asset.merchant_id == merchant_id, Asset.sha256 == sha))
+
+
+def url(merchant_id: int, sha: str) -> str:
+    """Public URL of an asset (Google Wallet fetches images from here)."""
+    return f"{get_settings().base_url}/assets/{merchant_id}/{sha}"
