@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
+import orjson
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
@@ -70,10 +71,16 @@ _engine: Engine | None = None
 _sessions: sessionmaker[Session] | None = None
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
             connect_args={"timeout": 60, "check_same_thread": False},
             pool_size=pool_size,
             max_overflow=40,
@@ -97,6 +104,8 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
         return engine
     return create_engine(
         url,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=20,
         pool_pre_ping=True,
@@ -149,6 +158,10 @@ def read() -> Iterator[Session]:
         yield session
 
 
-def for_update(stmt: Any) -> Any:
-    """`SELECT ... FOR UPDATE` where row locks exist; SQLite relies on BEGIN IMMEDIATE."""
-    return stmt if is_sqlite() else stmt.with_for_update()
+def for_update(stmt: Any, of: Any = None) -> Any:
+    """`SELECT ... FOR UPDATE [OF table]` where row locks exist; SQLite relies on BEGIN
+    IMMEDIATE. Pass `of` when the query joins other tables: without it PostgreSQL locks
+    the joined rows too (every purchase would queue on its program's row)."""
+    if is_sqlite():
+        return stmt
+    return stmt.with_for_update(of=of) if of is not None else stmt.with_for_update()

@@ -5,47 +5,64 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from loyalwallet import db
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import Actor
-from loyalwallet.merchants.service import actor_for_api_key
+from loyalwallet.merchants.service import actor_for_api_key, cached_api_key_actor
 
 # Other ways to authenticate (the staff web session) register here: each takes the
 # request and returns an Actor or None.
 EXTRA_AUTHENTICATORS: list[Callable[[Request], Actor | None]] = []
 
 
-def authenticate(request: Request) -> Actor:
+def _lookup_key(plain: str) -> Actor | None:
+    with db.read() as session:
+        return actor_for_api_key(session, plain)
+
+
+def _extra(request: Request) -> Actor | None:
+    for auth in EXTRA_AUTHENTICATORS:
+        actor = auth(request)
+        if actor is not None:
+            return actor
+    return None
+
+
+async def authenticate(request: Request) -> Actor:
+    """Async so that a POS's key, resolved from the cache, costs no thread hop."""
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
+        plain = value.strip()
+        if scheme.lower() != "bearer" or not plain:
             raise DomainError("unauthorized", "use Authorization: Bearer <api key>")
-        with db.read() as session:
-            actor = actor_for_api_key(session, value.strip())
+        hit, actor = cached_api_key_actor(plain)
+        if not hit:
+            actor = await run_in_threadpool(_lookup_key, plain)
         if actor is None:
             raise DomainError("unauthorized", "the API key is not valid or was revoked")
         return actor
-    for auth in EXTRA_AUTHENTICATORS:
-        actor = auth(request)
+    if EXTRA_AUTHENTICATORS:
+        actor = await run_in_threadpool(_extra, request)
         if actor is not None:
             return actor
     raise DomainError("unauthorized", "an API key is required: Authorization: Bearer <api key>")
 
 
-def actor(request: Request) -> Actor:
+async def actor(request: Request) -> Actor:
     """Any authenticated caller (cashier and up)."""
-    return authenticate(request)
+    return await authenticate(request)
 
 
-def manager(request: Request) -> Actor:
-    who = authenticate(request)
+async def manager(request: Request) -> Actor:
+    who = await authenticate(request)
     who.require("manager")
     return who
 
 
-def owner(request: Request) -> Actor:
-    who = authenticate(request)
+async def owner(request: Request) -> Actor:
+    who = await authenticate(request)
     who.require("owner")
     return who

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session, defer
 
 from loyalwallet import crypto
 from loyalwallet.cards import lots as lotrules
@@ -21,7 +21,7 @@ from loyalwallet.config import get_settings
 from loyalwallet.customers.models import Customer
 from loyalwallet.customers.service import GuestData, get_or_create
 from loyalwallet.customers.service import view as customer_view
-from loyalwallet.db import for_update, utcnow
+from loyalwallet.db import is_sqlite, utcnow
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
@@ -41,36 +41,54 @@ from loyalwallet.programs.service import rules_of
 # --- lookup and locking ------------------------------------------------------------------
 
 
-def lock_card(session: Session, merchant_id: int, code: str) -> tuple[Card, Program]:
-    """The card with this code, row-locked for the transaction, and its program."""
-    stmt = (
-        select(Card, Program)
-        .join(Program, Program.id == Card.program_id)
-        .where(Card.merchant_id == merchant_id, Card.code == normalise(code))
-    )
-    row = session.execute(for_update(stmt)).first()
+# How many rewards the card holds, read with the card itself: most cards hold none, and
+# then the view does not query coupons at all.
+_REWARDS_COUNT = (
+    select(func.count())
+    .where(Coupon.card_id == Card.id, Coupon.status == "available")
+    .correlate(Card)
+    .scalar_subquery()
+    .label("rewards")
+)
+
+
+# Built once (with bind parameters): this is the first statement of every purchase.
+# The program's design is deferred: the checkout never needs it.
+_CARD_QUERY = (
+    select(Card, Program, _REWARDS_COUNT, Customer)
+    .join(Program, Program.id == Card.program_id)
+    .outerjoin(Customer, Customer.id == Card.customer_id)
+    .options(defer(Program.design))
+)
+_BY_CODE = _CARD_QUERY.where(Card.merchant_id == bindparam("merchant_id"), Card.code == bindparam("code"))
+_BY_CODE_LOCKED = _BY_CODE.with_for_update(of=Card)
+_BY_ID = _CARD_QUERY.where(Card.id == bindparam("card_id"))
+_BY_ID_LOCKED = _BY_ID.with_for_update(of=Card)
+
+
+def _card_row(session: Session, stmt: Any, params: dict[str, Any]) -> tuple[Card, Program]:
+    # The guest (if any) is loaded by the same query into the session's identity map,
+    # so the view's session.get(Customer, ...) costs no round trip.
+    row = session.execute(stmt, params).first()
     if row is None:
         raise not_found("card")
+    session.info.setdefault("rewards_hint", {})[row[0].id] = row[2]
     return row[0], row[1]
+
+
+def lock_card(session: Session, merchant_id: int, code: str) -> tuple[Card, Program]:
+    """The card with this code, row-locked for the transaction, and its program.
+    (SQLite has no row locks: the write transaction is BEGIN IMMEDIATE instead.)"""
+    stmt = _BY_CODE if is_sqlite() else _BY_CODE_LOCKED
+    return _card_row(session, stmt, {"merchant_id": merchant_id, "code": normalise(code)})
 
 
 def lock_card_by_id(session: Session, card_id: int) -> tuple[Card, Program]:
-    stmt = select(Card, Program).join(Program, Program.id == Card.program_id).where(Card.id == card_id)
-    row = session.execute(for_update(stmt)).first()
-    if row is None:
-        raise not_found("card")
-    return row[0], row[1]
+    return _card_row(session, _BY_ID if is_sqlite() else _BY_ID_LOCKED, {"card_id": card_id})
 
 
 def get_card(session: Session, merchant_id: int, code: str) -> tuple[Card, Program]:
-    row = session.execute(
-        select(Card, Program)
-        .join(Program, Program.id == Card.program_id)
-        .where(Card.merchant_id == merchant_id, Card.code == normalise(code))
-    ).first()
-    if row is None:
-        raise not_found("card")
-    return row[0], row[1]
+    return _card_row(session, _BY_CODE, {"merchant_id": merchant_id, "code": normalise(code)})
 
 
 def cards_of_customer(session: Session, customer: Customer) -> list[tuple[Card, Program]]:
@@ -85,6 +103,30 @@ def cards_of_customer(session: Session, customer: Customer) -> list[tuple[Card, 
 
 # --- the ledger of one locked card -------------------------------------------------------
 
+# Statements of the hot path, built once: building them per call (and computing their
+# cache keys) costs more than running them.
+_LEDGER = LedgerEntry.__table__
+_ENTRY_OPTIONAL = (
+    "remaining",
+    "expires_at",
+    "available_at",
+    "purchase_id",
+    "refund_id",
+    "actor_type",
+    "actor_id",
+    "reason",
+)
+_INSERT_ENTRY = insert(_LEDGER).returning(_LEDGER.c.id)
+_TAKE_FROM_LOT = (
+    update(_LEDGER)
+    .where(_LEDGER.c.id == bindparam("lot_id"))
+    .values(remaining=_LEDGER.c.remaining - bindparam("take"))
+)
+_OPEN_LOTS = select(_LEDGER.c.id, _LEDGER.c.remaining, _LEDGER.c.expires_at, _LEDGER.c.available_at).where(
+    _LEDGER.c.card_id == bindparam("card_id"), _LEDGER.c.remaining > 0
+)
+_AVAILABLE_COUPONS = Coupon.__table__
+
 
 class CardBook:
     """Points and stamps of one card, within the transaction that locked it."""
@@ -97,33 +139,39 @@ class CardBook:
         self.now = now or utcnow()
         self._lots: list[lotrules.Lot] | None = None
         self.changed = False
+        # Set when this transaction issued, used or revoked a reward (the view re-reads).
+        self.rewards_touched = False
 
     # Lots -------------------------------------------------------------------------------
 
     @property
     def lots(self) -> list[lotrules.Lot]:
         if self._lots is None:
-            rows = self.session.execute(
-                select(
-                    LedgerEntry.id, LedgerEntry.remaining, LedgerEntry.expires_at, LedgerEntry.available_at
-                ).where(LedgerEntry.card_id == self.card.id, LedgerEntry.remaining > 0)
-            ).all()
+            rows = self.session.execute(_OPEN_LOTS, {"card_id": self.card.id}).all()
             self._lots = [lotrules.Lot(r.id, r.remaining, r.expires_at, r.available_at) for r in rows]
         return self._lots
 
+    def _lots_matter(self) -> bool:
+        """Whether spendable points can differ from the balance: only when the program
+        holds new points back (pending_hours). Expired lots are written off by the
+        periodic sweep, and exactly (expire_due) before any redemption."""
+        return self._lots is not None or (isinstance(self.rules, BonusRules) and self.rules.pending_hours > 0)
+
     def available(self) -> int:
+        if not self._lots_matter():
+            return max(self.card.balance, 0)
         return lotrules.available(self.lots, self.now)
 
     def pending(self) -> int:
+        if not self._lots_matter():
+            return 0
         return lotrules.pending(self.lots, self.now)
 
     def _set_remaining(self, allocations: list[tuple[int, int]]) -> None:
         taken = dict(allocations)
-        for lot_id, take in allocations:
+        if allocations:
             self.session.execute(
-                update(LedgerEntry)
-                .where(LedgerEntry.id == lot_id)
-                .values(remaining=LedgerEntry.remaining - take)
+                _TAKE_FROM_LOT, [{"lot_id": lot_id, "take": take} for lot_id, take in allocations]
             )
         self._lots = [
             lotrules.Lot(lot.id, lot.remaining - taken.get(lot.id, 0), lot.expires_at, lot.available_at)
@@ -131,18 +179,16 @@ class CardBook:
         ]
 
     def _entry(self, kind: str, points: int, **values: Any) -> int:
-        result = self.session.execute(
-            insert(LedgerEntry)
-            .values(
-                merchant_id=self.card.merchant_id,
-                card_id=self.card.id,
-                kind=kind,
-                points=points,
-                created_at=self.now,
-                **values,
-            )
-            .returning(LedgerEntry.id)
+        params = dict.fromkeys(_ENTRY_OPTIONAL)
+        params.update(values)
+        params.update(
+            merchant_id=self.card.merchant_id,
+            card_id=self.card.id,
+            kind=kind,
+            points=points,
+            created_at=self.now,
         )
+        result = self.session.execute(_INSERT_ENTRY, params)
         self.card.balance += points
         self.changed = True
         return int(result.scalar_one())
@@ -190,12 +236,14 @@ class CardBook:
             actor_id=actor.id if actor else None,
             reason=reason,
         )
-        self.lots.append(lotrules.Lot(entry_id, remaining, expires_at, available_at))
+        if self._lots is not None:
+            self._lots.append(lotrules.Lot(entry_id, remaining, expires_at, available_at))
         return entry_id
 
     def redeem(self, points: int, *, actor: Actor | None, purchase_id: int | None) -> None:
         if points <= 0:
             return
+        self.expire_due()
         if points > self.available():
             raise DomainError("insufficient_points", f"the card has {self.available()} points available")
         self._set_remaining(lotrules.take_spendable(self.lots, points, self.now))
@@ -264,7 +312,7 @@ class CardBook:
 
     def _stamp_entry(self, kind: str, stamps: int, **values: Any) -> None:
         self.session.execute(
-            insert(StampEntry).values(
+            insert(StampEntry.__table__).values(
                 merchant_id=self.card.merchant_id,
                 card_id=self.card.id,
                 kind=kind,
@@ -277,11 +325,12 @@ class CardBook:
         self.changed = True
 
     def _issue_reward(self, purchase_id: int | None) -> int:
+        self.rewards_touched = True
         rules = self.rules
         assert isinstance(rules, StampRules)
         reward = rules.reward
         coupon_id = self.session.execute(
-            insert(Coupon)
+            insert(Coupon.__table__)
             .values(
                 merchant_id=self.card.merchant_id,
                 card_id=self.card.id,
@@ -300,7 +349,7 @@ class CardBook:
                 valid_until=self.now + dt.timedelta(days=reward.valid_days) if reward.valid_days else None,
                 created_at=self.now,
             )
-            .returning(Coupon.id)
+            .returning(Coupon.__table__.c.id)
         ).scalar_one()
         self._stamp_entry("reward", -rules.stamps_required, coupon_id=coupon_id, purchase_id=purchase_id)
         return int(coupon_id)
@@ -325,6 +374,7 @@ class CardBook:
             if reward is None:
                 break
             self.session.execute(update(Coupon).where(Coupon.id == reward).values(status="revoked"))
+            self.rewards_touched = True
             self._stamp_entry(
                 "reward_revoked", self.rules.stamps_required, coupon_id=reward, refund_id=refund_id
             )
@@ -466,8 +516,13 @@ def enroll(
 # --- views -------------------------------------------------------------------------------
 
 
-def available_rewards(session: Session, card: Card, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def available_rewards(
+    session: Session, card: Card, now: dt.datetime | None = None, book: CardBook | None = None
+) -> list[dict[str, Any]]:
     now = now or utcnow()
+    hint = session.info.get("rewards_hint", {}).get(card.id)
+    if hint == 0 and not (book is not None and book.rewards_touched):
+        return []
     rows = session.scalars(
         select(Coupon).where(Coupon.card_id == card.id, Coupon.status == "available").order_by(Coupon.id)
     ).all()
@@ -517,7 +572,7 @@ def card_view(
         "spend": card.spend,
         "visits": card.visits,
         "last_visit_at": card.last_visit_at.isoformat() if card.last_visit_at else None,
-        "rewards": available_rewards(session, card, now),
+        "rewards": available_rewards(session, card, now, book),
         **card_urls(card),
         "created": created,
         "created_at": card.created_at.isoformat(),

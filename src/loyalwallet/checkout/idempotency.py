@@ -13,7 +13,7 @@ import hashlib
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,14 @@ from loyalwallet.db import utcnow
 from loyalwallet.errors import DomainError
 
 MAX_KEY_LENGTH = 255
+_TABLE = IdempotencyRecord.__table__
+_CLAIM = {
+    name: dialect.insert(_TABLE)
+    .on_conflict_do_nothing(index_elements=["merchant_id", "scope", "key"])
+    .returning(_TABLE.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_STORE = update(_TABLE).where(_TABLE.c.id == bindparam("record_id"))
 
 
 def request_hash(body: dict[str, Any]) -> str:
@@ -35,15 +43,15 @@ def claim(
     that already used it. Raises idempotency_conflict when the body differs."""
     if not key or len(key) > MAX_KEY_LENGTH:
         raise DomainError("validation_error", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters")
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(IdempotencyRecord)
-        .values(merchant_id=merchant_id, scope=scope, key=key, request_hash=body_hash, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["merchant_id", "scope", "key"])
-        .returning(IdempotencyRecord.id)
-    )
-    new_id = session.execute(stmt).scalar()
+    stmt = _CLAIM[session.get_bind().dialect.name]
+    params = {
+        "merchant_id": merchant_id,
+        "scope": scope,
+        "key": key,
+        "request_hash": body_hash,
+        "created_at": utcnow(),
+    }
+    new_id = session.execute(stmt, params).scalar()
     if new_id is not None:
         return int(new_id)
     row = session.execute(
@@ -63,8 +71,4 @@ def claim(
 
 
 def store(session: Session, record_id: int, status: int, response: dict[str, Any]) -> None:
-    session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == record_id)
-        .values(status_code=status, response=response)
-    )
+    session.execute(_STORE, {"record_id": record_id, "status_code": status, "response": response})

@@ -26,6 +26,8 @@ from loyalwallet.outbox.service import emit_event, enqueue
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import BonusRules
 
+_INSERT_PURCHASE = insert(Purchase.__table__).returning(Purchase.__table__.c.id)
+
 
 def _lines(body: PurchaseIn) -> list[rules.Line]:
     return [
@@ -161,43 +163,43 @@ def purchase(
     location_id = _location(session, actor, body)
     now = utcnow()
     book = CardBook(session, card, program, now)
-    book.expire_due()
+    if body.redeem_points:
+        book.expire_due()  # exact spendable points before a redemption
     coupon, offer = _find_offer(session, card, body, now, lock=True)
     outcome = _compute(session, book, body, offer)
     first_purchase = card.first_purchase_at is None
 
     purchase_id = session.execute(
-        insert(Purchase)
-        .values(
-            merchant_id=actor.merchant_id,
-            card_id=card.id,
-            program_id=program.id,
-            location_id=location_id,
-            actor_type=actor.kind,
-            actor_id=actor.id,
-            external_id=body.external_id,
-            amount=outcome.amount,
-            tier_discount=outcome.tier_discount,
-            coupon_discount=outcome.coupon_discount,
-            discount=outcome.discount,
-            points_redeemed=outcome.points_redeemed,
-            redeem_value=outcome.redeem_value,
-            to_pay=outcome.to_pay,
-            accrual_base=outcome.accrual_base,
-            points_accrued=outcome.points_accrued,
-            stamps_added=outcome.stamps_added,
-            spend_added=outcome.spend_added,
-            coupon_id=coupon.id if coupon else None,
-            tier_before=outcome.tier_before,
-            tier_after=outcome.tier_after,
-            status="completed",
-            created_at=now,
-        )
-        .returning(Purchase.id)
+        _INSERT_PURCHASE,
+        {
+            "merchant_id": actor.merchant_id,
+            "card_id": card.id,
+            "program_id": program.id,
+            "location_id": location_id,
+            "actor_type": actor.kind,
+            "actor_id": actor.id,
+            "external_id": body.external_id,
+            "amount": outcome.amount,
+            "tier_discount": outcome.tier_discount,
+            "coupon_discount": outcome.coupon_discount,
+            "discount": outcome.discount,
+            "points_redeemed": outcome.points_redeemed,
+            "redeem_value": outcome.redeem_value,
+            "to_pay": outcome.to_pay,
+            "accrual_base": outcome.accrual_base,
+            "points_accrued": outcome.points_accrued,
+            "stamps_added": outcome.stamps_added,
+            "spend_added": outcome.spend_added,
+            "coupon_id": coupon.id if coupon else None,
+            "tier_before": outcome.tier_before,
+            "tier_after": outcome.tier_after,
+            "status": "completed",
+            "created_at": now,
+        },
     ).scalar_one()
     if body.items:
         session.execute(
-            insert(PurchaseLine),
+            insert(PurchaseLine.__table__),
             [
                 {
                     "merchant_id": actor.merchant_id,
@@ -215,6 +217,7 @@ def purchase(
         )
 
     if coupon is not None:
+        book.rewards_touched = True
         coupon.uses_left -= 1
         if coupon.uses_left <= 0:
             coupon.status = "used"
@@ -385,7 +388,7 @@ def refund(
     outcome = rules.refund(totals, amount)
     now = utcnow()
     refund_id = session.execute(
-        insert(Refund)
+        insert(Refund.__table__)
         .values(
             merchant_id=actor.merchant_id,
             purchase_id=p.id,
@@ -402,7 +405,7 @@ def refund(
             actor_id=actor.id,
             created_at=now,
         )
-        .returning(Refund.id)
+        .returning(Refund.__table__.c.id)
     ).scalar_one()
 
     book = CardBook(session, card, program, now)

@@ -187,6 +187,13 @@ class _KeyCache:
 _key_cache = _KeyCache()
 
 
+def cached_api_key_actor(plain: str) -> tuple[bool, Actor | None]:
+    """(True, actor-or-None) when the answer for this key is known without the database."""
+    if not plain.startswith(API_KEY_PREFIX) or len(plain) > 100:
+        return True, None
+    return _key_cache.get(crypto.sha256_hex(plain))
+
+
 def actor_for_api_key(session: Session, plain: str) -> Actor | None:
     if not plain.startswith(API_KEY_PREFIX) or len(plain) > 100:
         return None

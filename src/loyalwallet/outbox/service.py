@@ -31,24 +31,33 @@ def enqueue(
     max_attempts: int = 12,
 ) -> None:
     now = utcnow()
-    session.execute(
-        insert(OutboxMessage).values(
-            merchant_id=merchant_id,
-            topic=topic,
-            payload=payload,
-            status="pending",
-            attempts=0,
-            max_attempts=max_attempts,
-            next_attempt_at=now + delay if delay else now,
-            created_at=now,
-        )
+    # Buffered and written in one multi-row INSERT just before the commit (below): one
+    # round trip per transaction however many rows it queues.
+    session.info.setdefault("outbox_rows", []).append(
+        {
+            "merchant_id": merchant_id,
+            "topic": topic,
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "next_attempt_at": now + delay if delay else now,
+            "created_at": now,
+        }
     )
-    session.info["outbox_written"] = True
 
 
 def emit_event(session: Session, merchant_id: int, name: str, data: dict[str, Any]) -> None:
     """A business event (purchase.created, card.created, ...) for webhooks and triggers."""
     enqueue(session, merchant_id, "event", {"name": name, "data": data, "at": utcnow().isoformat()})
+
+
+@event.listens_for(Session, "before_commit")
+def _write_buffered(session: Session) -> None:
+    rows = session.info.pop("outbox_rows", None)
+    if rows:
+        session.execute(insert(OutboxMessage.__table__), rows)
+        session.info["outbox_written"] = True
 
 
 @event.listens_for(Session, "after_commit")
@@ -59,4 +68,5 @@ def _after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
+    session.info.pop("outbox_rows", None)
     session.info.pop("outbox_written", None)
