@@ -29,11 +29,12 @@ POS writes accept an `Idempotency-Key` header: a retry returns the stored answer
 def _routers() -> list[Any]:
     from loyalwallet.cards.routes import router as cards
     from loyalwallet.checkout.routes import router as checkout
+    from loyalwallet.customers.routes import router as customers
     from loyalwallet.merchants.routes import router as merchants
     from loyalwallet.programs.routes import router as programs
     from loyalwallet.programs.routes_assets import router as assets
 
-    return [programs, cards, checkout, merchants, assets]
+    return [programs, cards, checkout, merchants, customers, assets]
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
