@@ -29,6 +29,11 @@ CODES: dict[str, tuple[int, str]] = {
     "conflict": (409, "Conflict with the current state"),
     "program_archived": (409, "The program is archived"),
     "rate_limited": (429, "Too many requests"),
+    # Enrollment (join pages, one-time SMS codes).
+    "consent_required": (422, "Consent to the processing of personal data is required"),
+    "otp_invalid": (422, "The code is wrong"),
+    "otp_expired": (410, "The code has expired"),
+    "otp_attempts_exceeded": (429, "Too many wrong codes"),
 }
 
 

@@ -4,6 +4,7 @@ from loyalwallet.cards.models import Card, Coupon, LedgerEntry, StampEntry
 from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLine, Refund
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.db import Base
+from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, OtpChallenge, RateHit
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.programs.models import Asset, Program
@@ -14,17 +15,23 @@ __all__ = [
     "AuditLog",
     "Base",
     "Card",
+    "Channel",
     "Consent",
+    "ConsentText",
     "Coupon",
     "Customer",
     "IdempotencyRecord",
+    "Join",
+    "JoinForm",
     "LedgerEntry",
     "Location",
     "Merchant",
+    "OtpChallenge",
     "OutboxMessage",
     "Program",
     "Purchase",
     "PurchaseLine",
+    "RateHit",
     "Refund",
     "Staff",
     "StaffLocation",

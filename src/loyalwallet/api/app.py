@@ -30,11 +30,13 @@ def _routers() -> list[Any]:
     from loyalwallet.cards.routes import router as cards
     from loyalwallet.checkout.routes import router as checkout
     from loyalwallet.customers.routes import router as customers
+    from loyalwallet.enrollment.routes import router as enrollment_pages
+    from loyalwallet.enrollment.routes_api import router as enrollment_api
     from loyalwallet.merchants.routes import router as merchants
     from loyalwallet.programs.routes import router as programs
     from loyalwallet.programs.routes_assets import router as assets
 
-    return [programs, cards, checkout, merchants, customers, assets]
+    return [programs, cards, checkout, merchants, customers, assets, enrollment_api, enrollment_pages]
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:

@@ -1,0 +1,168 @@
+"""JSON API of enrollment for staff and integrations: channels (with QR codes and the
+printable table tent) and each program's join-form settings. Owner or manager."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import Response
+
+from loyalwallet import db
+from loyalwallet.api.deps import actor as any_actor
+from loyalwallet.api.deps import manager
+from loyalwallet.api.responses import FastJSON
+from loyalwallet.enrollment import printing, rules, service, webcard
+from loyalwallet.enrollment.schemas import ChannelIn, ChannelPatch
+from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.models import Merchant
+from loyalwallet.programs.assets import load as load_asset
+from loyalwallet.programs.service import get_program
+from loyalwallet.web.i18n import LANGUAGES, gettext_for
+
+router = APIRouter(prefix="/api/v1", tags=["enrollment"])
+
+EXAMPLE_FORM: dict[str, Any] = {
+    "fields": [
+        {"key": "name", "required": True},
+        {"key": "phone"},
+        {"key": "birthday"},
+        {
+            "key": "custom",
+            "id": "drink",
+            "labels": {"ru": "Любимый напиток", "en": "Favourite drink"},
+            "options": ["Espresso", "Latte", "Tea"],
+        },
+    ],
+    "offer": "100 welcome points",
+    "privacy_url": "https://example.com/privacy",
+    "ask_marketing": True,
+}
+
+
+@router.post(
+    "/channels", status_code=201, summary="Create a channel: its own link, QR and table tent (manager+)"
+)
+def create_channel(body: ChannelIn, who: Actor = Depends(manager)) -> Response:
+    with db.transaction() as session:
+        channel = service.create_channel(session, who, body.model_dump())
+        return FastJSON(service.channel_view(channel), status_code=201)
+
+
+@router.get("/channels", summary="Channels with their numbers: scans, cards, joins (manager+)")
+def list_channels(
+    program_id: int | None = Query(None),
+    archived: bool = Query(False),
+    who: Actor = Depends(manager),
+) -> dict[str, Any]:
+    with db.read() as session:
+        channels = service.list_channels(session, who.merchant_id, program_id, archived)
+        stats = service.channel_stats(session, channels)
+        return {"items": [service.channel_view(c, stats.get(c.id)) for c in channels]}
+
+
+@router.get("/channels/{channel_id}", summary="A channel (manager+)")
+def get_channel(channel_id: int, who: Actor = Depends(manager)) -> dict[str, Any]:
+    with db.read() as session:
+        channel = service.get_channel(session, who.merchant_id, channel_id)
+        return service.channel_view(channel, service.channel_stats(session, [channel]).get(channel.id))
+
+
+@router.patch("/channels/{channel_id}", summary="Change or archive a channel (manager+)")
+def patch_channel(channel_id: int, body: ChannelPatch, who: Actor = Depends(manager)) -> dict[str, Any]:
+    with db.transaction() as session:
+        channel = service.get_channel(session, who.merchant_id, channel_id)
+        service.update_channel(session, who, channel, body.model_dump(exclude_unset=True))
+        return service.channel_view(channel)
+
+
+@router.delete("/channels/{channel_id}", summary="Archive a channel; its cards keep it (manager+)")
+def delete_channel(channel_id: int, who: Actor = Depends(manager)) -> dict[str, Any]:
+    with db.transaction() as session:
+        channel = service.get_channel(session, who.merchant_id, channel_id)
+        service.update_channel(session, who, channel, {"status": "archived"})
+        return service.channel_view(channel)
+
+
+def _short_url(channel_id: int, who: Actor) -> str:
+    with db.read() as session:
+        channel = service.get_channel(session, who.merchant_id, channel_id)
+        return f"{service.base_url()}/j/{channel.token}"
+
+
+@router.get("/channels/{channel_id}/qr.svg", summary="The channel's QR code, SVG (manager+)")
+def channel_qr_svg(
+    channel_id: int, scale: int = Query(10, ge=1, le=40), who: Actor = Depends(manager)
+) -> Response:
+    svg = printing.qr_svg(_short_url(channel_id, who), scale=scale)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/channels/{channel_id}/qr.png", summary="The channel's QR code, PNG (manager+)")
+def channel_qr_png(
+    channel_id: int, scale: int = Query(10, ge=1, le=40), who: Actor = Depends(manager)
+) -> Response:
+    png = printing.qr_png(_short_url(channel_id, who), scale=scale)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get(
+    "/channels/{channel_id}/table-tent.pdf",
+    summary="A printable A6 table tent with the offer and QR (manager+)",
+)
+def table_tent(
+    channel_id: int, lang: str | None = Query(None, pattern="^(ru|en)$"), who: Actor = Depends(manager)
+) -> Response:
+    with db.read() as session:
+        channel = service.get_channel(session, who.merchant_id, channel_id)
+        program = get_program(session, who.merchant_id, channel.program_id)
+        merchant = session.get(Merchant, who.merchant_id)
+        assert merchant is not None
+        language = lang if lang in LANGUAGES else (merchant.locale if merchant.locale in LANGUAGES else "ru")
+        _ = gettext_for(language)
+        look = webcard.brand(program, merchant)
+        settings = service.form_settings(session, program)
+        lines = [_(msg) % params for msg, params in rules.offer_lines(service.rules_of(program))]
+        headline = channel.offer or settings.offer or (lines[0] if lines else program.name)
+        details = [line for line in lines if line != headline][:2]
+        design = webcard.design_of(program)
+        logo = load_asset(session, merchant.id, design.images.logo) if design.images.logo else None
+        short_url = f"{service.base_url()}/j/{channel.token}"
+        pdf = printing.table_tent(
+            url=short_url,
+            short_url=short_url,
+            title=look["logo_text"],
+            offer=headline,
+            details=details,
+            call_to_action=_("Scan to get your loyalty card"),
+            hint=_("Apple Wallet, Google Wallet or right in the browser. It takes a minute."),
+            background=look["background"],
+            foreground=look["foreground"],
+            logo=logo.data if logo else None,
+        )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="table-tent-{channel.slug}.pdf"'},
+    )
+
+
+@router.get("/programs/{program_id}/join-form", summary="The program's join form settings")
+def get_join_form(program_id: int, who: Actor = Depends(any_actor)) -> dict[str, Any]:
+    with db.read() as session:
+        program = get_program(session, who.merchant_id, program_id)
+        return service.form_view(session, program, service.form_settings(session, program))
+
+
+@router.put(
+    "/programs/{program_id}/join-form", summary="Set the join form: fields, consents, offer (manager+)"
+)
+def put_join_form(
+    program_id: int,
+    body: dict[str, Any] = Body(..., examples=[EXAMPLE_FORM]),
+    who: Actor = Depends(manager),
+) -> dict[str, Any]:
+    with db.transaction() as session:
+        program = get_program(session, who.merchant_id, program_id)
+        settings = service.save_form_settings(session, who, program, body)
+        return service.form_view(session, program, settings)

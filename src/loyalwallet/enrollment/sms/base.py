@@ -1,0 +1,28 @@
+"""What every SMS provider is: send one text to one E.164 number, or say why not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SmsResult:
+    provider: str
+    message_id: str | None = None
+
+
+class SmsError(Exception):
+    """Sending failed. `permanent`: retrying cannot help (a wrong number, a bad key,
+    a provider's anti-spam limit); otherwise the outbox tries again later."""
+
+    def __init__(self, message: str, *, permanent: bool = False, code: str | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+
+
+class SmsProvider(Protocol):
+    name: str
+
+    def send(self, phone: str, text: str, *, sender: str | None = None) -> SmsResult: ...
