@@ -1,0 +1,108 @@
+"""A local fake of SMS.ru's HTTP API (POST /sms/send), on 127.0.0.1 in a thread.
+
+It answers like the real service (JSON with a request status_code and one entry per
+number) and records what it received, so tests read the SMS a guest would get.
+Scripted answers: `fail_next(status_code=...)` for a refusal, `http_error_next(500)`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+API_ID = "TEST-API-ID-0000"
+
+
+@dataclass
+class Received:
+    to: str
+    msg: str
+    sender: str | None
+    form: dict[str, str]
+
+
+@dataclass
+class FakeSmsRu:
+    server: ThreadingHTTPServer
+    thread: threading.Thread
+    received: list[Received] = field(default_factory=list)
+    script: deque[tuple[str, Any]] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def fail_next(self, status_code: int, text: str = "error", *, per_number: bool = False) -> None:
+        self.script.append(("number" if per_number else "request", (status_code, text)))
+
+    def http_error_next(self, status: int) -> None:
+        self.script.append(("http", status))
+
+    def last_to(self, phone: str) -> Received | None:
+        to = phone.lstrip("+")
+        with self.lock:
+            return next((r for r in reversed(self.received) if r.to == to), None)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def start() -> FakeSmsRu:
+    fake: FakeSmsRu
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+        def _answer(self, status: int, body: dict[str, Any] | str) -> None:
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            if self.path.split("?")[0] != "/sms/send":
+                self._answer(404, {"status": "ERROR", "status_code": 211, "status_text": "method not found"})
+                return
+            length = int(self.headers.get("Content-Length", "0"))
+            form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+            if form.get("api_id") != API_ID:
+                self._answer(
+                    200, {"status": "ERROR", "status_code": 200, "status_text": "Неправильный api_id"}
+                )
+                return
+            step = fake.script.popleft() if fake.script else None
+            if step and step[0] == "http":
+                self._answer(int(step[1]), "Internal Server Error")
+                return
+            if step and step[0] == "request":
+                code, text = step[1]
+                self._answer(200, {"status": "ERROR", "status_code": code, "status_text": text})
+                return
+            to = form.get("to", "")
+            if step and step[0] == "number":
+                code, text = step[1]
+                entry = {"status": "ERROR", "status_code": code, "status_text": text}
+            else:
+                with fake.lock:
+                    fake.received.append(Received(to, form.get("msg", ""), form.get("from"), form))
+                    n = len(fake.received)
+                entry = {"status": "OK", "status_code": 100, "sms_id": f"000000-{n:08d}"}
+            self._answer(200, {"status": "OK", "status_code": 100, "sms": {to: entry}, "balance": 100.5})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    fake = FakeSmsRu(server=server, thread=thread)
+    thread.start()
+    return fake
