@@ -109,9 +109,11 @@ def wallet_paths(card: Card) -> dict[str, str]:
 def card_page(session: Session, card: Card, program: Program, merchant: Merchant) -> dict[str, Any]:
     view = card_view(session, card, program, with_customer=False)
     rules_ = rules_of(program)
-    history = [item for item in ledger_view(session, card, 30) if (item.get("points") or item.get("stamps"))][
-        :20
-    ]
+    tz = zoneinfo.ZoneInfo(merchant.timezone)
+    history = [i for i in ledger_view(session, card, 30) if i.get("points") or i.get("stamps")][:20]
+    for item in history:
+        when = dt.datetime.fromisoformat(item["created_at"]).astimezone(tz)
+        item["when"] = when.strftime("%d.%m.%Y %H:%M")
     stamps = None
     if isinstance(rules_, StampRules):
         required = rules_.stamps_required

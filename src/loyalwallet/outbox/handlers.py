@@ -61,5 +61,5 @@ def every(name: str, seconds: float) -> Callable[[Callable[[], Any]], Callable[[
 
 def load_all() -> None:
     """Import every module that registers handlers or periodic jobs."""
-    import loyalwallet.enrollment.handlers  # noqa: F401
+    import loyalwallet.enrollment.handlers
     import loyalwallet.outbox.core_handlers  # noqa: F401
