@@ -28,7 +28,9 @@ def submit(client: TestClient, program_id: int, phone: str, query: str = "", **f
 
 
 def start(client: TestClient, program_id: int, phone: str, **fields: str) -> str:
-    """Post the form; returns the verify path."""
+    """Open the form (as a browser would: it sets the device cookie), post it; returns
+    the verify path."""
+    assert client.get(f"/join/{program_id}").status_code == 200
     r = submit(client, program_id, phone, **fields)
     assert r.status_code == 303, r.text
     return str(r.headers["location"])
