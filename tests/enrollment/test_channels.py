@@ -24,7 +24,7 @@ def test_channel_api_roles_scoping_and_stats(client: TestClient, shop) -> None:
     assert ch["slug"] == "counter-qr-1" and ch["utm_source"] == "counter" and ch["utm_medium"] == "qr"
     assert re.fullmatch(r"http://testserver/j/[A-Za-z0-9_-]{8}", ch["short_url"])
     assert "channel=counter-qr-1" in ch["join_url"] and "utm_source=counter" in ch["join_url"]
-    assert 'data-program="%d"' % pid in ch["widget"]["script"] and "embed=1" in ch["widget"]["iframe"]
+    assert f'data-program="{pid}"' in ch["widget"]["script"] and "embed=1" in ch["widget"]["iframe"]
     second = shop.post("/api/v1/channels", {**body, "name": "Till 2"}).json()
     assert second["slug"] == "counter-qr-2"
     dup = shop.post("/api/v1/channels", {**body, "slug": "counter-qr-1"})
