@@ -147,6 +147,8 @@ def demo(
         "LOYALWALLET_BASE_URL", f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     )
     os.environ["LOYALWALLET_DATA_DIR"] = str(data_dir)
+    # No SMS provider in the demo: the code page shows what the console "sent".
+    os.environ.setdefault("LOYALWALLET_SMS_CONSOLE_SHOW_CODE", "1")
     _setup(data_dir)
     from loyalwallet.config import get_settings
     from loyalwallet.demo import seed
@@ -160,6 +162,7 @@ def demo(
         f"[bold]Admin[/bold]      {base}/admin   login [cyan]{info['owner_login']}[/cyan] password [cyan]{info['owner_password']}[/cyan]",
         f"[bold]Cashier[/bold]    {base}/cashier login [cyan]{info['cashier_login']}[/cyan] password [cyan]{info['cashier_password']}[/cyan]",
         f"[bold]Join page[/bold]  {base}/join/{info['bonus_program_id']}  (stamps: {base}/join/{info['stamp_program_id']})",
+        f"[bold]Counter QR[/bold] {info.get('counter_qr_url', '-')}  (installs a card at once, the form comes later)",
         f"[bold]API docs[/bold]   {base}/docs   (OpenAPI: {base}/openapi.json)",
         f"[bold]Cashier API key[/bold] [cyan]{info['cashier_api_key']}[/cyan]",
         f"[bold]Owner API key[/bold]   [cyan]{info['owner_api_key']}[/cyan]",

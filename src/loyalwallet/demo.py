@@ -75,6 +75,7 @@ def seed(data_dir: Path) -> dict[str, Any]:
         )
         bonus = create_program(session, owner, "bonus", "Зерно Бонус", BONUS_RULES)
         stamp = create_program(session, owner, "stamp", "Шестой кофе в подарок", STAMP_RULES)
+        counter = _seed_channels(session, owner, bonus.id, stamp.id, location.id)
         _, cashier_key = create_api_key(session, merchant.id, "Demo POS", "cashier", location.id)
         _, owner_key = create_api_key(session, merchant.id, "Demo owner key", "owner")
         merchant_id, bonus_id, stamp_id, location_id = merchant.id, bonus.id, stamp.id, location.id
@@ -89,10 +90,46 @@ def seed(data_dir: Path) -> dict[str, Any]:
         "owner_api_key": owner_key,
         "bonus_program_id": bonus_id,
         "stamp_program_id": stamp_id,
+        "counter_qr_url": counter,
     }
     path.write_text(json.dumps(info, indent=2, ensure_ascii=False))
     path.chmod(0o600)
     return info
+
+
+def _seed_channels(session: Any, owner: Actor, bonus_id: int, stamp_id: int, location_id: int) -> str:
+    """Where guests come from: the counter QR (installs a card at once), table tents, the
+    website widget, Instagram. Returns the counter QR's short link."""
+    from loyalwallet.config import get_settings
+    from loyalwallet.enrollment.service import create_channel
+
+    counter = create_channel(
+        session,
+        owner,
+        {
+            "program_id": bonus_id,
+            "kind": "counter_qr",
+            "name": "Касса на Покровке",
+            "location_id": location_id,
+            "invitation": True,
+        },
+    )
+    create_channel(
+        session,
+        owner,
+        {
+            "program_id": bonus_id,
+            "kind": "table_tent",
+            "name": "Столики",
+            "location_id": location_id,
+            "offer": "100 баллов в подарок",
+        },
+    )
+    create_channel(session, owner, {"program_id": bonus_id, "kind": "website_widget", "name": "Сайт"})
+    create_channel(
+        session, owner, {"program_id": stamp_id, "kind": "instagram", "name": "Instagram, шапка профиля"}
+    )
+    return f"{get_settings().base_url}/j/{counter.token}"
 
 
 def _seed_guests(merchant_id: int, bonus_id: int, stamp_id: int, location_id: int) -> None:

@@ -25,7 +25,7 @@ def mm(value: float) -> int:
 def qr_svg(data: str, *, scale: int = 8, border: int = 4, inline: bool = False) -> str:
     qr = segno.make(data, error="m", micro=False)
     if inline:
-        return str(qr.svg_inline(scale=scale, border=border))
+        return str(qr.svg_inline(scale=scale, border=border, omitsize=True))
     out = io.BytesIO()
     qr.save(out, kind="svg", scale=scale, border=border, xmldecl=True)
     return out.getvalue().decode()
