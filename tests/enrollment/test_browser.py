@@ -66,9 +66,7 @@ def test_join_on_a_phone_end_to_end(live_server, phone_page, shop, fake_smsru) -
     assert page.locator(".lc-holder").inner_text() == evil  # shown as text, never run
     assert dialogs == []
     _no_sideways_scroll(page)
-    registered = page.evaluate(
-        "navigator.serviceWorker.ready.then(r => r.scope)"
-    )
+    registered = page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
     assert registered.endswith("/c/")
     assert page.locator("link[rel=manifest]").count() == 1
 
@@ -82,14 +80,18 @@ def test_android_gets_the_google_button(live_server, browser, shop) -> None:
     with db.transaction() as session:
         token = service.start_join(
             session,
-            service.JoinRequest(program_id=pid, values={"phone": phone}, personal_data=True, marketing=False, lang="en"),
+            service.JoinRequest(
+                program_id=pid, values={"phone": phone}, personal_data=True, marketing=False, lang="en"
+            ),
         ).token
     from enrollment_support import sms_code
 
     code = sms_code(phone)
     with db.transaction() as session:
         assert service.verify(session, token, code).error is None
-    context = browser.new_context(viewport={"width": 412, "height": 915}, user_agent=ANDROID_UA, is_mobile=True)
+    context = browser.new_context(
+        viewport={"width": 412, "height": 915}, user_agent=ANDROID_UA, is_mobile=True
+    )
     page = context.new_page()
     page.goto(f"{live_server.url}/join/done/{token}?lang=en")
     assert page.locator("a[data-wallet=google]").is_visible()
