@@ -209,3 +209,4 @@ def test_referral_token_roundtrip_and_forgery() -> None:
     assert rules.referral_tag(key, 7, 1235) != rules.referral_tag(key, 7, 1234)
     assert rules.referral_card_id("zz-123") is None
     assert rules.referral_card_id("4d2") is None
+    assert rules.card_channel(None, None, referred=False, fallback="pos") == "pos"

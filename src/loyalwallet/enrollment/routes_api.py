@@ -12,8 +12,10 @@ from loyalwallet import db
 from loyalwallet.api.deps import actor as any_actor
 from loyalwallet.api.deps import manager
 from loyalwallet.api.responses import FastJSON
+from loyalwallet.cards.service import card_view
 from loyalwallet.enrollment import printing, rules, service, webcard
-from loyalwallet.enrollment.schemas import ChannelIn, ChannelPatch
+from loyalwallet.enrollment.schemas import ChannelIn, ChannelPatch, CodeIn, EnrollmentIn
+from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.programs.assets import load as load_asset
@@ -166,3 +168,77 @@ def put_join_form(
         program = get_program(session, who.merchant_id, program_id)
         settings = service.save_form_settings(session, who, program, body)
         return service.form_view(session, program, settings)
+
+
+# --- enrolment at the till, confirmed by the guest's SMS code ------------------------------
+
+
+def _pending(session: Any, who: Actor, token: str) -> Any:
+    challenge = service.get_challenge(session, token, lock=True)
+    if challenge.merchant_id != who.merchant_id:
+        raise DomainError("not_found", "code request not found")
+    return challenge
+
+
+def _pending_view(challenge: Any) -> dict[str, Any]:
+    from loyalwallet.customers.phones import mask
+
+    return {
+        "token": challenge.token,
+        "status": challenge.status,
+        "phone": mask(service.challenge_phone(challenge)),
+        "expires_at": challenge.expires_at.isoformat(),
+        "resend_at": challenge.resend_at.isoformat(),
+        "tries_left": max(0, rules.OTP_MAX_ATTEMPTS - challenge.attempts),
+    }
+
+
+@router.post(
+    "/enrollments",
+    status_code=202,
+    summary="Start enrolling a guest at the till: an SMS code goes to their phone",
+)
+def start_enrollment(body: EnrollmentIn, who: Actor = Depends(any_actor)) -> Response:
+    with db.transaction() as session:
+        get_program(session, who.merchant_id, body.program_id)  # scoped to the caller
+        values = {
+            "phone": body.phone,
+            "name": body.name or "",
+            "email": body.email or "",
+            "birthday": body.birthday.isoformat() if body.birthday else "",
+        }
+        req = service.JoinRequest(
+            program_id=body.program_id,
+            values=values,
+            personal_data=body.personal_data_consent,
+            marketing=body.marketing_consent,
+            lang=body.lang,
+            channel=body.channel,
+            source="api",
+        )
+        # No per-IP limit: one till serves everybody. Per phone and per merchant apply.
+        challenge = service.start_join(session, req)
+        return FastJSON(_pending_view(challenge), status_code=202)
+
+
+@router.post(
+    "/enrollments/{token}/confirm", status_code=201, summary="Confirm with the code: the guest's card"
+)
+def confirm_enrollment(token: str, body: CodeIn, who: Actor = Depends(any_actor)) -> Response:
+    with db.transaction() as session:
+        _pending(session, who, token)
+        outcome = service.verify(session, token, body.code)
+        view = None
+        if outcome.error is None:
+            assert outcome.card is not None and outcome.program is not None
+            view = card_view(session, outcome.card, outcome.program, created=outcome.created)
+    if outcome.error is not None:  # the wrong try is counted (committed) first
+        raise outcome.error
+    return FastJSON(view, status_code=201 if outcome.created else 200)
+
+
+@router.post("/enrollments/{token}/resend", summary="Send the guest a new code (after the wait)")
+def resend_enrollment(token: str, who: Actor = Depends(any_actor)) -> dict[str, Any]:
+    with db.transaction() as session:
+        _pending(session, who, token)
+        return _pending_view(service.resend(session, token, None))

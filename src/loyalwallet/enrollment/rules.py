@@ -372,7 +372,7 @@ def utm_value(raw: str | None) -> str | None:
 
 
 def card_channel(
-    channel_slug: str | None, utm_source: str | None, referred: bool, invitation: bool = False
+    channel_slug: str | None, utm_source: str | None, referred: bool, fallback: str = "join_page"
 ) -> str:
     """What cards.channel records for a join."""
     if channel_slug:
@@ -381,7 +381,7 @@ def card_channel(
         return "referral"
     if utm_source:
         return utm_source[:64]
-    return "invitation" if invitation else "join_page"
+    return fallback
 
 
 # --- referrals ---------------------------------------------------------------------------

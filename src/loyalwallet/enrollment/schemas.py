@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
@@ -36,3 +37,27 @@ class ChannelPatch(BaseModel):
     offer: Annotated[StrictStr, Field(max_length=300)] | None = None
     invitation: StrictBool | None = None
     status: Literal["active", "archived"] | None = None
+
+
+class EnrollmentIn(BaseModel):
+    """A cashier or POS enrolls a guest at the till: the guest gets the SMS code and
+    tells it; the form's rules (required fields, regions) apply as on the join page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program_id: StrictInt
+    phone: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    name: Annotated[StrictStr, Field(max_length=100)] | None = None
+    birthday: dt.date | None = None
+    email: Annotated[StrictStr, Field(max_length=254)] | None = None
+    # The guest agreed to the processing of personal data (required: false is refused).
+    personal_data_consent: StrictBool
+    marketing_consent: StrictBool = False
+    channel: Annotated[StrictStr, Field(max_length=64)] | None = None
+    lang: Literal["ru", "en"] = "ru"
+
+
+class CodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[StrictStr, Field(min_length=1, max_length=20)]

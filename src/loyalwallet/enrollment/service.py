@@ -493,6 +493,8 @@ class JoinRequest:
     device_id: str | None = None
     user_agent: str | None = None
     honeypot: str | None = None
+    # join_page (the guest's own form) or api (a POS or cashier asked on the guest's behalf)
+    source: str = "join_page"
 
 
 def sms_regions() -> list[str] | None:
@@ -569,6 +571,7 @@ def start_join(session: Session, req: JoinRequest, now: dt.datetime | None = Non
         "embed": req.embed,
         "platform": rules.platform(req.user_agent),
         "device_hash": device_hash(req.device_id),
+        "source": req.source,
     }
     token = crypto.token(24)
     code = rules.new_otp()
@@ -729,8 +732,12 @@ def _complete(session: Session, challenge: OtpChallenge, ip: str | None, now: dt
         verdict = _referral_verdict(session, program, referrer, customer, existing is None, ipx, devx, now)
     accepted = referrer if verdict == "accepted" else None
     utm = data.get("utm") or {}
+    source = data.get("source") or "join_page"
     channel_slug = rules.card_channel(
-        data.get("channel"), utm.get("utm_source"), referred=accepted is not None
+        data.get("channel"),
+        utm.get("utm_source"),
+        referred=accepted is not None,
+        fallback="pos" if source == "api" else "join_page",
     )
     merged = False
     if existing is not None:
@@ -744,16 +751,16 @@ def _complete(session: Session, challenge: OtpChallenge, ip: str | None, now: dt
         card, created = enroll(session, actor, program, guest, channel=channel_slug, referrer=accepted)
     version = (data.get("consents") or {}).get("personal_data")
     details = {"program_id": program.id, "card": card.code, "channel": data.get("channel") or channel_slug}
-    record_consent(session, customer, "personal_data", True, version or "unknown", "join_page", details)
+    record_consent(session, customer, "personal_data", True, version or "unknown", source, details)
     marketing_version = (data.get("consents") or {}).get("marketing")
     if marketing_version:
-        record_consent(session, customer, "marketing", True, marketing_version, "join_page", details)
+        record_consent(session, customer, "marketing", True, marketing_version, source, details)
     session.add(
         Join(
             merchant_id=merchant.id,
             program_id=program.id,
             card_id=card.id,
-            kind="form",
+            kind="form" if source == "join_page" else source,
             created=created,
             channel_id=data.get("channel_id"),
             channel=data.get("channel") or channel_slug,
