@@ -288,3 +288,18 @@ def test_double_submit_of_the_code_is_harmless(client: TestClient, shop) -> None
     assert client.get(verify, follow_redirects=False).status_code == 303
     assert _counts(shop.merchant_id)[1] == 1
     assert re.search(r"/join/done/", again.headers["location"])
+
+
+def test_old_requests_and_counters_are_purged(client: TestClient, shop) -> None:
+    from loyalwallet.enrollment.handlers import purge
+    from loyalwallet.enrollment.models import RateHit
+
+    pid = shop.program("bonus", BONUS_RULES)
+    verify = start(client, pid, random_phone())
+    token = verify.rsplit("/", 1)[1]
+    purge(db.utcnow() + dt.timedelta(hours=1))
+    assert _challenge(verify).token == token  # still fresh
+    purge(db.utcnow() + dt.timedelta(days=2))
+    with db.read() as session:
+        assert session.scalar(select(OtpChallenge).where(OtpChallenge.token == token)) is None
+        assert session.scalar(select(func.count()).select_from(RateHit)) == 0

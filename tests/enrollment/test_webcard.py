@@ -74,3 +74,38 @@ def test_blocked_card_hides_the_code(client: TestClient, shop) -> None:
     assert (
         "This card is blocked" in text and "data-qr" not in text and not re.search(r"Add to \w+ Wallet", text)
     )
+
+
+def test_pages_wear_the_merchant_design(client: TestClient, shop) -> None:
+    import io
+
+    from PIL import Image
+
+    from loyalwallet import db
+    from loyalwallet.programs import assets
+    from loyalwallet.programs.models import Program
+
+    pid = shop.program("bonus", BONUS_RULES)
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 40), "#aa3300").save(buf, format="PNG")
+    with db.transaction() as session:
+        logo = assets.store(session, shop.merchant_id, buf.getvalue())
+        program = session.get(Program, pid)
+        assert program is not None
+        program.design = {
+            "colours": {"background": "#123456", "foreground": "#fefefe", "label": "#ffcc00"},
+            "images": {"logo": logo.sha256},
+            "terms": "Points live a year.",
+        }
+        program.version += 1
+        sha = logo.sha256
+    join_page = client.get(f"/join/{pid}")
+    assert (
+        "--brand: #123456" in join_page.text and f'src="/assets/{shop.merchant_id}/{sha}"' in join_page.text
+    )
+    assert client.get(f"/assets/{shop.merchant_id}/{sha}").status_code == 200
+    _, path = join(client, pid, random_phone())
+    page = client.get(path)
+    assert "--brand: #123456" in page.text and "Points live a year." in page.text
+    icon = client.get(path + "/icon-192.png")
+    assert icon.status_code == 200
