@@ -13,6 +13,7 @@ from rich.console import Console
 
 from loyalwallet import db
 from loyalwallet.config import configure, load_settings
+from loyalwallet.wallet.google.cli import app as google_app
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 merchant_app = typer.Typer(no_args_is_help=True, help="Merchants.")
 app.add_typer(merchant_app, name="merchant")
+app.add_typer(google_app, name="google")
 console = Console(stderr=True)
 
 
@@ -166,6 +168,15 @@ def demo(
         f"[bold]API docs[/bold]   {base}/docs   (OpenAPI: {base}/openapi.json)",
         f"[bold]Cashier API key[/bold] [cyan]{info['cashier_api_key']}[/cyan]",
         f"[bold]Owner API key[/bold]   [cyan]{info['owner_api_key']}[/cyan]",
+        *(
+            [
+                f"[bold]Google Wallet[/bold] [yellow]development key[/yellow] (issuer {info['google_dev_issuer']}): "
+                "save links are signed but Google refuses them; real saves need a Google Wallet issuer "
+                "account and its key: loyalwallet google import-key KEY.json --issuer-id ID"
+            ]
+            if info.get("google_dev_issuer")
+            else []
+        ),
         f"Data: {settings.data_dir} (SQLite). Stop with Ctrl-C.",
         "",
         f"Try: curl -H 'Authorization: Bearer {info['cashier_api_key']}' '{base}/api/v1/cards?phone=89160000001'",

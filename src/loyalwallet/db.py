@@ -151,6 +151,8 @@ def transaction() -> Iterator[Session]:
     with _sessionmaker()() as session, session.begin():
         # Options must reach the connection before its BEGIN is emitted.
         session.connection(execution_options={"sqlite_immediate": True})
+        # Lets code that caches derived data (a signed link) write only where writing is expected.
+        session.info["writable"] = True
         yield session
 
 

@@ -19,6 +19,7 @@ from loyalwallet.merchants.actors import Actor, system
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import create_api_key, create_location, create_merchant, create_staff
 from loyalwallet.programs.service import create_program
+from loyalwallet.wallet.google.service import ensure_development_issuer
 
 DEMO_FILE = "demo.json"
 OWNER_LOGIN = "owner@demo.coffee"
@@ -80,6 +81,10 @@ def seed(data_dir: Path) -> dict[str, Any]:
         _, owner_key = create_api_key(session, merchant.id, "Demo owner key", "owner")
         merchant_id, bonus_id, stamp_id, location_id = merchant.id, bonus.id, stamp.id, location.id
     _seed_guests(merchant_id, bonus_id, stamp_id, location_id)
+    with db.transaction() as session:
+        # A generated key so the Google links can be shown; Google itself refuses them.
+        google = ensure_development_issuer(session)
+        google_dev_issuer = google.issuer_id if google is not None and google.development else None
     info = {
         "merchant_id": merchant_id,
         "owner_login": OWNER_LOGIN,
@@ -91,6 +96,7 @@ def seed(data_dir: Path) -> dict[str, Any]:
         "bonus_program_id": bonus_id,
         "stamp_program_id": stamp_id,
         "counter_qr_url": counter,
+        "google_dev_issuer": google_dev_issuer,
     }
     path.write_text(json.dumps(info, indent=2, ensure_ascii=False))
     path.chmod(0o600)

@@ -8,6 +8,7 @@ from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, 
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.programs.models import Asset, Program
+from loyalwallet.wallet.google.models import GoogleClass, GoogleIssuer, GoogleObject
 
 __all__ = [
     "ApiKey",
@@ -20,6 +21,9 @@ __all__ = [
     "ConsentText",
     "Coupon",
     "Customer",
+    "GoogleClass",
+    "GoogleIssuer",
+    "GoogleObject",
     "IdempotencyRecord",
     "Join",
     "JoinForm",

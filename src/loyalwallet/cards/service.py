@@ -7,6 +7,7 @@ transaction and writes the entries and the cached figures together.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -433,6 +434,11 @@ def new_coupon_code() -> str:
 # --- enrolment ---------------------------------------------------------------------------
 
 
+# Wallet parts may replace a card's links in card_view (the Google save link once it
+# has been signed): each hook gets (session, card, program, urls) and edits `urls`.
+CARD_URL_HOOKS: list[Callable[[Session, Card, Program, dict[str, str]], None]] = []
+
+
 def card_urls(card: Card) -> dict[str, str]:
     base = get_settings().base_url
     return {
@@ -540,6 +546,13 @@ def available_rewards(
     ]
 
 
+def _urls(session: Session, card: Card, program: Program) -> dict[str, str]:
+    urls = card_urls(card)
+    for hook in CARD_URL_HOOKS:
+        hook(session, card, program, urls)
+    return urls
+
+
 def card_view(
     session: Session,
     card: Card,
@@ -573,7 +586,7 @@ def card_view(
         "visits": card.visits,
         "last_visit_at": card.last_visit_at.isoformat() if card.last_visit_at else None,
         "rewards": available_rewards(session, card, now, book),
-        **card_urls(card),
+        **_urls(session, card, program),
         "created": created,
         "created_at": card.created_at.isoformat(),
     }

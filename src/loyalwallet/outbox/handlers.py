@@ -63,3 +63,4 @@ def load_all() -> None:
     """Import every module that registers handlers or periodic jobs."""
     import loyalwallet.enrollment.handlers
     import loyalwallet.outbox.core_handlers  # noqa: F401
+    from loyalwallet.wallet.google import handlers as _google  # noqa: F401

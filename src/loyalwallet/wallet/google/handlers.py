@@ -1,0 +1,98 @@
+"""Outbox handlers of Google Wallet.
+
+- card.changed (listener): queue `google.patch` for cards that have a Google object.
+- google.patch  {"card_id"}: insert or patch the card's class and object.
+- google.class  {"program_id"}: upsert every class of a program (after import-key).
+- google.message {"card_id", "header", "body", "message_id"}: addMessage on the card's
+  object (the campaign push contract). At most 3 messages per card in 24 hours go as
+  TEXT_AND_NOTIFY (Google's limit for notifications); later ones go as TEXT: shown on
+  the card, without a notification. A card whose guest never got a Google link is
+  skipped. A repeated message_id is not added twice.
+
+Failures: outages, timeouts, 429 and 5xx are retried by the outbox with backoff
+(honouring Retry-After); other 4xx answers are permanent and dead-letter the delivery
+with Google's message, where the admin's failed deliveries show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from loyalwallet import db
+from loyalwallet.errors import DomainError
+from loyalwallet.outbox.core_handlers import CARD_CHANGED_LISTENERS
+from loyalwallet.outbox.handlers import Delivery, Permanent, Retry, handles
+from loyalwallet.outbox.service import enqueue
+from loyalwallet.wallet.google import service
+from loyalwallet.wallet.google.client import GoogleApiError, TokenError
+from loyalwallet.wallet.google.models import GoogleObject
+
+
+def _guarded(fn: Callable[[], Any]) -> Any:
+    """Run a Google call, turning failures into the outbox's retry or dead letter."""
+    try:
+        return fn()
+    except TokenError as exc:
+        if exc.retryable:
+            raise Retry(str(exc), after=exc.retry_after) from exc
+        raise Permanent(
+            f"Google refused the service-account key ({exc.reason or exc.status}): {exc.message}"
+        ) from exc
+    except GoogleApiError as exc:
+        if exc.retryable or exc.status == 401:
+            raise Retry(str(exc), after=exc.retry_after) from exc
+        raise Permanent(str(exc)) from exc
+    except httpx.HTTPError as exc:
+        raise Retry(f"Google Wallet unreachable: {type(exc).__name__}: {exc}") from exc
+    except DomainError as exc:
+        raise Permanent(exc.detail) from exc
+
+
+def on_card_changed(msg: Delivery) -> None:
+    """A changed card with a Google object gets a `google.patch`."""
+    card_id = int(msg.payload["card_id"])
+    merchant_id = msg.merchant_id
+    with db.read() as session:
+        if merchant_id is None:
+            return
+        issuer = service.issuer_for(session, merchant_id)
+        if issuer is None or not issuer.syncs:
+            return
+        if session.scalar(select(GoogleObject.card_id).where(GoogleObject.card_id == card_id)) is None:
+            return
+    with db.transaction() as session:
+        enqueue(
+            session,
+            merchant_id,
+            "google.patch",
+            {"card_id": card_id, "version": msg.payload.get("version"), "reason": msg.payload.get("reason")},
+        )
+
+
+if on_card_changed not in CARD_CHANGED_LISTENERS:
+    CARD_CHANGED_LISTENERS.append(on_card_changed)
+
+
+@handles("google.patch")
+def google_patch(msg: Delivery) -> None:
+    _guarded(lambda: service.sync_card(int(msg.payload["card_id"])))
+
+
+@handles("google.class")
+def google_class(msg: Delivery) -> None:
+    _guarded(lambda: service.sync_program(int(msg.payload["program_id"])))
+
+
+@handles("google.message")
+def google_message(msg: Delivery) -> None:
+    p = msg.payload
+    try:
+        card_id, header, body = int(p["card_id"]), str(p["header"]), str(p["body"])
+        message_id = str(p["message_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Permanent(f"bad google.message payload: {exc!r}") from exc
+    _guarded(lambda: service.send_message(card_id, msg.merchant_id, header, body, message_id))
