@@ -10,11 +10,13 @@ inserted over REST first and the JWT carries only its id (a "skinny" JWT).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
+import jwt.api_jws
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from loyalwallet.config import env
@@ -54,7 +56,10 @@ def sign(
         "origins": origins(base_url),
         "payload": {"loyaltyObjects": objects},
     }
-    return jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": key_id})
+    # Compact UTF-8 JSON: PyJWT's own encoder escapes every non-ASCII letter as \uXXXX,
+    # which would make a Russian card's link twice as long.
+    body = json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode()
+    return jwt.api_jws.encode(body, private_key, algorithm="RS256", headers={"kid": key_id, "typ": "JWT"})
 
 
 def reference(obj: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,380 @@
+"""A local fake of Google's OAuth2 token endpoint and the Wallet REST API (walletobjects v1).
+
+It behaves like Google where our client depends on it:
+- POST /token: the service-account JWT bearer grant; the assertion must verify with
+  the registered key's public half, name the token URL as audience and ask for the
+  wallet_object.issuer scope; answers a short-lived bearer token;
+- /walletobjects/v1/loyaltyClass and /loyaltyObject: insert (409 when the id exists),
+  get and patch (404 when it does not; null clears a field), addMessage (at most 3
+  notifying messages per object in 24 hours, then 429 like Google's quota), every call
+  checking the bearer token (401) and the request body (400 with Google's error shape:
+  unknown fields, required fields, id formats, enums, colours, image URIs);
+- faults on demand: answer some calls with a status, or stall them past the client's
+  timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import jwt
+
+SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
+GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+CLASS_FIELDS = {
+    "accountIdLabel", "accountNameLabel", "allowMultipleUsersPerObject", "appLinkData", "callbackOptions",
+    "classTemplateInfo", "countryCode", "discoverableProgram", "enableSmartTap", "heroImage",
+    "hexBackgroundColor", "homepageUri", "id", "imageModulesData", "infoModuleData", "issuerName", "kind",
+    "linksModuleData", "localizedAccountIdLabel", "localizedAccountNameLabel", "localizedIssuerName",
+    "localizedProgramName", "localizedRewardsTier", "localizedRewardsTierLabel",
+    "localizedSecondaryRewardsTier", "localizedSecondaryRewardsTierLabel", "locations", "merchantLocations",
+    "messages", "multipleDevicesAndHoldersAllowedStatus", "notifyPreference", "programLogo", "programName",
+    "redemptionIssuers", "review", "reviewStatus", "rewardsTier", "rewardsTierLabel", "secondaryRewardsTier",
+    "secondaryRewardsTierLabel", "securityAnimation", "textModulesData", "valueAddedModuleData", "version",
+    "viewUnlockRequirement", "wideProgramLogo", "wordMark",
+}  # fmt: skip
+OBJECT_FIELDS = {
+    "accountId", "accountName", "appLinkData", "barcode", "classId", "classReference",
+    "disableExpirationNotification", "groupingInfo", "hasLinkedDevice", "hasUsers", "heroImage", "id",
+    "imageModulesData", "infoModuleData", "kind", "linkedObjectIds", "linkedOfferIds", "linksModuleData",
+    "locations", "loyaltyPoints", "merchantLocations", "messages", "notifyPreference", "passConstraints",
+    "rotatingBarcode", "saveRestrictions", "secondaryLoyaltyPoints", "smartTapRedemptionValue", "state",
+    "textModulesData", "validTimeInterval", "valueAddedModuleData", "version",
+}  # fmt: skip
+STATES = {"ACTIVE", "COMPLETED", "EXPIRED", "INACTIVE"}
+BARCODES = {"QR_CODE", "PDF_417", "AZTEC", "CODE_128", "CODE_39", "EAN_13", "DATA_MATRIX", "TEXT_ONLY"}
+MESSAGE_TYPES = {"TEXT", "TEXT_AND_NOTIFY"}
+HEX = re.compile(r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+ID_PART = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class Invalid(Exception):
+    pass
+
+
+@dataclass
+class Fault:
+    status: int | None  # None: stall for `delay` seconds and then answer normally
+    times: int
+    method: str | None = None
+    path: str | None = None
+    delay: float = 0.0
+    body: dict[str, Any] | None = None
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    body: Any
+    status: int = 0
+
+
+@dataclass
+class FakeGoogleWallet:
+    issuer_id: str = "3388000000012345678"
+    keys: dict[str, Any] = field(default_factory=dict)  # service-account email -> public key
+    tokens: dict[str, float] = field(default_factory=dict)  # access token -> expiry (monotonic)
+    token_lifetime: int = 3600
+    classes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notified: dict[str, list[float]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    token_requests: int = 0
+    faults: list[Fault] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    # --- control -------------------------------------------------------------------------
+
+    def start(self) -> FakeGoogleWallet:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, body, headers = fake.dispatch(self.command, self.path, self.headers, raw)
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Type", "application/json; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+                    pass
+
+            do_GET = do_POST = do_PATCH = do_PUT = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    @property
+    def base(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base}/walletobjects/v1"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base}/token"
+
+    def register(self, email: str, public_key: Any) -> None:
+        self.keys[email] = public_key
+
+    def fail(
+        self,
+        status: int | None,
+        times: int = 1,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        delay: float = 0.0,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """The next `times` matching calls answer `status` (or stall `delay` seconds)."""
+        with self.lock:
+            self.faults.append(Fault(status, times, method, path, delay, body))
+
+    def calls_to(self, method: str, fragment: str = "") -> list[Call]:
+        return [c for c in self.calls if c.method == method and fragment in c.path and c.status < 300]
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    def _fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if (
+                    fault.times > 0
+                    and fault.method in (None, method)
+                    and (fault.path is None or fault.path in path)
+                ):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def dispatch(self, method: str, path: str, headers: Any, raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        call = Call(method, path, None)
+        self.calls.append(call)
+        fault = self._fault(method, path)
+        if fault is not None and fault.status is None:
+            time.sleep(fault.delay)
+        elif fault is not None:
+            call.status = fault.status
+            return fault.status, fault.body or _error(fault.status, "injected failure"), {}
+        try:
+            if path == "/token" and method == "POST":
+                call.body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+                status, body = self.token(call.body)
+            else:
+                call.body = json.loads(raw) if raw else None
+                status, body = self.api(method, path, headers, call.body)
+        except Invalid as exc:
+            status, body = 400, _error(400, str(exc))
+        call.status = status
+        return status, body, {}
+
+    def token(self, form: dict[str, str]) -> tuple[int, Any]:
+        self.token_requests += 1
+        if form.get("grant_type") != GRANT:
+            return 400, {"error": "unsupported_grant_type"}
+        assertion = form.get("assertion", "")
+        try:
+            unverified = jwt.decode(assertion, options={"verify_signature": False})
+            key = self.keys[unverified["iss"]]
+            claims = jwt.decode(assertion, key, algorithms=["RS256"], audience=self.token_url)
+        except (jwt.PyJWTError, KeyError):
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+        if claims.get("scope") != SCOPE or "exp" not in claims:
+            return 400, {"error": "invalid_scope", "error_description": "bad scope or no exp"}
+        token = "ya29." + secrets.token_urlsafe(24)
+        self.tokens[token] = time.monotonic() + self.token_lifetime
+        return 200, {"access_token": token, "expires_in": self.token_lifetime, "token_type": "Bearer"}
+
+    def api(self, method: str, path: str, headers: Any, body: Any) -> tuple[int, Any]:
+        auth = headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ")
+        if not auth.startswith("Bearer ") or self.tokens.get(token, 0) < time.monotonic():
+            return 401, _error(401, "Request had invalid authentication credentials.")
+        match = re.fullmatch(
+            r"/walletobjects/v1/(loyaltyClass|loyaltyObject)(?:/([^/]+))?(?:/(addMessage))?", path
+        )
+        if not match:
+            return 404, _error(404, f"no such endpoint {path}")
+        kind, resource_id, verb = match.group(1), match.group(2), match.group(3)
+        store = self.classes if kind == "loyaltyClass" else self.objects
+        resource_id = unquote(resource_id) if resource_id else None
+        with self.lock:
+            if resource_id is None and method == "POST":
+                self._check(kind, body, full=True)
+                if body["id"] in store:
+                    return 409, _error(
+                        409, f"Resource with id {body['id']} already exists.", "ALREADY_EXISTS"
+                    )
+                stored = dict(body)
+                if kind == "loyaltyClass" and stored.get("reviewStatus") == "UNDER_REVIEW":
+                    stored["reviewStatus"] = "APPROVED"
+                store[body["id"]] = stored
+                return 200, stored
+            if resource_id is None or resource_id not in store:
+                return 404, _error(404, f"Resource {resource_id} not found.", "NOT_FOUND")
+            current = store[resource_id]
+            if method == "GET":
+                return 200, current
+            if method == "PATCH":
+                self._check(kind, body, full=False)
+                merged = {**current}
+                for key, value in body.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                if kind == "loyaltyClass" and merged.get("reviewStatus") == "UNDER_REVIEW":
+                    merged["reviewStatus"] = "APPROVED"
+                self._check(kind, merged, full=True)
+                store[resource_id] = merged
+                return 200, merged
+            if method == "POST" and verb == "addMessage":
+                return self._add_message(resource_id, current, body)
+        return 405, _error(405, "method not allowed")
+
+    def _add_message(self, resource_id: str, current: dict[str, Any], body: Any) -> tuple[int, Any]:
+        message = (body or {}).get("message")
+        if not isinstance(message, dict) or not message.get("header") or not message.get("body"):
+            raise Invalid("message needs header and body")
+        if message.get("messageType", "TEXT") not in MESSAGE_TYPES:
+            raise Invalid(f"messageType {message.get('messageType')!r}")
+        messages = list(current.get("messages") or [])
+        if len(messages) >= 10:
+            raise Invalid("an object holds at most 10 messages")
+        if message.get("messageType") == "TEXT_AND_NOTIFY":
+            now = time.time()
+            recent = [t for t in self.notified.get(resource_id, []) if t > now - 86400]
+            if len(recent) >= 3:
+                return 429, _error(
+                    429, "QuotaExceededException: too many notifications", "RESOURCE_EXHAUSTED"
+                )
+            self.notified[resource_id] = [*recent, now]
+        current["messages"] = [*messages, message]
+        return 200, {"resource": current}
+
+    # --- validation ----------------------------------------------------------------------
+
+    def _check(self, kind: str, body: Any, *, full: bool) -> None:
+        if not isinstance(body, dict):
+            raise Invalid("the body must be a JSON object")
+        allowed = CLASS_FIELDS if kind == "loyaltyClass" else OBJECT_FIELDS
+        unknown = set(body) - allowed
+        if unknown:
+            raise Invalid(f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at '{kind}'")
+        if "id" in body:
+            self._check_id(body["id"])
+        if kind == "loyaltyClass":
+            self._check_class(body, full)
+        else:
+            self._check_object(body, full)
+        for module in body.get("textModulesData") or []:
+            if set(module) - {
+                "header",
+                "body",
+                "id",
+                "localizedHeader",
+                "localizedBody",
+                "modifyViewConstraints",
+            }:
+                raise Invalid("textModulesData: unknown field")
+            if not module.get("body") and not module.get("header"):
+                raise Invalid("textModulesData: header or body required")
+        for uri in ((body.get("linksModuleData") or {}).get("uris")) or []:
+            if not re.match(r"^(https?|tel|mailto):", uri.get("uri", "")):
+                raise Invalid(f"linksModuleData: bad uri {uri.get('uri')!r}")
+        for loc in body.get("merchantLocations") or []:
+            if set(loc) - {"latitude", "longitude"} or not -90 <= loc.get("latitude", 999) <= 90:
+                raise Invalid("merchantLocations: bad location")
+        for name in ("programLogo", "heroImage", "wideProgramLogo"):
+            if body.get(name) is not None:
+                uri = ((body[name] or {}).get("sourceUri") or {}).get("uri", "")
+                if not re.match(r"^https?://", uri):
+                    raise Invalid(f"{name}: sourceUri.uri must be an absolute URL")
+
+    def _check_id(self, value: Any) -> None:
+        if not isinstance(value, str) or not value.startswith(self.issuer_id + "."):
+            raise Invalid(f"id {value!r} must start with the issuer id {self.issuer_id}.")
+        if not ID_PART.match(value):
+            raise Invalid(f"id {value!r} has characters other than letters, digits, '.', '_' and '-'")
+
+    def _check_class(self, body: dict[str, Any], full: bool) -> None:
+        if full:
+            for required in ("id", "issuerName", "programName", "programLogo", "reviewStatus"):
+                if not body.get(required):
+                    raise Invalid(f"loyaltyClass.{required} is required")
+        status = body.get("reviewStatus")
+        if status is not None and status not in ("UNDER_REVIEW", "DRAFT", "APPROVED"):
+            raise Invalid(f"reviewStatus {status!r}")
+        colour = body.get("hexBackgroundColor")
+        if colour is not None and not HEX.match(colour):
+            raise Invalid(f"hexBackgroundColor {colour!r}")
+
+    def _check_object(self, body: dict[str, Any], full: bool) -> None:
+        if full:
+            for required in ("id", "classId", "state"):
+                if not body.get(required):
+                    raise Invalid(f"loyaltyObject.{required} is required")
+        if "classId" in body:
+            cls = self.classes.get(body["classId"])
+            if cls is None:
+                raise Invalid(f"class {body['classId']} does not exist")
+            if cls.get("reviewStatus") != "APPROVED":
+                raise Invalid(f"class {body['classId']} is not approved")
+        if "state" in body and body["state"] not in STATES:
+            raise Invalid(f"state {body['state']!r}")
+        barcode = body.get("barcode")
+        if barcode is not None and (barcode.get("type") not in BARCODES or not barcode.get("value")):
+            raise Invalid("barcode needs a known type and a value")
+        for name in ("loyaltyPoints", "secondaryLoyaltyPoints"):
+            points = body.get(name)
+            if points is None:
+                continue
+            balance = points.get("balance") or {}
+            if len([k for k in ("string", "int", "double", "money") if k in balance]) != 1:
+                raise Invalid(f"{name}.balance needs exactly one of string, int, double, money")
+            if "int" in balance and not isinstance(balance["int"], int):
+                raise Invalid(f"{name}.balance.int must be an integer")
+
+
+def _error(status: int, message: str, reason: str = "") -> dict[str, Any]:
+    names = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}
+    return {
+        "error": {
+            "code": status,
+            "message": message,
+            "status": reason or names.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION"),
+        }
+    }

@@ -1,0 +1,121 @@
+"""The card's google_save_url: an RS256 save JWT, signed once, and the redirect link."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+from sqlalchemy import select
+
+from loyalwallet import db
+from loyalwallet.wallet.google import service
+from loyalwallet.wallet.google.models import GoogleObject
+from support import Shop
+from wallet.google.helpers import drain
+
+SAVE = "https://pay.google.com/gp/v/save/"
+
+
+def _claims(url: str, public_key: object) -> dict:
+    assert url.startswith(SAVE), url
+    return jwt.decode(url[len(SAVE) :], public_key, algorithms=["RS256"], audience="google")
+
+
+def _redirect_url(card: dict) -> str:
+    return card["web_card_url"] + "/google"
+
+
+def test_a_new_card_gets_a_save_jwt_that_verifies_and_carries_the_code(gshop) -> None:
+    shop = gshop.shop
+    program = shop.program("bonus", {"tiers": [{"name": "Base", "min_spend": 0, "cashback_pct": 5}], "welcome_points": 50})
+    card = shop.card(program, name="Анна")
+    token = card["google_save_url"][len(SAVE) :]
+    claims = _claims(card["google_save_url"], gshop.public_key)
+    key_file = __import__("json").loads(gshop.key_file)
+    assert claims["iss"] == key_file["client_email"]
+    assert claims["typ"] == "savetowallet" and claims["aud"] == "google"
+    assert claims["origins"] == ["http://testserver"]
+    assert jwt.get_unverified_header(token)["kid"] == key_file["private_key_id"]
+    (obj,) = claims["payload"]["loyaltyObjects"]
+    assert obj["barcode"] == {"type": "QR_CODE", "value": card["code"], "alternateText": card["code"]}
+    assert obj["accountId"] == card["code"] and obj["accountName"] == "Анна"
+    assert obj["loyaltyPoints"]["balance"] == {"int": 50}
+    assert obj["id"].startswith(gshop.issuer_id + ".") and obj["classId"].startswith(gshop.issuer_id + ".")
+    assert obj["state"] == "ACTIVE"
+
+
+def test_the_link_is_signed_once_and_reused(gshop) -> None:
+    shop = gshop.shop
+    card = shop.card(shop.program("bonus"))
+    again = shop.get(f"/api/v1/cards/{card['code']}").json()
+    bought = shop.buy(card["code"], 30000)
+    assert again["google_save_url"] == card["google_save_url"] == bought["card"]["google_save_url"]
+    with db.read() as session:
+        rows = session.scalars(select(GoogleObject).where(GoogleObject.merchant_id == shop.merchant_id)).all()
+    assert len(rows) == 1 and rows[0].jwt_kind == "full"
+
+
+def test_without_google_the_link_explains_that_it_is_not_set_up(shop: Shop) -> None:
+    card = shop.card(shop.program("stamp"))
+    assert card["google_save_url"] == _redirect_url(card)
+    r = shop.client.get(_redirect_url(card).removeprefix("http://testserver") + "?lang=en")
+    assert r.status_code == 503
+    assert "Google Wallet is not set up yet" in r.text and card["web_card_url"] in r.text
+    ru = shop.client.get(_redirect_url(card).removeprefix("http://testserver") + "?lang=ru")
+    assert "Google Кошелёк ещё не подключён" in ru.text
+
+
+def test_unknown_card_link_is_a_404_page(shop: Shop) -> None:
+    r = shop.client.get("/c/nope-nope/google?lang=en")
+    assert r.status_code == 404 and "Card not found" in r.text
+
+
+def test_the_redirect_link_sends_the_guest_to_the_save_link(gshop) -> None:
+    shop = gshop.shop
+    card = shop.card(shop.program("stamp"))
+    path = _redirect_url(card).removeprefix("http://testserver")
+    waiting = shop.client.get(path + "?lang=en", follow_redirects=False)
+    assert waiting.status_code == 202 and "Preparing your card" in waiting.text  # not at Google yet
+    drain()
+    r = shop.client.get(path, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == card["google_save_url"]
+
+
+def test_reads_never_sign_and_writes_sign_once(gshop, google) -> None:
+    shop = gshop.shop
+    with db.transaction() as session:
+        service.remove_issuer(session, shop.merchant_id)
+    card = shop.card(shop.program("bonus"))  # enrolled before Google was set up
+    assert card["google_save_url"] == _redirect_url(card)
+    with db.transaction() as session:
+        service.import_key(session, gshop.key_file, google.issuer_id, shop.merchant_id)
+    read = shop.get(f"/api/v1/cards/{card['code']}").json()
+    assert read["google_save_url"] == _redirect_url(card)  # a read transaction signs nothing
+    with db.read() as session:
+        assert session.get(GoogleObject, _card_id(shop, card["code"])) is None
+    bought = shop.buy(card["code"], 10000)
+    assert bought["card"]["google_save_url"].startswith(SAVE)
+    assert shop.get(f"/api/v1/cards/{card['code']}").json()["google_save_url"] == bought["card"]["google_save_url"]
+
+
+def test_a_too_long_jwt_inserts_the_object_first_and_links_by_id(gshop, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOYALWALLET_GOOGLE_MAX_JWT", "700")
+    shop = gshop.shop
+    card = shop.card(shop.program("bonus"), name="Константин Константинович Константинопольский")
+    assert card["google_save_url"] == _redirect_url(card)  # nothing short enough to sign yet
+    drain()  # the worker inserts the object, then signs a link that names only its id
+    oid = next(iter(gshop.fake.objects))
+    assert gshop.fake.objects[oid]["accountId"] == card["code"]
+    view = shop.get(f"/api/v1/cards/{card['code']}").json()
+    claims = _claims(view["google_save_url"], gshop.public_key)
+    assert claims["payload"]["loyaltyObjects"] == [{"id": oid, "classId": gshop.fake.objects[oid]["classId"]}]
+    r = shop.client.get(_redirect_url(card).removeprefix("http://testserver"), follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == view["google_save_url"]
+
+
+def _card_id(shop: Shop, code: str) -> int:
+    from loyalwallet.cards.models import Card
+
+    with db.read() as session:
+        return int(
+            session.scalar(select(Card.id).where(Card.merchant_id == shop.merchant_id, Card.code == code)) or 0
+        )
