@@ -40,9 +40,15 @@ def _pem(key: object) -> str:
         ("[1, 2]", "not a JSON object"),
         (_with(type="authorized_user"), '"type" must be "service_account"'),
         (_with(client_email="nobody"), '"client_email"'),
-        (_with(private_key="-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "cannot be read"),
+        (
+            _with(private_key="-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+            "cannot be read",
+        ),
         (_with(private_key=_pem(ec.generate_private_key(ec.SECP256R1()))), "must be an RSA key"),
-        (_with(private_key=_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024))), "only 1024 bits"),
+        (
+            _with(private_key=_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024))),
+            "only 1024 bits",
+        ),
         (_with(token_uri="ftp://x"), '"token_uri"'),
     ],
 )
@@ -72,10 +78,20 @@ def _issuers(merchant_id: int) -> list[GoogleIssuer]:
         return list(session.scalars(select(GoogleIssuer).where(GoogleIssuer.merchant_id == merchant_id)))
 
 
-def test_cli_import_key_checks_stores_sealed_and_reports(settings: Settings, shop: Shop, tmp_path: Path) -> None:
+def test_cli_import_key_checks_stores_sealed_and_reports(
+    settings: Settings, shop: Shop, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(_with(private_key="garbage"))
-    out = _run(settings, "import-key", str(bad), "--issuer-id", "3388000000012345678", "--merchant", str(shop.merchant_id))
+    out = _run(
+        settings,
+        "import-key",
+        str(bad),
+        "--issuer-id",
+        "3388000000012345678",
+        "--merchant",
+        str(shop.merchant_id),
+    )
     assert out.returncode == 2 and "private_key" in out.stderr and "nothing was stored" in out.stderr
     assert _issuers(shop.merchant_id) == []
 
@@ -87,7 +103,15 @@ def test_cli_import_key_checks_stores_sealed_and_reports(settings: Settings, sho
     out = _run(settings, "import-key", str(tmp_path / "missing.json"), "--issuer-id", "3388000000012345678")
     assert out.returncode == 2 and "cannot read" in out.stderr
 
-    out = _run(settings, "import-key", str(good), "--issuer-id", "3388000000012345678", "--merchant", str(shop.merchant_id))
+    out = _run(
+        settings,
+        "import-key",
+        str(good),
+        "--issuer-id",
+        "3388000000012345678",
+        "--merchant",
+        str(shop.merchant_id),
+    )
     assert out.returncode == 0, out.stderr
     (row,) = _issuers(shop.merchant_id)
     doc = json.loads(key_text)

@@ -26,7 +26,9 @@ def _redirect_url(card: dict) -> str:
 
 def test_a_new_card_gets_a_save_jwt_that_verifies_and_carries_the_code(gshop) -> None:
     shop = gshop.shop
-    program = shop.program("bonus", {"tiers": [{"name": "Base", "min_spend": 0, "cashback_pct": 5}], "welcome_points": 50})
+    program = shop.program(
+        "bonus", {"tiers": [{"name": "Base", "min_spend": 0, "cashback_pct": 5}], "welcome_points": 50}
+    )
     card = shop.card(program, name="Анна")
     token = card["google_save_url"][len(SAVE) :]
     claims = _claims(card["google_save_url"], gshop.public_key)
@@ -94,10 +96,15 @@ def test_reads_never_sign_and_writes_sign_once(gshop, google) -> None:
         assert session.get(GoogleObject, _card_id(shop, card["code"])) is None
     bought = shop.buy(card["code"], 10000)
     assert bought["card"]["google_save_url"].startswith(SAVE)
-    assert shop.get(f"/api/v1/cards/{card['code']}").json()["google_save_url"] == bought["card"]["google_save_url"]
+    assert (
+        shop.get(f"/api/v1/cards/{card['code']}").json()["google_save_url"]
+        == bought["card"]["google_save_url"]
+    )
 
 
-def test_a_too_long_jwt_inserts_the_object_first_and_links_by_id(gshop, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_too_long_jwt_inserts_the_object_first_and_links_by_id(
+    gshop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LOYALWALLET_GOOGLE_MAX_JWT", "700")
     shop = gshop.shop
     card = shop.card(shop.program("bonus"), name="Константин Константинович Константинопольский")
@@ -117,5 +124,6 @@ def _card_id(shop: Shop, code: str) -> int:
 
     with db.read() as session:
         return int(
-            session.scalar(select(Card.id).where(Card.merchant_id == shop.merchant_id, Card.code == code)) or 0
+            session.scalar(select(Card.id).where(Card.merchant_id == shop.merchant_id, Card.code == code))
+            or 0
         )

@@ -15,10 +15,14 @@ from wallet.google.helpers import deliveries, drain
 
 def _card_id(shop: Shop, code: str) -> int:
     with db.read() as session:
-        return int(session.scalar(select(Card.id).where(Card.merchant_id == shop.merchant_id, Card.code == code)))
+        return int(
+            session.scalar(select(Card.id).where(Card.merchant_id == shop.merchant_id, Card.code == code))
+        )
 
 
-def _send(shop: Shop, card_id: int, message_id: str, header: str = "Hello", body: str = "Coffee is on us") -> None:
+def _send(
+    shop: Shop, card_id: int, message_id: str, header: str = "Hello", body: str = "Coffee is on us"
+) -> None:
     with db.transaction() as session:
         enqueue(
             session,
@@ -94,3 +98,19 @@ def test_a_message_for_another_merchants_card_is_refused(gshop, client) -> None:
     drain()
     (dead,) = [d for d in deliveries(gshop.shop.merchant_id) if d.topic == "google.message"]
     assert dead.status == "dead" and "card not found" in (dead.last_error or "")
+
+
+def test_a_message_to_an_object_deleted_at_google_inserts_it_again(gshop) -> None:
+    shop, fake = gshop.shop, gshop.fake
+    card = shop.card(shop.program("stamp"))
+    drain()
+    card_id = _card_id(shop, card["code"])
+    _send(shop, card_id, "m1")
+    drain()
+    (oid,) = fake.objects
+    del fake.objects[oid]
+    _send(shop, card_id, "m2")
+    drain()
+    assert [m["id"] for m in fake.objects[oid]["messages"]] == ["m1", "m2"]
+    assert fake.objects[oid]["accountId"] == card["code"]
+    assert all(d.status == "done" for d in deliveries(shop.merchant_id))

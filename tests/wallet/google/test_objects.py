@@ -67,7 +67,9 @@ def test_bonus_card_shows_points_tier_and_the_next_tier() -> None:
     obj = _object(_program("bonus", rules), _card(tier="Bronze", spend=250_050))
     assert obj["loyaltyPoints"] == {"label": "Points", "balance": {"int": 240}}
     assert obj["secondaryLoyaltyPoints"] == {"label": "Tier", "balance": {"string": "Bronze"}}
-    assert {"id": "next_tier", "header": "Next tier", "body": "Gold: 7\u00a0499.50\u00a0₽"} in obj["textModulesData"]
+    assert {"id": "next_tier", "header": "Next tier", "body": "Gold: 7\u00a0499.50\u00a0₽"} in obj[
+        "textModulesData"
+    ]
 
 
 def test_single_tier_bonus_card_shows_the_cashback() -> None:
@@ -122,17 +124,28 @@ def test_class_carries_the_back_fields_and_the_tier_look() -> None:
 
     def build(tier: str | None) -> dict[str, Any]:
         cid = objects.class_id(ISSUER, "lw", 3, 7, objects.variant_for(program.design, tier))
-        return objects.loyalty_class(cid, program, tier, "https://img/logo", lambda s: f"https://img/{s}", lambda s: s)
+        return objects.loyalty_class(
+            cid, program, tier, "https://img/logo", lambda s: f"https://img/{s}", lambda s: s
+        )
 
     base, gold = build(None), build("Gold")
     assert base["hexBackgroundColor"] == "#3b2a20" and gold["hexBackgroundColor"] == "#d4af37"
     assert base["heroImage"]["sourceUri"]["uri"] == "https://img/" + "a" * 64
-    assert gold["heroImage"]["sourceUri"]["uri"] == "https://img/" + "b" * 64 and gold["rewardsTier"] == "Gold"
+    assert (
+        gold["heroImage"]["sourceUri"]["uri"] == "https://img/" + "b" * 64 and gold["rewardsTier"] == "Gold"
+    )
     assert gold["id"] == f"{ISSUER}.lw-m3-p7-{gold_variant}"
     assert [m["id"] for m in base["textModulesData"]] == ["terms", "address"]
-    assert base["linksModuleData"]["uris"][0] == {"id": "phone", "uri": "tel:+74951234567", "description": "+7 (495) 123-45-67"}
+    assert base["linksModuleData"]["uris"][0] == {
+        "id": "phone",
+        "uri": "tel:+74951234567",
+        "description": "+7 (495) 123-45-67",
+    }
     assert base["merchantLocations"] == [{"latitude": 55.75, "longitude": 37.64}]
-    assert base["reviewStatus"] == "UNDER_REVIEW" and base["programLogo"]["sourceUri"]["uri"] == "https://img/logo"
+    assert (
+        base["reviewStatus"] == "UNDER_REVIEW"
+        and base["programLogo"]["sourceUri"]["uri"] == "https://img/logo"
+    )
     obj = _object(program, _card(tier="Gold", spend=5000))
     assert obj["classId"] == gold["id"] and obj["barcode"]["type"] == "PDF_417"
     assert obj["heroImage"]["sourceUri"]["uri"] == "https://img/" + "b" * 64

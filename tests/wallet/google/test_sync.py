@@ -116,7 +116,10 @@ def test_an_object_gone_at_google_is_inserted_again(gshop) -> None:
     del fake.objects[oid]
     bought = shop.buy(card["code"], 30000)
     drain()
-    assert [c.status for c in fake.calls if oid in c.path or (c.body or {}).get("id") == oid][-2:] == [404, 200]
+    assert [c.status for c in fake.calls if oid in c.path or (c.body or {}).get("id") == oid][-2:] == [
+        404,
+        200,
+    ]
     assert fake.objects[oid]["loyaltyPoints"]["balance"] == {"int": bought["card"]["balance"]}
 
 
@@ -131,7 +134,9 @@ def test_an_object_already_at_google_is_patched(gshop) -> None:
 
         from loyalwallet.cards.models import Card
 
-        c = session.scalar(select(Card).where(Card.merchant_id == shop.merchant_id, Card.code == card["code"]))
+        c = session.scalar(
+            select(Card).where(Card.merchant_id == shop.merchant_id, Card.code == card["code"])
+        )
         issuer = service.issuer_for(session, shop.merchant_id)
         program = session.get(Program, c.program_id)
         obj = service.build_object(session, issuer, c, program)
@@ -153,7 +158,10 @@ def test_a_tier_with_its_own_look_moves_the_card_to_its_class(gshop) -> None:
             "kind": "bonus",
             "name": "Tiers",
             "rules": TIERED,
-            "design": {"colours": {"background": "#111111"}, "tiers": {"Silver": {"colours": {"background": "#c0c0c0"}}}},
+            "design": {
+                "colours": {"background": "#111111"},
+                "tiers": {"Silver": {"colours": {"background": "#c0c0c0"}}},
+            },
         },
     )
     assert r.status_code == 201, r.text
@@ -188,4 +196,6 @@ def _card_id(shop: Shop, code: str) -> int:
     from loyalwallet.cards.models import Card
 
     with db.read() as session:
-        return int(session.scalar(select(Card.id).where(Card.merchant_id == shop.merchant_id, Card.code == code)))
+        return int(
+            session.scalar(select(Card.id).where(Card.merchant_id == shop.merchant_id, Card.code == code))
+        )

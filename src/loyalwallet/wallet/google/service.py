@@ -289,7 +289,12 @@ def _insert_ignoring_conflict(session: Session, model: Any, values: dict[str, An
 def save_link(session: Session, card: Card, program: Program, issuer: Issuer, *, create: bool) -> str | None:
     """The card's https://pay.google.com/gp/v/save/<JWT> link: the cached one, or (when
     `create` and the session may write) a newly signed one. None when there is none yet."""
-    row = session.get(GoogleObject, card.id)
+    # The hot path (every POS answer shows the card): one primary-key read of four columns.
+    row = session.execute(
+        select(
+            GoogleObject.object_id, GoogleObject.save_jwt, GoogleObject.jwt_key_id, GoogleObject.inserted
+        ).where(GoogleObject.card_id == card.id)
+    ).first()
     oid = object_id_for(issuer, card)
     if row is not None and row.object_id == oid and row.save_jwt and row.jwt_key_id == issuer.key_id:
         return savelink.save_base() + row.save_jwt
@@ -338,7 +343,6 @@ def save_link(session: Session, card: Card, program: Program, issuer: Issuer, *,
                 object_id=oid, inserted=False, class_id=None, synced_hash=None, messages=[], notified_at=[]
             )
         session.execute(update(GoogleObject).where(GoogleObject.card_id == card.id).values(**values))
-        session.expire(row)
     if issuer.syncs:
         enqueue(session, card.merchant_id, "google.patch", {"card_id": card.id, "reason": "link"})
     return savelink.save_base() + token if token else None
@@ -585,15 +589,25 @@ def send_message(card_id: int, merchant_id: int | None, header: str, body: str, 
         if len(kept) >= MAX_MESSAGES:
             kept = kept[-(MAX_MESSAGES - 1) :]
             client.patch("loyaltyObject", row.object_id, {"messages": kept})
+        oid = row.object_id
+
+        def reinsert() -> None:  # deleted at Google meanwhile: insert it (with our messages) again
+            card = session.get(Card, card_id)
+            assert card is not None
+            program = session.get(Program, card.program_id)
+            assert program is not None
+            obj = {**build_object(session, issuer, card, program), "messages": kept}
+            client.upsert("loyaltyObject", obj, obj, exists=False)
+
         try:
-            client.add_message("loyaltyObject", row.object_id, message)
+            _add_message(client, oid, message, reinsert)
         except GoogleApiError as exc:
             if not (notify and exc.status == 429):
                 raise
             # Google counts notifications too; over its limit the message still goes, silently.
             notify = False
             message["messageType"] = "TEXT"
-            client.add_message("loyaltyObject", row.object_id, message)
+            _add_message(client, oid, message, reinsert)
         if notify:
             recent.append(now.isoformat())
         with _writer(session, locked) as write:
@@ -603,6 +617,16 @@ def send_message(card_id: int, merchant_id: int | None, header: str, body: str, 
                 .values(messages=[*kept, message][-MAX_MESSAGES:], notified_at=recent, updated_at=now)
             )
     return "sent" if notify else "sent_text"
+
+
+def _add_message(client: WalletClient, oid: str, message: dict[str, Any], reinsert: Any) -> None:
+    try:
+        client.add_message("loyaltyObject", oid, message)
+    except GoogleApiError as exc:
+        if exc.status != 404:
+            raise
+        reinsert()
+        client.add_message("loyaltyObject", oid, message)
 
 
 # --- status ------------------------------------------------------------------------------
