@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -90,6 +90,7 @@ def reset_cache() -> None:
     with _lock:
         _issuers.clear()
         _keys.clear()
+        _links.clear()
 
 
 def _ttl() -> float:
@@ -286,17 +287,31 @@ def _insert_ignoring_conflict(session: Session, model: Any, values: dict[str, An
     session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=key))
 
 
+_LINK = select(
+    GoogleObject.object_id, GoogleObject.save_jwt, GoogleObject.jwt_key_id, GoogleObject.inserted
+).where(GoogleObject.card_id == bindparam("card_id"))
+_links: dict[int, tuple[str, str, str]] = {}  # card id -> (object id, key id, save JWT)
+LINKS_CACHED = 20_000
+
+
+def _remember(card_id: int, oid: str, key_id: str, token: str) -> None:
+    if len(_links) >= LINKS_CACHED:
+        _links.clear()
+    _links[card_id] = (oid, key_id, token)
+
+
 def save_link(session: Session, card: Card, program: Program, issuer: Issuer, *, create: bool) -> str | None:
     """The card's https://pay.google.com/gp/v/save/<JWT> link: the cached one, or (when
     `create` and the session may write) a newly signed one. None when there is none yet."""
-    # The hot path (every POS answer shows the card): one primary-key read of four columns.
-    row = session.execute(
-        select(
-            GoogleObject.object_id, GoogleObject.save_jwt, GoogleObject.jwt_key_id, GoogleObject.inserted
-        ).where(GoogleObject.card_id == card.id)
-    ).first()
+    # The hot path (every POS answer shows the card): a signed link stays valid for as
+    # long as the object id and the key are the same, so it is remembered in memory too.
     oid = object_id_for(issuer, card)
+    known = _links.get(card.id)
+    if known is not None and known[0] == oid and known[1] == issuer.key_id:
+        return savelink.save_base() + known[2]
+    row = session.execute(_LINK, {"card_id": card.id}).first()
     if row is not None and row.object_id == oid and row.save_jwt and row.jwt_key_id == issuer.key_id:
+        _remember(card.id, oid, issuer.key_id, row.save_jwt)
         return savelink.save_base() + row.save_jwt
     if not create:
         return None
@@ -345,7 +360,10 @@ def save_link(session: Session, card: Card, program: Program, issuer: Issuer, *,
         session.execute(update(GoogleObject).where(GoogleObject.card_id == card.id).values(**values))
     if issuer.syncs:
         enqueue(session, card.merchant_id, "google.patch", {"card_id": card.id, "reason": "link"})
-    return savelink.save_base() + token if token else None
+    if token is None:
+        return None
+    _remember(card.id, oid, issuer.key_id, token)  # valid even if this transaction rolls back
+    return savelink.save_base() + token
 
 
 def _sign(issuer: Issuer, objs: list[dict[str, Any]]) -> str:
