@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import update
 
 from fakes.google_wallet import FakeGoogleWallet
 from loyalwallet import db
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.wallet.google import client, service
-from loyalwallet.wallet.google.keys import development_key_file
 from support import Shop
+from wallet.google.helpers import new_key
 
 
 @pytest.fixture
@@ -43,12 +42,6 @@ class GoogleShop:
     @property
     def issuer_id(self) -> str:
         return self.fake.issuer_id
-
-
-def new_key() -> tuple[str, Any]:
-    text = development_key_file("test-project")
-    pem = json.loads(text)["private_key"].encode()
-    return text, serialization.load_pem_private_key(pem, password=None).public_key()
 
 
 @pytest.fixture

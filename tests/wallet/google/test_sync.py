@@ -7,7 +7,7 @@ from typing import Any
 from loyalwallet import db
 from loyalwallet.programs.models import Program
 from support import Shop
-from wallet.google.helpers import deliveries, drain, make_due
+from wallet.google.helpers import deliveries, drain, make_due, register_key
 
 TIERED = {
     "tiers": [
@@ -199,3 +199,29 @@ def _card_id(shop: Shop, code: str) -> int:
         return int(
             session.scalar(select(Card.id).where(Card.merchant_id == shop.merchant_id, Card.code == code))
         )
+
+
+def test_importing_a_key_sends_the_classes_of_existing_programs(shop: Shop, google) -> None:
+    program = shop.program("bonus", TIERED)
+    key_file = register_key(google)
+    from loyalwallet.wallet.google import service
+
+    with db.transaction() as session:
+        service.import_key(session, key_file, google.issuer_id, shop.merchant_id)
+    try:
+        drain()
+        (cls,) = google.classes.values()
+        assert cls["id"] == f"{google.issuer_id}.lw-m{shop.merchant_id}-p{program}"
+        assert google.objects == {}  # no card has a link yet
+    finally:
+        with db.transaction() as session:
+            service.remove_issuer(session, shop.merchant_id)
+
+
+def test_a_blocked_card_becomes_inactive_at_google(gshop) -> None:
+    shop, fake = gshop.shop, gshop.fake
+    card = _enrolled(shop)
+    r = shop.call("PATCH", f"/api/v1/cards/{card['code']}", json={"status": "blocked", "reason": "lost"})
+    assert r.status_code == 200, r.text
+    drain()
+    assert _object(fake, card["code"])["state"] == "INACTIVE"
