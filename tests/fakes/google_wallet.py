@@ -91,6 +91,8 @@ class FakeGoogleWallet:
     calls: list[Call] = field(default_factory=list)
     token_requests: int = 0
     faults: list[Fault] = field(default_factory=list)
+    # Whether a PATCH may move an object to another class (our tier classes rely on it).
+    allow_class_moves: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -252,6 +254,9 @@ class FakeGoogleWallet:
                 return 200, current
             if method == "PATCH":
                 self._check(kind, body, full=False)
+                moved = kind == "loyaltyObject" and body.get("classId") not in (None, current.get("classId"))
+                if moved and not self.allow_class_moves:
+                    raise Invalid("classId of an existing object cannot be changed")
                 merged = {**current}
                 for key, value in body.items():
                     if value is None:

@@ -225,3 +225,21 @@ def test_a_blocked_card_becomes_inactive_at_google(gshop) -> None:
     assert r.status_code == 200, r.text
     drain()
     assert _object(fake, card["code"])["state"] == "INACTIVE"
+
+
+def test_if_google_will_not_move_an_object_to_its_tier_class_the_rest_still_updates(gshop) -> None:
+    shop, fake = gshop.shop, gshop.fake
+    fake.allow_class_moves = False
+    design = {"tiers": {"Silver": {"colours": {"background": "#c0c0c0"}}}}
+    r = shop.post("/api/v1/programs", {"kind": "bonus", "name": "Tiers", "rules": TIERED, "design": design})
+    card = shop.card(r.json()["id"])
+    drain()
+    base_class = _object(fake, card["code"])["classId"]
+    bought = shop.buy(card["code"], 150_000)
+    drain()
+    obj = _object(fake, card["code"])
+    assert obj["classId"] == base_class and obj["loyaltyPoints"]["balance"] == {
+        "int": bought["card"]["balance"]
+    }
+    assert obj["secondaryLoyaltyPoints"]["balance"] == {"string": "Silver"}
+    assert all(d.status == "done" for d in deliveries(shop.merchant_id))

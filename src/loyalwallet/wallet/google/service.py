@@ -315,7 +315,9 @@ def save_link(session: Session, card: Card, program: Program, issuer: Issuer, *,
         return savelink.save_base() + row.save_jwt
     if not create:
         return None
-    obj = build_object(session, issuer, card, program)
+    # No personal data in links (they travel by SMS, mail, browser history): the holder's
+    # name reaches Google over REST only, with the insert queued below.
+    obj = {k: v for k, v in build_object(session, issuer, card, program).items() if k != "accountName"}
     token: str | None = _sign(issuer, [obj])
     kind: str | None = "full"
     # (A development key cannot insert anything: it keeps the long link.)
@@ -541,12 +543,22 @@ def sync_card(card_id: int) -> str:
         if same_object and row.inserted and row.synced_hash == digest:
             verb = "unchanged"
         else:
-            verb, _answer = client.upsert(
-                "loyaltyObject",
-                obj,
-                objects.patch_body(obj, objects.OBJECT_OPTIONAL),
-                exists=same_object and row.inserted,
-            )
+            exists = same_object and row.inserted
+            try:
+                verb, _answer = client.upsert(
+                    "loyaltyObject", obj, objects.patch_body(obj, objects.OBJECT_OPTIONAL), exists=exists
+                )
+            except GoogleApiError as exc:
+                moving = exists and row.class_id is not None and row.class_id != obj["classId"]
+                if exc.status != 400 or not moving:
+                    raise
+                # Google would not move the object to its tier's class: keep it in its
+                # class and still bring everything else up to date.
+                log.warning("Google refused to move %s to %s: %s", obj["id"], obj["classId"], exc.message)
+                obj = {**obj, "classId": row.class_id}
+                verb, _answer = client.upsert(
+                    "loyaltyObject", obj, objects.patch_body(obj, objects.OBJECT_OPTIONAL), exists=True
+                )
         now = db.utcnow()
         values: dict[str, Any] = {
             "object_id": obj["id"],
