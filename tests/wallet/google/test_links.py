@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jwt
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from loyalwallet import db
 from loyalwallet.wallet.google import service
@@ -129,3 +129,22 @@ def _card_id(shop: Shop, code: str) -> int:
             session.scalar(select(Card.id).where(Card.merchant_id == shop.merchant_id, Card.code == code))
             or 0
         )
+
+
+def test_a_google_problem_never_fails_the_purchase(gshop, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop = gshop.shop
+    card = shop.card(shop.program("bonus"))
+    with db.transaction() as session:
+        session.execute(delete(GoogleObject).where(GoogleObject.card_id == _card_id(shop, card["code"])))
+    service.reset_cache()
+
+    def broken(*args: object, **kw: object) -> dict:
+        raise RuntimeError("a bug in the object builder")
+
+    working = service.build_object
+    monkeypatch.setattr(service, "build_object", broken)
+    bought = shop.buy(card["code"], 10000)  # the purchase goes through
+    assert bought["card"]["google_save_url"] == _redirect_url(card)
+    monkeypatch.setattr(service, "build_object", working)
+    again = shop.buy(card["code"], 10000)
+    assert again["card"]["google_save_url"].startswith(SAVE)

@@ -379,11 +379,22 @@ def _sign(issuer: Issuer, objs: list[dict[str, Any]]) -> str:
 
 
 def card_view_hook(session: Session, card: Card, program: Program, urls: dict[str, str]) -> None:
-    """cards.service.CARD_URL_HOOKS: put the signed save link in the card's view."""
-    issuer = issuer_for(session, card.merchant_id)
-    if issuer is None:
+    """cards.service.CARD_URL_HOOKS: put the signed save link in the card's view.
+
+    A Google problem (a damaged stored key, a bug) must never fail the purchase that
+    shows the card: the link is made in a savepoint, and on any error the card keeps
+    its redirect link, which retries later."""
+    try:
+        issuer = issuer_for(session, card.merchant_id)
+        if issuer is None:
+            return
+        link = save_link(session, card, program, issuer, create=False)
+        if link is None and session.info.get("writable"):
+            with session.begin_nested():
+                link = save_link(session, card, program, issuer, create=True)
+    except Exception:
+        log.exception("no Google save link for card %s; it shows the redirect link", card.id)
         return
-    link = save_link(session, card, program, issuer, create=bool(session.info.get("writable")))
     if link:
         urls["google_save_url"] = link
 
