@@ -118,12 +118,17 @@ def issuer_for(session: Session, merchant_id: int) -> Issuer | None:
     if row is not None:
         creds = _keys.get((row.id, row.updated_at))
         if creds is None:
-            raw = crypto.open_(row.key_sealed, merchant_id=row.merchant_id or 0, column=KEY_COLUMN)
-            key = parse_key_file(raw or "")
-            creds = Credentials(key.email, key.key_id, key.token_uri, key.private_key)
-            with _lock:
-                _keys[(row.id, row.updated_at)] = creds
-        issuer = Issuer(row.id, row.merchant_id, row.issuer_id, creds, row.development)
+            try:
+                raw = crypto.open_(row.key_sealed, merchant_id=row.merchant_id or 0, column=KEY_COLUMN)
+                key = parse_key_file(raw or "")
+            except Exception:  # e.g. the data dir's PII key was replaced: import the key again
+                log.exception("the Google issuer key (row %s) cannot be read; Google Wallet is off", row.id)
+            else:
+                creds = Credentials(key.email, key.key_id, key.token_uri, key.private_key)
+                with _lock:
+                    _keys[(row.id, row.updated_at)] = creds
+        if creds is not None:
+            issuer = Issuer(row.id, row.merchant_id, row.issuer_id, creds, row.development)
     with _lock:
         _issuers[merchant_id] = (now + _ttl(), issuer)
     return issuer
