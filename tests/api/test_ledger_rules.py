@@ -132,3 +132,13 @@ def test_export_and_erase(shop: Shop) -> None:
     assert shop.get("/api/v1/cards", params={"phone": phone}).json() == {"items": []}
     card = shop.get(f"/api/v1/cards/{code}").json()
     assert card["customer"]["name"] is None and card["customer"]["erased"] is True
+    with db.read() as session:
+        reasons = [
+            m.payload.get("reason")
+            for m in session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.merchant_id == shop.merchant_id, OutboxMessage.topic == "card.changed"
+                )
+            )
+        ]
+    assert "erase" in reasons  # wallets drop the name too

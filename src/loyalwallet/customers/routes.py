@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from loyalwallet import db
 from loyalwallet.api.deps import manager, owner
-from loyalwallet.cards.service import cards_of_customer
+from loyalwallet.cards.service import CardBook, cards_of_customer
 from loyalwallet.customers import service
 from loyalwallet.errors import not_found
 from loyalwallet.merchants.actors import Actor
@@ -47,5 +47,8 @@ def erase(body: EraseIn, who: Actor = Depends(owner)) -> dict[str, Any]:
         if customer is None:
             raise not_found("guest")
         service.erase(session, customer)
+        # Wallets still show the holder's name: refresh every card of the guest.
+        for card, program in cards_of_customer(session, customer):
+            CardBook(session, card, program).touch("erase")
         audit(session, who, "customer.erase", "customer", customer.id, {"reason": body.reason})
         return {"erased": True, "customer_id": customer.id}
