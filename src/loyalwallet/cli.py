@@ -13,6 +13,7 @@ from rich.console import Console
 
 from loyalwallet import db
 from loyalwallet.config import configure, load_settings
+from loyalwallet.wallet.apple.cli import app as apple_app
 from loyalwallet.wallet.google.cli import app as google_app
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
 merchant_app = typer.Typer(no_args_is_help=True, help="Merchants.")
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(google_app, name="google")
+app.add_typer(apple_app, name="apple")
 console = Console(stderr=True)
 
 
@@ -159,6 +161,10 @@ def demo(
     settings = get_settings()
     run(settings.database_url)
     info = seed(settings.data_dir)
+    from loyalwallet.wallet.apple.credentials import ensure_development_certificate
+
+    with db.transaction() as session:
+        apple_dev = ensure_development_certificate(session).kind == "development"
     base = settings.base_url
     lines = [
         f"[bold]Admin[/bold]      {base}/admin   login [cyan]{info['owner_login']}[/cyan] password [cyan]{info['owner_password']}[/cyan]",
@@ -178,6 +184,13 @@ def demo(
             else []
         ),
         f"Data: {settings.data_dir} (SQLite). Stop with Ctrl-C.",
+        (
+            "[yellow]Apple Wallet: passes are signed with a self-signed DEVELOPMENT certificate. Real iPhones "
+            "refuse them: import your Apple Pass Type ID certificate with `loyalwallet apple import-cert "
+            "--p12 FILE --password ...` (and serve over HTTPS for live updates).[/yellow]"
+            if apple_dev
+            else "Apple Wallet: passes are signed with your Apple certificate."
+        ),
         "",
         f"Try: curl -H 'Authorization: Bearer {info['cashier_api_key']}' '{base}/api/v1/cards?phone=89160000001'",
     ]

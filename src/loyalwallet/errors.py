@@ -34,6 +34,7 @@ CODES: dict[str, tuple[int, str]] = {
     "otp_invalid": (422, "The code is wrong"),
     "otp_expired": (410, "The code has expired"),
     "otp_attempts_exceeded": (429, "Too many wrong codes"),
+    "certificate_invalid": (422, "The certificate cannot be used"),
 }
 
 

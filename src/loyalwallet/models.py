@@ -8,10 +8,22 @@ from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, 
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.programs.models import Asset, Program
+from loyalwallet.wallet.apple.models import (
+    AppleCertificate,
+    AppleCounter,
+    ApplePushKey,
+    ApplePushPending,
+    AppleRegistration,
+)
 from loyalwallet.wallet.google.models import GoogleClass, GoogleIssuer, GoogleObject
 
 __all__ = [
     "ApiKey",
+    "AppleCertificate",
+    "AppleCounter",
+    "ApplePushKey",
+    "ApplePushPending",
+    "AppleRegistration",
     "Asset",
     "AuditLog",
     "Base",

@@ -35,9 +35,10 @@ def _routers() -> list[Any]:
     from loyalwallet.merchants.routes import router as merchants
     from loyalwallet.programs.routes import router as programs
     from loyalwallet.programs.routes_assets import router as assets
+    from loyalwallet.wallet.apple.routes import router as apple
     from loyalwallet.wallet.google.routes import router as google
 
-    return [programs, cards, checkout, merchants, customers, assets, enrollment_api, enrollment_pages, google]
+    return [programs, cards, checkout, merchants, customers, assets, enrollment_api, enrollment_pages, google, apple]
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:

@@ -63,4 +63,5 @@ def load_all() -> None:
     """Import every module that registers handlers or periodic jobs."""
     import loyalwallet.enrollment.handlers
     import loyalwallet.outbox.core_handlers  # noqa: F401
+    import loyalwallet.wallet.apple.handlers  # noqa: F401
     from loyalwallet.wallet.google import handlers as _google  # noqa: F401

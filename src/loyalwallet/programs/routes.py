@@ -47,7 +47,9 @@ def patch(program_id: int, body: ProgramPatch, who: Actor = Depends(manager)) ->
     with db.transaction() as session:
         program = service.get_program(session, who.merchant_id, program_id)
         version = program.version
-        service.update_program(session, who, program, name=body.name, rules=body.rules, status=body.status)
+        service.update_program(
+            session, who, program, name=body.name, rules=body.rules, design=body.design, status=body.status
+        )
         if program.version != version:
             enqueue(
                 session,

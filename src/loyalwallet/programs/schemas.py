@@ -21,4 +21,6 @@ class ProgramPatch(BaseModel):
 
     name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
     rules: dict[str, Any] | None = None
+    # The card look (programs/design.py); a change refreshes every issued card's pass.
+    design: dict[str, Any] | None = None
     status: Literal["active", "archived"] | None = None

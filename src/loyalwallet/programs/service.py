@@ -48,7 +48,7 @@ def create_program(
         kind=kind,
         name=name.strip(),
         rules=rules_to_json(parsed),
-        design=design or {},
+        design=checked_design(session, actor.merchant_id, design),
         status="active",
         version=1,
     )
@@ -56,6 +56,30 @@ def create_program(
     session.flush()
     audit(session, actor, "program.create", "program", program.id, {"kind": kind, "name": name})
     return program
+
+
+def checked_design(session: Session, merchant_id: int, design: dict[str, Any] | None) -> dict[str, Any]:
+    """A valid card design whose images are this merchant's uploaded assets."""
+    from loyalwallet.programs.design import parse_design
+
+    parsed = parse_design(design)
+    shas = {parsed.images.logo, parsed.images.icon, parsed.images.strip}
+    shas |= {look.strip for look in parsed.tiers.values()}
+    shas.discard(None)
+    if shas:
+        from loyalwallet.programs.models import Asset
+
+        found = set(
+            session.scalars(
+                select(Asset.sha256).where(Asset.merchant_id == merchant_id, Asset.sha256.in_(shas))
+            )
+        )
+        missing = sorted(s for s in shas if s not in found)  # type: ignore[type-var]
+        if missing:
+            raise DomainError(
+                "validation_error", f"unknown image {missing[0]}: upload it first", field="design"
+            )
+    return parsed.model_dump(mode="json", exclude_defaults=True)
 
 
 def get_program(session: Session, merchant_id: int, program_id: int) -> Program:
@@ -92,8 +116,10 @@ def update_program(
         program.rules = rules_to_json(parse_rules(program.kind, rules))
         changes["rules"] = program.rules
     if design is not None:
-        program.design = design
-        changes["design"] = True
+        checked = checked_design(session, program.merchant_id, design)
+        if checked != program.design:
+            program.design = checked
+            changes["design"] = True
     if status is not None:
         if status not in ("active", "archived"):
             raise DomainError("validation_error", "status must be active or archived", field="status")
@@ -112,6 +138,7 @@ def program_view(program: Program) -> dict[str, Any]:
         "kind": program.kind,
         "name": program.name,
         "rules": program.rules,
+        "design": program.design,
         "status": program.status,
         "version": program.version,
         "created_at": program.created_at.isoformat(),

@@ -1,0 +1,266 @@
+"""APNs over HTTP/2: wake the devices that hold a pass so they fetch its new version.
+
+One `ApnsClient` holds one httpx HTTP/2 connection pool to APNs for as long as the
+process lives: requests are multiplexed as streams on the open connection, never one
+connection per push (Apple throttles providers that reconnect). Authentication is either
+a token (an ES256 JWT from the team's .p8 key, re-signed every 40 minutes: Apple wants
+between 20 and 60) or the pass certificate itself as TLS client certificate.
+
+For Wallet the payload is `{}` and the topic is the pass type identifier. The outbox
+worker is synchronous, so `Pusher` runs the async client on one background event loop
+that every worker thread shares: their pushes become concurrent streams of the same
+connection. `push_many()` sends a batch concurrently (campaign fan-out, the benchmark).
+
+Settings: LOYALWALLET_APNS_URL (default Apple's production endpoint, which Wallet passes
+always use), LOYALWALLET_APNS_CA_FILE (extra CA to trust: tests, a corporate proxy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+
+from loyalwallet.config import env
+
+APNS_PRODUCTION = "https://api.push.apple.com"
+TOKEN_LIFETIME = 40 * 60  # seconds; Apple refuses tokens older than an hour and
+# answers TooManyProviderTokenUpdates when they are renewed more often than every 20 min.
+PAYLOAD = b"{}"
+
+
+@dataclass(frozen=True)
+class PushResult:
+    token: str
+    status: int  # 0: no answer (network)
+    reason: str | None = None
+    apns_id: str | None = None
+    timestamp_ms: int | None = None  # for 410: when the token stopped being valid
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def gone(self) -> bool:
+        """The device no longer takes pushes for this token: forget its registrations."""
+        return self.status == 410 or (self.status == 400 and self.reason == "BadDeviceToken")
+
+    @property
+    def retryable(self) -> bool:
+        return (
+            self.status in (0, 429)
+            or self.status >= 500
+            or (self.status == 403 and self.reason == "ExpiredProviderToken")
+        )
+
+
+class TokenAuth:
+    """The provider token: a JWT signed with the team's APNs key, cached and renewed."""
+
+    def __init__(self, key_pem: bytes | str, key_id: str, team_id: str, lifetime: float = TOKEN_LIFETIME):
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        raw = key_pem.encode() if isinstance(key_pem, str) else key_pem
+        self._key = load_pem_private_key(raw, None)
+        self.key_id = key_id
+        self.team_id = team_id
+        self.lifetime = lifetime
+        self._token: str | None = None
+        self._issued = 0.0
+        self._lock = threading.Lock()
+        self.fingerprint = hashlib.sha256(raw + key_id.encode() + team_id.encode()).hexdigest()
+
+    def header(self) -> str:
+        now = time.time()
+        with self._lock:
+            if self._token is None or now - self._issued >= self.lifetime:
+                self._token = jwt.encode(
+                    {"iss": self.team_id, "iat": int(now)},
+                    self._key,  # type: ignore[arg-type]
+                    algorithm="ES256",
+                    headers={"kid": self.key_id},
+                )
+                self._issued = now
+            return f"bearer {self._token}"
+
+    def expire(self) -> None:
+        """APNs said the token expired (clock skew): make a new one on the next push."""
+        with self._lock:
+            self._token = None
+
+
+def _ssl_context(ca_file: str | None, cert: tuple[str, str] | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    if cert:
+        # The ssl module loads client certificates only from files: write them to a
+        # private temporary directory for the moment it takes, then remove them.
+        with tempfile.TemporaryDirectory(prefix="lw-apns-") as tmp:
+            cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+            for path, text in ((cert_path, cert[0]), (key_path, cert[1])):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(text)
+            ctx.load_cert_chain(cert_path, key_path)
+    return ctx
+
+
+class ApnsClient:
+    """Async APNs client with one long-lived, multiplexed HTTP/2 connection pool."""
+
+    def __init__(
+        self,
+        base_url: str = APNS_PRODUCTION,
+        *,
+        token_auth: TokenAuth | None = None,
+        cert: tuple[str, str] | None = None,
+        ca_file: str | None = None,
+        timeout: float = 10.0,
+        max_connections: int = 2,
+    ) -> None:
+        if (token_auth is None) == (cert is None):
+            raise ValueError("give either token_auth or cert")
+        self.base_url = base_url.rstrip("/")
+        self.token_auth = token_auth
+        self._client = httpx.AsyncClient(
+            http1=False,
+            http2=True,
+            verify=_ssl_context(ca_file, cert),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            # keepalive_expiry=None: an idle connection stays open until APNs closes it.
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=None,
+            ),
+        )
+
+    async def push(self, token: str, topic: str, payload: bytes = PAYLOAD) -> PushResult:
+        headers = {"apns-topic": topic, "content-type": "application/json"}
+        for attempt in range(2):
+            if self.token_auth is not None:
+                headers["authorization"] = self.token_auth.header()
+            try:
+                response = await self._client.post(
+                    f"{self.base_url}/3/device/{token}", content=payload, headers=headers
+                )
+            except httpx.TransportError as exc:
+                # A connection APNs closed while idle: the next attempt opens a new one.
+                if attempt == 0:
+                    continue
+                return PushResult(token, 0, f"{type(exc).__name__}: {exc}")
+            result = _result(token, response)
+            if result.reason == "ExpiredProviderToken" and self.token_auth is not None and attempt == 0:
+                self.token_auth.expire()
+                continue
+            return result
+        raise AssertionError("unreachable")
+
+    async def push_many(self, items: Iterable[tuple[str, str]], concurrency: int = 256) -> list[PushResult]:
+        """Push (token, topic) pairs concurrently as streams of the open connection(s)."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(token: str, topic: str) -> PushResult:
+            async with gate:
+                return await self.push(token, topic)
+
+        return list(await asyncio.gather(*(one(t, p) for t, p in items)))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _result(token: str, response: httpx.Response) -> PushResult:
+    reason = None
+    timestamp = None
+    if response.status_code != 200 and response.content:
+        try:
+            body: dict[str, Any] = response.json()
+            reason = body.get("reason")
+            timestamp = body.get("timestamp")
+        except ValueError:
+            reason = response.text[:200]
+    return PushResult(token, response.status_code, reason, response.headers.get("apns-id"), timestamp)
+
+
+# --- the synchronous side: one event loop thread for every client of the process --------------
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="apns-loop", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+class Pusher:
+    """A blocking face of ApnsClient for the outbox worker's threads."""
+
+    def __init__(self, **client_args: Any) -> None:
+        self.loop = _background_loop()
+
+        async def make() -> ApnsClient:
+            return ApnsClient(**client_args)
+
+        self.client = asyncio.run_coroutine_threadsafe(make(), self.loop).result()
+
+    def push(self, token: str, topic: str) -> PushResult:
+        return asyncio.run_coroutine_threadsafe(self.client.push(token, topic), self.loop).result()
+
+    def push_many(self, items: Iterable[tuple[str, str]], concurrency: int = 256) -> list[PushResult]:
+        coro = self.client.push_many(list(items), concurrency)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.client.aclose(), self.loop).result(timeout=5)
+
+
+_pushers: dict[tuple[str, ...], Pusher] = {}
+_pushers_lock = threading.Lock()
+
+
+def base_url() -> str:
+    return (env("APNS_URL", APNS_PRODUCTION) or APNS_PRODUCTION).rstrip("/")
+
+
+def pusher(
+    *, token_auth: TokenAuth | None = None, cert: tuple[str, str] | None = None, fingerprint: str
+) -> Pusher:
+    """The process's Pusher for these credentials (created once, kept open)."""
+    url, ca_file = base_url(), env("APNS_CA_FILE")
+    key = (url, ca_file or "", fingerprint)
+    with _pushers_lock:
+        existing = _pushers.get(key)
+        if existing is None:
+            existing = Pusher(base_url=url, token_auth=token_auth, cert=cert, ca_file=ca_file)
+            _pushers[key] = existing
+        return existing
+
+
+def reset() -> None:
+    """Close every client (tests, and after credentials change)."""
+    with _pushers_lock:
+        items = list(_pushers.values())
+        _pushers.clear()
+    for p in items:
+        p.close()

@@ -1,0 +1,169 @@
+"""HTTP of Apple Wallet: the pass download links and the PassKit web service.
+
+- GET /c/{public_token}/pass.pkpass: the card's signed pass (the card's apple_pass_url).
+- GET /wallet/apple/coupons/{merchant_id}/{code}/{sig}/pass.pkpass: a coupon's pass.
+- The web service Apple specifies, under webServiceURL = {base}/wallet/apple:
+  POST   /v1/devices/{device}/registrations/{passTypeId}/{serial}   201 new, 200 known
+  GET    /v1/devices/{device}/registrations/{passTypeId}?passesUpdatedSince=tag  200 / 204
+  DELETE /v1/devices/{device}/registrations/{passTypeId}/{serial}   200
+  GET    /v1/passes/{passTypeId}/{serial}   the pass, Last-Modified; 304 If-Modified-Since
+  POST   /v1/log                            200
+  Authorization: ApplePass <authenticationToken> on the pass routes; 401 otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from loyalwallet import db
+from loyalwallet.api.responses import FastJSON
+from loyalwallet.cards.models import Card
+from loyalwallet.errors import not_found
+from loyalwallet.programs.models import Program
+from loyalwallet.wallet.apple import service
+from loyalwallet.wallet.apple.pkpass import MEDIA_TYPE
+
+log = logging.getLogger("loyalwallet.apple.device")
+router = APIRouter(tags=["apple wallet"])
+PREFIX = "/wallet/apple/v1"
+
+# The last device log lines, for the admin page (devices report install/update errors here).
+DEVICE_LOGS: deque[str] = deque(maxlen=200)
+
+
+class RegistrationIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    pushToken: Annotated[str, Field(max_length=256)]
+
+
+class LogIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    logs: Annotated[list[Any], Field(max_length=100)] = []
+
+
+def _pass_response(built: service.BuiltPass, request: Request) -> Response:
+    modified = service.last_modified(built.last_modified)
+    headers = {
+        "Last-Modified": service.http_date(modified),
+        "ETag": built.etag,
+        "Cache-Control": "no-cache",
+    }
+    if request.headers.get("if-none-match") == built.etag:
+        return Response(status_code=304, headers=headers)
+    headers["Content-Disposition"] = 'attachment; filename="card.pkpass"'
+    return Response(built.data, media_type=MEDIA_TYPE, headers=headers)
+
+
+@router.get("/c/{public_token}/pass.pkpass", summary="The card's Apple Wallet pass (public link)")
+def card_pass(public_token: str, request: Request) -> Response:
+    if not (8 <= len(public_token) <= 64):
+        raise not_found("card")
+    with db.read() as session:
+        row = session.execute(
+            select(Card, Program)
+            .join(Program, Program.id == Card.program_id)
+            .where(Card.public_token == public_token)
+        ).first()
+        if row is None:
+            raise not_found("card")
+        card, program = row
+        if service.not_modified(card.pass_updated_at, request.headers.get("if-modified-since")):
+            return Response(status_code=304)
+        built = service.card_pass(session, card, program)
+    return _pass_response(built, request)
+
+
+@router.get(
+    "/wallet/apple/coupons/{merchant_id}/{code}/{sig}/pass.pkpass",
+    summary="A coupon's Apple Wallet pass (signed public link)",
+)
+def coupon_pass(merchant_id: int, code: str, sig: str, request: Request) -> Response:
+    with db.read() as session:
+        coupon = service.coupon_by_link(session, merchant_id, code, sig)
+        built = service.coupon_pass(session, coupon)
+    return _pass_response(built, request)
+
+
+@router.post(
+    PREFIX + "/devices/{device_id}/registrations/{pass_type_id}/{serial}",
+    summary="PassKit: register a device for a pass's updates",
+    responses={201: {"description": "registered"}, 200: {"description": "already registered"}},
+)
+def register(
+    device_id: str,
+    pass_type_id: str,
+    serial: str,
+    body: RegistrationIn,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    with db.transaction() as session:
+        created = service.register(session, device_id, pass_type_id, serial, authorization, body.pushToken)
+    return Response(status_code=201 if created else 200)
+
+
+@router.get(
+    PREFIX + "/devices/{device_id}/registrations/{pass_type_id}",
+    summary="PassKit: serial numbers of the device's passes changed since a tag",
+)
+def serials(
+    device_id: str,
+    pass_type_id: str,
+    passesUpdatedSince: Annotated[str | None, Query(max_length=2000)] = None,
+) -> Response:
+    with db.read() as session:
+        found, tag = service.serials_since(session, device_id, pass_type_id, passesUpdatedSince)
+    if not found:
+        return Response(status_code=204)
+    return FastJSON({"serialNumbers": found, "lastUpdated": tag})
+
+
+@router.delete(
+    PREFIX + "/devices/{device_id}/registrations/{pass_type_id}/{serial}",
+    summary="PassKit: unregister a device",
+)
+def unregister(
+    device_id: str,
+    pass_type_id: str,
+    serial: str,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    with db.transaction() as session:
+        service.unregister(session, device_id, pass_type_id, serial, authorization)
+    return Response(status_code=200)
+
+
+@router.get(PREFIX + "/passes/{pass_type_id}/{serial}", summary="PassKit: the latest version of a pass")
+def latest(
+    pass_type_id: str,
+    serial: str,
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    with db.read() as session:
+        ref = service.authenticate(session, pass_type_id, serial, authorization)
+        if ref.card is not None and service.not_modified(
+            ref.card.pass_updated_at, request.headers.get("if-modified-since")
+        ):
+            return Response(status_code=304)
+        built = service.build(session, ref)
+    if service.not_modified(built.last_modified, request.headers.get("if-modified-since")):
+        return Response(status_code=304)
+    return _pass_response(built, request)
+
+
+@router.post(PREFIX + "/log", summary="PassKit: error messages from devices")
+def device_log(body: LogIn) -> Response:
+    for entry in body.logs:
+        line = "".join(ch if ch.isprintable() else " " for ch in str(entry))[:1000]
+        DEVICE_LOGS.append(line)
+        log.warning("device: %s", line)
+    return Response(status_code=200)
