@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 app = typer.Typer(no_args_is_help=True, help="Apple Wallet: certificates, push keys, status.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _read(path: Path | None, what: str) -> bytes | None:
@@ -140,7 +140,7 @@ def status(
     if as_json:
         print(json.dumps(info))
         return
-    out = Console()
+    out = Console(soft_wrap=True)
     out.print(f"certificate: [bold]{info['mode']}[/bold]")
     for name in ("pass_type_id", "team_id", "expires_at", "scope", "push", "web_service_url"):
         if info[name]:
