@@ -201,6 +201,8 @@ class FakeApns:
         config.keyfile = str(self.key_file)
         config.alpn_protocols = ["h2"]
         config.h2_max_concurrent_streams = 1000
+        config.keep_alive_timeout = 3600  # APNs keeps idle connections open for hours
+        config.keep_alive_max_requests = 10**9
         if self.client_ca is not None:
             config.ca_certs = str(self.client_ca)
             config.verify_mode = ssl.CERT_REQUIRED
@@ -223,6 +225,8 @@ class FakeApns:
 
         def run() -> None:
             loop = asyncio.new_event_loop()
+            # Clients dropping their connections at shutdown are not the test's business.
+            loop.set_exception_handler(lambda _loop, _context: None)
             self._loop = loop
             asyncio.set_event_loop(loop)
             self._stop = asyncio.Event()
