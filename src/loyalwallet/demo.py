@@ -42,6 +42,32 @@ STAMP_RULES: dict[str, Any] = {
     "reward": {"kind": "free_item", "name": "Free coffee / Кофе в подарок", "category": "coffee"},
 }
 
+# How the demo cards look in the wallets (programs/design.py).
+_CONTACTS: dict[str, Any] = {
+    "address": "Москва, ул. Покровка, 17",
+    "phone": "+7 495 123-45-67",
+    "links": [{"label": "Menu / Меню", "url": "https://example.com/menu"}],
+}
+BONUS_DESIGN: dict[str, Any] = {
+    "logo_text": "Зерно",
+    "colours": {"background": "#3b2a20", "foreground": "#ffffff", "label": "#f3d9b1"},
+    "front_fields": ["balance", "tier", "holder", "next_tier"],
+    "terms": "5-10 % of every check back in points; points pay up to half a check and live a year.",
+    "tiers": {
+        "Silver": {"colours": {"background": "#4a4f57", "foreground": "#ffffff", "label": "#d9dde3"}},
+        "Gold": {"colours": {"background": "#8a6a1f", "foreground": "#ffffff", "label": "#f7e7b4"}},
+    },
+    **_CONTACTS,
+}
+STAMP_DESIGN: dict[str, Any] = {
+    "logo_text": "Зерно",
+    "colours": {"background": "#1f3b2d", "foreground": "#ffffff", "label": "#cfe8d5"},
+    "front_fields": ["stamps", "rewards", "holder"],
+    "stamp_style": "cup",
+    "terms": "Every coffee is a stamp; the sixth is on us.",
+    **_CONTACTS,
+}
+
 GUESTS = [
     ("+79160000001", "Анна"),
     ("+79160000002", "Борис"),
@@ -74,8 +100,8 @@ def seed(data_dir: Path) -> dict[str, Any]:
             "Barista / Бариста",
             [location.id],
         )
-        bonus = create_program(session, owner, "bonus", "Зерно Бонус", BONUS_RULES)
-        stamp = create_program(session, owner, "stamp", "Шестой кофе в подарок", STAMP_RULES)
+        bonus = create_program(session, owner, "bonus", "Зерно Бонус", BONUS_RULES, BONUS_DESIGN)
+        stamp = create_program(session, owner, "stamp", "Шестой кофе в подарок", STAMP_RULES, STAMP_DESIGN)
         counter = _seed_channels(session, owner, bonus.id, stamp.id, location.id)
         _, cashier_key = create_api_key(session, merchant.id, "Demo POS", "cashier", location.id)
         _, owner_key = create_api_key(session, merchant.id, "Demo owner key", "owner")

@@ -35,12 +35,25 @@ class Pkpass:
         return json.loads(self.files["manifest.json"])
 
 
-def openssl_verify(signature: bytes, manifest: bytes, ca_file: str | None = None) -> subprocess.CompletedProcess[str]:
+def openssl_verify(
+    signature: bytes, manifest: bytes, ca_file: str | None = None
+) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory() as tmp:
         sig, man = Path(tmp, "signature"), Path(tmp, "manifest.json")
         sig.write_bytes(signature)
         man.write_bytes(manifest)
-        args = ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(sig), "-content", str(man)]
+        args = [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(sig),
+            "-content",
+            str(man),
+        ]
         args += ["-CAfile", ca_file, "-purpose", "any"] if ca_file else ["-noverify"]
         return subprocess.run([*args, "-out", "/dev/null"], capture_output=True, text=True, timeout=30)
 
@@ -64,11 +77,13 @@ def open_pkpass(data: bytes, ca_file: str | None = None) -> Pkpass:
         assert zf.testzip() is None, "corrupt zip entry"
         files = {info.filename: zf.read(info) for info in zf.infolist()}
     assert {"pass.json", "manifest.json", "signature"} <= files.keys(), sorted(files)
-    assert all("/" not in n or n.split("/")[0].endswith(".lproj") for n in files), "files must sit at the root"
+    assert all("/" not in n or n.split("/")[0].endswith(".lproj") for n in files), (
+        "files must sit at the root"
+    )
     manifest = json.loads(files["manifest.json"])
     listed = set(manifest)
     present = set(files) - {"manifest.json", "signature"}
-    assert listed == present, (listed ^ present)
+    assert listed == present, listed ^ present
     for name, digest in manifest.items():
         assert hashlib.sha1(files[name]).hexdigest() == digest, f"SHA-1 of {name} does not match the manifest"
     result = openssl_verify(files["signature"], files["manifest.json"])
@@ -94,7 +109,9 @@ class Device:
     def auth(token: str) -> dict[str, str]:
         return {"Authorization": f"ApplePass {token}"}
 
-    def register(self, pass_type_id: str, serial: str, token: str, push_token: str | None = None) -> httpx.Response:
+    def register(
+        self, pass_type_id: str, serial: str, token: str, push_token: str | None = None
+    ) -> httpx.Response:
         return self.client.post(
             f"{self.prefix}/devices/{self.device_id}/registrations/{pass_type_id}/{serial}",
             json={"pushToken": push_token or self.push_token},
@@ -111,7 +128,9 @@ class Device:
         """GET the serials changed since our last tag; remember the new one on 200."""
         since = self.tag if tag == "use-mine" else tag
         params = {"passesUpdatedSince": since} if since else {}
-        r = self.client.get(f"{self.prefix}/devices/{self.device_id}/registrations/{pass_type_id}", params=params)
+        r = self.client.get(
+            f"{self.prefix}/devices/{self.device_id}/registrations/{pass_type_id}", params=params
+        )
         if r.status_code == 200:
             self.tag = r.json()["lastUpdated"]
         return r

@@ -73,8 +73,9 @@ def test_every_kind_and_design_gives_a_valid_store_card(kind: str, raw: dict[str
         keys = [x["key"] for x in all_fields(pj)]
         assert len(keys) == len(set(keys))
         card = pj["storeCard"]
-        assert len(card["headerFields"]) <= 3 and len(card["primaryFields"]) <= 1
-        assert len(card["secondaryFields"]) + len(card["auxiliaryFields"]) <= 4
+        assert len(card.get("headerFields", [])) <= 3 and len(card.get("primaryFields", [])) <= 1
+        assert len(card.get("secondaryFields", [])) + len(card.get("auxiliaryFields", [])) <= 4
+        assert all(card.values())  # no empty field lists
         assert pj["formatVersion"] == 1 and pj["sharingProhibited"] is True
         assert pj["backgroundColor"].startswith("rgb(")
         assert len(pj.get("locations", [])) <= 10

@@ -176,3 +176,15 @@ def test_token_results_are_classified() -> None:
     assert not r("t", 400, "BadTopic").gone and not r("t", 400, "BadTopic").retryable
     assert r("t", 429).retryable and r("t", 500).retryable and r("t", 0).retryable
     assert r("t", 403, "ExpiredProviderToken").retryable
+
+
+def test_development_passes_are_not_pushed_to_apple(
+    monkeypatch: pytest.MonkeyPatch, apple_cert: AppleCertificate
+) -> None:
+    from loyalwallet.wallet.apple import credentials
+
+    monkeypatch.delenv("LOYALWALLET_APNS_URL", raising=False)
+    with db.read() as session:
+        route = credentials.push_route(session, apple_cert.pass_type_id)
+        assert route is not None and route.pusher is None and "development" in route.reason
+        assert credentials.push_route(session, "pass.unknown.type") is None

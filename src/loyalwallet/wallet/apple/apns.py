@@ -25,7 +25,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,16 +243,15 @@ def base_url() -> str:
     return (env("APNS_URL", APNS_PRODUCTION) or APNS_PRODUCTION).rstrip("/")
 
 
-def pusher(
-    *, token_auth: TokenAuth | None = None, cert: tuple[str, str] | None = None, fingerprint: str
-) -> Pusher:
-    """The process's Pusher for these credentials (created once, kept open)."""
+def pusher(fingerprint: str, credentials: Callable[[], dict[str, Any]]) -> Pusher:
+    """The process's Pusher for the credentials named `fingerprint` (created once, kept
+    open). `credentials()` gives token_auth= or cert= and runs only on first use."""
     url, ca_file = base_url(), env("APNS_CA_FILE")
     key = (url, ca_file or "", fingerprint)
     with _pushers_lock:
         existing = _pushers.get(key)
         if existing is None:
-            existing = Pusher(base_url=url, token_auth=token_auth, cert=cert, ca_file=ca_file)
+            existing = Pusher(base_url=url, ca_file=ca_file, **credentials())
             _pushers[key] = existing
         return existing
 

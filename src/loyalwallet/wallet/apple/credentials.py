@@ -201,34 +201,22 @@ def push_route(session: Session, pass_type_id: str) -> PushRoute | None:
         .limit(1)
     )
     if key is not None:
-        fingerprint = f"key:{key.id}"
-        p8 = crypto.open_(
-            key.key_enc, merchant_id=_INSTALLATION, column=f"apns_key:{key.team_id}:{key.key_id}"
-        )
-        assert p8 is not None
-        return PushRoute(
-            apns.pusher(
-                token_auth=_token_auth(fingerprint, p8, key.key_id, key.team_id), fingerprint=fingerprint
-            ),
-            pass_type_id,
-        )
-    identity = identity_of(cert)
-    return PushRoute(
-        apns.pusher(cert=(identity.cert_pem(), identity.key_pem()), fingerprint=f"cert:{cert.fingerprint}"),
-        pass_type_id,
-    )
 
+        def token() -> dict[str, Any]:
+            p8 = crypto.open_(
+                key.key_enc, merchant_id=_INSTALLATION, column=f"apns_key:{key.team_id}:{key.key_id}"
+            )
+            assert p8 is not None
+            return {"token_auth": apns.TokenAuth(p8, key.key_id, key.team_id)}
 
-_token_auths: dict[str, apns.TokenAuth] = {}
+        # One client per key: its provider token stays cached (Apple limits renewals).
+        return PushRoute(apns.pusher(f"key:{key.id}", token), pass_type_id)
 
+    def certificate() -> dict[str, Any]:
+        identity = identity_of(cert)
+        return {"cert": (identity.cert_pem() + identity.chain_pem(), identity.key_pem())}
 
-def _token_auth(fingerprint: str, p8: str, key_id: str, team_id: str) -> apns.TokenAuth:
-    # One TokenAuth per key keeps its JWT cached across pushes (Apple limits renewals).
-    with _lock:
-        auth = _token_auths.get(fingerprint)
-        if auth is None:
-            auth = _token_auths[fingerprint] = apns.TokenAuth(p8, key_id, team_id)
-        return auth
+    return PushRoute(apns.pusher(f"cert:{cert.fingerprint}", certificate), pass_type_id)
 
 
 # --- what the admin page shows ----------------------------------------------------------------
@@ -294,5 +282,4 @@ def status(session: Session, merchant_id: int | None = None) -> dict[str, Any]:
 def reset_caches() -> None:
     with _lock:
         _signers.clear()
-        _token_auths.clear()
     apns.reset()

@@ -286,7 +286,7 @@ def store_card(issuer: Issuer, facts: CardFacts, design: CardDesign, colours: Co
     out["sharingProhibited"] = True  # a loyalty card belongs to one guest
     if facts.places:
         out["locations"] = _locations(facts.places)
-    out["storeCard"] = layout
+    out["storeCard"] = {k: v for k, v in layout.items() if v}
     return out
 
 
@@ -330,7 +330,7 @@ def coupon(issuer: Issuer, facts: CouponFacts, design: CardDesign, colours: Colo
         out["voided"] = True
     if facts.places:
         out["locations"] = _locations(facts.places)
-    out["coupon"] = body
+    out["coupon"] = {k: v for k, v in body.items() if v}
     return out
 
 
