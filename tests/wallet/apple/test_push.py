@@ -188,3 +188,31 @@ def test_development_passes_are_not_pushed_to_apple(
         route = credentials.push_route(session, apple_cert.pass_type_id)
         assert route is not None and route.pusher is None and "development" in route.reason
         assert credentials.push_route(session, "pass.unknown.type") is None
+
+
+def test_a_batch_row_pushes_concurrently_and_retries_only_the_failures(
+    shop: Shop, apple_cert: AppleCertificate, apns: FakeApns
+) -> None:
+    from loyalwallet.outbox.service import enqueue
+
+    ptid = apple_cert.pass_type_id
+    program = shop.program("bonus")
+    phones = [_registered(shop, ptid, program)[1] for _ in range(3)]
+    worker.drain()
+    apns.reset()
+    tokens = [p.push_token for p in phones] + [f"{i:064x}" for i in range(40)]
+    apns.answer(tokens[0], 503, "ServiceUnavailable")
+    apns.answer(tokens[1], 410, "Unregistered")
+    with db.transaction() as session:
+        enqueue(session, shop.merchant_id, "apple.push", {"tokens": tokens, "pass_type_id": ptid})
+    worker.drain()
+    assert sorted(apns.tokens()) == sorted(tokens)
+    assert _registrations(tokens[1]) == 0 and _registrations(tokens[0]) == 1
+    retry = [m for m in _apple_rows("pending") if m.payload.get("tokens") == [tokens[0]]]
+    assert len(retry) == 1 and retry[0].next_attempt_at > db.utcnow()
+    with db.transaction() as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == retry[0].id).values(next_attempt_at=db.utcnow())
+        )
+    worker.drain()
+    assert apns.tokens().count(tokens[0]) == 2

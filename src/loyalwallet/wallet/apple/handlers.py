@@ -102,36 +102,54 @@ def forget_token(token: str, invalid_since_ms: int | None = None) -> int:
 
 @handles("apple.push")
 def push(msg: Delivery) -> None:
-    token = str(msg.payload["token"])
+    """Payload {"token", "pass_type_id"}, or {"tokens": [...], "pass_type_id"} for a batch
+    (sent concurrently on one connection: fan-out of campaigns)."""
     pass_type_id = str(msg.payload["pass_type_id"])
+    tokens = [str(t) for t in msg.payload.get("tokens") or [msg.payload["token"]]]
     with db.transaction() as session:
-        # Waits for a listener holding the marker; after this, further changes queue anew.
-        session.execute(delete(ApplePushPending).where(ApplePushPending.push_token == token))
+        # Waits for a listener holding a marker; after this, further changes queue anew.
+        session.execute(delete(ApplePushPending).where(ApplePushPending.push_token.in_(tokens)))
         route = credentials.push_route(session, pass_type_id)
     if route is None:
         raise Permanent(f"no certificate for pass type {pass_type_id}")
     if route.pusher is None:
-        log.info("apple push to %s… skipped: %s", token[:8], route.reason)
+        log.info("apple push to %s device(s) skipped: %s", len(tokens), route.reason)
         return
-    result = route.pusher.push(token, route.topic)
-    if result.ok:
+    if len(tokens) == 1:
+        results = [route.pusher.push(tokens[0], route.topic)]
+    else:
+        results = route.pusher.push_many([(t, route.topic) for t in tokens])
+    again = [r for r in results if not r.ok and not r.gone and (r.retryable or r.status == 403)]
+    for r in results:
+        if r.gone:
+            dropped = forget_token(r.token, r.timestamp_ms if r.status == 410 else None)
+            log.info(
+                "apple push token %s… is gone (%s %s): %s registration(s) dropped",
+                r.token[:8],
+                r.status,
+                r.reason,
+                dropped,
+            )
+        elif not r.ok and r not in again:
+            log.warning("apple push to %s… refused: %s %s", r.token[:8], r.status, r.reason)
+    if not again:
+        if len(results) == 1 and not results[0].ok and not results[0].gone:
+            raise Permanent(f"APNs {results[0].status} {results[0].reason}")
         return
-    if result.gone:
-        dropped = forget_token(token, result.timestamp_ms if result.status == 410 else None)
-        log.info(
-            "apple push token %s… is gone (%s %s): %s registration(s) dropped",
-            token[:8],
-            result.status,
-            result.reason,
-            dropped,
+    first = again[0]
+    # 403: a key or certificate problem; retried (someone may fix it) and visible as failing.
+    after = 300.0 if first.status == 403 else None
+    if len(again) == len(results):
+        raise Retry(f"APNs {first.status} {first.reason or ''}".strip(), after=after)
+    # Part of a batch failed: only those are tried again, in a row of their own.
+    with db.transaction() as session:
+        enqueue(
+            session,
+            msg.merchant_id,
+            "apple.push",
+            {"tokens": [r.token for r in again], "pass_type_id": pass_type_id},
+            delay=dt.timedelta(seconds=after or 30),
         )
-        return
-    if result.retryable:
-        raise Retry(f"APNs {result.status} {result.reason or ''}".strip())
-    if result.status == 403:
-        # A key or certificate problem: retried (someone may fix it), visible as failing.
-        raise Retry(f"APNs refused our credentials: {result.reason}", after=300)
-    raise Permanent(f"APNs {result.status} {result.reason}")
 
 
 def register() -> None:

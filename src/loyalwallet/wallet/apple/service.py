@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalwallet.cards.models import Card, Coupon
@@ -427,21 +428,24 @@ def register(
     keep = max_devices_per_pass() - 1
     if len(devices) > keep:
         session.execute(delete(AppleRegistration).where(AppleRegistration.id.in_(devices[keep:])))
-    session.add(
-        AppleRegistration(
-            merchant_id=ref.merchant_id,
-            device_id=device_id,
-            pass_type_id=pass_type_id,
-            serial=serial,
-            card_id=ref.card.id if ref.card else None,
-            coupon_id=ref.coupon.id if ref.coupon else None,
-            push_token=push_token,
-            change_seq=updates.stamp(session),
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    session.flush()
+    try:
+        with session.begin_nested():  # the same device may retry at the same moment
+            session.add(
+                AppleRegistration(
+                    merchant_id=ref.merchant_id,
+                    device_id=device_id,
+                    pass_type_id=pass_type_id,
+                    serial=serial,
+                    card_id=ref.card.id if ref.card else None,
+                    coupon_id=ref.coupon.id if ref.coupon else None,
+                    push_token=push_token,
+                    change_seq=updates.stamp(session),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except IntegrityError:
+        return False
     return True
 
 
