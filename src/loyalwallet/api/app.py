@@ -38,7 +38,18 @@ def _routers() -> list[Any]:
     from loyalwallet.wallet.apple.routes import router as apple
     from loyalwallet.wallet.google.routes import router as google
 
-    return [programs, cards, checkout, merchants, customers, assets, enrollment_api, enrollment_pages, google, apple]
+    return [
+        programs,
+        cards,
+        checkout,
+        merchants,
+        customers,
+        assets,
+        enrollment_api,
+        enrollment_pages,
+        google,
+        apple,
+    ]
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:

@@ -62,6 +62,6 @@ def every(name: str, seconds: float) -> Callable[[Callable[[], Any]], Callable[[
 def load_all() -> None:
     """Import every module that registers handlers or periodic jobs."""
     import loyalwallet.enrollment.handlers
-    import loyalwallet.outbox.core_handlers  # noqa: F401
+    import loyalwallet.outbox.core_handlers
     import loyalwallet.wallet.apple.handlers  # noqa: F401
     from loyalwallet.wallet.google import handlers as _google  # noqa: F401
