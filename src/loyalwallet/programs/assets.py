@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
@@ -53,3 +54,9 @@ def load(session: Session, merchant_id: int, sha: str) -> Asset | None:
 def url(merchant_id: int, sha: str) -> str:
     """Public URL of an asset (Google Wallet fetches images from here)."""
     return f"{get_settings().base_url}/assets/{merchant_id}/{sha}"
+
+
+def stamp_strip_url(program: Any, stamps: int) -> str:
+    """Public URL of a stamp card's strip with `stamps` filled (see routes_assets)."""
+    base = get_settings().base_url
+    return f"{base}/assets/{program.merchant_id}/programs/{program.id}/v{program.version}/stamps/{stamps}.png"

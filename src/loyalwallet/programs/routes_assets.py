@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
@@ -49,3 +51,30 @@ async def upload_asset(request: Request, who: Actor = Depends(manager)) -> Respo
             "height": asset.height,
         }
     return FastJSON(body, status_code=201)
+
+
+@router.get(
+    "/assets/{merchant_id}/programs/{program_id}/v{version}/stamps/{stamps}.png",
+    summary="A stamp card's strip for a number of stamps (public)",
+    include_in_schema=False,
+)
+def stamp_strip(
+    merchant_id: int, program_id: int, version: int, stamps: int, tier: str | None = None
+) -> Response:
+    """Rendered on demand from the program's design (and cached in-process): Google
+    Wallet shows it as the card's hero image. The program version in the path makes a
+    new design a new URL, so the answer may be cached forever."""
+    from loyalwallet.programs import images
+    from loyalwallet.programs.models import Program
+
+    with db.read() as session:
+        program = session.get(Program, program_id)
+        if program is None or program.merchant_id != merchant_id or program.kind != "stamp":
+            raise not_found("image")
+        required = int(program.rules.get("stamps_required", 0))
+        if not 0 <= stamps <= required:
+            raise not_found("image")
+        card = SimpleNamespace(stamps=stamps, tier=tier)
+        png = images.strip_for(session, program, card).data
+    cache = "public, max-age=31536000, immutable" if version == program.version else "no-cache"
+    return Response(png, media_type="image/png", headers={"Cache-Control": cache})

@@ -43,6 +43,18 @@ def test_a_new_card_is_inserted_with_its_class(gshop) -> None:
     assert logo.status_code == 200 and logo.headers["content-type"] == "image/png"
 
 
+def test_a_stamp_card_shows_its_own_cups_as_the_hero_image(gshop) -> None:
+    shop, fake = gshop.shop, gshop.fake
+    card = _enrolled(shop, "stamp", {"stamps_required": 6, "welcome_stamps": 1})
+    first = _object(fake, card["code"])["heroImage"]["sourceUri"]["uri"]
+    shop.buy(card["code"], 10000)
+    drain()
+    second = _object(fake, card["code"])["heroImage"]["sourceUri"]["uri"]
+    assert first != second  # 1/6 and 2/6 are different pictures
+    image = shop.client.get(second.removeprefix("http://testserver"))
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+
+
 def test_a_purchase_patches_the_object_with_the_new_balance(gshop) -> None:
     shop, fake = gshop.shop, gshop.fake
     card = _enrolled(shop)

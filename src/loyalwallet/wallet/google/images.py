@@ -1,8 +1,8 @@
 """A default program logo for Google Wallet (programLogo is required there).
 
 Used only when the design has no logo image: a circle in the card's colours with the
-program's initial. TODO(lead): switch to the shared renderer in programs/images.py
-once it is on main.
+program's initial. Google shows its programLogo as a square cropped to a circle, unlike
+Apple's wide logo (programs/images.py), hence a renderer of its own.
 """
 
 from __future__ import annotations

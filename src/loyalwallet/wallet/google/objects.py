@@ -69,6 +69,8 @@ class CardFacts:
     spend: int
     rewards: tuple[str, ...]  # names of the rewards waiting on the card
     web_url: str
+    # URL of a picture of this card's own state (a stamp card's cups).
+    hero: str | None = None
 
 
 # --- ids ---------------------------------------------------------------------------------
@@ -243,8 +245,9 @@ def loyalty_object(
     if modules:
         body["textModulesData"] = modules
     _colours, strip = look_for_tier(design, card.tier)
-    if strip:
-        body["heroImage"] = _image(image_url(strip), program.name, program.language)
+    if card.hero or strip:
+        url = card.hero or image_url(strip)  # type: ignore[arg-type]
+        body["heroImage"] = _image(url, program.name, program.language)
     body["linksModuleData"] = {
         "uris": [{"id": "card", "uri": card.web_url, "description": _("Your card online")}]
     }

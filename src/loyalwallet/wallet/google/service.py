@@ -241,6 +241,11 @@ def card_facts(session: Session, card: Card) -> objects.CardFacts:
         customer = session.get(Customer, card.customer_id)
         if customer is not None and customer.erased_at is None:
             holder = crypto.open_(customer.name_enc, merchant_id=card.merchant_id, column="name")
+    hero = None
+    program = session.get(Program, card.program_id)
+    if program is not None and program.kind == "stamp":
+        # The same strip of filled and empty cups the Apple pass shows, rendered on demand.
+        hero = assets.stamp_strip_url(program, card.stamps)
     return objects.CardFacts(
         code=card.code,
         serial=card.serial,
@@ -252,6 +257,7 @@ def card_facts(session: Session, card: Card) -> objects.CardFacts:
         spend=card.spend,
         rewards=tuple(r["name"] for r in available_rewards(session, card)),
         web_url=card_urls(card)["web_card_url"],
+        hero=hero,
     )
 
 
