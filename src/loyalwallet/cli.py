@@ -25,6 +25,9 @@ merchant_app = typer.Typer(no_args_is_help=True, help="Merchants.")
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(google_app, name="google")
 app.add_typer(apple_app, name="apple")
+from loyalwallet.imports.cli import app as import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")
 console = Console(stderr=True)
 
 

@@ -1,13 +1,23 @@
 """Every table of every part, imported in one place for Alembic and `create_all`."""
 
+from loyalwallet.analytics.models import (
+    CardMonth,
+    CohortSize,
+    DayCategory,
+    DayTotals,
+    GuestCell,
+    RollupState,
+)
 from loyalwallet.cards.models import Card, Coupon, LedgerEntry, StampEntry
 from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLine, Refund
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.db import Base
 from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, OtpChallenge, RateHit
+from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.programs.models import Asset, Program
+from loyalwallet.search.models import NameToken
 from loyalwallet.wallet.apple.models import (
     AppleCertificate,
     AppleCounter,
@@ -16,6 +26,7 @@ from loyalwallet.wallet.apple.models import (
     AppleRegistration,
 )
 from loyalwallet.wallet.google.models import GoogleClass, GoogleIssuer, GoogleObject
+from loyalwallet.web.models import LoginAttempt, WebSession
 
 __all__ = [
     "ApiKey",
@@ -28,20 +39,28 @@ __all__ = [
     "AuditLog",
     "Base",
     "Card",
+    "CardCodeRange",
+    "CardMonth",
     "Channel",
+    "CohortSize",
     "Consent",
     "ConsentText",
     "Coupon",
     "Customer",
+    "DayCategory",
+    "DayTotals",
     "GoogleClass",
     "GoogleIssuer",
     "GoogleObject",
+    "GuestCell",
     "IdempotencyRecord",
     "Join",
     "JoinForm",
     "LedgerEntry",
     "Location",
+    "LoginAttempt",
     "Merchant",
+    "NameToken",
     "OtpChallenge",
     "OutboxMessage",
     "Program",
@@ -49,7 +68,9 @@ __all__ = [
     "PurchaseLine",
     "RateHit",
     "Refund",
+    "RollupState",
     "Staff",
     "StaffLocation",
     "StampEntry",
+    "WebSession",
 ]

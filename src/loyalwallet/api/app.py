@@ -37,6 +37,7 @@ def _routers() -> list[Any]:
     from loyalwallet.programs.routes_assets import router as assets
     from loyalwallet.wallet.apple.routes import router as apple
     from loyalwallet.wallet.google.routes import router as google
+    from loyalwallet.web.routes import routers as web_routers
 
     return [
         programs,
@@ -49,6 +50,7 @@ def _routers() -> list[Any]:
         enrollment_pages,
         google,
         apple,
+        *web_routers(),
     ]
 
 
@@ -79,6 +81,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         lifespan=lifespan,
     )
     errors.install(app)
+    from loyalwallet.web.pages import install as install_pages
+
+    install_pages(app)
     for router in _routers():
         app.include_router(router)
     from starlette.staticfiles import StaticFiles

@@ -448,19 +448,28 @@ def card_urls(card: Card) -> dict[str, str]:
     }
 
 
-def new_card(session: Session, program: Program, customer_id: int | None, channel: str | None = None) -> Card:
-    """A new card row with fresh unguessable tokens and a unique code."""
+def new_card(
+    session: Session,
+    program: Program,
+    customer_id: int | None,
+    channel: str | None = None,
+    code: str | None = None,
+) -> Card:
+    """A new card row with fresh unguessable tokens and a unique code (or `code`: the
+    number of a plastic card; the caller has checked it is free)."""
     now = utcnow()
     rules = rules_of(program)
-    for _ in range(10):
-        code = new_code()
-        taken = session.scalar(
-            select(Card.id).where(Card.merchant_id == program.merchant_id, Card.code == code)
-        )
-        if taken is None:
-            break
-    else:  # pragma: no cover - 10 collisions in 10^12 codes
-        raise RuntimeError("could not find a free card code")
+    if code is None:
+        for _ in range(10):
+            candidate = new_code()
+            taken = session.scalar(
+                select(Card.id).where(Card.merchant_id == program.merchant_id, Card.code == candidate)
+            )
+            if taken is None:
+                code = candidate
+                break
+        else:  # pragma: no cover - 10 collisions in 10^12 codes
+            raise RuntimeError("could not find a free card code")
     card = Card(
         merchant_id=program.merchant_id,
         program_id=program.id,
@@ -494,6 +503,7 @@ def enroll(
     *,
     channel: str | None = None,
     referrer: Card | None = None,
+    code: str | None = None,
 ) -> tuple[Card, bool]:
     """The guest's card in this program: the existing one, or a new one with the
     welcome gift. Returns (card, created)."""
@@ -505,7 +515,7 @@ def enroll(
     )
     if existing is not None:
         return existing, False
-    card = new_card(session, program, customer.id, channel)
+    card = new_card(session, program, customer.id, channel, code)
     if referrer is not None and referrer.program_id == program.id and referrer.customer_id != customer.id:
         card.referrer_card_id = referrer.id
     book = CardBook(session, card, program)

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+# Registers the hook that keeps the (encrypted) names searchable: see search/service.py.
+import loyalwallet.search.service  # noqa: F401
 from loyalwallet import crypto
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.customers.phones import mask, to_e164

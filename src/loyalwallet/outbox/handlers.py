@@ -61,7 +61,12 @@ def every(name: str, seconds: float) -> Callable[[Callable[[], Any]], Callable[[
 
 def load_all() -> None:
     """Import every module that registers handlers or periodic jobs."""
+    # The dashboard's rollups (every 30 s) and snapshot (every few minutes); expired staff
+    # sessions and login attempts (hourly).
+    import loyalwallet.analytics.rollup
+    import loyalwallet.analytics.snapshot
     import loyalwallet.enrollment.handlers
     import loyalwallet.outbox.core_handlers
-    import loyalwallet.wallet.apple.handlers  # noqa: F401
+    import loyalwallet.wallet.apple.handlers
+    import loyalwallet.web.sessions  # noqa: F401
     from loyalwallet.wallet.google import handlers as _google  # noqa: F401

@@ -1,0 +1,273 @@
+"""Pure computations of the dashboard: periods, rates, trend buckets, RFM, cohorts.
+
+No SQL and no web here: the queries (analytics/queries.py) hand over small aggregated
+rows, these functions turn them into the figures docs/metrics.md defines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from loyalwallet.errors import DomainError
+
+ACTIVE_DAYS = 30
+LAPSED_DAYS = 90
+MAX_PERIOD_DAYS = 3 * 366
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole local days [start, end] in the merchant's time zone."""
+
+    start: dt.date
+    end: dt.date
+    tz: str
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def utc_bounds(self) -> tuple[dt.datetime, dt.datetime]:
+        zone = zoneinfo.ZoneInfo(self.tz)
+        lo = dt.datetime.combine(self.start, dt.time(), zone).astimezone(dt.UTC)
+        hi = dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
+        return lo, hi
+
+
+def parse_period(
+    start: str | None, end: str | None, today: dt.date, tz: str, default_days: int = 30
+) -> Period:
+    try:
+        end_d = dt.date.fromisoformat(end) if end else today
+        start_d = dt.date.fromisoformat(start) if start else end_d - dt.timedelta(days=default_days - 1)
+    except ValueError:
+        raise DomainError("validation_error", "dates are YYYY-MM-DD", field="from") from None
+    if start_d > end_d:
+        raise DomainError("validation_error", "the period starts after it ends", field="from")
+    if (end_d - start_d).days + 1 > MAX_PERIOD_DAYS:
+        raise DomainError("validation_error", "the period is longer than three years", field="from")
+    return Period(start_d, end_d, tz)
+
+
+def ratio(part: int, whole: int) -> float | None:
+    """part/whole for display (None when whole is 0). Never used for money."""
+    return part / whole if whole else None
+
+
+def avg(total: int, count: int) -> int | None:
+    """Average in minor units, floored (money stays integer)."""
+    return total // count if count else None
+
+
+# --- trend -------------------------------------------------------------------------------
+
+
+def bucket_for(days: int) -> str:
+    return "day" if days <= 45 else "week" if days <= 200 else "month"
+
+
+def bucket_start(day: dt.date, bucket: str) -> dt.date:
+    if bucket == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    return day
+
+
+@dataclass
+class Point:
+    start: dt.date
+    purchases: int = 0
+    revenue: int = 0
+
+    @property
+    def avg_check(self) -> int | None:
+        return avg(self.revenue, self.purchases)
+
+
+def trend(days: Iterable[tuple[str, int, int]], period: Period) -> list[Point]:
+    """Purchases and revenue per day/week/month from local-day totals, every bucket of
+    the period present (empty ones at zero)."""
+    bucket = bucket_for(period.days)
+    points: dict[dt.date, Point] = {}
+    day = period.start
+    while day <= period.end:
+        key = bucket_start(day, bucket)
+        points.setdefault(key, Point(key))
+        day += dt.timedelta(days=1)
+    for text, count, revenue in days:
+        key = bucket_start(dt.date.fromisoformat(text), bucket)
+        if key in points:
+            points[key].purchases += int(count)
+            points[key].revenue += int(revenue)
+    return [points[k] for k in sorted(points)]
+
+
+# --- guest status and RFM ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Guests sharing a recency (days since the last purchase; None = never bought) and a
+    number of purchases, with their total spend."""
+
+    recency: int | None
+    visits: int
+    guests: int
+    spend: int
+
+
+def status_counts(cells: Iterable[Cell]) -> dict[str, int]:
+    out = {"active": 0, "at_risk": 0, "lapsed": 0, "never": 0}
+    for c in cells:
+        if c.recency is None or c.visits == 0:
+            out["never"] += c.guests
+        elif c.recency <= ACTIVE_DAYS:
+            out["active"] += c.guests
+        elif c.recency <= LAPSED_DAYS:
+            out["at_risk"] += c.guests
+        else:
+            out["lapsed"] += c.guests
+    return out
+
+
+def quintile_scores(counts: dict[int, int], higher_is_better: bool) -> dict[int, int]:
+    """Score 1..5 for each value by the share of guests ranked below it (guests with equal
+    values share the score of the first of them, so one-visit guests all get F = 1)."""
+    total = sum(counts.values())
+    scores: dict[int, int] = {}
+    seen = 0
+    for value in sorted(counts, reverse=not higher_is_better):
+        scores[value] = min(5, 1 + (5 * seen) // total) if total else 1
+        seen += counts[value]
+    return scores
+
+
+SEGMENTS = (
+    "champions",
+    "loyal",
+    "potential",
+    "new",
+    "attention",
+    "cant_lose",
+    "at_risk",
+    "lost",
+)
+
+
+def segment(r: int, f: int) -> str:
+    if r >= 4:
+        return "champions" if f >= 4 else "potential" if f >= 2 else "new"
+    if r == 3:
+        return "loyal" if f >= 4 else "attention"
+    if f >= 4:
+        return "cant_lose"
+    return "at_risk" if r == 2 else "lost"
+
+
+@dataclass
+class Segment:
+    key: str
+    guests: int = 0
+    spend: int = 0
+    visits: int = 0
+    recency_sum: int = 0
+
+    @property
+    def avg_spend(self) -> int | None:
+        return avg(self.spend, self.guests)
+
+    @property
+    def avg_visits(self) -> float | None:
+        return ratio(self.visits, self.guests)
+
+    @property
+    def avg_recency(self) -> float | None:
+        return ratio(self.recency_sum, self.guests)
+
+
+@dataclass
+class Rfm:
+    segments: list[Segment]
+    guests: int
+    spend: int
+    grid: dict[tuple[int, int], int] = field(default_factory=dict)  # (R, F) -> guests
+
+
+def rfm(cells: Iterable[Cell]) -> Rfm:
+    """RFM segments of guests who bought at least once: R and F scored by quintiles,
+    segments from the R×F grid, M shown as the segment's spend."""
+    buyers = [c for c in cells if c.recency is not None and c.visits > 0]
+    by_recency: dict[int, int] = defaultdict(int)
+    by_visits: dict[int, int] = defaultdict(int)
+    for c in buyers:
+        by_recency[c.recency] += c.guests  # type: ignore[index]
+        by_visits[c.visits] += c.guests
+    r_score = quintile_scores(by_recency, higher_is_better=False)
+    f_score = quintile_scores(by_visits, higher_is_better=True)
+    segs = {key: Segment(key) for key in SEGMENTS}
+    grid: dict[tuple[int, int], int] = defaultdict(int)
+    for c in buyers:
+        r, f = r_score[c.recency], f_score[c.visits]  # type: ignore[index]
+        s = segs[segment(r, f)]
+        s.guests += c.guests
+        s.spend += c.spend
+        s.visits += c.visits * c.guests
+        s.recency_sum += c.recency * c.guests  # type: ignore[operator]
+        grid[(r, f)] += c.guests
+    return Rfm(
+        segments=[segs[k] for k in SEGMENTS],
+        guests=sum(s.guests for s in segs.values()),
+        spend=sum(s.spend for s in segs.values()),
+        grid=dict(grid),
+    )
+
+
+# --- cohorts -----------------------------------------------------------------------------
+
+
+def month_add(month: str, n: int) -> str:
+    y, m = int(month[:4]), int(month[5:7])
+    total = y * 12 + (m - 1) + n
+    return f"{total // 12:04d}-{total % 12 + 1:02d}"
+
+
+def months_between(a: str, b: str) -> int:
+    return (int(b[:4]) * 12 + int(b[5:7])) - (int(a[:4]) * 12 + int(a[5:7]))
+
+
+@dataclass
+class Cohort:
+    month: str
+    size: int
+    active: list[int]  # guests who bought in month 0, 1, 2 ... after joining
+
+    @property
+    def retention(self) -> list[float | None]:
+        return [ratio(a, self.size) for a in self.active]
+
+
+def cohorts(
+    sizes: dict[str, int], activity: Iterable[tuple[str, str, int]], first: str, last: str
+) -> list[Cohort]:
+    """Cohorts joined in months first..last; `activity` is (cohort month, month, guests)."""
+    active: dict[tuple[str, int], int] = defaultdict(int)
+    for cohort_month, month, guests in activity:
+        k = months_between(cohort_month, month)
+        if k >= 0:
+            active[(cohort_month, k)] += int(guests)
+    out = []
+    month = first
+    while month <= last:
+        span = months_between(month, last) + 1
+        out.append(Cohort(month, sizes.get(month, 0), [active.get((month, k), 0) for k in range(span)]))
+        month = month_add(month, 1)
+    return out
+
+
+def month_of(day: dt.date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"

@@ -1,0 +1,1 @@
+"""Bringing an existing customer base in: CSV import and plastic card code ranges."""

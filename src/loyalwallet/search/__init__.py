@@ -1,0 +1,1 @@
+"""Finding guests by name although names are encrypted: a keyed token index."""

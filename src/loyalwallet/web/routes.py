@@ -1,0 +1,18 @@
+"""The staff web app's routers, in one list for api.app._routers()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def routers() -> list[Any]:
+    from loyalwallet.web.routes_cashier import router as cashier
+    from loyalwallet.web.routes_dashboard import router as dashboard
+    from loyalwallet.web.routes_deliveries import router as deliveries
+    from loyalwallet.web.routes_guests import router as guests
+    from loyalwallet.web.routes_login import router as login
+    from loyalwallet.web.routes_programs import router as programs
+    from loyalwallet.web.routes_purchases import router as purchases
+    from loyalwallet.web.routes_team import router as team
+
+    return [login, cashier, dashboard, programs, guests, purchases, deliveries, team]

@@ -1,0 +1,148 @@
+"""The cashier screen. The page itself is static; its JavaScript (static/cashier.js)
+calls the POS API (/api/v1/cards, /purchases/quote, /purchases, /refunds) with the
+staff session, plus the two plastic-card endpoints below."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from sqlalchemy import select
+from starlette.responses import RedirectResponse, Response
+
+from loyalwallet import db
+from loyalwallet.analytics.models import DayCategory
+from loyalwallet.api.deps import actor as any_actor
+from loyalwallet.api.responses import FastJSON
+from loyalwallet.cards.service import card_view
+from loyalwallet.config import get_settings
+from loyalwallet.customers.phones import to_e164
+from loyalwallet.customers.service import GuestData
+from loyalwallet.errors import not_found
+from loyalwallet.imports import service as plastic
+from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.models import Location, Staff
+from loyalwallet.programs.service import list_programs
+from loyalwallet.web.i18n import gettext_for
+from loyalwallet.web.pages import render_staff, staff_language, staff_page
+from loyalwallet.web.sessions import StaffSession, locations_for
+
+router = APIRouter(include_in_schema=False)
+
+# Strings the page's JavaScript shows, translated on the server.
+JS_STRINGS = (
+    "Searching…",
+    "No guest with this phone. Issue a card?",
+    "A new plastic card of the program:",
+    "No card with this code.",
+    "The guest has several cards; choose one:",
+    "Press 1–9 or tap a card.",
+    "points",
+    "stamps",
+    "Guest",
+    "active",
+    "blocked",
+    "Next tier",
+    "none",
+    "Card found. Enter the check amount.",
+    "The card is blocked.",
+    "refunded",
+    "Refund",
+    "The guest already had this card.",
+    "Card issued.",
+    "up to",
+    "Recording the sale…",
+    "Sale recorded.",
+    "To pay",
+    "Last sale",
+    "Check",
+    "Refund this sale",
+    "Amount to refund (empty = the whole remaining amount):",
+    "Not a sum of money.",
+    "Refunded",
+    "points returned",
+    "points taken back",
+    "This browser cannot read codes from the camera. Use the scanner or type the code.",
+    "Point the camera at the card's code.",
+    "The camera is not available:",
+)
+# Messages for the API's error codes, shown instead of the English detail.
+ERROR_STRINGS = {
+    "insufficient_points": "Not enough points on the card.",
+    "redeem_limit_exceeded": "Points may pay only part of this check.",
+    "card_blocked": "The card is blocked; ask a manager.",
+    "fraud_limit": "Refused by an anti-fraud rule (for example: a cashier cannot serve their own card).",
+    "coupon_invalid": "The reward cannot be used.",
+    "refund_exceeds_purchase": "The refund is larger than what is left of the purchase.",
+    "forbidden": "Not allowed for your role or location.",
+    "rate_limited": "Too many requests; wait a moment.",
+    "idempotency_conflict": "This sale was already recorded with other figures; start a new sale.",
+    "unauthorized": "Your session has ended; log in again.",
+}
+
+
+@router.get("/cashier")
+def cashier(request: Request, who: StaffSession = Depends(staff_page("cashier"))) -> Response:
+    with db.read() as session:
+        staff = session.get(Staff, who.staff_id)
+        assert staff is not None
+        allowed = locations_for(session, staff)
+        location = session.get(Location, who.location_id) if who.location_id else None
+        programs = list_programs(session, who.merchant_id)
+        categories = list(
+            session.scalars(
+                select(DayCategory.category)
+                .where(DayCategory.merchant_id == who.merchant_id, DayCategory.category != "")
+                .distinct()
+                .limit(50)
+            )
+        )
+    if location is None and who.role == "cashier" and len(allowed) > 1:
+        return RedirectResponse("/account/location?next=/cashier", status_code=303)
+    _ = gettext_for(staff_language(request, who))
+    i18n: dict[str, str] = {s: _(s) for s in JS_STRINGS}
+    i18n.update({f"err_{code}": _(text) for code, text in ERROR_STRINGS.items()})
+    return render_staff(
+        request,
+        who,
+        "cashier/page.html",
+        {
+            "location": location,
+            "can_switch": len(allowed) > 1,
+            "programs": programs,
+            "categories": sorted(categories),
+            "i18n": i18n,
+        },
+        section="cashier",
+    )
+
+
+@router.get("/cashier/plastic")
+def plastic_lookup(code: str = Query(..., max_length=64), who: Actor = Depends(any_actor)) -> dict[str, Any]:
+    """The program whose card code range holds this not yet issued plastic number."""
+    with db.read() as session:
+        program = plastic.program_for_plastic(session, who.merchant_id, code)
+        if program is None:
+            raise not_found("card code range")
+        return {"program_id": program.id, "program_name": program.name}
+
+
+class PlasticIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[StrictStr, Field(min_length=4, max_length=64)]
+    phone: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    name: Annotated[StrictStr, Field(max_length=200)] | None = None
+    program_id: StrictInt | None = None
+
+
+@router.post("/cashier/plastic", status_code=201)
+def plastic_issue(body: PlasticIn, who: Actor = Depends(any_actor)) -> Response:
+    """Hand a plastic card out: the guest's new card gets the printed number as its code."""
+    with db.transaction() as session:
+        guest = GuestData(
+            phone=to_e164(body.phone, get_settings().default_region), name=(body.name or "").strip() or None
+        )
+        card, program = plastic.issue_plastic(session, who, body.code, guest, body.program_id)
+        return FastJSON(card_view(session, card, program, created=True), status_code=201)

@@ -1,0 +1,107 @@
+"""The analytics dashboard (the admin's home page) and the CSV exports."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from fastapi import APIRouter, Depends, Query, Request
+from markupsafe import Markup
+from sqlalchemy import select
+from starlette.responses import Response, StreamingResponse
+
+from loyalwallet import db
+from loyalwallet.analytics import charts, exports
+from loyalwallet.analytics import service as analytics
+from loyalwallet.merchants.models import Location
+from loyalwallet.merchants.service import audit
+from loyalwallet.programs.service import list_programs
+from loyalwallet.web.i18n import gettext_for
+from loyalwallet.web.pages import render_staff, staff_language, staff_page
+from loyalwallet.web.sessions import StaffSession
+
+router = APIRouter(include_in_schema=False)
+
+
+def _id(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+@router.get("/admin")
+def dashboard(
+    request: Request,
+    start: str | None = Query(None, alias="from", max_length=10),
+    end: str | None = Query(None, alias="to", max_length=10),
+    location: str | None = Query(None, max_length=12),
+    program: str | None = Query(None, max_length=12),
+    who: StaffSession = Depends(staff_page("manager")),
+) -> Response:
+    with db.read() as session:
+        f = analytics.filters_for(session, who.actor, start, end, _id(location), _id(program))
+        data = analytics.dashboard(session, who.actor, f)
+        locations = list(
+            session.scalars(
+                select(Location).where(Location.merchant_id == who.merchant_id).order_by(Location.id)
+            )
+        )
+        programs = list_programs(session, who.merchant_id, include_archived=True)
+    fmt = {"day": "%d.%m", "week": "%d.%m", "month": "%m.%Y"}[data.bucket]
+    _ = gettext_for(staff_language(request, who))
+    trend_svg = charts.bars_and_line(
+        [p.start.strftime(fmt) for p in data.trend],
+        [p.purchases for p in data.trend],
+        [None if p.avg_check is None else p.avg_check / 100 for p in data.trend],
+        bar_name=_("Purchases"),
+        line_name=_("Average check"),
+    )
+    return render_staff(
+        request,
+        who,
+        "admin/dashboard.html",
+        {
+            "d": data,
+            "f": f,
+            "locations": locations,
+            "programs": programs,
+            "trend_svg": Markup(trend_svg),
+            "channels_svg": Markup(charts.hbars(data.issued_by("channel"))),
+            "heat": charts.heat,
+            "query": request.url.query,
+            "as_of": data.guests_as_of.astimezone(zoneinfo.ZoneInfo(f.period.tz)).strftime("%H:%M")
+            if data.guests_as_of
+            else "",
+        },
+        section="dashboard",
+    )
+
+
+@router.get("/admin/export/guests.csv")
+def export_guests(
+    program: str | None = Query(None, max_length=12),
+    who: StaffSession = Depends(staff_page("manager")),
+) -> Response:
+    with db.transaction() as session:
+        merchant_tz = analytics.get_merchant(session, who.merchant_id).timezone
+        audit(session, who.actor, "guests.export", "merchant", who.merchant_id, {"program_id": _id(program)})
+    return StreamingResponse(
+        exports.guests_csv(who.merchant_id, merchant_tz, _id(program)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="guests.csv"', "Cache-Control": "no-store"},
+    )
+
+
+@router.get("/admin/export/purchases.csv")
+def export_purchases(
+    start: str | None = Query(None, alias="from", max_length=10),
+    end: str | None = Query(None, alias="to", max_length=10),
+    location: str | None = Query(None, max_length=12),
+    program: str | None = Query(None, max_length=12),
+    who: StaffSession = Depends(staff_page("manager")),
+) -> Response:
+    with db.read() as session:
+        f = analytics.filters_for(session, who.actor, start, end, _id(location), _id(program))
+    name = f"purchases-{f.period.start}-{f.period.end}.csv"
+    return StreamingResponse(
+        exports.purchases_csv(f),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )

@@ -1,0 +1,226 @@
+"""Staff login: password check with rate limiting, server-side sessions, CSRF tokens.
+
+- The session cookie holds 256 random bits; the database keeps HMAC(session key, token),
+  so neither a leaked table nor a guessed id opens a session, and logout is immediate
+  for every server process.
+- CSRF: each session has its own random token. Forms carry it in a hidden field, the
+  cashier's JavaScript in the X-CSRF-Token header; every unsafe request must present it
+  (the cookie alone is not enough). The cookie is also SameSite=Lax.
+- Wrong passwords are counted in the database per login and per address, so several
+  processes enforce one limit; past it the login answers 429 without checking the
+  password at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from loyalwallet import crypto
+from loyalwallet.config import env, get_settings
+from loyalwallet.db import utcnow
+from loyalwallet.errors import DomainError
+from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.models import Location, Staff
+from loyalwallet.merchants.passwords import hash_password, needs_rehash, verify_password
+from loyalwallet.merchants.service import actor_for_staff, audit, staff_location_ids
+from loyalwallet.outbox.handlers import every
+from loyalwallet.web.models import LoginAttempt, WebSession
+
+COOKIE = "lw_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf"
+LIFETIME = dt.timedelta(days=int(env("SESSION_DAYS", "14") or 14))
+# Failed logins allowed in WINDOW before the login (or the address) is refused.
+WINDOW = dt.timedelta(minutes=15)
+MAX_FAILS_PER_LOGIN = int(env("LOGIN_MAX_FAILS", "5") or 5)
+MAX_FAILS_PER_IP = int(env("LOGIN_MAX_FAILS_IP", "30") or 30)
+# Compared against when the login does not exist, so both cases take an argon2 verify.
+_DUMMY_HASH = hash_password("not a real password, only for timing")
+
+
+def token_hash(token: str) -> str:
+    return hmac.new(get_settings().session_key, token.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class StaffSession:
+    """A valid session: the staff member, their actor and the CSRF token."""
+
+    session_id: int
+    staff_id: int
+    merchant_id: int
+    login: str
+    name: str
+    role: str
+    locale: str | None
+    location_id: int | None
+    csrf: str
+    actor: Actor
+
+
+def _fails(session: Session, column: object, value: str | None, since: dt.datetime) -> int:
+    if value is None:
+        return 0
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(column == value, LoginAttempt.success.is_(False), LoginAttempt.created_at >= since)  # type: ignore[operator]
+        )
+        or 0
+    )
+
+
+def check_rate(session: Session, login: str, ip: str | None) -> None:
+    """Refuse before any password check when this login or address failed too often."""
+    now = utcnow()
+    since = now - WINDOW
+    last_ok = session.scalar(
+        select(func.max(LoginAttempt.created_at)).where(
+            LoginAttempt.login == login, LoginAttempt.success.is_(True)
+        )
+    )
+    login_since = max(since, last_ok) if last_ok else since
+    if _fails(session, LoginAttempt.login, login, login_since) >= MAX_FAILS_PER_LOGIN:
+        raise DomainError("rate_limited", "too many wrong passwords for this login; try again in 15 minutes")
+    if _fails(session, LoginAttempt.ip, ip, since) >= MAX_FAILS_PER_IP:
+        raise DomainError("rate_limited", "too many failed logins from this address; try again later")
+
+
+def record_attempt(session: Session, login: str, ip: str | None, success: bool) -> None:
+    session.add(LoginAttempt(login=login[:200], ip=ip, success=success, created_at=utcnow()))
+
+
+def authenticate(session: Session, login: str, password: str, ip: str | None) -> Staff | None:
+    """The active staff member with this login and password, or None (the failed attempt
+    is recorded in `session`, which the caller commits). Raises rate_limited."""
+    login = login.strip().lower()[:200]
+    check_rate(session, login, ip)
+    staff = session.scalar(select(Staff).where(Staff.login == login))
+    ok = verify_password(staff.password_hash if staff else _DUMMY_HASH, password) and staff is not None
+    if not ok or staff is None or not staff.active:
+        record_attempt(session, login, ip, False)
+        return None
+    record_attempt(session, login, ip, True)
+    if needs_rehash(staff.password_hash):
+        staff.password_hash = hash_password(password)
+    staff.last_login_at = utcnow()
+    return staff
+
+
+def locations_for(session: Session, staff: Staff) -> list[Location]:
+    """Where this staff member may work: their bound locations, or every active one."""
+    ids = staff_location_ids(session, staff)
+    stmt = select(Location).where(Location.merchant_id == staff.merchant_id, Location.active.is_(True))
+    if ids is not None:
+        stmt = stmt.where(Location.id.in_(ids))
+    return list(session.scalars(stmt.order_by(Location.id)))
+
+
+def start(
+    session: Session,
+    staff: Staff,
+    *,
+    location_id: int | None,
+    ip: str | None,
+    user_agent: str | None,
+) -> str:
+    """Open a session; returns the cookie value."""
+    allowed = {loc.id for loc in locations_for(session, staff)}
+    if location_id is not None and location_id not in allowed:
+        raise DomainError("forbidden", "you are not bound to that location")
+    if location_id is None and len(allowed) == 1:
+        location_id = next(iter(allowed))
+    token = crypto.token(32)
+    now = utcnow()
+    session.add(
+        WebSession(
+            token_hash=token_hash(token),
+            staff_id=staff.id,
+            merchant_id=staff.merchant_id,
+            location_id=location_id,
+            csrf_token=crypto.token(24),
+            ip=ip,
+            user_agent=(user_agent or "")[:300],
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + LIFETIME,
+        )
+    )
+    actor = actor_for_staff(session, staff, location_id)
+    audit(session, actor, "staff.login", "staff", staff.id, {"location_id": location_id}, ip=ip)
+    return token
+
+
+def load(session: Session, token: str | None) -> StaffSession | None:
+    """The live session behind a cookie value, or None (expired, logged out, staff disabled)."""
+    if not token or len(token) > 100:
+        return None
+    row = session.execute(
+        select(WebSession, Staff)
+        .join(Staff, Staff.id == WebSession.staff_id)
+        .where(WebSession.token_hash == token_hash(token))
+    ).first()
+    if row is None:
+        return None
+    ws, staff = row
+    now = utcnow()
+    if ws.expires_at <= now or not staff.active or staff.merchant_id != ws.merchant_id:
+        return None
+    actor = actor_for_staff(session, staff, ws.location_id)
+    return StaffSession(
+        session_id=ws.id,
+        staff_id=staff.id,
+        merchant_id=staff.merchant_id,
+        login=staff.login,
+        name=staff.name or staff.login,
+        role=staff.role,
+        locale=staff.locale,
+        location_id=ws.location_id,
+        csrf=ws.csrf_token,
+        actor=actor,
+    )
+
+
+def end(session: Session, token: str | None) -> None:
+    if token:
+        session.execute(delete(WebSession).where(WebSession.token_hash == token_hash(token)))
+
+
+def end_all_for(session: Session, staff_id: int) -> None:
+    """Log a staff member out everywhere (password changed, account disabled)."""
+    session.execute(delete(WebSession).where(WebSession.staff_id == staff_id))
+
+
+def csrf_ok(expected: str, given: str | None) -> bool:
+    return bool(given) and crypto.constant_time_equal(expected, given or "")
+
+
+def sweep(now: dt.datetime | None = None) -> None:
+    """Forget expired sessions and old login attempts."""
+    from loyalwallet import db
+
+    now = now or utcnow()
+    with db.transaction() as session:
+        session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+        session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < now - dt.timedelta(days=7)))
+
+
+def set_location(session: Session, token: str | None, location_id: int) -> None:
+    if token:
+        session.execute(
+            update(WebSession)
+            .where(WebSession.token_hash == token_hash(token))
+            .values(location_id=location_id)
+        )
+
+
+@every("web-sessions-sweep", 3600.0)
+def _sweep_periodically() -> None:
+    sweep()

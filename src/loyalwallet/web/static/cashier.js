@@ -1,0 +1,514 @@
+// The cashier screen. It calls the same JSON API a POS uses (/api/v1/...), with the staff
+// session cookie and the X-CSRF-Token header. Money is handled as integer minor units.
+(function () {
+  "use strict";
+  const root = document.getElementById("cashier");
+  const T = JSON.parse(document.getElementById("cashier-i18n").textContent);
+  const CSRF = root.dataset.csrf;
+  const CURRENCY = root.dataset.currency;
+  const $ = (id) => document.getElementById(id);
+  const t = (key) => T[key] || key;
+
+  let card = null;        // the card on screen (API card view)
+  let quoteTimer = null;
+  let lastQuote = null;
+  let saleKey = null;     // Idempotency-Key of the sale being confirmed, and the body it was made for
+  let saleBody = null;
+  let busy = false;
+
+  // --- helpers -------------------------------------------------------------------------
+  function money(minor) {
+    const sign = minor < 0 ? "-" : "";
+    const abs = Math.abs(minor);
+    const units = Math.floor(abs / 100).toString().replace(/\B(?=(\d{3})+(?!\d))/g, "\u00a0");
+    const symbol = { RUB: "₽", USD: "$", EUR: "€" }[CURRENCY] || CURRENCY;
+    return sign + units + "." + String(abs % 100).padStart(2, "0") + "\u00a0" + symbol;
+  }
+  // "350", "350.5", "350,50" -> 35050; null when not a sum of money. No floats involved.
+  function parseMoney(text) {
+    const m = String(text || "").trim().replace(/\s/g, "").match(/^(\d{1,9})(?:[.,](\d{1,2}))?$/);
+    if (!m) return null;
+    return parseInt(m[1], 10) * 100 + (m[2] ? parseInt(m[2].padEnd(2, "0"), 10) : 0);
+  }
+  function say(text, kind) {
+    const el = $("message");
+    el.textContent = text || "";
+    el.className = "message" + (kind ? " " + kind : "");
+  }
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+  async function api(method, path, body, headers) {
+    const opts = {
+      method,
+      credentials: "same-origin",
+      headers: Object.assign({ Accept: "application/json", "X-CSRF-Token": CSRF }, headers || {}),
+    };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const r = await fetch(path, opts);
+    let data = null;
+    try { data = await r.json(); } catch (e) { data = null; }
+    if (!r.ok) {
+      const err = new Error((data && (T["err_" + data.code] || data.detail)) || r.statusText);
+      err.status = r.status;
+      err.code = data && data.code;
+      throw err;
+    }
+    return data;
+  }
+  function looksLikePhone(raw) {
+    const s = raw.replace(/[\s()\-]/g, "");
+    return /^\+\d{7,15}$/.test(s) || /^[78]\d{10}$/.test(s) || /^9\d{9}$/.test(s);
+  }
+
+  // --- finding the card ----------------------------------------------------------------
+  async function find(raw) {
+    raw = raw.trim();
+    if (!raw) return;
+    resetSale();
+    say(t("Searching…"));
+    try {
+      if (looksLikePhone(raw)) {
+        const found = await api("GET", "/api/v1/cards?phone=" + encodeURIComponent(raw));
+        if (found.items.length === 1) return showCard(found.items[0]);
+        if (found.items.length > 1) return showChoices(found.items);
+        return offerEnroll({ phone: raw }, t("No guest with this phone. Issue a card?"));
+      }
+      const code = raw.replace(/\s/g, "");
+      try {
+        showCard(await api("GET", "/api/v1/cards/" + encodeURIComponent(code)));
+      } catch (e) {
+        if (e.status !== 404) throw e;
+        const plastic = await api("GET", "/cashier/plastic?code=" + encodeURIComponent(code)).catch(() => null);
+        if (plastic && plastic.program_id) {
+          return offerEnroll({ code, program_id: plastic.program_id },
+            t("A new plastic card of the program:") + " " + plastic.program_name);
+        }
+        say(t("No card with this code."), "error");
+      }
+    } catch (e) {
+      say(e.message, "error");
+    }
+  }
+
+  function showChoices(items) {
+    clearGuest();
+    const box = $("choices");
+    box.innerHTML = "";
+    const p = document.createElement("p");
+    p.textContent = t("The guest has several cards; choose one:");
+    box.appendChild(p);
+    items.forEach((c, i) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "choice secondary";
+      b.textContent = (i + 1) + ". " + c.program_name + " — " + describe(c);
+      b.addEventListener("click", () => showCard(c));
+      box.appendChild(b);
+    });
+    box.hidden = false;
+    $("guest-empty").hidden = true;
+    say(t("Press 1–9 or tap a card."));
+    box.dataset.count = items.length;
+    box._items = items;
+    box.querySelector("button").focus(); // so 1–9 pick a card instead of typing into the scan box
+  }
+
+  function describe(c) {
+    if (c.program_kind === "bonus") return c.points_available + " " + t("points");
+    if (c.program_kind === "stamp") return c.stamps + "/" + c.stamps_required + " " + t("stamps");
+    return (c.tier || "") + (c.discount_pct != null ? " · " + c.discount_pct + "%" : "");
+  }
+
+  function clearGuest() {
+    $("choices").hidden = true;
+    $("choices")._items = null;
+    $("guest-card").hidden = true;
+    $("enroll").hidden = true;
+    $("guest-empty").hidden = false;
+  }
+
+  function showCard(c) {
+    card = c;
+    clearGuest();
+    $("guest-empty").hidden = true;
+    $("guest-card").hidden = false;
+    const cust = c.customer || {};
+    $("g-name").textContent = cust.name || t("Guest");
+    $("g-phone").textContent = (cust.phone || "") + " · " + c.code;
+    $("g-status").textContent = c.status === "active" ? t("active") : t("blocked");
+    $("g-status").className = "pill " + (c.status === "active" ? "ok" : "err");
+    $("g-program").textContent = c.program_name;
+    $("f-balance").hidden = c.program_kind !== "bonus";
+    $("g-balance").textContent = c.points_available + (c.points_pending ? " (+" + c.points_pending + ")" : "");
+    $("f-stamps").hidden = c.program_kind !== "stamp";
+    $("g-stamps").textContent = c.stamps + (c.stamps_required ? " / " + c.stamps_required : "");
+    $("f-tier").hidden = !c.tier;
+    $("g-tier").textContent = (c.tier || "") + (c.cashback_pct != null ? " · " + c.cashback_pct + "%" : "")
+      + (c.discount_pct != null ? " · −" + c.discount_pct + "%" : "");
+    $("g-visits").textContent = c.visits;
+    $("g-cups").textContent = c.program_kind === "stamp" && c.stamps_required
+      ? "●".repeat(Math.min(c.stamps, c.stamps_required)) + "○".repeat(Math.max(0, c.stamps_required - c.stamps))
+      : "";
+    $("g-next").textContent = c.next_tier
+      ? t("Next tier") + ": " + c.next_tier.name + " — " + money(c.next_tier.spend_needed) : "";
+    const rewards = $("g-rewards");
+    rewards.innerHTML = "";
+    (c.rewards || []).forEach((r) => {
+      const li = document.createElement("li");
+      li.textContent = r.name;
+      rewards.appendChild(li);
+    });
+    if (!c.rewards || !c.rewards.length) rewards.innerHTML = "<li class='muted'>" + t("none") + "</li>";
+    $("reward-box").hidden = !(c.rewards && c.rewards.length);
+    $("reward-name").textContent = c.rewards && c.rewards.length ? c.rewards[0].name : "";
+    $("use-reward").checked = false;
+    $("redeem-box").hidden = c.program_kind !== "bonus";
+    $("redeem").value = "0";
+    const usable = c.status === "active";
+    $("amount").disabled = !usable;
+    $("redeem").disabled = !usable;
+    $("redeem-all").disabled = !usable;
+    say(usable ? t("Card found. Enter the check amount.") : t("The card is blocked."), usable ? "ok" : "error");
+    loadHistory();
+    if (usable) $("amount").focus();
+  }
+
+  async function refreshCard() {
+    if (!card) return;
+    try { showCard(await api("GET", "/api/v1/cards/" + encodeURIComponent(card.code))); } catch (e) { /* keep */ }
+  }
+
+  async function loadHistory() {
+    const ul = $("g-history");
+    ul.innerHTML = "";
+    if (!card) return;
+    try {
+      const data = await api("GET", "/api/v1/purchases?limit=5&card=" + encodeURIComponent(card.code));
+      if (!data.items.length) ul.innerHTML = "<li class='muted'>" + t("none") + "</li>";
+      data.items.forEach((p) => ul.appendChild(historyItem(p)));
+    } catch (e) { /* history is a convenience */ }
+  }
+
+  function historyItem(p) {
+    const li = document.createElement("li");
+    const when = new Date(p.created_at).toLocaleString();
+    const span = document.createElement("span");
+    span.textContent = when + " · " + money(p.amount) + (p.refunded_amount ? " (" + t("refunded") + " " + money(p.refunded_amount) + ")" : "");
+    li.appendChild(span);
+    if (p.refundable > 0) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "secondary small refund";
+      b.textContent = t("Refund");
+      b.dataset.purchase = p.id;
+      b.addEventListener("click", () => refund(p));
+      li.appendChild(b);
+    }
+    return li;
+  }
+
+  // --- enrolment -----------------------------------------------------------------------
+  function offerEnroll(prefill, hint) {
+    clearGuest();
+    $("guest-empty").hidden = true;
+    $("enroll").hidden = false;
+    $("enroll-hint").textContent = hint || "";
+    $("e-phone").value = prefill.phone || "";
+    $("e-code").value = prefill.code || "";
+    if (prefill.program_id) $("e-program").value = String(prefill.program_id);
+    $("e-program").disabled = !!prefill.code;
+    say(hint || "", "");
+    (prefill.phone ? $("e-name") : $("e-phone")).focus();
+  }
+
+  async function enroll(ev) {
+    ev.preventDefault();
+    if (busy) return;
+    busy = true;
+    $("enroll-btn").disabled = true;
+    try {
+      const body = { program_id: parseInt($("e-program").value, 10), phone: $("e-phone").value };
+      if ($("e-name").value.trim()) body.name = $("e-name").value.trim();
+      let c;
+      if ($("e-code").value) {
+        body.code = $("e-code").value;
+        c = await api("POST", "/cashier/plastic", body);
+      } else {
+        body.channel = "cashier";
+        c = await api("POST", "/api/v1/cards", body);
+      }
+      showCard(c);
+      say(c.created === false ? t("The guest already had this card.") : t("Card issued."), "ok");
+    } catch (e) {
+      say(e.message, "error");
+    } finally {
+      busy = false;
+      $("enroll-btn").disabled = false;
+    }
+  }
+
+  // --- the sale ------------------------------------------------------------------------
+  function lines() {
+    const out = [];
+    for (const tr of $("lines").querySelectorAll("tr")) {
+      const name = tr.querySelector(".l-name").value.trim();
+      const price = parseMoney(tr.querySelector(".l-price").value);
+      const qty = parseInt(tr.querySelector(".l-qty").value, 10) || 1;
+      if (!name && price === null) continue;
+      if (price === null) return null;
+      const line = { name: name || null, qty, price };
+      const cat = tr.querySelector(".l-cat").value.trim();
+      if (cat) line.category = cat;
+      out.push(line);
+    }
+    return out;
+  }
+
+  function body() {
+    if (!card) return null;
+    const ls = lines();
+    if (ls === null) return null;
+    let amount = parseMoney($("amount").value);
+    if (ls.length) {
+      amount = ls.reduce((s, l) => s + l.qty * l.price, 0);
+      $("amount").value = (amount / 100).toFixed(2);
+    }
+    if (!amount) return null;
+    const b = { card: card.code, amount };
+    const redeem = parseInt($("redeem").value, 10) || 0;
+    if (card.program_kind === "bonus" && redeem > 0) b.redeem_points = redeem;
+    if (ls.length) b.items = ls;
+    if ($("use-reward").checked) b.use_reward = true;
+    return b;
+  }
+
+  function scheduleQuote() {
+    clearTimeout(quoteTimer);
+    $("confirm").disabled = true;
+    quoteTimer = setTimeout(quote, 250);
+  }
+
+  async function quote() {
+    const b = body();
+    lastQuote = null;
+    if (!b) { $("quote").hidden = true; $("confirm").disabled = true; return; }
+    try {
+      const q = await api("POST", "/api/v1/purchases/quote", b);
+      if (JSON.stringify(b) !== JSON.stringify(body())) return; // typed on meanwhile
+      lastQuote = q;
+      $("q-amount").textContent = money(q.amount);
+      $("q-discount").textContent = money(q.discount);
+      $("q-redeemed").textContent = q.points_redeemed + " (" + money(q.redeem_value) + ")";
+      $("q-topay").textContent = money(q.to_pay);
+      $("q-accrued").textContent = q.points_accrued;
+      $("q-stamps").textContent = q.stamps_added;
+      $("redeem-max").textContent = card.program_kind === "bonus" ? "(" + t("up to") + " " + q.max_redeem_points + ")" : "";
+      $("quote").hidden = false;
+      $("confirm").disabled = false;
+      say("");
+    } catch (e) {
+      $("quote").hidden = true;
+      say(e.message, "error");
+    }
+  }
+
+  async function confirmSale(ev) {
+    if (ev) ev.preventDefault();
+    if (busy) return;
+    const b = body();
+    if (!b || !lastQuote) { quote(); return; }
+    // One key per sale: a second click (or a retry after a network error) with the same
+    // check reuses it, so the server answers with the first result instead of charging twice.
+    const text = JSON.stringify(b);
+    if (saleBody !== text) { saleKey = uuid(); saleBody = text; }
+    busy = true;
+    $("confirm").disabled = true;
+    say(t("Recording the sale…"));
+    try {
+      const p = await api("POST", "/api/v1/purchases", b, { "Idempotency-Key": saleKey });
+      showReceipt(p);
+      card = p.card;
+      const code = card.code;
+      resetSale();
+      showCard(p.card);
+      say(t("Sale recorded.") + " " + t("To pay") + ": " + money(p.to_pay), "ok");
+      $("scan").focus();
+      if (code) loadHistory();
+    } catch (e) {
+      say(e.message, "error");
+      $("confirm").disabled = false;
+    } finally {
+      busy = false;
+    }
+  }
+
+  function showReceipt(p) {
+    const r = $("receipt");
+    r.hidden = false;
+    r.innerHTML = "";
+    const h = document.createElement("h3");
+    h.textContent = t("Last sale") + " #" + p.id;
+    r.appendChild(h);
+    const dl = document.createElement("p");
+    dl.textContent = t("Check") + " " + money(p.amount) + " · " + t("To pay") + " " + money(p.to_pay)
+      + " · " + t("points") + " −" + p.points_redeemed + " / +" + p.points_accrued
+      + (p.stamps_added ? " · " + t("stamps") + " +" + p.stamps_added : "");
+    r.appendChild(dl);
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "secondary small refund";
+    b.id = "refund-last";
+    b.textContent = t("Refund this sale");
+    b.addEventListener("click", () => refund({ id: p.id, refundable: p.amount, amount: p.amount }));
+    r.appendChild(b);
+  }
+
+  async function refund(p) {
+    if (busy) return;
+    const answer = window.prompt(t("Amount to refund (empty = the whole remaining amount):"), (p.refundable / 100).toFixed(2));
+    if (answer === null) return;
+    const b = {};
+    if (answer.trim()) {
+      const amount = parseMoney(answer);
+      if (!amount) { say(t("Not a sum of money."), "error"); return; }
+      if (amount !== p.refundable) b.amount = amount;
+    }
+    busy = true;
+    try {
+      const key = "refund-" + p.id + "-" + uuid();
+      const r = await api("POST", "/api/v1/purchases/" + p.id + "/refunds", b, { "Idempotency-Key": key });
+      showCard(r.card);
+      say(t("Refunded") + " " + money(r.amount) + " · " + t("points returned") + " " + r.points_returned
+        + " · " + t("points taken back") + " " + r.points_reversed, "ok");
+      $("receipt").hidden = true;
+    } catch (e) {
+      say(e.message, "error");
+    } finally {
+      busy = false;
+    }
+  }
+
+  function addLine() {
+    const tr = document.createElement("tr");
+    tr.innerHTML = "<td><input class='l-name'></td><td><input class='l-cat' list='cats'></td>"
+      + "<td><input class='l-qty' inputmode='numeric' value='1' size='2'></td>"
+      + "<td><input class='l-price' inputmode='decimal' size='6'></td>"
+      + "<td><button type='button' class='secondary small l-del'>×</button></td>";
+    tr.querySelector(".l-del").addEventListener("click", () => { tr.remove(); scheduleQuote(); });
+    tr.querySelectorAll("input").forEach((i) => i.addEventListener("input", scheduleQuote));
+    $("lines").appendChild(tr);
+    $("lines-box").open = true;
+    tr.querySelector(".l-name").focus();
+  }
+
+  function resetSale() {
+    $("amount").value = "";
+    $("redeem").value = "0";
+    $("lines").innerHTML = "";
+    $("quote").hidden = true;
+    $("confirm").disabled = true;
+    $("use-reward").checked = false;
+    $("redeem-max").textContent = "";
+    lastQuote = null;
+    saleKey = null;
+    saleBody = null;
+  }
+
+  function newSale() {
+    card = null;
+    resetSale();
+    clearGuest();
+    $("receipt").hidden = true;
+    $("amount").disabled = true;
+    $("redeem").disabled = true;
+    $("redeem-all").disabled = true;
+    $("scan").value = "";
+    say("");
+    $("scan").focus();
+  }
+
+  // --- camera --------------------------------------------------------------------------
+  let stream = null;
+  async function openCamera() {
+    $("camera").hidden = false;
+    const msg = $("camera-msg");
+    if (!("BarcodeDetector" in window) || !navigator.mediaDevices) {
+      msg.textContent = t("This browser cannot read codes from the camera. Use the scanner or type the code.");
+      return;
+    }
+    try {
+      const formats = await window.BarcodeDetector.getSupportedFormats();
+      const detector = new window.BarcodeDetector({ formats: formats.filter((f) => ["qr_code", "pdf417", "aztec", "code_128", "ean_13"].includes(f)) });
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+      const video = $("camera-video");
+      video.srcObject = stream;
+      await video.play();
+      msg.textContent = t("Point the camera at the card's code.");
+      const tick = async () => {
+        if (!stream) return;
+        try {
+          const codes = await detector.detect(video);
+          if (codes.length) {
+            const value = codes[0].rawValue;
+            closeCamera();
+            $("scan").value = value;
+            find(value);
+            return;
+          }
+        } catch (e) { /* a frame that could not be read */ }
+        setTimeout(tick, 200);
+      };
+      tick();
+    } catch (e) {
+      msg.textContent = t("The camera is not available:") + " " + e.message;
+    }
+  }
+  function closeCamera() {
+    if (stream) stream.getTracks().forEach((tr) => tr.stop());
+    stream = null;
+    $("camera").hidden = true;
+    $("scan").focus();
+  }
+
+  // --- wiring --------------------------------------------------------------------------
+  $("scan-form").addEventListener("submit", (ev) => { ev.preventDefault(); find($("scan").value); $("scan").select(); });
+  $("sale").addEventListener("submit", confirmSale);
+  $("enroll").addEventListener("submit", enroll);
+  $("amount").addEventListener("input", scheduleQuote);
+  $("redeem").addEventListener("input", scheduleQuote);
+  $("use-reward").addEventListener("change", scheduleQuote);
+  $("redeem-all").addEventListener("click", () => {
+    if (!card) return;
+    $("redeem").value = lastQuote ? lastQuote.max_redeem_points : card.points_available;
+    scheduleQuote();
+  });
+  $("add-line").addEventListener("click", addLine);
+  $("new-sale").addEventListener("click", newSale);
+  $("camera-btn").addEventListener("click", openCamera);
+  $("camera-close").addEventListener("click", closeCamera);
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") { closeCamera(); newSale(); return; }
+    const el = document.activeElement;
+    const typing = el && (el.tagName === "INPUT" || el.tagName === "SELECT" || el.tagName === "TEXTAREA");
+    const items = $("choices")._items;
+    if (!typing && items && /^[1-9]$/.test(ev.key) && !$("choices").hidden && items[parseInt(ev.key, 10) - 1]) {
+      ev.preventDefault();
+      showCard(items[parseInt(ev.key, 10) - 1]);
+      return;
+    }
+    // A scanner types into whatever has focus: when that is not a field, the keystrokes
+    // go to the scan box, the first one included.
+    if (!typing && ev.key.length === 1 && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
+      ev.preventDefault();
+      $("scan").focus();
+      $("scan").value += ev.key;
+    }
+  });
+  root.dataset.ready = "1";
+})();

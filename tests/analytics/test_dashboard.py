@@ -1,0 +1,111 @@
+"""The dashboard's numbers on a small, known data set (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from loyalwallet import db
+from loyalwallet.analytics import rollup, service
+from loyalwallet.analytics.queries import WALLET_SOURCES
+from loyalwallet.merchants.actors import Actor
+from support import Shop
+
+BONUS = {"tiers": [{"name": "Base", "min_spend": 0, "cashback_pct": 5}]}
+COFFEE = {"name": "Latte", "category": "coffee", "qty": 1, "price": 20_000}
+CAKE = {"name": "Cake", "category": "dessert", "qty": 1, "price": 10_000}
+
+
+def _board(shop: Shop, **filters) -> service.Dashboard:
+    actor = Actor(merchant_id=shop.merchant_id, role="manager", kind="staff")
+    with db.read() as session:
+        f = service.filters_for(session, actor, None, None, filters.get("location"), filters.get("program"))
+        return service.dashboard(session, actor, f)
+
+
+def test_dashboard_figures(shop: Shop) -> None:
+    program = shop.program("bonus", BONUS)
+    stamp = shop.program("stamp")
+    a = shop.card(program, channel="qr")["code"]
+    b = shop.card(program, channel="instagram")["code"]
+    shop.card(program, channel="qr")  # installed, never bought
+    s = shop.card(stamp, channel="qr")["code"]
+    shop.buy(a, 30_000, items=[COFFEE, CAKE], location_id=shop.location_id)
+    shop.buy(a, 20_000, items=[COFFEE])
+    shop.buy(b, 10_000)
+    shop.buy(s, 40_000)
+    p = shop.buy(b, 20_000)
+    shop.post(f"/api/v1/purchases/{p['id']}/refunds", {"amount": 5_000})
+    rollup.catch_up(settle=dt.timedelta(0))
+
+    board = _board(shop)
+    assert board.totals == {"buyers": 3, "purchases": 5, "repeaters": 2, "revenue": 120_000}
+    assert board.frequency == 5 / 3 and board.repeat_rate == 2 / 3
+    assert board.avg_check == 24_000
+    assert (board.upsell["lined"], board.upsell["upsell"], board.upsell_share) == (2, 1, 0.5)
+    assert {c["category"]: c["checks"] for c in board.upsell["categories"]} == {"coffee": 2, "dessert": 1}
+    assert board.refunds == {"count": 1, "amount": 5_000}
+    assert board.issued_by("channel") == [("qr", 3, 2), ("instagram", 1, 1)]
+    assert board.issued_by("wallet") == [("web", 4, 3)]
+    assert (board.installs, board.activations) == (4, 3)
+    assert board.status == {"active": 3, "at_risk": 0, "lapsed": 0, "never": 1}
+    assert board.rfm.guests == 3
+    this_month = board.cohorts[-1]
+    assert (this_month.size, this_month.active) == (4, [3])
+    assert sum(pt.purchases for pt in board.trend) == 5
+
+    by_program = _board(shop, program=program)
+    assert by_program.totals["purchases"] == 4 and by_program.cohorts[-1].size == 3
+    at_location = _board(shop, location=shop.location_id)
+    assert at_location.totals == {"buyers": 1, "purchases": 1, "repeaters": 0, "revenue": 30_000}
+
+
+def test_wallet_sources_plug_in(shop: Shop) -> None:
+    """A wallet part registers SELECT (card_id, wallet); cards in none stay "web"."""
+    from sqlalchemy import literal, select
+
+    from loyalwallet.cards.models import Card
+
+    program = shop.program("bonus", BONUS)
+    apple = shop.card(program)["code"]
+    shop.card(program)
+
+    def fake_apple():  # stands in for the Apple part's device registrations
+        return select(Card.id, literal("apple")).where(Card.code == apple)
+
+    WALLET_SOURCES.append(fake_apple)
+    try:
+        assert sorted(_board(shop).issued_by("wallet")) == [("apple", 1, 0), ("web", 1, 0)]
+    finally:
+        WALLET_SOURCES.remove(fake_apple)
+
+
+def test_rollup_is_idempotent_and_waits_for_settling(shop: Shop) -> None:
+    program = shop.program("bonus", BONUS)
+    code = shop.card(program)["code"]
+    shop.buy(code, 10_000)
+    assert rollup.catch_up() == 0 or True  # a fresh purchase may wait out SETTLE
+    rollup.catch_up(settle=dt.timedelta(0))
+    first = _board(shop).cohorts[-1].active
+    shop.buy(code, 10_000)  # same card, same month: the set does not grow
+    rollup.catch_up(settle=dt.timedelta(0))
+    assert _board(shop).cohorts[-1].active == first == [1]
+
+
+def test_snapshot_serves_guests_and_cohort_sizes(shop: Shop) -> None:
+    from loyalwallet.analytics import snapshot
+
+    program = shop.program("bonus", BONUS)
+    codes = [shop.card(program)["code"] for _ in range(3)]
+    shop.buy(codes[0], 10_000)
+    live = _board(shop)
+    assert snapshot.refresh_all(max_age=0) >= 1
+    with db.read() as session:
+        assert snapshot.as_of(session, shop.merchant_id, db.utcnow()) is not None
+    snap = _board(shop)
+    assert snap.status == live.status == {"active": 1, "at_risk": 0, "lapsed": 0, "never": 2}
+    assert [s.guests for s in snap.rfm.segments] == [s.guests for s in live.rfm.segments]
+    assert snap.cohorts[-1].size == live.cohorts[-1].size == 3
+    shop.card(program)  # the snapshot lags until the next refresh
+    assert _board(shop).cohorts[-1].size == 3
+    snapshot.refresh_all(max_age=0)
+    assert _board(shop).cohorts[-1].size == 4
