@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from loyalwallet import db
 from loyalwallet.analytics import queries, rules, snapshot
 from loyalwallet.analytics.queries import Filters
 from loyalwallet.db import utcnow
@@ -87,13 +89,19 @@ def filters_for(
     return Filters(actor.merchant_id, period, location_id, program_id)
 
 
-def dashboard(session: Session, actor: Actor, f: Filters, now: dt.datetime | None = None) -> Dashboard:
+def dashboard(
+    session: Session, actor: Actor, f: Filters, now: dt.datetime | None = None, *, parallel: bool = True
+) -> Dashboard:
+    """Every figure of the page. The queries are independent, so they run in three
+    groups on their own connections at once (the live scan of the period's purchases
+    beside the rollup reads); `session` checks the caller's rights."""
     actor.require("manager")
     if f.merchant_id != actor.merchant_id:
         raise not_found("merchant")
     now = now or utcnow()
     timings: dict[str, float] = {}
-    queries.tune(session)
+    last = rules.month_of(f.period.end)
+    first = rules.month_add(last, -(COHORT_MONTHS - 1))
 
     def timed(name: str, fn: Any, *args: Any) -> Any:
         t0 = time.perf_counter()
@@ -101,32 +109,53 @@ def dashboard(session: Session, actor: Actor, f: Filters, now: dt.datetime | Non
         timings[name] = time.perf_counter() - t0
         return result
 
-    totals = timed("period_totals", queries.period_totals, session, f)
-    days = timed("trend", queries.daily, session, f)
-    upsell = timed("upsell", queries.upsell, session, f)
-    refunds = timed("refunds", queries.refunds, session, f)
-    issued = timed("issued", queries.issued, session, f)
-    last = rules.month_of(f.period.end)
-    first = rules.month_add(last, -(COHORT_MONTHS - 1))
-    taken = snapshot.as_of(session, f.merchant_id, now)
-    if taken is not None:
-        cells = timed("guests", snapshot.cells, session, f)
-        sizes = timed("cohort_sizes", snapshot.cohort_sizes, session, f, first, last)
-    else:  # no fresh snapshot (a new install, or no worker running): read the cards
-        cells = timed("guests", queries.guest_cells, session, f, now)
-        sizes = timed("cohort_sizes", queries.cohort_sizes, session, f, first, last)
-    activity = timed("cohorts", queries.cohort_activity, session, f, first, last)
+    def live() -> dict[str, Any]:
+        with db.read() as s:
+            queries.tune(s)
+            return {"totals": timed("period_totals", queries.period_totals, s, f)}
+
+    def rollups() -> dict[str, Any]:
+        with db.read() as s:
+            queries.tune(s)
+            return {
+                "days": timed("trend", queries.daily, s, f),
+                "upsell": timed("upsell", queries.upsell, s, f),
+                "refunds": timed("refunds", queries.refunds, s, f),
+                "issued": timed("issued", queries.issued, s, f),
+            }
+
+    def guests() -> dict[str, Any]:
+        with db.read() as s:
+            queries.tune(s)
+            taken = snapshot.as_of(s, f.merchant_id, now)
+            if taken is not None:
+                cells = timed("guests", snapshot.cells, s, f)
+                sizes = timed("cohort_sizes", snapshot.cohort_sizes, s, f, first, last)
+            else:  # no fresh snapshot (a new install, or no worker running): read the cards
+                cells = timed("guests", queries.guest_cells, s, f, now)
+                sizes = timed("cohort_sizes", queries.cohort_sizes, s, f, first, last)
+            activity = timed("cohorts", queries.cohort_activity, s, f, first, last)
+            return {"cells": cells, "sizes": sizes, "activity": activity, "taken": taken}
+
+    parts: dict[str, Any] = {}
+    if parallel:
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="dashboard") as pool:
+            for future in [pool.submit(job) for job in (live, rollups, guests)]:
+                parts.update(future.result())
+    else:
+        for job in (live, rollups, guests):
+            parts.update(job())
     return Dashboard(
         filters=f,
-        totals=totals,
-        trend=rules.trend(days, f.period),
+        totals=parts["totals"],
+        trend=rules.trend(parts["days"], f.period),
         bucket=rules.bucket_for(f.period.days),
-        upsell=upsell,
-        refunds=refunds,
-        issued=issued,
-        status=rules.status_counts(cells),
-        rfm=rules.rfm(cells),
-        cohorts=rules.cohorts(sizes, activity, first, last),
+        upsell=parts["upsell"],
+        refunds=parts["refunds"],
+        issued=parts["issued"],
+        status=rules.status_counts(parts["cells"]),
+        rfm=rules.rfm(parts["cells"]),
+        cohorts=rules.cohorts(parts["sizes"], parts["activity"], first, last),
         timings=timings,
-        guests_as_of=taken or now,
+        guests_as_of=parts["taken"] or now,
     )
