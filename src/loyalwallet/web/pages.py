@@ -201,22 +201,18 @@ def _take_flash(request: Request) -> tuple[str | None, str | None]:
 def install(app: FastAPI) -> None:
     """Page errors: to the login page without a session, an HTML 403 for a lower role,
     and a form's DomainError back to the form with the message on top."""
-    from loyalwallet.api.responses import problem
+    api_handler = app.exception_handlers[DomainError]  # the API's problem+json answer
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
         path = request.url.path
-        if (
-            request.method == "POST"
-            and path.startswith(PAGE_PREFIXES)
-            and "text/html" in request.headers.get("accept", "")
-        ):
+        accept = request.headers.get("accept", "")
+        if request.method == "POST" and path.startswith(PAGE_PREFIXES) and "text/html" in accept:
             who = current(request)
             _ = gettext_for(staff_language(request, who))
             back = safe_next(_same_site_referer(request), "/admin")
             return redirect(back, _(exc.detail), "error")
-        headers = {"WWW-Authenticate": "Bearer"} if exc.code == "unauthorized" else None
-        return problem(exc, headers)
+        return await api_handler(request, exc)  # type: ignore[no-any-return]
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, _exc: LoginRequired) -> Response:
