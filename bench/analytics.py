@@ -358,7 +358,8 @@ def measure(runs: int, rebuild: bool = False, baseline_runs: int = 1) -> None:
             t0 = time.perf_counter()
             with db.read() as session:
                 queries.tune(session)
-                queries.period_totals(session, f)
+                # The period figures grouped by card over the period's purchases.
+                queries.period_totals(session, f, dt.datetime.max.replace(tzinfo=dt.UTC))
                 queries.refunds(session, f)
                 queries.issued(session, f)
                 last = month_of(f.period.end)

@@ -18,7 +18,7 @@ from sqlalchemy import Integer, Select, case, cast, func, literal, literal_colum
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from loyalwallet.analytics.models import CardMonth, DayCategory, DayTotals
+from loyalwallet.analytics.models import CardMonth, DayCategory, DayTotals, RollupState
 from loyalwallet.analytics.rules import Cell, Period
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase, Refund
@@ -82,24 +82,60 @@ def _purchases_in(f: Filters) -> list[ColumnElement[bool]]:
     return where
 
 
-def period_totals(session: Session, f: Filters) -> dict[str, int]:
-    """Buyers (cards), purchases, repeat buyers and revenue in the period: one pass over
-    the covering index ix_purchases_analytics."""
+def period_totals(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
+    """Purchases and revenue (the day rollup plus the purchases it has not folded in yet)
+    and buyers and repeat buyers (see buyers())."""
+    return {**sales(session, f), **buyers(session, f, now)}
+
+
+def sales(session: Session, f: Filters) -> dict[str, int]:
+    """Purchases and revenue of the period, exact and cheap: the day rollup holds every
+    purchase up to the watermark; the few above it are counted from the purchases."""
+    watermark = session.scalar(select(RollupState.value).where(RollupState.name == "card_months")) or 0
+    n, total = session.execute(
+        select(
+            func.coalesce(func.sum(DayTotals.purchases), 0), func.coalesce(func.sum(DayTotals.revenue), 0)
+        ).where(*_days_in(f, DayTotals))
+    ).one()
+    tail_n, tail_total = session.execute(
+        select(func.count(), func.coalesce(func.sum(Purchase.amount), 0)).where(
+            Purchase.id > watermark, *_purchases_in(f)
+        )
+    ).one()
+    return {"purchases": int(n) + int(tail_n), "revenue": int(total) + int(tail_total)}
+
+
+def buyers(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
+    """Cards that bought in the period, and those among them that bought at least twice
+    by its end (twice in it, or before it and again in it).
+
+    A period that ends today, at every location, is answered from the cards' cached
+    figures: a card bought in it exactly when its last purchase is on or after the start,
+    and one whose first purchase is in the period made all its purchases in it. Otherwise
+    the period's purchases are grouped by card (a pass over the covering index)."""
+    lo, hi = f.period.utc_bounds()
+    if f.location_id is None and hi >= now:
+        repeat = case(((Card.first_purchase_at < lo) | (Card.visits >= 2), 1), else_=0)
+        stmt = select(func.count(), func.coalesce(func.sum(repeat), 0)).where(
+            Card.merchant_id == f.merchant_id, Card.last_visit_at >= lo
+        )
+        if f.program_id is not None:
+            stmt = stmt.where(Card.program_id == f.program_id)
+        count, repeaters = session.execute(stmt).one()
+        return {"buyers": int(count), "repeaters": int(repeaters)}
     per_card = (
-        select(Purchase.card_id, func.count().label("n"), func.sum(Purchase.amount).label("total"))
+        select(Purchase.card_id, func.count().label("n"))
         .where(*_purchases_in(f))
         .group_by(Purchase.card_id)
         .subquery()
     )
-    row = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(per_card.c.n), 0),
-            func.coalesce(func.sum(case((per_card.c.n >= 2, 1), else_=0)), 0),
-            func.coalesce(func.sum(per_card.c.total), 0),
+    repeat = case(((per_card.c.n >= 2) | (Card.first_purchase_at < lo), 1), else_=0)
+    count, repeaters = session.execute(
+        select(func.count(), func.coalesce(func.sum(repeat), 0)).select_from(
+            per_card.join(Card, Card.id == per_card.c.card_id)
         )
     ).one()
-    return {"buyers": int(row[0]), "purchases": int(row[1]), "repeaters": int(row[2]), "revenue": int(row[3])}
+    return {"buyers": int(count), "repeaters": int(repeaters)}
 
 
 def _days_in(f: Filters, table: Any) -> list[ColumnElement[bool]]:

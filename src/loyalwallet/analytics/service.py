@@ -112,7 +112,7 @@ def dashboard(
     def live() -> dict[str, Any]:
         with db.read() as s:
             queries.tune(s)
-            return {"totals": timed("period_totals", queries.period_totals, s, f)}
+            return {"totals": timed("period_totals", queries.period_totals, s, f, now)}
 
     def rollups() -> dict[str, Any]:
         with db.read() as s:
