@@ -71,24 +71,44 @@ def test_dashboard_figures(shop: Shop) -> None:
     assert at_location.totals == {"buyers": 1, "purchases": 1, "repeaters": 0, "revenue": 30_000}
 
 
-def test_wallet_sources_plug_in(shop: Shop) -> None:
-    """A wallet part registers SELECT (card_id, wallet); cards in none stay "web"."""
+def test_cards_by_wallet(shop: Shop) -> None:
+    """A card whose pass a device registered counts as Apple Wallet; the rest as web
+    cards; a source a wallet part adds plugs in the same way."""
     from sqlalchemy import literal, select
 
     from loyalwallet.cards.models import Card
+    from loyalwallet.wallet.apple.models import AppleRegistration
 
     program = shop.program("bonus", BONUS)
-    apple = shop.card(program)["code"]
+    apple = shop.card(program)
+    other = shop.card(program)["code"]
     shop.card(program)
+    with db.transaction() as session:
+        card = session.scalar(
+            select(Card).where(Card.merchant_id == shop.merchant_id, Card.code == apple["code"])
+        )
+        for device in ("phone", "watch"):  # one card on two devices counts once
+            session.add(
+                AppleRegistration(
+                    merchant_id=shop.merchant_id,
+                    device_id=device,
+                    pass_type_id="pass.test",
+                    serial=card.serial,
+                    card_id=card.id,
+                    push_token="t",
+                    change_seq=0,
+                )
+            )
+    assert sorted(_board(shop).issued_by("wallet")) == [("apple", 1, 0), ("web", 2, 0)]
 
-    def fake_apple():  # stands in for the Apple part's device registrations
-        return select(Card.id, literal("apple")).where(Card.code == apple)
+    def fake_google():  # stands in for a wallet part's saves
+        return select(Card.id, literal("google")).where(Card.code == other)
 
-    WALLET_SOURCES.append(fake_apple)
+    WALLET_SOURCES.append(fake_google)
     try:
-        assert sorted(_board(shop).issued_by("wallet")) == [("apple", 1, 0), ("web", 1, 0)]
+        assert sorted(_board(shop).issued_by("wallet")) == [("apple", 1, 0), ("google", 1, 0), ("web", 1, 0)]
     finally:
-        WALLET_SOURCES.remove(fake_apple)
+        WALLET_SOURCES.remove(fake_google)
 
 
 def test_rollup_is_idempotent_and_waits_for_settling(shop: Shop) -> None:

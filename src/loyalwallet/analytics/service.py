@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.analytics import queries, rules, snapshot
+from loyalwallet.analytics import wallets as _wallets  # noqa: F401  (registers the wallets' queries)
 from loyalwallet.analytics.queries import Filters
 from loyalwallet.db import utcnow
 from loyalwallet.errors import not_found
