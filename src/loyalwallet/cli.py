@@ -28,6 +28,9 @@ app.add_typer(apple_app, name="apple")
 from loyalwallet.imports.cli import app as import_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
+from loyalwallet.search.cli import app as search_app  # noqa: E402
+
+app.add_typer(search_app, name="search")
 console = Console(stderr=True)
 
 
