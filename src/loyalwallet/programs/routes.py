@@ -12,7 +12,6 @@ from loyalwallet.api.deps import actor as any_actor
 from loyalwallet.api.deps import manager
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.merchants.actors import Actor
-from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs import service
 from loyalwallet.programs.schemas import ProgramIn, ProgramPatch
 
@@ -46,15 +45,7 @@ def get(program_id: int, who: Actor = Depends(any_actor)) -> dict[str, Any]:
 def patch(program_id: int, body: ProgramPatch, who: Actor = Depends(manager)) -> dict[str, Any]:
     with db.transaction() as session:
         program = service.get_program(session, who.merchant_id, program_id)
-        version = program.version
         service.update_program(
             session, who, program, name=body.name, rules=body.rules, design=body.design, status=body.status
         )
-        if program.version != version:
-            enqueue(
-                session,
-                who.merchant_id,
-                "program.changed",
-                {"program_id": program.id, "version": program.version},
-            )
         return service.program_view(program)

@@ -12,6 +12,7 @@ from loyalwallet.db import utcnow
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
+from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import KINDS, Program
 from loyalwallet.programs.rules import Rules, parse_rules, rules_to_json
 
@@ -106,7 +107,7 @@ def update_program(
     design: dict[str, Any] | None = None,
     status: str | None = None,
 ) -> Program:
-    """Changing rules or design bumps the version; the caller tells issued cards."""
+    """Changing rules or design bumps the version and queues the refresh of issued cards."""
     actor.require("manager")
     changes: dict[str, Any] = {}
     if name is not None and name.strip() != program.name:
@@ -129,6 +130,8 @@ def update_program(
         program.version += 1
         program.updated_at = utcnow()
         audit(session, actor, "program.update", "program", program.id, changes)
+        # Every issued card must refresh in the wallets (outbox/core_handlers fans out).
+        enqueue(session, program.merchant_id, "program.changed", {"program_id": program.id, "version": program.version})
     return program
 
 

@@ -14,11 +14,10 @@ from loyalwallet.api.responses import FastJSON
 from loyalwallet.cards.models import Card
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.models import Location
-from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs import assets
 from loyalwallet.programs import service as programs
 from loyalwallet.programs.design import parse_design
-from loyalwallet.programs.models import KINDS, Program
+from loyalwallet.programs.models import KINDS
 from loyalwallet.programs.rules import parse_rules, rules_to_json
 from loyalwallet.web.pages import form_data, redirect, render_staff, staff_page
 from loyalwallet.web.sessions import StaffSession
@@ -45,17 +44,6 @@ STARTER_RULES: dict[str, dict[str, Any]] = {
 def _errors(exc: DomainError) -> list[str]:
     items = exc.extra.get("errors") or []
     return [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in items] or [exc.detail]
-
-
-def _changed(session: Any, who: StaffSession, program: Program, version: int) -> None:
-    """Every issued card must refresh: the same fan-out as PATCH /api/v1/programs."""
-    if program.version != version:
-        enqueue(
-            session,
-            who.merchant_id,
-            "program.changed",
-            {"program_id": program.id, "version": program.version},
-        )
 
 
 @router.get("/admin/programs")
@@ -151,7 +139,6 @@ async def update(
     try:
         with db.transaction() as session:
             program = programs.get_program(session, who.merchant_id, program_id)
-            version = program.version
             new_rules = None if rules_to_json(parse_rules(program.kind, rules)) == program.rules else rules
             status = str(form.get("status") or program.status)
             programs.update_program(
@@ -162,7 +149,6 @@ async def update(
                 rules=new_rules,
                 status=status,
             )
-            _changed(session, who, program, version)
     except DomainError as exc:
         if exc.code != "validation_error":
             raise
@@ -260,9 +246,7 @@ async def save_design(
                 raise DomainError(
                     "validation_error", "an image of the design was not uploaded", field="images"
                 )
-        version = program.version
         programs.update_program(session, who.actor, program, design=design)
-        _changed(session, who, program, version)
     return redirect(
         f"/admin/programs/{program_id}/design", "Design saved: the issued cards are being updated."
     )
