@@ -7,6 +7,13 @@ from loyalwallet.analytics.models import (
     DayTotals,
     GuestCell,
     RollupState,
+from loyalwallet.campaigns.models import (
+    Campaign,
+    CampaignRecipient,
+    CouponBatch,
+    Offer,
+    Trigger,
+    TriggerFiring,
 )
 from loyalwallet.cards.models import Card, Coupon, LedgerEntry, StampEntry
 from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLine, Refund
@@ -14,8 +21,9 @@ from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.db import Base
 from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, OtpChallenge, RateHit
 from loyalwallet.imports.models import CardCodeRange
+from loyalwallet.fraud.models import Alert, Digest
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
-from loyalwallet.outbox.models import OutboxMessage
+from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
 from loyalwallet.programs.models import Asset, Program
 from loyalwallet.search.models import NameToken
 from loyalwallet.wallet.apple.models import (
@@ -27,8 +35,10 @@ from loyalwallet.wallet.apple.models import (
 )
 from loyalwallet.wallet.google.models import GoogleClass, GoogleIssuer, GoogleObject
 from loyalwallet.web.models import LoginAttempt, WebSession
+from loyalwallet.webhooks.models import WebhookEndpoint
 
 __all__ = [
+    "Alert",
     "ApiKey",
     "AppleCertificate",
     "AppleCounter",
@@ -38,6 +48,8 @@ __all__ = [
     "Asset",
     "AuditLog",
     "Base",
+    "Campaign",
+    "CampaignRecipient",
     "Card",
     "CardCodeRange",
     "CardMonth",
@@ -46,9 +58,11 @@ __all__ = [
     "Consent",
     "ConsentText",
     "Coupon",
+    "CouponBatch",
     "Customer",
     "DayCategory",
     "DayTotals",
+    "Digest",
     "GoogleClass",
     "GoogleIssuer",
     "GoogleObject",
@@ -61,8 +75,10 @@ __all__ = [
     "LoginAttempt",
     "Merchant",
     "NameToken",
+    "Offer",
     "OtpChallenge",
     "OutboxMessage",
+    "PeriodicRun",
     "Program",
     "Purchase",
     "PurchaseLine",
@@ -73,4 +89,7 @@ __all__ = [
     "StaffLocation",
     "StampEntry",
     "WebSession",
+    "Trigger",
+    "TriggerFiring",
+    "WebhookEndpoint",
 ]

@@ -33,11 +33,13 @@ def _routers() -> list[Any]:
     from loyalwallet.enrollment.routes import router as enrollment_pages
     from loyalwallet.enrollment.routes_api import router as enrollment_api
     from loyalwallet.merchants.routes import router as merchants
+    from loyalwallet.outbox.routes import router as outbox
     from loyalwallet.programs.routes import router as programs
     from loyalwallet.programs.routes_assets import router as assets
     from loyalwallet.wallet.apple.routes import router as apple
     from loyalwallet.wallet.google.routes import router as google
     from loyalwallet.web.routes import routers as web_routers
+    from loyalwallet.webhooks.routes import router as webhooks
 
     return [
         programs,
@@ -51,6 +53,8 @@ def _routers() -> list[Any]:
         google,
         apple,
         *web_routers(),
+        webhooks,
+        outbox,
     ]
 
 

@@ -133,6 +133,8 @@ class Coupon(Base):
     name: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(32))  # stamp_reward | campaign | trigger | manual | anonymous
     source_id: Mapped[int | None] = mapped_column(BigID)
+    # The offer (template) it was issued from, if any (campaigns.models.Offer).
+    offer_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("offers.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="available")  # available|used|revoked
     uses_left: Mapped[int] = mapped_column(Integer, default=1)
     min_amount: Mapped[int] = mapped_column(BigInteger, default=0)

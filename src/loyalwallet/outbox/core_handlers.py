@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import select
 
 from loyalwallet import db
 from loyalwallet.cards.models import Card
 from loyalwallet.cards.service import CardBook, expire_points, lock_card_by_id
-from loyalwallet.outbox.handlers import Delivery, Permanent, every, handles
+from loyalwallet.outbox.handlers import Delivery, Permanent, Retry, every, handles
 from loyalwallet.outbox.service import enqueue
+
+log = logging.getLogger("loyalwallet.worker")
 
 # Further fan-out of a changed card (Apple push, Google patch) is registered by the
 # wallet parts; they add their functions here.
@@ -60,14 +67,58 @@ def referral_reward(msg: Delivery) -> None:
         book.touch("referral")
 
 
+def event_id(msg: Delivery) -> int:
+    """The stable id of a business event: the id of the row `emit_event` wrote, kept by
+    follow-up rows (see business_event), so receivers can de-duplicate on it."""
+    return int(msg.payload.get("event_id") or msg.id)
+
+
+def _listener_name(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
 @handles("event")
 def business_event(msg: Delivery) -> None:
-    """Business events feed webhooks and triggers; their parts add listeners."""
-    for listener in EVENT_LISTENERS:
-        listener(msg)
+    """Business events feed webhooks and triggers; their parts add listeners.
+
+    Listeners are independent: when some fail and others succeed, only the failed ones
+    are tried again, in a follow-up row carrying the same event id. Retrying the whole
+    row would repeat what already succeeded (a webhook fan-out twice over)."""
+    only = msg.payload.get("listeners")
+    to_run = [fn for fn in EVENT_LISTENERS if only is None or _listener_name(fn) in only]
+    failed: list[str] = []
+    errors: list[str] = []
+    for listener in to_run:
+        try:
+            listener(msg)
+        except Permanent as exc:
+            log.warning("event %s: listener %s gave up: %s", event_id(msg), _listener_name(listener), exc)
+        except Exception as exc:
+            log.warning("event %s: listener %s failed: %r", event_id(msg), _listener_name(listener), exc)
+            failed.append(_listener_name(listener))
+            errors.append(f"{_listener_name(listener)}: {type(exc).__name__}: {exc}")
+    if not failed:
+        return
+    if len(failed) == len(to_run):
+        raise Retry("; ".join(errors))  # nothing succeeded: retry this very row
+    left = msg.max_attempts - msg.attempts
+    if left <= 0:
+        raise Permanent("; ".join(errors))
+    from loyalwallet.outbox.worker import backoff
+
+    with db.transaction() as session:
+        enqueue(
+            session,
+            msg.merchant_id,
+            "event",
+            {**msg.payload, "event_id": event_id(msg), "listeners": failed},
+            delay=dt.timedelta(seconds=backoff(msg.attempts)),
+            max_attempts=left,
+        )
 
 
-EVENT_LISTENERS: list = []
+# Functions taking the event's Delivery (payload {"name", "data", "at"}).
+EVENT_LISTENERS: list[Callable[[Delivery], None]] = []
 
 
 @every("expire-points", 60.0)

@@ -4,6 +4,10 @@ A handler receives a `Delivery` and either returns (delivered), raises `Retry`/a
 exception (tried again later with backoff), or raises `Permanent` (dead-lettered at
 once: retrying cannot help, e.g. a 400 from a provider). A handler may open its own
 transactions, and may enqueue further rows (fan-out).
+
+A handler must finish well within the worker's lease (LOYALWALLET_WORKER_LEASE_SECONDS,
+60 s): past it another worker may take the row again. Bound every network call with a
+timeout and split big jobs into several rows.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class Delivery:
     payload: dict[str, Any]
     attempts: int  # including this one
     created_at: dt.datetime
+    max_attempts: int = 12
 
 
 class Retry(Exception):
@@ -68,5 +73,6 @@ def load_all() -> None:
     import loyalwallet.enrollment.handlers
     import loyalwallet.outbox.core_handlers
     import loyalwallet.wallet.apple.handlers
-    import loyalwallet.web.sessions  # noqa: F401
+    import loyalwallet.web.sessions
+    import loyalwallet.webhooks.handlers  # noqa: F401
     from loyalwallet.wallet.google import handlers as _google  # noqa: F401

@@ -34,3 +34,14 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[Timestamp]
     delivered_at: Mapped[dt.datetime | None]
+
+
+class PeriodicRun(Base):
+    """When each periodic job last started. Shared by every worker process (the ones
+    embedded in `serve` and the `loyalwallet worker` ones), so a job runs once per
+    interval across all of them instead of once per process."""
+
+    __tablename__ = "periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[dt.datetime]

@@ -5,6 +5,12 @@ PostgreSQL the candidate rows are picked with FOR UPDATE SKIP LOCKED, so any num
 `loyalwallet worker` processes share the queue without taking a row twice. A worker
 that dies mid-delivery leaves its rows leased; they become due again when the lease
 runs out (at-least-once delivery).
+
+The attempt number is the fencing token: an outcome is recorded only if the row is
+still pending at the attempt this worker claimed. A worker that overran its lease (and
+whose row another worker took meanwhile) cannot overwrite the newer attempt's outcome,
+and a worker never starts a claimed row after half its lease has passed: such rows are
+handed back untouched, so two workers never run the same row at the same time.
 """
 
 from __future__ import annotations
@@ -14,18 +20,24 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from loyalwallet import db
+from loyalwallet.config import env
 from loyalwallet.outbox.handlers import HANDLERS, PERIODIC, Delivery, Permanent, Retry, load_all
-from loyalwallet.outbox.models import OutboxMessage
+from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
 from loyalwallet.outbox.service import wakeup
 
 log = logging.getLogger("loyalwallet.worker")
 
-LEASE = dt.timedelta(seconds=60)
+LEASE = dt.timedelta(seconds=float(env("WORKER_LEASE_SECONDS", "60") or 60))
+EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+FLUSH_SECONDS = 0.2
 
 
 def backoff(attempts: int) -> float:
@@ -64,63 +76,129 @@ def claim(batch: int = 50, now: dt.datetime | None = None) -> list[Delivery]:
                 OutboxMessage.payload,
                 OutboxMessage.attempts,
                 OutboxMessage.created_at,
+                OutboxMessage.max_attempts,
             )
         ).all()
-    deliveries = [Delivery(r.id, r.merchant_id, r.topic, r.payload, r.attempts, r.created_at) for r in rows]
+    deliveries = [
+        Delivery(r.id, r.merchant_id, r.topic, r.payload, r.attempts, r.created_at, r.max_attempts)
+        for r in rows
+    ]
     deliveries.sort(key=lambda d: d.id)
     return deliveries
 
 
-def _finish(msg: Delivery, error: str | None, *, dead: bool = False, after: float | None = None) -> None:
-    now = db.utcnow()
-    with db.transaction() as session:
-        row = session.get(OutboxMessage, msg.id)
-        if row is None:
-            return
-        if error is None:
-            row.status = "done"
-            row.delivered_at = now
-            row.last_error = None
-        elif dead or row.attempts >= row.max_attempts:
-            row.status = "dead"
-            row.last_error = error[:2000]
-        else:
-            row.status = "pending"
-            row.last_error = error[:2000]
-            row.next_attempt_at = now + dt.timedelta(
-                seconds=after if after is not None else backoff(row.attempts)
-            )
-        row.locked_until = None
+@dataclass(frozen=True)
+class Outcome:
+    msg: Delivery
+    error: str | None = None
+    dead: bool = False
+    after: float | None = None  # seconds before the next try (Retry-After)
+    released: bool = False  # not attempted: hand the row back as it was
 
 
-def deliver(msg: Delivery) -> bool:
+def attempt(msg: Delivery) -> Outcome:
+    """Run the row's handler; writes nothing about the row itself."""
     handler = HANDLERS.get(msg.topic)
     if handler is None:
-        _finish(msg, f"no handler for topic {msg.topic!r}", dead=True)
-        return False
+        return Outcome(msg, f"no handler for topic {msg.topic!r}", dead=True)
     try:
         handler(msg)
     except Permanent as exc:
         log.warning("outbox %s %s dead: %s", msg.id, msg.topic, exc)
-        _finish(msg, f"permanent: {exc}", dead=True)
-        return False
+        return Outcome(msg, f"permanent: {exc}", dead=True)
     except Retry as exc:
-        _finish(msg, str(exc), after=exc.after)
-        return False
+        return Outcome(msg, str(exc), after=exc.after)
     except Exception as exc:  # any other failure is retried with backoff
         log.warning("outbox %s %s failed (attempt %s): %r", msg.id, msg.topic, msg.attempts, exc)
-        _finish(msg, f"{type(exc).__name__}: {exc}")
-        return False
-    _finish(msg, None)
-    return True
+        return Outcome(msg, f"{type(exc).__name__}: {exc}")
+    return Outcome(msg)
 
 
-def run_once(batch: int = 50) -> int:
+def record(outcomes: list[Outcome]) -> int:
+    """Write the outcomes of one batch in one transaction, each fenced by its attempt
+    number. Returns how many rows were no longer ours (another worker took them)."""
+    if not outcomes:
+        return 0
+    now = db.utcnow()
+    lost = 0
+
+    def fenced(items: list[Outcome]) -> object:
+        return and_(
+            tuple_(OutboxMessage.id, OutboxMessage.attempts).in_([(o.msg.id, o.msg.attempts) for o in items]),
+            OutboxMessage.status == "pending",
+        )
+
+    with db.transaction() as session:
+        done = [o for o in outcomes if o.error is None and not o.released]
+        if done:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(fenced(done))
+                .values(status="done", delivered_at=now, last_error=None, locked_until=None)
+            )
+            lost += len(done) - result.rowcount
+        released = [o for o in outcomes if o.released]
+        if released:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(fenced(released))
+                .values(locked_until=None, attempts=OutboxMessage.attempts - 1)
+            )
+            lost += len(released) - result.rowcount
+        for o in outcomes:
+            if o.error is None or o.released:
+                continue
+            error = o.error[:2000]
+            if o.dead or o.msg.attempts >= o.msg.max_attempts:
+                values: dict[str, object] = {"status": "dead", "last_error": error, "locked_until": None}
+            else:
+                delay = o.after if o.after is not None else backoff(o.msg.attempts)
+                values = {
+                    "status": "pending",
+                    "last_error": error,
+                    "locked_until": None,
+                    "next_attempt_at": now + dt.timedelta(seconds=delay),
+                }
+            result = session.execute(update(OutboxMessage).where(fenced([o])).values(**values))
+            lost += 1 - result.rowcount
+    if lost:
+        log.warning("%s outbox outcome(s) not recorded: the lease ran out and another worker took them", lost)
+    return lost
+
+
+def deliver(msg: Delivery) -> bool:
+    """Run one claimed row and record its outcome; True when delivered."""
+    outcome = attempt(msg)
+    record([outcome])
+    return outcome.error is None
+
+
+def run_once(batch: int = 50, pool: ThreadPoolExecutor | None = None) -> int:
     """Deliver what is due now; returns how many rows were handled."""
     load_all()
     msgs = claim(batch)
-    for msg in msgs:
-        deliver(msg)
+    if not msgs:
+        return 0
+    # Rows not started before half the lease are handed back, so a slow batch never
+    # runs a row whose lease another worker may already have taken over.
+    deadline = time.monotonic() + LEASE.total_seconds() / 2
+
+    def run(msg: Delivery) -> Outcome:
+        if time.monotonic() > deadline:
+            return Outcome(msg, released=True)
+        return attempt(msg)
+
+    # Outcomes are written in groups: one transaction per FLUSH_SECONDS of work, not
+    # one per row. A crash loses at most that much bookkeeping (those rows are tried
+    # again later: at-least-once), never a row.
+    pending: list[Outcome] = []
+    last_flush = time.monotonic()
+    for outcome in pool.map(run, msgs) if pool is not None else map(run, msgs):
+        pending.append(outcome)
+        if time.monotonic() - last_flush >= FLUSH_SECONDS:
+            record(pending)
+            pending, last_flush = [], time.monotonic()
+    record(pending)
     return len(msgs)
 
 
@@ -135,39 +213,66 @@ def drain(max_rounds: int = 100) -> int:
     return total
 
 
+def claim_periodic(name: str, interval: float, now: dt.datetime | None = None) -> bool:
+    """True when this process may run the job now: it last started more than
+    `interval` seconds ago in ANY process (a conditional UPDATE decides the race)."""
+    now = now or db.utcnow()
+    insert = sqlite_insert if db.is_sqlite() else pg_insert
+    with db.transaction() as session:
+        session.execute(insert(PeriodicRun).values(name=name, started_at=EPOCH).on_conflict_do_nothing())
+        result = session.execute(
+            update(PeriodicRun)
+            .where(PeriodicRun.name == name, PeriodicRun.started_at <= now - dt.timedelta(seconds=interval))
+            .values(started_at=now)
+        )
+        return result.rowcount == 1
+
+
 @dataclass
 class Worker:
-    """A worker loop, in a thread of `serve` or in its own `loyalwallet worker` process."""
+    """A worker loop, in a thread of `serve` or in its own `loyalwallet worker` process.
+
+    `threads` handlers run at once (network-bound pushes and webhooks); their outcomes
+    are recorded together, one transaction per batch."""
 
     poll_seconds: float = 0.5
     run_periodic: bool = True
+    threads: int = int(env("WORKER_THREADS", "4") or 4)
+    batch: int = 50
     stop_event: threading.Event = field(default_factory=threading.Event)
     _last_run: dict[str, float] = field(default_factory=dict)
 
     def _periodic(self) -> None:
         now = time.monotonic()
         for name, interval, fn in list(PERIODIC):
-            if now - self._last_run.get(name, 0.0) >= interval:
-                self._last_run[name] = now
-                try:
+            if now - self._last_run.get(name, -interval) < interval:
+                continue
+            self._last_run[name] = now
+            try:
+                if claim_periodic(name, interval):
                     fn()
-                except Exception:
-                    log.exception("periodic job %s failed", name)
+            except Exception:
+                log.exception("periodic job %s failed", name)
 
     def run(self) -> None:
         load_all()
-        log.info("outbox worker started")
-        while not self.stop_event.is_set():
-            try:
-                handled = run_once()
-                if self.run_periodic:
-                    self._periodic()
-            except Exception:
-                log.exception("worker loop error")
-                handled = 0
-            if handled == 0:
-                wakeup.wait(self.poll_seconds)
-                wakeup.clear()
+        log.info("outbox worker started (%s thread(s))", self.threads)
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="outbox") if self.threads > 1 else None
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    handled = run_once(self.batch, pool)
+                    if self.run_periodic:
+                        self._periodic()
+                except Exception:
+                    log.exception("worker loop error")
+                    handled = 0
+                if handled == 0:
+                    wakeup.wait(self.poll_seconds)
+                    wakeup.clear()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="outbox-worker", daemon=True)
