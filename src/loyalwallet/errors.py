@@ -35,6 +35,9 @@ CODES: dict[str, tuple[int, str]] = {
     "otp_expired": (410, "The code has expired"),
     "otp_attempts_exceeded": (429, "Too many wrong codes"),
     "certificate_invalid": (422, "The certificate cannot be used"),
+    # Campaigns and coupons.
+    "segment_empty": (422, "The segment reaches no guest"),
+    "offer_exhausted": (409, "The offer has no coupons left to issue"),
 }
 
 

@@ -27,6 +27,7 @@ POS writes accept an `Idempotency-Key` header: a retry returns the stored answer
 
 
 def _routers() -> list[Any]:
+    from loyalwallet.campaigns.routes import router as campaigns
     from loyalwallet.cards.routes import router as cards
     from loyalwallet.checkout.routes import router as checkout
     from loyalwallet.customers.routes import router as customers
@@ -55,6 +56,7 @@ def _routers() -> list[Any]:
         *web_routers(),
         webhooks,
         outbox,
+        campaigns,
     ]
 
 

@@ -8,6 +8,7 @@ and the idempotency record together. Any error rolls all of it back.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -50,7 +51,9 @@ def _find_offer(
             .limit(1)
         )
     else:
-        stmt = stmt.where(Coupon.code == body.coupon.strip().upper())  # type: ignore[union-attr]
+        # Printed codes are grouped ("ABCDE-FGHJK"); the stored form has no spaces or dashes.
+        code = re.sub(r"[\s-]+", "", body.coupon or "").upper()
+        stmt = stmt.where(Coupon.code == code)
     coupon = session.scalar(for_update(stmt) if lock else stmt)
     if coupon is None:
         if body.use_reward:

@@ -70,6 +70,7 @@ def load_all() -> None:
     # sessions and login attempts (hourly).
     import loyalwallet.analytics.rollup
     import loyalwallet.analytics.snapshot
+    import loyalwallet.campaigns.handlers
     import loyalwallet.enrollment.handlers
     import loyalwallet.outbox.core_handlers
     import loyalwallet.wallet.apple.handlers

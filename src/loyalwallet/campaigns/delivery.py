@@ -1,0 +1,77 @@
+"""A message (and optional points or coupon) put on one locked card: shared by push
+campaigns and triggers.
+
+Apple: the message goes in Card.message, which the pass shows in a field with a change
+alert; `touch()` queues `card.changed`, whose listeners push the pass to devices.
+Google: an outbox row `google.message` for the Wallet object's messages, written only
+when a handler for that topic is registered (otherwise the worker would dead-letter it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from loyalwallet.campaigns.models import Offer
+from loyalwallet.campaigns.offers import issue
+from loyalwallet.cards.models import Card, Coupon
+from loyalwallet.cards.service import CardBook
+from loyalwallet.outbox import handlers
+from loyalwallet.outbox.service import enqueue
+from loyalwallet.programs.models import Program
+
+GOOGLE_TOPIC = "google.message"
+
+
+def google_messages_enabled() -> bool:
+    handlers.load_all()
+    return GOOGLE_TOPIC in handlers.HANDLERS
+
+
+@dataclass(frozen=True)
+class Sent:
+    points: int
+    coupon: Coupon | None
+
+
+def message_card(
+    session: Session,
+    card: Card,
+    program: Program,
+    *,
+    header: str,
+    body: str,
+    message_id: str,
+    source: str,
+    source_id: int | None,
+    points: int = 0,
+    offer: Offer | None = None,
+    coupon_cap: dt.datetime | None = None,
+    reason: str = "campaign",
+    ledger_kind: str = "campaign",
+    now: dt.datetime | None = None,
+) -> Sent:
+    """The card must be locked by the caller's transaction (cards.service.lock_card*).
+    Raises DomainError (offer used up or ended) before writing anything."""
+    book = CardBook(session, card, program, now)
+    # The coupon first: when the offer is used up or over, DomainError leaves nothing written.
+    coupon = None
+    if offer is not None:
+        coupon = issue(session, offer, card, source=source, source_id=source_id, now=book.now, cap=coupon_cap)
+    credited = 0
+    if points > 0 and program.kind == "bonus":
+        book.credit(ledger_kind, points, reason=f"{source} {source_id}: {header}"[:500])
+        credited = points
+    card.message = body[:500]
+    card.message_at = book.now
+    book.touch(reason)
+    if google_messages_enabled():
+        enqueue(
+            session,
+            card.merchant_id,
+            GOOGLE_TOPIC,
+            {"card_id": card.id, "header": header, "body": body, "message_id": message_id},
+        )
+    return Sent(credited, coupon)

@@ -1,0 +1,489 @@
+"""Push campaigns: a message to a segment, now or at a set time, with optional points or
+a coupon; delivery stats and the effect against a holdout group.
+
+Sending runs in the worker, in steps that each commit on their own:
+`campaign.start` picks the audience (recipients rows, holdout drawn) and queues one
+`campaign.deliver` row per chunk of cards; each chunk locks its cards, puts the message
+on them (campaigns.delivery) and marks its recipients sent, in one transaction, so a
+retried chunk never messages or credits a card twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from loyalwallet import db
+from loyalwallet.campaigns import segments
+from loyalwallet.campaigns.delivery import GOOGLE_TOPIC, message_card
+from loyalwallet.campaigns.models import Campaign, CampaignRecipient, Offer
+from loyalwallet.campaigns.offers import get_offer
+from loyalwallet.campaigns.rules import Message, Segment, in_holdout, parse, parse_segment
+from loyalwallet.cards.models import Card
+from loyalwallet.cards.service import lock_card_by_id
+from loyalwallet.checkout.models import Purchase
+from loyalwallet.errors import DomainError, not_found
+from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.models import Merchant
+from loyalwallet.merchants.service import audit, get_merchant, today
+from loyalwallet.outbox.handlers import Delivery
+from loyalwallet.outbox.models import OutboxMessage
+from loyalwallet.outbox.service import enqueue
+
+log = logging.getLogger("loyalwallet.campaigns")
+
+CHUNK = 100  # cards per campaign.deliver row (one transaction each)
+EFFECT_DAYS = 7
+EDITABLE = ("draft", "scheduled")
+
+
+def _segment_spec(raw: dict[str, Any] | None) -> Segment:
+    spec = parse_segment(raw)
+    if not spec.marketing_consent:
+        raise DomainError(
+            "validation_error",
+            "campaigns go only to guests who agreed to marketing",
+            field="segment.marketing_consent",
+        )
+    return spec
+
+
+def audience(session: Session, merchant: Merchant, spec: Segment, now: dt.datetime | None = None) -> int:
+    now = now or db.utcnow()
+    return segments.count(session, merchant.id, spec, now, today(merchant, now))
+
+
+def preview(session: Session, actor: Actor, raw: dict[str, Any] | None) -> dict[str, Any]:
+    """How many guests a segment reaches now (and how many more without the consent filter)."""
+    spec = parse_segment(raw)
+    merchant = get_merchant(session, actor.merchant_id)
+    now = db.utcnow()
+    local = today(merchant, now)
+    reached = segments.count(session, merchant.id, spec, now, local)
+    everyone = segments.count(session, merchant.id, spec, now, local, consent=False)
+    sample = session.scalars(
+        select(Card.code).where(Card.id.in_(segments.card_ids(merchant.id, spec, now, local).limit(10)))
+    ).all()
+    return {"count": reached, "without_consent": everyone - reached, "sample": list(sample)}
+
+
+def view(session: Session, c: Campaign, *, detailed: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": c.id,
+        "name": c.name,
+        "status": c.status,
+        "segment": c.segment,
+        "header": c.header,
+        "body": c.body,
+        "points": c.points,
+        "offer_id": c.offer_id,
+        "holdout_pct": c.holdout_bp / 100,
+        "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None,
+        "started_at": c.started_at.isoformat() if c.started_at else None,
+        "finished_at": c.finished_at.isoformat() if c.finished_at else None,
+        "recipients": c.recipients,
+        "holdout": c.holdout,
+        "error": c.error,
+        "created_at": c.created_at.isoformat(),
+    }
+    if detailed:
+        out["stats"] = stats(session, c)
+        out["effect"] = effect(session, c)
+    return out
+
+
+def get(session: Session, actor: Actor, campaign_id: int) -> Campaign:
+    c = session.get(Campaign, campaign_id)
+    if c is None or c.merchant_id != actor.merchant_id:
+        raise not_found("campaign")
+    return c
+
+
+def _fields(session: Session, actor: Actor, c: Campaign, body: dict[str, Any]) -> None:
+    if "name" in body:
+        name = str(body["name"] or "").strip()
+        if not name:
+            raise DomainError("validation_error", "a campaign needs a name", field="name")
+        c.name = name[:200]
+    if "segment" in body:
+        c.segment = _segment_spec(body["segment"]).model_dump(mode="json", exclude_none=True)
+    if "header" in body or "body" in body:
+        msg = parse(
+            Message, {"header": body.get("header", c.header), "body": body.get("body", c.body)}, "message"
+        )
+        c.header, c.body = msg.header, msg.body
+    if "points" in body:
+        points = body["points"] or 0
+        if not isinstance(points, int) or not 0 <= points <= 10**6:
+            raise DomainError("validation_error", "points must be 0..1000000", field="points")
+        c.points = points
+    if "offer_id" in body:
+        offer_id = body["offer_id"]
+        if offer_id is not None:
+            offer = get_offer(session, actor.merchant_id, offer_id)
+            if offer.status != "active":
+                raise DomainError("validation_error", "the offer is archived", field="offer_id")
+        c.offer_id = offer_id
+    if "holdout_pct" in body:
+        pct = body["holdout_pct"] or 0
+        if not isinstance(pct, int | float) or not 0 <= pct <= 50:
+            raise DomainError("validation_error", "holdout_pct must be 0..50", field="holdout_pct")
+        c.holdout_bp = round(pct * 100)
+
+
+def create(session: Session, actor: Actor, body: dict[str, Any]) -> Campaign:
+    """A draft; with `send_now` it starts at once, with `scheduled_at` it waits for then."""
+    actor.require("manager")
+    now = db.utcnow()
+    c = Campaign(
+        merchant_id=actor.merchant_id,
+        status="draft",
+        segment={},
+        header="",
+        body="",
+        points=0,
+        holdout_bp=0,
+        recipients=0,
+        holdout=0,
+        actor_type=actor.kind,
+        actor_id=actor.id,
+        created_at=now,
+        updated_at=now,
+    )
+    _fields(session, actor, c, {"segment": {}, **body})
+    session.add(c)
+    session.flush()
+    audit(session, actor, "campaign.create", "campaign", c.id, {"name": c.name})
+    if body.get("send_now"):
+        send(session, actor, c.id)
+    elif body.get("scheduled_at") is not None:
+        schedule(session, actor, c.id, body["scheduled_at"])
+    return c
+
+
+def change(session: Session, actor: Actor, campaign_id: int, body: dict[str, Any]) -> Campaign:
+    actor.require("manager")
+    c = get(session, actor, campaign_id)
+    if c.status not in EDITABLE:
+        raise DomainError("conflict", f"a {c.status} campaign cannot be changed")
+    _fields(session, actor, c, body)
+    c.updated_at = db.utcnow()
+    audit(
+        session, actor, "campaign.update", "campaign", c.id, {k: v for k, v in body.items() if k != "segment"}
+    )
+    return c
+
+
+def _check_ready(session: Session, c: Campaign, now: dt.datetime) -> None:
+    if not c.header or not c.body:
+        raise DomainError("validation_error", "the campaign needs a header and a body", field="body")
+    merchant = get_merchant(session, c.merchant_id)
+    if audience(session, merchant, _segment_spec(c.segment), now) == 0:
+        raise DomainError("segment_empty", "no guest in this segment can receive marketing now")
+    if c.offer_id is not None:
+        offer = get_offer(session, c.merchant_id, c.offer_id)
+        if offer.status != "active":
+            raise DomainError("conflict", "the campaign's offer is archived")
+
+
+def send(session: Session, actor: Actor, campaign_id: int) -> Campaign:
+    actor.require("manager")
+    c = get(session, actor, campaign_id)
+    if c.status not in EDITABLE:
+        raise DomainError("conflict", f"the campaign is already {c.status}")
+    now = db.utcnow()
+    _check_ready(session, c, now)
+    c.status = "sending"
+    c.scheduled_at = None
+    c.started_at = now
+    c.updated_at = now
+    enqueue(session, c.merchant_id, "campaign.start", {"campaign_id": c.id})
+    audit(session, actor, "campaign.send", "campaign", c.id)
+    return c
+
+
+def schedule(session: Session, actor: Actor, campaign_id: int, when: dt.datetime) -> Campaign:
+    actor.require("manager")
+    c = get(session, actor, campaign_id)
+    if c.status not in EDITABLE:
+        raise DomainError("conflict", f"the campaign is already {c.status}")
+    now = db.utcnow()
+    if when.tzinfo is None:
+        raise DomainError("validation_error", "scheduled_at needs a time zone", field="scheduled_at")
+    if when <= now:
+        raise DomainError("validation_error", "scheduled_at must be in the future", field="scheduled_at")
+    if when > now + dt.timedelta(days=366):
+        raise DomainError("validation_error", "scheduled_at is more than a year away", field="scheduled_at")
+    _check_ready(session, c, now)
+    c.status = "scheduled"
+    c.scheduled_at = when.astimezone(dt.UTC)
+    c.updated_at = now
+    # The row waits in the outbox until then; a later reschedule queues another, and
+    # the stale one finds the campaign not yet due and does nothing.
+    enqueue(session, c.merchant_id, "campaign.start", {"campaign_id": c.id}, delay=when - now)
+    audit(session, actor, "campaign.schedule", "campaign", c.id, {"at": c.scheduled_at.isoformat()})
+    return c
+
+
+def cancel(session: Session, actor: Actor, campaign_id: int) -> Campaign:
+    """Stops a scheduled campaign, or what is left of one being sent."""
+    actor.require("manager")
+    c = get(session, actor, campaign_id)
+    if c.status not in ("draft", "scheduled", "sending"):
+        raise DomainError("conflict", f"a {c.status} campaign cannot be cancelled")
+    c.status = "cancelled"
+    c.updated_at = db.utcnow()
+    audit(session, actor, "campaign.cancel", "campaign", c.id)
+    return c
+
+
+# --- the worker's side ---------------------------------------------------------------
+
+
+def start(msg: Delivery) -> None:
+    """campaign.start: pick the audience and queue its chunks (one transaction)."""
+    with db.transaction() as session:
+        c = session.execute(
+            db.for_update(select(Campaign).where(Campaign.id == msg.payload["campaign_id"]))
+        ).scalar()
+        if c is None:
+            return
+        now = db.utcnow()
+        if c.status == "scheduled":
+            if c.scheduled_at is None or c.scheduled_at > now + dt.timedelta(seconds=5):
+                return  # rescheduled since: a later row will start it
+            c.status, c.started_at = "sending", now
+        elif c.status != "sending" or c.recipients or c.holdout:
+            return  # cancelled, or already started by an earlier try of this row
+        merchant = get_merchant(session, c.merchant_id)
+        spec = _segment_spec(c.segment)
+        ids = list(session.scalars(segments.card_ids(merchant.id, spec, now, today(merchant, now))))
+        if not ids:
+            c.status, c.error, c.finished_at = (
+                "failed",
+                "the segment was empty when the campaign started",
+                now,
+            )
+            return
+        rows, send_ids = [], []
+        for card_id in ids:
+            held = in_holdout(c.id, card_id, c.holdout_bp)
+            rows.append(
+                {
+                    "merchant_id": c.merchant_id,
+                    "campaign_id": c.id,
+                    "card_id": card_id,
+                    "holdout": held,
+                    "status": "holdout" if held else "pending",
+                }
+            )
+            if not held:
+                send_ids.append(card_id)
+        for i in range(0, len(rows), 2000):
+            session.execute(insert(CampaignRecipient), rows[i : i + 2000])
+        c.recipients, c.holdout = len(send_ids), len(ids) - len(send_ids)
+        c.updated_at = now
+        for i in range(0, len(send_ids), CHUNK):
+            enqueue(
+                session,
+                c.merchant_id,
+                "campaign.deliver",
+                {"campaign_id": c.id, "card_ids": send_ids[i : i + CHUNK]},
+            )
+        if not send_ids:  # everyone drawn into the holdout
+            c.status, c.finished_at = "sent", now
+
+
+def deliver(msg: Delivery) -> None:
+    """campaign.deliver: message one chunk of cards; recipients marked in the same
+    transaction, so a retry skips the ones done."""
+    campaign_id = msg.payload["campaign_id"]
+    with db.transaction() as session:
+        c = session.get(Campaign, campaign_id)
+        if c is None:
+            return
+        pending = session.scalars(
+            select(CampaignRecipient)
+            .where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.card_id.in_(msg.payload["card_ids"]),
+                CampaignRecipient.status == "pending",
+            )
+            .order_by(CampaignRecipient.card_id)  # one lock order everywhere
+        ).all()
+        now = db.utcnow()
+        if c.status == "cancelled":
+            for r in pending:
+                r.status, r.error = "skipped", "campaign cancelled"
+            return
+        offer = session.get(Offer, c.offer_id) if c.offer_id else None
+        for r in pending:
+            card, program = lock_card_by_id(session, r.card_id)
+            if card.status != "active":
+                r.status, r.error = "skipped", "card blocked"
+                continue
+            try:
+                sent = message_card(
+                    session,
+                    card,
+                    program,
+                    header=c.header,
+                    body=c.body,
+                    message_id=f"campaign-{c.id}-{card.id}",
+                    source="campaign",
+                    source_id=c.id,
+                    points=c.points,
+                    offer=offer,
+                    now=now,
+                )
+            except DomainError as exc:  # the offer ran out or ended: this guest gets nothing
+                r.status, r.error = "failed", exc.detail[:200]
+                continue
+            r.status, r.sent_at = "sent", now
+            r.coupon_id = sent.coupon.id if sent.coupon else None
+        session.flush()
+        _finish_if_done(session, c, now)
+
+
+def _finish_if_done(session: Session, c: Campaign, now: dt.datetime) -> bool:
+    if c.status != "sending":
+        return False
+    left = session.scalar(
+        select(func.count()).where(
+            CampaignRecipient.campaign_id == c.id, CampaignRecipient.status == "pending"
+        )
+    )
+    if left:
+        return False
+    c.status, c.finished_at, c.updated_at = "sent", now, now
+    return True
+
+
+def finish_stragglers() -> int:
+    """Periodic: campaigns whose last chunks committed side by side (each saw the
+    other's rows still pending) are marked sent here."""
+    done = 0
+    with db.read() as session:
+        ids = session.scalars(
+            select(Campaign.id).where(Campaign.status == "sending", Campaign.recipients > 0)
+        ).all()
+    for campaign_id in ids:
+        with db.transaction() as session:
+            c = session.get(Campaign, campaign_id)
+            if c is not None and _finish_if_done(session, c, db.utcnow()):
+                done += 1
+    return done
+
+
+# --- numbers -------------------------------------------------------------------------
+
+
+def stats(session: Session, c: Campaign) -> dict[str, int]:
+    """Recipients by status, and the Google Wallet messages the provider refused."""
+    rows = dict(
+        session.execute(
+            select(CampaignRecipient.status, func.count())
+            .where(CampaignRecipient.campaign_id == c.id)
+            .group_by(CampaignRecipient.status)
+        ).all()
+    )
+    out = {k: int(rows.get(k, 0)) for k in ("pending", "sent", "failed", "skipped", "holdout")}
+    google = dict(
+        session.execute(
+            select(OutboxMessage.status, func.count())
+            .where(
+                OutboxMessage.merchant_id == c.merchant_id,
+                OutboxMessage.topic == GOOGLE_TOPIC,
+                OutboxMessage.payload["message_id"].as_string().like(f"campaign-{c.id}-%"),
+            )
+            .group_by(OutboxMessage.status)
+        ).all()
+    )
+    out["google_delivered"] = int(google.get("done", 0))
+    out["google_failed"] = int(google.get("dead", 0))
+    out["google_pending"] = int(google.get("pending", 0))
+    return out
+
+
+def effect(session: Session, c: Campaign) -> dict[str, Any] | None:
+    """Purchases in the EFFECT_DAYS after the start: recipients vs the holdout group."""
+    if c.started_at is None or c.status in ("draft", "scheduled"):
+        return None
+    since = c.started_at
+    until = since + dt.timedelta(days=EFFECT_DAYS)
+
+    def group(held: bool) -> dict[str, int]:
+        members = select(CampaignRecipient.card_id).where(
+            CampaignRecipient.campaign_id == c.id,
+            CampaignRecipient.holdout.is_(held),
+            CampaignRecipient.status.in_(("holdout",) if held else ("sent",)),
+        )
+        size = int(session.scalar(select(func.count()).select_from(members.subquery())) or 0)
+        row = session.execute(
+            select(
+                func.count(func.distinct(Purchase.card_id)),
+                func.count(Purchase.id),
+                func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0),
+            ).where(
+                Purchase.merchant_id == c.merchant_id,
+                Purchase.card_id.in_(members),
+                Purchase.created_at >= since,
+                Purchase.created_at < until,
+            )
+        ).one()
+        buyers, purchases, revenue = int(row[0]), int(row[1]), int(row[2])
+        return {
+            "guests": size,
+            "buyers": buyers,
+            "purchases": purchases,
+            "revenue": revenue,
+            # Basis points: 1250 = 12.5 % of the group bought something.
+            "conversion_bp": buyers * 10000 // size if size else 0,
+            "revenue_per_guest": revenue // size if size else 0,
+        }
+
+    sent, held = group(False), group(True)
+    return {
+        "days": EFFECT_DAYS,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "complete": db.utcnow() >= until,
+        "recipients": sent,
+        "holdout": held,
+        "uplift_bp": sent["conversion_bp"] - held["conversion_bp"] if held["guests"] else None,
+    }
+
+
+def list_(session: Session, actor: Actor, status: str | None = None, limit: int = 100) -> list[Campaign]:
+    stmt = select(Campaign).where(Campaign.merchant_id == actor.merchant_id)
+    if status:
+        stmt = stmt.where(Campaign.status == status)
+    return list(session.scalars(stmt.order_by(Campaign.id.desc()).limit(limit)))
+
+
+def recipients(
+    session: Session, actor: Actor, campaign_id: int, status: str | None, limit: int
+) -> list[dict[str, Any]]:
+    c = get(session, actor, campaign_id)
+    stmt = (
+        select(CampaignRecipient, Card.code)
+        .join(Card, Card.id == CampaignRecipient.card_id)
+        .where(CampaignRecipient.campaign_id == c.id)
+    )
+    if status:
+        stmt = stmt.where(CampaignRecipient.status == status)
+    rows = session.execute(stmt.order_by(CampaignRecipient.id).limit(limit)).all()
+    return [
+        {
+            "card": code,
+            "status": r.status,
+            "holdout": r.holdout,
+            "error": r.error,
+            "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+        }
+        for r, code in rows
+    ]

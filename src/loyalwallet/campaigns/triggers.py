@@ -1,0 +1,479 @@
+"""Automatic triggers: birthday gift, points expiring, lapsed guest, happy hour (on a
+schedule in the merchant's time zone), tier up and welcome (as the events happen).
+
+Each fires once per guest per occasion: a TriggerFiring row with a unique
+(trigger, card, occasion) is written in the same transaction as the message, under
+the card's lock, so retries and overlapping runs never message a guest twice.
+
+Scheduled runs: a periodic job claims a trigger's local day (a conditional UPDATE of
+last_run_on, so one process wins) and queues `trigger.run`, which lists the guests and
+queues `trigger.fire` rows of up to CHUNK cards, each one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import zoneinfo
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from loyalwallet import db
+from loyalwallet.campaigns import segments
+from loyalwallet.campaigns.delivery import message_card
+from loyalwallet.campaigns.models import Offer, Trigger, TriggerFiring
+from loyalwallet.campaigns.offers import get_offer
+from loyalwallet.campaigns.rules import (
+    MARKETING_KINDS,
+    SCHEDULED_KINDS,
+    TRIGGER_KINDS,
+    Segment,
+    birthday_ranges,
+    next_birthday,
+    parse_hhmm,
+    parse_params,
+    render,
+    run_due,
+    tier_rank,
+)
+from loyalwallet.cards.models import Card, LedgerEntry
+from loyalwallet.cards.service import lock_card, lock_card_by_id
+from loyalwallet.customers.models import Customer
+from loyalwallet.errors import DomainError, not_found
+from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.models import Merchant
+from loyalwallet.merchants.service import audit, get_merchant, merchant_tz
+from loyalwallet.outbox.handlers import Delivery
+from loyalwallet.outbox.service import enqueue
+from loyalwallet.programs.models import Program
+from loyalwallet.programs.rules import BonusRules, DiscountRules
+from loyalwallet.programs.service import get_program, rules_of
+
+log = logging.getLogger("loyalwallet.triggers")
+
+CHUNK = 100
+
+
+# --- management ------------------------------------------------------------------------
+
+
+def view(session: Session, t: Trigger) -> dict[str, Any]:
+    since = db.utcnow() - dt.timedelta(days=30)
+    total, recent, last = session.execute(
+        select(
+            func.count(),
+            func.count().filter(TriggerFiring.created_at >= since),
+            func.max(TriggerFiring.created_at),
+        ).where(TriggerFiring.trigger_id == t.id)
+    ).one()
+    return {
+        "id": t.id,
+        "kind": t.kind,
+        "name": t.name,
+        "enabled": t.enabled,
+        "program_id": t.program_id,
+        "params": t.params,
+        "scheduled": t.kind in SCHEDULED_KINDS,
+        "marketing": t.kind in MARKETING_KINDS,
+        "last_run_on": t.last_run_on.isoformat() if t.last_run_on else None,
+        "fired": int(total),
+        "fired_30_days": int(recent),
+        "last_fired_at": last.isoformat() if isinstance(last, dt.datetime) else None,
+        "created_at": t.created_at.isoformat(),
+    }
+
+
+def get(session: Session, actor: Actor, trigger_id: int) -> Trigger:
+    t = session.get(Trigger, trigger_id)
+    if t is None or t.merchant_id != actor.merchant_id:
+        raise not_found("trigger")
+    return t
+
+
+def _validated(
+    session: Session, actor: Actor, kind: str, params: dict[str, Any], program_id: int | None
+) -> dict[str, Any]:
+    parsed = parse_params(kind, params)
+    if parsed.offer_id is not None:
+        offer = get_offer(session, actor.merchant_id, parsed.offer_id)
+        if offer.status != "active":
+            raise DomainError("validation_error", "the offer is archived", field="params.offer_id")
+    if program_id is not None:
+        program = get_program(session, actor.merchant_id, program_id)
+        if kind == "tier_up" and program.kind not in ("bonus", "discount"):
+            raise DomainError(
+                "validation_error", "only bonus and discount programs have tiers", field="program_id"
+            )
+    return parsed.model_dump(mode="json", exclude_none=True)
+
+
+def create(
+    session: Session,
+    actor: Actor,
+    kind: str,
+    name: str,
+    params: dict[str, Any],
+    program_id: int | None = None,
+    enabled: bool = True,
+) -> Trigger:
+    actor.require("manager")
+    if kind not in TRIGGER_KINDS:
+        raise DomainError("validation_error", f"kind must be one of {', '.join(TRIGGER_KINDS)}", field="kind")
+    now = db.utcnow()
+    t = Trigger(
+        merchant_id=actor.merchant_id,
+        kind=kind,
+        name=(name or kind).strip()[:200],
+        enabled=enabled,
+        program_id=program_id,
+        params=_validated(session, actor, kind, params, program_id),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(t)
+    session.flush()
+    audit(session, actor, "trigger.create", "trigger", t.id, {"kind": kind, "name": t.name})
+    return t
+
+
+def change(session: Session, actor: Actor, trigger_id: int, body: dict[str, Any]) -> Trigger:
+    actor.require("manager")
+    t = get(session, actor, trigger_id)
+    program_id = body.get("program_id", t.program_id)
+    if "params" in body or "program_id" in body:
+        t.params = _validated(session, actor, t.kind, body.get("params", t.params), program_id)
+        t.program_id = program_id
+    if body.get("name"):
+        t.name = str(body["name"]).strip()[:200]
+    if "enabled" in body:
+        t.enabled = bool(body["enabled"])
+    t.updated_at = db.utcnow()
+    audit(session, actor, "trigger.update", "trigger", t.id, {k: v for k, v in body.items() if k != "params"})
+    return t
+
+
+def remove(session: Session, actor: Actor, trigger_id: int) -> None:
+    actor.require("manager")
+    t = get(session, actor, trigger_id)
+    session.execute(delete(TriggerFiring).where(TriggerFiring.trigger_id == t.id))
+    audit(session, actor, "trigger.delete", "trigger", t.id, {"kind": t.kind, "name": t.name})
+    session.delete(t)
+
+
+def run_now(session: Session, actor: Actor, trigger_id: int) -> None:
+    """Run a scheduled trigger now, out of its schedule (still once per occasion)."""
+    actor.require("manager")
+    t = get(session, actor, trigger_id)
+    if t.kind not in SCHEDULED_KINDS:
+        raise DomainError("conflict", f"a {t.kind} trigger reacts to events; it has no run")
+    enqueue(session, t.merchant_id, "trigger.run", {"trigger_id": t.id, "manual": True})
+    audit(session, actor, "trigger.run", "trigger", t.id)
+
+
+# --- the schedule ----------------------------------------------------------------------
+
+
+def schedule_due(now: dt.datetime | None = None) -> int:
+    """Periodic job: queue today's run of every scheduled trigger whose time has come."""
+    now = now or db.utcnow()
+    with db.read() as session:
+        rows = session.execute(
+            select(Trigger, Merchant.timezone)
+            .join(Merchant, Merchant.id == Trigger.merchant_id)
+            .where(Trigger.enabled.is_(True), Trigger.kind.in_(SCHEDULED_KINDS))
+        ).all()
+    queued = 0
+    for t, tz in rows:
+        local_now = now.astimezone(zoneinfo.ZoneInfo(tz))
+        try:
+            params = parse_params(t.kind, t.params)
+        except DomainError:
+            log.warning("trigger %s has invalid params; skipped", t.id)
+            continue
+        if not run_due(t.kind, params, local_now, t.last_run_on):
+            continue
+        day = local_now.date()
+        with db.transaction() as session:
+            claimed = session.execute(
+                update(Trigger)
+                .where(Trigger.id == t.id, or_(Trigger.last_run_on.is_(None), Trigger.last_run_on < day))
+                .values(last_run_on=day)
+            ).rowcount
+            if claimed == 1:
+                enqueue(session, t.merchant_id, "trigger.run", {"trigger_id": t.id, "day": day.isoformat()})
+                queued += 1
+    return queued
+
+
+def _spec(t: Trigger, params: Any) -> tuple[Segment, bool]:
+    """The trigger's segment, and whether marketing consent is required (by kind only)."""
+    spec = params.segment or Segment()
+    if t.program_id is not None:
+        spec = spec.model_copy(update={"program_ids": [t.program_id]})
+    return spec, t.kind in MARKETING_KINDS
+
+
+def candidates(
+    session: Session, t: Trigger, params: Any, merchant: Merchant, now: dt.datetime
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """(card id, occasion, template values) of every guest the trigger is for today."""
+    tz = merchant_tz(merchant)
+    local_now = now.astimezone(tz)
+    today = local_now.date()
+    spec, consent = _spec(t, params)
+    where = segments.conditions(merchant.id, spec, now, today, consent=consent)
+    base = select(Card.id).join(Customer, Customer.id == Card.customer_id).where(*where)
+    out: list[tuple[int, str, dict[str, Any]]] = []
+    if t.kind == "birthday":
+        ranges = birthday_ranges(today, params.days_before)
+        rows = session.execute(
+            select(Card.id, Customer.birth_md)
+            .join(Customer, Customer.id == Card.customer_id)
+            .where(*where, or_(*[Customer.birth_md.between(lo, hi) for lo, hi in ranges]))
+        ).all()
+        for card_id, md in rows:
+            day = next_birthday(md, today)
+            out.append((card_id, f"birthday:{day.year}", {"date": f"{day:%d.%m}"}))
+    elif t.kind == "points_expiring":
+        rows = session.execute(
+            select(LedgerEntry.card_id, func.sum(LedgerEntry.remaining), func.min(LedgerEntry.expires_at))
+            .where(
+                LedgerEntry.merchant_id == merchant.id,
+                LedgerEntry.remaining > 0,
+                LedgerEntry.expires_at > now,
+                LedgerEntry.expires_at <= now + dt.timedelta(days=params.days_before),
+                LedgerEntry.card_id.in_(base),
+            )
+            .group_by(LedgerEntry.card_id)
+        ).all()
+        for card_id, points, first in rows:
+            day = first.astimezone(tz).date()
+            out.append(
+                (card_id, f"expiring:{day.isoformat()}", {"points": int(points), "date": f"{day:%d.%m}"})
+            )
+    elif t.kind == "lapsed":
+        lapsed = [Card.last_visit_at.is_not(None), Card.last_visit_at <= now - dt.timedelta(days=params.days)]
+        if params.max_days is not None:
+            lapsed.append(Card.last_visit_at >= now - dt.timedelta(days=params.max_days))
+        rows = session.execute(
+            select(Card.id, Card.last_visit_at)
+            .join(Customer, Customer.id == Card.customer_id)
+            .where(*where, *lapsed)
+        ).all()
+        for card_id, last in rows:
+            days = (now - last).days
+            out.append((card_id, f"lapsed:{last.astimezone(tz).date().isoformat()}", {"days": days}))
+    elif t.kind == "happy_hour":
+        for card_id in session.scalars(base):
+            out.append(
+                (card_id, f"happy_hour:{today.isoformat()}", {"start": params.start, "end": params.end})
+            )
+    return out
+
+
+def run(msg: Delivery) -> None:
+    """trigger.run: list today's guests not yet served and queue them in chunks."""
+    with db.read() as session:
+        t = session.get(Trigger, msg.payload["trigger_id"])
+        if t is None or not t.enabled:
+            return
+        params = parse_params(t.kind, t.params)
+        merchant = get_merchant(session, t.merchant_id)
+        now = db.utcnow()
+        items = candidates(session, t, params, merchant, now)
+        done: set[tuple[int, str]] = set()
+        ids = sorted({card_id for card_id, _, _ in items})
+        for i in range(0, len(ids), 1000):
+            done |= set(
+                session.execute(
+                    select(TriggerFiring.card_id, TriggerFiring.occasion).where(
+                        TriggerFiring.trigger_id == t.id, TriggerFiring.card_id.in_(ids[i : i + 1000])
+                    )
+                ).all()
+            )
+    todo = [
+        [card_id, occasion, values] for card_id, occasion, values in items if (card_id, occasion) not in done
+    ]
+    todo.sort(key=lambda item: item[0])
+    with db.transaction() as session:
+        for i in range(0, len(todo), CHUNK):
+            enqueue(
+                session, t.merchant_id, "trigger.fire", {"trigger_id": t.id, "items": todo[i : i + CHUNK]}
+            )
+
+
+def _happy_hour_end(params: Any, merchant: Merchant, now: dt.datetime) -> dt.datetime:
+    tz = merchant_tz(merchant)
+    local = now.astimezone(tz)
+    end = dt.datetime.combine(local.date(), parse_hhmm(params.end), tzinfo=tz)
+    return end.astimezone(dt.UTC)
+
+
+def _points(t: Trigger, params: Any, program: Program) -> int:
+    if t.kind == "birthday" and params.points is None:
+        rules = rules_of(program)
+        return rules.birthday_points if isinstance(rules, BonusRules) else 0
+    return params.points or 0
+
+
+def fire_one(
+    session: Session,
+    t: Trigger,
+    params: Any,
+    card: Card,
+    program: Program,
+    occasion: str,
+    values: dict[str, Any],
+    *,
+    offer: Offer | None,
+    now: dt.datetime,
+    cap: dt.datetime | None = None,
+) -> bool:
+    """Message one locked card unless this trigger already did for this occasion."""
+    if card.status != "active":
+        return False
+    if t.program_id is not None and card.program_id != t.program_id:
+        return False
+    seen = session.scalar(
+        select(TriggerFiring.id).where(
+            TriggerFiring.trigger_id == t.id,
+            TriggerFiring.card_id == card.id,
+            TriggerFiring.occasion == occasion,
+        )
+    )
+    if seen is not None:
+        return False
+    points = _points(t, params, program)
+    values = {"points": points, **values, "tier": card.tier or "", "offer": offer.name if offer else ""}
+    try:
+        sent = message_card(
+            session,
+            card,
+            program,
+            header=render(params.message.header, values)[:100],
+            body=render(params.message.body, values),
+            message_id=f"trigger-{t.id}-{card.id}-{occasion}"[:120],
+            source="trigger",
+            source_id=t.id,
+            points=points,
+            offer=offer,
+            coupon_cap=cap,
+            reason=f"trigger:{t.kind}",
+            ledger_kind="birthday" if t.kind == "birthday" else "campaign",
+            now=now,
+        )
+    except DomainError as exc:  # the offer ran out or ended
+        log.warning("trigger %s: card %s skipped: %s", t.id, card.id, exc.detail)
+        return False
+    session.add(
+        TriggerFiring(
+            merchant_id=t.merchant_id,
+            trigger_id=t.id,
+            card_id=card.id,
+            occasion=occasion,
+            points=sent.points,
+            coupon_id=sent.coupon.id if sent.coupon else None,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return True
+
+
+def fire(msg: Delivery) -> None:
+    """trigger.fire: one chunk of (card, occasion), one transaction."""
+    with db.transaction() as session:
+        t = session.get(Trigger, msg.payload["trigger_id"])
+        if t is None or not t.enabled:
+            return
+        params = parse_params(t.kind, t.params)
+        offer = session.get(Offer, params.offer_id) if params.offer_id else None
+        now = db.utcnow()
+        cap = None
+        if t.kind == "happy_hour":
+            cap = _happy_hour_end(params, get_merchant(session, t.merchant_id), now)
+        for card_id, occasion, values in sorted(msg.payload["items"], key=lambda item: item[0]):
+            try:
+                card, program = lock_card_by_id(session, card_id)
+            except DomainError:
+                continue
+            fire_one(session, t, params, card, program, occasion, values, offer=offer, now=now, cap=cap)
+
+
+# --- event triggers --------------------------------------------------------------------
+
+
+def _matches(
+    session: Session, merchant: Merchant, card: Card, spec: Segment, consent: bool, now: dt.datetime
+) -> bool:
+    from loyalwallet.merchants.service import today
+
+    where = segments.conditions(merchant.id, spec, now, today(merchant, now), consent=consent)
+    return (
+        session.scalar(
+            select(Card.id)
+            .join(Customer, Customer.id == Card.customer_id)
+            .where(and_(*where), Card.id == card.id)
+        )
+        is not None
+    )
+
+
+def on_event(msg: Delivery) -> None:
+    """EVENT_LISTENERS entry: welcome on card.created, congratulations on a higher tier."""
+    name = msg.payload.get("name")
+    data = msg.payload.get("data") or {}
+    if name == "card.created":
+        kind, code = "welcome", data.get("code")
+    elif name == "card.tier_changed":
+        kind, code = "tier_up", data.get("card")
+    else:
+        return
+    if msg.merchant_id is None or not code:
+        return
+    with db.read() as session:
+        found = session.scalars(
+            select(Trigger).where(
+                Trigger.merchant_id == msg.merchant_id, Trigger.kind == kind, Trigger.enabled.is_(True)
+            )
+        ).all()
+    if not found:
+        return
+    with db.transaction() as session:
+        try:
+            card, program = lock_card(session, msg.merchant_id, code)
+        except DomainError:
+            return
+        merchant = get_merchant(session, msg.merchant_id)
+        now = db.utcnow()
+        for t in found:
+            params = parse_params(t.kind, t.params)
+            occasion = "welcome"
+            if kind == "tier_up":
+                rules = rules_of(program)
+                if not isinstance(rules, BonusRules | DiscountRules):
+                    continue
+                names = [tier.name for tier in rules.tiers]
+                to = data.get("to")
+                if tier_rank(names, to) <= tier_rank(names, data.get("from")):
+                    continue  # a step down is no occasion to congratulate
+                if params.tiers and to not in params.tiers:
+                    continue
+                occasion = f"tier:{to}"
+            spec, consent = _spec(t, params)
+            if not _matches(session, merchant, card, spec, consent, now):
+                continue
+            offer = session.get(Offer, params.offer_id) if params.offer_id else None
+            fire_one(
+                session,
+                t,
+                params,
+                card,
+                program,
+                occasion,
+                {"tier": data.get("to") or ""},
+                offer=offer,
+                now=now,
+            )

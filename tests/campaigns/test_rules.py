@@ -1,0 +1,109 @@
+"""Pure campaign rules: birthday windows, RFM, holdout, schedules, trigger parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from loyalwallet.campaigns import rules
+from loyalwallet.errors import DomainError
+
+
+def test_birthday_ranges_wrap_the_year_and_leap_day() -> None:
+    assert rules.birthday_ranges(dt.date(2026, 5, 10), 0) == [(510, 510)]
+    assert rules.birthday_ranges(dt.date(2026, 5, 10), 7) == [(510, 517)]
+    assert rules.birthday_ranges(dt.date(2026, 12, 29), 5) == [(1229, 1231), (101, 103)]
+    # 2026 is not a leap year: a 29 February birthday is celebrated on the 28th.
+    assert rules.birthday_ranges(dt.date(2026, 2, 25), 3) == [(225, 229)]
+    assert rules.birthday_ranges(dt.date(2028, 2, 25), 3) == [(225, 228)]
+    assert rules.next_birthday(229, dt.date(2026, 2, 1)) == dt.date(2026, 2, 28)
+    assert rules.next_birthday(105, dt.date(2026, 12, 30)) == dt.date(2027, 1, 5)
+    assert rules.next_birthday(510, dt.date(2026, 5, 10)) == dt.date(2026, 5, 10)
+
+
+def test_rfm_scores_and_names() -> None:
+    assert [rules.rfm_score(x) for x in (0, 0.19, 0.2, 0.5, 0.79, 0.8, 1)] == [1, 1, 2, 3, 4, 5, 5]
+    assert rules.rfm_segment(5, 5, 5) == "champions"
+    assert rules.rfm_segment(5, 5, 2) == "loyal"
+    assert rules.rfm_segment(5, 1, 1) == "new"
+    assert rules.rfm_segment(3, 2, 1) == "promising"
+    assert rules.rfm_segment(1, 5, 5) == "at_risk"
+    assert rules.rfm_segment(2, 1, 1) == "hibernating"
+    assert rules.rfm_segment(1, 1, 1) == "lost"
+    # Every combination gets exactly one name from the list.
+    names = {rules.rfm_segment(r, f, m) for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)}
+    assert names <= set(rules.RFM_SEGMENTS)
+
+
+def test_holdout_draw_is_stable_and_about_the_share() -> None:
+    held = [rules.in_holdout(7, card, 2000) for card in range(5000)]
+    assert 800 < sum(held) < 1200
+    assert held == [rules.in_holdout(7, card, 2000) for card in range(5000)]
+    assert not any(rules.in_holdout(7, card, 0) for card in range(100))
+
+
+def test_render_fills_known_placeholders_only() -> None:
+    assert rules.render("{points} pts by {date}, {unknown}", {"points": 40, "date": "01.06"}) == (
+        "40 pts by 01.06, {unknown}"
+    )
+
+
+def test_codes_normalise_and_group() -> None:
+    assert rules.normalise_code(" abcde-fghjk ") == "ABCDEFGHJK"
+    assert rules.normalise_code("abc de fg") == "ABCDEFG"
+    assert rules.group_code("ABCDEFGHJK") == "ABCDE-FGHJK"
+    assert not set("01OIL") & set(rules.CODE_ALPHABET)
+
+
+MSG = {"message": {"header": "Hi", "body": "Hello"}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [
+        ("happy_hour", {**MSG, "weekdays": [1, 8], "start": "15:00", "end": "17:00"}),
+        ("happy_hour", {**MSG, "weekdays": [], "start": "15:00", "end": "17:00"}),
+        ("happy_hour", {**MSG, "weekdays": [5], "start": "17:00", "end": "15:00"}),
+        ("happy_hour", {**MSG, "weekdays": [5, 5], "start": "15:00", "end": "17:00"}),
+        ("happy_hour", {**MSG, "weekdays": [5], "start": "3pm", "end": "17:00"}),
+        ("birthday", {**MSG, "send_at": "25:00"}),
+        ("birthday", {**MSG, "days_before": 40}),
+        ("lapsed", {**MSG, "days": 30, "max_days": 20}),
+        ("lapsed", {"days": 30}),
+        ("points_expiring", {**MSG, "days_before": 0}),
+        ("sometimes", MSG),
+    ],
+)
+def test_bad_trigger_params_are_refused(kind: str, params: dict) -> None:
+    with pytest.raises(DomainError) as err:
+        rules.parse_params(kind, params)
+    assert err.value.code == "validation_error"
+
+
+def test_run_due_daily_and_happy_hour() -> None:
+    tz = ZoneInfo("Europe/Moscow")
+    daily = rules.parse_params("lapsed", {**MSG, "send_at": "10:00"})
+    morning = dt.datetime(2026, 6, 5, 9, 59, tzinfo=tz)
+    assert not rules.run_due("lapsed", daily, morning, None)
+    assert rules.run_due("lapsed", daily, morning.replace(hour=10, minute=0), None)
+    assert rules.run_due("lapsed", daily, morning.replace(hour=23), dt.date(2026, 6, 4))
+    assert not rules.run_due("lapsed", daily, morning.replace(hour=11), dt.date(2026, 6, 5))
+
+    friday = rules.parse_params("happy_hour", {**MSG, "weekdays": [5], "start": "15:00", "end": "17:00"})
+    fri = dt.datetime(2026, 6, 5, 15, 30, tzinfo=tz)  # a Friday
+    assert rules.run_due("happy_hour", friday, fri, None)
+    assert not rules.run_due("happy_hour", friday, fri.replace(hour=17), None)  # window closed
+    assert not rules.run_due("happy_hour", friday, fri + dt.timedelta(days=1), None)  # Saturday
+    assert not rules.run_due("happy_hour", friday, fri, dt.date(2026, 6, 5))  # already ran today
+
+
+def test_offer_spec() -> None:
+    spec = rules.OfferSpec(name="x", kind="percent_off", pct=12.5)
+    assert spec.coupon_value() == 1250
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    until = dt.datetime(2026, 6, 10, tzinfo=dt.UTC)
+    assert rules.coupon_window(now, 30, None, until) == (None, until)
+    assert rules.coupon_window(now, 3, None, until) == (None, now + dt.timedelta(days=3))
+    assert rules.coupon_window(now, None, None, None) == (None, None)
