@@ -53,7 +53,7 @@ def _topic_rows(shop: Shop, topic: str) -> list[OutboxMessage]:
 def test_segments(shop: Shop) -> None:
     bonus, stamp = shop.program("bonus"), shop.program("stamp")
     today = dt.date.today()
-    soon = (today + dt.timedelta(days=3)).replace(year=1990)
+    soon = (today + dt.timedelta(days=3)).replace(year=1992)
     a = _card(shop, bonus, birthday=soon.isoformat(), channel="instagram")
     b = _card(shop, bonus)
     _card(shop, stamp, channel="instagram")
