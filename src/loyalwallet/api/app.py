@@ -33,6 +33,7 @@ def _routers() -> list[Any]:
     from loyalwallet.customers.routes import router as customers
     from loyalwallet.enrollment.routes import router as enrollment_pages
     from loyalwallet.enrollment.routes_api import router as enrollment_api
+    from loyalwallet.fraud.routes import router as fraud
     from loyalwallet.merchants.routes import router as merchants
     from loyalwallet.outbox.routes import router as outbox
     from loyalwallet.programs.routes import router as programs
@@ -57,6 +58,7 @@ def _routers() -> list[Any]:
         webhooks,
         outbox,
         campaigns,
+        fraud,
     ]
 
 

@@ -58,11 +58,30 @@ def csv_bytes(coupons: Sequence[Coupon], currency: str = "RUB") -> bytes:
     return ("\ufeff" + out.getvalue()).encode()
 
 
-@lru_cache(maxsize=1)
-def _font_path() -> str:
-    import fontpkg_roboto
+@lru_cache(maxsize=4)
+def _font(weight: int) -> str:
+    """A static Roboto of this weight, cut once from the variable font and kept under the
+    data dir (cutting takes a second or two; reading it back, milliseconds)."""
+    import os
+    import tempfile
 
-    return str(fontpkg_roboto.ROOT / "files" / "Roboto[wdth,wght].ttf")
+    import fontpkg_roboto
+    from fontTools.ttLib import TTFont
+    from fontTools.varLib import instancer
+
+    from loyalwallet.config import get_settings
+
+    folder = get_settings().data_dir / "cache" / "fonts"
+    path = folder / f"roboto-{weight}.ttf"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        source = TTFont(str(fontpkg_roboto.ROOT / "files" / "Roboto[wdth,wght].ttf"))
+        static = instancer.instantiateVariableFont(source, {"wght": weight, "wdth": 100})
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".ttf")
+        os.close(fd)
+        static.save(tmp)
+        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    return str(path)
 
 
 def _qr_png(data: str) -> io.BytesIO:
@@ -87,8 +106,8 @@ def pdf_bytes(
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     pdf.set_auto_page_break(False)
     pdf.set_margin(0)
-    pdf.add_font("Roboto", "", _font_path(), variations={"wght": 400})
-    pdf.add_font("Roboto", "B", _font_path(), variations={"wght": 700})
+    pdf.add_font("Roboto", "", _font(400))
+    pdf.add_font("Roboto", "B", _font(700))
     cell_w = (PAGE_W - 2 * MARGIN) / COLUMNS
     cell_h = (PAGE_H - 2 * MARGIN) / ROWS
     qr = cell_h - 8

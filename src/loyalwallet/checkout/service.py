@@ -21,8 +21,9 @@ from loyalwallet.checkout.models import Purchase, PurchaseLine, Refund
 from loyalwallet.checkout.schemas import PurchaseIn, RefundIn
 from loyalwallet.db import for_update, utcnow
 from loyalwallet.errors import DomainError, not_found
+from loyalwallet.fraud import service as fraud
 from loyalwallet.merchants.actors import Actor
-from loyalwallet.merchants.service import get_location
+from loyalwallet.merchants.service import audit, get_location
 from loyalwallet.outbox.service import emit_event, enqueue
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import BonusRules
@@ -161,8 +162,6 @@ def purchase(
 
     card, program = lock_card(session, actor.merchant_id, body.card)
     _check_card(actor, card)
-    if actor.phone_index is not None and card.customer_id is not None:
-        _refuse_own_card(session, actor, card)
     location_id = _location(session, actor, body)
     now = utcnow()
     book = CardBook(session, card, program, now)
@@ -170,6 +169,17 @@ def purchase(
         book.expire_due()  # exact spendable points before a redemption
     coupon, offer = _find_offer(session, card, body, now, lock=True)
     outcome = _compute(session, book, body, offer)
+    # Anti-fraud (own card, daily limits, bursts...): blocks with fraud_limit before
+    # anything is written, or records an alert that commits with the purchase.
+    fraud.check_purchase(
+        session,
+        actor,
+        card,
+        points_accrued=outcome.points_accrued,
+        points_redeemed=outcome.points_redeemed,
+        amount=outcome.amount,
+        now=now,
+    )
     first_purchase = card.first_purchase_at is None
 
     purchase_id = session.execute(
@@ -311,14 +321,6 @@ def purchase(
     return 201, response, False
 
 
-def _refuse_own_card(session: Session, actor: Actor, card: Card) -> None:
-    from loyalwallet.customers.models import Customer
-
-    phone_index = session.scalar(select(Customer.phone_index).where(Customer.id == card.customer_id))
-    if phone_index is not None and phone_index == actor.phone_index:
-        raise DomainError("fraud_limit", "a cashier cannot serve their own card", rule="own_card")
-
-
 def refund(
     session: Session, actor: Actor, purchase_id: int, body: RefundIn, idempotency_key: str | None = None
 ) -> tuple[int, dict[str, Any], bool]:
@@ -390,6 +392,7 @@ def refund(
     )
     outcome = rules.refund(totals, amount)
     now = utcnow()
+    fraud.check_refund(session, actor, card, p, amount=outcome.amount, now=now)
     refund_id = session.execute(
         insert(Refund.__table__)
         .values(
@@ -470,6 +473,14 @@ def refund(
         "created_at": now.isoformat(),
         "card": card_view(session, card, program, book=book),
     }
+    audit(
+        session,
+        actor,
+        "purchase.refund",
+        "purchase",
+        p.id,
+        {"refund_id": refund_id, "amount": outcome.amount, "card": card.code, "reason": body.reason},
+    )
     emit_event(
         session,
         actor.merchant_id,

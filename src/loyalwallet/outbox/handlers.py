@@ -72,6 +72,7 @@ def load_all() -> None:
     import loyalwallet.analytics.snapshot
     import loyalwallet.campaigns.handlers
     import loyalwallet.enrollment.handlers
+    import loyalwallet.fraud.handlers
     import loyalwallet.outbox.core_handlers
     import loyalwallet.wallet.apple.handlers
     import loyalwallet.web.sessions

@@ -1,0 +1,175 @@
+"""Anti-fraud rules (pure): a merchant's settings and what they say about one purchase
+or refund, given the facts the service gathered. No database, no web.
+
+Each rule is off, only alerts, or blocks. A blocked operation is refused with
+`fraud_limit` (HTTP 429) and writes nothing; an alerted one goes through and the owner
+is told (the alert list, Telegram).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+Action = Literal["off", "alert", "block"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Switch(_Strict):
+    action: Action
+
+
+class PointsLimit(_Strict):
+    action: Action = "off"
+    points: Annotated[StrictInt, Field(ge=1, le=10**9)]
+
+
+class CountLimit(_Strict):
+    action: Action = "off"
+    count: Annotated[StrictInt, Field(ge=1, le=10_000)]
+
+
+class Window(_Strict):
+    action: Action = "off"
+    days: Annotated[StrictInt, Field(ge=0, le=3650)]
+
+
+class Burst(_Strict):
+    action: Action = "off"
+    operations: Annotated[StrictInt, Field(ge=2, le=100_000)]
+    minutes: Annotated[StrictInt, Field(ge=1, le=1440)]
+
+
+class FraudRules(_Strict):
+    """Per merchant, stored in Merchant.settings["fraud"]; absent keys take these defaults."""
+
+    # Points accrued to one card in one local day (the merchant's time zone).
+    max_accrual_per_day: PointsLimit = PointsLimit(action="off", points=5000)
+    # Points redeemed from one card in one local day.
+    max_redemption_per_day: PointsLimit = PointsLimit(action="off", points=5000)
+    # Purchases on one card within the last hour (this one included).
+    max_purchases_per_hour: CountLimit = CountLimit(action="alert", count=5)
+    # A cashier serving their own card (the staff member's phone is the card's).
+    own_card: Switch = Switch(action="block")
+    # Refunds only within N days of the purchase.
+    refund_window: Window = Window(action="off", days=14)
+    # Refunds only by a manager or owner.
+    refund_manager_only: Switch = Switch(action="off")
+    # One redemption of this many points or more.
+    large_redemption: PointsLimit = PointsLimit(action="off", points=3000)
+    # A staff member doing more than `operations` purchases and refunds in `minutes`.
+    cashier_burst: Burst = Burst(action="alert", operations=30, minutes=10)
+
+
+RULE_NAMES = tuple(FraudRules.model_fields)
+
+
+@dataclass(frozen=True)
+class Hit:
+    rule: str
+    action: str  # alert | block
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PurchaseFacts:
+    points_accrued: int
+    points_redeemed: int
+    accrued_today: int = 0  # before this purchase
+    redeemed_today: int = 0
+    purchases_last_hour: int = 0  # before this purchase
+    own_card: bool = False
+    staff_ops_recent: int | None = None  # None: the actor is not a staff member
+
+
+@dataclass(frozen=True)
+class RefundFacts:
+    days_since_purchase: float
+    by_manager: bool
+    staff_ops_recent: int | None = None
+
+
+def _hit(rules: FraudRules, name: str, message: str, **details: Any) -> list[Hit]:
+    action = getattr(rules, name).action
+    return [] if action == "off" else [Hit(name, action, message, details)]
+
+
+def _burst(rules: FraudRules, ops: int | None) -> list[Hit]:
+    rule = rules.cashier_burst
+    if ops is None or ops + 1 <= rule.operations:
+        return []
+    return _hit(
+        rules,
+        "cashier_burst",
+        f"{ops + 1} operations by one staff member in {rule.minutes} min (limit {rule.operations})",
+        operations=ops + 1,
+        limit=rule.operations,
+        minutes=rule.minutes,
+    )
+
+
+def check_purchase(rules: FraudRules, f: PurchaseFacts) -> list[Hit]:
+    hits: list[Hit] = []
+    if f.own_card:
+        hits += _hit(rules, "own_card", "a cashier is serving their own card")
+    day_in = f.accrued_today + f.points_accrued
+    if f.points_accrued and day_in > rules.max_accrual_per_day.points:
+        hits += _hit(
+            rules,
+            "max_accrual_per_day",
+            f"{day_in} points accrued to the card today (limit {rules.max_accrual_per_day.points})",
+            points=day_in,
+            limit=rules.max_accrual_per_day.points,
+        )
+    day_out = f.redeemed_today + f.points_redeemed
+    if f.points_redeemed and day_out > rules.max_redemption_per_day.points:
+        hits += _hit(
+            rules,
+            "max_redemption_per_day",
+            f"{day_out} points redeemed from the card today (limit {rules.max_redemption_per_day.points})",
+            points=day_out,
+            limit=rules.max_redemption_per_day.points,
+        )
+    if f.points_redeemed >= rules.large_redemption.points:
+        hits += _hit(
+            rules,
+            "large_redemption",
+            f"{f.points_redeemed} points redeemed at once (threshold {rules.large_redemption.points})",
+            points=f.points_redeemed,
+            limit=rules.large_redemption.points,
+        )
+    hourly = f.purchases_last_hour + 1
+    if hourly > rules.max_purchases_per_hour.count:
+        hits += _hit(
+            rules,
+            "max_purchases_per_hour",
+            f"{hourly} purchases on the card within an hour (limit {rules.max_purchases_per_hour.count})",
+            purchases=hourly,
+            limit=rules.max_purchases_per_hour.count,
+        )
+    return hits + _burst(rules, f.staff_ops_recent)
+
+
+def check_refund(rules: FraudRules, f: RefundFacts) -> list[Hit]:
+    hits: list[Hit] = []
+    if f.days_since_purchase > rules.refund_window.days:
+        hits += _hit(
+            rules,
+            "refund_window",
+            f"a refund {int(f.days_since_purchase)} days after the purchase (limit {rules.refund_window.days})",
+            days=int(f.days_since_purchase),
+            limit=rules.refund_window.days,
+        )
+    if not f.by_manager:
+        hits += _hit(rules, "refund_manager_only", "a refund by a cashier (refunds are for managers)")
+    return hits + _burst(rules, f.staff_ops_recent)
+
+
+def needs(rules: FraudRules, name: str) -> bool:
+    return str(getattr(rules, name).action) != "off"

@@ -1,0 +1,483 @@
+"""Anti-fraud checks inside the checkout, the alert list, Telegram alerts and the daily
+digest.
+
+`check_purchase` / `check_refund` run in the checkout's transaction, after the card is
+locked and before anything is written. A blocking rule raises DomainError("fraud_limit")
+so the whole transaction rolls back; the alert about the refused attempt is written
+just after that rollback, in its own transaction (a Session "after_rollback" hook), so
+the owner still hears of it. Alert-only rules write their alert in the checkout's own
+transaction: it commits with the purchase or not at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import logging
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from loyalwallet import crypto, db
+from loyalwallet.cards.models import Card, LedgerEntry
+from loyalwallet.checkout.models import Purchase, Refund
+from loyalwallet.config import env
+from loyalwallet.customers.models import Customer
+from loyalwallet.errors import DomainError, not_found
+from loyalwallet.fraud import rules as fr
+from loyalwallet.fraud import telegram
+from loyalwallet.fraud.models import Alert, Digest
+from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.models import Merchant
+from loyalwallet.merchants.service import audit, get_merchant, merchant_tz
+from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
+from loyalwallet.outbox.service import enqueue
+from loyalwallet.web.i18n import gettext_for
+
+log = logging.getLogger("loyalwallet.fraud")
+
+TELEGRAM_TOPIC = "telegram.send"
+DEDUP = dt.timedelta(minutes=10)  # the same rule for the same card/cashier: one alert
+_BLOCKED_KEY = "fraud_blocked"
+
+
+# --- settings --------------------------------------------------------------------------
+
+
+def rules_of(merchant: Merchant) -> fr.FraudRules:
+    raw = (merchant.settings or {}).get("fraud") or {}
+    try:
+        return fr.FraudRules.model_validate(raw)
+    except Exception:  # stored by an older version: fall back to defaults, loudly
+        log.warning("merchant %s has invalid fraud settings; using defaults", merchant.id)
+        return fr.FraudRules()
+
+
+def set_rules(session: Session, actor: Actor, raw: dict[str, Any]) -> fr.FraudRules:
+    from loyalwallet.campaigns.rules import parse
+
+    actor.require("owner")
+    merchant = get_merchant(session, actor.merchant_id)
+    current = rules_of(merchant).model_dump(mode="json")
+    merged = {**current, **raw}
+    parsed: fr.FraudRules = parse(fr.FraudRules, merged, "rules")
+    merchant.settings = {**(merchant.settings or {}), "fraud": parsed.model_dump(mode="json")}
+    audit(session, actor, "fraud.rules", "merchant", merchant.id, raw)
+    return parsed
+
+
+def telegram_settings(merchant: Merchant) -> dict[str, Any]:
+    return dict((merchant.settings or {}).get("telegram") or {})
+
+
+def _token(merchant: Merchant) -> str | None:
+    """The merchant's own bot token, else the installation's (LOYALWALLET_TELEGRAM_BOT_TOKEN)."""
+    sealed = telegram_settings(merchant).get("token_enc")
+    if sealed:
+        return crypto.open_(base64.b64decode(sealed), merchant_id=merchant.id, column="telegram_token")
+    return env("TELEGRAM_BOT_TOKEN")
+
+
+def telegram_view(merchant: Merchant) -> dict[str, Any]:
+    t = telegram_settings(merchant)
+    return {
+        "chat_id": t.get("chat_id"),
+        "has_own_token": bool(t.get("token_enc")),
+        "has_token": _token(merchant) is not None,
+        "alerts": t.get("alerts", True),
+        "digest": t.get("digest", True),
+        "digest_hour": t.get("digest_hour", 9),
+    }
+
+
+def set_telegram(session: Session, actor: Actor, changes: dict[str, Any]) -> Merchant:
+    actor.require("owner")
+    merchant = get_merchant(session, actor.merchant_id)
+    t = telegram_settings(merchant)
+    if "bot_token" in changes:
+        token = changes.pop("bot_token")
+        if token:
+            sealed = crypto.seal(token, merchant_id=merchant.id, column="telegram_token")
+            assert sealed is not None
+            t["token_enc"] = base64.b64encode(sealed).decode()
+        else:
+            t.pop("token_enc", None)
+    for key in ("chat_id", "alerts", "digest", "digest_hour"):
+        if key in changes:
+            t[key] = changes[key]
+    merchant.settings = {**(merchant.settings or {}), "telegram": t}
+    audit(session, actor, "telegram.settings", "merchant", merchant.id, {k: v for k, v in changes.items()})
+    return merchant
+
+
+def _telegram_ready(merchant: Merchant, what: str) -> bool:
+    t = telegram_settings(merchant)
+    return bool(t.get("chat_id")) and t.get(what, True) and _token(merchant) is not None
+
+
+def send_telegram(session: Session, merchant: Merchant, text: str, *, what: str = "alerts") -> bool:
+    """Queue a message to the owner's chat (in this transaction) if Telegram is set up."""
+    if not _telegram_ready(merchant, what):
+        return False
+    enqueue(session, merchant.id, TELEGRAM_TOPIC, {"text": text})
+    return True
+
+
+def deliver_telegram(msg: Delivery) -> None:
+    """telegram.send handler: the chat and token are read now, never kept in the row."""
+    with db.read() as session:
+        merchant = session.get(Merchant, msg.merchant_id)
+        if merchant is None:
+            return
+        chat_id = telegram_settings(merchant).get("chat_id")
+        token = _token(merchant)
+    if not chat_id or not token:
+        return  # switched off since: the alert list still has it
+    try:
+        telegram.send_message(token, str(chat_id), msg.payload["text"])
+    except telegram.TelegramError as exc:
+        if exc.permanent:
+            raise Permanent(str(exc)) from exc
+        raise Retry(str(exc), after=exc.retry_after) from exc
+
+
+# --- checks in the checkout ------------------------------------------------------------
+
+
+def _local_midnight(merchant: Merchant, now: dt.datetime) -> dt.datetime:
+    tz = merchant_tz(merchant)
+    local = now.astimezone(tz)
+    return dt.datetime.combine(local.date(), dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+
+
+def _staff_ops(session: Session, actor: Actor, rules: fr.FraudRules, now: dt.datetime) -> int | None:
+    """Purchases and refunds by this staff member in the burst window (None: not staff)."""
+    if actor.kind != "staff" or not fr.needs(rules, "cashier_burst"):
+        return None
+    since = now - dt.timedelta(minutes=rules.cashier_burst.minutes)
+    purchases = session.scalar(
+        select(func.count()).where(
+            Purchase.merchant_id == actor.merchant_id,
+            Purchase.created_at >= since,
+            Purchase.actor_type == "staff",
+            Purchase.actor_id == actor.id,
+        )
+    )
+    refunds = session.scalar(
+        select(func.count()).where(
+            Refund.merchant_id == actor.merchant_id,
+            Refund.created_at >= since,
+            Refund.actor_type == "staff",
+            Refund.actor_id == actor.id,
+        )
+    )
+    return int(purchases or 0) + int(refunds or 0)
+
+
+def _points_today(session: Session, card: Card, kind: str, since: dt.datetime) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+            LedgerEntry.card_id == card.id, LedgerEntry.kind == kind, LedgerEntry.created_at >= since
+        )
+    )
+    return abs(int(total or 0))
+
+
+def check_purchase(
+    session: Session,
+    actor: Actor,
+    card: Card,
+    *,
+    points_accrued: int,
+    points_redeemed: int,
+    amount: int,
+    now: dt.datetime,
+) -> None:
+    merchant = get_merchant(session, actor.merchant_id)
+    rules = rules_of(merchant)
+    own = False
+    if fr.needs(rules, "own_card") and actor.phone_index is not None and card.customer_id is not None:
+        index = session.scalar(select(Customer.phone_index).where(Customer.id == card.customer_id))
+        own = index is not None and index == actor.phone_index
+    midnight = _local_midnight(merchant, now)
+    facts = fr.PurchaseFacts(
+        points_accrued=points_accrued,
+        points_redeemed=points_redeemed,
+        accrued_today=_points_today(session, card, "accrual", midnight)
+        if points_accrued and fr.needs(rules, "max_accrual_per_day")
+        else 0,
+        redeemed_today=_points_today(session, card, "redemption", midnight)
+        if points_redeemed and fr.needs(rules, "max_redemption_per_day")
+        else 0,
+        purchases_last_hour=int(
+            session.scalar(
+                select(func.count()).where(
+                    Purchase.card_id == card.id, Purchase.created_at >= now - dt.timedelta(hours=1)
+                )
+            )
+            or 0
+        )
+        if fr.needs(rules, "max_purchases_per_hour")
+        else 0,
+        own_card=own,
+        staff_ops_recent=_staff_ops(session, actor, rules, now),
+    )
+    _act(session, merchant, actor, fr.check_purchase(rules, facts), "purchase", card, amount, now)
+
+
+def check_refund(
+    session: Session, actor: Actor, card: Card, purchase: Purchase, *, amount: int, now: dt.datetime
+) -> None:
+    merchant = get_merchant(session, actor.merchant_id)
+    rules = rules_of(merchant)
+    facts = fr.RefundFacts(
+        days_since_purchase=(now - purchase.created_at).total_seconds() / 86400,
+        by_manager=actor.at_least("manager"),
+        staff_ops_recent=_staff_ops(session, actor, rules, now),
+    )
+    _act(session, merchant, actor, fr.check_refund(rules, facts), "refund", card, amount, now, purchase.id)
+
+
+def _act(
+    session: Session,
+    merchant: Merchant,
+    actor: Actor,
+    hits: list[fr.Hit],
+    operation: str,
+    card: Card,
+    amount: int,
+    now: dt.datetime,
+    purchase_id: int | None = None,
+) -> None:
+    if not hits:
+        return
+    context = {
+        "operation": operation,
+        "card_id": card.id,
+        "card_code": card.code,
+        "actor_type": actor.kind,
+        "actor_id": actor.id,
+        "actor_name": actor.name,
+        "location_id": actor.location_id,
+        "amount": amount,
+        "purchase_id": purchase_id,
+    }
+    blocks = [h for h in hits if h.action == "block"]
+    if blocks:
+        # Written after the rollback (see _after_rollback): the attempt left no trace.
+        session.info.setdefault(_BLOCKED_KEY, []).extend((merchant.id, h, context, now) for h in blocks)
+        first = blocks[0]
+        raise DomainError("fraud_limit", first.message, rule=first.rule)
+    for hit in hits:
+        record_alert(session, merchant, hit, "alerted", context, now)
+
+
+def record_alert(
+    session: Session, merchant: Merchant, hit: fr.Hit, action: str, context: dict[str, Any], now: dt.datetime
+) -> Alert:
+    """An alert, or one more count on the same one if it fired lately (no Telegram flood)."""
+    key = f"{hit.rule}:{context.get('card_id') or ''}:{context.get('actor_type') or ''}:{context.get('actor_id') or ''}:{action}"
+    recent = session.scalar(
+        select(Alert)
+        .where(Alert.merchant_id == merchant.id, Alert.dedup_key == key, Alert.last_seen_at >= now - DEDUP)
+        .order_by(Alert.id.desc())
+        .limit(1)
+    )
+    if recent is not None:
+        recent.count += 1
+        recent.last_seen_at = now
+        return recent
+    alert = Alert(
+        merchant_id=merchant.id,
+        rule=hit.rule,
+        action=action,
+        operation=context["operation"],
+        card_id=context.get("card_id"),
+        card_code=context.get("card_code"),
+        actor_type=context.get("actor_type"),
+        actor_id=context.get("actor_id"),
+        actor_name=context.get("actor_name") or None,
+        location_id=context.get("location_id"),
+        amount=context.get("amount"),
+        message=hit.message[:500],
+        details={
+            **hit.details,
+            **({"purchase_id": context["purchase_id"]} if context.get("purchase_id") else {}),
+        },
+        dedup_key=key,
+        count=1,
+        created_at=now,
+        last_seen_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    send_telegram(session, merchant, alert_text(merchant, alert))
+    return alert
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    blocked = session.info.pop(_BLOCKED_KEY, None)
+    if not blocked:
+        return
+    try:
+        with db.transaction() as other:
+            for merchant_id, hit, context, now in blocked:
+                merchant = other.get(Merchant, merchant_id)
+                if merchant is not None:
+                    record_alert(other, merchant, hit, "blocked", context, now)
+    except Exception:  # never hide the fraud_limit answer behind a failure to log it
+        log.exception("could not record a blocked operation's alert")
+
+
+# --- texts -----------------------------------------------------------------------------
+
+
+def _money(minor: int | None, currency: str) -> str:
+    from loyalwallet.web.templating import money
+
+    return money(minor or 0, currency)
+
+
+def alert_text(merchant: Merchant, alert: Alert) -> str:
+    _ = gettext_for(merchant.locale or "ru")
+    title = _("Blocked") if alert.action == "blocked" else _("Alert")
+    local = alert.created_at.astimezone(merchant_tz(merchant))
+    lines = [
+        f"<b>⚠️ {html.escape(title)}: {html.escape(_(RULE_TITLES.get(alert.rule, alert.rule)))}</b>",
+        html.escape(merchant.name),
+        html.escape(alert.message),
+        f"{_('Card')}: <code>{html.escape(alert.card_code or '-')}</code>",
+        f"{_('Staff')}: {html.escape(alert.actor_name or alert.actor_type or '-')}",
+        f"{_('Amount')}: {html.escape(_money(alert.amount, merchant.currency))}",
+        f"{local:%d.%m.%Y %H:%M}",
+    ]
+    return "\n".join(lines)
+
+
+RULE_TITLES = {
+    "max_accrual_per_day": "Too many points accrued today",
+    "max_redemption_per_day": "Too many points redeemed today",
+    "max_purchases_per_hour": "Too many purchases within an hour",
+    "own_card": "A cashier served their own card",
+    "refund_window": "A late refund",
+    "refund_manager_only": "A refund by a cashier",
+    "large_redemption": "A large redemption",
+    "cashier_burst": "Many operations by one staff member",
+}
+
+
+# --- alert list ------------------------------------------------------------------------
+
+
+def alert_view(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "rule": alert.rule,
+        "title": RULE_TITLES.get(alert.rule, alert.rule),
+        "action": alert.action,
+        "operation": alert.operation,
+        "card": alert.card_code,
+        "actor_type": alert.actor_type,
+        "actor_id": alert.actor_id,
+        "actor_name": alert.actor_name,
+        "location_id": alert.location_id,
+        "amount": alert.amount,
+        "message": alert.message,
+        "details": alert.details,
+        "count": alert.count,
+        "created_at": alert.created_at.isoformat(),
+        "last_seen_at": alert.last_seen_at.isoformat(),
+        "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
+        "acknowledged_by": alert.acknowledged_by,
+    }
+
+
+def acknowledge(session: Session, actor: Actor, alert_id: int) -> Alert:
+    actor.require("manager")
+    alert = session.get(Alert, alert_id)
+    if alert is None or alert.merchant_id != actor.merchant_id:
+        raise not_found("alert")
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at = db.utcnow()
+        alert.acknowledged_by = actor.name or f"{actor.kind} {actor.id}"
+        audit(session, actor, "alert.acknowledge", "alert", alert.id, {"rule": alert.rule})
+    return alert
+
+
+# --- the daily digest ------------------------------------------------------------------
+
+
+def digest_text(session: Session, merchant: Merchant, day: dt.date) -> str:
+    """Yesterday at a glance: sales, points, refunds, new guests, alerts."""
+    _ = gettext_for(merchant.locale or "ru")
+    tz = merchant_tz(merchant)
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+    end = start + dt.timedelta(days=1)
+    m = merchant.id
+    sales = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Purchase.amount), 0),
+            func.coalesce(func.sum(Purchase.points_accrued), 0),
+            func.coalesce(func.sum(Purchase.points_redeemed), 0),
+        ).where(Purchase.merchant_id == m, Purchase.created_at >= start, Purchase.created_at < end)
+    ).one()
+    refunds = session.execute(
+        select(func.count(), func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.merchant_id == m, Refund.created_at >= start, Refund.created_at < end
+        )
+    ).one()
+    new_cards = session.scalar(
+        select(func.count()).where(Card.merchant_id == m, Card.created_at >= start, Card.created_at < end)
+    )
+    alerts = session.execute(
+        select(Alert.rule, Alert.action, func.sum(Alert.count))
+        .where(Alert.merchant_id == m, Alert.created_at >= start, Alert.created_at < end)
+        .group_by(Alert.rule, Alert.action)
+    ).all()
+    lines = [
+        f"<b>📊 {html.escape(merchant.name)} — {day:%d.%m.%Y}</b>",
+        f"{_('Purchases')}: {sales[0]} · {html.escape(_money(int(sales[1]), merchant.currency))}",
+        f"{_('Points accrued')}: {int(sales[2])} · {_('redeemed')}: {int(sales[3])}",
+        f"{_('Refunds')}: {refunds[0]} · {html.escape(_money(int(refunds[1]), merchant.currency))}",
+        f"{_('New cards')}: {int(new_cards or 0)}",
+    ]
+    if alerts:
+        lines.append(f"<b>{_('Alerts')}</b>")
+        for rule, action, n in sorted(alerts, key=lambda row: (row[0], row[1])):
+            mark = "⛔" if action == "blocked" else "⚠️"
+            lines.append(f"{mark} {html.escape(_(RULE_TITLES.get(rule, rule)))}: {int(n)}")
+    else:
+        lines.append(_("No alerts."))
+    return "\n".join(lines)
+
+
+def send_digests(now: dt.datetime | None = None) -> int:
+    """Periodic job: once per merchant-local day, after digest_hour, yesterday's digest."""
+    now = now or db.utcnow()
+    sent = 0
+    with db.read() as session:
+        merchants = [m for m in session.scalars(select(Merchant)) if _telegram_ready(m, "digest")]
+    for merchant in merchants:
+        local = now.astimezone(merchant_tz(merchant))
+        if local.hour < int(telegram_settings(merchant).get("digest_hour", 9)):
+            continue
+        day = local.date()
+        try:
+            with db.transaction() as session:
+                if session.scalar(
+                    select(Digest.id).where(Digest.merchant_id == merchant.id, Digest.day == day)
+                ):
+                    continue
+                session.add(Digest(merchant_id=merchant.id, day=day, created_at=now))
+                session.flush()
+                text = digest_text(session, merchant, day - dt.timedelta(days=1))
+                enqueue(session, merchant.id, TELEGRAM_TOPIC, {"text": text})
+                sent += 1
+        except IntegrityError:  # another process sent it a moment ago
+            continue
+    return sent
