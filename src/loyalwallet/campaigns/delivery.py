@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loyalwallet.campaigns.models import Offer
@@ -51,15 +52,18 @@ def message_card(
     coupon_cap: dt.datetime | None = None,
     reason: str = "campaign",
     ledger_kind: str = "campaign",
+    google: bool = True,
     now: dt.datetime | None = None,
 ) -> Sent:
     """The card must be locked by the caller's transaction (cards.service.lock_card*).
+    `google`: whether the card is in Google Wallet (see google_cards).
     Raises DomainError (offer used up or ended) before writing anything."""
     book = CardBook(session, card, program, now)
     # The coupon first: when the offer is used up or over, DomainError leaves nothing written.
     coupon = None
     if offer is not None:
         coupon = issue(session, offer, card, source=source, source_id=source_id, now=book.now, cap=coupon_cap)
+        book.rewards_touched = True
     credited = 0
     if points > 0 and program.kind == "bonus":
         book.credit(ledger_kind, points, reason=f"{source} {source_id}: {header}"[:500])
@@ -67,7 +71,7 @@ def message_card(
     card.message = body[:500]
     card.message_at = book.now
     book.touch(reason)
-    if google_messages_enabled():
+    if google and google_messages_enabled():
         enqueue(
             session,
             card.merchant_id,
@@ -75,3 +79,13 @@ def message_card(
             {"card_id": card.id, "header": header, "body": body, "message_id": message_id},
         )
     return Sent(credited, coupon)
+
+
+def google_cards(session: Session, card_ids: list[int]) -> set[int]:
+    """The cards among these that are in Google Wallet (have a Google object): only
+    they get a `google.message` row (the others would be skipped by its handler)."""
+    if not card_ids or not google_messages_enabled():
+        return set()
+    from loyalwallet.wallet.google.models import GoogleObject
+
+    return set(session.scalars(select(GoogleObject.card_id).where(GoogleObject.card_id.in_(card_ids))))

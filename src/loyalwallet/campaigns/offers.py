@@ -239,7 +239,9 @@ def issue_to_card(session: Session, actor: Actor, offer_id: int, code: str) -> t
     if card.status != "active":
         raise DomainError("card_blocked", "the card is blocked")
     coupon = issue(session, offer, card, source="manual", source_id=None)
-    CardBook(session, card, program).touch("coupon")
+    book = CardBook(session, card, program)
+    book.rewards_touched = True
+    book.touch("coupon")
     audit(session, actor, "coupon.issue", "coupon", coupon.code, {"offer_id": offer.id, "card": card.code})
     return coupon, card
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.campaigns import segments
-from loyalwallet.campaigns.delivery import GOOGLE_TOPIC, message_card
+from loyalwallet.campaigns.delivery import GOOGLE_TOPIC, google_cards, message_card
 from loyalwallet.campaigns.models import Campaign, CampaignRecipient, Offer
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import Message, Segment, in_holdout, parse, parse_segment
@@ -321,6 +321,7 @@ def deliver(msg: Delivery) -> None:
                 r.status, r.error = "skipped", "campaign cancelled"
             return
         offer = session.get(Offer, c.offer_id) if c.offer_id else None
+        in_google = google_cards(session, [r.card_id for r in pending])
         for r in pending:
             card, program = lock_card_by_id(session, r.card_id)
             if card.status != "active":
@@ -338,6 +339,7 @@ def deliver(msg: Delivery) -> None:
                     source_id=c.id,
                     points=c.points,
                     offer=offer,
+                    google=card.id in in_google,
                     now=now,
                 )
             except DomainError as exc:  # the offer ran out or ended: this guest gets nothing

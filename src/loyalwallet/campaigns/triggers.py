@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.campaigns import segments
-from loyalwallet.campaigns.delivery import message_card
+from loyalwallet.campaigns.delivery import google_cards, message_card
 from loyalwallet.campaigns.models import Offer, Trigger, TriggerFiring
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import (
@@ -362,6 +362,7 @@ def fire_one(
             coupon_cap=cap,
             reason=f"trigger:{t.kind}",
             ledger_kind="birthday" if t.kind == "birthday" else "campaign",
+            google=bool(google_cards(session, [card.id])),
             now=now,
         )
     except DomainError as exc:  # the offer ran out or ended
