@@ -107,6 +107,7 @@ def seed(data_dir: Path) -> dict[str, Any]:
         _, owner_key = create_api_key(session, merchant.id, "Demo owner key", "owner")
         merchant_id, bonus_id, stamp_id, location_id = merchant.id, bonus.id, stamp.id, location.id
     _seed_guests(merchant_id, bonus_id, stamp_id, location_id)
+    _seed_campaigns(merchant_id, bonus_id)
     with db.transaction() as session:
         # A generated key so the Google links can be shown; Google itself refuses them.
         google = ensure_development_issuer(session)
@@ -192,6 +193,116 @@ def _seed_guests(merchant_id: int, bonus_id: int, stamp_id: int, location_id: in
                         ],
                     )
                     purchase(session, actor, body)
+
+
+def _seed_campaigns(merchant_id: int, bonus_id: int) -> None:
+    """Offers, automatic triggers, printed certificates and a draft campaign; three of
+    the demo guests agreed to marketing."""
+    from loyalwallet.campaigns import offers, service, triggers
+    from loyalwallet.customers.models import Customer
+    from loyalwallet.customers.service import record_consent
+
+    owner = system(merchant_id)
+    with db.transaction() as session:
+        customers = session.scalars(
+            select(Customer).where(Customer.merchant_id == merchant_id).order_by(Customer.id).limit(3)
+        ).all()
+        for customer in customers:
+            record_consent(session, customer, "marketing", True, "demo-1", "import")
+        dessert = offers.create_offer(
+            session,
+            owner,
+            {"name": "Десерт в подарок", "kind": "free_item", "category": "dessert", "valid_days": 14},
+        )
+        coffee = offers.create_offer(
+            session,
+            owner,
+            {"name": "Кофе в подарок", "kind": "free_item", "category": "coffee", "valid_days": 10},
+        )
+        happy = offers.create_offer(
+            session, owner, {"name": "−20 % в счастливые часы", "kind": "percent_off", "pct": 20}
+        )
+        certificate = offers.create_offer(
+            session,
+            owner,
+            {"name": "Подарочный сертификат 500 ₽", "kind": "fixed_off", "value": 50_000, "valid_days": 365},
+        )
+        offers.create_batch(session, owner, certificate.id, 24, "Сертификаты к Новому году")
+        message = {"header": "Зерно", "body": ""}
+        triggers.create(
+            session,
+            owner,
+            "welcome",
+            "Приветствие",
+            {"message": {**message, "body": "Добро пожаловать! Копите баллы с каждой покупки"}},
+        )
+        triggers.create(
+            session,
+            owner,
+            "birthday",
+            "День рождения",
+            {
+                "days_before": 3,
+                "offer_id": dessert.id,
+                "message": {
+                    **message,
+                    "body": "С наступающим днём рождения! {points} баллов и десерт в подарок",
+                },
+            },
+            program_id=bonus_id,
+        )
+        triggers.create(
+            session,
+            owner,
+            "points_expiring",
+            "Сгорают баллы",
+            {"days_before": 14, "message": {**message, "body": "{points} баллов сгорят {date} — приходите!"}},
+            program_id=bonus_id,
+        )
+        triggers.create(
+            session,
+            owner,
+            "lapsed",
+            "Скучаем",
+            {
+                "days": 30,
+                "max_days": 180,
+                "offer_id": coffee.id,
+                "message": {**message, "body": "Давно не виделись! Кофе за наш счёт"},
+            },
+        )
+        triggers.create(
+            session,
+            owner,
+            "tier_up",
+            "Новый уровень",
+            {"message": {**message, "body": "Поздравляем: теперь у вас уровень {tier}!"}},
+            program_id=bonus_id,
+        )
+        triggers.create(
+            session,
+            owner,
+            "happy_hour",
+            "Счастливые часы",
+            {
+                "weekdays": [1, 2, 3, 4, 5],
+                "start": "15:00",
+                "end": "17:00",
+                "offer_id": happy.id,
+                "message": {**message, "body": "Счастливые часы: −20 % до {end}"},
+            },
+        )
+        service.create(
+            session,
+            owner,
+            {
+                "name": "Осеннее меню",
+                "header": "Осеннее меню",
+                "body": "Тыквенный латте вернулся — и 50 баллов к нему",
+                "points": 50,
+                "holdout_pct": 10,
+            },
+        )
 
 
 def demo_merchant_exists() -> bool:

@@ -99,6 +99,7 @@ def test_a_blocking_rule_refuses_writes_nothing_and_alerts(shop: Shop, tg: FakeT
     text = tg.sent[0]["text"]
     assert tg.sent[0]["chat_id"] == "5550001" and tg.sent[0]["parse_mode"] == "HTML"
     assert card["code"] in text and "1200" in text.replace("\u00a0", "")
+    assert "Заблокировано" in text and "лимит 1000" in text  # the owner's language (ru)
     # Another card the same day is unaffected.
     shop.buy(shop.card(program)["code"], 1_200_000)
 

@@ -95,9 +95,22 @@ class RefundFacts:
     staff_ops_recent: int | None = None
 
 
-def _hit(rules: FraudRules, name: str, message: str, **details: Any) -> list[Hit]:
+# What each rule says, filled with its details (translated for the owner's Telegram).
+MESSAGES = {
+    "max_accrual_per_day": "{points} points accrued to the card today (limit {limit})",
+    "max_redemption_per_day": "{points} points redeemed from the card today (limit {limit})",
+    "max_purchases_per_hour": "{purchases} purchases on the card within an hour (limit {limit})",
+    "own_card": "a cashier is serving their own card",
+    "refund_window": "a refund {days} days after the purchase (limit {limit})",
+    "refund_manager_only": "a refund by a cashier (refunds are for managers)",
+    "large_redemption": "{points} points redeemed at once (threshold {limit})",
+    "cashier_burst": "{operations} operations by one staff member in {minutes} min (limit {limit})",
+}
+
+
+def _hit(rules: FraudRules, name: str, **details: Any) -> list[Hit]:
     action = getattr(rules, name).action
-    return [] if action == "off" else [Hit(name, action, message, details)]
+    return [] if action == "off" else [Hit(name, action, MESSAGES[name].format(**details), details)]
 
 
 def _burst(rules: FraudRules, ops: int | None) -> list[Hit]:
@@ -107,7 +120,6 @@ def _burst(rules: FraudRules, ops: int | None) -> list[Hit]:
     return _hit(
         rules,
         "cashier_burst",
-        f"{ops + 1} operations by one staff member in {rule.minutes} min (limit {rule.operations})",
         operations=ops + 1,
         limit=rule.operations,
         minutes=rule.minutes,
@@ -117,13 +129,12 @@ def _burst(rules: FraudRules, ops: int | None) -> list[Hit]:
 def check_purchase(rules: FraudRules, f: PurchaseFacts) -> list[Hit]:
     hits: list[Hit] = []
     if f.own_card:
-        hits += _hit(rules, "own_card", "a cashier is serving their own card")
+        hits += _hit(rules, "own_card")
     day_in = f.accrued_today + f.points_accrued
     if f.points_accrued and day_in > rules.max_accrual_per_day.points:
         hits += _hit(
             rules,
             "max_accrual_per_day",
-            f"{day_in} points accrued to the card today (limit {rules.max_accrual_per_day.points})",
             points=day_in,
             limit=rules.max_accrual_per_day.points,
         )
@@ -132,7 +143,6 @@ def check_purchase(rules: FraudRules, f: PurchaseFacts) -> list[Hit]:
         hits += _hit(
             rules,
             "max_redemption_per_day",
-            f"{day_out} points redeemed from the card today (limit {rules.max_redemption_per_day.points})",
             points=day_out,
             limit=rules.max_redemption_per_day.points,
         )
@@ -140,7 +150,6 @@ def check_purchase(rules: FraudRules, f: PurchaseFacts) -> list[Hit]:
         hits += _hit(
             rules,
             "large_redemption",
-            f"{f.points_redeemed} points redeemed at once (threshold {rules.large_redemption.points})",
             points=f.points_redeemed,
             limit=rules.large_redemption.points,
         )
@@ -149,7 +158,6 @@ def check_purchase(rules: FraudRules, f: PurchaseFacts) -> list[Hit]:
         hits += _hit(
             rules,
             "max_purchases_per_hour",
-            f"{hourly} purchases on the card within an hour (limit {rules.max_purchases_per_hour.count})",
             purchases=hourly,
             limit=rules.max_purchases_per_hour.count,
         )
@@ -162,12 +170,11 @@ def check_refund(rules: FraudRules, f: RefundFacts) -> list[Hit]:
         hits += _hit(
             rules,
             "refund_window",
-            f"a refund {int(f.days_since_purchase)} days after the purchase (limit {rules.refund_window.days})",
             days=int(f.days_since_purchase),
             limit=rules.refund_window.days,
         )
     if not f.by_manager:
-        hits += _hit(rules, "refund_manager_only", "a refund by a cashier (refunds are for managers)")
+        hits += _hit(rules, "refund_manager_only")
     return hits + _burst(rules, f.staff_ops_recent)
 
 

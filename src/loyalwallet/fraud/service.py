@@ -349,13 +349,22 @@ def alert_text(merchant: Merchant, alert: Alert) -> str:
     lines = [
         f"<b>⚠️ {html.escape(title)}: {html.escape(_(RULE_TITLES.get(alert.rule, alert.rule)))}</b>",
         html.escape(merchant.name),
-        html.escape(alert.message),
+        html.escape(_message(alert, _)),
         f"{_('Card')}: <code>{html.escape(alert.card_code or '-')}</code>",
         f"{_('Staff')}: {html.escape(alert.actor_name or alert.actor_type or '-')}",
         f"{_('Amount')}: {html.escape(_money(alert.amount, merchant.currency))}",
         f"{local:%d.%m.%Y %H:%M}",
     ]
     return "\n".join(lines)
+
+
+def _message(alert: Alert, _: Any) -> str:
+    """The rule's message in the owner's language, from the alert's details."""
+    template = fr.MESSAGES.get(alert.rule)
+    try:
+        return _(template).format(**alert.details) if template else alert.message
+    except (KeyError, IndexError, ValueError):
+        return alert.message
 
 
 RULE_TITLES = {
