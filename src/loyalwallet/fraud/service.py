@@ -15,6 +15,9 @@ import base64
 import datetime as dt
 import html
 import logging
+import threading
+import time
+import zoneinfo
 from typing import Any
 
 from sqlalchemy import event, func, select
@@ -56,6 +59,36 @@ def rules_of(merchant: Merchant) -> fr.FraudRules:
         return fr.FraudRules()
 
 
+class _RulesCache:
+    """A merchant's rules and time zone for a few seconds: the checkout asks on every
+    purchase. A change here clears it at once; other processes see it within TTL."""
+
+    TTL = 5.0
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[float, fr.FraudRules, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, merchant_id: int) -> tuple[fr.FraudRules, str]:
+        item = self._items.get(merchant_id)
+        if item is not None and item[0] > time.monotonic():
+            return item[1], item[2]
+        merchant = get_merchant(session, merchant_id)
+        rules, tz = rules_of(merchant), merchant.timezone
+        with self._lock:
+            if len(self._items) > 10000:
+                self._items.clear()
+            self._items[merchant_id] = (time.monotonic() + self.TTL, rules, tz)
+        return rules, tz
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_cache = _RulesCache()
+
+
 def set_rules(session: Session, actor: Actor, raw: dict[str, Any]) -> fr.FraudRules:
     from loyalwallet.campaigns.rules import parse
 
@@ -66,6 +99,7 @@ def set_rules(session: Session, actor: Actor, raw: dict[str, Any]) -> fr.FraudRu
     parsed: fr.FraudRules = parse(fr.FraudRules, merged, "rules")
     merchant.settings = {**(merchant.settings or {}), "fraud": parsed.model_dump(mode="json")}
     audit(session, actor, "fraud.rules", "merchant", merchant.id, raw)
+    _cache.clear()
     return parsed
 
 
@@ -147,8 +181,8 @@ def deliver_telegram(msg: Delivery) -> None:
 # --- checks in the checkout ------------------------------------------------------------
 
 
-def _local_midnight(merchant: Merchant, now: dt.datetime) -> dt.datetime:
-    tz = merchant_tz(merchant)
+def _local_midnight(merchant: Merchant | str, now: dt.datetime) -> dt.datetime:
+    tz = merchant_tz(merchant) if isinstance(merchant, Merchant) else zoneinfo.ZoneInfo(merchant)
     local = now.astimezone(tz)
     return dt.datetime.combine(local.date(), dt.time(0), tzinfo=tz).astimezone(dt.UTC)
 
@@ -196,49 +230,54 @@ def check_purchase(
     amount: int,
     now: dt.datetime,
 ) -> None:
-    merchant = get_merchant(session, actor.merchant_id)
-    rules = rules_of(merchant)
+    """On the hot path: with the default rules this costs no query for most purchases
+    (rules cached; the hourly count is needed only after a visit within the hour)."""
+    rules, tz = _cache.get(session, actor.merchant_id)
     own = False
     if fr.needs(rules, "own_card") and actor.phone_index is not None and card.customer_id is not None:
         index = session.scalar(select(Customer.phone_index).where(Customer.id == card.customer_id))
         own = index is not None and index == actor.phone_index
-    midnight = _local_midnight(merchant, now)
-    facts = fr.PurchaseFacts(
-        points_accrued=points_accrued,
-        points_redeemed=points_redeemed,
-        accrued_today=_points_today(session, card, "accrual", midnight)
-        if points_accrued and fr.needs(rules, "max_accrual_per_day")
-        else 0,
-        redeemed_today=_points_today(session, card, "redemption", midnight)
-        if points_redeemed and fr.needs(rules, "max_redemption_per_day")
-        else 0,
-        purchases_last_hour=int(
+    hour_ago = now - dt.timedelta(hours=1)
+    recent_visit = card.last_visit_at is not None and card.last_visit_at >= hour_ago
+    accrued_today = redeemed_today = hourly = 0
+    if points_accrued and fr.needs(rules, "max_accrual_per_day"):
+        accrued_today = _points_today(session, card, "accrual", _local_midnight(tz, now))
+    if points_redeemed and fr.needs(rules, "max_redemption_per_day"):
+        redeemed_today = _points_today(session, card, "redemption", _local_midnight(tz, now))
+    if recent_visit and fr.needs(rules, "max_purchases_per_hour"):
+        hourly = int(
             session.scalar(
-                select(func.count()).where(
-                    Purchase.card_id == card.id, Purchase.created_at >= now - dt.timedelta(hours=1)
-                )
+                select(func.count()).where(Purchase.card_id == card.id, Purchase.created_at >= hour_ago)
             )
             or 0
         )
-        if fr.needs(rules, "max_purchases_per_hour")
-        else 0,
+    facts = fr.PurchaseFacts(
+        points_accrued=points_accrued,
+        points_redeemed=points_redeemed,
+        accrued_today=accrued_today,
+        redeemed_today=redeemed_today,
+        purchases_last_hour=hourly,
         own_card=own,
         staff_ops_recent=_staff_ops(session, actor, rules, now),
     )
-    _act(session, merchant, actor, fr.check_purchase(rules, facts), "purchase", card, amount, now)
+    hits = fr.check_purchase(rules, facts)
+    if hits:
+        _act(session, get_merchant(session, actor.merchant_id), actor, hits, "purchase", card, amount, now)
 
 
 def check_refund(
     session: Session, actor: Actor, card: Card, purchase: Purchase, *, amount: int, now: dt.datetime
 ) -> None:
-    merchant = get_merchant(session, actor.merchant_id)
-    rules = rules_of(merchant)
+    rules, _tz = _cache.get(session, actor.merchant_id)
     facts = fr.RefundFacts(
         days_since_purchase=(now - purchase.created_at).total_seconds() / 86400,
         by_manager=actor.at_least("manager"),
         staff_ops_recent=_staff_ops(session, actor, rules, now),
     )
-    _act(session, merchant, actor, fr.check_refund(rules, facts), "refund", card, amount, now, purchase.id)
+    hits = fr.check_refund(rules, facts)
+    if hits:
+        merchant = get_merchant(session, actor.merchant_id)
+        _act(session, merchant, actor, hits, "refund", card, amount, now, purchase.id)
 
 
 def _act(
