@@ -51,6 +51,7 @@ class FakeTarget:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no delayed-ACK stall between headers and body
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
@@ -24,7 +24,6 @@ from loyalwallet.campaigns.models import Campaign, CampaignRecipient, Offer
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import Message, Segment, in_holdout, parse, parse_segment
 from loyalwallet.cards.models import Card
-from loyalwallet.cards.service import lock_card_by_id
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
@@ -33,6 +32,7 @@ from loyalwallet.merchants.service import audit, get_merchant, today
 from loyalwallet.outbox.handlers import Delivery
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.outbox.service import enqueue
+from loyalwallet.programs.models import Program
 
 log = logging.getLogger("loyalwallet.campaigns")
 
@@ -300,32 +300,41 @@ def start(msg: Delivery) -> None:
 
 def deliver(msg: Delivery) -> None:
     """campaign.deliver: message one chunk of cards; recipients marked in the same
-    transaction, so a retry skips the ones done."""
+    transaction, so a retry skips the ones done. The chunk's cards are locked in one
+    statement (in id order, the lock order everywhere) and marked in bulk."""
     campaign_id = msg.payload["campaign_id"]
     with db.transaction() as session:
         c = session.get(Campaign, campaign_id)
         if c is None:
             return
-        pending = session.scalars(
-            select(CampaignRecipient)
-            .where(
-                CampaignRecipient.campaign_id == campaign_id,
-                CampaignRecipient.card_id.in_(msg.payload["card_ids"]),
-                CampaignRecipient.status == "pending",
-            )
-            .order_by(CampaignRecipient.card_id)  # one lock order everywhere
-        ).all()
+        pending = dict(
+            session.execute(
+                select(CampaignRecipient.card_id, CampaignRecipient.id).where(
+                    CampaignRecipient.campaign_id == campaign_id,
+                    CampaignRecipient.card_id.in_(msg.payload["card_ids"]),
+                    CampaignRecipient.status == "pending",
+                )
+            ).all()
+        )
         now = db.utcnow()
+        marks: dict[str, list[int]] = {"sent": [], "skipped": []}
         if c.status == "cancelled":
-            for r in pending:
-                r.status, r.error = "skipped", "campaign cancelled"
+            _mark(session, list(pending.values()), "skipped", now, "campaign cancelled")
             return
         offer = session.get(Offer, c.offer_id) if c.offer_id else None
-        in_google = google_cards(session, [r.card_id for r in pending])
-        for r in pending:
-            card, program = lock_card_by_id(session, r.card_id)
+        in_google = google_cards(session, list(pending))
+        stmt = (
+            select(Card, Program)
+            .join(Program, Program.id == Card.program_id)
+            .where(Card.id.in_(list(pending)))
+            .order_by(Card.id)
+        )
+        rows = session.execute(stmt if db.is_sqlite() else stmt.with_for_update(of=Card)).all()
+        marks["skipped"] += [pending[i] for i in set(pending) - {card.id for card, _ in rows}]
+        for card, program in rows:
+            recipient_id = pending[card.id]
             if card.status != "active":
-                r.status, r.error = "skipped", "card blocked"
+                marks["skipped"].append(recipient_id)
                 continue
             try:
                 sent = message_card(
@@ -343,17 +352,37 @@ def deliver(msg: Delivery) -> None:
                     now=now,
                 )
             except DomainError as exc:  # the offer ran out or ended: this guest gets nothing
-                r.status, r.error = "failed", exc.detail[:200]
+                _mark(session, [recipient_id], "failed", now, exc.detail[:200])
                 continue
-            r.status, r.sent_at = "sent", now
-            r.coupon_id = sent.coupon.id if sent.coupon else None
+            if sent.coupon is not None:
+                session.execute(
+                    update(CampaignRecipient)
+                    .where(CampaignRecipient.id == recipient_id)
+                    .values(status="sent", sent_at=now, coupon_id=sent.coupon.id)
+                )
+            else:
+                marks["sent"].append(recipient_id)
+        _mark(session, marks["sent"], "sent", now)
+        _mark(session, marks["skipped"], "skipped", now, "card blocked or gone")
         session.flush()
         _finish_if_done(session, c, now)
+
+
+def _mark(session: Session, ids: list[int], status: str, now: dt.datetime, error: str | None = None) -> None:
+    if ids:
+        session.execute(
+            update(CampaignRecipient)
+            .where(CampaignRecipient.id.in_(ids))
+            .values(status=status, error=error, sent_at=now if status == "sent" else None)
+        )
 
 
 def _finish_if_done(session: Session, c: Campaign, now: dt.datetime) -> bool:
     if c.status != "sending":
         return False
+    # The campaign row lock orders the chunks' last statements: the chunk that takes it
+    # last counts after the others committed (READ COMMITTED), so one of them sees 0.
+    session.execute(db.for_update(select(Campaign.id).where(Campaign.id == c.id)))
     left = session.scalar(
         select(func.count()).where(
             CampaignRecipient.campaign_id == c.id, CampaignRecipient.status == "pending"
@@ -366,8 +395,8 @@ def _finish_if_done(session: Session, c: Campaign, now: dt.datetime) -> bool:
 
 
 def finish_stragglers() -> int:
-    """Periodic: campaigns whose last chunks committed side by side (each saw the
-    other's rows still pending) are marked sent here."""
+    """Periodic safety net: a campaign whose last chunk died between its commit and the
+    check (or was cancelled mid-way) is marked sent here."""
     done = 0
     with db.read() as session:
         ids = session.scalars(

@@ -1,0 +1,355 @@
+"""Campaign fan-out: a push campaign to N cards through the outbox worker, against the
+raw wallet client's rate, in the same run, to the same local fake.
+
+- raw:    the Google Wallet REST client (wallet.google.client.WalletClient.add_message)
+          called directly from a pool of `--threads` threads, `--raw` messages.
+- worker: `POST /campaigns`-equivalent (campaigns.service.create with send_now) to N
+          cards in Google Wallet, then `--workers` `loyalwallet worker` processes with
+          `--threads` threads each do everything a real send does: campaign.start,
+          campaign.deliver (message + card.changed on every card), google.message
+          (addMessage at the fake), and the google.patch of each changed card.
+
+Prints messages per second for both and their ratio. Apple (APNs) is not measured: its
+client is not in this tree yet.
+
+Usage: .venv/bin/python bench/fanout.py [--cards 100000] [--threads 8] [--workers 2]
+           [--raw 4000] [--database-url URL]
+Default database: a fresh PostgreSQL database at 127.0.0.1:5432 (trust auth), dropped
+at the end; `--database-url sqlite:///path` for the embedded default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the local fakes of outside services live there
+SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def create_pg() -> tuple[str, str]:
+    import psycopg
+
+    name = f"lwfanout_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return SERVER.rsplit("/", 1)[0] + "/" + name, name
+
+
+def drop_pg(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
+    """A merchant with a Google issuer the fake knows, N guests who agreed to marketing,
+    each with a card whose Google object exists (at the fake and in our table)."""
+    from cryptography.hazmat.primitives import serialization
+    from sqlalchemy import insert, select
+
+    from loyalwallet import crypto, db
+    from loyalwallet.cards.models import Card
+    from loyalwallet.customers.models import Customer
+    from loyalwallet.merchants.actors import system
+    from loyalwallet.merchants.service import create_merchant
+    from loyalwallet.programs.models import Program
+    from loyalwallet.programs.service import create_program
+    from loyalwallet.wallet.google import objects
+    from loyalwallet.wallet.google import service as google
+    from loyalwallet.wallet.google.keys import development_key_file
+    from loyalwallet.wallet.google.models import GoogleObject
+
+    key_file = development_key_file("fanout-bench")
+    pem = json.loads(key_file)["private_key"].encode()
+    fake.register(
+        json.loads(key_file)["client_email"],
+        serialization.load_pem_private_key(pem, password=None).public_key(),
+    )
+    rules = {"tiers": [{"name": "Base", "min_spend": 0, "cashback_pct": 5}]}
+    with db.transaction() as session:
+        merchant = create_merchant(session, "Fan-out café")
+        program = create_program(session, system(merchant.id), "bonus", "Bonus", rules)
+        google.import_key(session, key_file, fake.issuer_id, merchant.id)
+        merchant_id, program_id = merchant.id, program.id
+    now = db.utcnow()
+    batch = 5000
+    for start in range(0, n_cards, batch):
+        rows = range(start, min(n_cards, start + batch))
+        with db.transaction() as session:
+            ids = session.scalars(
+                insert(Customer).returning(Customer.id),
+                [
+                    {
+                        "merchant_id": merchant_id,
+                        "phone_index": f"fanout-{n}",
+                        "marketing_consent": True,
+                        "created_at": now,
+                    }
+                    for n in rows
+                ],
+            ).all()
+            session.execute(
+                insert(Card),
+                [
+                    {
+                        "merchant_id": merchant_id,
+                        "program_id": program_id,
+                        "customer_id": customer_id,
+                        "code": f"{9_000_000_000_000 + n}",
+                        "serial": crypto.token(16),
+                        "auth_token": crypto.token(24),
+                        "public_token": crypto.token(24),
+                        "status": "active",
+                        "balance": 0,
+                        "stamps": 0,
+                        "tier": "Base",
+                        "spend": 0,
+                        "visits": 0,
+                        "version": 1,
+                        "pass_updated_at": now,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for n, customer_id in zip(rows, ids, strict=True)
+                ],
+            )
+    # Google objects: built by the Google part itself, stored at the fake and in our table.
+    with db.transaction() as session:
+        issuer = google.issuer_for(session, merchant_id)
+        assert issuer is not None
+        program = session.get(Program, program_id)
+        cards = session.scalars(select(Card).where(Card.merchant_id == merchant_id)).all()
+        sample = google.build_object(session, issuer, cards[0], program)
+        class_id = sample["classId"]
+        oids = []
+        rows = []
+        for card in cards:
+            obj = google.build_object(session, issuer, card, program)
+            fake.objects[obj["id"]] = obj
+            oids.append(obj["id"])
+            rows.append(
+                {
+                    "card_id": card.id,
+                    "merchant_id": merchant_id,
+                    "object_id": obj["id"],
+                    "inserted": True,
+                    "class_id": class_id,
+                    # As after a first sync: the same content hash, a link already signed.
+                    "synced_hash": objects.content_hash(obj),
+                    "save_jwt": "signed-at-first-sync",
+                    "jwt_key_id": issuer.key_id,
+                    "jwt_kind": "ref",
+                    "synced_version": card.version,
+                    "messages": [],
+                    "notified_at": [],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        for i in range(0, len(rows), batch):
+            session.execute(insert(GoogleObject), rows[i : i + batch])
+    google.sync_program(program_id)  # the classes exist at the fake, as after import-key
+    return merchant_id, oids
+
+
+def raw_rate(merchant_id: int, oids: list[str], n: int, threads: int) -> float:
+    from loyalwallet import db
+    from loyalwallet.wallet.google import service as google
+    from loyalwallet.wallet.google.client import WalletClient
+
+    with db.read() as session:
+        issuer = google.issuer_for(session, merchant_id)
+        assert issuer is not None
+    client = WalletClient(issuer.creds)
+    client.get("loyaltyObject", oids[0])  # a token first, as the worker has one too
+
+    def one(i: int) -> None:
+        message = {"id": f"raw-{i}", "header": "Raw", "body": "Raw client", "messageType": "TEXT"}
+        client.add_message("loyaltyObject", oids[i % len(oids)], message)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(n)))
+    return n / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cards", type=int, default=100_000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--raw", type=int, default=4000)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--raw-client", type=int, default=0, help=argparse.SUPPRESS)  # internal
+    args = parser.parse_args()
+    if args.raw_client:  # the raw side, in its own process like the workers
+        from loyalwallet import db
+        from loyalwallet.config import configure, load_settings
+
+        db.init_engine(configure(load_settings()))
+        oids = json.loads(sys.stdin.read())
+        print(json.dumps({"rate": raw_rate(args.raw_client, oids, args.raw, args.threads)}))
+        return
+
+    tmp = Path(tempfile.mkdtemp(prefix="lwfanout-"))
+    pg_name = None
+    url = args.database_url
+    if url is None:
+        url, pg_name = create_pg()
+    from fakes.google_wallet import FakeGoogleWallet
+
+    fake = FakeGoogleWallet().start()
+    # Headers and body go out as two writes: without TCP_NODELAY every answer waits for
+    # the client's delayed ACK (~40 ms) and the fake, not our code, sets the pace.
+    assert fake.server is not None
+    fake.server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
+    os.environ["LOYALWALLET_GOOGLE_API_URL"] = fake.api_url
+    os.environ["LOYALWALLET_GOOGLE_TOKEN_URL"] = fake.token_url
+    os.environ["LOYALWALLET_DATA_DIR"] = str(tmp)
+    from loyalwallet import db
+    from loyalwallet.config import configure, load_settings
+    from loyalwallet.migrations import migrate
+
+    settings = configure(load_settings(tmp, url))
+    migrate(settings.database_url)
+    db.init_engine(settings)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        t = time.perf_counter()
+        merchant_id, oids = seed(args.cards, fake)
+        print(f"seeded {args.cards} cards with Google objects in {time.perf_counter() - t:.0f} s", flush=True)
+
+        # The raw client runs in a process of its own, as the workers do; the fake Google
+        # stays in this one for both measurements.
+        env = {**os.environ, "LOYALWALLET_DATABASE_URL": settings.database_url}
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--raw-client",
+                str(merchant_id),
+                "--raw",
+                str(args.raw),
+                "--threads",
+                str(args.threads),
+            ],
+            input=json.dumps(oids[: args.raw]),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        raw = json.loads(out.stdout.strip().splitlines()[-1])["rate"]
+        print(f"raw client: {raw:.0f} addMessage/s ({args.threads} threads, {args.raw} calls)", flush=True)
+        for obj in fake.objects.values():  # the raw messages must not crowd the campaign's out
+            obj["messages"] = []
+
+        from sqlalchemy import func, select
+
+        from loyalwallet.campaigns import service as campaigns
+        from loyalwallet.campaigns.models import Campaign
+        from loyalwallet.merchants.actors import system
+        from loyalwallet.outbox.models import OutboxMessage
+
+        with db.transaction() as session:
+            c = campaigns.create(
+                session,
+                system(merchant_id),
+                {
+                    "name": "Fan-out",
+                    "header": "Autumn menu",
+                    "body": "Pumpkin latte is back",
+                    "send_now": True,
+                },
+            )
+            campaign_id = c.id
+        env = {
+            **env,
+            "LOYALWALLET_WORKER_THREADS": str(args.threads),
+            "LOYALWALLET_WORKER_POLL_SECONDS": "0.05",
+        }
+        started = time.perf_counter()
+        for _ in range(args.workers):
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "loyalwallet.cli", "worker"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+        def counts() -> tuple[int, int, int]:
+            with db.read() as session:
+                done = session.scalar(
+                    select(func.count()).where(
+                        OutboxMessage.topic == "google.message", OutboxMessage.status != "pending"
+                    )
+                )
+                pending = session.scalar(select(func.count()).where(OutboxMessage.status == "pending"))
+                status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+            return int(done or 0), int(pending or 0), 1 if status == "sent" else 0
+
+        messages_at = None
+        last_report = started
+        while True:
+            time.sleep(0.5)
+            done, pending, sent = counts()
+            now = time.perf_counter()
+            if messages_at is None and done >= args.cards:
+                messages_at = now - started
+            if now - last_report > 15:
+                print(
+                    f"  {now - started:5.0f} s: {done} messages delivered, {pending} rows pending", flush=True
+                )
+                last_report = now
+            if messages_at is not None and pending == 0 and sent:
+                all_at = now - started
+                break
+            if now - started > 7200:
+                raise SystemExit("gave up after two hours")
+        delivered = sum(
+            1 for o in fake.objects.values() for m in o.get("messages", []) if m["header"] == "Autumn menu"
+        )
+        with db.read() as session:
+            dead = session.scalar(select(func.count()).where(OutboxMessage.status == "dead"))
+        rate = args.cards / messages_at
+        with db.read() as session:
+            c = session.get(Campaign, campaign_id)
+            assert c is not None and c.started_at is not None and c.finished_at is not None
+            ours = (c.finished_at - c.started_at).total_seconds()
+            topics = dict(
+                session.execute(select(OutboxMessage.topic, func.count()).group_by(OutboxMessage.topic)).all()
+            )
+        print(f"campaign.start + campaign.deliver (messages on the cards, pushes queued): {ours:.1f} s")
+        print(f"outbox rows by topic: {topics}")
+        print(
+            f"worker: {args.cards} campaign messages at the fake in {messages_at:.1f} s = {rate:.0f}/s "
+            f"({args.workers} process(es) x {args.threads} threads); everything incl. the object "
+            f"patches done in {all_at:.1f} s; {delivered} messages at the fake, {dead} dead rows"
+        )
+        print(f"ratio worker/raw = {rate / raw:.2f}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+        fake.stop()
+        db.get_engine().dispose()
+        if pg_name:
+            drop_pg(pg_name)
+
+
+if __name__ == "__main__":
+    main()
