@@ -510,6 +510,9 @@ def purchase_view(session: Session, p: Purchase) -> dict[str, Any]:
         "card": card_code,
         "program_id": p.program_id,
         "location_id": p.location_id,
+        # Who rang it up (a staff member or an API key): purchases are their own audit trail.
+        "actor_type": p.actor_type,
+        "actor_id": p.actor_id,
         "external_id": p.external_id,
         "amount": p.amount,
         "discount": p.discount,
