@@ -136,6 +136,17 @@ def test_printed_anonymous_codes(shop: Shop) -> None:
     assert rows[0]["printed_code"] == rows[0]["code"][:5] + "-" + rows[0]["code"][5:]
     assert rows[0]["name"] == "Сертификат 500 ₽"
 
+    # Each code also has its coupon-style pass for Apple Wallet.
+    from loyalwallet.wallet.apple import credentials
+
+    with db.transaction() as session:
+        credentials.ensure_development_certificate(session)
+    url = rows[0]["apple_wallet_url"]
+    assert url.startswith("http://testserver/") and url.endswith("/pass.pkpass")
+    pkpass = shop.client.get(url.removeprefix("http://testserver"))
+    assert pkpass.status_code == 200 and pkpass.headers["content-type"] == "application/vnd.apple.pkpass"
+    assert shop.get(f"/api/v1/coupons/{rows[0]['code']}").json()["apple_pass_url"] == url
+
     pdf = shop.get(batch["pdf_urls"][0], role="manager")
     assert (
         pdf.status_code == 200

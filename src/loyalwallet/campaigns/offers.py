@@ -21,6 +21,7 @@ from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
 from loyalwallet.programs.service import get_program
+from loyalwallet.wallet.apple.service import coupon_pass_url
 
 CODE_LENGTH = 10
 MAX_BATCH = 10_000
@@ -358,6 +359,8 @@ def coupon_view(
         "valid_until": coupon.valid_until.isoformat() if coupon.valid_until else None,
         "used_at": coupon.used_at.isoformat() if coupon.used_at else None,
         "created_at": coupon.created_at.isoformat(),
+        # The coupon-style pass for Apple Wallet (safe to print or send: signed link).
+        "apple_pass_url": coupon_pass_url(coupon),
     }
 
 

@@ -40,7 +40,21 @@ def _value_text(coupon: Coupon, currency: str, _: Callable[[str], str]) -> str:
 def csv_bytes(coupons: Sequence[Coupon], currency: str = "RUB") -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["code", "printed_code", "name", "kind", "value", "uses", "valid_from", "valid_until"])
+    from loyalwallet.wallet.apple.service import coupon_pass_url
+
+    writer.writerow(
+        [
+            "code",
+            "printed_code",
+            "name",
+            "kind",
+            "value",
+            "uses",
+            "valid_from",
+            "valid_until",
+            "apple_wallet_url",
+        ]
+    )
     for c in coupons:
         writer.writerow(
             [
@@ -52,6 +66,7 @@ def csv_bytes(coupons: Sequence[Coupon], currency: str = "RUB") -> bytes:
                 c.uses_left,
                 c.valid_from.isoformat() if c.valid_from else "",
                 c.valid_until.isoformat() if c.valid_until else "",
+                coupon_pass_url(c),
             ]
         )
     # A BOM so spreadsheet programs open Cyrillic names right.
