@@ -1,16 +1,18 @@
 """Campaign fan-out: a push campaign to N cards through the outbox worker, against the
-raw wallet client's rate, in the same run, to the same local fake.
+raw wallet clients' rates, in the same run, to the same local fakes.
 
-- raw:    the Google Wallet REST client (wallet.google.client.WalletClient.add_message)
-          called directly from a pool of `--threads` threads, `--raw` messages.
-- worker: `POST /campaigns`-equivalent (campaigns.service.create with send_now) to N
-          cards in Google Wallet, then `--workers` `loyalwallet worker` processes with
-          `--threads` threads each do everything a real send does: campaign.start,
-          campaign.deliver (message + card.changed on every card), google.message
-          (addMessage at the fake), and the google.patch of each changed card.
+Every card is in Apple Wallet (one registered device) and in Google Wallet (an object).
+- raw:    our APNs client (wallet.apple.apns.Pusher, the one the outbox uses: `push` one
+          by one, and the multiplexed `push_many`) to the local fake APNs (HTTP/2 + TLS,
+          its own process); the Google Wallet REST client (WalletClient.add_message) from
+          `--threads` threads. Both from a process of their own.
+- worker: a campaign (campaigns.service.create with send_now) to the N cards, then
+          `--workers` `loyalwallet worker` processes with `--threads` threads each do what
+          a real send does: campaign.start, campaign.deliver (the message on every card:
+          card.changed), the Apple listener (one apple.push per device), the pushes, the
+          Google addMessage, and the google.patch of each changed card.
 
-Prints messages per second for both and their ratio. Apple (APNs) is not measured: its
-client is not in this tree yet.
+Prints pushes and messages per second for both and their ratios.
 
 Usage: .venv/bin/python bench/fanout.py [--cards 100000] [--threads 8] [--workers 2]
            [--raw 4000] [--database-url URL]
@@ -134,6 +136,7 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
         class_id = sample["classId"]
         oids = []
         rows = []
+        card_keys = [(card.id, card.serial) for card in cards]
         for card in cards:
             obj = google.build_object(session, issuer, card, program)
             fake.objects[obj["id"]] = obj
@@ -160,6 +163,36 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
         for i in range(0, len(rows), batch):
             session.execute(insert(GoogleObject), rows[i : i + batch])
     google.sync_program(program_id)  # the classes exist at the fake, as after import-key
+    # Apple: the installation's certificate, a team key for token auth, one device per card.
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from loyalwallet.wallet.apple import certs, credentials
+    from loyalwallet.wallet.apple.models import AppleRegistration
+
+    team_key = ec.generate_private_key(ec.SECP256R1())
+    p8 = team_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with db.transaction() as session:
+        cert = credentials.ensure_development_certificate(session)
+        credentials.store_push_key(session, p8, "KEYID00001", certs.DEV_TEAM_ID)
+        pass_type_id = cert.pass_type_id
+        regs = [
+            {
+                "merchant_id": merchant_id,
+                "device_id": f"device{n:08d}",
+                "pass_type_id": pass_type_id,
+                "serial": serial,
+                "card_id": card_id,
+                "push_token": f"{n:064x}",
+                "change_seq": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n, (card_id, serial) in enumerate(card_keys)
+        ]
+        for i in range(0, len(regs), batch):
+            session.execute(insert(AppleRegistration), regs[i : i + batch])
     return merchant_id, oids
 
 
@@ -184,6 +217,62 @@ def raw_rate(merchant_id: int, oids: list[str], n: int, threads: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+def raw_apns(n: int) -> tuple[float, float]:
+    """Our APNs client to the fake: `push` one by one (the outbox path: one apple.push row
+    is one push) and `push_many` (multiplexed, batches of 100)."""
+    from sqlalchemy import select
+
+    from loyalwallet import db
+    from loyalwallet.wallet.apple import credentials
+    from loyalwallet.wallet.apple.models import AppleCertificate
+
+    with db.read() as session:
+        pass_type_id = session.scalars(
+            select(AppleCertificate.pass_type_id).order_by(AppleCertificate.id)
+        ).first()
+        assert pass_type_id is not None
+        route = credentials.push_route(session, pass_type_id)
+    assert route is not None and route.pusher is not None, route
+    tokens = [f"{i:064x}" for i in range(n)]
+    assert route.pusher.push(tokens[0], route.topic).ok  # connect and sign the provider token
+    started = time.perf_counter()
+    for token in tokens:
+        assert route.pusher.push(token, route.topic).ok
+    one_by_one = n / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for i in range(0, n, 100):
+        assert all(r.ok for r in route.pusher.push_many([(t, route.topic) for t in tokens[i : i + 100]]))
+    many = n / (time.perf_counter() - started)
+    return one_by_one, many
+
+
+def start_fake_apns(directory: Path) -> tuple[subprocess.Popen[str], str, str]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "fakes" / "apns.py"),
+            "--port",
+            str(port),
+            "--dir",
+            str(directory),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("ready"):
+        raise RuntimeError(f"fake APNs did not start: {line!r}")
+    return proc, f"https://127.0.0.1:{port}", str(directory / "apns-cert.pem")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cards", type=int, default=100_000)
@@ -199,7 +288,9 @@ def main() -> None:
 
         db.init_engine(configure(load_settings()))
         oids = json.loads(sys.stdin.read())
-        print(json.dumps({"rate": raw_rate(args.raw_client, oids, args.raw, args.threads)}))
+        google_rate = raw_rate(args.raw_client, oids, args.raw, args.threads)
+        one, many = raw_apns(args.raw)
+        print(json.dumps({"google": google_rate, "apns_one": one, "apns_many": many}))
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="lwfanout-"))
@@ -209,14 +300,21 @@ def main() -> None:
         url, pg_name = create_pg()
     from fakes.google_wallet import FakeGoogleWallet
 
+    apns_proc, apns_url, apns_ca = start_fake_apns(tmp / "apns")
     fake = FakeGoogleWallet().start()
     # Headers and body go out as two writes: without TCP_NODELAY every answer waits for
     # the client's delayed ACK (~40 ms) and the fake, not our code, sets the pace.
     assert fake.server is not None
     fake.server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-    os.environ["LOYALWALLET_GOOGLE_API_URL"] = fake.api_url
-    os.environ["LOYALWALLET_GOOGLE_TOKEN_URL"] = fake.token_url
-    os.environ["LOYALWALLET_DATA_DIR"] = str(tmp)
+    os.environ.update(
+        {
+            "LOYALWALLET_GOOGLE_API_URL": fake.api_url,
+            "LOYALWALLET_GOOGLE_TOKEN_URL": fake.token_url,
+            "LOYALWALLET_APNS_URL": apns_url,
+            "LOYALWALLET_APNS_CA_FILE": apns_ca,
+            "LOYALWALLET_DATA_DIR": str(tmp),
+        }
+    )
     from loyalwallet import db
     from loyalwallet.config import configure, load_settings
     from loyalwallet.migrations import migrate
@@ -228,10 +326,13 @@ def main() -> None:
     try:
         t = time.perf_counter()
         merchant_id, oids = seed(args.cards, fake)
-        print(f"seeded {args.cards} cards with Google objects in {time.perf_counter() - t:.0f} s", flush=True)
+        print(
+            f"seeded {args.cards} cards in Apple and Google Wallet in {time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
 
-        # The raw client runs in a process of its own, as the workers do; the fake Google
-        # stays in this one for both measurements.
+        # The raw clients run in a process of their own, as the workers do; the fake
+        # Google stays in this one, the fake APNs in its own, for both measurements.
         env = {**os.environ, "LOYALWALLET_DATABASE_URL": settings.database_url}
         out = subprocess.run(
             [
@@ -250,8 +351,15 @@ def main() -> None:
             text=True,
             check=True,
         )
-        raw = json.loads(out.stdout.strip().splitlines()[-1])["rate"]
-        print(f"raw client: {raw:.0f} addMessage/s ({args.threads} threads, {args.raw} calls)", flush=True)
+        raw = json.loads(out.stdout.strip().splitlines()[-1])
+        print(
+            f"raw Google client: {raw['google']:.0f} addMessage/s ({args.threads} threads, {args.raw} calls)"
+        )
+        print(
+            f"raw APNs client: {raw['apns_one']:.0f} pushes/s one by one (Pusher.push), "
+            f"{raw['apns_many']:.0f} pushes/s multiplexed (push_many x100)",
+            flush=True,
+        )
         for obj in fake.objects.values():  # the raw messages must not crowd the campaign's out
             obj["messages"] = []
 
@@ -290,31 +398,45 @@ def main() -> None:
                 )
             )
 
-        def counts() -> tuple[int, int, int]:
+        def counts() -> tuple[int, int, int, bool]:
             with db.read() as session:
-                done = session.scalar(
-                    select(func.count()).where(
-                        OutboxMessage.topic == "google.message", OutboxMessage.status != "pending"
-                    )
+                done = dict(
+                    session.execute(
+                        select(OutboxMessage.topic, func.count())
+                        .where(
+                            OutboxMessage.topic.in_(("google.message", "apple.push")),
+                            OutboxMessage.status != "pending",
+                        )
+                        .group_by(OutboxMessage.topic)
+                    ).all()
                 )
                 pending = session.scalar(select(func.count()).where(OutboxMessage.status == "pending"))
                 status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
-            return int(done or 0), int(pending or 0), 1 if status == "sent" else 0
+            return (
+                int(done.get("google.message", 0)),
+                int(done.get("apple.push", 0)),
+                int(pending or 0),
+                status == "sent",
+            )
 
-        messages_at = None
+        messages_at = pushes_at = None
         last_report = started
         while True:
             time.sleep(0.5)
-            done, pending, sent = counts()
+            messaged, pushed, pending, sent = counts()
             now = time.perf_counter()
-            if messages_at is None and done >= args.cards:
+            if messages_at is None and messaged >= args.cards:
                 messages_at = now - started
+            if pushes_at is None and pushed >= args.cards:
+                pushes_at = now - started
             if now - last_report > 15:
                 print(
-                    f"  {now - started:5.0f} s: {done} messages delivered, {pending} rows pending", flush=True
+                    f"  {now - started:5.0f} s: {pushed} Apple pushes, {messaged} Google messages, "
+                    f"{pending} rows pending",
+                    flush=True,
                 )
                 last_report = now
-            if messages_at is not None and pending == 0 and sent:
+            if messages_at is not None and pushes_at is not None and pending == 0 and sent:
                 all_at = now - started
                 break
             if now - started > 7200:
@@ -324,28 +446,35 @@ def main() -> None:
         )
         with db.read() as session:
             dead = session.scalar(select(func.count()).where(OutboxMessage.status == "dead"))
-        rate = args.cards / messages_at
-        with db.read() as session:
             c = session.get(Campaign, campaign_id)
             assert c is not None and c.started_at is not None and c.finished_at is not None
             ours = (c.finished_at - c.started_at).total_seconds()
             topics = dict(
                 session.execute(select(OutboxMessage.topic, func.count()).group_by(OutboxMessage.topic)).all()
             )
-        print(f"campaign.start + campaign.deliver (messages on the cards, pushes queued): {ours:.1f} s")
+        push_rate, message_rate = args.cards / pushes_at, args.cards / messages_at
         print(f"outbox rows by topic: {topics}")
+        print(f"campaign.start + campaign.deliver (the message on every card, pushes queued): {ours:.1f} s")
         print(
-            f"worker: {args.cards} campaign messages at the fake in {messages_at:.1f} s = {rate:.0f}/s "
-            f"({args.workers} process(es) x {args.threads} threads); everything incl. the object "
-            f"patches done in {all_at:.1f} s; {delivered} messages at the fake, {dead} dead rows"
+            f"worker ({args.workers} process(es) x {args.threads} threads), all at once: "
+            f"{args.cards} Apple pushes in {pushes_at:.1f} s = {push_rate:.0f}/s; "
+            f"{args.cards} Google messages in {messages_at:.1f} s = {message_rate:.0f}/s; "
+            f"everything (with the Google object patches) in {all_at:.1f} s; "
+            f"{delivered} messages at the fake Google; {dead} dead rows"
         )
-        print(f"ratio worker/raw = {rate / raw:.2f}")
+        print(
+            f"ratio worker/raw: Apple {push_rate / raw['apns_one']:.2f} of push one by one, "
+            f"{push_rate / raw['apns_many']:.2f} of push_many; Google {message_rate / raw['google']:.2f}"
+        )
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(30)
         fake.stop()
+        assert apns_proc.stdin is not None
+        apns_proc.stdin.close()
+        apns_proc.wait(10)
         db.get_engine().dispose()
         if pg_name:
             drop_pg(pg_name)
