@@ -7,6 +7,7 @@ from loyalwallet.analytics.models import (
     DayTotals,
     GuestCell,
     RollupState,
+)
 from loyalwallet.campaigns.models import (
     Campaign,
     CampaignRecipient,
@@ -20,8 +21,8 @@ from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLin
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.db import Base
 from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, OtpChallenge, RateHit
-from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.fraud.models import Alert, Digest
+from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
 from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
 from loyalwallet.programs.models import Asset, Program
@@ -88,8 +89,8 @@ __all__ = [
     "Staff",
     "StaffLocation",
     "StampEntry",
-    "WebSession",
     "Trigger",
     "TriggerFiring",
+    "WebSession",
     "WebhookEndpoint",
 ]

@@ -1,7 +1,7 @@
 """campaigns, triggers, offers, fraud alerts, webhooks, periodic runs
 
 Revision ID: 0007_campaigns
-Revises: 0003_apple
+Revises: 0006_admin
 Create Date: 2026-11-24 15:55:33.301980
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import loyalwallet.db
 
 revision: str = "0007_campaigns"
-down_revision: str | Sequence[str] | None = "0003_apple"
+down_revision: str | Sequence[str] | None = "0006_admin"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
