@@ -27,12 +27,14 @@ POS writes accept an `Idempotency-Key` header: a retry returns the stored answer
 
 
 def _routers() -> list[Any]:
+    from loyalwallet.campaigns.pages import router as campaign_pages
     from loyalwallet.campaigns.routes import router as campaigns
     from loyalwallet.cards.routes import router as cards
     from loyalwallet.checkout.routes import router as checkout
     from loyalwallet.customers.routes import router as customers
     from loyalwallet.enrollment.routes import router as enrollment_pages
     from loyalwallet.enrollment.routes_api import router as enrollment_api
+    from loyalwallet.fraud.pages import router as fraud_pages
     from loyalwallet.fraud.routes import router as fraud
     from loyalwallet.merchants.routes import router as merchants
     from loyalwallet.outbox.routes import router as outbox
@@ -41,6 +43,7 @@ def _routers() -> list[Any]:
     from loyalwallet.wallet.apple.routes import router as apple
     from loyalwallet.wallet.google.routes import router as google
     from loyalwallet.web.routes import routers as web_routers
+    from loyalwallet.webhooks.pages import router as webhook_pages
     from loyalwallet.webhooks.routes import router as webhooks
 
     return [
@@ -59,6 +62,9 @@ def _routers() -> list[Any]:
         outbox,
         campaigns,
         fraud,
+        campaign_pages,
+        fraud_pages,
+        webhook_pages,
     ]
 
 

@@ -390,7 +390,7 @@ def alert_text(merchant: Merchant, alert: Alert) -> str:
         html.escape(merchant.name),
         html.escape(_message(alert, _)),
         f"{_('Card')}: <code>{html.escape(alert.card_code or '-')}</code>",
-        f"{_('Staff')}: {html.escape(alert.actor_name or alert.actor_type or '-')}",
+        f"{_('Staff member')}: {html.escape(alert.actor_name or alert.actor_type or '-')}",
         f"{_('Amount')}: {html.escape(_money(alert.amount, merchant.currency))}",
         f"{local:%d.%m.%Y %H:%M}",
     ]
