@@ -23,18 +23,11 @@ def test_birthday_ranges_wrap_the_year_and_leap_day() -> None:
     assert rules.next_birthday(510, dt.date(2026, 5, 10)) == dt.date(2026, 5, 10)
 
 
-def test_rfm_scores_and_names() -> None:
-    assert [rules.rfm_score(x) for x in (0, 0.19, 0.2, 0.5, 0.79, 0.8, 1)] == [1, 1, 2, 3, 4, 5, 5]
-    assert rules.rfm_segment(5, 5, 5) == "champions"
-    assert rules.rfm_segment(5, 5, 2) == "loyal"
-    assert rules.rfm_segment(5, 1, 1) == "new"
-    assert rules.rfm_segment(3, 2, 1) == "promising"
-    assert rules.rfm_segment(1, 5, 5) == "at_risk"
-    assert rules.rfm_segment(2, 1, 1) == "hibernating"
-    assert rules.rfm_segment(1, 1, 1) == "lost"
-    # Every combination gets exactly one name from the list.
-    names = {rules.rfm_segment(r, f, m) for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)}
-    assert names <= set(rules.RFM_SEGMENTS)
+def test_rfm_segments_are_the_dashboards() -> None:
+    from loyalwallet.analytics.rules import SEGMENTS
+
+    assert (*SEGMENTS, "no_visits") == rules.RFM_SEGMENTS
+    assert set(rules.RfmName.__args__) == set(rules.RFM_SEGMENTS)  # type: ignore[attr-defined]
 
 
 def test_holdout_draw_is_stable_and_about_the_share() -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
+from loyalwallet.analytics.rules import SEGMENTS as ANALYTICS_SEGMENTS
 from loyalwallet.errors import DomainError
 
 Points = Annotated[StrictInt, Field(ge=0, le=10**6)]
@@ -55,8 +56,12 @@ class Range(_Strict):
         return self
 
 
-RFM_SEGMENTS = ("champions", "loyal", "promising", "new", "at_risk", "hibernating", "lost", "no_visits")
-RfmName = Literal["champions", "loyal", "promising", "new", "at_risk", "hibernating", "lost", "no_visits"]
+# RFM segments are the dashboard's (analytics.rules: R and F scored by quintiles over the
+# merchant's guests who bought, named from the R x F grid), plus guests who never bought.
+RFM_SEGMENTS = (*ANALYTICS_SEGMENTS, "no_visits")
+RfmName = Literal[
+    "champions", "loyal", "potential", "new", "attention", "cant_lose", "at_risk", "lost", "no_visits"
+]
 
 
 class Segment(_Strict):
@@ -80,36 +85,6 @@ class Segment(_Strict):
 
 def parse_segment(raw: dict[str, Any] | None) -> Segment:
     return parse(Segment, raw or {}, "segment")
-
-
-# RFM: recency, frequency and money scored 1..5 by percentile rank among the cards of
-# the same program that have visited (ties share a score), then named by the first
-# matching row below. Scores use percent_rank, so a merchant's own guests set the scale.
-SCORE_EDGES = (Decimal("0.2"), Decimal("0.4"), Decimal("0.6"), Decimal("0.8"))
-
-# (name, min R, max R, min F, max F, min M); first match wins.
-RFM_GRID: tuple[tuple[str, int, int, int, int, int], ...] = (
-    ("champions", 4, 5, 4, 5, 4),
-    ("loyal", 3, 5, 3, 5, 1),
-    ("new", 4, 5, 1, 1, 1),
-    ("promising", 3, 5, 1, 2, 1),
-    ("at_risk", 1, 2, 3, 5, 1),
-    ("hibernating", 2, 2, 1, 2, 1),
-    ("lost", 1, 1, 1, 2, 1),
-)
-
-
-def rfm_score(percent_rank: float | Decimal) -> int:
-    """0..1 percentile rank -> 1..5 (the same edges segments.py turns into SQL)."""
-    value = Decimal(str(percent_rank))
-    return 1 + sum(1 for edge in SCORE_EDGES if value >= edge)
-
-
-def rfm_segment(r: int, f: int, m: int) -> str:
-    for name, r_lo, r_hi, f_lo, f_hi, m_lo in RFM_GRID:
-        if r_lo <= r <= r_hi and f_lo <= f <= f_hi and m >= m_lo:
-            return name
-    return "lost"  # unreachable with the grid above; keeps the function total
 
 
 def birthday_ranges(today: dt.date, days: int) -> list[tuple[int, int]]:

@@ -1,18 +1,19 @@
 """Segments as SQL: a Segment spec (campaigns.rules) -> a SELECT of card ids.
 
-Only active cards of identified guests (not erased) are ever selected. RFM scores come
-from window functions (percent_rank), which SQLite (3.25+) and PostgreSQL both have.
+Only active cards of identified guests (not erased) are ever selected. RFM segments are
+the dashboard's (analytics), scored in Python over one pass of the merchant's cards.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select
+from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from loyalwallet.campaigns.rules import RFM_GRID, SCORE_EDGES, Segment, birthday_ranges
+from loyalwallet.campaigns.rules import RFM_SEGMENTS, Segment, birthday_ranges
 from loyalwallet.cards.models import Card
 from loyalwallet.customers.models import Customer
 
@@ -28,49 +29,31 @@ def _range(column: Any, rng: Any) -> list[Any]:
     return out
 
 
-def _score(rank: Any) -> Any:
-    """percent_rank (0..1) -> 1..5 with the edges of rules.SCORE_EDGES."""
-    whens = [(rank >= float(edge), 5 - i) for i, edge in enumerate(reversed(SCORE_EDGES))]
-    return case(*whens, else_=1)
+def rfm_of_cards(session: Session, merchant_id: int, now: dt.datetime) -> dict[int, str]:
+    """Each card that bought, with its RFM segment exactly as the dashboard counts it
+    (analytics: days since the last purchase and purchases, quintiles merchant-wide)."""
+    from loyalwallet.analytics import rules as analytics
+    from loyalwallet.analytics.queries import recency_days
 
-
-def rfm_table(merchant_id: int) -> Any:
-    """A subquery (card_id, r, f, m, segment) over the merchant's cards that visited."""
-    ranks = (
-        select(
-            Card.id.label("card_id"),
-            func.percent_rank().over(partition_by=Card.program_id, order_by=Card.last_visit_at).label("rr"),
-            func.percent_rank().over(partition_by=Card.program_id, order_by=Card.visits).label("fr"),
-            func.percent_rank().over(partition_by=Card.program_id, order_by=Card.spend).label("mr"),
+    rows = session.execute(
+        select(Card.id, recency_days(session, now), Card.visits).where(
+            Card.merchant_id == merchant_id, Card.customer_id.is_not(None), Card.visits > 0
         )
-        .where(Card.merchant_id == merchant_id, Card.visits > 0, Card.last_visit_at.is_not(None))
-        .subquery()
-    )
-    scores = select(
-        ranks.c.card_id,
-        _score(ranks.c.rr).label("r"),
-        _score(ranks.c.fr).label("f"),
-        _score(ranks.c.mr).label("m"),
-    ).subquery()
-    named = case(
-        *[
-            (
-                and_(
-                    scores.c.r.between(r_lo, r_hi),
-                    scores.c.f.between(f_lo, f_hi),
-                    scores.c.m >= m_lo,
-                ),
-                literal(name),
-            )
-            for name, r_lo, r_hi, f_lo, f_hi, m_lo in RFM_GRID
-        ],
-        else_=literal("lost"),
-    )
-    return select(scores.c.card_id, scores.c.r, scores.c.f, scores.c.m, named.label("segment")).subquery()
+    ).all()
+    buyers = [(card_id, max(0, int(r)), int(v)) for card_id, r, v in rows if r is not None]
+    r_score = analytics.quintile_scores(Counter(r for _, r, _ in buyers), higher_is_better=False)
+    f_score = analytics.quintile_scores(Counter(v for _, _, v in buyers), higher_is_better=True)
+    return {card_id: analytics.segment(r_score[r], f_score[v]) for card_id, r, v in buyers}
 
 
 def conditions(
-    merchant_id: int, spec: Segment, now: dt.datetime, today: dt.date, *, consent: bool | None = None
+    merchant_id: int,
+    spec: Segment,
+    now: dt.datetime,
+    today: dt.date,
+    *,
+    consent: bool | None = None,
+    session: Session | None = None,
 ) -> list[Any]:
     """WHERE clauses over Card joined with Customer. `consent` overrides the spec's."""
     want_consent = spec.marketing_consent if consent is None else consent
@@ -116,24 +99,30 @@ def conditions(
     if spec.channels:
         where.append(Card.channel.in_(spec.channels))
     if spec.rfm:
-        named = [n for n in spec.rfm if n != "no_visits"]
-        parts = []
-        if named:
-            rfm = rfm_table(merchant_id)
-            parts.append(Card.id.in_(select(rfm.c.card_id).where(rfm.c.segment.in_(named))))
+        if session is None:
+            raise ValueError("an RFM segment needs the session")
+        named = set(spec.rfm) - {"no_visits"}
+        ids = [card_id for card_id, seg in rfm_of_cards(session, merchant_id, now).items() if seg in named]
+        parts = [Card.id.in_(ids)] if ids else []
         if "no_visits" in spec.rfm:
             parts.append(Card.visits == 0)
-        where.append(or_(*parts))
+        where.append(or_(*parts) if parts else false())
     return where
 
 
 def card_ids(
-    merchant_id: int, spec: Segment, now: dt.datetime, today: dt.date, *, consent: bool | None = None
+    session: Session,
+    merchant_id: int,
+    spec: Segment,
+    now: dt.datetime,
+    today: dt.date,
+    *,
+    consent: bool | None = None,
 ) -> Select[Any]:
     return (
         select(Card.id)
         .join(Customer, Customer.id == Card.customer_id)
-        .where(*conditions(merchant_id, spec, now, today, consent=consent))
+        .where(*conditions(merchant_id, spec, now, today, consent=consent, session=session))
         .order_by(Card.id)
     )
 
@@ -151,20 +140,20 @@ def count(
         select(func.count())
         .select_from(Card)
         .join(Customer, Customer.id == Card.customer_id)
-        .where(*conditions(merchant_id, spec, now, today, consent=consent))
+        .where(*conditions(merchant_id, spec, now, today, consent=consent, session=session))
     )
     return int(session.scalar(stmt) or 0)
 
 
-def rfm_counts(session: Session, merchant_id: int) -> dict[str, int]:
-    rfm = rfm_table(merchant_id)
-    rows = session.execute(select(rfm.c.segment, func.count()).group_by(rfm.c.segment)).all()
-    out = {name: 0 for name, *_ in RFM_GRID}
-    out.update({str(name): int(n) for name, n in rows})
+def rfm_counts(session: Session, merchant_id: int, now: dt.datetime | None = None) -> dict[str, int]:
+    from loyalwallet.db import utcnow
+
+    counts = Counter(rfm_of_cards(session, merchant_id, now or utcnow()).values())
+    out = {name: int(counts.get(name, 0)) for name in RFM_SEGMENTS}
     out["no_visits"] = int(
         session.scalar(
             select(func.count()).where(
-                Card.merchant_id == merchant_id, Card.visits == 0, Card.status == "active"
+                Card.merchant_id == merchant_id, Card.customer_id.is_not(None), Card.visits == 0
             )
         )
         or 0

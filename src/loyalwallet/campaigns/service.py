@@ -66,7 +66,9 @@ def preview(session: Session, actor: Actor, raw: dict[str, Any] | None) -> dict[
     reached = segments.count(session, merchant.id, spec, now, local)
     everyone = segments.count(session, merchant.id, spec, now, local, consent=False)
     sample = session.scalars(
-        select(Card.code).where(Card.id.in_(segments.card_ids(merchant.id, spec, now, local).limit(10)))
+        select(Card.code).where(
+            Card.id.in_(segments.card_ids(session, merchant.id, spec, now, local).limit(10))
+        )
     ).all()
     return {"count": reached, "without_consent": everyone - reached, "sample": list(sample)}
 
@@ -261,7 +263,7 @@ def start(msg: Delivery) -> None:
             return  # cancelled, or already started by an earlier try of this row
         merchant = get_merchant(session, c.merchant_id)
         spec = _segment_spec(c.segment)
-        ids = list(session.scalars(segments.card_ids(merchant.id, spec, now, today(merchant, now))))
+        ids = list(session.scalars(segments.card_ids(session, merchant.id, spec, now, today(merchant, now))))
         if not ids:
             c.status, c.error, c.finished_at = (
                 "failed",

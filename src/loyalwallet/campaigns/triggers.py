@@ -223,7 +223,7 @@ def candidates(
     local_now = now.astimezone(tz)
     today = local_now.date()
     spec, consent = _spec(t, params)
-    where = segments.conditions(merchant.id, spec, now, today, consent=consent)
+    where = segments.conditions(merchant.id, spec, now, today, consent=consent, session=session)
     base = select(Card.id).join(Customer, Customer.id == Card.customer_id).where(*where)
     out: list[tuple[int, str, dict[str, Any]]] = []
     if t.kind == "birthday":
@@ -411,7 +411,9 @@ def _matches(
 ) -> bool:
     from loyalwallet.merchants.service import today
 
-    where = segments.conditions(merchant.id, spec, now, today(merchant, now), consent=consent)
+    where = segments.conditions(
+        merchant.id, spec, now, today(merchant, now), consent=consent, session=session
+    )
     return (
         session.scalar(
             select(Card.id)
