@@ -220,7 +220,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--cards", type=int, default=20000, help="cards to spread purchases over (few repeat visits, as in a real café)")
+    ap.add_argument(
+        "--cards",
+        type=int,
+        default=20000,
+        help="cards to spread purchases over (few repeat visits, as in a real café)",
+    )
     ap.add_argument("--workers", type=int, default=2, help="server processes")
     args = ap.parse_args()
 

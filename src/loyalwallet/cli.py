@@ -36,6 +36,7 @@ console = Console(stderr=True)
 
 def _setup(data_dir: Path | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin: noise
     settings = configure(load_settings(data_dir))
     db.init_engine(settings)
 

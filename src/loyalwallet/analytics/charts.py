@@ -15,13 +15,19 @@ GRID = "#e4ddd3"
 
 
 def _nice_max(value: float) -> float:
+    """The top of an axis with 4 steps: each step a whole 1, 2, 2.5 or 5 × 10^k.
+
+    Whole steps keep every tick label exact (counts and roubles are shown without
+    decimals), so a day with one purchase gets 0 1 2 3 4, never 0 0 0 1 1.
+    """
     if value <= 0:
-        return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10.0 * magnitude
+        return 4.0
+    magnitude = 1
+    while True:
+        for step in (1, 2, 2.5, 5):
+            if step * magnitude == int(step * magnitude) and value <= 4 * step * magnitude:
+                return float(4 * step * magnitude)
+        magnitude *= 10
 
 
 def _fmt(value: float) -> str:

@@ -131,7 +131,12 @@ def update_program(
         program.updated_at = utcnow()
         audit(session, actor, "program.update", "program", program.id, changes)
         # Every issued card must refresh in the wallets (outbox/core_handlers fans out).
-        enqueue(session, program.merchant_id, "program.changed", {"program_id": program.id, "version": program.version})
+        enqueue(
+            session,
+            program.merchant_id,
+            "program.changed",
+            {"program_id": program.id, "version": program.version},
+        )
     return program
 
 
