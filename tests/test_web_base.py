@@ -27,3 +27,17 @@ def test_static_served(client) -> None:
 def test_browser_renders_a_page(live_server, page) -> None:
     page.goto(live_server.url + "/static/app.css")
     assert "--accent" in page.content()
+
+
+def test_staff_pages_show_the_merchants_wall_clock() -> None:
+    import datetime as dt
+    import zoneinfo
+
+    from loyalwallet.web.templating import local_time
+
+    moscow = zoneinfo.ZoneInfo("Europe/Moscow")
+    aware = dt.datetime(2026, 11, 24, 19, 27, tzinfo=dt.UTC)
+    assert local_time(aware, tz=moscow) == "2026-11-24 22:27"
+    assert local_time(aware.replace(tzinfo=None), tz=moscow) == "2026-11-24 22:27"  # SQLite: naive = UTC
+    assert local_time("2026-11-24T22:30:00+00:00", "%d.%m", tz=moscow) == "25.11"
+    assert local_time(None, tz=moscow) == ""

@@ -13,6 +13,7 @@ Other parts' admin pages use the same three things:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -25,10 +26,11 @@ from loyalwallet.api import deps as api_deps
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import RANK, Actor
 from loyalwallet.merchants.models import Merchant
+from loyalwallet.merchants.service import merchant_tz
 from loyalwallet.web import nav
 from loyalwallet.web.i18n import LANGUAGES, gettext_for, pick_language
 from loyalwallet.web.sessions import COOKIE, CSRF_FIELD, CSRF_HEADER, StaffSession, csrf_ok, load
-from loyalwallet.web.templating import env, render
+from loyalwallet.web.templating import env, local_time, render
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -127,6 +129,7 @@ def render_staff(
         "csrf": who.csrf,
         "merchant": merchant,
         "currency": merchant.currency,
+        "local": partial(local_time, tz=merchant_tz(merchant)),
         "nav": nav.visible(who.role),
         "section": section,
         "can": lambda role: RANK.get(who.role, 0) >= RANK[role],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,18 @@ def money(minor: int | None, currency: str = "RUB") -> str:
 
 
 env.filters["money"] = money
+
+
+def local_time(value: dt.datetime | str | None, fmt: str = "%Y-%m-%d %H:%M", *, tz: zoneinfo.ZoneInfo) -> str:
+    """A stored moment (datetime or ISO string; naive means UTC, as SQLite returns it)
+    shown on the merchant's wall clock: a café in Moscow reads Moscow time."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(tz).strftime(fmt)
 
 
 def language(request: Request, saved: str | None = None) -> str:
