@@ -12,6 +12,7 @@ from sqlalchemy import update
 from loyalwallet import db
 from loyalwallet.cards.models import Card
 from loyalwallet.config import Settings
+from staff_support import StaffLogin, login
 from support import Shop
 
 
@@ -50,6 +51,16 @@ def test_merchant_create_json_gives_a_working_owner_key(settings: Settings, shop
     assert r.status_code == 201
     me = shop.client.get("/api/v1/merchant", headers={"Authorization": f"Bearer {data['api_key']}"}).json()
     assert me["id"] == data["merchant_id"] and me["role"] == "owner"
+
+
+def test_merchant_create_with_the_owners_admin_login(settings: Settings, shop: Shop) -> None:
+    out = run(settings, "merchant", "create", "--name", "Салон", "--owner-login", "Owner@Salon.Test", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["owner_login"] == "owner@salon.test" and len(data["owner_password"]) >= 12
+    who = StaffLogin(data["owner_login"], data["owner_password"], "owner", 0)
+    client = login(shop.client.app, who)
+    assert client.get("/admin/staff").status_code == 200
 
 
 def test_merchant_create_refuses_a_bad_time_zone(settings: Settings) -> None:

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -55,6 +56,14 @@ def migrate() -> None:
 def _serve(host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
+    # Behind a reverse proxy the guest's address (OTP, login and referral limits per IP)
+    # comes from X-Forwarded-For, trusted only from these proxies.
+    options: dict[str, Any] = {
+        "log_level": "info",
+        "access_log": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": os.environ.get("LOYALWALLET_TRUSTED_PROXIES", "127.0.0.1"),
+    }
     if workers > 1:
         uvicorn.run(
             "loyalwallet.api.app:create_app",
@@ -62,13 +71,12 @@ def _serve(host: str, port: int, workers: int = 1) -> None:
             host=host,
             port=port,
             workers=workers,
-            log_level="info",
-            access_log=False,
+            **options,
         )
     else:
         from loyalwallet.api.app import create_app
 
-        uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
+        uvicorn.run(create_app(), host=host, port=port, **options)
 
 
 @app.command()
@@ -107,24 +115,43 @@ def merchant_create(
     currency: str = typer.Option("RUB", help="ISO 4217 currency."),
     timezone: str = typer.Option("Europe/Moscow", help="IANA time zone for 'today', birthdays and reports."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    owner_login: str | None = typer.Option(
+        None,
+        "--owner-login",
+        help="Also create the owner's login for /admin (a password is generated and shown once).",
+    ),
 ) -> None:
-    """Create a merchant and an owner API key."""
+    """Create a merchant and an owner API key (and, with --owner-login, the owner's admin login)."""
     _setup()
-    from loyalwallet.errors import DomainError
-    from loyalwallet.merchants.service import create_api_key, create_merchant
+    import secrets
 
+    from loyalwallet.config import get_settings
+    from loyalwallet.errors import DomainError
+    from loyalwallet.migrations import migrate as run
+
+    run(get_settings().database_url)  # a fresh installation needs no separate `migrate`
+    from loyalwallet.merchants.service import create_api_key, create_merchant, create_staff
+
+    password = secrets.token_urlsafe(12) if owner_login else None
     try:
         with db.transaction() as session:
             merchant = create_merchant(session, name, currency, timezone)
             _, key = create_api_key(session, merchant.id, "Owner key (CLI)", "owner")
+            if owner_login and password:
+                owner_login = create_staff(session, merchant.id, owner_login, password, "owner", "Owner").login
             merchant_id = merchant.id
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from None
+    out: dict[str, object] = {"merchant_id": merchant_id, "api_key": key}
+    if owner_login:
+        out |= {"owner_login": owner_login, "owner_password": password}
     if as_json:
-        print(json.dumps({"merchant_id": merchant_id, "api_key": key}))
+        print(json.dumps(out))
     else:
         console.print(f"merchant {merchant_id} created; owner API key (shown once): {key}")
+        if owner_login:
+            console.print(f"owner login for /admin: {owner_login}  password (shown once): {password}")
 
 
 @app.command("check-ledger")
