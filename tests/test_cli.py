@@ -54,7 +54,9 @@ def test_merchant_create_json_gives_a_working_owner_key(settings: Settings, shop
 
 
 def test_merchant_create_with_the_owners_admin_login(settings: Settings, shop: Shop) -> None:
-    out = run(settings, "merchant", "create", "--name", "Салон", "--owner-login", "Owner@Salon.Test", "--json")
+    out = run(
+        settings, "merchant", "create", "--name", "Салон", "--owner-login", "Owner@Salon.Test", "--json"
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["owner_login"] == "owner@salon.test" and len(data["owner_password"]) >= 12
