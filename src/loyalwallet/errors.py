@@ -38,6 +38,10 @@ CODES: dict[str, tuple[int, str]] = {
     # Campaigns and coupons.
     "segment_empty": (422, "The segment reaches no guest"),
     "offer_exhausted": (409, "The offer has no coupons left to issue"),
+    # Webhook URLs (the SSRF guard).
+    "webhook_url_insecure": (422, "The webhook URL must use https"),
+    "webhook_url_forbidden": (422, "The webhook URL points to a non-public address"),
+    "webhook_url_unresolvable": (422, "The webhook URL's host does not resolve"),
 }
 
 
