@@ -38,6 +38,9 @@ CODES: dict[str, tuple[int, str]] = {
     # Campaigns and coupons.
     "segment_empty": (422, "The segment reaches no guest"),
     "offer_exhausted": (409, "The offer has no coupons left to issue"),
+    # Trigger times: a time that is not HH:MM; a happy hour that starts when it ends.
+    "invalid_time": (422, "Not a time of day (HH:MM, 00:00-23:59)"),
+    "empty_window": (422, "The time window starts when it ends"),
     # Webhook URLs (the SSRF guard).
     "webhook_url_insecure": (422, "The webhook URL must use https"),
     "webhook_url_forbidden": (422, "The webhook URL points to a non-public address"),

@@ -31,11 +31,12 @@ from loyalwallet.campaigns.rules import (
     TRIGGER_KINDS,
     Segment,
     birthday_ranges,
+    happy_hour_bounds,
+    happy_hour_day,
     next_birthday,
-    parse_hhmm,
     parse_params,
     render,
-    run_due,
+    run_day,
     tier_rank,
 )
 from loyalwallet.cards.models import Card, LedgerEntry
@@ -192,9 +193,10 @@ def schedule_due(now: dt.datetime | None = None) -> int:
         except DomainError:
             log.warning("trigger %s has invalid params; skipped", t.id)
             continue
-        if not run_due(t.kind, params, local_now, t.last_run_on):
+        # The day this run is for: today, or the start day of a happy hour past midnight.
+        day = run_day(t.kind, params, local_now)
+        if day is None or (t.last_run_on is not None and t.last_run_on >= day):
             continue
-        day = local_now.date()
         with db.transaction() as session:
             claimed = session.execute(
                 update(Trigger)
@@ -216,9 +218,15 @@ def _spec(t: Trigger, params: Any) -> tuple[Segment, bool]:
 
 
 def candidates(
-    session: Session, t: Trigger, params: Any, merchant: Merchant, now: dt.datetime
+    session: Session,
+    t: Trigger,
+    params: Any,
+    merchant: Merchant,
+    now: dt.datetime,
+    day: dt.date | None = None,
 ) -> list[tuple[int, str, dict[str, Any]]]:
-    """(card id, occasion, template values) of every guest the trigger is for today."""
+    """(card id, occasion, template values) of every guest the trigger is for today
+    (`day`: the scheduled run's day, which a happy hour past midnight keeps)."""
     tz = merchant_tz(merchant)
     local_now = now.astimezone(tz)
     today = local_now.date()
@@ -266,9 +274,10 @@ def candidates(
             days = (now - last).days
             out.append((card_id, f"lapsed:{last.astimezone(tz).date().isoformat()}", {"days": days}))
     elif t.kind == "happy_hour":
+        window = day or happy_hour_day(params, local_now) or today
         for card_id in session.scalars(base):
             out.append(
-                (card_id, f"happy_hour:{today.isoformat()}", {"start": params.start, "end": params.end})
+                (card_id, f"happy_hour:{window.isoformat()}", {"start": params.start, "end": params.end})
             )
     return out
 
@@ -282,7 +291,8 @@ def run(msg: Delivery) -> None:
         params = parse_params(t.kind, t.params)
         merchant = get_merchant(session, t.merchant_id)
         now = db.utcnow()
-        items = candidates(session, t, params, merchant, now)
+        day = dt.date.fromisoformat(msg.payload["day"]) if msg.payload.get("day") else None
+        items = candidates(session, t, params, merchant, now, day)
         done: set[tuple[int, str]] = set()
         ids = sorted({card_id for card_id, _, _ in items})
         for i in range(0, len(ids), 1000):
@@ -304,11 +314,11 @@ def run(msg: Delivery) -> None:
             )
 
 
-def _happy_hour_end(params: Any, merchant: Merchant, now: dt.datetime) -> dt.datetime:
-    tz = merchant_tz(merchant)
-    local = now.astimezone(tz)
-    end = dt.datetime.combine(local.date(), parse_hhmm(params.end), tzinfo=tz)
-    return end.astimezone(dt.UTC)
+def _happy_hour_end(params: Any, merchant: Merchant, occasion: str) -> dt.datetime:
+    """When the window of a `happy_hour:<day>` occasion closes (the next morning for a
+    window past midnight)."""
+    day = dt.date.fromisoformat(occasion.split(":", 1)[1])
+    return happy_hour_bounds(params, day, merchant_tz(merchant))[1].astimezone(dt.UTC)
 
 
 def _points(t: Trigger, params: Any, program: Program) -> int:
@@ -392,14 +402,13 @@ def fire(msg: Delivery) -> None:
         params = parse_params(t.kind, t.params)
         offer = session.get(Offer, params.offer_id) if params.offer_id else None
         now = db.utcnow()
-        cap = None
-        if t.kind == "happy_hour":
-            cap = _happy_hour_end(params, get_merchant(session, t.merchant_id), now)
+        merchant = get_merchant(session, t.merchant_id) if t.kind == "happy_hour" else None
         for card_id, occasion, values in sorted(msg.payload["items"], key=lambda item: item[0]):
             try:
                 card, program = lock_card_by_id(session, card_id)
             except DomainError:
                 continue
+            cap = _happy_hour_end(params, merchant, occasion) if merchant is not None else None
             fire_one(session, t, params, card, program, occasion, values, offer=offer, now=now, cap=cap)
 
 
