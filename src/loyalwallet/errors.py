@@ -41,6 +41,7 @@ CODES: dict[str, tuple[int, str]] = {
     # Trigger times: a time that is not HH:MM; a happy hour that starts when it ends.
     "invalid_time": (422, "Not a time of day (HH:MM, 00:00-23:59)"),
     "empty_window": (422, "The time window starts when it ends"),
+    "trigger_archived": (409, "The trigger is archived"),
     # Webhook URLs (the SSRF guard).
     "webhook_url_insecure": (422, "The webhook URL must use https"),
     "webhook_url_forbidden": (422, "The webhook URL points to a non-public address"),

@@ -17,7 +17,7 @@ import logging
 import zoneinfo
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
@@ -74,6 +74,8 @@ def view(session: Session, t: Trigger) -> dict[str, Any]:
         "kind": t.kind,
         "name": t.name,
         "enabled": t.enabled,
+        "archived": t.archived_at is not None,
+        "archived_at": t.archived_at.isoformat() if t.archived_at else None,
         "program_id": t.program_id,
         "params": t.params,
         "scheduled": t.kind in SCHEDULED_KINDS,
@@ -139,9 +141,15 @@ def create(
     return t
 
 
+def _not_archived(t: Trigger) -> None:
+    if t.archived_at is not None:
+        raise DomainError("trigger_archived", "the trigger is archived; restore it first")
+
+
 def change(session: Session, actor: Actor, trigger_id: int, body: dict[str, Any]) -> Trigger:
     actor.require("manager")
     t = get(session, actor, trigger_id)
+    _not_archived(t)
     program_id = body.get("program_id", t.program_id)
     if "params" in body or "program_id" in body:
         t.params = _validated(session, actor, t.kind, body.get("params", t.params), program_id)
@@ -155,18 +163,34 @@ def change(session: Session, actor: Actor, trigger_id: int, body: dict[str, Any]
     return t
 
 
-def remove(session: Session, actor: Actor, trigger_id: int) -> None:
+def remove(session: Session, actor: Actor, trigger_id: int) -> Trigger:
+    """Deleting archives: the trigger never fires again and leaves the lists, but its
+    firings (who got what, and "once per guest per occasion") stay."""
     actor.require("manager")
     t = get(session, actor, trigger_id)
-    session.execute(delete(TriggerFiring).where(TriggerFiring.trigger_id == t.id))
-    audit(session, actor, "trigger.delete", "trigger", t.id, {"kind": t.kind, "name": t.name})
-    session.delete(t)
+    if t.archived_at is None:
+        t.archived_at = t.updated_at = db.utcnow()
+        t.enabled = False
+        audit(session, actor, "trigger.archive", "trigger", t.id, {"kind": t.kind, "name": t.name})
+    return t
+
+
+def restore(session: Session, actor: Actor, trigger_id: int) -> Trigger:
+    """Back from the archive, switched off (the manager switches it on when ready)."""
+    actor.require("manager")
+    t = get(session, actor, trigger_id)
+    if t.archived_at is not None:
+        t.archived_at = None
+        t.updated_at = db.utcnow()
+        audit(session, actor, "trigger.restore", "trigger", t.id, {"kind": t.kind, "name": t.name})
+    return t
 
 
 def run_now(session: Session, actor: Actor, trigger_id: int) -> None:
     """Run a scheduled trigger now, out of its schedule (still once per occasion)."""
     actor.require("manager")
     t = get(session, actor, trigger_id)
+    _not_archived(t)
     if t.kind not in SCHEDULED_KINDS:
         raise DomainError("conflict", f"a {t.kind} trigger reacts to events; it has no run")
     enqueue(session, t.merchant_id, "trigger.run", {"trigger_id": t.id, "manual": True})
@@ -183,7 +207,9 @@ def schedule_due(now: dt.datetime | None = None) -> int:
         rows = session.execute(
             select(Trigger, Merchant.timezone)
             .join(Merchant, Merchant.id == Trigger.merchant_id)
-            .where(Trigger.enabled.is_(True), Trigger.kind.in_(SCHEDULED_KINDS))
+            .where(
+                Trigger.enabled.is_(True), Trigger.archived_at.is_(None), Trigger.kind.in_(SCHEDULED_KINDS)
+            )
         ).all()
     queued = 0
     for t, tz in rows:
@@ -286,7 +312,7 @@ def run(msg: Delivery) -> None:
     """trigger.run: list today's guests not yet served and queue them in chunks."""
     with db.read() as session:
         t = session.get(Trigger, msg.payload["trigger_id"])
-        if t is None or not t.enabled:
+        if t is None or not t.enabled or t.archived_at is not None:
             return
         params = parse_params(t.kind, t.params)
         merchant = get_merchant(session, t.merchant_id)
@@ -397,7 +423,7 @@ def fire(msg: Delivery) -> None:
     """trigger.fire: one chunk of (card, occasion), one transaction."""
     with db.transaction() as session:
         t = session.get(Trigger, msg.payload["trigger_id"])
-        if t is None or not t.enabled:
+        if t is None or not t.enabled or t.archived_at is not None:
             return
         params = parse_params(t.kind, t.params)
         offer = session.get(Offer, params.offer_id) if params.offer_id else None
@@ -448,7 +474,10 @@ def on_event(msg: Delivery) -> None:
     with db.read() as session:
         found = session.scalars(
             select(Trigger).where(
-                Trigger.merchant_id == msg.merchant_id, Trigger.kind == kind, Trigger.enabled.is_(True)
+                Trigger.merchant_id == msg.merchant_id,
+                Trigger.kind == kind,
+                Trigger.enabled.is_(True),
+                Trigger.archived_at.is_(None),
             )
         ).all()
     if not found:
