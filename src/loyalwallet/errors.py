@@ -46,6 +46,10 @@ CODES: dict[str, tuple[int, str]] = {
     "webhook_url_insecure": (422, "The webhook URL must use https"),
     "webhook_url_forbidden": (422, "The webhook URL points to a non-public address"),
     "webhook_url_unresolvable": (422, "The webhook URL's host does not resolve"),
+    # Linking the owner's Telegram chat.
+    "telegram_not_configured": (409, "No Telegram bot is set up"),
+    "telegram_unavailable": (502, "The Telegram Bot API did not answer as expected"),
+    "telegram_link_missing": (409, "No Telegram link was started"),
 }
 
 

@@ -107,7 +107,7 @@ def telegram_settings(merchant: Merchant) -> dict[str, Any]:
     return dict((merchant.settings or {}).get("telegram") or {})
 
 
-def _token(merchant: Merchant) -> str | None:
+def bot_token(merchant: Merchant) -> str | None:
     """The merchant's own bot token, else the installation's (LOYALWALLET_TELEGRAM_BOT_TOKEN)."""
     sealed = telegram_settings(merchant).get("token_enc")
     if sealed:
@@ -120,7 +120,7 @@ def telegram_view(merchant: Merchant) -> dict[str, Any]:
     return {
         "chat_id": t.get("chat_id"),
         "has_own_token": bool(t.get("token_enc")),
-        "has_token": _token(merchant) is not None,
+        "has_token": bot_token(merchant) is not None,
         "alerts": t.get("alerts", True),
         "digest": t.get("digest", True),
         "digest_hour": t.get("digest_hour", 9),
@@ -149,7 +149,7 @@ def set_telegram(session: Session, actor: Actor, changes: dict[str, Any]) -> Mer
 
 def _telegram_ready(merchant: Merchant, what: str) -> bool:
     t = telegram_settings(merchant)
-    return bool(t.get("chat_id")) and t.get(what, True) and _token(merchant) is not None
+    return bool(t.get("chat_id")) and t.get(what, True) and bot_token(merchant) is not None
 
 
 def send_telegram(session: Session, merchant: Merchant, text: str, *, what: str = "alerts") -> bool:
@@ -167,7 +167,7 @@ def deliver_telegram(msg: Delivery) -> None:
         if merchant is None:
             return
         chat_id = telegram_settings(merchant).get("chat_id")
-        token = _token(merchant)
+        token = bot_token(merchant)
     if not chat_id or not token:
         return  # switched off since: the alert list still has it
     try:
