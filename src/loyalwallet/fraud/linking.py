@@ -176,27 +176,15 @@ def _bind(token: str, code: str, chat_id: str, now: dt.datetime) -> int:
 
 
 def poll_pending(now: dt.datetime | None = None) -> int:
-    """Periodic job: poll each bot that has a pending code; drop long-expired codes."""
+    """Periodic job: poll each bot that has a pending code (one read when none is)."""
     now = now or db.utcnow()
-    with db.transaction() as session:
-        session.execute(
-            delete(TelegramLink).where(
-                TelegramLink.linked_at.is_(None), TelegramLink.expires_at < now - dt.timedelta(days=1)
-            )
+    with db.read() as session:
+        pending = select(TelegramLink.merchant_id).where(
+            TelegramLink.linked_at.is_(None), TelegramLink.expires_at > now
         )
-        merchant_ids = set(
-            session.scalars(
-                select(TelegramLink.merchant_id).where(
-                    TelegramLink.linked_at.is_(None), TelegramLink.expires_at > now
-                )
-            )
-        )
-        tokens = {
-            bot_token(m) for m in session.scalars(select(Merchant).where(Merchant.id.in_(merchant_ids)))
-        }
+        tokens = {bot_token(m) for m in session.scalars(select(Merchant).where(Merchant.id.in_(pending)))}
     bound = 0
-    for token in tokens - {None}:
-        assert token is not None
+    for token in sorted(t for t in tokens if t is not None):
         try:
             bound += poll(token, now)
         except telegram.TelegramError as exc:
