@@ -52,6 +52,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     else:
         url = f"sqlite:///{data_dir / 'test.db'}"
     os.environ["LOYALWALLET_BASE_URL"] = "http://testserver"
+    # The fake webhook targets listen on http://127.0.0.1 (tests of the SSRF guard unset these).
+    os.environ["LOYALWALLET_WEBHOOK_ALLOW_PRIVATE"] = "1"
+    os.environ["LOYALWALLET_WEBHOOK_ALLOW_HTTP"] = "1"
     s = configure(load_settings(data_dir, url))
     s = configure(Settings(**{**s.__dict__, "run_worker": False, "base_url": "http://testserver"}))
     migrate(s.database_url)

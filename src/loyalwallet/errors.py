@@ -38,6 +38,18 @@ CODES: dict[str, tuple[int, str]] = {
     # Campaigns and coupons.
     "segment_empty": (422, "The segment reaches no guest"),
     "offer_exhausted": (409, "The offer has no coupons left to issue"),
+    # Trigger times: a time that is not HH:MM; a happy hour that starts when it ends.
+    "invalid_time": (422, "Not a time of day (HH:MM, 00:00-23:59)"),
+    "empty_window": (422, "The time window starts when it ends"),
+    "trigger_archived": (409, "The trigger is archived"),
+    # Webhook URLs (the SSRF guard).
+    "webhook_url_insecure": (422, "The webhook URL must use https"),
+    "webhook_url_forbidden": (422, "The webhook URL points to a non-public address"),
+    "webhook_url_unresolvable": (422, "The webhook URL's host does not resolve"),
+    # Linking the owner's Telegram chat.
+    "telegram_not_configured": (409, "No Telegram bot is set up"),
+    "telegram_unavailable": (502, "The Telegram Bot API did not answer as expected"),
+    "telegram_link_missing": (409, "No Telegram link was started"),
 }
 
 

@@ -21,7 +21,7 @@ from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLin
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.db import Base
 from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, OtpChallenge, RateHit
-from loyalwallet.fraud.models import Alert, Digest
+from loyalwallet.fraud.models import Alert, Digest, TelegramLink
 from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
 from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
@@ -89,6 +89,7 @@ __all__ = [
     "Staff",
     "StaffLocation",
     "StampEntry",
+    "TelegramLink",
     "Trigger",
     "TriggerFiring",
     "WebSession",

@@ -78,13 +78,26 @@ def test_trigger_and_coupon_pages(app, shop: Shop) -> None:
             "header": "H",
             "body": "B",
             "start": "18:00",
-            "end": "16:00",
+            "end": "18:00",
             "weekdays": "5",
         },
         headers={**HTML, "referer": "http://testserver/admin/triggers"},
         follow_redirects=False,
     )
     assert r.status_code == 303 and "lw_flash" in r.headers.get("set-cookie", "")  # bad schedule refused
+    night = {"csrf": csrf, "kind": "happy_hour", "name": "Night", "header": "H", "body": "B", "weekdays": "5"}
+    r = manager.post(
+        "/admin/triggers", data={**night, "start": "22:00", "end": "02:00"}, follow_redirects=False
+    )
+    assert r.status_code == 303  # past midnight is fine
+    [trigger] = [t for t in shop.get("/api/v1/triggers").json()["items"] if t["name"] == "Night"]
+    assert (
+        manager.post(
+            f"/admin/triggers/{trigger['id']}/delete", data={"csrf": csrf}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    assert "Night" not in manager.get("/admin/triggers").text  # archived: off the list
     r = manager.post(
         "/admin/coupons",
         data={"csrf": csrf, "name": "Certificate", "kind": "fixed_off", "value": "500", "valid_days": "365"},

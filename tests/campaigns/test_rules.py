@@ -54,25 +54,28 @@ MSG = {"message": {"header": "Hi", "body": "Hello"}}
 
 
 @pytest.mark.parametrize(
-    ("kind", "params"),
+    ("kind", "params", "code"),
     [
-        ("happy_hour", {**MSG, "weekdays": [1, 8], "start": "15:00", "end": "17:00"}),
-        ("happy_hour", {**MSG, "weekdays": [], "start": "15:00", "end": "17:00"}),
-        ("happy_hour", {**MSG, "weekdays": [5], "start": "17:00", "end": "15:00"}),
-        ("happy_hour", {**MSG, "weekdays": [5, 5], "start": "15:00", "end": "17:00"}),
-        ("happy_hour", {**MSG, "weekdays": [5], "start": "3pm", "end": "17:00"}),
-        ("birthday", {**MSG, "send_at": "25:00"}),
-        ("birthday", {**MSG, "days_before": 40}),
-        ("lapsed", {**MSG, "days": 30, "max_days": 20}),
-        ("lapsed", {"days": 30}),
-        ("points_expiring", {**MSG, "days_before": 0}),
-        ("sometimes", MSG),
+        ("happy_hour", {**MSG, "weekdays": [1, 8], "start": "15:00", "end": "17:00"}, "validation_error"),
+        ("happy_hour", {**MSG, "weekdays": [], "start": "15:00", "end": "17:00"}, "validation_error"),
+        ("happy_hour", {**MSG, "weekdays": [5], "start": "17:00", "end": "17:00"}, "empty_window"),
+        ("happy_hour", {**MSG, "weekdays": [5, 5], "start": "15:00", "end": "17:00"}, "validation_error"),
+        ("happy_hour", {**MSG, "weekdays": [5], "start": "3pm", "end": "17:00"}, "invalid_time"),
+        ("happy_hour", {**MSG, "weekdays": [5], "start": "22:00", "end": "24:00"}, "invalid_time"),
+        ("happy_hour", {**MSG, "weekdays": [5], "start": "22:00", "end": 2}, "validation_error"),
+        ("birthday", {**MSG, "send_at": "25:00"}, "invalid_time"),
+        ("birthday", {**MSG, "send_at": "9:00"}, "invalid_time"),
+        ("birthday", {**MSG, "days_before": 40}, "validation_error"),
+        ("lapsed", {**MSG, "days": 30, "max_days": 20}, "validation_error"),
+        ("lapsed", {"days": 30}, "validation_error"),
+        ("points_expiring", {**MSG, "days_before": 0}, "validation_error"),
+        ("sometimes", MSG, "validation_error"),
     ],
 )
-def test_bad_trigger_params_are_refused(kind: str, params: dict) -> None:
+def test_bad_trigger_params_are_refused(kind: str, params: dict, code: str) -> None:
     with pytest.raises(DomainError) as err:
         rules.parse_params(kind, params)
-    assert err.value.code == "validation_error"
+    assert err.value.code == code
 
 
 def test_run_due_daily_and_happy_hour() -> None:
@@ -90,6 +93,44 @@ def test_run_due_daily_and_happy_hour() -> None:
     assert not rules.run_due("happy_hour", friday, fri.replace(hour=17), None)  # window closed
     assert not rules.run_due("happy_hour", friday, fri + dt.timedelta(days=1), None)  # Saturday
     assert not rules.run_due("happy_hour", friday, fri, dt.date(2026, 6, 5))  # already ran today
+
+
+def test_a_happy_hour_past_midnight_belongs_to_the_day_it_starts() -> None:
+    tz = ZoneInfo("Europe/Moscow")
+    late = rules.parse_params("happy_hour", {**MSG, "weekdays": [5], "start": "22:00", "end": "02:00"})
+    assert late.past_midnight
+    fri, sat = dt.date(2026, 6, 5), dt.date(2026, 6, 6)
+
+    def at(day: dt.date, hh: int, mm: int = 0) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(hh, mm), tzinfo=tz)
+
+    assert rules.happy_hour_day(late, at(fri, 21, 59)) is None
+    assert rules.happy_hour_day(late, at(fri, 22)) == fri
+    assert rules.happy_hour_day(late, at(fri, 23, 59)) == fri
+    assert rules.happy_hour_day(late, at(sat, 0, 30)) == fri  # still Friday's window
+    assert rules.happy_hour_day(late, at(sat, 1, 59)) == fri
+    assert rules.happy_hour_day(late, at(sat, 2)) is None  # closed
+    assert rules.happy_hour_day(late, at(sat, 22)) is None  # Saturday is not one of its days
+    assert rules.happy_hour_day(late, at(fri, 1)) is None  # Thursday's night: not its day
+    # Runs once per window: Friday's run at 22:05 counts for the part after midnight too.
+    assert rules.run_due("happy_hour", late, at(fri, 22, 5), None)
+    assert not rules.run_due("happy_hour", late, at(sat, 0, 30), fri)
+    # A server down from 21:00 to 00:30 still sends Friday's window once it is back.
+    assert rules.run_due("happy_hour", late, at(sat, 0, 30), dt.date(2026, 5, 29))
+    start, end = rules.happy_hour_bounds(late, fri, tz)
+    assert (start, end) == (at(fri, 22), at(sat, 2))
+
+    # Friday and Saturday nights: Saturday 01:00 is Friday's, Saturday 23:00 Saturday's.
+    both = rules.parse_params("happy_hour", {**MSG, "weekdays": [5, 6], "start": "22:00", "end": "02:00"})
+    assert rules.happy_hour_day(both, at(sat, 1)) == fri
+    assert rules.happy_hour_day(both, at(sat, 23)) == sat
+    assert rules.run_due("happy_hour", both, at(sat, 23), fri)
+    # Sunday night closes Saturday's window (Sunday itself is not one of its days).
+    assert rules.happy_hour_day(both, at(dt.date(2026, 6, 7), 1, 30)) == sat
+    # The same window within a day keeps working as before.
+    day = rules.parse_params("happy_hour", {**MSG, "weekdays": [5], "start": "09:00", "end": "15:00"})
+    assert not day.past_midnight
+    assert rules.happy_hour_bounds(day, fri, tz) == (at(fri, 9), at(fri, 15))
 
 
 def test_offer_spec() -> None:

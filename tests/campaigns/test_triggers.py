@@ -240,18 +240,20 @@ def test_trigger_api(shop: Shop) -> None:
                 "message": {"header": "H", "body": "B"},
                 "weekdays": [6],
                 "start": "18:00",
-                "end": "16:00",
+                "end": "18:00",
             },
         },
         role="manager",
     )
-    assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
+    assert bad.status_code == 422 and bad.json()["code"] == "empty_window"
     bad = shop.post(
         "/api/v1/triggers",
         {"kind": "lapsed", "params": {"message": {"header": "H", "body": "B"}, "send_at": "7am"}},
         role="manager",
     )
-    assert bad.status_code == 422
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_time"
+    assert bad.json()["errors"][0]["loc"] == ["params", "send_at"]
+    assert shop.get("/api/v1/triggers", role="manager").json()["items"] == []  # nothing written
     t = _trigger(shop, "lapsed", {"days": 30})
     assert t["scheduled"] and t["marketing"]
     r = shop.call(
@@ -267,4 +269,97 @@ def test_trigger_api(shop: Shop) -> None:
     assert len(shop.get("/api/v1/triggers", role="manager").json()["items"]) == 2
     assert shop.get("/api/v1/triggers", role="cashier").status_code == 403
     assert shop.call("DELETE", f"/api/v1/triggers/{t['id']}", role="manager").status_code == 204
-    assert shop.get(f"/api/v1/triggers/{t['id']}", role="manager").status_code == 404
+    assert shop.get(f"/api/v1/triggers/{t['id']}", role="manager").json()["archived"] is True
+    assert [i["id"] for i in shop.get("/api/v1/triggers", role="manager").json()["items"]] == [welcome["id"]]
+
+
+def _zone_at(shop: Shop, hour: int) -> ZoneInfo:
+    """Give the merchant a time zone where it is about `hour` o'clock now."""
+    offset = hour - db.utcnow().hour
+    offset = offset + 24 if offset < -12 else offset - 24 if offset > 14 else offset
+    name = "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+    with db.transaction() as session:
+        session.execute(update(Merchant).where(Merchant.id == shop.merchant_id).values(timezone=name))
+    return ZoneInfo(name)
+
+
+def test_a_happy_hour_past_midnight_fires_in_its_night(shop: Shop) -> None:
+    tz = _zone_at(shop, 0)  # just past local midnight
+    bonus = shop.program("bonus")
+    guest = shop.card(bonus, marketing_consent=True)
+    offer = shop.post(
+        "/api/v1/offers", {"name": "Night -30 %", "kind": "percent_off", "pct": 30}, role="manager"
+    ).json()
+    local = db.utcnow().astimezone(tz)
+    started = local.date() - dt.timedelta(days=1)  # the night began yesterday evening
+    night = {"start": "20:00", "end": "04:00", "message": {"header": "Night", "body": "-30 % until {end}"}}
+    trig = _trigger(
+        shop, "happy_hour", {**night, "weekdays": [started.isoweekday()], "offer_id": offer["id"]}
+    )
+    # Tonight's window belongs to today's weekday and opens at 20:00: not yet.
+    tonight = _trigger(shop, "happy_hour", {**night, "weekdays": [local.isoweekday()]})
+    _tick()
+    card_id = _card(shop, guest["code"]).id
+    assert _firings(trig["id"]) == [(card_id, f"happy_hour:{started.isoformat()}")]
+    assert _firings(tonight["id"]) == []
+    assert _card(shop, guest["code"]).message == "-30 % until 04:00"
+    [coupon] = shop.get(f"/api/v1/coupons?offer_id={offer['id']}", role="manager").json()["items"]
+    until = dt.datetime.fromisoformat(coupon["valid_until"]).astimezone(tz)
+    assert (until.date(), until.hour, until.minute) == (local.date(), 4, 0)  # this morning
+    # Later in the same night: the window already ran.
+    _tick()
+    assert len(_firings(trig["id"])) == 1
+    assert (
+        shop.get(f"/api/v1/triggers/{trig['id']}", role="manager").json()["last_run_on"]
+        == started.isoformat()
+    )
+
+
+def test_deleting_a_trigger_archives_it_and_keeps_its_history(shop: Shop) -> None:
+    bonus = shop.program("bonus")
+    welcome = _trigger(shop, "welcome", {"points": 10}, program_id=bonus)
+    first = shop.card(bonus)
+    worker.drain()
+    assert len(_firings(welcome["id"])) == 1
+    assert shop.call("DELETE", f"/api/v1/triggers/{welcome['id']}", role="manager").status_code == 204
+    assert len(_firings(welcome["id"])) == 1  # who got what stays
+    assert shop.get("/api/v1/triggers", role="manager").json()["items"] == []
+    [archived] = shop.get("/api/v1/triggers?include_archived=true", role="manager").json()["items"]
+    assert archived["archived"] and archived["archived_at"] and not archived["enabled"]
+    assert archived["fired"] == 1
+    # An archived trigger never fires, and cannot be switched on or changed.
+    second = shop.card(bonus)
+    worker.drain()
+    assert shop.get(f"/api/v1/cards/{second['code']}").json()["balance"] == 0
+    r = shop.call("PATCH", f"/api/v1/triggers/{welcome['id']}", role="manager", json={"enabled": True})
+    assert r.status_code == 409 and r.json()["code"] == "trigger_archived"
+    assert shop.call("DELETE", f"/api/v1/triggers/{welcome['id']}", role="manager").status_code == 204
+    # Restored, switched off; switched on it fires again, still once per guest.
+    r = shop.post(f"/api/v1/triggers/{welcome['id']}/restore", role="manager")
+    assert r.status_code == 200 and r.json()["archived"] is False and r.json()["enabled"] is False
+    shop.call("PATCH", f"/api/v1/triggers/{welcome['id']}", role="manager", json={"enabled": True})
+    third = shop.card(bonus)
+    worker.drain()
+    assert shop.get(f"/api/v1/cards/{third['code']}").json()["balance"] == 10
+    assert shop.get(f"/api/v1/cards/{first['code']}").json()["balance"] == 10
+    audit = shop.get("/api/v1/audit?target_type=trigger").json()["items"]
+    assert {"trigger.archive", "trigger.restore"} <= {a["action"] for a in audit}
+
+
+def test_an_archived_scheduled_trigger_does_not_run(shop: Shop) -> None:
+    _noon_zone(shop)
+    bonus = shop.program("bonus")
+    gone = shop.card(bonus, marketing_consent=True)
+    with db.transaction() as session:
+        session.execute(
+            update(Card)
+            .where(Card.code == gone["code"], Card.merchant_id == shop.merchant_id)
+            .values(last_visit_at=db.utcnow() - dt.timedelta(days=40))
+        )
+    trig = _trigger(shop, "lapsed", {"days": 30})
+    assert shop.post(f"/api/v1/triggers/{trig['id']}/run", role="manager").status_code == 202
+    shop.call("DELETE", f"/api/v1/triggers/{trig['id']}", role="manager")
+    _tick()  # the run queued before the archive finds it archived
+    assert _firings(trig["id"]) == []
+    r = shop.post(f"/api/v1/triggers/{trig['id']}/run", role="manager")
+    assert r.status_code == 409 and r.json()["code"] == "trigger_archived"

@@ -1,13 +1,15 @@
-"""A fake Telegram Bot API on 127.0.0.1: sendMessage and getMe, with the real answer
-shapes ({"ok": true, "result": ...} / {"ok": false, "error_code", "description",
-"parameters": {"retry_after"}}), a known token, known chats, and a switch to answer
-429 Too Many Requests once."""
+"""A fake Telegram Bot API on 127.0.0.1: sendMessage, getMe and getUpdates, with the real
+answer shapes ({"ok": true, "result": ...} / {"ok": false, "error_code", "description",
+"parameters": {"retry_after"}}), a known token, known chats, a switch to answer 429 Too
+Many Requests once, and `user_sends` to play a person writing to the bot (the update
+waits in getUpdates until an `offset` past it confirms it, as Telegram does)."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,9 @@ class FakeTelegram:
     chats: set[str] = field(default_factory=lambda: {"5550001", "-1001234567890"})
     sent: list[dict[str, Any]] = field(default_factory=list)
     throttle_next: int = 0  # answer this many sendMessage calls with 429
+    username: str = "cafe_bot"
+    updates: list[dict[str, Any]] = field(default_factory=list)  # not yet confirmed
+    _next_update: int = 700000
     _target: FakeTarget | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -37,6 +42,32 @@ class FakeTelegram:
     def stop(self) -> None:
         if self._target is not None:
             self._target.stop()
+
+    def user_sends(self, chat_id: int, text: str) -> None:
+        """A person in a private chat writes `text` to the bot (/start <code> for a deep link)."""
+        with self._lock:
+            self._next_update += 1
+            self.chats.add(str(chat_id))
+            self.updates.append(
+                {
+                    "update_id": self._next_update,
+                    "message": {
+                        "message_id": self._next_update,
+                        "date": int(time.time()),
+                        "from": {"id": chat_id, "is_bot": False, "first_name": "Owner"},
+                        "chat": {"id": chat_id, "type": "private", "first_name": "Owner"},
+                        "text": text,
+                    },
+                }
+            )
+
+    def _get_updates(self, body: dict[str, Any]) -> Reply:
+        offset, limit = body.get("offset"), int(body.get("limit") or 100)
+        with self._lock:
+            if offset is not None:  # confirms every update before it
+                self.updates = [u for u in self.updates if u["update_id"] >= int(offset)]
+            result = self.updates[:limit]
+        return self._answer(200, {"ok": True, "result": result})
 
     @staticmethod
     def _answer(status: int, body: dict[str, Any]) -> Reply:
@@ -57,8 +88,10 @@ class FakeTelegram:
             return self._error(401, "Unauthorized")
         if method == "getMe":
             return self._answer(
-                200, {"ok": True, "result": {"id": 123456789, "is_bot": True, "username": "cafe_bot"}}
+                200, {"ok": True, "result": {"id": 123456789, "is_bot": True, "username": self.username}}
             )
+        if method == "getUpdates":
+            return self._get_updates(req.json() if req.body else {})
         if method != "sendMessage":
             return self._error(404, "Not Found: method not found")
         body = req.json()

@@ -135,6 +135,8 @@ class Trigger(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The merchant-local date of the latest scheduled run (claimed before running).
     last_run_on: Mapped[dt.date | None] = mapped_column(Date)
+    # "Deleted": never fires again and leaves the lists; its firings stay.
+    archived_at: Mapped[dt.datetime | None]
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]
 

@@ -181,7 +181,9 @@ async def campaign_action(
 def triggers_page(request: Request, who: StaffSession = Depends(manager)) -> Response:
     with db.read() as session:
         rows = session.scalars(
-            select(Trigger).where(Trigger.merchant_id == who.merchant_id).order_by(Trigger.id)
+            select(Trigger)
+            .where(Trigger.merchant_id == who.merchant_id, Trigger.archived_at.is_(None))
+            .order_by(Trigger.id)
         )
         ctx = {
             "triggers": [triggers.view(session, t) for t in rows],

@@ -128,12 +128,16 @@ def create_trigger(body: TriggerIn, who: Actor = Depends(manager)) -> Response:
         return FastJSON(triggers.view(session, t), status_code=201)
 
 
-@router.get("/triggers", summary="Triggers")
-def list_triggers(who: Actor = Depends(manager)) -> dict[str, Any]:
+@router.get("/triggers", summary="Triggers (archived ones only when asked)")
+def list_triggers(
+    include_archived: bool = Query(False, description="Also the archived (deleted) triggers"),
+    who: Actor = Depends(manager),
+) -> dict[str, Any]:
     with db.read() as session:
-        rows = session.scalars(
-            select(Trigger).where(Trigger.merchant_id == who.merchant_id).order_by(Trigger.id)
-        )
+        stmt = select(Trigger).where(Trigger.merchant_id == who.merchant_id)
+        if not include_archived:
+            stmt = stmt.where(Trigger.archived_at.is_(None))
+        rows = session.scalars(stmt.order_by(Trigger.id))
         return {"items": [triggers.view(session, t) for t in rows]}
 
 
@@ -150,11 +154,21 @@ def patch_trigger(trigger_id: int, body: TriggerPatch, who: Actor = Depends(mana
         return triggers.view(session, t)
 
 
-@router.delete("/triggers/{trigger_id}", status_code=204, summary="Remove a trigger and its history")
+@router.delete(
+    "/triggers/{trigger_id}",
+    status_code=204,
+    summary="Archive a trigger: it never fires again; who got what stays in its history",
+)
 def delete_trigger(trigger_id: int, who: Actor = Depends(manager)) -> Response:
     with db.transaction() as session:
         triggers.remove(session, who, trigger_id)
     return Response(status_code=204)
+
+
+@router.post("/triggers/{trigger_id}/restore", summary="Bring an archived trigger back (switched off)")
+def restore_trigger(trigger_id: int, who: Actor = Depends(manager)) -> dict[str, Any]:
+    with db.transaction() as session:
+        return triggers.view(session, triggers.restore(session, who, trigger_id))
 
 
 @router.post("/triggers/{trigger_id}/run", status_code=202, summary="Run a scheduled trigger now")

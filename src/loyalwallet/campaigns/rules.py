@@ -13,10 +13,21 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from loyalwallet.analytics.rules import SEGMENTS as ANALYTICS_SEGMENTS
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import CODES, DomainError
 
 Points = Annotated[StrictInt, Field(ge=0, le=10**6)]
 Money = Annotated[StrictInt, Field(ge=0, le=10**11)]
@@ -37,7 +48,9 @@ def parse(model: type[BaseModel], raw: Any, where: str) -> Any:
         ]
         first = errors[0]
         detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-        raise DomainError("validation_error", detail, errors=errors) from None
+        # A validator may raise PydanticCustomError with one of our codes (invalid_time, ...).
+        code = first["type"] if first["type"] in CODES else "validation_error"
+        raise DomainError(code, detail, errors=errors) from None
 
 
 # --- segments --------------------------------------------------------------------------
@@ -242,7 +255,15 @@ def parse_hhmm(value: str) -> dt.time:
     return dt.time(int(match.group(1)), int(match.group(2)))
 
 
-Hhmm = Annotated[str, Field(min_length=5, max_length=5)]
+def _check_hhmm(value: str) -> str:
+    if not _HHMM.match(value):
+        raise PydanticCustomError(
+            "invalid_time", "'{value}' is not a time of day HH:MM (00:00-23:59)", {"value": value[:20]}
+        )
+    return value
+
+
+Hhmm = Annotated[StrictStr, AfterValidator(_check_hhmm)]
 
 
 class _TriggerBase(_Strict):
@@ -253,11 +274,6 @@ class _TriggerBase(_Strict):
     segment: Segment | None = None
     # Local time (merchant's time zone) at which the day's run starts.
     send_at: Hhmm = "10:00"
-
-    @model_validator(mode="after")
-    def _times(self) -> _TriggerBase:
-        parse_hhmm(self.send_at)
-        return self
 
 
 class BirthdayParams(_TriggerBase):
@@ -283,6 +299,9 @@ class LapsedParams(_TriggerBase):
 
 
 class HappyHourParams(_TriggerBase):
+    """A window on some weekdays. An `end` before `start` runs past midnight (22:00-02:00):
+    the window belongs to the weekday it starts on and ends the next morning."""
+
     weekdays: Annotated[list[Annotated[StrictInt, Field(ge=1, le=7)]], Field(min_length=1, max_length=7)]
     start: Hhmm
     end: Hhmm
@@ -292,9 +311,13 @@ class HappyHourParams(_TriggerBase):
     def _window(self) -> HappyHourParams:
         if len(set(self.weekdays)) != len(self.weekdays):
             raise ValueError("weekdays must not repeat")
-        if parse_hhmm(self.start) >= parse_hhmm(self.end):
-            raise ValueError("start must be before end (windows past midnight are not supported)")
+        if self.start == self.end:
+            raise PydanticCustomError("empty_window", "start and end are the same time")
         return self
+
+    @property
+    def past_midnight(self) -> bool:
+        return parse_hhmm(self.end) < parse_hhmm(self.start)
 
 
 class TierUpParams(_TriggerBase):
@@ -326,18 +349,45 @@ def parse_params(kind: str, raw: dict[str, Any]) -> Any:
     return parse(model, raw, "params")
 
 
+def happy_hour_day(params: HappyHourParams, local_now: dt.datetime) -> dt.date | None:
+    """The day whose window is open at `local_now` (None: closed). A window past midnight
+    is its start day's: Friday 22:00-02:00 is still Friday's at 01:00 on Saturday."""
+    now_t, today = local_now.time(), local_now.date()
+    start, end = parse_hhmm(params.start), parse_hhmm(params.end)
+    if not params.past_midnight:
+        return today if local_now.isoweekday() in params.weekdays and start <= now_t < end else None
+    if now_t >= start and local_now.isoweekday() in params.weekdays:
+        return today
+    yesterday = today - dt.timedelta(days=1)
+    if now_t < end and yesterday.isoweekday() in params.weekdays:
+        return yesterday
+    return None
+
+
+def happy_hour_bounds(
+    params: HappyHourParams, day: dt.date, tz: dt.tzinfo
+) -> tuple[dt.datetime, dt.datetime]:
+    """When the window of `day` opens and closes (aware, in `tz`)."""
+    end_day = day + dt.timedelta(days=1) if params.past_midnight else day
+    return (
+        dt.datetime.combine(day, parse_hhmm(params.start), tzinfo=tz),
+        dt.datetime.combine(end_day, parse_hhmm(params.end), tzinfo=tz),
+    )
+
+
+def run_day(kind: str, params: Any, local_now: dt.datetime) -> dt.date | None:
+    """The local day a run of a scheduled trigger at `local_now` is for (None: not its
+    time): today from `send_at` on; for a happy hour the day of the open window."""
+    if kind == "happy_hour":
+        return happy_hour_day(params, local_now)
+    return local_now.date() if local_now.time() >= parse_hhmm(params.send_at) else None
+
+
 def run_due(kind: str, params: Any, local_now: dt.datetime, last_run_on: dt.date | None) -> bool:
     """Should a scheduled trigger run now? Once per local day, from its send time on;
-    a happy hour only on its weekdays and only while its window is open."""
-    today = local_now.date()
-    if last_run_on is not None and last_run_on >= today:
-        return False
-    now_t = local_now.time()
-    if kind == "happy_hour":
-        return local_now.isoweekday() in params.weekdays and parse_hhmm(params.start) <= now_t < parse_hhmm(
-            params.end
-        )
-    return now_t >= parse_hhmm(params.send_at)
+    a happy hour only while a window of its weekdays is open."""
+    day = run_day(kind, params, local_now)
+    return day is not None and (last_run_on is None or last_run_on < day)
 
 
 def tier_rank(tier_names: list[str], name: str | None) -> int:

@@ -17,7 +17,7 @@ import logging
 import zoneinfo
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
@@ -31,11 +31,12 @@ from loyalwallet.campaigns.rules import (
     TRIGGER_KINDS,
     Segment,
     birthday_ranges,
+    happy_hour_bounds,
+    happy_hour_day,
     next_birthday,
-    parse_hhmm,
     parse_params,
     render,
-    run_due,
+    run_day,
     tier_rank,
 )
 from loyalwallet.cards.models import Card, LedgerEntry
@@ -73,6 +74,8 @@ def view(session: Session, t: Trigger) -> dict[str, Any]:
         "kind": t.kind,
         "name": t.name,
         "enabled": t.enabled,
+        "archived": t.archived_at is not None,
+        "archived_at": t.archived_at.isoformat() if t.archived_at else None,
         "program_id": t.program_id,
         "params": t.params,
         "scheduled": t.kind in SCHEDULED_KINDS,
@@ -138,9 +141,15 @@ def create(
     return t
 
 
+def _not_archived(t: Trigger) -> None:
+    if t.archived_at is not None:
+        raise DomainError("trigger_archived", "the trigger is archived; restore it first")
+
+
 def change(session: Session, actor: Actor, trigger_id: int, body: dict[str, Any]) -> Trigger:
     actor.require("manager")
     t = get(session, actor, trigger_id)
+    _not_archived(t)
     program_id = body.get("program_id", t.program_id)
     if "params" in body or "program_id" in body:
         t.params = _validated(session, actor, t.kind, body.get("params", t.params), program_id)
@@ -154,18 +163,34 @@ def change(session: Session, actor: Actor, trigger_id: int, body: dict[str, Any]
     return t
 
 
-def remove(session: Session, actor: Actor, trigger_id: int) -> None:
+def remove(session: Session, actor: Actor, trigger_id: int) -> Trigger:
+    """Deleting archives: the trigger never fires again and leaves the lists, but its
+    firings (who got what, and "once per guest per occasion") stay."""
     actor.require("manager")
     t = get(session, actor, trigger_id)
-    session.execute(delete(TriggerFiring).where(TriggerFiring.trigger_id == t.id))
-    audit(session, actor, "trigger.delete", "trigger", t.id, {"kind": t.kind, "name": t.name})
-    session.delete(t)
+    if t.archived_at is None:
+        t.archived_at = t.updated_at = db.utcnow()
+        t.enabled = False
+        audit(session, actor, "trigger.archive", "trigger", t.id, {"kind": t.kind, "name": t.name})
+    return t
+
+
+def restore(session: Session, actor: Actor, trigger_id: int) -> Trigger:
+    """Back from the archive, switched off (the manager switches it on when ready)."""
+    actor.require("manager")
+    t = get(session, actor, trigger_id)
+    if t.archived_at is not None:
+        t.archived_at = None
+        t.updated_at = db.utcnow()
+        audit(session, actor, "trigger.restore", "trigger", t.id, {"kind": t.kind, "name": t.name})
+    return t
 
 
 def run_now(session: Session, actor: Actor, trigger_id: int) -> None:
     """Run a scheduled trigger now, out of its schedule (still once per occasion)."""
     actor.require("manager")
     t = get(session, actor, trigger_id)
+    _not_archived(t)
     if t.kind not in SCHEDULED_KINDS:
         raise DomainError("conflict", f"a {t.kind} trigger reacts to events; it has no run")
     enqueue(session, t.merchant_id, "trigger.run", {"trigger_id": t.id, "manual": True})
@@ -182,7 +207,9 @@ def schedule_due(now: dt.datetime | None = None) -> int:
         rows = session.execute(
             select(Trigger, Merchant.timezone)
             .join(Merchant, Merchant.id == Trigger.merchant_id)
-            .where(Trigger.enabled.is_(True), Trigger.kind.in_(SCHEDULED_KINDS))
+            .where(
+                Trigger.enabled.is_(True), Trigger.archived_at.is_(None), Trigger.kind.in_(SCHEDULED_KINDS)
+            )
         ).all()
     queued = 0
     for t, tz in rows:
@@ -192,9 +219,10 @@ def schedule_due(now: dt.datetime | None = None) -> int:
         except DomainError:
             log.warning("trigger %s has invalid params; skipped", t.id)
             continue
-        if not run_due(t.kind, params, local_now, t.last_run_on):
+        # The day this run is for: today, or the start day of a happy hour past midnight.
+        day = run_day(t.kind, params, local_now)
+        if day is None or (t.last_run_on is not None and t.last_run_on >= day):
             continue
-        day = local_now.date()
         with db.transaction() as session:
             claimed = session.execute(
                 update(Trigger)
@@ -216,9 +244,15 @@ def _spec(t: Trigger, params: Any) -> tuple[Segment, bool]:
 
 
 def candidates(
-    session: Session, t: Trigger, params: Any, merchant: Merchant, now: dt.datetime
+    session: Session,
+    t: Trigger,
+    params: Any,
+    merchant: Merchant,
+    now: dt.datetime,
+    day: dt.date | None = None,
 ) -> list[tuple[int, str, dict[str, Any]]]:
-    """(card id, occasion, template values) of every guest the trigger is for today."""
+    """(card id, occasion, template values) of every guest the trigger is for today
+    (`day`: the scheduled run's day, which a happy hour past midnight keeps)."""
     tz = merchant_tz(merchant)
     local_now = now.astimezone(tz)
     today = local_now.date()
@@ -266,9 +300,10 @@ def candidates(
             days = (now - last).days
             out.append((card_id, f"lapsed:{last.astimezone(tz).date().isoformat()}", {"days": days}))
     elif t.kind == "happy_hour":
+        window = day or happy_hour_day(params, local_now) or today
         for card_id in session.scalars(base):
             out.append(
-                (card_id, f"happy_hour:{today.isoformat()}", {"start": params.start, "end": params.end})
+                (card_id, f"happy_hour:{window.isoformat()}", {"start": params.start, "end": params.end})
             )
     return out
 
@@ -277,12 +312,13 @@ def run(msg: Delivery) -> None:
     """trigger.run: list today's guests not yet served and queue them in chunks."""
     with db.read() as session:
         t = session.get(Trigger, msg.payload["trigger_id"])
-        if t is None or not t.enabled:
+        if t is None or not t.enabled or t.archived_at is not None:
             return
         params = parse_params(t.kind, t.params)
         merchant = get_merchant(session, t.merchant_id)
         now = db.utcnow()
-        items = candidates(session, t, params, merchant, now)
+        day = dt.date.fromisoformat(msg.payload["day"]) if msg.payload.get("day") else None
+        items = candidates(session, t, params, merchant, now, day)
         done: set[tuple[int, str]] = set()
         ids = sorted({card_id for card_id, _, _ in items})
         for i in range(0, len(ids), 1000):
@@ -304,11 +340,11 @@ def run(msg: Delivery) -> None:
             )
 
 
-def _happy_hour_end(params: Any, merchant: Merchant, now: dt.datetime) -> dt.datetime:
-    tz = merchant_tz(merchant)
-    local = now.astimezone(tz)
-    end = dt.datetime.combine(local.date(), parse_hhmm(params.end), tzinfo=tz)
-    return end.astimezone(dt.UTC)
+def _happy_hour_end(params: Any, merchant: Merchant, occasion: str) -> dt.datetime:
+    """When the window of a `happy_hour:<day>` occasion closes (the next morning for a
+    window past midnight)."""
+    day = dt.date.fromisoformat(occasion.split(":", 1)[1])
+    return happy_hour_bounds(params, day, merchant_tz(merchant))[1].astimezone(dt.UTC)
 
 
 def _points(t: Trigger, params: Any, program: Program) -> int:
@@ -387,19 +423,18 @@ def fire(msg: Delivery) -> None:
     """trigger.fire: one chunk of (card, occasion), one transaction."""
     with db.transaction() as session:
         t = session.get(Trigger, msg.payload["trigger_id"])
-        if t is None or not t.enabled:
+        if t is None or not t.enabled or t.archived_at is not None:
             return
         params = parse_params(t.kind, t.params)
         offer = session.get(Offer, params.offer_id) if params.offer_id else None
         now = db.utcnow()
-        cap = None
-        if t.kind == "happy_hour":
-            cap = _happy_hour_end(params, get_merchant(session, t.merchant_id), now)
+        merchant = get_merchant(session, t.merchant_id) if t.kind == "happy_hour" else None
         for card_id, occasion, values in sorted(msg.payload["items"], key=lambda item: item[0]):
             try:
                 card, program = lock_card_by_id(session, card_id)
             except DomainError:
                 continue
+            cap = _happy_hour_end(params, merchant, occasion) if merchant is not None else None
             fire_one(session, t, params, card, program, occasion, values, offer=offer, now=now, cap=cap)
 
 
@@ -439,7 +474,10 @@ def on_event(msg: Delivery) -> None:
     with db.read() as session:
         found = session.scalars(
             select(Trigger).where(
-                Trigger.merchant_id == msg.merchant_id, Trigger.kind == kind, Trigger.enabled.is_(True)
+                Trigger.merchant_id == msg.merchant_id,
+                Trigger.kind == kind,
+                Trigger.enabled.is_(True),
+                Trigger.archived_at.is_(None),
             )
         ).all()
     if not found:

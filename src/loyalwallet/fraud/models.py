@@ -1,4 +1,5 @@
-"""Anti-fraud alerts (blocked or only flagged operations) and the daily digests sent."""
+"""Anti-fraud alerts (blocked or only flagged operations), the daily digests sent, and
+the one-time codes that link the owner's Telegram chat."""
 
 from __future__ import annotations
 
@@ -51,4 +52,21 @@ class Digest(Base):
     id: Mapped[IdPK]
     merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"))
     day: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[Timestamp]
+
+
+class TelegramLink(Base):
+    """A one-time code for `https://t.me/<bot>?start=<code>`: the chat that sends
+    `/start <code>` to the bot becomes the merchant's alert chat. Only the hash is kept."""
+
+    __tablename__ = "telegram_links"
+
+    id: Mapped[IdPK]
+    merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    bot_username: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime]
+    # Set once a chat has used the code (it never works again).
+    chat_id: Mapped[str | None] = mapped_column(String(32))
+    linked_at: Mapped[dt.datetime | None]
     created_at: Mapped[Timestamp]

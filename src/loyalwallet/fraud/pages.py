@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from loyalwallet import db
 from loyalwallet.errors import DomainError
+from loyalwallet.fraud import linking, service
 from loyalwallet.fraud import rules as fr
-from loyalwallet.fraud import service
 from loyalwallet.fraud.models import Alert
 from loyalwallet.web.nav import N_, Section, register
 from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_page
@@ -33,8 +33,7 @@ FIELDS = {
 }
 
 
-@router.get("/admin/alerts")
-def alerts_page(request: Request, who: StaffSession = Depends(staff_page("manager"))) -> Response:
+def _page(request: Request, who: StaffSession, link: dict[str, Any] | None = None) -> Response:
     merchant = merchant_of(who)
     with db.read() as session:
         alerts = [
@@ -43,14 +42,43 @@ def alerts_page(request: Request, who: StaffSession = Depends(staff_page("manage
                 select(Alert).where(Alert.merchant_id == who.merchant_id).order_by(Alert.id.desc()).limit(200)
             )
         ]
+        link_status = linking.status(session, who.merchant_id)
     ctx = {
         "alerts": alerts,
         "rules": service.rules_of(merchant).model_dump(mode="json"),
         "fields": FIELDS,
         "titles": service.RULE_TITLES,
         "telegram": service.telegram_view(merchant),
+        # A fresh deep link is shown on this answer only (the code is kept hashed).
+        "link": link,
+        "link_status": link_status["status"],
     }
     return render_staff(request, who, "fraud/alerts.html", ctx, section="alerts", merchant=merchant)
+
+
+@router.get("/admin/alerts")
+def alerts_page(request: Request, who: StaffSession = Depends(staff_page("manager"))) -> Response:
+    return _page(request, who)
+
+
+@router.post("/admin/alerts/telegram/link")
+async def telegram_link(request: Request, who: StaffSession = Depends(staff_page("owner"))) -> Response:
+    await form_data(request, who)
+    username = linking.bot_username(who.merchant_id)
+    with db.transaction() as session:
+        link = linking.start(session, who.actor, username)
+    return _page(request, who, link)
+
+
+@router.post("/admin/alerts/telegram/check")
+async def telegram_check(request: Request, who: StaffSession = Depends(staff_page("owner"))) -> Response:
+    await form_data(request, who)
+    state = linking.check(who.actor)["status"]
+    if state == "linked":
+        return redirect("/admin/alerts", "Telegram is linked: alerts will come to this chat.")
+    if state == "expired":
+        return redirect("/admin/alerts", "The link has expired: make a new one.", "error")
+    return redirect("/admin/alerts", "Not yet: open the link in Telegram and press Start.", "error")
 
 
 @router.post("/admin/alerts/{alert_id}/ack")

@@ -12,7 +12,7 @@ from loyalwallet import db
 from loyalwallet.api.deps import manager, owner
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.errors import DomainError
-from loyalwallet.fraud import service
+from loyalwallet.fraud import linking, service
 from loyalwallet.fraud.models import Alert
 from loyalwallet.fraud.schemas import RulesIn, TelegramIn
 from loyalwallet.merchants.actors import Actor
@@ -91,6 +91,29 @@ def test_telegram(who: Actor = Depends(owner)) -> Response:
             raise DomainError("conflict", "set a chat_id first (and a bot token, unless the server has one)")
         audit(session, who, "telegram.test", "merchant", merchant.id)
     return FastJSON({"queued": True}, status_code=202)
+
+
+@router.post(
+    "/alerts/telegram/link",
+    status_code=201,
+    summary="A one-time code and t.me deep link: the chat that presses Start becomes the alert chat",
+)
+def link_telegram(who: Actor = Depends(owner)) -> Response:
+    who.require("owner")
+    username = linking.bot_username(who.merchant_id)  # getMe, outside any transaction
+    with db.transaction() as session:
+        return FastJSON(linking.start(session, who, username), status_code=201)
+
+
+@router.get("/alerts/telegram/link", summary="Where the latest link stands: pending, linked or expired")
+def link_status(who: Actor = Depends(owner)) -> dict[str, Any]:
+    with db.read() as session:
+        return linking.status(session, who.merchant_id)
+
+
+@router.post("/alerts/telegram/link/check", summary="Read the bot's messages now and bind the chat")
+def link_check(who: Actor = Depends(owner)) -> dict[str, Any]:
+    return linking.check(who)
 
 
 @router.get("/alerts/digest", summary="Yesterday's digest, as Telegram would get it")

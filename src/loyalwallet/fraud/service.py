@@ -59,34 +59,51 @@ def rules_of(merchant: Merchant) -> fr.FraudRules:
         return fr.FraudRules()
 
 
+def _cache_seconds() -> float:
+    return float(env("FRAUD_RULES_CACHE_SECONDS", "5") or 5)
+
+
 class _RulesCache:
     """A merchant's rules and time zone for a few seconds: the checkout asks on every
-    purchase. A change here clears it at once; other processes see it within TTL."""
-
-    TTL = 5.0
+    purchase. A change clears it in this process when it commits (and a read that raced
+    the change is not kept); other processes see it within LOYALWALLET_FRAUD_RULES_CACHE_SECONDS."""
 
     def __init__(self) -> None:
         self._items: dict[int, tuple[float, fr.FraudRules, str]] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by clear(): a read begun before it is not stored
 
     def get(self, session: Session, merchant_id: int) -> tuple[fr.FraudRules, str]:
         item = self._items.get(merchant_id)
         if item is not None and item[0] > time.monotonic():
             return item[1], item[2]
+        generation = self._generation
         merchant = get_merchant(session, merchant_id)
         rules, tz = rules_of(merchant), merchant.timezone
+        ttl = _cache_seconds()
         with self._lock:
             if len(self._items) > 10000:
                 self._items.clear()
-            self._items[merchant_id] = (time.monotonic() + self.TTL, rules, tz)
+            if ttl > 0 and generation == self._generation:
+                self._items[merchant_id] = (time.monotonic() + ttl, rules, tz)
         return rules, tz
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._generation += 1
 
 
 _cache = _RulesCache()
+_RULES_CHANGED = "fraud_rules_changed"
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    # Cleared again once the new rules are visible: a purchase that read the old rules
+    # between set_rules and the commit must not keep them for another TTL.
+    if session.info.pop(_RULES_CHANGED, None):
+        _cache.clear()
 
 
 def set_rules(session: Session, actor: Actor, raw: dict[str, Any]) -> fr.FraudRules:
@@ -100,6 +117,7 @@ def set_rules(session: Session, actor: Actor, raw: dict[str, Any]) -> fr.FraudRu
     merchant.settings = {**(merchant.settings or {}), "fraud": parsed.model_dump(mode="json")}
     audit(session, actor, "fraud.rules", "merchant", merchant.id, raw)
     _cache.clear()
+    session.info[_RULES_CHANGED] = True
     return parsed
 
 
@@ -107,7 +125,7 @@ def telegram_settings(merchant: Merchant) -> dict[str, Any]:
     return dict((merchant.settings or {}).get("telegram") or {})
 
 
-def _token(merchant: Merchant) -> str | None:
+def bot_token(merchant: Merchant) -> str | None:
     """The merchant's own bot token, else the installation's (LOYALWALLET_TELEGRAM_BOT_TOKEN)."""
     sealed = telegram_settings(merchant).get("token_enc")
     if sealed:
@@ -120,7 +138,7 @@ def telegram_view(merchant: Merchant) -> dict[str, Any]:
     return {
         "chat_id": t.get("chat_id"),
         "has_own_token": bool(t.get("token_enc")),
-        "has_token": _token(merchant) is not None,
+        "has_token": bot_token(merchant) is not None,
         "alerts": t.get("alerts", True),
         "digest": t.get("digest", True),
         "digest_hour": t.get("digest_hour", 9),
@@ -149,7 +167,7 @@ def set_telegram(session: Session, actor: Actor, changes: dict[str, Any]) -> Mer
 
 def _telegram_ready(merchant: Merchant, what: str) -> bool:
     t = telegram_settings(merchant)
-    return bool(t.get("chat_id")) and t.get(what, True) and _token(merchant) is not None
+    return bool(t.get("chat_id")) and t.get(what, True) and bot_token(merchant) is not None
 
 
 def send_telegram(session: Session, merchant: Merchant, text: str, *, what: str = "alerts") -> bool:
@@ -167,7 +185,7 @@ def deliver_telegram(msg: Delivery) -> None:
         if merchant is None:
             return
         chat_id = telegram_settings(merchant).get("chat_id")
-        token = _token(merchant)
+        token = bot_token(merchant)
     if not chat_id or not token:
         return  # switched off since: the alert list still has it
     try:
@@ -359,6 +377,7 @@ def record_alert(
 
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
+    session.info.pop(_RULES_CHANGED, None)
     blocked = session.info.pop(_BLOCKED_KEY, None)
     if not blocked:
         return

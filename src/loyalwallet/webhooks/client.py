@@ -10,6 +10,7 @@ import httpx
 
 from loyalwallet import __version__
 from loyalwallet.config import env
+from loyalwallet.webhooks import guard
 from loyalwallet.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 _client: httpx.Client | None = None
@@ -21,15 +22,17 @@ def timeout_seconds() -> float:
 
 
 def client() -> httpx.Client:
-    """One pooled client per process, shared by the worker threads."""
+    """One pooled client per process, shared by the worker threads. Every connection is
+    checked by the SSRF guard; no redirects, no proxies from the environment."""
     global _client
     with _lock:
         if _client is None:
             _client = httpx.Client(
                 timeout=httpx.Timeout(timeout_seconds(), connect=min(5.0, timeout_seconds())),
                 follow_redirects=False,
+                trust_env=False,
                 headers={"User-Agent": f"loyalwallet-webhooks/{__version__}"},
-                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+                transport=guard.transport(max_connections=50, max_keepalive=20),
             )
         return _client
 
@@ -39,6 +42,8 @@ class Answer:
     status: int | None  # None: no HTTP answer (timeout, refused, TLS...)
     error: str | None
     retry_after: float | None = None
+    # The SSRF guard refused the address: retrying cannot help.
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -80,6 +85,8 @@ def post(
             headers=headers,
             timeout=httpx.Timeout(timeout_seconds(), connect=min(5.0, timeout_seconds())),
         )
+    except guard.Refused as exc:
+        return Answer(None, f"refused: {exc.reason}"[:300], refused=True)
     except httpx.TimeoutException as exc:
         return Answer(None, f"timeout: {type(exc).__name__}")
     except httpx.HTTPError as exc:

@@ -18,7 +18,7 @@ from loyalwallet.outbox.core_handlers import event_id
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.outbox.service import enqueue
-from loyalwallet.webhooks import client
+from loyalwallet.webhooks import client, guard
 from loyalwallet.webhooks.models import WebhookEndpoint
 
 log = logging.getLogger("loyalwallet.webhooks")
@@ -31,18 +31,12 @@ MAX_ENDPOINTS = 20
 
 
 def validate_url(url: str) -> str:
-    import httpx
-
-    url = url.strip()
+    """A URL webhooks may go to (see guard.py): http(s), no credentials, https unless
+    allowed, and a host resolving to public addresses only."""
     try:
-        parsed = httpx.URL(url)
-    except Exception:
-        raise DomainError("validation_error", "not a valid URL", field="url") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise DomainError("validation_error", "the URL must be http:// or https:// with a host", field="url")
-    if parsed.userinfo:
-        raise DomainError("validation_error", "put no credentials in the URL", field="url")
-    return url
+        return guard.check_url(url)
+    except guard.Refused as exc:
+        raise DomainError(exc.code, exc.reason, field="url") from None
 
 
 def validate_events(events: list[str]) -> list[str]:
@@ -267,9 +261,14 @@ def deliver(msg: Delivery) -> None:
         if endpoint is None or not endpoint.active:
             return  # removed or switched off since: nothing to deliver
         url, secret = endpoint.url, secret_of(endpoint)
-    answer = client.post(
-        url, secret, body_of(msg), event=msg.payload["name"], delivery_id=msg.id, attempt=msg.attempts
-    )
+    try:  # the settings may have changed since it was registered; addresses: on connect
+        guard.check_url(url, resolve_host=False)
+    except guard.Refused as exc:
+        answer = client.Answer(None, f"refused: {exc.reason}", refused=True)
+    else:
+        answer = client.post(
+            url, secret, body_of(msg), event=msg.payload["name"], delivery_id=msg.id, attempt=msg.attempts
+        )
     now = db.utcnow()
     values: dict[str, Any] = {"last_status": answer.status, "last_attempt_at": now}
     if answer.ok:
@@ -282,6 +281,8 @@ def deliver(msg: Delivery) -> None:
         )
     if answer.ok:
         return
+    if answer.refused:  # a non-public address (or http where https is required): never retried
+        raise Permanent(answer.error or "refused")
     status = answer.status
     if status is None or status in (408, 425, 429) or status >= 500:
         raise Retry(answer.error or "no answer", after=answer.retry_after)
