@@ -245,14 +245,15 @@ def _save(
         new_rules = rules(program)
         if new_rules is None:
             return
+        status = str(form.get("status") or program.status)
         programs.update_program(
             session,
             who.actor,
             program,
             name=str(form.get("name") or program.name),
-            # Unchanged rules do not bump the version (nor refresh every card).
+            # Unchanged rules or status do not bump the version (nor refresh every card).
             rules=None if new_rules == program.rules else new_rules,
-            status=str(form.get("status") or program.status),
+            status=None if status == program.status else status,
         )
 
 
