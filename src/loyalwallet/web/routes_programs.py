@@ -121,8 +121,6 @@ def _new_page(
     name: str,
     *,
     name_error: str | None = None,
-    rules_text: str | None = None,
-    json_errors: list[str] | None = None,
 ) -> Response:
     merchant = merchant_of(who)
     return render_staff(
@@ -133,13 +131,13 @@ def _new_page(
             **_form_context(form, merchant.currency),
             "name": name,
             "name_error": name_error,
-            "rules_text": rules_text or json.dumps(STARTER_RULES[form.kind], indent=2, ensure_ascii=False),
-            "json_errors": json_errors,
+            "rules_text": json.dumps(STARTER_RULES[form.kind], indent=2, ensure_ascii=False),
+            "json_errors": None,
             "json_action": "/admin/programs",
             "json_hidden": {"kind": form.kind, "name": name or KIND_TITLES[form.kind]},
         },
         section="programs",
-        status=422 if form.errors or name_error or json_errors else 200,
+        status=422 if form.errors or name_error else 200,
         merchant=merchant,
     )
 
