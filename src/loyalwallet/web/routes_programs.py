@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from loyalwallet import db
@@ -17,9 +19,19 @@ from loyalwallet.merchants.models import Location
 from loyalwallet.programs import assets
 from loyalwallet.programs import service as programs
 from loyalwallet.programs.design import parse_design
-from loyalwallet.programs.models import KINDS
+from loyalwallet.programs.models import KINDS, Program
 from loyalwallet.programs.rules import parse_rules, rules_to_json
-from loyalwallet.web.pages import form_data, redirect, render_staff, staff_page
+from loyalwallet.web.i18n import gettext_for
+from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_language, staff_page
+from loyalwallet.web.rules_form import (
+    CURRENCY_SYMBOLS,
+    TIER_PERIOD,
+    TIER_PERIOD_DAYS,
+    Gettext,
+    RulesForm,
+    form_to_rules,
+    rules_to_form,
+)
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
@@ -41,9 +53,39 @@ STARTER_RULES: dict[str, dict[str, Any]] = {
 }
 
 
-def _errors(exc: DomainError) -> list[str]:
+KIND_TITLES = {"bonus": "Bonus points", "discount": "Discount card", "stamp": "Stamp card"}
+KIND_HELP = {
+    "bonus": "Guests earn a percent of each check in points and pay part of a check with them.",
+    "discount": "A permanent discount that grows with the guest's spend.",
+    "stamp": "A stamp per purchase; a full card gives a free item or a discount.",
+}
+# Tier and reward names of the starter rules, shown in the owner's language.
+STARTER_NAMES = ("Bronze", "Silver", "Guest", "Free coffee")
+
+
+def _errors(exc: DomainError, _: Gettext = str) -> list[str]:
     items = exc.extra.get("errors") or []
-    return [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in items] or [exc.detail]
+    return [f"{'.'.join(str(p) for p in e['loc'])}: {_(e['msg'])}" for e in items] or [_(exc.detail)]
+
+
+def _gettext(request: Request, who: StaffSession) -> tuple[Gettext, str]:
+    """The page's gettext and the decimal separator the form shows."""
+    lang = staff_language(request, who)
+    return gettext_for(lang), "," if lang == "ru" else "."
+
+
+def _posted(form: FormData) -> dict[str, str]:
+    return {k: v for k, v in form.multi_items() if isinstance(v, str)}
+
+
+def _form_context(form: RulesForm, currency: str) -> dict[str, Any]:
+    return {
+        "form": form,
+        "tier_period": TIER_PERIOD,
+        "tier_period_days": TIER_PERIOD_DAYS,
+        "currency_symbol": CURRENCY_SYMBOLS.get(currency, currency),
+        "kind_titles": KIND_TITLES,
+    }
 
 
 @router.get("/admin/programs")
@@ -65,22 +107,84 @@ def list_page(request: Request, who: StaffSession = Depends(staff_page("manager"
             "programs": rows,
             "counts": counts,
             "kinds": KINDS,
-            "starter": {k: json.dumps(v, indent=2, ensure_ascii=False) for k, v in STARTER_RULES.items()},
+            "kind_titles": KIND_TITLES,
+            "kind_help": KIND_HELP,
         },
         section="programs",
     )
+
+
+def _new_page(
+    request: Request,
+    who: StaffSession,
+    form: RulesForm,
+    name: str,
+    *,
+    name_error: str | None = None,
+) -> Response:
+    merchant = merchant_of(who)
+    return render_staff(
+        request,
+        who,
+        "admin/program_new.html",
+        {
+            **_form_context(form, merchant.currency),
+            "name": name,
+            "name_error": name_error,
+            "rules_text": json.dumps(STARTER_RULES[form.kind], indent=2, ensure_ascii=False),
+            "json_errors": None,
+            "json_action": "/admin/programs",
+            "json_hidden": {"kind": form.kind, "name": name or KIND_TITLES[form.kind]},
+        },
+        section="programs",
+        status=422 if form.errors or name_error else 200,
+        merchant=merchant,
+    )
+
+
+@router.get("/admin/programs/new")
+def new_page(
+    request: Request,
+    kind: str = "",
+    name: str = "",
+    who: StaffSession = Depends(staff_page("manager")),
+) -> Response:
+    if kind not in KINDS:
+        return redirect("/admin/programs#new-program")
+    _, sep = _gettext(request, who)
+    form = rules_to_form(kind, STARTER_RULES[kind], sep)
+    for row in form.tiers:
+        row["name"] = _(row["name"]) if row["name"] in STARTER_NAMES else row["name"]
+    if form.values.get("reward-name") in STARTER_NAMES:
+        form.values["reward-name"] = _(form.values["reward-name"])
+    return _new_page(request, who, form, name.strip()[:200])
 
 
 @router.post("/admin/programs")
 async def create(request: Request, who: StaffSession = Depends(staff_page("manager"))) -> Response:
     form = await form_data(request, who)
     kind = str(form.get("kind") or "")
-    try:
-        rules = json.loads(str(form.get("rules") or "") or json.dumps(STARTER_RULES.get(kind, {})))
-    except json.JSONDecodeError as exc:
-        raise DomainError("validation_error", f"the rules are not valid JSON: {exc.msg}") from None
+    name = str(form.get("name") or "").strip()
+    if "rules" in form:  # the JSON of the advanced section (or an API-style post)
+        try:
+            rules = json.loads(str(form.get("rules") or "") or json.dumps(STARTER_RULES.get(kind, {})))
+        except json.JSONDecodeError as exc:
+            raise DomainError("validation_error", f"the rules are not valid JSON: {exc.msg}") from None
+        with db.transaction() as session:
+            program = programs.create_program(session, who.actor, kind, name or "Program", rules)
+            program_id = program.id
+        return redirect(f"/admin/programs/{program_id}", "Program created.")
+    if kind not in KINDS:
+        raise DomainError("validation_error", f"kind must be one of {', '.join(KINDS)}", field="kind")
+    _, sep = _gettext(request, who)
+    state, parsed = form_to_rules(kind, _posted(form), _, sep)
+    name_error = _("Required") if not name else None
+    if len(name) > 200:
+        name_error = _("Too long: at most {n} characters").format(n=200)
+    if parsed is None or name_error:
+        return _new_page(request, who, state, name, name_error=name_error)
     with db.transaction() as session:
-        program = programs.create_program(session, who.actor, kind, str(form.get("name") or "Program"), rules)
+        program = programs.create_program(session, who.actor, kind, name, rules_to_json(parsed))
         program_id = program.id
     return redirect(f"/admin/programs/{program_id}", "Program created.")
 
@@ -90,9 +194,12 @@ def _program_page(
     who: StaffSession,
     program_id: int,
     *,
+    form: RulesForm | None = None,
     rules_text: str | None = None,
-    errors: list[str] | None = None,
+    json_errors: list[str] | None = None,
 ) -> Response:
+    _, sep = _gettext(request, who)
+    merchant = merchant_of(who)
     with db.read() as session:
         program = programs.get_program(session, who.merchant_id, program_id)
         from loyalwallet.imports.service import ranges
@@ -104,14 +211,18 @@ def _program_page(
         who,
         "admin/program.html",
         {
+            **_form_context(form or rules_to_form(program.kind, program.rules, sep), merchant.currency),
             "program": program,
             "rules_text": rules_text or json.dumps(program.rules, indent=2, ensure_ascii=False),
-            "errors": errors,
+            "json_errors": json_errors,
+            "json_action": f"/admin/programs/{program.id}",
+            "json_hidden": {},
             "ranges": code_ranges,
             "cards": cards,
         },
         section="programs",
-        status=422 if errors else 200,
+        status=422 if json_errors or (form and form.errors) else 200,
+        merchant=merchant,
     )
 
 
@@ -122,38 +233,68 @@ def program_page(
     return _program_page(request, who, program_id)
 
 
+def _save(
+    who: StaffSession, program_id: int, form: FormData, rules: Callable[[Program], dict[str, Any] | None]
+) -> None:
+    """Name, status and rules in one go, through the same service call as the API; `rules`
+    returns None when there is nothing valid to save (and then nothing is written)."""
+    with db.transaction() as session:
+        program = programs.get_program(session, who.merchant_id, program_id)
+        new_rules = rules(program)
+        if new_rules is None:
+            return
+        status = str(form.get("status") or program.status)
+        programs.update_program(
+            session,
+            who.actor,
+            program,
+            name=str(form.get("name") or program.name),
+            # Unchanged rules or status do not bump the version (nor refresh every card).
+            rules=None if new_rules == program.rules else new_rules,
+            status=None if status == program.status else status,
+        )
+
+
 @router.post("/admin/programs/{program_id}")
 async def update(
     program_id: int, request: Request, who: StaffSession = Depends(staff_page("manager"))
 ) -> Response:
     form = await form_data(request, who)
-    rules_text = str(form.get("rules") or "")
-    try:
-        rules = json.loads(rules_text)
-        if not isinstance(rules, dict):
-            raise ValueError
-    except ValueError:
-        return _program_page(
-            request, who, program_id, rules_text=rules_text, errors=["the rules are not a JSON object"]
-        )
-    try:
-        with db.transaction() as session:
-            program = programs.get_program(session, who.merchant_id, program_id)
-            new_rules = None if rules_to_json(parse_rules(program.kind, rules)) == program.rules else rules
-            status = str(form.get("status") or program.status)
-            programs.update_program(
-                session,
-                who.actor,
-                program,
-                name=str(form.get("name") or program.name),
-                rules=new_rules,
-                status=status,
+    _, sep = _gettext(request, who)
+    done = "Saved. Issued cards are being updated."
+    if "rules" in form:  # the JSON of the advanced section
+        rules_text = str(form.get("rules") or "")
+        try:
+            raw = json.loads(rules_text)
+            if not isinstance(raw, dict):
+                raise ValueError
+        except ValueError:
+            return _program_page(
+                request,
+                who,
+                program_id,
+                rules_text=rules_text,
+                json_errors=[_("The rules are not a JSON object.")],
             )
-    except DomainError as exc:
-        if exc.code != "validation_error":
-            raise
-        return _program_page(request, who, program_id, rules_text=rules_text, errors=_errors(exc))
-    return redirect(f"/admin/programs/{program_id}", "Saved. Issued cards are being updated.")
+        try:
+            _save(who, program_id, form, lambda p: rules_to_json(parse_rules(p.kind, raw)))
+        except DomainError as exc:
+            if exc.code != "validation_error":
+                raise
+            return _program_page(request, who, program_id, rules_text=rules_text, json_errors=_errors(exc, _))
+        return redirect(f"/admin/programs/{program_id}", done)
+
+    state: list[RulesForm] = []
+
+    def from_form(program: Program) -> dict[str, Any] | None:
+        rules_form, parsed = form_to_rules(program.kind, _posted(form), _, sep)
+        state.append(rules_form)
+        return None if parsed is None else rules_to_json(parsed)
+
+    _save(who, program_id, form, from_form)
+    if state and state[0].errors:
+        return _program_page(request, who, program_id, form=state[0])
+    return redirect(f"/admin/programs/{program_id}", done)
 
 
 @router.post("/admin/programs/{program_id}/ranges")
