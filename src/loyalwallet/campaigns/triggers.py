@@ -442,6 +442,12 @@ def on_event(msg: Delivery) -> None:
                 Trigger.merchant_id == msg.merchant_id, Trigger.kind == kind, Trigger.enabled.is_(True)
             )
         ).all()
+    # A trigger answers what happens after it was made, not a backlog of older events
+    # still in the outbox (a worker that was down, the demo's seeded history).
+    at = msg.payload.get("at")
+    if at:
+        happened = dt.datetime.fromisoformat(at)
+        found = [t for t in found if t.created_at <= happened]
     if not found:
         return
     with db.transaction() as session:
