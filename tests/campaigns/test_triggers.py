@@ -229,6 +229,11 @@ def test_welcome_and_tier_up(shop: Shop) -> None:
     stamp_card = shop.card(shop.program("stamp"))
     worker.drain()
     assert _card(shop, stamp_card["code"]).message is None
+    # A card issued before a trigger was made, its event still queued: no welcome.
+    late = shop.card(bonus)
+    again = _trigger(shop, "welcome", {"message": {"header": "Hi", "body": "Hello"}}, program_id=bonus)
+    worker.drain()
+    assert _card(shop, late["code"]).message == "Glad to see you" and _firings(again["id"]) == []
 
 
 def test_trigger_api(shop: Shop) -> None:

@@ -135,16 +135,26 @@ def status_counts(cells: Iterable[Cell]) -> dict[str, int]:
     return out
 
 
-def quintile_scores(counts: dict[int, int], higher_is_better: bool) -> dict[int, int]:
-    """Score 1..5 for each value by the share of guests ranked below it (guests with equal
-    values share the score of the first of them, so one-visit guests all get F = 1)."""
-    total = sum(counts.values())
-    scores: dict[int, int] = {}
-    seen = 0
-    for value in sorted(counts, reverse=not higher_is_better):
-        scores[value] = min(5, 1 + (5 * seen) // total) if total else 1
-        seen += counts[value]
-    return scores
+# R and F are scored on fixed café thresholds, not on quintiles of the merchant's own
+# guests. A small café's figures are mostly ties (most guests came once, many came
+# today), and quintiles of ties are arbitrary: when everybody bought today, ranking put
+# them all in "lost". Thresholds give equal values the same score, do not shift when
+# other guests come, read plainly ("came within a week") and can be checked against a
+# guest's card. The recency bounds are those of "guests now" (status_counts): R >= 3 is
+# active (<= 30 days), R = 2 at risk (31-90), R = 1 lapsed (> 90). The price: the bounds
+# suit a café's weekly rhythm; a business visited monthly would want its own.
+R_DAYS = (7, 14, ACTIVE_DAYS, LAPSED_DAYS)  # days since the last purchase: <=7 -> 5 ... >90 -> 1
+F_VISITS = (2, 3, 5, 10)  # purchases: 1 -> 1, 2 -> 2, 3-4 -> 3, 5-9 -> 4, 10+ -> 5
+
+
+def r_score(days: int) -> int:
+    """Recency score 1..5 (5 = came most recently) from days since the last purchase."""
+    return 5 - sum(days > bound for bound in R_DAYS)
+
+
+def f_score(visits: int) -> int:
+    """Frequency score 1..5 (5 = comes most often) from the number of purchases."""
+    return 1 + sum(visits >= bound for bound in F_VISITS)
 
 
 SEGMENTS = (
@@ -160,6 +170,7 @@ SEGMENTS = (
 
 
 def segment(r: int, f: int) -> str:
+    """The segment of an R x F cell (docs/metrics.md has the grid)."""
     if r >= 4:
         return "champions" if f >= 4 else "potential" if f >= 2 else "new"
     if r == 3:
@@ -167,6 +178,11 @@ def segment(r: int, f: int) -> str:
     if f >= 4:
         return "cant_lose"
     return "at_risk" if r == 2 else "lost"
+
+
+def rfm_segment(recency: int, visits: int) -> str:
+    """The segment of a guest who bought: the dashboard and campaign segments both use it."""
+    return segment(r_score(recency), f_score(visits))
 
 
 @dataclass
@@ -199,25 +215,19 @@ class Rfm:
 
 
 def rfm(cells: Iterable[Cell]) -> Rfm:
-    """RFM segments of guests who bought at least once: R and F scored by quintiles,
-    segments from the R×F grid, M shown as the segment's spend."""
-    buyers = [c for c in cells if c.recency is not None and c.visits > 0]
-    by_recency: dict[int, int] = defaultdict(int)
-    by_visits: dict[int, int] = defaultdict(int)
-    for c in buyers:
-        by_recency[c.recency] += c.guests  # type: ignore[index]
-        by_visits[c.visits] += c.guests
-    r_score = quintile_scores(by_recency, higher_is_better=False)
-    f_score = quintile_scores(by_visits, higher_is_better=True)
+    """RFM segments of guests who bought at least once: R and F scored on the café
+    thresholds above, segments from the R×F grid, M shown as the segment's spend."""
     segs = {key: Segment(key) for key in SEGMENTS}
     grid: dict[tuple[int, int], int] = defaultdict(int)
-    for c in buyers:
-        r, f = r_score[c.recency], f_score[c.visits]  # type: ignore[index]
+    for c in cells:
+        if c.recency is None or c.visits <= 0:
+            continue
+        r, f = r_score(c.recency), f_score(c.visits)
         s = segs[segment(r, f)]
         s.guests += c.guests
         s.spend += c.spend
         s.visits += c.visits * c.guests
-        s.recency_sum += c.recency * c.guests  # type: ignore[operator]
+        s.recency_sum += c.recency * c.guests
         grid[(r, f)] += c.guests
     return Rfm(
         segments=[segs[k] for k in SEGMENTS],

@@ -69,8 +69,8 @@ class Range(_Strict):
         return self
 
 
-# RFM segments are the dashboard's (analytics.rules: R and F scored by quintiles over the
-# merchant's guests who bought, named from the R x F grid), plus guests who never bought.
+# RFM segments are the dashboard's (analytics.rules: R and F scored on fixed café
+# thresholds of recency and purchases, named from the R x F grid), plus guests who never bought.
 RFM_SEGMENTS = (*ANALYTICS_SEGMENTS, "no_visits")
 RfmName = Literal[
     "champions", "loyal", "potential", "new", "attention", "cant_lose", "at_risk", "lost", "no_visits"

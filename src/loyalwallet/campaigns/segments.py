@@ -1,7 +1,7 @@
 """Segments as SQL: a Segment spec (campaigns.rules) -> a SELECT of card ids.
 
 Only active cards of identified guests (not erased) are ever selected. RFM segments are
-the dashboard's (analytics), scored in Python over one pass of the merchant's cards.
+the dashboard's (analytics.rules), scored in Python over one pass of the merchant's cards.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _range(column: Any, rng: Any) -> list[Any]:
 
 def rfm_of_cards(session: Session, merchant_id: int, now: dt.datetime) -> dict[int, str]:
     """Each card that bought, with its RFM segment exactly as the dashboard counts it
-    (analytics: days since the last purchase and purchases, quintiles merchant-wide)."""
+    (analytics.rules.rfm_segment of days since the last purchase and purchases)."""
     from loyalwallet.analytics import rules as analytics
     from loyalwallet.analytics.queries import recency_days
 
@@ -40,10 +40,7 @@ def rfm_of_cards(session: Session, merchant_id: int, now: dt.datetime) -> dict[i
             Card.merchant_id == merchant_id, Card.customer_id.is_not(None), Card.visits > 0
         )
     ).all()
-    buyers = [(card_id, max(0, int(r)), int(v)) for card_id, r, v in rows if r is not None]
-    r_score = analytics.quintile_scores(Counter(r for _, r, _ in buyers), higher_is_better=False)
-    f_score = analytics.quintile_scores(Counter(v for _, _, v in buyers), higher_is_better=True)
-    return {card_id: analytics.segment(r_score[r], f_score[v]) for card_id, r, v in buyers}
+    return {card_id: analytics.rfm_segment(max(0, int(r)), int(v)) for card_id, r, v in rows if r is not None}
 
 
 def conditions(

@@ -480,6 +480,12 @@ def on_event(msg: Delivery) -> None:
                 Trigger.archived_at.is_(None),
             )
         ).all()
+    # A trigger answers what happens after it was made, not a backlog of older events
+    # still in the outbox (a worker that was down, the demo's seeded history).
+    at = msg.payload.get("at")
+    if at:
+        happened = dt.datetime.fromisoformat(at)
+        found = [t for t in found if t.created_at <= happened]
     if not found:
         return
     with db.transaction() as session:

@@ -454,10 +454,11 @@ def new_card(
     customer_id: int | None,
     channel: str | None = None,
     code: str | None = None,
+    now: dt.datetime | None = None,
 ) -> Card:
     """A new card row with fresh unguessable tokens and a unique code (or `code`: the
     number of a plastic card; the caller has checked it is free)."""
-    now = utcnow()
+    now = now or utcnow()
     rules = rules_of(program)
     if code is None:
         for _ in range(10):
@@ -504,21 +505,22 @@ def enroll(
     channel: str | None = None,
     referrer: Card | None = None,
     code: str | None = None,
+    now: dt.datetime | None = None,
 ) -> tuple[Card, bool]:
     """The guest's card in this program: the existing one, or a new one with the
-    welcome gift. Returns (card, created)."""
+    welcome gift. Returns (card, created). `now` is the clock (the demo backdates)."""
     if program.status != "active":
         raise DomainError("program_archived", "this program no longer takes new guests")
-    customer, _ = get_or_create(session, actor.merchant_id, guest)
+    customer, _ = get_or_create(session, actor.merchant_id, guest, now=now)
     existing = session.scalar(
         select(Card).where(Card.program_id == program.id, Card.customer_id == customer.id)
     )
     if existing is not None:
         return existing, False
-    card = new_card(session, program, customer.id, channel, code)
+    card = new_card(session, program, customer.id, channel, code, now=now)
     if referrer is not None and referrer.program_id == program.id and referrer.customer_id != customer.id:
         card.referrer_card_id = referrer.id
-    book = CardBook(session, card, program)
+    book = CardBook(session, card, program, now)
     rules = book.rules
     if isinstance(rules, BonusRules) and rules.welcome_points:
         book.credit("welcome", rules.welcome_points, actor=actor, reason="welcome gift")

@@ -144,9 +144,15 @@ def _card_for_read(session: Session, actor: Actor, code: str) -> tuple[Card, Pro
 
 
 def purchase(
-    session: Session, actor: Actor, body: PurchaseIn, idempotency_key: str | None = None
+    session: Session,
+    actor: Actor,
+    body: PurchaseIn,
+    idempotency_key: str | None = None,
+    *,
+    now: dt.datetime | None = None,
 ) -> tuple[int, dict[str, Any], bool]:
-    """Record a purchase. Returns (status, response, replayed)."""
+    """Record a purchase. Returns (status, response, replayed). `now` is the clock (the
+    demo backdates its history with it); the API always leaves it to the server."""
     record_id = None
     if idempotency_key is not None:
         claimed = idempotency.claim(
@@ -163,7 +169,7 @@ def purchase(
     card, program = lock_card(session, actor.merchant_id, body.card)
     _check_card(actor, card)
     location_id = _location(session, actor, body)
-    now = utcnow()
+    now = now or utcnow()
     book = CardBook(session, card, program, now)
     if body.redeem_points:
         book.expire_due()  # exact spendable points before a redemption
@@ -322,9 +328,16 @@ def purchase(
 
 
 def refund(
-    session: Session, actor: Actor, purchase_id: int, body: RefundIn, idempotency_key: str | None = None
+    session: Session,
+    actor: Actor,
+    purchase_id: int,
+    body: RefundIn,
+    idempotency_key: str | None = None,
+    *,
+    now: dt.datetime | None = None,
 ) -> tuple[int, dict[str, Any], bool]:
-    """Reverse a purchase, whole or in part, in proportion. Returns (status, response, replayed)."""
+    """Reverse a purchase, whole or in part, in proportion. Returns (status, response,
+    replayed). `now` is the clock, as for purchase."""
     record_id = None
     if idempotency_key is not None:
         claimed = idempotency.claim(
@@ -391,7 +404,7 @@ def refund(
         spend_reversed=p.spend_reversed,
     )
     outcome = rules.refund(totals, amount)
-    now = utcnow()
+    now = now or utcnow()
     fraud.check_refund(session, actor, card, p, amount=outcome.amount, now=now)
     refund_id = session.execute(
         insert(Refund.__table__)

@@ -48,16 +48,18 @@ def _seal(merchant_id: int, column: str, value: str | None) -> bytes | None:
     return crypto.seal(value, merchant_id=merchant_id, column=column)
 
 
-def get_or_create(session: Session, merchant_id: int, data: GuestData) -> tuple[Customer, bool]:
-    """The guest with this phone, created if new. Filled-in fields are added to an
-    existing guest, never overwritten by blanks."""
+def get_or_create(
+    session: Session, merchant_id: int, data: GuestData, *, now: dt.datetime | None = None
+) -> tuple[Customer, bool]:
+    """The guest with this phone, created if new (at `now`, default the present).
+    Filled-in fields are added to an existing guest, never overwritten by blanks."""
     index = phone_index(merchant_id, data.phone)
     customer = session.scalar(
         select(Customer).where(Customer.merchant_id == merchant_id, Customer.phone_index == index)
     )
     created = customer is None
     if customer is None:
-        customer = Customer(merchant_id=merchant_id, phone_index=index)
+        customer = Customer(merchant_id=merchant_id, phone_index=index, created_at=now or utcnow())
         customer.phone_enc = _seal(merchant_id, "phone", data.phone)
         session.add(customer)
     if data.name:
@@ -112,6 +114,8 @@ def record_consent(
     text_version: str,
     channel: str,
     details: dict[str, Any] | None = None,
+    *,
+    now: dt.datetime | None = None,
 ) -> Consent:
     if kind not in ("personal_data", "marketing"):
         raise DomainError("validation_error", f"unknown consent kind {kind!r}")
@@ -123,6 +127,7 @@ def record_consent(
         text_version=text_version,
         channel=channel,
         details=details or {},
+        created_at=now or utcnow(),
     )
     session.add(consent)
     if kind == "marketing":

@@ -206,7 +206,8 @@ def _local_midnight(merchant: Merchant | str, now: dt.datetime) -> dt.datetime:
 
 
 def _staff_ops(session: Session, actor: Actor, rules: fr.FraudRules, now: dt.datetime) -> int | None:
-    """Purchases and refunds by this staff member in the burst window (None: not staff)."""
+    """Purchases and refunds by this staff member in the burst window up to `now` (None:
+    not staff). The upper bound matters when the clock is set back (the demo's history)."""
     if actor.kind != "staff" or not fr.needs(rules, "cashier_burst"):
         return None
     since = now - dt.timedelta(minutes=rules.cashier_burst.minutes)
@@ -214,6 +215,7 @@ def _staff_ops(session: Session, actor: Actor, rules: fr.FraudRules, now: dt.dat
         select(func.count()).where(
             Purchase.merchant_id == actor.merchant_id,
             Purchase.created_at >= since,
+            Purchase.created_at <= now,
             Purchase.actor_type == "staff",
             Purchase.actor_id == actor.id,
         )
@@ -222,6 +224,7 @@ def _staff_ops(session: Session, actor: Actor, rules: fr.FraudRules, now: dt.dat
         select(func.count()).where(
             Refund.merchant_id == actor.merchant_id,
             Refund.created_at >= since,
+            Refund.created_at <= now,
             Refund.actor_type == "staff",
             Refund.actor_id == actor.id,
         )
