@@ -159,6 +159,8 @@ def test_cohort_matrix() -> None:
     assert [c.month for c in cohorts] == ["2026-01", "2026-02", "2026-03"]
     assert cohorts[0].active == [6, 0, 3] and cohorts[0].retention == [0.6, 0.0, 0.3]
     assert cohorts[1].active == [4, 0] and cohorts[2].retention == [None]
+    assert [c.month for c in rules.cohorts(sizes, activity, "2025-11", "2026-02")] == ["2026-01", "2026-02"]
+    assert rules.cohorts({}, [], "2026-01", "2026-03") == []
     assert rules.month_add("2026-11", 3) == "2027-02" and rules.month_add("2026-01", -1) == "2025-12"
 
 

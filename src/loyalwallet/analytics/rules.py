@@ -264,7 +264,8 @@ class Cohort:
 def cohorts(
     sizes: dict[str, int], activity: Iterable[tuple[str, str, int]], first: str, last: str
 ) -> list[Cohort]:
-    """Cohorts joined in months first..last; `activity` is (cohort month, month, guests)."""
+    """Cohorts joined in months first..last (from the first month with a card);
+    `activity` is (cohort month, month, guests)."""
     active: dict[tuple[str, int], int] = defaultdict(int)
     for cohort_month, month, guests in activity:
         k = months_between(cohort_month, month)
@@ -276,6 +277,10 @@ def cohorts(
         span = months_between(month, last) + 1
         out.append(Cohort(month, sizes.get(month, 0), [active.get((month, k), 0) for k in range(span)]))
         month = month_add(month, 1)
+    # Months before the first card was issued are no cohort at all: a young café sees
+    # its own months, not a column of zeros.
+    while out and out[0].size == 0:
+        out.pop(0)
     return out
 
 
