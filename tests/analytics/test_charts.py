@@ -11,7 +11,7 @@ from loyalwallet.analytics.charts import _nice_max, bars_and_line
 
 @pytest.mark.parametrize(
     ("value", "top"),
-    [(0, 4), (1, 4), (4, 4), (5, 8), (18, 20), (21, 40), (99, 100), (361.11, 400), (1234, 2000)],
+    [(0, 4), (1, 4), (4, 4), (5, 8), (10, 12), (18, 20), (21, 24), (99, 100), (361.11, 400), (1234, 1600)],
 )
 def test_axis_top_has_four_whole_steps(value: float, top: float) -> None:
     assert _nice_max(value) == top
