@@ -430,10 +430,9 @@ def _object_session(card_id: int) -> Iterator[tuple[Session, bool]]:
             yield session, False
         return
     with db.transaction() as session:
+        # The whole row, locked: the caller's session.get(GoogleObject) needs no query.
         got = session.scalar(
-            select(GoogleObject.card_id)
-            .where(GoogleObject.card_id == card_id)
-            .with_for_update(skip_locked=True)
+            select(GoogleObject).where(GoogleObject.card_id == card_id).with_for_update(skip_locked=True)
         )
         if got is None and session.get(GoogleObject, card_id) is not None:
             from loyalwallet.outbox.handlers import Retry
@@ -607,67 +606,82 @@ def sync_card(card_id: int) -> str:
 def send_message(card_id: int, merchant_id: int | None, header: str, body: str, message_id: str) -> str:
     """addMessage on the card's object (the campaign push contract). Returns "sent",
     "sent_text" (over the notification limit: shown without a notification), "duplicate"
-    (already added), or "skipped" (the card has no Google link, or Google is not set up)."""
-    with db.read() as session:
-        card = session.get(Card, card_id)
-        if card is None or (merchant_id is not None and card.merchant_id != merchant_id):
-            raise DomainError("not_found", "card not found")
-        row = session.get(GoogleObject, card_id)
-        if row is None:
-            return "skipped"
-        issuer = issuer_for(session, card.merchant_id)
-        if issuer is None or not issuer.syncs:
-            return "skipped"
-        needs_insert = not row.inserted or row.object_id != object_id_for(issuer, card)
-    if needs_insert:
-        sync_card(card_id)
-    with _object_session(card_id) as (session, locked):
-        row = session.get(GoogleObject, card_id)
-        assert row is not None
-        if any(m.get("id") == message_id for m in row.messages or []):
-            return "duplicate"
-        client = WalletClient(issuer.creds)
-        now = db.utcnow()
-        since = now - dt.timedelta(hours=24)
-        recent = [t for t in (row.notified_at or []) if dt.datetime.fromisoformat(t) > since]
-        notify = len(recent) < NOTIFY_PER_DAY
-        message = {
-            "id": message_id,
-            "header": header,
-            "body": body,
-            "messageType": "TEXT_AND_NOTIFY" if notify else "TEXT",
-        }
-        kept = list(row.messages or [])
-        if len(kept) >= MAX_MESSAGES:
-            kept = kept[-(MAX_MESSAGES - 1) :]
-            client.patch("loyaltyObject", row.object_id, {"messages": kept})
-        oid = row.object_id
+    (already added), or "skipped" (the card has no Google link, or Google is not set up).
 
-        def reinsert() -> None:  # deleted at Google meanwhile: insert it (with our messages) again
+    One transaction (PostgreSQL; SQLite: a read and a write) for the usual case: the
+    checks are made under the object's lock, not in a read of their own first."""
+    synced = False
+    while True:
+        with _object_session(card_id) as (session, locked):
             card = session.get(Card, card_id)
-            assert card is not None
-            program = session.get(Program, card.program_id)
-            assert program is not None
-            obj = {**build_object(session, issuer, card, program), "messages": kept}
-            client.upsert("loyaltyObject", obj, obj, exists=False)
+            if card is None or (merchant_id is not None and card.merchant_id != merchant_id):
+                raise DomainError("not_found", "card not found")
+            row = session.get(GoogleObject, card_id)
+            if row is None:
+                return "skipped"
+            issuer = issuer_for(session, card.merchant_id)
+            if issuer is None or not issuer.syncs:
+                return "skipped"
+            if synced or (row.inserted and row.object_id == object_id_for(issuer, card)):
+                return _send_message(session, locked, issuer, card, row, header, body, message_id)
+        # Not at Google yet (or under another issuer's id): insert it first, outside the lock.
+        sync_card(card_id)
+        synced = True
 
-        try:
-            _add_message(client, oid, message, reinsert)
-        except GoogleApiError as exc:
-            if not (notify and exc.status == 429):
-                raise
-            # Google counts notifications too; over its limit the message still goes, silently.
-            notify = False
-            message["messageType"] = "TEXT"
-            _add_message(client, oid, message, reinsert)
-        if notify:
-            recent.append(now.isoformat())
-        with _writer(session, locked) as write:
-            write.execute(
-                update(GoogleObject)
-                .where(GoogleObject.card_id == card_id)
-                .values(messages=[*kept, message][-MAX_MESSAGES:], notified_at=recent, updated_at=now)
-            )
+
+def _send_message(
+    session: Session,
+    locked: bool,
+    issuer: Issuer,
+    card: Card,
+    row: GoogleObject,
+    header: str,
+    body: str,
+    message_id: str,
+) -> str:
+    card_id = card.id
+    if any(m.get("id") == message_id for m in row.messages or []):
+        return "duplicate"
+    client = WalletClient(issuer.creds)
+    now = db.utcnow()
+    since = now - dt.timedelta(hours=24)
+    recent = [t for t in (row.notified_at or []) if dt.datetime.fromisoformat(t) > since]
+    notify = len(recent) < NOTIFY_PER_DAY
+    message = {
+        "id": message_id,
+        "header": header,
+        "body": body,
+        "messageType": "TEXT_AND_NOTIFY" if notify else "TEXT",
+    }
+    kept = list(row.messages or [])
+    if len(kept) >= MAX_MESSAGES:
+        kept = kept[-(MAX_MESSAGES - 1) :]
+        client.patch("loyaltyObject", row.object_id, {"messages": kept})
+    oid = row.object_id
+
+    def reinsert() -> None:  # deleted at Google meanwhile: insert it (with our messages) again
+        program = session.get(Program, card.program_id)
+        assert program is not None
+        obj = {**build_object(session, issuer, card, program), "messages": kept}
+        client.upsert("loyaltyObject", obj, obj, exists=False)
+
+    try:
+        _add_message(client, oid, message, reinsert)
+    except GoogleApiError as exc:
+        if not (notify and exc.status == 429):
+            raise
+        # Google counts notifications too; over its limit the message still goes, silently.
+        notify = False
+        message["messageType"] = "TEXT"
+        _add_message(client, oid, message, reinsert)
+    if notify:
+        recent.append(now.isoformat())
+    with _writer(session, locked) as write:
+        write.execute(
+            update(GoogleObject)
+            .where(GoogleObject.card_id == card_id)
+            .values(messages=[*kept, message][-MAX_MESSAGES:], notified_at=recent, updated_at=now)
+        )
     return "sent" if notify else "sent_text"
 
 
