@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
@@ -29,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
-from loyalwallet.cards.models import Card
+from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.cards.service import CARD_URL_HOOKS, available_rewards, card_urls
 from loyalwallet.config import env, get_settings
 from loyalwallet.customers.models import Customer
@@ -83,6 +84,11 @@ class Issuer:
 
 _issuers: dict[int, tuple[float, Issuer | None]] = {}
 _keys: dict[tuple[int, dt.datetime], Credentials] = {}
+# Class id -> (content hash recorded as at Google, until when to trust that): spares
+# every object sync its google_classes lookup. Only for GOOGLE_CONFIG_TTL seconds, as
+# another process may change a class; a new design changes the hash anyway.
+_classes_seen: dict[str, tuple[str, float]] = {}
+_assets_seen: set[tuple[int, str]] = set()  # (merchant id, sha256) of stored assets
 _lock = threading.Lock()
 
 
@@ -90,6 +96,8 @@ def reset_cache() -> None:
     with _lock:
         _issuers.clear()
         _keys.clear()
+        _classes_seen.clear()
+        _assets_seen.clear()
         _links.clear()
 
 
@@ -417,9 +425,41 @@ if card_view_hook not in CARD_URL_HOOKS:
 # --- syncing with Google -----------------------------------------------------------------
 
 
+# What a sync reads, in one round trip: the object with its card, and for a full sync
+# also the program, merchant, guest and the card's reward count (session.get of each is
+# then served from the identity map, and available_rewards skips its query at 0).
+_REWARDS = (
+    select(func.count())
+    .where(Coupon.card_id == Card.id, Coupon.status == "available")
+    .correlate(Card)
+    .scalar_subquery()
+)
+_OBJECT = select(GoogleObject, Card).join(Card, Card.id == GoogleObject.card_id)
+_OBJECT_FULL = (
+    select(GoogleObject, Card, Program, Merchant, Customer, _REWARDS)
+    .join(Card, Card.id == GoogleObject.card_id)
+    .join(Program, Program.id == Card.program_id)
+    .join(Merchant, Merchant.id == Card.merchant_id)
+    .outerjoin(Customer, Customer.id == Card.customer_id)
+)
+
+
+def _load(session: Session, card_id: int, *, full: bool, lock: bool) -> GoogleObject | None:
+    stmt = (_OBJECT_FULL if full else _OBJECT).where(GoogleObject.card_id == card_id)
+    if lock:
+        stmt = stmt.with_for_update(of=GoogleObject, skip_locked=True)
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    if full:
+        session.info.setdefault("rewards_hint", {})[card_id] = row[5]
+    return row[0]  # type: ignore[no-any-return]
+
+
 @contextmanager
-def _object_session(card_id: int) -> Iterator[tuple[Session, bool]]:
+def _object_session(card_id: int, *, full: bool = False) -> Iterator[tuple[Session, bool]]:
     """The session a sync reads (and on PostgreSQL also writes) in; yields (session, locked).
+    The object and its card (`full`: and the rest build_object needs) are loaded.
 
     PostgreSQL: one transaction holding the google_objects row lock across the calls to
     Google, so two workers never send one card's versions out of order; a row locked by
@@ -427,13 +467,11 @@ def _object_session(card_id: int) -> Iterator[tuple[Session, bool]]:
     at a time anyway, and a write transaction would block every writer during a call)."""
     if db.is_sqlite():
         with db.read() as session:
+            _load(session, card_id, full=full, lock=False)
             yield session, False
         return
     with db.transaction() as session:
-        # The whole row, locked: the caller's session.get(GoogleObject) needs no query.
-        got = session.scalar(
-            select(GoogleObject).where(GoogleObject.card_id == card_id).with_for_update(skip_locked=True)
-        )
+        got = _load(session, card_id, full=full, lock=True)
         if got is None and session.get(GoogleObject, card_id) is not None:
             from loyalwallet.outbox.handlers import Retry
 
@@ -450,13 +488,21 @@ def _writer(session: Session, locked: bool) -> Iterator[Session]:
             yield write
 
 
+@lru_cache(maxsize=256)
+def _default_logo(text: str, background: str, foreground: str) -> tuple[bytes, str]:
+    png = default_logo(text, background, foreground)
+    return png, hashlib.sha256(png).hexdigest()
+
+
 def _logo_url(session: Session, program: Program, pf: objects.ProgramFacts) -> str:
     if pf.design.images.logo:
         return assets.url(program.merchant_id, pf.design.images.logo)
-    png = default_logo(
+    png, sha = _default_logo(
         pf.design.logo_text or pf.name, pf.design.colours.background, pf.design.colours.foreground
     )
-    sha = hashlib.sha256(png).hexdigest()
+    # Assets are content-addressed and never deleted: once seen, no need to look again.
+    if (program.merchant_id, sha) in _assets_seen:
+        return assets.url(program.merchant_id, sha)
     exists = session.scalar(
         select(Asset.id).where(Asset.merchant_id == program.merchant_id, Asset.sha256 == sha)
     )
@@ -466,6 +512,11 @@ def _logo_url(session: Session, program: Program, pf: objects.ProgramFacts) -> s
                 assets.store(write, program.merchant_id, png)
         except IntegrityError:  # stored by another worker meanwhile
             pass
+    else:
+        with _lock:
+            if len(_assets_seen) >= 10_000:
+                _assets_seen.clear()
+            _assets_seen.add((program.merchant_id, sha))
     return assets.url(program.merchant_id, sha)
 
 
@@ -491,10 +542,15 @@ def _push_classes(
 ) -> list[dict[str, Any]]:
     """Upsert classes whose body changed; returns the rows to record."""
     done = []
+    now = time.monotonic()
     for cid, variant, body in bodies:
         digest = objects.content_hash(body)
+        seen = _classes_seen.get(cid)
+        if seen is not None and seen[0] == digest and seen[1] > now:
+            continue  # this body is at Google: recorded so, a moment ago (see _classes_seen)
         row = session.get(GoogleClass, cid)
         if row is not None and row.inserted and row.synced_hash == digest:
+            _class_seen(cid, digest)
             continue
         client.upsert(
             "loyaltyClass",
@@ -502,6 +558,7 @@ def _push_classes(
             objects.patch_body(body, objects.CLASS_OPTIONAL),
             exists=row is not None and row.inserted,
         )
+        _class_seen(cid, digest)
         done.append(
             {
                 "class_id": cid,
@@ -514,6 +571,13 @@ def _push_classes(
             }
         )
     return done
+
+
+def _class_seen(class_id: str, digest: str) -> None:
+    with _lock:
+        if len(_classes_seen) >= 10_000:
+            _classes_seen.clear()
+        _classes_seen[class_id] = (digest, time.monotonic() + _ttl())
 
 
 def _record_classes(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -544,7 +608,7 @@ def sync_program(program_id: int) -> int:
 def sync_card(card_id: int) -> str:
     """Bring the card's object (and its class) at Google up to date. Returns what was
     done: "skipped" (nothing to do or Google not set up), "unchanged", "insert", "patch"."""
-    with _object_session(card_id) as (session, locked):
+    with _object_session(card_id, full=True) as (session, locked):
         row = session.get(GoogleObject, card_id)
         card = session.get(Card, card_id)
         if row is None or card is None:
