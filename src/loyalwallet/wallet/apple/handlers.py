@@ -52,11 +52,17 @@ def queue_push(session: Session, merchant_id: int | None, token: str, pass_type_
     return bool(queue_pushes(session, merchant_id, [(token, pass_type_id)]))
 
 
-def queue_pushes(session: Session, merchant_id: int | None, targets: list[tuple[str, str]]) -> list[str]:
+def queue_pushes(
+    session: Session,
+    merchant_id: int | None,
+    targets: list[tuple[str, str]],
+    place: dt.datetime | None = None,
+) -> list[str]:
     """Queue pushes to these (token, pass type) pairs, skipping tokens whose push is
     queued and not started; returns the tokens queued. One `apple.push` row per pass
     type (with `tokens` when there are several, pushed multiplexed): a campaign chunk's
-    devices go in one row. A few statements whatever the number of tokens."""
+    devices go in one row. A few statements whatever the number of tokens.
+    `place`: see outbox.service.enqueue."""
     now = db.utcnow()
     pass_types = dict(sorted(set(targets)))  # token -> pass type (a token is one pass type's)
     tokens = sorted(pass_types)
@@ -109,7 +115,7 @@ def queue_pushes(session: Session, merchant_id: int | None, targets: list[tuple[
                 if len(part) == 1
                 else {"tokens": part, "pass_type_id": pass_type_id}
             )
-            enqueue(session, merchant_id, "apple.push", payload)
+            enqueue(session, merchant_id, "apple.push", payload, place=place)
     return queued
 
 
@@ -127,7 +133,9 @@ def wake_devices(msg: Delivery) -> None:
             return
         seq = updates.stamp(session)
         session.execute(update(AppleRegistration).where(mine).values(change_seq=seq))
-        queue_pushes(session, msg.merchant_id, [(t, p) for t, p in targets])
+        # In the queue as of the change: not behind what was queued since (a campaign's
+        # Google messages), so iPhones and Android phones get the message together.
+        queue_pushes(session, msg.merchant_id, [(t, p) for t, p in targets], place=msg.created_at)
 
 
 def forget_token(token: str, invalid_since_ms: int | None = None) -> int:

@@ -84,6 +84,7 @@ def on_card_changed(msg: Delivery) -> None:
                     "version": msg.payload.get("version"),
                     "reason": msg.payload.get("reason"),
                 },
+                place=msg.created_at,  # in the queue as of the change (see enqueue)
             )
 
 
