@@ -450,6 +450,9 @@ def main() -> None:
         )
         with db.read() as session:
             dead = session.scalar(select(func.count()).where(OutboxMessage.status == "dead"))
+            # Tried more than once: a provider error, or (google.*) the object's row lock
+            # held by another worker (Retry after 2 s).
+            retried = session.scalar(select(func.count()).where(OutboxMessage.attempts > 1))
             c = session.get(Campaign, campaign_id)
             assert c is not None and c.started_at is not None and c.finished_at is not None
             ours = (c.finished_at - c.started_at).total_seconds()
@@ -464,7 +467,7 @@ def main() -> None:
             f"{args.cards} Apple pushes in {pushes_at:.1f} s = {push_rate:.0f}/s; "
             f"{args.cards} Google messages in {messages_at:.1f} s = {message_rate:.0f}/s; "
             f"everything (with the Google object patches) in {all_at:.1f} s; "
-            f"{delivered} messages at the fake Google; {dead} dead rows"
+            f"{delivered} messages at the fake Google; {dead} dead rows, {retried} rows tried more than once"
         )
         print(
             f"ratio worker/raw: Apple {push_rate / raw['apns_one']:.2f} of push one by one, "

@@ -73,6 +73,8 @@ def on_card_changed(msg: Delivery) -> None:
         ).all()
     if not in_google:
         return
+    # Queued now, not at the change's place (enqueue(place=)): next to the chunk's
+    # google.message rows they would fight for the same object locks (Retry, 2 s).
     with db.transaction() as session:
         for card_id in in_google:
             enqueue(
@@ -84,7 +86,6 @@ def on_card_changed(msg: Delivery) -> None:
                     "version": msg.payload.get("version"),
                     "reason": msg.payload.get("reason"),
                 },
-                place=msg.created_at,  # in the queue as of the change (see enqueue)
             )
 
 
