@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from fakes.google_wallet import FakeGoogleWallet
 from loyalwallet import db
@@ -61,3 +61,52 @@ def test_a_campaign_message_arrives_in_google_wallet(shop: Shop, google: FakeGoo
     stats = shop.get(f"/api/v1/campaigns/{r.json()['id']}", role="manager").json()["stats"]
     assert stats["sent"] == 3 and stats["google_delivered"] == 3 and stats["google_failed"] == 0
     assert len(cards) == 3
+
+
+def _google_patch_rows(shop: Shop) -> list[OutboxMessage]:
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.merchant_id == shop.merchant_id, OutboxMessage.topic == "google.patch"
+                )
+            )
+        )
+
+
+def test_a_message_only_campaign_does_not_patch_google_objects(shop: Shop, google: FakeGoogleWallet) -> None:
+    """The Google object does not show Card.message: a campaign that changes nothing
+    else sends addMessage only; one with points also patches the objects (balance)."""
+    bonus = shop.program("bonus")
+    codes = [shop.card(bonus, marketing_consent=True)["code"] for _ in range(3)]
+    worker.drain()
+    patch_rows = len(_google_patch_rows(shop))
+    google.calls.clear()
+
+    r = shop.post(
+        "/api/v1/campaigns",
+        {"name": "News", "header": "New hours", "body": "Open till 10 pm", "send_now": True},
+        role="manager",
+    )
+    assert r.status_code == 201, r.text
+    worker.drain()
+    assert len(google.calls_to("POST", "/addMessage")) == 3
+    inserts = [c for c in google.calls_to("POST", "/loyalty") if not c.path.endswith("/addMessage")]
+    assert google.calls_to("PATCH") == [] and inserts == []
+    assert len(_google_patch_rows(shop)) == patch_rows  # not even queued
+
+    google.calls.clear()
+    r = shop.post(
+        "/api/v1/campaigns",
+        {"name": "Gift", "header": "A gift", "body": "50 points for you", "points": 50, "send_now": True},
+        role="manager",
+    )
+    assert r.status_code == 201, r.text
+    worker.drain()
+    assert len(_google_patch_rows(shop)) == patch_rows + 3
+    patched = google.calls_to("PATCH", "loyaltyObject")
+    assert len(patched) == 3
+    for obj in google.objects.values():
+        assert obj["loyaltyPoints"]["balance"] == {"int": 50}
+        assert [m["header"] for m in obj["messages"]] == ["New hours", "A gift"]
+    assert len(codes) == 3

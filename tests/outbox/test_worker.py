@@ -76,3 +76,32 @@ def test_a_claimed_row_is_not_claimed_again_until_its_lease_ends() -> None:
     later = db.utcnow() + worker.LEASE + dt.timedelta(seconds=1)
     again = [m for m in worker.claim(1000, now=later) if m.topic == "test.lease"]
     assert len(again) == 1 and again[0].attempts == 2
+
+
+def test_a_fan_out_row_keeps_its_cause_s_place_in_the_queue() -> None:
+    """enqueue(place=cause.created_at): the follow-up is claimed before rows queued after
+    its cause, not behind the whole backlog (a campaign's pushes behind its messages)."""
+    order: list[str] = []
+
+    @handlers.handles("test.cause")
+    def cause(msg: handlers.Delivery) -> None:
+        order.append("cause")
+        with db.transaction() as session:
+            enqueue(session, None, "test.order", {"n": "follow-up"}, place=msg.created_at)
+
+    @handlers.handles("test.order")
+    def record(msg: handlers.Delivery) -> None:
+        order.append(msg.payload["n"])
+
+    with db.transaction() as session:
+        enqueue(session, None, "test.cause", {})
+    with db.transaction() as session:
+        for n in range(3):
+            enqueue(session, None, "test.order", {"n": f"backlog-{n}"})
+    # Claimed one at a time (a worker takes the due rows in due order, batch by batch).
+    while msgs := worker.claim(batch=1):
+        worker.record([worker.attempt(msgs[0])])
+    assert order == ["cause", "follow-up", "backlog-0", "backlog-1", "backlog-2"]
+    [follow_up] = [r for r in _rows("test.order") if r.payload["n"] == "follow-up"]
+    [first] = [r for r in _rows("test.cause")]
+    assert follow_up.next_attempt_at == first.created_at

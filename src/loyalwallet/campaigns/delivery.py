@@ -2,7 +2,10 @@
 campaigns and triggers.
 
 Apple: the message goes in Card.message, which the pass shows in a field with a change
-alert; `touch()` queues `card.changed`, whose listeners push the pass to devices.
+alert; `touch()` queues `card.changed`, whose listeners push the pass to devices. A
+campaign chunk collects its cards (`changes`) and queues one `card.changed` for all of
+them. A touch that changed nothing but the message has the reason MESSAGE_ONLY: the
+Google object does not show Card.message, so the Google listener skips it.
 Google: an outbox row `google.message` for the Wallet object's messages, written only
 when a handler for that topic is registered (otherwise the worker would dead-letter it).
 """
@@ -18,7 +21,7 @@ from sqlalchemy.orm import Session
 from loyalwallet.campaigns.models import Offer
 from loyalwallet.campaigns.offers import issue
 from loyalwallet.cards.models import Card, Coupon
-from loyalwallet.cards.service import CardBook
+from loyalwallet.cards.service import MESSAGE_ONLY, CardBook
 from loyalwallet.outbox import handlers
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
@@ -54,9 +57,12 @@ def message_card(
     ledger_kind: str = "campaign",
     google: bool = True,
     now: dt.datetime | None = None,
+    changes: dict[str, list[int]] | None = None,
 ) -> Sent:
     """The card must be locked by the caller's transaction (cards.service.lock_card*).
     `google`: whether the card is in Google Wallet (see google_cards).
+    `changes`: collect the card id under its touch reason instead of queueing its own
+    `card.changed` (the caller queues them in bulk with cards_changed).
     Raises DomainError (offer used up or ended) before writing anything."""
     book = CardBook(session, card, program, now)
     # The coupon first: when the offer is used up or over, DomainError leaves nothing written.
@@ -70,7 +76,10 @@ def message_card(
         credited = points
     card.message = body[:500]
     card.message_at = book.now
-    book.touch(reason)
+    touched = reason if credited or coupon is not None else MESSAGE_ONLY
+    book.touch(touched, queue=changes is None)
+    if changes is not None:
+        changes.setdefault(touched, []).append(card.id)
     if google and google_messages_enabled():
         enqueue(
             session,

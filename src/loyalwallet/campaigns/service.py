@@ -4,8 +4,9 @@ a coupon; delivery stats and the effect against a holdout group.
 Sending runs in the worker, in steps that each commit on their own:
 `campaign.start` picks the audience (recipients rows, holdout drawn) and queues one
 `campaign.deliver` row per chunk of cards; each chunk locks its cards, puts the message
-on them (campaigns.delivery) and marks its recipients sent, in one transaction, so a
-retried chunk never messages or credits a card twice.
+on them (campaigns.delivery), queues one `card.changed` for the whole chunk (the wallet
+listeners wake its devices in bulk) and marks its recipients sent, in one transaction,
+so a retried chunk never messages or credits a card twice.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from loyalwallet.campaigns.models import Campaign, CampaignRecipient, Offer
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import Message, Segment, in_holdout, parse, parse_segment
 from loyalwallet.cards.models import Card
+from loyalwallet.cards.service import cards_changed
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
@@ -320,6 +322,7 @@ def deliver(msg: Delivery) -> None:
         )
         now = db.utcnow()
         marks: dict[str, list[int]] = {"sent": [], "skipped": []}
+        changes: dict[str, list[int]] = {}  # touch reason -> card ids: one card.changed each
         if c.status == "cancelled":
             _mark(session, list(pending.values()), "skipped", now, "campaign cancelled")
             return
@@ -352,6 +355,7 @@ def deliver(msg: Delivery) -> None:
                     offer=offer,
                     google=card.id in in_google,
                     now=now,
+                    changes=changes,
                 )
             except DomainError as exc:  # the offer ran out or ended: this guest gets nothing
                 _mark(session, [recipient_id], "failed", now, exc.detail[:200])
@@ -364,6 +368,8 @@ def deliver(msg: Delivery) -> None:
                 )
             else:
                 marks["sent"].append(recipient_id)
+        for reason, card_ids in changes.items():
+            cards_changed(session, c.merchant_id, card_ids, reason)
         _mark(session, marks["sent"], "sent", now)
         _mark(session, marks["skipped"], "skipped", now, "card blocked or gone")
         session.flush()

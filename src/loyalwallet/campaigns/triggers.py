@@ -40,7 +40,7 @@ from loyalwallet.campaigns.rules import (
     tier_rank,
 )
 from loyalwallet.cards.models import Card, LedgerEntry
-from loyalwallet.cards.service import lock_card, lock_card_by_id
+from loyalwallet.cards.service import cards_changed, lock_card, lock_card_by_id
 from loyalwallet.customers.models import Customer
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
@@ -366,8 +366,10 @@ def fire_one(
     offer: Offer | None,
     now: dt.datetime,
     cap: dt.datetime | None = None,
+    changes: dict[str, list[int]] | None = None,
 ) -> bool:
-    """Message one locked card unless this trigger already did for this occasion."""
+    """Message one locked card unless this trigger already did for this occasion.
+    `changes`: see delivery.message_card (a chunk queues one card.changed)."""
     if card.status != "active":
         return False
     if t.program_id is not None and card.program_id != t.program_id:
@@ -400,6 +402,7 @@ def fire_one(
             ledger_kind="birthday" if t.kind == "birthday" else "campaign",
             google=bool(google_cards(session, [card.id])),
             now=now,
+            changes=changes,
         )
     except DomainError as exc:  # the offer ran out or ended
         log.warning("trigger %s: card %s skipped: %s", t.id, card.id, exc.detail)
@@ -429,13 +432,28 @@ def fire(msg: Delivery) -> None:
         offer = session.get(Offer, params.offer_id) if params.offer_id else None
         now = db.utcnow()
         merchant = get_merchant(session, t.merchant_id) if t.kind == "happy_hour" else None
+        changes: dict[str, list[int]] = {}  # the chunk's cards: one card.changed per touch reason
         for card_id, occasion, values in sorted(msg.payload["items"], key=lambda item: item[0]):
             try:
                 card, program = lock_card_by_id(session, card_id)
             except DomainError:
                 continue
             cap = _happy_hour_end(params, merchant, occasion) if merchant is not None else None
-            fire_one(session, t, params, card, program, occasion, values, offer=offer, now=now, cap=cap)
+            fire_one(
+                session,
+                t,
+                params,
+                card,
+                program,
+                occasion,
+                values,
+                offer=offer,
+                now=now,
+                cap=cap,
+                changes=changes,
+            )
+        for reason, card_ids in changes.items():
+            cards_changed(session, t.merchant_id, card_ids, reason)
 
 
 # --- event triggers --------------------------------------------------------------------

@@ -413,18 +413,32 @@ class CardBook:
 
     # Commit the cached figures ----------------------------------------------------------
 
-    def touch(self, reason: str) -> None:
-        """Tell wallets the card changed: bump its version and queue the fan-out."""
+    def touch(self, reason: str, *, queue: bool = True) -> None:
+        """Tell wallets the card changed: bump its version and queue the fan-out.
+        `queue=False`: the caller queues it for many cards at once (cards_changed)."""
         card = self.card
         card.version += 1
         card.updated_at = self.now
         card.pass_updated_at = self.now
-        enqueue(
-            self.session,
-            card.merchant_id,
-            "card.changed",
-            {"card_id": card.id, "version": card.version, "reason": reason},
-        )
+        if queue:
+            enqueue(
+                self.session,
+                card.merchant_id,
+                "card.changed",
+                {"card_id": card.id, "version": card.version, "reason": reason},
+            )
+
+
+# The reason of a touch that changed only Card.message (a campaign or trigger message
+# without points or a coupon): only wallets that show the message need to hear of it.
+MESSAGE_ONLY = "message"
+
+
+def cards_changed(session: Session, merchant_id: int, card_ids: list[int], reason: str) -> None:
+    """One `card.changed` row for many cards touched with queue=False (a campaign
+    chunk): its listeners handle them together (one multiplexed APNs row, ...)."""
+    if card_ids:
+        enqueue(session, merchant_id, "card.changed", {"card_ids": sorted(set(card_ids)), "reason": reason})
 
 
 def new_coupon_code() -> str:

@@ -28,6 +28,14 @@ def card_changed(msg: Delivery) -> None:
         listener(msg)
 
 
+def changed_cards(msg: Delivery) -> list[int]:
+    """The cards of a card.changed row: {"card_id"} (one touch) or {"card_ids": [...]}
+    (a campaign chunk, see cards.service.cards_changed)."""
+    if "card_ids" in msg.payload:
+        return [int(i) for i in msg.payload["card_ids"]]
+    return [int(msg.payload["card_id"])]
+
+
 @handles("program.changed")
 def program_changed(msg: Delivery) -> None:
     """A new design or rules: every card of the program must refresh in the wallets."""

@@ -29,8 +29,16 @@ def enqueue(
     *,
     delay: dt.timedelta | None = None,
     max_attempts: int = 12,
+    place: dt.datetime | None = None,
 ) -> None:
+    """`place`: an earlier time to queue the row as of (due since then: the worker takes
+    rows in due order). A fan-out row passes its cause's created_at, so it does not wait
+    behind everything queued after the change it carries on (a campaign's pushes behind
+    all of its Google messages)."""
     now = utcnow()
+    due = now + delay if delay else now
+    if place is not None and delay is None:
+        due = min(due, place)
     # Buffered and written in one multi-row INSERT just before the commit (below): one
     # round trip per transaction however many rows it queues.
     session.info.setdefault("outbox_rows", []).append(
@@ -41,7 +49,7 @@ def enqueue(
             "status": "pending",
             "attempts": 0,
             "max_attempts": max_attempts,
-            "next_attempt_at": now + delay if delay else now,
+            "next_attempt_at": due,
             "created_at": now,
         }
     )

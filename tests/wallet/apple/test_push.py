@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from fakes.apns import FakeApns
 from fakes.wallet_device import Device
@@ -216,3 +216,104 @@ def test_a_batch_row_pushes_concurrently_and_retries_only_the_failures(
         )
     worker.drain()
     assert apns.tokens().count(tokens[0]) == 2
+
+
+def _rows(topic: str, merchant_id: int, since: int = 0) -> list[OutboxMessage]:
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.topic == topic,
+                    OutboxMessage.merchant_id == merchant_id,
+                    OutboxMessage.id > since,
+                )
+                .order_by(OutboxMessage.id)
+            )
+        )
+
+
+def _last_row_id() -> int:
+    with db.read() as session:
+        return int(session.scalar(select(func.max(OutboxMessage.id))) or 0)
+
+
+def test_a_campaign_chunk_wakes_its_devices_in_one_multiplexed_row(
+    shop: Shop, apple_cert: AppleCertificate, apns: FakeApns
+) -> None:
+    ptid = apple_cert.pass_type_id
+    program = shop.program("bonus")
+    cards: list[Card] = []
+    devices: list[Device] = []
+    for _ in range(6):
+        code = shop.card(program, marketing_consent=True)["code"]
+        with db.read() as session:
+            card = session.scalar(select(Card).where(Card.code == code))
+            assert card is not None
+            session.expunge(card)
+        cards.append(card)
+        devices.append(Device(shop.client))
+    for card, device in zip(cards, devices, strict=True):
+        assert device.register(ptid, card.serial, card.auth_token).status_code == 201
+    # One phone holds two of the passes: one push wakes it for both.
+    phone = devices[0]
+    assert phone.register(ptid, cards[1].serial, cards[1].auth_token).status_code == 201
+    worker.drain()
+    apns.reset()
+    apns.answer(devices[5].push_token, 410, "Unregistered")  # an iPhone that dropped the pass
+    assert phone.changed(ptid, tag=None).status_code == 200  # the phone is up to date
+    assert phone.changed(ptid).status_code == 204
+    since = _last_row_id()
+
+    r = shop.post(
+        "/api/v1/campaigns",
+        {"name": "Autumn", "header": "Pumpkin latte", "body": "Is back", "send_now": True},
+        role="manager",
+    )
+    assert r.status_code == 201, r.text
+    worker.drain()
+
+    # One card.changed for the chunk, one apple.push row with every token of its devices.
+    [changed] = _rows("card.changed", shop.merchant_id, since)
+    assert changed.payload["card_ids"] == sorted(c.id for c in cards)
+    assert changed.payload["reason"] == "message"  # no points, no coupon: only the message
+    [row] = _rows("apple.push", shop.merchant_id, since)
+    tokens = sorted({d.push_token for d in devices})
+    assert row.status == "done" and row.payload == {"tokens": tokens, "pass_type_id": ptid}
+    # Every device was pushed exactly once, on the one long-lived connection.
+    assert sorted(apns.tokens()) == tokens
+    assert len(apns.connections) == 1
+    # The phone hears that both its passes changed; the gone token lost its registration.
+    assert sorted(phone.changed(ptid).json()["serialNumbers"]) == sorted([cards[0].serial, cards[1].serial])
+    assert _registrations(devices[5].push_token) == 0
+    assert _registrations(devices[4].push_token) == 1
+    with db.read() as session:
+        assert session.scalars(select(ApplePushPending)).all() == []
+
+
+def test_tokens_already_queued_are_not_queued_again(
+    shop: Shop, apple_cert: AppleCertificate, apns: FakeApns
+) -> None:
+    from loyalwallet.wallet.apple.handlers import queue_push, queue_pushes
+
+    ptid = apple_cert.pass_type_id
+    a, b, c = (f"{i:064x}" for i in (0xA1, 0xB2, 0xC3))
+    apns.reset()
+    since = _last_row_id()
+    with db.transaction() as session:
+        assert queue_push(session, shop.merchant_id, a, ptid)
+    with db.transaction() as session:
+        assert queue_pushes(session, shop.merchant_id, [(c, ptid), (a, ptid), (b, ptid), (c, ptid)]) == [b, c]
+        assert queue_pushes(session, shop.merchant_id, [(b, ptid)]) == []  # in this very transaction
+    rows = _rows("apple.push", shop.merchant_id, since)
+    assert [r.payload for r in rows] == [
+        {"token": a, "pass_type_id": ptid},
+        {"tokens": [b, c], "pass_type_id": ptid},
+    ]
+    worker.drain()
+    assert sorted(apns.tokens()) == [a, b, c]
+    # Once a push has started, a new change queues a new push.
+    with db.transaction() as session:
+        assert queue_pushes(session, shop.merchant_id, [(a, ptid), (b, ptid)]) == [a, b]
+    worker.drain()
+    assert sorted(apns.tokens()) == [a, a, b, b, c]

@@ -1,11 +1,13 @@
 """Outbox side of Apple Wallet: a changed card wakes the devices that hold its pass.
 
-card.changed (queued by CardBook.touch, and per card by program.changed) →
-`wake_devices`: stamps the pass's registrations with a commit-ordered change number
-(updates.py) and queues one `apple.push` per device token, unless one is already queued
-and not yet started (a burst of changes collapses into one push per device: one push
-makes the device fetch every changed pass of ours) →
-`push`: one HTTP/2 request to APNs through the process's long-lived client.
+card.changed (queued by CardBook.touch, per card by program.changed, and per chunk of
+cards by a campaign) → `wake_devices`: stamps the passes' registrations with a
+commit-ordered change number (updates.py) and queues a push per device token, unless one
+is already queued and not yet started (a burst of changes collapses into one push per
+device: one push makes the device fetch every changed pass of ours). The tokens of one
+card.changed row go in one `apple.push` row per pass type: a campaign chunk of 100 cards
+is one row pushed multiplexed (push_many), not 100 →
+`push`: HTTP/2 requests to APNs through the process's long-lived client.
 
 The queued-push marker (apple_push_pending) is row-locked by the listener until it
 commits, and the push handler deletes it before pushing: so a push never leaves before
@@ -16,12 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.cards.models import Coupon
+from loyalwallet.outbox.core_handlers import changed_cards
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry, handles
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.wallet.apple import credentials, updates
@@ -31,6 +35,8 @@ log = logging.getLogger("loyalwallet.apple")
 
 # A marker older than this is taken as lost (its push row died without running).
 PENDING_STALE = dt.timedelta(minutes=10)
+# Tokens per batched apple.push row: one multiplexed push_many, well within the lease.
+TOKENS_PER_ROW = 500
 
 
 def _insert(session: Session):  # type: ignore[no-untyped-def]
@@ -43,41 +49,82 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
 
 def queue_push(session: Session, merchant_id: int | None, token: str, pass_type_id: str) -> bool:
     """Queue a push to `token` unless one is queued and not started. True: queued."""
+    return bool(queue_pushes(session, merchant_id, [(token, pass_type_id)]))
+
+
+def queue_pushes(
+    session: Session,
+    merchant_id: int | None,
+    targets: list[tuple[str, str]],
+    place: dt.datetime | None = None,
+) -> list[str]:
+    """Queue pushes to these (token, pass type) pairs, skipping tokens whose push is
+    queued and not started; returns the tokens queued. One `apple.push` row per pass
+    type (with `tokens` when there are several, pushed multiplexed): a campaign chunk's
+    devices go in one row. A few statements whatever the number of tokens.
+    `place`: see outbox.service.enqueue."""
     now = db.utcnow()
-    inserted = session.execute(
-        _insert(session)
-        .values(push_token=token, pass_type_id=pass_type_id, queued_at=now)
-        .on_conflict_do_nothing()
-        .returning(ApplePushPending.push_token)
-    ).first()
-    if inserted is None:
-        # Lock the marker: its push cannot start (it deletes the marker first) before
-        # this transaction, and the change it stamped, are committed.
-        queued_at = session.scalar(
-            db.for_update(select(ApplePushPending.queued_at).where(ApplePushPending.push_token == token))
+    pass_types = dict(sorted(set(targets)))  # token -> pass type (a token is one pass type's)
+    tokens = sorted(pass_types)
+    if not tokens:
+        return []
+    # Sorted, so two listeners with overlapping tokens take the markers in one order.
+    inserted = set(
+        session.scalars(
+            _insert(session)
+            .values([{"push_token": t, "pass_type_id": pass_types[t], "queued_at": now} for t in tokens])
+            .on_conflict_do_nothing()
+            .returning(ApplePushPending.push_token)
         )
-        if queued_at is not None and queued_at > now - PENDING_STALE:
-            return False
-        if queued_at is None:
+    )
+    queued = [t for t in tokens if t in inserted]
+    taken = [t for t in tokens if t not in inserted]
+    if taken:
+        # Lock the markers: their pushes cannot start (they delete the marker first)
+        # before this transaction, and the change it stamped, are committed.
+        found = dict(
+            session.execute(
+                db.for_update(
+                    select(ApplePushPending.push_token, ApplePushPending.queued_at)
+                    .where(ApplePushPending.push_token.in_(taken))
+                    .order_by(ApplePushPending.push_token)
+                )
+            ).all()
+        )
+        stale = [t for t in taken if t in found and found[t] <= now - PENDING_STALE]
+        gone = [t for t in taken if t not in found]  # its push started meanwhile: queue anew
+        if stale:  # a marker older than PENDING_STALE is taken as lost: queue anew
+            session.execute(
+                update(ApplePushPending).where(ApplePushPending.push_token.in_(stale)).values(queued_at=now)
+            )
+        if gone:
             session.execute(
                 _insert(session)
-                .values(push_token=token, pass_type_id=pass_type_id, queued_at=now)
+                .values([{"push_token": t, "pass_type_id": pass_types[t], "queued_at": now} for t in gone])
                 .on_conflict_do_nothing()
             )
-        else:
-            session.execute(
-                update(ApplePushPending).where(ApplePushPending.push_token == token).values(queued_at=now)
+        queued = sorted([*queued, *stale, *gone])
+    by_type: dict[str, list[str]] = {}
+    for t in queued:
+        by_type.setdefault(pass_types[t], []).append(t)
+    for pass_type_id, group in sorted(by_type.items()):
+        for i in range(0, len(group), TOKENS_PER_ROW):
+            part = group[i : i + TOKENS_PER_ROW]
+            payload: dict[str, Any] = (
+                {"token": part[0], "pass_type_id": pass_type_id}
+                if len(part) == 1
+                else {"tokens": part, "pass_type_id": pass_type_id}
             )
-    enqueue(session, merchant_id, "apple.push", {"token": token, "pass_type_id": pass_type_id})
-    return True
+            enqueue(session, merchant_id, "apple.push", payload, place=place)
+    return queued
 
 
 def wake_devices(msg: Delivery) -> None:
-    """card.changed listener: mark the card's passes (and its coupons' passes) changed
-    for their devices and queue a push per device token."""
-    card_id = int(msg.payload["card_id"])
-    coupon_ids = select(Coupon.id).where(Coupon.card_id == card_id).scalar_subquery()
-    mine = or_(AppleRegistration.card_id == card_id, AppleRegistration.coupon_id.in_(coupon_ids))
+    """card.changed listener: mark the cards' passes (and their coupons' passes) changed
+    for their devices and queue the pushes (one row per pass type for a bulk row)."""
+    card_ids = changed_cards(msg)
+    coupon_ids = select(Coupon.id).where(Coupon.card_id.in_(card_ids)).scalar_subquery()
+    mine = or_(AppleRegistration.card_id.in_(card_ids), AppleRegistration.coupon_id.in_(coupon_ids))
     with db.transaction() as session:
         targets = session.execute(
             select(AppleRegistration.push_token, AppleRegistration.pass_type_id).where(mine).distinct()
@@ -86,8 +133,9 @@ def wake_devices(msg: Delivery) -> None:
             return
         seq = updates.stamp(session)
         session.execute(update(AppleRegistration).where(mine).values(change_seq=seq))
-        for token, pass_type_id in sorted(set(targets)):
-            queue_push(session, msg.merchant_id, token, pass_type_id)
+        # In the queue as of the change: not behind what was queued since (a campaign's
+        # Google messages), so iPhones and Android phones get the message together.
+        queue_pushes(session, msg.merchant_id, [(t, p) for t, p in targets], place=msg.created_at)
 
 
 def forget_token(token: str, invalid_since_ms: int | None = None) -> int:
@@ -108,6 +156,14 @@ def push(msg: Delivery) -> None:
     tokens = [str(t) for t in msg.payload.get("tokens") or [msg.payload["token"]]]
     with db.transaction() as session:
         # Waits for a listener holding a marker; after this, further changes queue anew.
+        # A batch takes the markers in token order, as the listeners do (no deadlock).
+        if len(tokens) > 1 and not db.is_sqlite():
+            session.execute(
+                select(ApplePushPending.push_token)
+                .where(ApplePushPending.push_token.in_(tokens))
+                .order_by(ApplePushPending.push_token)
+                .with_for_update()
+            )
         session.execute(delete(ApplePushPending).where(ApplePushPending.push_token.in_(tokens)))
         route = credentials.push_route(session, pass_type_id)
     if route is None:

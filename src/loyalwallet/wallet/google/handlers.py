@@ -1,6 +1,7 @@
 """Outbox handlers of Google Wallet.
 
-- card.changed (listener): queue `google.patch` for cards that have a Google object.
+- card.changed (listener): queue `google.patch` for cards that have a Google object,
+  except for a touch that changed only the card's message (the object does not show it).
 - google.patch  {"card_id"}: insert or patch the card's class and object.
 - google.class  {"program_id"}: upsert every class of a program (after import-key).
 - google.message {"card_id", "header", "body", "message_id"}: addMessage on the card's
@@ -23,8 +24,9 @@ import httpx
 from sqlalchemy import select
 
 from loyalwallet import db
+from loyalwallet.cards.service import MESSAGE_ONLY
 from loyalwallet.errors import DomainError
-from loyalwallet.outbox.core_handlers import CARD_CHANGED_LISTENERS
+from loyalwallet.outbox.core_handlers import CARD_CHANGED_LISTENERS, changed_cards
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry, handles
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.wallet.google import service
@@ -53,24 +55,38 @@ def _guarded(fn: Callable[[], Any]) -> Any:
 
 
 def on_card_changed(msg: Delivery) -> None:
-    """A changed card with a Google object gets a `google.patch`."""
-    card_id = int(msg.payload["card_id"])
+    """Changed cards with a Google object get a `google.patch` each; a touch that changed
+    only Card.message (MESSAGE_ONLY) gets none: the object does not show the message
+    (campaign messages reach Google as `google.message`)."""
+    if msg.payload.get("reason") == MESSAGE_ONLY or msg.merchant_id is None:
+        return
+    card_ids = changed_cards(msg)
     merchant_id = msg.merchant_id
     with db.read() as session:
-        if merchant_id is None:
-            return
         issuer = service.issuer_for(session, merchant_id)
         if issuer is None or not issuer.syncs:
             return
-        if session.scalar(select(GoogleObject.card_id).where(GoogleObject.card_id == card_id)) is None:
-            return
+        in_google = session.scalars(
+            select(GoogleObject.card_id)
+            .where(GoogleObject.card_id.in_(card_ids))
+            .order_by(GoogleObject.card_id)
+        ).all()
+    if not in_google:
+        return
+    # Queued now, not at the change's place (enqueue(place=)): next to the chunk's
+    # google.message rows they would fight for the same object locks (Retry, 2 s).
     with db.transaction() as session:
-        enqueue(
-            session,
-            merchant_id,
-            "google.patch",
-            {"card_id": card_id, "version": msg.payload.get("version"), "reason": msg.payload.get("reason")},
-        )
+        for card_id in in_google:
+            enqueue(
+                session,
+                merchant_id,
+                "google.patch",
+                {
+                    "card_id": card_id,
+                    "version": msg.payload.get("version"),
+                    "reason": msg.payload.get("reason"),
+                },
+            )
 
 
 if on_card_changed not in CARD_CHANGED_LISTENERS:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
@@ -29,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
-from loyalwallet.cards.models import Card
+from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.cards.service import CARD_URL_HOOKS, available_rewards, card_urls
 from loyalwallet.config import env, get_settings
 from loyalwallet.customers.models import Customer
@@ -83,6 +84,11 @@ class Issuer:
 
 _issuers: dict[int, tuple[float, Issuer | None]] = {}
 _keys: dict[tuple[int, dt.datetime], Credentials] = {}
+# Class id -> (content hash recorded as at Google, until when to trust that): spares
+# every object sync its google_classes lookup. Only for GOOGLE_CONFIG_TTL seconds, as
+# another process may change a class; a new design changes the hash anyway.
+_classes_seen: dict[str, tuple[str, float]] = {}
+_assets_seen: set[tuple[int, str]] = set()  # (merchant id, sha256) of stored assets
 _lock = threading.Lock()
 
 
@@ -90,6 +96,8 @@ def reset_cache() -> None:
     with _lock:
         _issuers.clear()
         _keys.clear()
+        _classes_seen.clear()
+        _assets_seen.clear()
         _links.clear()
 
 
@@ -417,9 +425,41 @@ if card_view_hook not in CARD_URL_HOOKS:
 # --- syncing with Google -----------------------------------------------------------------
 
 
+# What a sync reads, in one round trip: the object with its card, and for a full sync
+# also the program, merchant, guest and the card's reward count (session.get of each is
+# then served from the identity map, and available_rewards skips its query at 0).
+_REWARDS = (
+    select(func.count())
+    .where(Coupon.card_id == Card.id, Coupon.status == "available")
+    .correlate(Card)
+    .scalar_subquery()
+)
+_OBJECT = select(GoogleObject, Card).join(Card, Card.id == GoogleObject.card_id)
+_OBJECT_FULL = (
+    select(GoogleObject, Card, Program, Merchant, Customer, _REWARDS)
+    .join(Card, Card.id == GoogleObject.card_id)
+    .join(Program, Program.id == Card.program_id)
+    .join(Merchant, Merchant.id == Card.merchant_id)
+    .outerjoin(Customer, Customer.id == Card.customer_id)
+)
+
+
+def _load(session: Session, card_id: int, *, full: bool, lock: bool) -> GoogleObject | None:
+    stmt = (_OBJECT_FULL if full else _OBJECT).where(GoogleObject.card_id == card_id)
+    if lock:
+        stmt = stmt.with_for_update(of=GoogleObject, skip_locked=True)
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    if full:
+        session.info.setdefault("rewards_hint", {})[card_id] = row[5]
+    return row[0]  # type: ignore[no-any-return]
+
+
 @contextmanager
-def _object_session(card_id: int) -> Iterator[tuple[Session, bool]]:
+def _object_session(card_id: int, *, full: bool = False) -> Iterator[tuple[Session, bool]]:
     """The session a sync reads (and on PostgreSQL also writes) in; yields (session, locked).
+    The object and its card (`full`: and the rest build_object needs) are loaded.
 
     PostgreSQL: one transaction holding the google_objects row lock across the calls to
     Google, so two workers never send one card's versions out of order; a row locked by
@@ -427,14 +467,11 @@ def _object_session(card_id: int) -> Iterator[tuple[Session, bool]]:
     at a time anyway, and a write transaction would block every writer during a call)."""
     if db.is_sqlite():
         with db.read() as session:
+            _load(session, card_id, full=full, lock=False)
             yield session, False
         return
     with db.transaction() as session:
-        got = session.scalar(
-            select(GoogleObject.card_id)
-            .where(GoogleObject.card_id == card_id)
-            .with_for_update(skip_locked=True)
-        )
+        got = _load(session, card_id, full=full, lock=True)
         if got is None and session.get(GoogleObject, card_id) is not None:
             from loyalwallet.outbox.handlers import Retry
 
@@ -451,13 +488,21 @@ def _writer(session: Session, locked: bool) -> Iterator[Session]:
             yield write
 
 
+@lru_cache(maxsize=256)
+def _default_logo(text: str, background: str, foreground: str) -> tuple[bytes, str]:
+    png = default_logo(text, background, foreground)
+    return png, hashlib.sha256(png).hexdigest()
+
+
 def _logo_url(session: Session, program: Program, pf: objects.ProgramFacts) -> str:
     if pf.design.images.logo:
         return assets.url(program.merchant_id, pf.design.images.logo)
-    png = default_logo(
+    png, sha = _default_logo(
         pf.design.logo_text or pf.name, pf.design.colours.background, pf.design.colours.foreground
     )
-    sha = hashlib.sha256(png).hexdigest()
+    # Assets are content-addressed and never deleted: once seen, no need to look again.
+    if (program.merchant_id, sha) in _assets_seen:
+        return assets.url(program.merchant_id, sha)
     exists = session.scalar(
         select(Asset.id).where(Asset.merchant_id == program.merchant_id, Asset.sha256 == sha)
     )
@@ -467,6 +512,11 @@ def _logo_url(session: Session, program: Program, pf: objects.ProgramFacts) -> s
                 assets.store(write, program.merchant_id, png)
         except IntegrityError:  # stored by another worker meanwhile
             pass
+    else:
+        with _lock:
+            if len(_assets_seen) >= 10_000:
+                _assets_seen.clear()
+            _assets_seen.add((program.merchant_id, sha))
     return assets.url(program.merchant_id, sha)
 
 
@@ -492,10 +542,15 @@ def _push_classes(
 ) -> list[dict[str, Any]]:
     """Upsert classes whose body changed; returns the rows to record."""
     done = []
+    now = time.monotonic()
     for cid, variant, body in bodies:
         digest = objects.content_hash(body)
+        seen = _classes_seen.get(cid)
+        if seen is not None and seen[0] == digest and seen[1] > now:
+            continue  # this body is at Google: recorded so, a moment ago (see _classes_seen)
         row = session.get(GoogleClass, cid)
         if row is not None and row.inserted and row.synced_hash == digest:
+            _class_seen(cid, digest)
             continue
         client.upsert(
             "loyaltyClass",
@@ -503,6 +558,7 @@ def _push_classes(
             objects.patch_body(body, objects.CLASS_OPTIONAL),
             exists=row is not None and row.inserted,
         )
+        _class_seen(cid, digest)
         done.append(
             {
                 "class_id": cid,
@@ -515,6 +571,13 @@ def _push_classes(
             }
         )
     return done
+
+
+def _class_seen(class_id: str, digest: str) -> None:
+    with _lock:
+        if len(_classes_seen) >= 10_000:
+            _classes_seen.clear()
+        _classes_seen[class_id] = (digest, time.monotonic() + _ttl())
 
 
 def _record_classes(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -545,7 +608,7 @@ def sync_program(program_id: int) -> int:
 def sync_card(card_id: int) -> str:
     """Bring the card's object (and its class) at Google up to date. Returns what was
     done: "skipped" (nothing to do or Google not set up), "unchanged", "insert", "patch"."""
-    with _object_session(card_id) as (session, locked):
+    with _object_session(card_id, full=True) as (session, locked):
         row = session.get(GoogleObject, card_id)
         card = session.get(Card, card_id)
         if row is None or card is None:
@@ -607,67 +670,82 @@ def sync_card(card_id: int) -> str:
 def send_message(card_id: int, merchant_id: int | None, header: str, body: str, message_id: str) -> str:
     """addMessage on the card's object (the campaign push contract). Returns "sent",
     "sent_text" (over the notification limit: shown without a notification), "duplicate"
-    (already added), or "skipped" (the card has no Google link, or Google is not set up)."""
-    with db.read() as session:
-        card = session.get(Card, card_id)
-        if card is None or (merchant_id is not None and card.merchant_id != merchant_id):
-            raise DomainError("not_found", "card not found")
-        row = session.get(GoogleObject, card_id)
-        if row is None:
-            return "skipped"
-        issuer = issuer_for(session, card.merchant_id)
-        if issuer is None or not issuer.syncs:
-            return "skipped"
-        needs_insert = not row.inserted or row.object_id != object_id_for(issuer, card)
-    if needs_insert:
-        sync_card(card_id)
-    with _object_session(card_id) as (session, locked):
-        row = session.get(GoogleObject, card_id)
-        assert row is not None
-        if any(m.get("id") == message_id for m in row.messages or []):
-            return "duplicate"
-        client = WalletClient(issuer.creds)
-        now = db.utcnow()
-        since = now - dt.timedelta(hours=24)
-        recent = [t for t in (row.notified_at or []) if dt.datetime.fromisoformat(t) > since]
-        notify = len(recent) < NOTIFY_PER_DAY
-        message = {
-            "id": message_id,
-            "header": header,
-            "body": body,
-            "messageType": "TEXT_AND_NOTIFY" if notify else "TEXT",
-        }
-        kept = list(row.messages or [])
-        if len(kept) >= MAX_MESSAGES:
-            kept = kept[-(MAX_MESSAGES - 1) :]
-            client.patch("loyaltyObject", row.object_id, {"messages": kept})
-        oid = row.object_id
+    (already added), or "skipped" (the card has no Google link, or Google is not set up).
 
-        def reinsert() -> None:  # deleted at Google meanwhile: insert it (with our messages) again
+    One transaction (PostgreSQL; SQLite: a read and a write) for the usual case: the
+    checks are made under the object's lock, not in a read of their own first."""
+    synced = False
+    while True:
+        with _object_session(card_id) as (session, locked):
             card = session.get(Card, card_id)
-            assert card is not None
-            program = session.get(Program, card.program_id)
-            assert program is not None
-            obj = {**build_object(session, issuer, card, program), "messages": kept}
-            client.upsert("loyaltyObject", obj, obj, exists=False)
+            if card is None or (merchant_id is not None and card.merchant_id != merchant_id):
+                raise DomainError("not_found", "card not found")
+            row = session.get(GoogleObject, card_id)
+            if row is None:
+                return "skipped"
+            issuer = issuer_for(session, card.merchant_id)
+            if issuer is None or not issuer.syncs:
+                return "skipped"
+            if synced or (row.inserted and row.object_id == object_id_for(issuer, card)):
+                return _send_message(session, locked, issuer, card, row, header, body, message_id)
+        # Not at Google yet (or under another issuer's id): insert it first, outside the lock.
+        sync_card(card_id)
+        synced = True
 
-        try:
-            _add_message(client, oid, message, reinsert)
-        except GoogleApiError as exc:
-            if not (notify and exc.status == 429):
-                raise
-            # Google counts notifications too; over its limit the message still goes, silently.
-            notify = False
-            message["messageType"] = "TEXT"
-            _add_message(client, oid, message, reinsert)
-        if notify:
-            recent.append(now.isoformat())
-        with _writer(session, locked) as write:
-            write.execute(
-                update(GoogleObject)
-                .where(GoogleObject.card_id == card_id)
-                .values(messages=[*kept, message][-MAX_MESSAGES:], notified_at=recent, updated_at=now)
-            )
+
+def _send_message(
+    session: Session,
+    locked: bool,
+    issuer: Issuer,
+    card: Card,
+    row: GoogleObject,
+    header: str,
+    body: str,
+    message_id: str,
+) -> str:
+    card_id = card.id
+    if any(m.get("id") == message_id for m in row.messages or []):
+        return "duplicate"
+    client = WalletClient(issuer.creds)
+    now = db.utcnow()
+    since = now - dt.timedelta(hours=24)
+    recent = [t for t in (row.notified_at or []) if dt.datetime.fromisoformat(t) > since]
+    notify = len(recent) < NOTIFY_PER_DAY
+    message = {
+        "id": message_id,
+        "header": header,
+        "body": body,
+        "messageType": "TEXT_AND_NOTIFY" if notify else "TEXT",
+    }
+    kept = list(row.messages or [])
+    if len(kept) >= MAX_MESSAGES:
+        kept = kept[-(MAX_MESSAGES - 1) :]
+        client.patch("loyaltyObject", row.object_id, {"messages": kept})
+    oid = row.object_id
+
+    def reinsert() -> None:  # deleted at Google meanwhile: insert it (with our messages) again
+        program = session.get(Program, card.program_id)
+        assert program is not None
+        obj = {**build_object(session, issuer, card, program), "messages": kept}
+        client.upsert("loyaltyObject", obj, obj, exists=False)
+
+    try:
+        _add_message(client, oid, message, reinsert)
+    except GoogleApiError as exc:
+        if not (notify and exc.status == 429):
+            raise
+        # Google counts notifications too; over its limit the message still goes, silently.
+        notify = False
+        message["messageType"] = "TEXT"
+        _add_message(client, oid, message, reinsert)
+    if notify:
+        recent.append(now.isoformat())
+    with _writer(session, locked) as write:
+        write.execute(
+            update(GoogleObject)
+            .where(GoogleObject.card_id == card_id)
+            .values(messages=[*kept, message][-MAX_MESSAGES:], notified_at=recent, updated_at=now)
+        )
     return "sent" if notify else "sent_text"
 
 
