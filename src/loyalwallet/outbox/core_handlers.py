@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from loyalwallet import db
 from loyalwallet.cards.models import Card
-from loyalwallet.cards.service import CardBook, expire_points, lock_card_by_id
+from loyalwallet.cards.service import CardBook, cards_changed, expire_points, lock_card_by_id
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry, every, handles
 from loyalwallet.outbox.service import enqueue
 
@@ -36,25 +36,32 @@ def changed_cards(msg: Delivery) -> list[int]:
     return [int(msg.payload["card_id"])]
 
 
+# Cards per card.changed row of a program change: the listeners handle a row's cards
+# together (one multiplexed apple.push per row), as for a campaign chunk.
+PROGRAM_CHUNK = 100
+
+
 @handles("program.changed")
 def program_changed(msg: Delivery) -> None:
     """A new design or rules: every card of the program must refresh in the wallets."""
     program_id = msg.payload["program_id"]
     with db.transaction() as session:
-        card_ids = session.scalars(select(Card.id).where(Card.program_id == program_id)).all()
+        cards = session.execute(
+            select(Card.id, Card.merchant_id).where(Card.program_id == program_id).order_by(Card.id)
+        ).all()
+        if not cards:
+            return
         now = db.utcnow()
-        for card_id in card_ids:
-            card = session.get(Card, card_id)
-            assert card is not None
-            card.version += 1
-            card.pass_updated_at = now
-            card.updated_at = now
-            enqueue(
-                session,
-                card.merchant_id,
-                "card.changed",
-                {"card_id": card.id, "version": card.version, "reason": "program"},
-            )
+        session.execute(
+            update(Card)
+            .where(Card.program_id == program_id)
+            .values(version=Card.version + 1, pass_updated_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        merchant_id = cards[0].merchant_id
+        ids = [c.id for c in cards]
+        for start in range(0, len(ids), PROGRAM_CHUNK):
+            cards_changed(session, merchant_id, ids[start : start + PROGRAM_CHUNK], "program")
 
 
 @handles("referral.reward")

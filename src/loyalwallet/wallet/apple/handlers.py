@@ -1,7 +1,7 @@
 """Outbox side of Apple Wallet: a changed card wakes the devices that hold its pass.
 
-card.changed (queued by CardBook.touch, per card by program.changed, and per chunk of
-cards by a campaign) → `wake_devices`: stamps the passes' registrations with a
+card.changed (queued by CardBook.touch, and per chunk of 100 cards by program.changed and
+by a campaign) → `wake_devices`: stamps the passes' registrations with a
 commit-ordered change number (updates.py) and queues a push per device token, unless one
 is already queued and not yet started (a burst of changes collapses into one push per
 device: one push makes the device fetch every changed pass of ours). The tokens of one
