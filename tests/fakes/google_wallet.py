@@ -9,6 +9,9 @@ It behaves like Google where our client depends on it:
   notifying messages per object in 24 hours, then 429 like Google's quota), every call
   checking the bearer token (401) and the request body (400 with Google's error shape:
   unknown fields, required fields, id formats, enums, colours, image URIs);
+- the read-only `hasUsers` of an object: ignored when sent, true in every answer that
+  shows the object (insert, get, patch, addMessage) once a test called `save(id)` (a
+  guest saved it), left out while false;
 - faults on demand: answer some calls with a status, or stall them past the client's
   timeout.
 """
@@ -88,6 +91,7 @@ class FakeGoogleWallet:
     classes: dict[str, dict[str, Any]] = field(default_factory=dict)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     notified: dict[str, list[float]] = field(default_factory=dict)
+    saved: set[str] = field(default_factory=set)  # object ids a guest saved (hasUsers)
     calls: list[Call] = field(default_factory=list)
     token_requests: int = 0
     faults: list[Fault] = field(default_factory=list)
@@ -167,6 +171,20 @@ class FakeGoogleWallet:
         with self.lock:
             self.faults.append(Fault(status, times, method, path, delay, body))
 
+    def save(self, object_id: str, saved: bool = True) -> None:
+        """A guest saves the object to Google Wallet (or, saved=False, removes it)."""
+        with self.lock:
+            if saved:
+                self.saved.add(object_id)
+            else:
+                self.saved.discard(object_id)
+
+    def _shown(self, kind: str, resource: dict[str, Any]) -> dict[str, Any]:
+        """A resource as an answer shows it: an object with its hasUsers."""
+        if kind != "loyaltyObject" or resource.get("id") not in self.saved:
+            return resource
+        return {**resource, "hasUsers": True}
+
     def calls_to(self, method: str, fragment: str = "") -> list[Call]:
         return [c for c in self.calls if c.method == method and fragment in c.path and c.status < 300]
 
@@ -235,6 +253,8 @@ class FakeGoogleWallet:
         kind, resource_id, verb = match.group(1), match.group(2), match.group(3)
         store = self.classes if kind == "loyaltyClass" else self.objects
         resource_id = unquote(resource_id) if resource_id else None
+        if isinstance(body, dict) and "hasUsers" in body:  # read-only: set by Google, ignored when sent
+            body = {k: v for k, v in body.items() if k != "hasUsers"}
         with self.lock:
             if resource_id is None and method == "POST":
                 self._check(kind, body, full=True)
@@ -246,12 +266,12 @@ class FakeGoogleWallet:
                 if kind == "loyaltyClass" and stored.get("reviewStatus") == "UNDER_REVIEW":
                     stored["reviewStatus"] = "APPROVED"
                 store[body["id"]] = stored
-                return 200, stored
+                return 200, self._shown(kind, stored)
             if resource_id is None or resource_id not in store:
                 return 404, _error(404, f"Resource {resource_id} not found.", "NOT_FOUND")
             current = store[resource_id]
             if method == "GET":
-                return 200, current
+                return 200, self._shown(kind, current)
             if method == "PATCH":
                 self._check(kind, body, full=False)
                 moved = kind == "loyaltyObject" and body.get("classId") not in (None, current.get("classId"))
@@ -267,7 +287,7 @@ class FakeGoogleWallet:
                     merged["reviewStatus"] = "APPROVED"
                 self._check(kind, merged, full=True)
                 store[resource_id] = merged
-                return 200, merged
+                return 200, self._shown(kind, merged)
             if method == "POST" and verb == "addMessage":
                 return self._add_message(resource_id, current, body)
         return 405, _error(405, "method not allowed")
@@ -290,7 +310,7 @@ class FakeGoogleWallet:
                 )
             self.notified[resource_id] = [*recent, now]
         current["messages"] = [*messages, message]
-        return 200, {"resource": current}
+        return 200, {"resource": self._shown("loyaltyObject", current)}
 
     # --- validation ----------------------------------------------------------------------
 

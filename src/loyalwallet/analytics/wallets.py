@@ -2,10 +2,10 @@
 
 - Apple Wallet: a device has registered the pass with our PassKit web service (the row
   goes away when the pass is deleted from the phone).
-- Google Wallet: not counted yet. Google tells an issuer about saves only through its
-  save callbacks, which the Google part does not receive; a `google_objects` row only
-  means a save link was made. When it records saves, append its query here.
-- Everything else counts as a web card.
+- Google Wallet: the card's loyaltyObject has users (Google's read-only `hasUsers`, as
+  last seen in an answer of Google: see wallet/google/saves.py). A `google_objects` row
+  alone only means a save link was made: such cards count as web cards.
+- Everything else counts as a web card. A card in both wallets counts as Apple.
 """
 
 from __future__ import annotations
@@ -27,5 +27,14 @@ def apple() -> Select[Any]:
     )
 
 
-if apple not in WALLET_SOURCES:
-    WALLET_SOURCES.append(apple)
+def google() -> Select[Any]:
+    from loyalwallet.wallet.google.models import GoogleObject
+
+    return select(GoogleObject.card_id, literal("google").label("wallet")).where(
+        GoogleObject.has_users.is_(True)
+    )
+
+
+for _source in (apple, google):
+    if _source not in WALLET_SOURCES:
+        WALLET_SOURCES.append(_source)

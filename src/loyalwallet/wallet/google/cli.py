@@ -58,7 +58,7 @@ def status(
     merchant: int | None = typer.Option(None, "--merchant", help="One merchant (default: the installation)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """The issuer in use, objects at Google and failed deliveries."""
+    """The issuer in use, objects at Google (and how many guests saved) and failed deliveries."""
     _setup()
     from loyalwallet import db
     from loyalwallet.wallet.google.service import status as read_status
@@ -80,7 +80,8 @@ def status(
             f"key {issuer['key_id']}{dev}"
         )
     out.print(
-        f"Classes: {info['classes']}  Objects: {info['objects']} ({info['objects_at_google']} at Google)  "
+        f"Classes: {info['classes']}  Objects: {info['objects']} ({info['objects_at_google']} at Google, "
+        f"{info['objects_saved']} saved by guests)  "
         f"Deliveries pending: {info['deliveries_pending']}  failed: {info['deliveries_failed']}"
     )
     for failure in info["recent_failures"]:

@@ -9,6 +9,8 @@
   TEXT_AND_NOTIFY (Google's limit for notifications); later ones go as TEXT: shown on
   the card, without a notification. A card whose guest never got a Google link is
   skipped. A repeated message_id is not added twice.
+- google.check {"card_ids", "at"}: GET objects not known saved, recording hasUsers;
+  queued by the periodic job `google-saves` (saves.py), a bounded number per run.
 
 Failures: outages, timeouts, 429 and 5xx are retried by the outbox with backoff
 (honouring Retry-After); other 4xx answers are permanent and dead-letter the delivery
@@ -17,6 +19,7 @@ with Google's message, where the admin's failed deliveries show it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -27,9 +30,9 @@ from loyalwallet import db
 from loyalwallet.cards.service import MESSAGE_ONLY
 from loyalwallet.errors import DomainError
 from loyalwallet.outbox.core_handlers import CARD_CHANGED_LISTENERS, changed_cards
-from loyalwallet.outbox.handlers import Delivery, Permanent, Retry, handles
+from loyalwallet.outbox.handlers import Delivery, Permanent, Retry, every, handles
 from loyalwallet.outbox.service import enqueue
-from loyalwallet.wallet.google import service
+from loyalwallet.wallet.google import saves, service
 from loyalwallet.wallet.google.client import GoogleApiError, TokenError
 from loyalwallet.wallet.google.models import GoogleObject
 
@@ -112,3 +115,18 @@ def google_message(msg: Delivery) -> None:
     except (KeyError, TypeError, ValueError) as exc:
         raise Permanent(f"bad google.message payload: {exc!r}") from exc
     _guarded(lambda: service.send_message(card_id, msg.merchant_id, header, body, message_id))
+
+
+@handles("google.check")
+def google_check(msg: Delivery) -> None:
+    p = msg.payload
+    try:
+        card_ids = [int(i) for i in p["card_ids"]]
+        at = dt.datetime.fromisoformat(str(p["at"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Permanent(f"bad google.check payload: {exc!r}") from exc
+    _guarded(lambda: saves.check(msg.merchant_id, card_ids, at))
+
+
+# Objects not known saved are asked about again now and then (a bounded number per run).
+every("google-saves", saves.interval())(saves.schedule)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalwallet.db import Base, BigID, IdPK, Timestamp
@@ -55,10 +55,17 @@ class GoogleObject(Base):
     """A card's loyaltyObject and its cached save link.
 
     The row exists once a save link was made for the card: from then on the object
-    must exist at Google (it is inserted right away and patched on every change)."""
+    must exist at Google (it is inserted right away and patched on every change).
+
+    `has_users` is Google's read-only hasUsers ("the object has users": a guest saved
+    it), as in the latest insert/patch/get answer; `saved_at` is when it was first seen
+    true, `checked_at` when Google last told us (saves.py re-asks about unsaved ones)."""
 
     __tablename__ = "google_objects"
-    __table_args__ = (Index("ix_google_objects_merchant", "merchant_id", "inserted"),)
+    __table_args__ = (
+        Index("ix_google_objects_merchant", "merchant_id", "inserted"),
+        Index("ix_google_objects_unsaved", "has_users", "checked_at"),
+    )
 
     card_id: Mapped[int] = mapped_column(BigID, ForeignKey("cards.id"), primary_key=True)
     merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"))
@@ -77,5 +84,8 @@ class GoogleObject(Base):
     # notifying ones were sent (Google allows 3 per 24 hours).
     messages: Mapped[list[Any]] = mapped_column(JSON, default=list)
     notified_at: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    has_users: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    saved_at: Mapped[dt.datetime | None]
+    checked_at: Mapped[dt.datetime | None]
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]

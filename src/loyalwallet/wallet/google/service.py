@@ -8,6 +8,9 @@ Who talks to Google, and when:
 - making the link also queues `google.patch`: the object is inserted at Google right
   away and patched on every later change of the card (handlers.py), because without
   Google's save callbacks we cannot know whether the guest saved it;
+- whether a guest saved it shows in the object's read-only `hasUsers`, recorded from
+  every insert/patch/addMessage answer (saved_values); objects that do not change are
+  asked about now and then by saves.py;
 - classes are upserted before objects that use them, and only when their body changed.
 """
 
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,6 +37,7 @@ from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.cards.service import CARD_URL_HOOKS, available_rewards, card_urls
 from loyalwallet.config import env, get_settings
 from loyalwallet.customers.models import Customer
+from loyalwallet.db import UTCDateTime
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import system
 from loyalwallet.merchants.models import Merchant
@@ -54,7 +58,7 @@ from loyalwallet.web.i18n import LANGUAGES, gettext_for
 log = logging.getLogger("loyalwallet.google")
 
 KEY_COLUMN = "google_key"
-TOPICS = ("google.patch", "google.class", "google.message")
+TOPICS = ("google.patch", "google.class", "google.message", "google.check")
 # Google: at most 3 notifying messages per pass in 24 hours; more go as plain TEXT.
 NOTIFY_PER_DAY = 3
 # Google keeps at most 10 messages on an object; the oldest of ours make room.
@@ -374,9 +378,17 @@ def save_link(session: Session, card: Card, program: Program, issuer: Issuer, *,
             "jwt_kind": kind,
             "updated_at": now,
         }
-        if row.object_id != oid:  # another issuer: a new object at Google
+        if row.object_id != oid:  # another issuer: a new object at Google (nobody saved it yet)
             values.update(
-                object_id=oid, inserted=False, class_id=None, synced_hash=None, messages=[], notified_at=[]
+                object_id=oid,
+                inserted=False,
+                class_id=None,
+                synced_hash=None,
+                messages=[],
+                notified_at=[],
+                has_users=False,
+                saved_at=None,
+                checked_at=None,
             )
         session.execute(update(GoogleObject).where(GoogleObject.card_id == card.id).values(**values))
     if issuer.syncs:
@@ -625,12 +637,13 @@ def sync_card(card_id: int) -> str:
         class_rows = _push_classes(session, client, program, _class_bodies(session, issuer, program, variant))
         digest = objects.content_hash(obj)
         same_object = row.object_id == obj["id"]
+        answer: dict[str, Any] | None = None
         if same_object and row.inserted and row.synced_hash == digest:
             verb = "unchanged"
         else:
             exists = same_object and row.inserted
             try:
-                verb, _answer = client.upsert(
+                verb, answer = client.upsert(
                     "loyaltyObject", obj, objects.patch_body(obj, objects.OBJECT_OPTIONAL), exists=exists
                 )
             except GoogleApiError as exc:
@@ -641,7 +654,7 @@ def sync_card(card_id: int) -> str:
                 # class and still bring everything else up to date.
                 log.warning("Google refused to move %s to %s: %s", obj["id"], obj["classId"], exc.message)
                 obj = {**obj, "classId": row.class_id}
-                verb, _answer = client.upsert(
+                verb, answer = client.upsert(
                     "loyaltyObject", obj, objects.patch_body(obj, objects.OBJECT_OPTIONAL), exists=True
                 )
         now = db.utcnow()
@@ -653,14 +666,15 @@ def sync_card(card_id: int) -> str:
             "synced_version": card.version,
             "synced_at": now,
             "updated_at": now,
+            **saved_values(answer, now),
         }
         if not row.save_jwt or row.jwt_key_id != issuer.key_id or not same_object:
             # The link was waiting for this insert (its JWT carries only the id).
             values.update(
                 save_jwt=_sign(issuer, [savelink.reference(obj)]), jwt_key_id=issuer.key_id, jwt_kind="ref"
             )
-        if not same_object:
-            values.update(messages=[], notified_at=[])
+        if not same_object:  # a new object: the old one's messages and save stay with it
+            values.update(messages=[], notified_at=[], saved_at=now if values.get("has_users") else None)
         with _writer(session, locked) as write:
             _record_classes(write, class_rows)
             write.execute(update(GoogleObject).where(GoogleObject.card_id == card_id).values(**values))
@@ -718,9 +732,10 @@ def _send_message(
         "messageType": "TEXT_AND_NOTIFY" if notify else "TEXT",
     }
     kept = list(row.messages or [])
+    answer: dict[str, Any] | None = None
     if len(kept) >= MAX_MESSAGES:
         kept = kept[-(MAX_MESSAGES - 1) :]
-        client.patch("loyaltyObject", row.object_id, {"messages": kept})
+        answer = client.patch("loyaltyObject", row.object_id, {"messages": kept})
     oid = row.object_id
 
     def reinsert() -> None:  # deleted at Google meanwhile: insert it (with our messages) again
@@ -730,33 +745,63 @@ def _send_message(
         client.upsert("loyaltyObject", obj, obj, exists=False)
 
     try:
-        _add_message(client, oid, message, reinsert)
+        added = _add_message(client, oid, message, reinsert)
     except GoogleApiError as exc:
         if not (notify and exc.status == 429):
             raise
         # Google counts notifications too; over its limit the message still goes, silently.
         notify = False
         message["messageType"] = "TEXT"
-        _add_message(client, oid, message, reinsert)
+        added = _add_message(client, oid, message, reinsert)
+    if isinstance(added.get("resource"), dict):  # AddMessageResponse: the updated object
+        answer = added["resource"]
     if notify:
         recent.append(now.isoformat())
     with _writer(session, locked) as write:
         write.execute(
             update(GoogleObject)
             .where(GoogleObject.card_id == card_id)
-            .values(messages=[*kept, message][-MAX_MESSAGES:], notified_at=recent, updated_at=now)
+            .values(
+                messages=[*kept, message][-MAX_MESSAGES:],
+                notified_at=recent,
+                updated_at=now,
+                **saved_values(answer, now),
+            )
         )
     return "sent" if notify else "sent_text"
 
 
-def _add_message(client: WalletClient, oid: str, message: dict[str, Any], reinsert: Any) -> None:
+def _add_message(client: WalletClient, oid: str, message: dict[str, Any], reinsert: Any) -> dict[str, Any]:
     try:
-        client.add_message("loyaltyObject", oid, message)
+        return client.add_message("loyaltyObject", oid, message)
     except GoogleApiError as exc:
         if exc.status != 404:
             raise
         reinsert()
-        client.add_message("loyaltyObject", oid, message)
+        return client.add_message("loyaltyObject", oid, message)
+
+
+# --- saves -------------------------------------------------------------------------------
+
+
+def saved_values(answer: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any]:
+    """The google_objects columns an object Google answered with (insert, patch, get,
+    addMessage) sets: its read-only `hasUsers` (a guest saved it; absent means false, as
+    JSON answers may leave out default values) and when we learnt it; `saved_at` keeps
+    the first time it was seen true. Nothing when there was no answer."""
+    if not isinstance(answer, dict) or not answer.get("id"):
+        return {}
+    return save_columns(bool(answer.get("hasUsers")), now)
+
+
+def save_columns(has_users: bool, now: dt.datetime) -> dict[str, Any]:
+    if not has_users:
+        return {"has_users": False, "checked_at": now}
+    return {
+        "has_users": True,
+        "checked_at": now,
+        "saved_at": func.coalesce(GoogleObject.saved_at, literal(now, UTCDateTime())),
+    }
 
 
 # --- status ------------------------------------------------------------------------------
@@ -782,6 +827,9 @@ def status(session: Session, merchant_id: int | None = None) -> dict[str, Any]:
     )
     objects_inserted = session.scalar(
         scoped(select(func.count()).where(GoogleObject.inserted.is_(True)), GoogleObject.merchant_id)
+    )
+    objects_saved = session.scalar(
+        scoped(select(func.count()).where(GoogleObject.has_users.is_(True)), GoogleObject.merchant_id)
     )
     classes = session.scalar(scoped(select(func.count()).select_from(GoogleClass), GoogleClass.merchant_id))
     outbox = {
@@ -818,6 +866,7 @@ def status(session: Session, merchant_id: int | None = None) -> dict[str, Any]:
         "classes": int(classes or 0),
         "objects": int(objects_total or 0),
         "objects_at_google": int(objects_inserted or 0),
+        "objects_saved": int(objects_saved or 0),
         "deliveries_pending": int(outbox["pending"] or 0),
         "deliveries_failed": int(outbox["dead"] or 0),
         "recent_failures": [
