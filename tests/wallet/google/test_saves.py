@@ -266,3 +266,24 @@ def test_status_command_shows_saves(gs, settings) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "1 saved by guests" in " ".join(out.stdout.split())
+
+
+def test_a_new_issuer_makes_a_new_object_nobody_saved_yet(gs) -> None:
+    shop, fake = gs.shop, gs.fake
+    program = shop.program("bonus")
+    code = shop.card(program)["code"]
+    drain()
+    card_id = _card_id(shop, code)
+    fake.save(_row(card_id).object_id)
+    shop.buy(code, 10_000)
+    drain()
+    assert _row(card_id).has_users
+
+    fake.issuer_id = "3388000000099999999"  # the merchant moves to another issuer account
+    with db.transaction() as session:
+        service.import_key(session, gs.key_file, fake.issuer_id, shop.merchant_id)
+    shop.buy(code, 10_000)
+    drain()
+    row = _row(card_id)
+    assert row.object_id.startswith(fake.issuer_id + ".") and row.inserted
+    assert not row.has_users and row.saved_at is None and row.checked_at is not None
