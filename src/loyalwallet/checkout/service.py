@@ -255,11 +255,9 @@ def purchase(
         )
     rewards = book.add_stamps("purchase", outcome.stamps_added, purchase_id=purchase_id)
 
-    card.spend += outcome.spend_added
-    card.visits += 1
-    card.last_visit_at = now
+    book.set(spend=card.spend + outcome.spend_added, visits=card.visits + 1, last_visit_at=now)
     if first_purchase:
-        card.first_purchase_at = now
+        book.set(first_purchase_at=now)
     tier_before, tier_after = book.retier(
         card.spend if not getattr(rules_, "tier_period_days", None) else None
     )
@@ -273,7 +271,7 @@ def purchase(
         and isinstance(rules_, BonusRules)
         and rules_.referral_points
     ):
-        card.referral_rewarded = True
+        book.set(referral_rewarded=True)
         book.credit(
             "referral",
             rules_.referral_points,
@@ -453,7 +451,7 @@ def refund(
         reason="points accrued on a refunded purchase",
     )
     stamps_removed = book.remove_stamps(outcome.stamps_reversed, refund_id=refund_id, reason="refund")
-    card.spend -= outcome.spend_reversed
+    book.set(spend=card.spend - outcome.spend_reversed)
     tier_before, tier_after = book.retier(
         card.spend if not getattr(book.rules, "tier_period_days", None) else None
     )
