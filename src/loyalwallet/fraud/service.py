@@ -20,7 +20,7 @@ import time
 import zoneinfo
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -205,39 +205,50 @@ def _local_midnight(merchant: Merchant | str, now: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(local.date(), dt.time(0), tzinfo=tz).astimezone(dt.UTC)
 
 
+# The checkout's queries, built once: building an ORM select per call costs more than
+# running it.
+_PURCHASES = Purchase.__table__
+_LEDGER = LedgerEntry.__table__
+_PURCHASES_SINCE = select(func.count()).where(
+    _PURCHASES.c.card_id == bindparam("card_id"), _PURCHASES.c.created_at >= bindparam("since")
+)
+_POINTS_SINCE = select(func.coalesce(func.sum(_LEDGER.c.points), 0)).where(
+    _LEDGER.c.card_id == bindparam("card_id"),
+    _LEDGER.c.kind == bindparam("kind"),
+    _LEDGER.c.created_at >= bindparam("since"),
+)
+
+
+def _ops_by_staff(table: Any) -> Any:
+    return (
+        select(func.count())
+        .where(
+            table.c.merchant_id == bindparam("merchant_id"),
+            table.c.created_at >= bindparam("since"),
+            table.c.created_at <= bindparam("now"),
+            table.c.actor_type == "staff",
+            table.c.actor_id == bindparam("actor_id"),
+        )
+        .scalar_subquery()
+    )
+
+
+# Purchases plus refunds, in one round trip.
+_STAFF_OPS = select(_ops_by_staff(_PURCHASES) + _ops_by_staff(Refund.__table__))
+
+
 def _staff_ops(session: Session, actor: Actor, rules: fr.FraudRules, now: dt.datetime) -> int | None:
     """Purchases and refunds by this staff member in the burst window up to `now` (None:
     not staff). The upper bound matters when the clock is set back (the demo's history)."""
     if actor.kind != "staff" or not fr.needs(rules, "cashier_burst"):
         return None
     since = now - dt.timedelta(minutes=rules.cashier_burst.minutes)
-    purchases = session.scalar(
-        select(func.count()).where(
-            Purchase.merchant_id == actor.merchant_id,
-            Purchase.created_at >= since,
-            Purchase.created_at <= now,
-            Purchase.actor_type == "staff",
-            Purchase.actor_id == actor.id,
-        )
-    )
-    refunds = session.scalar(
-        select(func.count()).where(
-            Refund.merchant_id == actor.merchant_id,
-            Refund.created_at >= since,
-            Refund.created_at <= now,
-            Refund.actor_type == "staff",
-            Refund.actor_id == actor.id,
-        )
-    )
-    return int(purchases or 0) + int(refunds or 0)
+    params = {"merchant_id": actor.merchant_id, "since": since, "now": now, "actor_id": actor.id}
+    return int(session.scalar(_STAFF_OPS, params) or 0)
 
 
 def _points_today(session: Session, card: Card, kind: str, since: dt.datetime) -> int:
-    total = session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
-            LedgerEntry.card_id == card.id, LedgerEntry.kind == kind, LedgerEntry.created_at >= since
-        )
-    )
+    total = session.scalar(_POINTS_SINCE, {"card_id": card.id, "kind": kind, "since": since})
     return abs(int(total or 0))
 
 
@@ -256,8 +267,9 @@ def check_purchase(
     rules, tz = _cache.get(session, actor.merchant_id)
     own = False
     if fr.needs(rules, "own_card") and actor.phone_index is not None and card.customer_id is not None:
-        index = session.scalar(select(Customer.phone_index).where(Customer.id == card.customer_id))
-        own = index is not None and index == actor.phone_index
+        # Loaded with the card (lock_card): no round trip.
+        customer = session.get(Customer, card.customer_id)
+        own = customer is not None and customer.phone_index == actor.phone_index
     hour_ago = now - dt.timedelta(hours=1)
     recent_visit = card.last_visit_at is not None and card.last_visit_at >= hour_ago
     accrued_today = redeemed_today = hourly = 0
@@ -266,12 +278,7 @@ def check_purchase(
     if points_redeemed and fr.needs(rules, "max_redemption_per_day"):
         redeemed_today = _points_today(session, card, "redemption", _local_midnight(tz, now))
     if recent_visit and fr.needs(rules, "max_purchases_per_hour"):
-        hourly = int(
-            session.scalar(
-                select(func.count()).where(Purchase.card_id == card.id, Purchase.created_at >= hour_ago)
-            )
-            or 0
-        )
+        hourly = int(session.scalar(_PURCHASES_SINCE, {"card_id": card.id, "since": hour_ago}) or 0)
     facts = fr.PurchaseFacts(
         points_accrued=points_accrued,
         points_redeemed=points_redeemed,
