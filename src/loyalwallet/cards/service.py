@@ -127,6 +127,8 @@ _TAKE_FROM_LOT = (
 _OPEN_LOTS = select(_LEDGER.c.id, _LEDGER.c.remaining, _LEDGER.c.expires_at, _LEDGER.c.available_at).where(
     _LEDGER.c.card_id == bindparam("card_id"), _LEDGER.c.remaining > 0
 )
+_STAMP_OPTIONAL = ("purchase_id", "refund_id", "coupon_id", "reason")
+_INSERT_STAMP_ENTRY = insert(StampEntry.__table__)
 _AVAILABLE_COUPONS = Coupon.__table__
 _CARDS = Card.__table__
 # SET takes the columns named in the parameters (the figures that changed).
@@ -354,16 +356,16 @@ class CardBook:
         return issued
 
     def _stamp_entry(self, kind: str, stamps: int, **values: Any) -> None:
-        self.session.execute(
-            insert(StampEntry.__table__).values(
-                merchant_id=self.card.merchant_id,
-                card_id=self.card.id,
-                kind=kind,
-                stamps=stamps,
-                created_at=self.now,
-                **values,
-            )
+        params = dict.fromkeys(_STAMP_OPTIONAL)
+        params.update(values)
+        params.update(
+            merchant_id=self.card.merchant_id,
+            card_id=self.card.id,
+            kind=kind,
+            stamps=stamps,
+            created_at=self.now,
         )
+        self.session.execute(_INSERT_STAMP_ENTRY, params)
         self.set(stamps=self.card.stamps + stamps)
         self.changed = True
 
