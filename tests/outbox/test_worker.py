@@ -105,3 +105,27 @@ def test_a_fan_out_row_keeps_its_cause_s_place_in_the_queue() -> None:
     [follow_up] = [r for r in _rows("test.order") if r.payload["n"] == "follow-up"]
     [first] = [r for r in _rows("test.cause")]
     assert follow_up.next_attempt_at == first.created_at
+
+
+def test_a_rolled_back_savepoint_drops_only_its_own_rows() -> None:
+    with db.transaction() as session:
+        enqueue(session, None, "test.savepoint", {"n": "before"})
+        try:
+            with session.begin_nested():
+                enqueue(session, None, "test.savepoint", {"n": "inside, rolled back"})
+                raise RuntimeError("optional step failed")
+        except RuntimeError:
+            pass
+        with session.begin_nested():
+            enqueue(session, None, "test.savepoint", {"n": "inside, kept"})
+        enqueue(session, None, "test.savepoint", {"n": "after"})
+    assert [r.payload["n"] for r in _rows("test.savepoint")] == ["before", "inside, kept", "after"]
+    try:
+        with db.transaction() as session:
+            enqueue(session, None, "test.savepoint", {"n": "rolled back with everything"})
+            raise RuntimeError("the business transaction failed")
+    except RuntimeError:
+        pass
+    with db.transaction() as session:
+        session.execute(select(OutboxMessage.id).limit(1))  # a later transaction inherits nothing
+    assert len(_rows("test.savepoint")) == 3

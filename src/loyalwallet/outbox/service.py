@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from sqlalchemy import event, insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from loyalwallet.db import utcnow
 from loyalwallet.outbox.models import OutboxMessage
@@ -74,7 +74,29 @@ def _after_commit(session: Session) -> None:
         wakeup.set()
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop("outbox_rows", None)
-    session.info.pop("outbox_written", None)
+# A rolled-back SAVEPOINT (begin_nested: e.g. the optional Google link in a card view)
+# drops only the rows queued inside it; the purchase around it keeps its own.
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        marks = session.info.setdefault("outbox_marks", {})
+        marks[id(transaction)] = len(session.info.get("outbox_rows", ()))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous: SessionTransaction) -> None:
+    mark = session.info.get("outbox_marks", {}).pop(id(previous), None)
+    if previous.nested:
+        rows = session.info.get("outbox_rows")
+        if rows is not None and mark is not None:
+            del rows[mark:]
+    else:
+        session.info.pop("outbox_rows", None)
+        session.info.pop("outbox_written", None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed (rows written) or rolled back or closed
+        session.info.pop("outbox_rows", None)
+        session.info.pop("outbox_marks", None)

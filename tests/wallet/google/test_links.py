@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from loyalwallet import db
+from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.wallet.google import service
 from loyalwallet.wallet.google.models import GoogleObject
 from support import Shop
@@ -131,6 +132,15 @@ def _card_id(shop: Shop, code: str) -> int:
         )
 
 
+def _card_changed_rows(shop: Shop, code: str) -> int:
+    card_id = _card_id(shop, code)
+    with db.read() as session:
+        rows = session.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.topic == "card.changed")
+        ).all()
+    return sum(1 for payload in rows if payload.get("card_id") == card_id)
+
+
 def test_a_google_problem_never_fails_the_purchase(gshop, monkeypatch: pytest.MonkeyPatch) -> None:
     shop = gshop.shop
     card = shop.card(shop.program("bonus"))
@@ -143,8 +153,11 @@ def test_a_google_problem_never_fails_the_purchase(gshop, monkeypatch: pytest.Mo
 
     working = service.build_object
     monkeypatch.setattr(service, "build_object", broken)
+    changed_before = _card_changed_rows(shop, card["code"])
     bought = shop.buy(card["code"], 10000)  # the purchase goes through
     assert bought["card"]["google_save_url"] == _redirect_url(card)
+    # ...with its outbox rows: the failed savepoint drops none of them.
+    assert _card_changed_rows(shop, card["code"]) == changed_before + 1
     monkeypatch.setattr(service, "build_object", working)
     again = shop.buy(card["code"], 10000)
     assert again["card"]["google_save_url"].startswith(SAVE)
