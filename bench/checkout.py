@@ -31,31 +31,14 @@ from pathlib import Path
 
 import psycopg
 
+from benchkit import create_database, drop_database, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
-
-
-def create_database() -> tuple[str, str]:
-    name = f"lwbench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return SERVER.rsplit("/", 1)[0] + "/" + name, name
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def seed(url: str, data_dir: str, n_cards: int) -> tuple[str, list[str], list[int]]:
@@ -229,7 +212,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="server processes")
     args = ap.parse_args()
 
-    url, name = create_database()
+    url, name = create_database("lwbench")
     data_dir = tempfile.mkdtemp(prefix="lwbench-")
     try:
         key, codes, ids = seed(url, data_dir, args.cards)

@@ -32,29 +32,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the local fakes of outside services live there
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 
-
-def create_pg() -> tuple[str, str]:
-    import psycopg
-
-    name = f"lwfanout_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return SERVER.rsplit("/", 1)[0] + "/" + name, name
-
-
-def drop_pg(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from benchkit import create_database, drop_database, start_fake_apns  # noqa: E402
 
 
 def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
@@ -249,33 +233,6 @@ def raw_apns(n: int) -> tuple[float, float]:
     return one_by_one, many
 
 
-def start_fake_apns(directory: Path) -> tuple[subprocess.Popen[str], str, str]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "fakes" / "apns.py"),
-            "--port",
-            str(port),
-            "--dir",
-            str(directory),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("ready"):
-        raise RuntimeError(f"fake APNs did not start: {line!r}")
-    return proc, f"https://127.0.0.1:{port}", str(directory / "apns-cert.pem")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cards", type=int, default=100_000)
@@ -301,7 +258,7 @@ def main() -> None:
     pg_name = None
     url = args.database_url
     if url is None:
-        url, pg_name = create_pg()
+        url, pg_name = create_database("lwfanout")
     from fakes.google_wallet import FakeGoogleWallet
 
     apns_proc, apns_url, apns_ca = start_fake_apns(tmp / "apns")
@@ -484,7 +441,7 @@ def main() -> None:
         apns_proc.wait(10)
         db.get_engine().dispose()
         if pg_name:
-            drop_pg(pg_name)
+            drop_database(pg_name)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from benchkit import start_fake_apns  # noqa: E402
 from loyalwallet.programs import images  # noqa: E402
 from loyalwallet.programs.design import parse_design  # noqa: E402
 from loyalwallet.wallet.apple import apns, certs, passes, pkpass  # noqa: E402
@@ -159,33 +160,6 @@ def bench_passes(count: int) -> dict[str, float]:
 # --- (b) APNs ------------------------------------------------------------------------------------
 
 
-def start_fake(directory: Path) -> tuple[subprocess.Popen[str], str, str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "fakes" / "apns.py"),
-            "--port",
-            str(port),
-            "--dir",
-            str(directory),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("ready"):
-        raise RuntimeError(f"fake APNs did not start: {line!r}")
-    return proc, f"https://127.0.0.1:{port}", str(directory / "apns-cert.pem")
-
-
 def bench_apns(pushes: int, count: int, concurrency: int) -> dict[str, float]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -194,7 +168,7 @@ def bench_apns(pushes: int, count: int, concurrency: int) -> dict[str, float]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     tmp = Path(tempfile.mkdtemp(prefix="bench-apns-"))
-    proc, url, ca_file = start_fake(tmp)
+    proc, url, ca_file = start_fake_apns(tmp)
     topic = "pass.dev.loyalwallet"
     tokens = [f"{i:064x}" for i in range(pushes)]
     auth = apns.TokenAuth(key, "KEYID00001", "LWDEV00001")
