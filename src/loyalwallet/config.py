@@ -99,9 +99,6 @@ def configure(settings: Settings) -> Settings:
     """Make `settings` the process-wide settings (the CLI and tests call this)."""
     global _current
     _current = settings
-    from loyalwallet import crypto
-
-    crypto.reset_cache()
     return settings
 
 

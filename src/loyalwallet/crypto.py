@@ -18,22 +18,19 @@ import secrets
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from loyalwallet.config import get_settings
+
 _FORMAT = b"\x01"
-_aead: AESGCM | None = None
-
-
-def reset_cache() -> None:
-    global _aead
-    _aead = None
+# The cipher of the current PII key (configure() may swap the settings, e.g. in tests).
+_aead: tuple[bytes, AESGCM] | None = None
 
 
 def _cipher() -> AESGCM:
     global _aead
-    if _aead is None:
-        from loyalwallet.config import get_settings
-
-        _aead = AESGCM(get_settings().pii_key)
-    return _aead
+    key = get_settings().pii_key
+    if _aead is None or _aead[0] is not key:
+        _aead = (key, AESGCM(key))
+    return _aead[1]
 
 
 def seal(plaintext: str | None, *, merchant_id: int, column: str) -> bytes | None:
@@ -54,8 +51,6 @@ def open_(blob: bytes | None, *, merchant_id: int, column: str) -> str | None:
 
 
 def blind_index(value: str, *, merchant_id: int) -> str:
-    from loyalwallet.config import get_settings
-
     key = get_settings().index_key
     return hmac.new(key, f"{merchant_id}:{value}".encode(), hashlib.sha256).hexdigest()
 
