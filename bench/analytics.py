@@ -271,7 +271,7 @@ def _spread(samples: list[float]) -> str:
 def measure(runs: int, rebuild: bool = False, baseline_runs: int = 1) -> None:
     import tempfile
 
-    from loyalwallet import db
+    from loyalwallet import db, wiring
     from loyalwallet.analytics import queries, rollup, service
     from loyalwallet.analytics.rules import month_add, month_of
     from loyalwallet.config import Settings, configure, load_settings
@@ -283,6 +283,7 @@ def measure(runs: int, rebuild: bool = False, baseline_runs: int = 1) -> None:
     s = configure(load_settings(Path(tempfile.mkdtemp(prefix="lwbench-")), url))
     configure(Settings(**{**s.__dict__, "run_worker": False}))
     db.init_engine()
+    wiring.install()  # as every entry point: handlers, hooks, wallet sources
     engine = db.get_engine()
     merchant_id = seeded_merchant(engine)
     assert merchant_id is not None

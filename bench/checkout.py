@@ -46,7 +46,7 @@ def seed(url: str, data_dir: str, n_cards: int) -> tuple[str, list[str], list[in
     env = {**os.environ, "LOYALWALLET_DATABASE_URL": url, "LOYALWALLET_DATA_DIR": data_dir}
     script = f"""
 import json
-from loyalwallet import db
+from loyalwallet import db, wiring
 from loyalwallet.config import configure, load_settings
 from loyalwallet.migrations import migrate
 from loyalwallet.merchants.actors import system
@@ -56,6 +56,7 @@ from loyalwallet.cards.service import new_card
 s = configure(load_settings())
 migrate(s.database_url)
 db.init_engine(s)
+wiring.install()  # as every entry point: handlers, hooks, wallet sources
 with db.transaction() as session:
     m = create_merchant(session, "Bench café")
     p = create_program(session, system(m.id), "bonus", "Bench", {{"tiers": [{{"name": "A", "min_spend": 0, "cashback_pct": 5}}]}})

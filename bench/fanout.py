@@ -244,10 +244,11 @@ def main() -> None:
     parser.add_argument("--raw-client", type=int, default=0, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
     if args.raw_client:  # the raw side, in its own process like the workers
-        from loyalwallet import db
+        from loyalwallet import db, wiring
         from loyalwallet.config import configure, load_settings
 
         db.init_engine(configure(load_settings()))
+        wiring.install()  # as every entry point: handlers, hooks, wallet sources
         oids = json.loads(sys.stdin.read())
         google_rate = raw_rate(args.raw_client, oids, args.raw, args.threads)
         one, many = raw_apns(args.raw)
@@ -276,13 +277,14 @@ def main() -> None:
             "LOYALWALLET_DATA_DIR": str(tmp),
         }
     )
-    from loyalwallet import db
+    from loyalwallet import db, wiring
     from loyalwallet.config import configure, load_settings
     from loyalwallet.migrations import migrate
 
     settings = configure(load_settings(tmp, url))
     migrate(settings.database_url)
     db.init_engine(settings)
+    wiring.install()  # as every entry point: handlers, hooks, wallet sources
     procs: list[subprocess.Popen[bytes]] = []
     try:
         t = time.perf_counter()

@@ -31,11 +31,12 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="lwbench-google-"))
-    from loyalwallet import db
+    from loyalwallet import db, wiring
     from loyalwallet.config import configure, load_settings
 
     settings = configure(load_settings(tmp, args.database_url or f"sqlite:///{tmp / 'bench.db'}"))
     db.init_engine(settings)
+    wiring.install()  # as every entry point: handlers, hooks, wallet sources
     from loyalwallet.migrations import migrate
 
     migrate(settings.database_url)

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from loyalwallet import db
+from loyalwallet import db, wiring
 from loyalwallet.config import Settings, configure, load_settings, normalise_database_url
 from loyalwallet.migrations import migrate
 from support import Shop, new_shop
@@ -59,6 +59,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     s = configure(Settings(**{**s.__dict__, "run_worker": False, "base_url": "http://testserver"}))
     migrate(s.database_url)
     db.init_engine(s)
+    wiring.install()
     yield s
     if pg_name:
         _drop_pg_database(PG_URL or "", pg_name)

@@ -1,9 +1,7 @@
-"""`loyalwallet ...`: demo, serve, worker, migrate, merchant create, check-ledger."""
+"""`loyalwallet ...`: demo, serve, worker, migrate, check-ledger; the parts' sub-commands are listed in wiring.CLI_APPS."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -12,40 +10,22 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from loyalwallet import db
-from loyalwallet.config import configure, load_settings
-from loyalwallet.wallet.apple.cli import app as apple_app
-from loyalwallet.wallet.google.cli import app as google_app
+from loyalwallet import db, runtime, wiring
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Self-hosted loyalty cards for Apple Wallet, Google Wallet and the web.",
 )
-merchant_app = typer.Typer(no_args_is_help=True, help="Merchants.")
-app.add_typer(merchant_app, name="merchant")
-app.add_typer(google_app, name="google")
-app.add_typer(apple_app, name="apple")
-from loyalwallet.imports.cli import app as import_app  # noqa: E402
-
-app.add_typer(import_app, name="import")
-from loyalwallet.search.cli import app as search_app  # noqa: E402
-
-app.add_typer(search_app, name="search")
+for _name, _sub_app in wiring.CLI_APPS:
+    app.add_typer(_sub_app, name=_name)
 console = Console(stderr=True)
-
-
-def _setup(data_dir: Path | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin: noise
-    settings = configure(load_settings(data_dir))
-    db.init_engine(settings)
 
 
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    _setup()
+    runtime.start()
     from loyalwallet.config import get_settings
     from loyalwallet.migrations import migrate as run
 
@@ -88,7 +68,7 @@ def serve(
     ),
 ) -> None:
     """The server for real use, configured from the environment."""
-    _setup()
+    runtime.start()
     from loyalwallet.config import get_settings
     from loyalwallet.migrations import migrate as run
 
@@ -99,7 +79,7 @@ def serve(
 @app.command()
 def worker() -> None:
     """A separate outbox worker process (production)."""
-    _setup()
+    runtime.start()
     from loyalwallet.outbox.worker import Worker
 
     w = Worker()
@@ -109,57 +89,10 @@ def worker() -> None:
         w.stop()
 
 
-@merchant_app.command("create")
-def merchant_create(
-    name: str = typer.Option(..., "--name", help="The merchant's name."),
-    currency: str = typer.Option("RUB", help="ISO 4217 currency."),
-    timezone: str = typer.Option("Europe/Moscow", help="IANA time zone for 'today', birthdays and reports."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    owner_login: str | None = typer.Option(
-        None,
-        "--owner-login",
-        help="Also create the owner's login for /admin (a password is generated and shown once).",
-    ),
-) -> None:
-    """Create a merchant and an owner API key (and, with --owner-login, the owner's admin login)."""
-    _setup()
-    import secrets
-
-    from loyalwallet.config import get_settings
-    from loyalwallet.errors import DomainError
-    from loyalwallet.migrations import migrate as run
-
-    run(get_settings().database_url)  # a fresh installation needs no separate `migrate`
-    from loyalwallet.merchants.service import create_api_key, create_merchant, create_staff
-
-    password = secrets.token_urlsafe(12) if owner_login else None
-    try:
-        with db.transaction() as session:
-            merchant = create_merchant(session, name, currency, timezone)
-            _, key = create_api_key(session, merchant.id, "Owner key (CLI)", "owner")
-            if owner_login and password:
-                owner_login = create_staff(
-                    session, merchant.id, owner_login, password, "owner", "Owner"
-                ).login
-            merchant_id = merchant.id
-    except DomainError as exc:
-        console.print(f"[red]{exc.detail}[/red]")
-        raise typer.Exit(2) from None
-    out: dict[str, object] = {"merchant_id": merchant_id, "api_key": key}
-    if owner_login:
-        out |= {"owner_login": owner_login, "owner_password": password}
-    if as_json:
-        print(json.dumps(out))
-    else:
-        console.print(f"merchant {merchant_id} created; owner API key (shown once): {key}")
-        if owner_login:
-            console.print(f"owner login for /admin: {owner_login}  password (shown once): {password}")
-
-
 @app.command("check-ledger")
 def check_ledger() -> None:
     """Exit 0 when every card's cached balance and stamps equal its ledger entries."""
-    _setup()
+    runtime.start()
     from loyalwallet.cards.service import check_ledger as check
 
     with db.read() as session:
@@ -189,7 +122,7 @@ def demo(
     os.environ["LOYALWALLET_DATA_DIR"] = str(data_dir)
     # No SMS provider in the demo: the code page shows what the console "sent".
     os.environ.setdefault("LOYALWALLET_SMS_CONSOLE_SHOW_CODE", "1")
-    _setup(data_dir)
+    runtime.start(data_dir)
     from loyalwallet.config import get_settings
     from loyalwallet.demo import seed
     from loyalwallet.migrations import migrate as run
@@ -240,6 +173,7 @@ def demo(
 
 
 def main() -> None:
+    wiring.install()
     app()
 
 

@@ -209,7 +209,6 @@ def test_send_now_with_points_and_a_coupon(shop: Shop) -> None:
 
 def test_google_messages_wait_for_their_handler(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(handlers.HANDLERS, "google.message", raising=False)
-    monkeypatch.setattr(handlers, "load_all", lambda: None)
     bonus = shop.program("bonus")
     _card(shop, bonus)
     shop.post(

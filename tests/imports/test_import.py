@@ -42,11 +42,12 @@ def csv_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(settings, monkeypatch):
     from loyalwallet import cli as cli_module
+    from loyalwallet import runtime
 
     # The command configures itself from the environment: point it at the test database.
     monkeypatch.setenv("LOYALWALLET_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("LOYALWALLET_DATABASE_URL", settings.database_url)
-    monkeypatch.setattr(cli_module, "_setup", lambda data_dir=None: None)
+    monkeypatch.setattr(runtime, "start", lambda data_dir=None: None)
     return cli_module.app
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from loyalwallet import db
+from loyalwallet.cards.handlers import PROGRAM_CHUNK
 from loyalwallet.cards.models import Card
 from loyalwallet.outbox import worker
-from loyalwallet.outbox.core_handlers import PROGRAM_CHUNK
 from loyalwallet.outbox.models import OutboxMessage
 from support import Shop
 

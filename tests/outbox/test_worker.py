@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from sqlalchemy import select, update
 
@@ -10,6 +11,16 @@ from loyalwallet import db
 from loyalwallet.outbox import handlers, worker
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.outbox.service import enqueue
+
+
+def _handles(topic: str) -> Callable[[handlers.Handler], handlers.Handler]:
+    """A test topic's handler (the product lists its own in wiring.OUTBOX_HANDLERS)."""
+
+    def put(fn: handlers.Handler) -> handlers.Handler:
+        handlers.HANDLERS[topic] = fn
+        return fn
+
+    return put
 
 
 def _due_now(ids: list[int]) -> None:
@@ -33,7 +44,7 @@ def _rows(topic: str) -> list[OutboxMessage]:
 def test_retry_then_success_and_dead_letter() -> None:
     calls: dict[str, int] = {}
 
-    @handlers.handles("test.flaky")
+    @_handles("test.flaky")
     def flaky(msg: handlers.Delivery) -> None:
         calls[msg.payload["n"]] = calls.get(msg.payload["n"], 0) + 1
         if msg.payload["n"] == "ok-third" and msg.attempts < 3:
@@ -83,13 +94,13 @@ def test_a_fan_out_row_keeps_its_cause_s_place_in_the_queue() -> None:
     its cause, not behind the whole backlog (a campaign's pushes behind its messages)."""
     order: list[str] = []
 
-    @handlers.handles("test.cause")
+    @_handles("test.cause")
     def cause(msg: handlers.Delivery) -> None:
         order.append("cause")
         with db.transaction() as session:
             enqueue(session, None, "test.order", {"n": "follow-up"}, place=msg.created_at)
 
-    @handlers.handles("test.order")
+    @_handles("test.order")
     def record(msg: handlers.Delivery) -> None:
         order.append(msg.payload["n"])
 

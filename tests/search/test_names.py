@@ -65,11 +65,12 @@ def test_reindex_command(shop: Shop, settings, monkeypatch) -> None:
     from typer.testing import CliRunner
 
     from loyalwallet import cli as cli_module
+    from loyalwallet import runtime
 
     cid = _guest(shop.merchant_id, "Зоя")
     with db.transaction() as session:
         session.execute(NameToken.__table__.delete().where(NameToken.customer_id == cid))
-    monkeypatch.setattr(cli_module, "_setup", lambda data_dir=None: None)
+    monkeypatch.setattr(runtime, "start", lambda data_dir=None: None)
     result = CliRunner().invoke(cli_module.app, ["search", "reindex", "--merchant", str(shop.merchant_id)])
     assert result.exit_code == 0, result.output
     with db.read() as session:

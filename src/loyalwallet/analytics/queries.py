@@ -24,8 +24,9 @@ from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase, Refund
 from loyalwallet.db import UTCDateTime
 
-# Wallet parts register a function returning SELECT (card_id, wallet) for the cards saved
-# in their wallet, e.g. select(AppleRegistration.card_id, literal("apple")).distinct().
+# Functions returning SELECT (card_id, wallet) for the cards saved in a wallet, e.g.
+# select(AppleRegistration.card_id, literal("apple")).distinct(); put here by
+# wiring.install() (wiring.WALLET_SOURCES).
 # A card in none of them counts as "web"; one in several counts once, first source first.
 WALLET_SOURCES: list[Callable[[], Select[Any]]] = []
 

@@ -22,7 +22,6 @@ from loyalwallet.analytics.queries import local_day, local_month
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase, PurchaseLine
 from loyalwallet.merchants.models import Merchant
-from loyalwallet.outbox.handlers import every
 
 WATERMARK = "card_months"
 SETTLE = dt.timedelta(seconds=60)
@@ -192,6 +191,6 @@ def watermark() -> tuple[int, dt.datetime | None]:
         return (state.value, state.updated_at) if state else (0, None)
 
 
-@every("analytics-rollup", 30.0)
-def _periodic() -> None:
+def catch_up_some() -> None:
+    """The periodic job: a bounded step of catching up (at most 20 batches)."""
     catch_up(max_steps=20)

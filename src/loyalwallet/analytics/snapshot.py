@@ -21,7 +21,6 @@ from loyalwallet.analytics.rules import Cell
 from loyalwallet.cards.models import Card
 from loyalwallet.config import env
 from loyalwallet.merchants.models import Merchant
-from loyalwallet.outbox.handlers import every
 
 SNAPSHOT_SECONDS = float(env("ANALYTICS_SNAPSHOT_SECONDS", "300") or 300)
 
@@ -105,8 +104,3 @@ def cohort_sizes(session: Session, f: Filters, first: str, last: str) -> dict[st
     if f.program_id is not None:
         stmt = stmt.where(CohortSize.program_id == f.program_id)
     return {m: int(n) for m, n in session.execute(stmt.group_by(CohortSize.month)).all()}
-
-
-@every("analytics-snapshot", 60.0)
-def _periodic() -> None:
-    refresh_all()

@@ -1,4 +1,5 @@
-"""Which wallet a card lives in, for "cards issued by wallet" on the dashboard.
+"""Which wallet a card lives in, for "cards issued by wallet" on the dashboard
+(listed in wiring.WALLET_SOURCES).
 
 - Apple Wallet: a device has registered the pass with our PassKit web service (the row
   goes away when the pass is deleted from the phone).
@@ -13,8 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, literal, select
-
-from loyalwallet.analytics.queries import WALLET_SOURCES
 
 
 def apple() -> Select[Any]:
@@ -33,8 +32,3 @@ def google() -> Select[Any]:
     return select(GoogleObject.card_id, literal("google").label("wallet")).where(
         GoogleObject.has_users.is_(True)
     )
-
-
-for _source in (apple, google):
-    if _source not in WALLET_SOURCES:
-        WALLET_SOURCES.append(_source)

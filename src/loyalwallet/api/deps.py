@@ -12,8 +12,8 @@ from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import actor_for_api_key, cached_api_key_actor
 
-# Other ways to authenticate (the staff web session) register here: each takes the
-# request and returns an Actor or None.
+# Other ways to authenticate than an API key (the staff web session), put here by
+# wiring.install(): each takes the request and returns an Actor or None.
 EXTRA_AUTHENTICATORS: list[Callable[[Request], Actor | None]] = []
 
 

@@ -30,7 +30,7 @@ GOOGLE_TOPIC = "google.message"
 
 
 def google_messages_enabled() -> bool:
-    handlers.load_all()
+    """Whether this installation delivers google.message rows (see wiring.OUTBOX_HANDLERS)."""
     return GOOGLE_TOPIC in handlers.HANDLERS
 
 

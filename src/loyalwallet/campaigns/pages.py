@@ -21,16 +21,11 @@ from loyalwallet.campaigns.rules import RFM_SEGMENTS, TRIGGER_KINDS
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.service import merchant_tz
 from loyalwallet.programs.models import Program
-from loyalwallet.web.nav import N_, Section, register
 from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_page
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
 manager = staff_page("manager")
-
-register(Section("campaigns", N_("Campaigns"), "/admin/campaigns", order=50))
-register(Section("triggers", N_("Triggers"), "/admin/triggers", order=51))
-register(Section("coupons", N_("Coupons"), "/admin/coupons", order=52))
 
 
 def _text(form: FormData, name: str) -> str:

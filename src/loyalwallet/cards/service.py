@@ -512,6 +512,7 @@ def new_coupon_code() -> str:
 
 # Wallet parts may replace a card's links in card_view (the Google save link once it
 # has been signed): each hook gets (session, card, program, urls) and edits `urls`.
+# Put here by wiring.install() (wiring.CARD_URL_HOOKS).
 CARD_URL_HOOKS: list[Callable[[Session, Card, Program, dict[str, str]], None]] = []
 
 

@@ -12,12 +12,11 @@ from loyalwallet.config import env
 from loyalwallet.enrollment import sms
 from loyalwallet.enrollment.models import OtpChallenge, RateHit
 from loyalwallet.enrollment.rules import DAY
-from loyalwallet.outbox.handlers import Delivery, Permanent, Retry, every, handles
+from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 
 log = logging.getLogger("loyalwallet.sms")
 
 
-@handles(sms.TOPIC)
 def send_sms(msg: Delivery) -> None:
     if msg.merchant_id is None:
         raise Permanent("an SMS needs a merchant")
@@ -35,7 +34,6 @@ def send_sms(msg: Delivery) -> None:
     log.info("outbox %s: SMS sent by %s (%s)", msg.id, result.provider, result.message_id)
 
 
-@every("enrollment-purge", 3600.0)
 def purge(now: dt.datetime | None = None) -> None:
     """Forget pending joins and rate counters older than a day (the longest window)."""
     cutoff = (now or db.utcnow()) - DAY

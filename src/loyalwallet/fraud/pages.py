@@ -13,12 +13,10 @@ from loyalwallet.errors import DomainError
 from loyalwallet.fraud import linking, service
 from loyalwallet.fraud import rules as fr
 from loyalwallet.fraud.models import Alert
-from loyalwallet.web.nav import N_, Section, register
 from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_page
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
-register(Section("alerts", N_("Alerts"), "/admin/alerts", order=60))
 
 # The threshold field(s) of each rule, as the form shows them.
 FIELDS = {

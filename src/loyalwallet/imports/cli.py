@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from loyalwallet import runtime
+
 app = typer.Typer(no_args_is_help=True, help="Import data from another system.")
 console = Console(stderr=True)
 BATCH = 500
@@ -55,13 +57,12 @@ def customers(
 ) -> None:
     """Import guests with their balances and plastic card numbers."""
     from loyalwallet import db
-    from loyalwallet.cli import _setup
     from loyalwallet.config import get_settings
     from loyalwallet.errors import DomainError
     from loyalwallet.imports import rules, service
     from loyalwallet.merchants.actors import system
 
-    _setup()
+    runtime.start()
     mid = _merchant_id(merchant_id)
     try:
         text = file.read_text(encoding=encoding)

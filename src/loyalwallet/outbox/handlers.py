@@ -1,4 +1,4 @@
-"""Who delivers what: a handler per outbox topic, registered by the part that owns it.
+"""What a handler is: a function per outbox topic, listed in loyalwallet/wiring.py.
 
 A handler receives a `Delivery` and either returns (delivered), raises `Retry`/any
 exception (tried again later with backoff), or raises `Permanent` (dead-lettered at
@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -42,39 +42,16 @@ class Permanent(Exception):
 
 
 Handler = Callable[[Delivery], None]
+
+
+class Periodic(NamedTuple):
+    """A job the worker runs every `seconds` (once per interval across all workers)."""
+
+    name: str
+    seconds: float
+    run: Callable[[], Any]
+
+
+# Filled by loyalwallet.wiring.install(): the outbox itself knows no part.
 HANDLERS: dict[str, Handler] = {}
-# Jobs the worker runs every `interval` seconds: (name, interval, function).
-PERIODIC: list[tuple[str, float, Callable[[], Any]]] = []
-
-
-def handles(topic: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        HANDLERS[topic] = fn
-        return fn
-
-    return register
-
-
-def every(name: str, seconds: float) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
-    def register(fn: Callable[[], Any]) -> Callable[[], Any]:
-        PERIODIC[:] = [p for p in PERIODIC if p[0] != name]
-        PERIODIC.append((name, seconds, fn))
-        return fn
-
-    return register
-
-
-def load_all() -> None:
-    """Import every module that registers handlers or periodic jobs."""
-    # The dashboard's rollups (every 30 s) and snapshot (every few minutes); expired staff
-    # sessions and login attempts (hourly).
-    import loyalwallet.analytics.rollup
-    import loyalwallet.analytics.snapshot
-    import loyalwallet.campaigns.handlers
-    import loyalwallet.enrollment.handlers
-    import loyalwallet.fraud.handlers
-    import loyalwallet.outbox.core_handlers
-    import loyalwallet.wallet.apple.handlers
-    import loyalwallet.web.sessions
-    import loyalwallet.webhooks.handlers  # noqa: F401
-    from loyalwallet.wallet.google import handlers as _google  # noqa: F401
+PERIODIC: list[Periodic] = []

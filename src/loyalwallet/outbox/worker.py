@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from loyalwallet import db
 from loyalwallet.config import env
-from loyalwallet.outbox.handlers import HANDLERS, PERIODIC, Delivery, Permanent, Retry, load_all
+from loyalwallet.outbox.handlers import HANDLERS, PERIODIC, Delivery, Permanent, Retry
 from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
 from loyalwallet.outbox.service import wakeup
 
@@ -175,7 +175,6 @@ def deliver(msg: Delivery) -> bool:
 
 def run_once(batch: int = 50, pool: ThreadPoolExecutor | None = None) -> int:
     """Deliver what is due now; returns how many rows were handled."""
-    load_all()
     msgs = claim(batch)
     if not msgs:
         return 0
@@ -255,7 +254,6 @@ class Worker:
                 log.exception("periodic job %s failed", name)
 
     def run(self) -> None:
-        load_all()
         log.info("outbox worker started (%s thread(s))", self.threads)
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="outbox") if self.threads > 1 else None
         try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from loyalwallet import runtime
+
 app = typer.Typer(no_args_is_help=True, help="Guest search.")
 console = Console(stderr=True)
 
@@ -16,11 +18,10 @@ def reindex(merchant_id: int | None = typer.Option(None, "--merchant", help="Onl
     from sqlalchemy import select
 
     from loyalwallet import db
-    from loyalwallet.cli import _setup
     from loyalwallet.merchants.models import Merchant
     from loyalwallet.search.service import reindex as rebuild
 
-    _setup()
+    runtime.start()
     with db.read() as session:
         ids = (
             [merchant_id] if merchant_id else list(session.scalars(select(Merchant.id).order_by(Merchant.id)))

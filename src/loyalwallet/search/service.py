@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, inspect, select
+from sqlalchemy import delete, func, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto
@@ -44,8 +44,8 @@ def _write(conn: Any, customer_id: int, merchant_id: int, name: str | None) -> N
         conn.execute(insert(NameToken), rows)
 
 
-@event.listens_for(Session, "after_flush")
-def _index_names(session: Session, _context: Any) -> None:
+def index_names(session: Session, _context: Any) -> None:
+    """Session after_flush listener (wiring.SESSION_LISTENERS): new and renamed guests' name tokens."""
     changed = []
     for obj in list(session.new) + list(session.dirty):
         if not isinstance(obj, Customer) or obj.id is None:

@@ -22,7 +22,6 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from loyalwallet import db
-from loyalwallet.api import deps as api_deps
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import RANK, Actor
 from loyalwallet.merchants.models import Merchant
@@ -162,7 +161,7 @@ def safe_next(target: str | None, default: str) -> str:
 
 
 def session_actor(request: Request) -> Actor | None:
-    """EXTRA_AUTHENTICATORS entry: the API accepts the staff cookie; writes also need
+    """An API authenticator (wiring.API_AUTHENTICATORS): the API accepts the staff cookie; writes also need
     the X-CSRF-Token header, which another site's page cannot read or send."""
     who = current(request)
     if who is None:
@@ -170,10 +169,6 @@ def session_actor(request: Request) -> Actor | None:
     if request.method not in SAFE_METHODS and not csrf_ok(who.csrf, request.headers.get(CSRF_HEADER)):
         raise DomainError("forbidden", "missing or wrong X-CSRF-Token header")
     return who.actor
-
-
-if session_actor not in api_deps.EXTRA_AUTHENTICATORS:
-    api_deps.EXTRA_AUTHENTICATORS.append(session_actor)
 
 
 FLASH_COOKIE = "lw_flash"

@@ -29,7 +29,6 @@ from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Location, Staff
 from loyalwallet.merchants.passwords import hash_password, needs_rehash, verify_password
 from loyalwallet.merchants.service import actor_for_staff, audit, staff_location_ids
-from loyalwallet.outbox.handlers import every
 from loyalwallet.web.models import LoginAttempt, WebSession
 
 COOKIE = "lw_session"
@@ -219,8 +218,3 @@ def set_location(session: Session, token: str | None, location_id: int) -> None:
             .where(WebSession.token_hash == token_hash(token))
             .values(location_id=location_id)
         )
-
-
-@every("web-sessions-sweep", 3600.0)
-def _sweep_periodically() -> None:
-    sweep()

@@ -8,7 +8,6 @@ from starlette.responses import Response
 
 from loyalwallet import db
 from loyalwallet.errors import DomainError
-from loyalwallet.web.nav import N_, Section, register
 from loyalwallet.web.pages import form_data, redirect, render_staff, staff_page
 from loyalwallet.web.sessions import StaffSession
 from loyalwallet.webhooks import service
@@ -16,7 +15,6 @@ from loyalwallet.webhooks.models import WebhookEndpoint
 
 router = APIRouter(include_in_schema=False)
 manager = staff_page("manager")
-register(Section("webhooks", N_("Webhooks"), "/admin/webhooks", order=85))
 
 
 def _page(request: Request, who: StaffSession, secret: str | None = None) -> Response:

@@ -14,7 +14,7 @@ from loyalwallet import crypto, db
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
-from loyalwallet.outbox.core_handlers import event_id
+from loyalwallet.outbox.dispatch import event_id
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.outbox.service import enqueue

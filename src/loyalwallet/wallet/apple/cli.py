@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from loyalwallet import runtime
+
 app = typer.Typer(no_args_is_help=True, help="Apple Wallet: certificates, push keys, status.")
 console = Console(stderr=True, soft_wrap=True)
 
@@ -21,12 +23,6 @@ def _read(path: Path | None, what: str) -> bytes | None:
     except OSError as exc:
         console.print(f"[red]cannot read {what} {path}: {exc.strerror}[/red]")
         raise typer.Exit(2) from None
-
-
-def _setup() -> None:
-    from loyalwallet.cli import _setup as setup
-
-    setup()
 
 
 @app.command("import-cert")
@@ -63,7 +59,7 @@ def import_cert(
         raise typer.Exit(2)
     if p12 is not None and password is None and sys.stdin.isatty():
         password = typer.prompt("Password of the .p12", hide_input=True, default="", show_default=False)
-    _setup()
+    runtime.start()
     wwdr_data = _read(wwdr, "the WWDR certificate")
     try:
         if p12 is not None:
@@ -100,7 +96,7 @@ def import_push_key(
     from loyalwallet.errors import DomainError
     from loyalwallet.wallet.apple import credentials
 
-    _setup()
+    runtime.start()
     data = _read(p8, "the .p8") or b""
     try:
         with db.transaction() as session:
@@ -118,7 +114,7 @@ def dev_cert() -> None:
     from loyalwallet import db
     from loyalwallet.wallet.apple import credentials
 
-    _setup()
+    runtime.start()
     with db.transaction() as session:
         row = credentials.ensure_development_certificate(session)
         kind, ptid = row.kind, row.pass_type_id
@@ -134,7 +130,7 @@ def status(
     from loyalwallet import db
     from loyalwallet.wallet.apple import credentials
 
-    _setup()
+    runtime.start()
     with db.read() as session:
         info = credentials.status(session, merchant)
     if as_json:

@@ -24,9 +24,9 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
+from loyalwallet.cards.handlers import changed_cards
 from loyalwallet.cards.models import Coupon
-from loyalwallet.outbox.core_handlers import changed_cards
-from loyalwallet.outbox.handlers import Delivery, Permanent, Retry, handles
+from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.wallet.apple import credentials, updates
 from loyalwallet.wallet.apple.models import ApplePushPending, AppleRegistration
@@ -148,7 +148,6 @@ def forget_token(token: str, invalid_since_ms: int | None = None) -> int:
         return int(session.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
 
 
-@handles("apple.push")
 def push(msg: Delivery) -> None:
     """Payload {"token", "pass_type_id"}, or {"tokens": [...], "pass_type_id"} for a batch
     (sent concurrently on one connection: fan-out of campaigns)."""
@@ -206,14 +205,3 @@ def push(msg: Delivery) -> None:
             {"tokens": [r.token for r in again], "pass_type_id": pass_type_id},
             delay=dt.timedelta(seconds=after or 30),
         )
-
-
-def register() -> None:
-    """Hook into card.changed (called by outbox.handlers.load_all)."""
-    from loyalwallet.outbox.core_handlers import CARD_CHANGED_LISTENERS
-
-    if wake_devices not in CARD_CHANGED_LISTENERS:
-        CARD_CHANGED_LISTENERS.append(wake_devices)
-
-
-register()

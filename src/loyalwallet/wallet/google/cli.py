@@ -8,14 +8,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from loyalwallet import runtime
+
 app = typer.Typer(no_args_is_help=True, help="Google Wallet: issuer key and status.")
 console = Console(stderr=True)
-
-
-def _setup() -> None:
-    from loyalwallet.cli import _setup as setup
-
-    setup()
 
 
 @app.command("import-key")
@@ -32,7 +28,7 @@ def import_key(
     except OSError as exc:
         console.print(f"[red]cannot read {file}: {exc.strerror}[/red]")
         raise typer.Exit(2) from None
-    _setup()
+    runtime.start()
     from loyalwallet import db
     from loyalwallet.errors import DomainError
     from loyalwallet.wallet.google.service import import_key as store
@@ -59,7 +55,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """The issuer in use, objects at Google (and how many guests saved) and failed deliveries."""
-    _setup()
+    runtime.start()
     from loyalwallet import db
     from loyalwallet.wallet.google.service import status as read_status
 
@@ -97,7 +93,7 @@ def remove(
     ),
 ) -> None:
     """Forget an issuer key (cards keep their objects at Google; links stop being made)."""
-    _setup()
+    runtime.start()
     from loyalwallet import db
     from loyalwallet.wallet.google.service import remove_issuer
 

@@ -27,10 +27,10 @@ import httpx
 from sqlalchemy import select
 
 from loyalwallet import db
+from loyalwallet.cards.handlers import changed_cards
 from loyalwallet.cards.service import MESSAGE_ONLY
 from loyalwallet.errors import DomainError
-from loyalwallet.outbox.core_handlers import CARD_CHANGED_LISTENERS, changed_cards
-from loyalwallet.outbox.handlers import Delivery, Permanent, Retry, every, handles
+from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.wallet.google import saves, service
 from loyalwallet.wallet.google.client import GoogleApiError, TokenError
@@ -92,21 +92,14 @@ def on_card_changed(msg: Delivery) -> None:
             )
 
 
-if on_card_changed not in CARD_CHANGED_LISTENERS:
-    CARD_CHANGED_LISTENERS.append(on_card_changed)
-
-
-@handles("google.patch")
 def google_patch(msg: Delivery) -> None:
     _guarded(lambda: service.sync_card(int(msg.payload["card_id"])))
 
 
-@handles("google.class")
 def google_class(msg: Delivery) -> None:
     _guarded(lambda: service.sync_program(int(msg.payload["program_id"])))
 
 
-@handles("google.message")
 def google_message(msg: Delivery) -> None:
     p = msg.payload
     try:
@@ -117,7 +110,6 @@ def google_message(msg: Delivery) -> None:
     _guarded(lambda: service.send_message(card_id, msg.merchant_id, header, body, message_id))
 
 
-@handles("google.check")
 def google_check(msg: Delivery) -> None:
     p = msg.payload
     try:
@@ -126,7 +118,3 @@ def google_check(msg: Delivery) -> None:
     except (KeyError, TypeError, ValueError) as exc:
         raise Permanent(f"bad google.check payload: {exc!r}") from exc
     _guarded(lambda: saves.check(msg.merchant_id, card_ids, at))
-
-
-# Objects not known saved are asked about again now and then (a bounded number per run).
-every("google-saves", saves.interval())(saves.schedule)

@@ -11,7 +11,7 @@ saved at its next patch. For the rest (a guest saved the card and has not bought
 - each at most every LOYALWALLET_GOOGLE_SAVES_RECHECK_HOURS hours (6), counted from
   Google's last answer about it (checked_at), whichever call it came with; the least
   recently checked first;
-- at most LOYALWALLET_GOOGLE_SAVES_BUDGET objects per run (200), every
+- at most LOYALWALLET_GOOGLE_SAVES_BUDGET objects per run (200)
   LOYALWALLET_GOOGLE_SAVES_EVERY seconds (120), once across all worker processes
   (outbox periodic_runs).
 

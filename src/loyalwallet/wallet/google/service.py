@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
 from loyalwallet.cards.models import Card, Coupon
-from loyalwallet.cards.service import CARD_URL_HOOKS, available_rewards, card_urls
+from loyalwallet.cards.service import available_rewards, card_urls
 from loyalwallet.config import env, get_settings
 from loyalwallet.customers.models import Customer
 from loyalwallet.db import UTCDateTime
@@ -410,7 +410,7 @@ def _sign(issuer: Issuer, objs: list[dict[str, Any]]) -> str:
 
 
 def card_view_hook(session: Session, card: Card, program: Program, urls: dict[str, str]) -> None:
-    """cards.service.CARD_URL_HOOKS: put the signed save link in the card's view.
+    """A card-view hook (wiring.CARD_URL_HOOKS): put the signed save link in the card's view.
 
     A Google problem (a damaged stored key, a bug) must never fail the purchase that
     shows the card: the link is made in a savepoint, and on any error the card keeps
@@ -428,10 +428,6 @@ def card_view_hook(session: Session, card: Card, program: Program, urls: dict[st
         return
     if link:
         urls["google_save_url"] = link
-
-
-if card_view_hook not in CARD_URL_HOOKS:
-    CARD_URL_HOOKS.append(card_view_hook)
 
 
 # --- syncing with Google -----------------------------------------------------------------

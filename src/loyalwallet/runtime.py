@@ -1,0 +1,23 @@
+"""Starting a process: logging, settings, the database engine and every table.
+
+Every command starts here (`loyalwallet ...` and its sub-commands), so none meets a
+table whose foreign key points into a part that was not imported yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from loyalwallet import db
+from loyalwallet import models as _every_table  # noqa: F401
+from loyalwallet.config import Settings, configure, load_settings
+
+
+def start(data_dir: Path | None = None) -> Settings:
+    """Configure logging, the settings (from the environment) and the database engine."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin: noise
+    settings = configure(load_settings(data_dir))
+    db.init_engine(settings)
+    return settings

@@ -1,0 +1,200 @@
+"""The composition root: how the parts are put together, in one place.
+
+Every connection between parts is listed here, one list per kind: what the outbox worker
+delivers (OUTBOX_HANDLERS), who hears a changed card (CARD_CHANGED_LISTENERS) or a
+business event (EVENT_LISTENERS), the periodic jobs, the HTTP routers, the CLI
+sub-commands, the admin's sections and the smaller hooks. No module registers itself
+when imported: the lists take effect when an entry point calls `install()` (the CLI's
+`main`, `api.app.create_app`, the test suite). `grep` for a topic or an event name shows
+its producers; this file shows all its consumers.
+
+Nothing imports this module but the entry points, so it may import every part.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from fastapi import APIRouter
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from loyalwallet import models as _every_table  # noqa: F401
+from loyalwallet.analytics import queries as analytics_queries
+from loyalwallet.analytics import rollup, snapshot, wallets
+from loyalwallet.api import deps as api_deps
+from loyalwallet.campaigns import pages as campaign_pages
+from loyalwallet.campaigns import routes as campaigns_api
+from loyalwallet.campaigns import service as campaigns
+from loyalwallet.campaigns import triggers
+from loyalwallet.cards import handlers as cards_handlers
+from loyalwallet.cards import routes as cards_api
+from loyalwallet.cards import service as cards
+from loyalwallet.checkout import routes as checkout_api
+from loyalwallet.customers import routes as customers_api
+from loyalwallet.enrollment import handlers as enrollment_handlers
+from loyalwallet.enrollment import routes as enrollment_public
+from loyalwallet.enrollment import routes_api as enrollment_api
+from loyalwallet.enrollment import sms
+from loyalwallet.fraud import linking as telegram_linking
+from loyalwallet.fraud import pages as fraud_pages
+from loyalwallet.fraud import routes as fraud_api
+from loyalwallet.fraud import service as fraud
+from loyalwallet.imports import cli as imports_cli
+from loyalwallet.merchants import cli as merchants_cli
+from loyalwallet.merchants import routes as merchants_api
+from loyalwallet.outbox import dispatch
+from loyalwallet.outbox import handlers as outbox
+from loyalwallet.outbox import routes as outbox_api
+from loyalwallet.outbox.handlers import Handler, Periodic
+from loyalwallet.programs import routes as programs_api
+from loyalwallet.programs import routes_assets as assets_api
+from loyalwallet.search import cli as search_cli
+from loyalwallet.search import service as search
+from loyalwallet.wallet.apple import cli as apple_cli
+from loyalwallet.wallet.apple import handlers as apple
+from loyalwallet.wallet.apple import routes as apple_api
+from loyalwallet.wallet.google import cli as google_cli
+from loyalwallet.wallet.google import handlers as google
+from loyalwallet.wallet.google import routes as google_api
+from loyalwallet.wallet.google import saves as google_saves
+from loyalwallet.wallet.google import service as google_service
+from loyalwallet.web import nav, sessions
+from loyalwallet.web import pages as web_pages
+from loyalwallet.web import routes as web_routes
+from loyalwallet.web.nav import N_, Section
+from loyalwallet.webhooks import pages as webhook_pages
+from loyalwallet.webhooks import routes as webhooks_api
+from loyalwallet.webhooks import service as webhooks
+
+# --- the outbox ---------------------------------------------------------------------------
+
+# card.changed (CardBook.touch; cards_changed for a chunk): what a changed card sets off.
+CARD_CHANGED_LISTENERS: list[Handler] = [
+    apple.wake_devices,  # push the devices holding its pass
+    google.on_card_changed,  # patch its Google Wallet object
+]
+
+# Business events (outbox.service.emit_event: card.created, purchase.created, ...): each
+# listener is retried on its own.
+EVENT_LISTENERS: list[Handler] = [
+    webhooks.fan_out,  # the merchant's webhook endpoints
+    triggers.on_event,  # event triggers (welcome, tier up)
+]
+
+# Topic → the function that delivers a row of it.
+OUTBOX_HANDLERS: dict[str, Handler] = {
+    "card.changed": dispatch.each(CARD_CHANGED_LISTENERS),
+    "event": dispatch.independently(EVENT_LISTENERS),
+    "program.changed": cards_handlers.program_changed,
+    "referral.reward": cards_handlers.referral_reward,
+    "apple.push": apple.push,
+    "google.patch": google.google_patch,
+    "google.class": google.google_class,
+    "google.message": google.google_message,
+    "google.check": google.google_check,
+    sms.TOPIC: enrollment_handlers.send_sms,
+    fraud.TELEGRAM_TOPIC: fraud.deliver_telegram,
+    webhooks.TOPIC: webhooks.deliver,
+    "campaign.start": campaigns.start,
+    "campaign.deliver": campaigns.deliver,
+    "trigger.run": triggers.run,
+    "trigger.fire": triggers.fire,
+}
+
+# Jobs the worker runs every so many seconds (once per interval across all workers).
+PERIODIC: list[Periodic] = [
+    Periodic("expire-points", 60.0, cards.expire_points),
+    Periodic("analytics-rollup", 30.0, rollup.catch_up_some),
+    Periodic("analytics-snapshot", 60.0, snapshot.refresh_all),
+    Periodic("campaign-triggers", 60.0, triggers.schedule_due),
+    Periodic("campaign-finish", 120.0, campaigns.finish_stragglers),
+    Periodic("fraud-digest", 300.0, fraud.send_digests),
+    # Cheap when no code is pending (one query); reads the bots' updates when one is.
+    Periodic("telegram-link", 5.0, telegram_linking.poll_pending),
+    # Objects not known saved are asked about again now and then (bounded per run).
+    Periodic("google-saves", google_saves.interval(), google_saves.schedule),
+    Periodic("enrollment-purge", 3600.0, enrollment_handlers.purge),
+    Periodic("web-sessions-sweep", 3600.0, sessions.sweep),
+]
+
+# --- smaller hooks ----------------------------------------------------------------------
+
+# Each edits a card view's links (session, card, program, urls): the signed Google link.
+CARD_URL_HOOKS = [google_service.card_view_hook]
+
+# Other ways to authenticate an API call than an API key: the staff's session cookie.
+API_AUTHENTICATORS = [web_pages.session_actor]
+
+# SELECT (card_id, wallet) of the cards saved in each wallet, for the dashboard.
+WALLET_SOURCES = [wallets.apple, wallets.google]
+
+# SQLAlchemy Session events one part listens to for another's writes.
+SESSION_LISTENERS: list[tuple[str, Any]] = [
+    ("after_flush", search.index_names),  # guests' name tokens for the search
+]
+
+# --- HTTP, the admin's sections, the command line -------------------------------------------
+
+# In this order (an earlier router wins a path both match).
+ROUTERS: list[APIRouter] = [
+    programs_api.router,
+    cards_api.router,
+    checkout_api.router,
+    merchants_api.router,
+    customers_api.router,
+    assets_api.router,
+    enrollment_api.router,
+    enrollment_public.router,
+    google_api.router,
+    apple_api.router,
+    *web_routes.routers(),
+    webhooks_api.router,
+    outbox_api.router,
+    campaigns_api.router,
+    fraud_api.router,
+    campaign_pages.router,
+    fraud_pages.router,
+    webhook_pages.router,
+]
+
+NAV_SECTIONS: list[Section] = [
+    Section("dashboard", N_("Dashboard"), "/admin", order=10),
+    Section("programs", N_("Programs"), "/admin/programs", order=20),
+    Section("guests", N_("Guests"), "/admin/guests", order=30),
+    Section("purchases", N_("Purchases"), "/admin/purchases", order=40),
+    Section("campaigns", N_("Campaigns"), "/admin/campaigns", order=50),
+    Section("triggers", N_("Triggers"), "/admin/triggers", order=51),
+    Section("coupons", N_("Coupons"), "/admin/coupons", order=52),
+    Section("alerts", N_("Alerts"), "/admin/alerts", order=60),
+    Section("deliveries", N_("Failed deliveries"), "/admin/deliveries", order=80),
+    Section("webhooks", N_("Webhooks"), "/admin/webhooks", order=85),
+    Section("staff", N_("Staff"), "/admin/staff", role="owner", order=90),
+    Section("locations", N_("Locations"), "/admin/locations", role="owner", order=91),
+    Section("api_keys", N_("API keys"), "/admin/api-keys", role="owner", order=92),
+    Section("cashier", N_("Cashier"), "/cashier", role="cashier", order=200),
+]
+
+# `loyalwallet NAME ...`
+CLI_APPS: list[tuple[str, typer.Typer]] = [
+    ("merchant", merchants_cli.app),
+    ("apple", apple_cli.app),
+    ("google", google_cli.app),
+    ("import", imports_cli.app),
+    ("search", search_cli.app),
+]
+
+
+def install() -> None:
+    """Put the lists above in force. Idempotent: every entry point calls it."""
+    outbox.HANDLERS.clear()
+    outbox.HANDLERS.update(OUTBOX_HANDLERS)
+    outbox.PERIODIC[:] = PERIODIC
+    cards.CARD_URL_HOOKS[:] = CARD_URL_HOOKS
+    api_deps.EXTRA_AUTHENTICATORS[:] = API_AUTHENTICATORS
+    analytics_queries.WALLET_SOURCES[:] = WALLET_SOURCES
+    nav.SECTIONS[:] = NAV_SECTIONS
+    for name, listener in SESSION_LISTENERS:
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
