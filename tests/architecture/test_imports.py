@@ -104,3 +104,62 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles() -> None:
     assert cycles(graph()) == []
+
+
+# Pure rules: what a rules module (and everything it imports from loyalwallet) may not use.
+IO_PACKAGES = {
+    "sqlalchemy", "fastapi", "starlette", "httpx", "h2", "jinja2", "psycopg", "asyncpg",
+    "uvicorn", "alembic", "socket", "sqlite3", "smtplib", "http", "urllib", "subprocess",
+}  # fmt: skip
+IO_MODULES = {"loyalwallet.db", "loyalwallet.config"}
+
+
+def _externals(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def _reach(edges: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_rules_modules_do_no_io() -> None:
+    mods, edges = modules(), graph()
+    pure = [m for m in mods if m.rsplit(".", 1)[-1] == "rules" or m == "loyalwallet.cards.lots"]
+    assert len(pure) >= 8
+    problems = []
+    for rules in pure:
+        for m in sorted(_reach(edges, rules)):
+            bad = (_externals(mods[m]) & IO_PACKAGES) | ({m} & IO_MODULES)
+            if bad:
+                problems.append(f"{rules} -> {m}: {sorted(bad)}")
+    assert problems == []
+
+
+HTTP_MODULES = {"api", "pages", "public"}
+
+
+def test_the_outbox_knows_no_part() -> None:
+    """The outbox's core (queue, worker, dispatch) imports only itself and the plumbing;
+    which part handles what is listed in wiring.py. Its own admin page may use the auth."""
+    allowed = ("loyalwallet.outbox", "loyalwallet.db", "loyalwallet.config", "loyalwallet.errors")
+    edges = graph()
+    problems = [
+        f"{m} -> {t}"
+        for m, targets in edges.items()
+        if m.startswith("loyalwallet.outbox.") and m.rsplit(".", 1)[-1] not in HTTP_MODULES | {"routes"}
+        for t in targets
+        if not t.startswith(allowed)
+    ]
+    assert problems == []
