@@ -86,8 +86,8 @@ def bars_and_line(
             f'<polyline points="{" ".join(points)}" fill="none" stroke="{SECOND}" stroke-width="2.5"/>'
         )
         for p in points:
-            x, y = p.split(",")
-            parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{SECOND}"/>')
+            cx, cy = p.split(",")
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{SECOND}"/>')
     step = max(1, n // 10)
     for i in range(0, n, step):
         x = left + i * slot + slot / 2

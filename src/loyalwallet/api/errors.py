@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +28,7 @@ _HTTP_CODES = {
 }
 
 
-def _field_errors(exc: RequestValidationError) -> list[dict[str, object]]:
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
         loc = [str(part) for part in err.get("loc", ()) if part != "body"]
@@ -49,7 +50,7 @@ def install(app: FastAPI) -> None:
                 DomainError("bad_request", "the request body is not valid JSON", reason="malformed_json")
             )
         first = errors[0] if errors else {"loc": [], "msg": "invalid"}
-        where = ".".join(str(p) for p in first["loc"])  # type: ignore[union-attr]
+        where = ".".join(str(p) for p in first["loc"])
         detail = f"{where}: {first['msg']}" if where else str(first["msg"])
         return problem(DomainError("validation_error", detail, errors=errors))
 

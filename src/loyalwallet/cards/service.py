@@ -32,6 +32,7 @@ from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import (
     BonusRules,
     DiscountRules,
+    DiscountTier,
     Rules,
     StampRules,
     initial_tier,
@@ -681,7 +682,7 @@ def card_view(
     }
     if isinstance(rules, (BonusRules, DiscountRules)):
         tier = next((t for t in rules.tiers if t.name == card.tier), rules.tiers[0])
-        if isinstance(rules, DiscountRules):
+        if isinstance(tier, DiscountTier):
             out["discount_pct"] = float(tier.discount_pct)  # display only, never used for money
         else:
             out["cashback_pct"] = float(tier.cashback_pct)

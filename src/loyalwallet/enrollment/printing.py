@@ -41,7 +41,7 @@ def qr_image(data: str, size: int) -> Image.Image:
     """A QR code as a Pillow image about `size` pixels wide (whole modules, crisp)."""
     qr = segno.make(data, error="m", micro=False)
     modules = qr.symbol_size(border=4)[0]
-    img = Image.open(io.BytesIO(qr_png(data, scale=max(1, size // modules), border=4)))
+    img = Image.open(io.BytesIO(qr_png(data, scale=max(1, int(size // modules)), border=4)))
     return img.convert("RGB")
 
 

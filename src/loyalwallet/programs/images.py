@@ -141,7 +141,7 @@ def _gradient(size: tuple[int, int], colour: tuple[int, int, int]) -> Image.Imag
 
 
 def _open(source: Source) -> Image.Image:
-    img = Image.open(io.BytesIO(source.data))
+    img: Image.Image = Image.open(io.BytesIO(source.data))
     img = ImageOps.exif_transpose(img)
     return img.convert("RGBA")
 

@@ -10,6 +10,7 @@ guest's saved locale, then Accept-Language, then Russian.
 from __future__ import annotations
 
 import gettext
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,11 +34,11 @@ def translations(lang: str) -> gettext.NullTranslations:
             if message.id and message.string and not message.fuzzy:
                 key = message.id if isinstance(message.id, str) else message.id[0]
                 value = message.string if isinstance(message.string, str) else message.string[0]
-                merged._catalog[key] = value  # type: ignore[attr-defined]
+                merged._catalog[key] = value
     return merged
 
 
-def gettext_for(lang: str):  # type: ignore[no-untyped-def]
+def gettext_for(lang: str) -> Callable[[str], str]:
     return translations(lang).gettext
 
 

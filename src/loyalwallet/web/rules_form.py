@@ -455,7 +455,7 @@ def _tier_rows(kind: str, data: Mapping[str, str]) -> list[dict[str, str]]:
     return rows
 
 
-def _message(e: dict[str, Any], f: Field | None, sep: str, _: Gettext) -> str:
+def _message(e: Mapping[str, Any], f: Field | None, sep: str, _: Gettext) -> str:
     kind, ctx = e["type"], e.get("ctx") or {}
 
     def limit(value: Any) -> str:
@@ -583,13 +583,13 @@ def form_to_rules(
                 message = _(message)
             else:
                 name = _input_name(kind, tuple(e["loc"]))
-                column = name.rsplit("-", 1)[-1] if name.startswith("tier-") else None
-                f = by_name.get(name) or (
-                    Field(name, "money" if column == "min_spend" else "percent", "", "")
-                    if column in ("min_spend", "pct")
+                tier_column = name.rsplit("-", 1)[-1] if name.startswith("tier-") else None
+                field_ = by_name.get(name) or (
+                    Field(name, "money" if tier_column == "min_spend" else "percent", "", "")
+                    if tier_column in ("min_spend", "pct")
                     else None
                 )
-                message = _message(e, f, sep, _)
+                message = _message(e, field_, sep, _)
             errors.setdefault(name, message)  # a syntax error on the input wins
         return form, None
     if errors:

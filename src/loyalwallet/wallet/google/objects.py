@@ -227,12 +227,12 @@ def loyalty_object(
             body["secondaryLoyaltyPoints"] = _points(_("Tier"), tier.name)
     else:
         assert isinstance(rules, BonusRules)
-        tier = next((t for t in rules.tiers if t.name == card.tier), rules.tiers[0])
+        bonus_tier = next((t for t in rules.tiers if t.name == card.tier), rules.tiers[0])
         body["loyaltyPoints"] = _points(_("Points"), card.balance)
         if len(rules.tiers) > 1:
-            body["secondaryLoyaltyPoints"] = _points(_("Tier"), tier.name)
+            body["secondaryLoyaltyPoints"] = _points(_("Tier"), bonus_tier.name)
         else:
-            body["secondaryLoyaltyPoints"] = _points(_("Cashback"), _percent(tier.cashback_pct))
+            body["secondaryLoyaltyPoints"] = _points(_("Cashback"), _percent(bonus_tier.cashback_pct))
     if isinstance(rules, (BonusRules, DiscountRules)) and not rules.tier_period_days:
         upcoming = next_tier(rules.tiers, card.spend)
         if upcoming is not None:
