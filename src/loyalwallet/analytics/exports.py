@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import select
 
@@ -55,7 +55,7 @@ PURCHASE_COLUMNS = [
 ]
 
 
-def _line(values: list[object]) -> str:
+def _line(values: Sequence[object]) -> str:
     buf = io.StringIO()
     csv.writer(buf).writerow(["" if v is None else v for v in values])
     return buf.getvalue()

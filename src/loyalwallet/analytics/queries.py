@@ -28,7 +28,7 @@ from loyalwallet.db import UTCDateTime
 # select(AppleRegistration.card_id, literal("apple")).distinct(); put here by
 # wiring.install() (wiring.WALLET_SOURCES).
 # A card in none of them counts as "web"; one in several counts once, first source first.
-WALLET_SOURCES: list[Callable[[], Select[Any]]] = []
+WALLET_SOURCES: list[Callable[[], Select[Any, str]]] = []
 
 
 @dataclass(frozen=True)

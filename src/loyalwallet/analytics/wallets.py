@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Select, literal, select
 
 
-def apple() -> Select[Any]:
+def apple() -> Select[Any, str]:
     from loyalwallet.wallet.apple.models import AppleRegistration
 
     return (
@@ -26,7 +26,7 @@ def apple() -> Select[Any]:
     )
 
 
-def google() -> Select[Any]:
+def google() -> Select[Any, str]:
     from loyalwallet.wallet.google.models import GoogleObject
 
     return select(GoogleObject.card_id, literal("google").label("wallet")).where(

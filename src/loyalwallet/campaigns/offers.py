@@ -176,7 +176,7 @@ def _take_quota(session: Session, offer: Offer, n: int) -> None:
     if offer.max_issued is not None:
         stmt = stmt.where(Offer.issued + n <= Offer.max_issued)
     result = session.execute(stmt.values(issued=Offer.issued + n))
-    if result.rowcount != 1:
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
         raise DomainError("offer_exhausted", f"the offer {offer.name!r} has no coupons left to issue")
     session.refresh(offer, ["issued"])
 

@@ -10,7 +10,7 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from loyalwallet.campaigns.rules import RFM_SEGMENTS, Segment, birthday_ranges
@@ -19,7 +19,7 @@ from loyalwallet.customers.models import Customer
 
 
 def _range(column: Any, rng: Any) -> list[Any]:
-    out = []
+    out: list[Any] = []
     if rng is None:
         return out
     if rng.min is not None:
@@ -100,7 +100,7 @@ def conditions(
             raise ValueError("an RFM segment needs the session")
         named = set(spec.rfm) - {"no_visits"}
         ids = [card_id for card_id, seg in rfm_of_cards(session, merchant_id, now).items() if seg in named]
-        parts = [Card.id.in_(ids)] if ids else []
+        parts: list[ColumnElement[bool]] = [Card.id.in_(ids)] if ids else []
         if "no_visits" in spec.rfm:
             parts.append(Card.visits == 0)
         where.append(or_(*parts) if parts else false())

@@ -224,7 +224,7 @@ def schedule_due(now: dt.datetime | None = None) -> int:
         if day is None or (t.last_run_on is not None and t.last_run_on >= day):
             continue
         with db.transaction() as session:
-            claimed = session.execute(
+            claimed = session.execute(  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
                 update(Trigger)
                 .where(Trigger.id == t.id, or_(Trigger.last_run_on.is_(None), Trigger.last_run_on < day))
                 .values(last_run_on=day)

@@ -319,7 +319,7 @@ def channel_stats(session: Session, channels: list[Channel]) -> dict[int, dict[s
     if not channels:
         return {}
     merchant_id = channels[0].merchant_id
-    slugs = {(c.program_id, c.slug): c.id for c in channels}
+    slugs: dict[tuple[int, str | None], int] = {(c.program_id, c.slug): c.id for c in channels}
     cards = session.execute(
         select(Card.program_id, Card.channel, func.count())
         .where(Card.merchant_id == merchant_id, Card.channel.in_([c.slug for c in channels]))
@@ -336,7 +336,8 @@ def channel_stats(session: Session, channels: list[Channel]) -> dict[int, dict[s
         if cid is not None:
             out[cid]["cards"] = int(n)
     for cid, n in joins:
-        out[cid]["joins"] = int(n)
+        if cid is not None:  # never: the query selects only these channels
+            out[cid]["joins"] = int(n)
     return out
 
 

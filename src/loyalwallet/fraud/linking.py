@@ -155,7 +155,7 @@ def _bind(token: str, code: str, chat_id: str, now: dt.datetime) -> int:
         if merchant is None or bot_token(merchant) != token:
             return 0  # the code was sent to another bot than the one it was made for
         # One use only, even with two pollers at once: the first UPDATE wins.
-        won = session.execute(
+        won = session.execute(  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
             update(TelegramLink)
             .where(TelegramLink.id == link.id, TelegramLink.linked_at.is_(None))
             .values(linked_at=now, chat_id=chat_id)

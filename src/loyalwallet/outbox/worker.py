@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -122,7 +122,7 @@ def record(outcomes: list[Outcome]) -> int:
     now = db.utcnow()
     lost = 0
 
-    def fenced(items: list[Outcome]) -> object:
+    def fenced(items: list[Outcome]) -> ColumnElement[bool]:
         return and_(
             tuple_(OutboxMessage.id, OutboxMessage.attempts).in_([(o.msg.id, o.msg.attempts) for o in items]),
             OutboxMessage.status == "pending",
@@ -136,7 +136,7 @@ def record(outcomes: list[Outcome]) -> int:
                 .where(fenced(done))
                 .values(status="done", delivered_at=now, last_error=None, locked_until=None)
             )
-            lost += len(done) - result.rowcount
+            lost += len(done) - result.rowcount  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
         released = [o for o in outcomes if o.released]
         if released:
             result = session.execute(
@@ -144,7 +144,7 @@ def record(outcomes: list[Outcome]) -> int:
                 .where(fenced(released))
                 .values(locked_until=None, attempts=OutboxMessage.attempts - 1)
             )
-            lost += len(released) - result.rowcount
+            lost += len(released) - result.rowcount  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
         for o in outcomes:
             if o.error is None or o.released:
                 continue
@@ -160,7 +160,7 @@ def record(outcomes: list[Outcome]) -> int:
                     "next_attempt_at": now + dt.timedelta(seconds=delay),
                 }
             result = session.execute(update(OutboxMessage).where(fenced([o])).values(**values))
-            lost += 1 - result.rowcount
+            lost += 1 - result.rowcount  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
     if lost:
         log.warning("%s outbox outcome(s) not recorded: the lease ran out and another worker took them", lost)
     return lost
@@ -224,7 +224,7 @@ def claim_periodic(name: str, interval: float, now: dt.datetime | None = None) -
             .where(PeriodicRun.name == name, PeriodicRun.started_at <= now - dt.timedelta(seconds=interval))
             .values(started_at=now)
         )
-        return result.rowcount == 1
+        return result.rowcount == 1  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
 
 
 @dataclass

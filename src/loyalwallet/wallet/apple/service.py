@@ -141,7 +141,9 @@ def _places(session: Session, merchant_id: int, design: CardDesign, text: str) -
         .order_by(Location.id)
         .limit(passes.MAX_LOCATIONS)
     ).all()
-    return tuple(passes.Place(float(r[0]), float(r[1]), text) for r in rows)
+    return tuple(
+        passes.Place(float(lat), float(lon), text) for lat, lon in rows if lat is not None and lon is not None
+    )
 
 
 def _money(minor: int, currency: str) -> str:
@@ -411,11 +413,11 @@ def register(
             existing.push_token = push_token
         existing.updated_at = now
         return False
-    held = session.scalar(
+    held = session.execute(
         select(func.count())
         .select_from(AppleRegistration)
         .where(AppleRegistration.device_id == device_id, AppleRegistration.pass_type_id == pass_type_id)
-    )
+    ).scalar_one()
     if held >= max_passes_per_device():
         raise DomainError("rate_limited", "this device holds too many passes of ours")
     # A pass on too many devices: the least recently seen registration gives way (a guest's

@@ -198,7 +198,7 @@ def remove_issuer(session: Session, merchant_id: int | None = None) -> int:
     scope = (
         GoogleIssuer.merchant_id.is_(None) if merchant_id is None else GoogleIssuer.merchant_id == merchant_id
     )
-    gone = session.execute(delete(GoogleIssuer).where(scope)).rowcount
+    gone = session.execute(delete(GoogleIssuer).where(scope)).rowcount  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
     reset_cache()
     return int(gone or 0)
 
