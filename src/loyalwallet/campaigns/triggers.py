@@ -262,16 +262,17 @@ def candidates(
     out: list[tuple[int, str, dict[str, Any]]] = []
     if t.kind == "birthday":
         ranges = birthday_ranges(today, params.days_before)
-        rows = session.execute(
+        birthdays = session.execute(
             select(Card.id, Customer.birth_md)
             .join(Customer, Customer.id == Card.customer_id)
             .where(*where, or_(*[Customer.birth_md.between(lo, hi) for lo, hi in ranges]))
         ).all()
-        for card_id, md in rows:
+        for card_id, md in birthdays:
+            assert md is not None  # the query selects birthdays in the ranges only
             day = next_birthday(md, today)
             out.append((card_id, f"birthday:{day.year}", {"date": f"{day:%d.%m}"}))
     elif t.kind == "points_expiring":
-        rows = session.execute(
+        expiring = session.execute(
             select(LedgerEntry.card_id, func.sum(LedgerEntry.remaining), func.min(LedgerEntry.expires_at))
             .where(
                 LedgerEntry.merchant_id == merchant.id,
@@ -282,7 +283,8 @@ def candidates(
             )
             .group_by(LedgerEntry.card_id)
         ).all()
-        for card_id, points, first in rows:
+        for card_id, points, first in expiring:
+            assert points is not None and first is not None  # sum() and min() of a non-empty group
             day = first.astimezone(tz).date()
             out.append(
                 (card_id, f"expiring:{day.isoformat()}", {"points": int(points), "date": f"{day:%d.%m}"})
@@ -291,12 +293,13 @@ def candidates(
         lapsed = [Card.last_visit_at.is_not(None), Card.last_visit_at <= now - dt.timedelta(days=params.days)]
         if params.max_days is not None:
             lapsed.append(Card.last_visit_at >= now - dt.timedelta(days=params.max_days))
-        rows = session.execute(
+        lapsed_cards = session.execute(
             select(Card.id, Card.last_visit_at)
             .join(Customer, Customer.id == Card.customer_id)
             .where(*where, *lapsed)
         ).all()
-        for card_id, last in rows:
+        for card_id, last in lapsed_cards:
+            assert last is not None  # the query selects cards with a last visit only
             days = (now - last).days
             out.append((card_id, f"lapsed:{last.astimezone(tz).date().isoformat()}", {"days": days}))
     elif t.kind == "happy_hour":
@@ -329,7 +332,7 @@ def run(msg: Delivery) -> None:
                     )
                 ).all()
             )
-    todo = [
+    todo: list[list[Any]] = [
         [card_id, occasion, values] for card_id, occasion, values in items if (card_id, occasion) not in done
     ]
     todo.sort(key=lambda item: item[0])

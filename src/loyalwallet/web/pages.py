@@ -12,6 +12,7 @@ Other parts' admin pages use the same three things:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -62,7 +63,7 @@ class PageForbidden(Exception):
 def current(request: Request) -> StaffSession | None:
     """The request's staff session (looked up once per request)."""
     if hasattr(request.state, "staff_session"):
-        return request.state.staff_session  # type: ignore[no-any-return]
+        return request.state.staff_session
     token = request.cookies.get(COOKIE)
     who = None
     if token:
@@ -210,7 +211,8 @@ def install(app: FastAPI) -> None:
             _ = gettext_for(staff_language(request, who))
             back = safe_next(_same_site_referer(request), "/admin")
             return redirect(back, _(exc.detail), "error")
-        return await api_handler(request, exc)  # type: ignore[no-any-return]
+        response = api_handler(request, exc)
+        return await response if inspect.isawaitable(response) else response
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, _exc: LoginRequired) -> Response:

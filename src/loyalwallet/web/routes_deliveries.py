@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from loyalwallet import db
@@ -40,7 +41,7 @@ def deliveries(request: Request, who: StaffSession = Depends(staff_page("manager
     )
 
 
-def _retry(session: object, who: StaffSession, ids: list[int] | None) -> int:
+def _retry(session: Session, who: StaffSession, ids: list[int] | None) -> int:
     stmt = (
         update(OutboxMessage)
         .where(OutboxMessage.merchant_id == who.merchant_id, OutboxMessage.status == "dead")
@@ -48,7 +49,7 @@ def _retry(session: object, who: StaffSession, ids: list[int] | None) -> int:
     )
     if ids is not None:
         stmt = stmt.where(OutboxMessage.id.in_(ids))
-    count = session.execute(stmt).rowcount  # type: ignore[attr-defined]
+    count = session.execute(stmt).rowcount  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
     audit(
         session,
         who.actor,
@@ -56,7 +57,7 @@ def _retry(session: object, who: StaffSession, ids: list[int] | None) -> int:
         "outbox",
         ",".join(map(str, ids or []))[:64] or "all",
         {"rows": count},
-    )  # type: ignore[arg-type]
+    )
     return int(count)
 
 

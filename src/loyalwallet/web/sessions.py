@@ -19,7 +19,7 @@ import hmac
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapped, Session
 
 from loyalwallet import crypto
 from loyalwallet.config import env, get_settings
@@ -63,14 +63,14 @@ class StaffSession:
     actor: Actor
 
 
-def _fails(session: Session, column: object, value: str | None, since: dt.datetime) -> int:
+def _fails(session: Session, column: Mapped[str | None], value: str | None, since: dt.datetime) -> int:
     if value is None:
         return 0
     return int(
         session.scalar(
             select(func.count())
             .select_from(LoginAttempt)
-            .where(column == value, LoginAttempt.success.is_(False), LoginAttempt.created_at >= since)  # type: ignore[operator]
+            .where(column == value, LoginAttempt.success.is_(False), LoginAttempt.created_at >= since)
         )
         or 0
     )

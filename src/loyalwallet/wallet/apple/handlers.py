@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
@@ -39,12 +40,10 @@ PENDING_STALE = dt.timedelta(minutes=10)
 TOKENS_PER_ROW = 500
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
+def _insert(session: Session) -> sqlite.Insert | postgresql.Insert:
     if db.is_sqlite():
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert(ApplePushPending)
+        return sqlite.insert(ApplePushPending)
+    return postgresql.insert(ApplePushPending)
 
 
 def queue_push(session: Session, merchant_id: int | None, token: str, pass_type_id: str) -> bool:

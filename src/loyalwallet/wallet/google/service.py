@@ -461,7 +461,7 @@ def _load(session: Session, card_id: int, *, full: bool, lock: bool) -> GoogleOb
         return None
     if full:
         session.info.setdefault("rewards_hint", {})[card_id] = row[5]
-    return row[0]  # type: ignore[no-any-return]
+    return row[0]
 
 
 @contextmanager
