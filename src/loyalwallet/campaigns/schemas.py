@@ -51,11 +51,11 @@ class ScheduleIn(_In):
     scheduled_at: AwareDatetime
 
 
-def campaign_fields(body: BaseModel) -> dict[str, Any]:
+def campaign_fields(body: CampaignIn | CampaignPatch) -> dict[str, Any]:
     """The set fields of a campaign body as the service takes them."""
     out = body.model_dump(exclude_unset=True)
-    if isinstance(out.get("segment"), dict):
-        out["segment"] = body.segment.model_dump(mode="json", exclude_none=True)  # type: ignore[attr-defined]
+    if isinstance(out.get("segment"), dict) and body.segment is not None:
+        out["segment"] = body.segment.model_dump(mode="json", exclude_none=True)
     if "holdout_pct" in out and out["holdout_pct"] is not None:
         out["holdout_pct"] = float(out["holdout_pct"])
     return out

@@ -17,6 +17,7 @@ from loyalwallet.errors import DomainError
 from loyalwallet.programs.rules import (
     BonusRules,
     DiscountRules,
+    DiscountTier,
     Rules,
     StampRules,
     bp,
@@ -156,10 +157,10 @@ def compute(
     if isinstance(rules, (BonusRules, DiscountRules)):
         tier = tier_for(rules.tiers, state.tier_spend)
         tier_before = tier.name
-        if isinstance(rules, DiscountRules):
-            discount_bp = bp(tier.discount_pct)  # type: ignore[union-attr]
+        if isinstance(tier, DiscountTier):
+            discount_bp = bp(tier.discount_pct)
         else:
-            cashback_bp = bp(tier.cashback_pct)  # type: ignore[union-attr]
+            cashback_bp = bp(tier.cashback_pct)
     tier_discount = amount * discount_bp // 10000
     left = amount - tier_discount
 

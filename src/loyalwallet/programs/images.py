@@ -128,8 +128,10 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
 def _shade(rgb: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
     """factor > 0 lightens towards white, < 0 darkens towards black."""
     if factor >= 0:
-        return tuple(round(c + (255 - c) * factor) for c in rgb)  # type: ignore[return-value]
-    return tuple(round(c * (1 + factor)) for c in rgb)  # type: ignore[return-value]
+        r, g, b = (round(c + (255 - c) * factor) for c in rgb)
+        return (r, g, b)
+    r, g, b = (round(c * (1 + factor)) for c in rgb)
+    return (r, g, b)
 
 
 def _gradient(size: tuple[int, int], colour: tuple[int, int, int]) -> Image.Image:

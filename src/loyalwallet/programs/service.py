@@ -75,7 +75,7 @@ def checked_design(session: Session, merchant_id: int, design: dict[str, Any] | 
                 select(Asset.sha256).where(Asset.merchant_id == merchant_id, Asset.sha256.in_(shas))
             )
         )
-        missing = sorted(s for s in shas if s not in found)  # type: ignore[type-var]
+        missing = sorted(s for s in shas if s is not None and s not in found)
         if missing:
             raise DomainError(
                 "validation_error", f"unknown image {missing[0]}: upload it first", field="design"

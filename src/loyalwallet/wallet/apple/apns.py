@@ -94,7 +94,7 @@ class TokenAuth:
             if self._token is None or now - self._issued >= self.lifetime:
                 self._token = jwt.encode(
                     {"iss": self.team_id, "iat": int(now)},
-                    self._key,  # type: ignore[arg-type]
+                    self._key,  # type: ignore[arg-type]  # an APNs key is EC P-256; the loader's type covers every kind
                     algorithm="ES256",
                     headers={"kid": self.key_id},
                 )

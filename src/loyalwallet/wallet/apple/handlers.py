@@ -144,7 +144,7 @@ def forget_token(token: str, invalid_since_ms: int | None = None) -> int:
         if invalid_since_ms:
             since = dt.datetime.fromtimestamp(invalid_since_ms / 1000, dt.UTC)
             stmt = stmt.where(AppleRegistration.updated_at <= since)
-        return int(session.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+        return int(session.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
 
 
 def push(msg: Delivery) -> None:

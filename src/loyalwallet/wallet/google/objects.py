@@ -245,8 +245,8 @@ def loyalty_object(
     if modules:
         body["textModulesData"] = modules
     _colours, strip = look_for_tier(design, card.tier)
-    if card.hero or strip:
-        url = card.hero or image_url(strip)  # type: ignore[arg-type]
+    url = card.hero or (image_url(strip) if strip else None)
+    if url:
         body["heroImage"] = _image(url, program.name, program.language)
     body["linksModuleData"] = {
         "uris": [{"id": "card", "uri": card.web_url, "description": _("Your card online")}]
