@@ -18,10 +18,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/loyalwallet demo
 
+# mypy checks the types on the second core while pytest runs (a cold mypy takes ~30 s).
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	@$(BIN)/mypy > .mypy.out 2>&1 & mypy=$$!; \
+	  $(BIN)/python -m pytest; tests=$$?; \
+	  wait $$mypy; types=$$?; cat .mypy.out; rm -f .mypy.out; \
+	  [ $$tests -eq 0 ] && [ $$types -eq 0 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
