@@ -29,7 +29,7 @@ from loyalwallet.campaigns import routes as campaigns_api
 from loyalwallet.campaigns import service as campaigns
 from loyalwallet.campaigns import triggers
 from loyalwallet.cards import handlers as cards_handlers
-from loyalwallet.cards import routes as cards_api
+from loyalwallet.cards import api as cards_api
 from loyalwallet.cards import service as cards
 from loyalwallet.checkout import routes as checkout_api
 from loyalwallet.customers import routes as customers_api
