@@ -31,7 +31,7 @@ from loyalwallet.campaigns import triggers
 from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import api as cards_api
 from loyalwallet.cards import service as cards
-from loyalwallet.checkout import routes as checkout_api
+from loyalwallet.checkout import api as checkout_api
 from loyalwallet.customers import routes as customers_api
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import routes as enrollment_public
