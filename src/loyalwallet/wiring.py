@@ -32,7 +32,7 @@ from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import api as cards_api
 from loyalwallet.cards import service as cards
 from loyalwallet.checkout import api as checkout_api
-from loyalwallet.customers import routes as customers_api
+from loyalwallet.customers import api as customers_api
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import routes as enrollment_public
 from loyalwallet.enrollment import routes_api as enrollment_api
