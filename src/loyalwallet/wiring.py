@@ -43,7 +43,7 @@ from loyalwallet.fraud import routes as fraud_api
 from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.merchants import cli as merchants_cli
-from loyalwallet.merchants import routes as merchants_api
+from loyalwallet.merchants import api as merchants_api
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
 from loyalwallet.outbox import routes as outbox_api
