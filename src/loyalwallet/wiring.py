@@ -25,7 +25,7 @@ from loyalwallet.analytics import queries as analytics_queries
 from loyalwallet.analytics import rollup, snapshot, wallets
 from loyalwallet.api import deps as api_deps
 from loyalwallet.campaigns import pages as campaign_pages
-from loyalwallet.campaigns import routes as campaigns_api
+from loyalwallet.campaigns import api as campaigns_api
 from loyalwallet.campaigns import service as campaigns
 from loyalwallet.campaigns import triggers
 from loyalwallet.cards import handlers as cards_handlers
