@@ -39,7 +39,7 @@ from loyalwallet.enrollment import routes_api as enrollment_api
 from loyalwallet.enrollment import sms
 from loyalwallet.fraud import linking as telegram_linking
 from loyalwallet.fraud import pages as fraud_pages
-from loyalwallet.fraud import routes as fraud_api
+from loyalwallet.fraud import api as fraud_api
 from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.merchants import cli as merchants_cli
