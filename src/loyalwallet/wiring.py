@@ -65,7 +65,7 @@ from loyalwallet.web import pages as web_pages
 from loyalwallet.web import routes as web_routes
 from loyalwallet.web.nav import N_, Section
 from loyalwallet.webhooks import pages as webhook_pages
-from loyalwallet.webhooks import routes as webhooks_api
+from loyalwallet.webhooks import api as webhooks_api
 from loyalwallet.webhooks import service as webhooks
 
 # --- the outbox ---------------------------------------------------------------------------
