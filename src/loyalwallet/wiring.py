@@ -46,7 +46,7 @@ from loyalwallet.merchants import cli as merchants_cli
 from loyalwallet.merchants import api as merchants_api
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
-from loyalwallet.outbox import routes as outbox_api
+from loyalwallet.outbox import api as outbox_api
 from loyalwallet.outbox.handlers import Handler, Periodic
 from loyalwallet.programs import routes as programs_api
 from loyalwallet.programs import routes_assets as assets_api
