@@ -54,7 +54,7 @@ from loyalwallet.search import cli as search_cli
 from loyalwallet.search import service as search
 from loyalwallet.wallet.apple import cli as apple_cli
 from loyalwallet.wallet.apple import handlers as apple
-from loyalwallet.wallet.apple import routes as apple_api
+from loyalwallet.wallet.apple import api as apple_api
 from loyalwallet.wallet.google import cli as google_cli
 from loyalwallet.wallet.google import handlers as google
 from loyalwallet.wallet.google import routes as google_api

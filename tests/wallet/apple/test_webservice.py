@@ -15,7 +15,7 @@ from loyalwallet.cards.models import Card
 from loyalwallet.outbox import worker
 from loyalwallet.wallet.apple import service
 from loyalwallet.wallet.apple.models import AppleCertificate, AppleRegistration
-from loyalwallet.wallet.apple.routes import DEVICE_LOGS
+from loyalwallet.wallet.apple.api import DEVICE_LOGS
 from support import Shop
 
 
