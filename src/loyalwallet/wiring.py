@@ -57,7 +57,7 @@ from loyalwallet.wallet.apple import handlers as apple
 from loyalwallet.wallet.apple import api as apple_api
 from loyalwallet.wallet.google import cli as google_cli
 from loyalwallet.wallet.google import handlers as google
-from loyalwallet.wallet.google import routes as google_api
+from loyalwallet.wallet.google import public as google_api
 from loyalwallet.wallet.google import saves as google_saves
 from loyalwallet.wallet.google import service as google_service
 from loyalwallet.web import nav, sessions
