@@ -35,7 +35,7 @@ from loyalwallet.checkout import api as checkout_api
 from loyalwallet.customers import api as customers_api
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import public as enrollment_public
-from loyalwallet.enrollment import routes_api as enrollment_api
+from loyalwallet.enrollment import api as enrollment_api
 from loyalwallet.enrollment import sms
 from loyalwallet.fraud import linking as telegram_linking
 from loyalwallet.fraud import pages as fraud_pages
