@@ -48,7 +48,7 @@ from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
 from loyalwallet.outbox import api as outbox_api
 from loyalwallet.outbox.handlers import Handler, Periodic
-from loyalwallet.programs import routes as programs_api
+from loyalwallet.programs import api as programs_api
 from loyalwallet.programs import routes_assets as assets_api
 from loyalwallet.search import cli as search_cli
 from loyalwallet.search import service as search
