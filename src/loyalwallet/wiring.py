@@ -49,7 +49,6 @@ from loyalwallet.outbox import handlers as outbox
 from loyalwallet.outbox import api as outbox_api
 from loyalwallet.outbox.handlers import Handler, Periodic
 from loyalwallet.programs import api as programs_api
-from loyalwallet.programs import routes_assets as assets_api
 from loyalwallet.search import cli as search_cli
 from loyalwallet.search import service as search
 from loyalwallet.wallet.apple import cli as apple_cli
@@ -144,7 +143,7 @@ ROUTERS: list[APIRouter] = [
     checkout_api.router,
     merchants_api.router,
     customers_api.router,
-    assets_api.router,
+    programs_api.assets_router,
     enrollment_api.router,
     enrollment_public.router,
     google_api.router,

@@ -57,6 +57,6 @@ def url(merchant_id: int, sha: str) -> str:
 
 
 def stamp_strip_url(program: Any, stamps: int) -> str:
-    """Public URL of a stamp card's strip with `stamps` filled (see routes_assets)."""
+    """Public URL of a stamp card's strip with `stamps` filled (see api.py)."""
     base = get_settings().base_url
     return f"{base}/assets/{program.merchant_id}/programs/{program.id}/v{program.version}/stamps/{stamps}.png"
