@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from loyalwallet import db
 from loyalwallet.outbox.models import OutboxMessage
-from loyalwallet.web.rules_form import rules_to_form
+from loyalwallet.programs.forms import rules_to_form
 from staff_support import add_staff, login, page_csrf
 from support import Shop
 

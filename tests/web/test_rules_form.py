@@ -10,7 +10,7 @@ import pytest
 from loyalwallet.programs.rules import BonusRules, DiscountRules, StampRules, rules_to_json
 from loyalwallet.web.i18n import gettext_for
 from loyalwallet.web.routes_programs import STARTER_RULES
-from loyalwallet.web.rules_form import (
+from loyalwallet.programs.forms import (
     FieldError,
     RulesForm,
     form_to_rules,

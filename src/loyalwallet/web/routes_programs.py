@@ -23,7 +23,7 @@ from loyalwallet.programs.models import KINDS, Program
 from loyalwallet.programs.rules import parse_rules, rules_to_json
 from loyalwallet.web.i18n import gettext_for
 from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_language, staff_page
-from loyalwallet.web.rules_form import (
+from loyalwallet.programs.forms import (
     CURRENCY_SYMBOLS,
     TIER_PERIOD,
     TIER_PERIOD_DAYS,
