@@ -9,7 +9,7 @@ import pytest
 
 from loyalwallet.programs.rules import BonusRules, DiscountRules, StampRules, rules_to_json
 from loyalwallet.web.i18n import gettext_for
-from loyalwallet.web.routes_programs import STARTER_RULES
+from loyalwallet.programs.pages import STARTER_RULES
 from loyalwallet.programs.forms import (
     FieldError,
     RulesForm,

@@ -11,7 +11,7 @@ def routers() -> list[Any]:
     from loyalwallet.web.routes_deliveries import router as deliveries
     from loyalwallet.web.routes_guests import router as guests
     from loyalwallet.web.routes_login import router as login
-    from loyalwallet.web.routes_programs import router as programs
+    from loyalwallet.programs.pages import router as programs
     from loyalwallet.web.routes_purchases import router as purchases
     from loyalwallet.web.routes_team import router as team
 
