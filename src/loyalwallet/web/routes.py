@@ -9,7 +9,7 @@ def routers() -> list[Any]:
     from loyalwallet.web.routes_cashier import router as cashier
     from loyalwallet.web.routes_dashboard import router as dashboard
     from loyalwallet.web.routes_deliveries import router as deliveries
-    from loyalwallet.web.routes_guests import router as guests
+    from loyalwallet.customers.pages import router as guests
     from loyalwallet.web.routes_login import router as login
     from loyalwallet.programs.pages import router as programs
     from loyalwallet.web.routes_purchases import router as purchases
