@@ -13,6 +13,6 @@ def routers() -> list[Any]:
     from loyalwallet.web.routes_login import router as login
     from loyalwallet.programs.pages import router as programs
     from loyalwallet.web.routes_purchases import router as purchases
-    from loyalwallet.web.routes_team import router as team
+    from loyalwallet.merchants.pages import router as team
 
     return [login, cashier, dashboard, programs, guests, purchases, deliveries, team]
