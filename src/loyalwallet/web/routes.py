@@ -8,7 +8,7 @@ from typing import Any
 def routers() -> list[Any]:
     from loyalwallet.web.routes_cashier import router as cashier
     from loyalwallet.web.routes_dashboard import router as dashboard
-    from loyalwallet.web.routes_deliveries import router as deliveries
+    from loyalwallet.outbox.pages import router as deliveries
     from loyalwallet.customers.pages import router as guests
     from loyalwallet.web.routes_login import router as login
     from loyalwallet.programs.pages import router as programs
