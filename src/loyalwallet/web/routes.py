@@ -10,7 +10,7 @@ def routers() -> list[Any]:
     from loyalwallet.analytics.pages import router as dashboard
     from loyalwallet.outbox.pages import router as deliveries
     from loyalwallet.customers.pages import router as guests
-    from loyalwallet.web.routes_login import router as login
+    from loyalwallet.web.login import router as login
     from loyalwallet.programs.pages import router as programs
     from loyalwallet.web.routes_purchases import router as purchases
     from loyalwallet.merchants.pages import router as team
