@@ -6,7 +6,7 @@ from typing import Any
 
 
 def routers() -> list[Any]:
-    from loyalwallet.web.routes_cashier import router as cashier
+    from loyalwallet.checkout.pages import router as cashier
     from loyalwallet.analytics.pages import router as dashboard
     from loyalwallet.outbox.pages import router as deliveries
     from loyalwallet.customers.pages import router as guests
