@@ -1,6 +1,9 @@
-"""The cashier screen. The page itself is static; its JavaScript (static/cashier.js)
-calls the POS API (/api/v1/cards, /purchases/quote, /purchases, /refunds) with the
-staff session, plus the two plastic-card endpoints below."""
+"""The cashier screen, and the admin's list of purchases.
+
+The cashier page itself is static; its JavaScript (static/cashier.js) calls the POS API
+(/api/v1/cards, /purchases/quote, /purchases, /refunds) with the staff session, plus the
+two plastic-card endpoints below. The purchases list (newest first) has the dashboard's
+filters."""
 
 from __future__ import annotations
 
@@ -12,10 +15,14 @@ from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from loyalwallet import db
+from loyalwallet.analytics import service as analytics
 from loyalwallet.analytics.models import DayCategory
 from loyalwallet.api.deps import actor as any_actor
 from loyalwallet.api.responses import FastJSON
+from loyalwallet.cards.codes import normalise
+from loyalwallet.cards.models import Card
 from loyalwallet.cards.service import card_view
+from loyalwallet.checkout.models import Purchase
 from loyalwallet.config import get_settings
 from loyalwallet.customers.phones import to_e164
 from loyalwallet.customers.service import GuestData
@@ -23,12 +30,14 @@ from loyalwallet.errors import not_found
 from loyalwallet.imports import service as plastic
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Location, Staff
+from loyalwallet.programs.models import Program
 from loyalwallet.programs.service import list_programs
 from loyalwallet.web.i18n import gettext_for
 from loyalwallet.web.pages import render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession, locations_for
 
 router = APIRouter(include_in_schema=False)
+PAGE = 50  # purchases per page of the admin's list
 
 # Strings the page's JavaScript shows, translated on the server.
 JS_STRINGS = (
@@ -146,3 +155,52 @@ def plastic_issue(body: PlasticIn, who: Actor = Depends(any_actor)) -> Response:
         )
         card, program = plastic.issue_plastic(session, who, body.code, guest, body.program_id)
         return FastJSON(card_view(session, card, program, created=True), status_code=201)
+
+
+# --- the admin's purchases --------------------------------------------------------------
+
+
+@router.get("/admin/purchases")
+def purchases(
+    request: Request,
+    start: str | None = Query(None, alias="from", max_length=10),
+    end: str | None = Query(None, alias="to", max_length=10),
+    location: str | None = Query(None, max_length=12),
+    card: str = Query("", max_length=64),
+    before: int | None = Query(None, ge=1),
+    who: StaffSession = Depends(staff_page("manager")),
+) -> Response:
+    location_id = int(location) if location and location.isdigit() else None
+    with db.read() as session:
+        f = analytics.filters_for(session, who.actor, start, end, location_id, None)
+        lo, hi = f.period.utc_bounds()
+        stmt = (
+            select(Purchase, Card.code, Card.customer_id, Program.name, Location.name)
+            .join(Card, Card.id == Purchase.card_id)
+            .join(Program, Program.id == Purchase.program_id)
+            .outerjoin(Location, Location.id == Purchase.location_id)
+            .where(
+                Purchase.merchant_id == who.merchant_id, Purchase.created_at >= lo, Purchase.created_at < hi
+            )
+        )
+        if location_id is not None:
+            stmt = stmt.where(Purchase.location_id == location_id)
+        if card.strip():
+            stmt = stmt.where(Card.code == normalise(card))
+        if before:
+            stmt = stmt.where(Purchase.id < before)
+        rows = session.execute(stmt.order_by(Purchase.id.desc()).limit(PAGE)).all()
+        locations = list(session.scalars(select(Location).where(Location.merchant_id == who.merchant_id)))
+    return render_staff(
+        request,
+        who,
+        "admin/purchases.html",
+        {
+            "rows": rows,
+            "f": f,
+            "card": card,
+            "locations": locations,
+            "next_before": rows[-1][0].id if len(rows) == PAGE else None,
+        },
+        section="purchases",
+    )

@@ -12,7 +12,6 @@ def routers() -> list[Any]:
     from loyalwallet.customers.pages import router as guests
     from loyalwallet.web.login import router as login
     from loyalwallet.programs.pages import router as programs
-    from loyalwallet.web.routes_purchases import router as purchases
     from loyalwallet.merchants.pages import router as team
 
-    return [login, cashier, dashboard, programs, guests, purchases, deliveries, team]
+    return [login, cashier, dashboard, programs, guests, deliveries, team]
