@@ -24,36 +24,36 @@ from loyalwallet import models as _every_table  # noqa: F401
 from loyalwallet.analytics import queries as analytics_queries
 from loyalwallet.analytics import rollup, snapshot, wallets
 from loyalwallet.api import deps as api_deps
-from loyalwallet.campaigns import pages as campaign_pages
 from loyalwallet.campaigns import api as campaigns_api
+from loyalwallet.campaigns import pages as campaign_pages
 from loyalwallet.campaigns import service as campaigns
 from loyalwallet.campaigns import triggers
-from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import api as cards_api
+from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import service as cards
 from loyalwallet.checkout import api as checkout_api
 from loyalwallet.customers import api as customers_api
+from loyalwallet.enrollment import api as enrollment_api
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import public as enrollment_public
-from loyalwallet.enrollment import api as enrollment_api
 from loyalwallet.enrollment import sms
+from loyalwallet.fraud import api as fraud_api
 from loyalwallet.fraud import linking as telegram_linking
 from loyalwallet.fraud import pages as fraud_pages
-from loyalwallet.fraud import api as fraud_api
 from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
-from loyalwallet.merchants import cli as merchants_cli
 from loyalwallet.merchants import api as merchants_api
+from loyalwallet.merchants import cli as merchants_cli
+from loyalwallet.outbox import api as outbox_api
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
-from loyalwallet.outbox import api as outbox_api
 from loyalwallet.outbox.handlers import Handler, Periodic
 from loyalwallet.programs import api as programs_api
 from loyalwallet.search import cli as search_cli
 from loyalwallet.search import service as search
+from loyalwallet.wallet.apple import api as apple_api
 from loyalwallet.wallet.apple import cli as apple_cli
 from loyalwallet.wallet.apple import handlers as apple
-from loyalwallet.wallet.apple import api as apple_api
 from loyalwallet.wallet.google import cli as google_cli
 from loyalwallet.wallet.google import handlers as google
 from loyalwallet.wallet.google import public as google_api
@@ -63,8 +63,8 @@ from loyalwallet.web import nav, sessions
 from loyalwallet.web import pages as web_pages
 from loyalwallet.web import routes as web_routes
 from loyalwallet.web.nav import N_, Section
-from loyalwallet.webhooks import pages as webhook_pages
 from loyalwallet.webhooks import api as webhooks_api
+from loyalwallet.webhooks import pages as webhook_pages
 from loyalwallet.webhooks import service as webhooks
 
 # --- the outbox ---------------------------------------------------------------------------

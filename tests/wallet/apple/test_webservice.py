@@ -14,8 +14,8 @@ from loyalwallet import db
 from loyalwallet.cards.models import Card
 from loyalwallet.outbox import worker
 from loyalwallet.wallet.apple import service
-from loyalwallet.wallet.apple.models import AppleCertificate, AppleRegistration
 from loyalwallet.wallet.apple.api import DEVICE_LOGS
+from loyalwallet.wallet.apple.models import AppleCertificate, AppleRegistration
 from support import Shop
 
 
