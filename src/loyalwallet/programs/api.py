@@ -59,7 +59,9 @@ def patch(program_id: int, body: ProgramPatch, who: Actor = Depends(manager)) ->
 # --- design images ------------------------------------------------------------------------
 
 
-@assets_router.get("/assets/{merchant_id}/{sha}", summary="A card design image (public)", include_in_schema=False)
+@assets_router.get(
+    "/assets/{merchant_id}/{sha}", summary="A card design image (public)", include_in_schema=False
+)
 def get_asset(merchant_id: int, sha: str) -> Response:
     if len(sha) != 64:
         raise not_found("image")
