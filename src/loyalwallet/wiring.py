@@ -21,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from loyalwallet import models as _every_table  # noqa: F401
+from loyalwallet.analytics import pages as analytics_pages
 from loyalwallet.analytics import queries as analytics_queries
 from loyalwallet.analytics import rollup, snapshot, wallets
 from loyalwallet.api import deps as api_deps
@@ -32,7 +33,9 @@ from loyalwallet.cards import api as cards_api
 from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import service as cards
 from loyalwallet.checkout import api as checkout_api
+from loyalwallet.checkout import pages as checkout_pages
 from loyalwallet.customers import api as customers_api
+from loyalwallet.customers import pages as customer_pages
 from loyalwallet.enrollment import api as enrollment_api
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import public as enrollment_public
@@ -44,11 +47,14 @@ from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.merchants import api as merchants_api
 from loyalwallet.merchants import cli as merchants_cli
+from loyalwallet.merchants import pages as merchant_pages
 from loyalwallet.outbox import api as outbox_api
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
+from loyalwallet.outbox import pages as outbox_pages
 from loyalwallet.outbox.handlers import Handler, Periodic
 from loyalwallet.programs import api as programs_api
+from loyalwallet.programs import pages as program_pages
 from loyalwallet.search import cli as search_cli
 from loyalwallet.search import service as search
 from loyalwallet.wallet.apple import api as apple_api
@@ -59,9 +65,9 @@ from loyalwallet.wallet.google import handlers as google
 from loyalwallet.wallet.google import public as google_api
 from loyalwallet.wallet.google import saves as google_saves
 from loyalwallet.wallet.google import service as google_service
+from loyalwallet.web import login as web_login
 from loyalwallet.web import nav, sessions
 from loyalwallet.web import pages as web_pages
-from loyalwallet.web import routes as web_routes
 from loyalwallet.web.nav import N_, Section
 from loyalwallet.webhooks import api as webhooks_api
 from loyalwallet.webhooks import pages as webhook_pages
@@ -148,7 +154,13 @@ ROUTERS: list[APIRouter] = [
     enrollment_public.router,
     google_api.router,
     apple_api.router,
-    *web_routes.routers(),
+    web_login.router,
+    checkout_pages.router,
+    analytics_pages.router,
+    program_pages.router,
+    customer_pages.router,
+    outbox_pages.router,
+    merchant_pages.router,
     webhooks_api.router,
     outbox_api.router,
     campaigns_api.router,
