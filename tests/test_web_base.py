@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from loyalwallet.web.i18n import gettext_for, pick_language
-from loyalwallet.web.templating import money
+from loyalwallet.text import gettext_for, money
+from loyalwallet.web.i18n import pick_language
 
 
 def test_translations_and_language_choice() -> None:

@@ -7,9 +7,6 @@ from typing import Any
 
 import pytest
 
-from loyalwallet.programs.rules import BonusRules, DiscountRules, StampRules, rules_to_json
-from loyalwallet.web.i18n import gettext_for
-from loyalwallet.programs.pages import STARTER_RULES
 from loyalwallet.programs.forms import (
     FieldError,
     RulesForm,
@@ -21,6 +18,9 @@ from loyalwallet.programs.forms import (
     parse_percent,
     rules_to_form,
 )
+from loyalwallet.programs.pages import STARTER_RULES
+from loyalwallet.programs.rules import BonusRules, DiscountRules, StampRules, rules_to_json
+from loyalwallet.text import gettext_for
 
 BONUS: dict[str, Any] = {
     "tiers": [

@@ -17,6 +17,7 @@ from loyalwallet.checkout.models import Purchase
 from loyalwallet.customers.models import Customer
 from loyalwallet.merchants.models import Location
 from loyalwallet.programs.models import Program
+from loyalwallet.text import amount
 
 PAGE = 1000
 
@@ -62,8 +63,8 @@ def _line(values: Sequence[object]) -> str:
 
 
 def _money(minor: int) -> str:
-    sign = "-" if minor < 0 else ""
-    return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
+    """CSV: "-1234.50", no grouping and no symbol, so spreadsheets read a number."""
+    return amount(minor, group="")
 
 
 def guests_csv(merchant_id: int, tz: str, program_id: int | None = None) -> Iterator[str]:

@@ -15,7 +15,7 @@ from loyalwallet.analytics import service as analytics
 from loyalwallet.merchants.models import Location
 from loyalwallet.merchants.service import audit
 from loyalwallet.programs.service import list_programs
-from loyalwallet.web.i18n import gettext_for
+from loyalwallet.text import gettext_for
 from loyalwallet.web.pages import render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
 

@@ -18,7 +18,7 @@ from fpdf import FPDF
 
 from loyalwallet.campaigns.rules import group_code
 from loyalwallet.cards.models import Coupon
-from loyalwallet.web.i18n import gettext_for
+from loyalwallet.text import gettext_for
 
 COLUMNS, ROWS = 3, 8  # 24 coupons per A4 page
 PDF_PART = 960  # coupons per PDF file (40 pages): big batches come as several files

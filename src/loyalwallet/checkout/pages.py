@@ -32,7 +32,7 @@ from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Location, Staff
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.service import list_programs
-from loyalwallet.web.i18n import gettext_for
+from loyalwallet.text import gettext_for
 from loyalwallet.web.pages import render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession, locations_for
 

@@ -20,7 +20,7 @@ from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.programs.assets import load as load_asset
 from loyalwallet.programs.service import get_program
-from loyalwallet.web.i18n import LANGUAGES, gettext_for
+from loyalwallet.text import LANGUAGES, gettext_for
 
 router = APIRouter(prefix="/api/v1", tags=["enrollment"])
 

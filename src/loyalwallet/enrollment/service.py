@@ -37,7 +37,7 @@ from loyalwallet.outbox.service import emit_event
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import BonusRules, StampRules
 from loyalwallet.programs.service import get_program, rules_of
-from loyalwallet.web.i18n import gettext_for
+from loyalwallet.text import gettext_for
 
 
 def guest_actor(merchant_id: int) -> Actor:

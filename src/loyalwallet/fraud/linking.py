@@ -29,7 +29,7 @@ from loyalwallet.merchants.actors import Actor, system
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_merchant
 from loyalwallet.outbox.service import enqueue
-from loyalwallet.web.i18n import gettext_for
+from loyalwallet.text import gettext_for
 
 log = logging.getLogger("loyalwallet.telegram")
 

@@ -38,7 +38,7 @@ from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_merchant, merchant_tz
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
-from loyalwallet.web.i18n import gettext_for
+from loyalwallet.text import gettext_for, money
 
 log = logging.getLogger("loyalwallet.fraud")
 
@@ -404,12 +404,6 @@ def _after_rollback(session: Session) -> None:
 # --- texts -----------------------------------------------------------------------------
 
 
-def _money(minor: int | None, currency: str) -> str:
-    from loyalwallet.web.templating import money
-
-    return money(minor or 0, currency)
-
-
 def alert_text(merchant: Merchant, alert: Alert) -> str:
     _ = gettext_for(merchant.locale or "ru")
     title = _("Blocked") if alert.action == "blocked" else _("Alert")
@@ -420,7 +414,7 @@ def alert_text(merchant: Merchant, alert: Alert) -> str:
         html.escape(_message(alert, _)),
         f"{_('Card')}: <code>{html.escape(alert.card_code or '-')}</code>",
         f"{_('Staff member')}: {html.escape(alert.actor_name or alert.actor_type or '-')}",
-        f"{_('Amount')}: {html.escape(_money(alert.amount, merchant.currency))}",
+        f"{_('Amount')}: {html.escape(money(alert.amount or 0, merchant.currency))}",
         f"{local:%d.%m.%Y %H:%M}",
     ]
     return "\n".join(lines)
@@ -518,9 +512,9 @@ def digest_text(session: Session, merchant: Merchant, day: dt.date) -> str:
     ).all()
     lines = [
         f"<b>📊 {html.escape(merchant.name)} — {day:%d.%m.%Y}</b>",
-        f"{_('Purchases')}: {sales[0]} · {html.escape(_money(int(sales[1]), merchant.currency))}",
+        f"{_('Purchases')}: {sales[0]} · {html.escape(money(int(sales[1]), merchant.currency))}",
         f"{_('Points accrued')}: {int(sales[2])} · {_('redeemed')}: {int(sales[3])}",
-        f"{_('Refunds')}: {refunds[0]} · {html.escape(_money(int(refunds[1]), merchant.currency))}",
+        f"{_('Refunds')}: {refunds[0]} · {html.escape(money(int(refunds[1]), merchant.currency))}",
         f"{_('New cards')}: {int(new_cards or 0)}",
     ]
     if alerts:

@@ -17,9 +17,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from loyalwallet.programs.rules import RULES_BY_KIND, Rules, rules_to_json
+from loyalwallet.text import CURRENCY_SYMBOLS, amount
 
 Gettext = Callable[[str], str]
-CURRENCY_SYMBOLS = {"RUB": "₽", "USD": "$", "EUR": "€"}
 
 # Spaces people put between thousands: plain, no-break, narrow no-break, thin.
 _SPACES = re.compile(r"[ \u00a0\u202f\u2009]")
@@ -75,11 +75,7 @@ def parse_int(text: str) -> int | None:
 
 def format_money(minor: int | None, sep: str = ",") -> str:
     """1000050 -> "10 000,50"; 1000000 -> "10 000" (what the inputs show)."""
-    if minor is None:
-        return ""
-    units, cents = divmod(int(minor), 100)
-    text = f"{units:,}".replace(",", " ")
-    return f"{text}{sep}{cents:02d}" if cents else text
+    return amount(minor, decimal=sep, group=" ", trim_zero_cents=True)
 
 
 def format_percent(pct: Decimal | int | str | None, sep: str = ",") -> str:

@@ -19,12 +19,7 @@ from loyalwallet.merchants.models import Location
 from loyalwallet.programs import assets
 from loyalwallet.programs import service as programs
 from loyalwallet.programs.design import parse_design
-from loyalwallet.programs.models import KINDS, Program
-from loyalwallet.programs.rules import parse_rules, rules_to_json
-from loyalwallet.web.i18n import gettext_for
-from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_language, staff_page
 from loyalwallet.programs.forms import (
-    CURRENCY_SYMBOLS,
     TIER_PERIOD,
     TIER_PERIOD_DAYS,
     Gettext,
@@ -32,6 +27,10 @@ from loyalwallet.programs.forms import (
     form_to_rules,
     rules_to_form,
 )
+from loyalwallet.programs.models import KINDS, Program
+from loyalwallet.programs.rules import parse_rules, rules_to_json
+from loyalwallet.text import gettext_for, symbol
+from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
@@ -83,7 +82,7 @@ def _form_context(form: RulesForm, currency: str) -> dict[str, Any]:
         "form": form,
         "tier_period": TIER_PERIOD,
         "tier_period_days": TIER_PERIOD_DAYS,
-        "currency_symbol": CURRENCY_SYMBOLS.get(currency, currency),
+        "currency_symbol": symbol(currency),
         "kind_titles": KIND_TITLES,
     }
 

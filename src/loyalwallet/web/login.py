@@ -9,8 +9,8 @@ from loyalwallet import crypto, db
 from loyalwallet.config import get_settings
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.models import Staff
+from loyalwallet.text import LANGUAGES, gettext_for
 from loyalwallet.web import sessions
-from loyalwallet.web.i18n import LANGUAGES, gettext_for
 from loyalwallet.web.pages import (
     current,
     form_data,

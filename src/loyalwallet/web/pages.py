@@ -27,8 +27,9 @@ from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import RANK, Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import merchant_tz
+from loyalwallet.text import LANGUAGES, gettext_for
 from loyalwallet.web import nav
-from loyalwallet.web.i18n import LANGUAGES, gettext_for, pick_language
+from loyalwallet.web.i18n import pick_language
 from loyalwallet.web.sessions import COOKIE, CSRF_FIELD, CSRF_HEADER, StaffSession, csrf_ok, load
 from loyalwallet.web.templating import env, local_time, render
 

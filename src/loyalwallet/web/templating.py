@@ -11,7 +11,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from loyalwallet.web.i18n import LANGUAGES, gettext_for, pick_language
+from loyalwallet.text import LANGUAGES, gettext_for, money
+from loyalwallet.web.i18n import pick_language
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -23,16 +24,6 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-
-
-def money(minor: int | None, currency: str = "RUB") -> str:
-    """35000 -> "350.00 ₽" (display only)."""
-    if minor is None:
-        return ""
-    sign = "-" if minor < 0 else ""
-    units, cents = divmod(abs(int(minor)), 100)
-    symbol = {"RUB": "₽", "USD": "$", "EUR": "€"}.get(currency, currency)
-    return f"{sign}{units:,}".replace(",", "\u00a0") + f".{cents:02d}\u00a0{symbol}"
 
 
 env.filters["money"] = money

@@ -33,6 +33,7 @@ from loyalwallet.merchants.models import Location, Merchant
 from loyalwallet.programs import images
 from loyalwallet.programs.design import CardDesign, look_for_tier, parse_design
 from loyalwallet.programs.models import Program
+from loyalwallet.text import gettext_for, money
 from loyalwallet.wallet.apple import credentials, passes, pkpass, updates
 from loyalwallet.wallet.apple.models import AppleCertificate, AppleRegistration
 
@@ -75,8 +76,6 @@ _strings: dict[str, bytes] = {}
 def strings_files() -> dict[str, bytes]:
     """en.lproj and ru.lproj pass.strings: the pass's labels in the iPhone's language."""
     if not _strings:
-        from loyalwallet.web.i18n import gettext_for
-
         for lang in ("en", "ru"):
             _ = gettext_for(lang)
             _strings[f"{lang}.lproj/pass.strings"] = pkpass.strings_file((s, _(s)) for s in passes.STRINGS)
@@ -146,12 +145,6 @@ def _places(session: Session, merchant_id: int, design: CardDesign, text: str) -
     )
 
 
-def _money(minor: int, currency: str) -> str:
-    from loyalwallet.web.templating import money
-
-    return money(minor, currency)
-
-
 def _pct(value: float | None) -> str | None:
     if value is None:
         return None
@@ -178,7 +171,7 @@ def card_facts(
         discount=_pct(view.get("discount_pct")),
         cashback=_pct(view.get("cashback_pct")),
         holder=customer.get("name") or None,
-        next_tier=f"{next_tier['name']}: {_money(next_tier['spend_needed'], merchant.currency)}"
+        next_tier=f"{next_tier['name']}: {money(next_tier['spend_needed'], merchant.currency)}"
         if next_tier
         else None,
         rewards=tuple(r["name"] for r in view.get("rewards", [])),
@@ -252,7 +245,7 @@ def _offer(coupon: Coupon, currency: str) -> tuple[str, str]:
     if coupon.kind == "percent_off":
         return coupon.name, f"−{coupon.value / 100:g}%"
     if coupon.kind == "fixed_off":
-        return coupon.name, f"−{_money(coupon.value, currency)}"
+        return coupon.name, f"−{money(coupon.value, currency)}"
     if coupon.kind == "bonus_points":
         return coupon.name, f"+{coupon.value}"
     return passes.L_GIFT, coupon.name
@@ -291,7 +284,7 @@ def coupon_pass(session: Session, coupon: Coupon) -> BuiltPass:
         offer=offer,
         status=coupon_status(coupon),
         valid_until=coupon.valid_until,
-        min_amount=_money(coupon.min_amount, merchant.currency) if coupon.min_amount else None,
+        min_amount=money(coupon.min_amount, merchant.currency) if coupon.min_amount else None,
         uses_left=max(coupon.uses_left, 0),
         program_name=program.name if program else None,
         personal=coupon.card_id is not None,

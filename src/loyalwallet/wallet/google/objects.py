@@ -27,6 +27,7 @@ from typing import Any
 
 from loyalwallet.programs.design import CardDesign, look_for_tier
 from loyalwallet.programs.rules import BonusRules, DiscountRules, Rules, StampRules, next_tier
+from loyalwallet.text import money
 
 Gettext = Callable[[str], str]
 BARCODES = {"qr": "QR_CODE", "pdf417": "PDF_417", "aztec": "AZTEC", "code128": "CODE_128"}
@@ -122,13 +123,6 @@ def _image(uri: str, description: str, language: str) -> dict[str, Any]:
 def _percent(pct: Decimal) -> str:
     text = f"{pct.normalize():f}"
     return f"{text}%"
-
-
-def _money(minor: int, currency: str) -> str:
-    units, cents = divmod(abs(minor), 100)
-    symbol = {"RUB": "₽", "USD": "$", "EUR": "€"}.get(currency, currency)
-    whole = f"{units:,}".replace(",", "\u00a0")
-    return f"{whole}\u00a0{symbol}" if not cents else f"{whole}.{cents:02d}\u00a0{symbol}"
 
 
 def _points(label: str, value: int | str) -> dict[str, Any]:
@@ -236,7 +230,7 @@ def loyalty_object(
     if isinstance(rules, (BonusRules, DiscountRules)) and not rules.tier_period_days:
         upcoming = next_tier(rules.tiers, card.spend)
         if upcoming is not None:
-            needed = _money(upcoming.min_spend - card.spend, program.currency)
+            needed = money(upcoming.min_spend - card.spend, program.currency, trim_zero_cents=True)
             modules.append(
                 {"id": "next_tier", "header": _("Next tier"), "body": f"{upcoming.name}: {needed}"}
             )

@@ -48,12 +48,12 @@ from loyalwallet.programs import assets
 from loyalwallet.programs.design import parse_design
 from loyalwallet.programs.models import Asset, Program
 from loyalwallet.programs.service import rules_of
+from loyalwallet.text import LANGUAGES, gettext_for
 from loyalwallet.wallet.google import objects, savelink
 from loyalwallet.wallet.google.client import Credentials, GoogleApiError, WalletClient
 from loyalwallet.wallet.google.images import default_logo
 from loyalwallet.wallet.google.keys import check_issuer_id, parse_key_file
 from loyalwallet.wallet.google.models import GoogleClass, GoogleIssuer, GoogleObject
-from loyalwallet.web.i18n import LANGUAGES, gettext_for
 
 log = logging.getLogger("loyalwallet.google")
 
