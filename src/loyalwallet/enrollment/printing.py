@@ -14,6 +14,8 @@ from functools import lru_cache
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
+from loyalwallet.programs.design import rgb_tuple
+
 DPI = 300
 A6_MM = (105, 148)
 
@@ -52,10 +54,6 @@ def font(size: int, weight: int = 400) -> ImageFont.FreeTypeFont:
     f = ImageFont.truetype(str(fontpkg_roboto.ROOT / "files" / "Roboto[wdth,wght].ttf"), size)
     f.set_variation_by_axes([weight, 100])  # axes: weight, width
     return f
-
-
-def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16)
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, f: ImageFont.FreeTypeFont, width: int) -> list[str]:
@@ -110,7 +108,7 @@ def table_tent(
     w, h = mm(A6_MM[0]), mm(A6_MM[1])
     page = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(page)
-    bg, fg = _rgb(background), _rgb(foreground)
+    bg, fg = rgb_tuple(background), rgb_tuple(foreground)
     dark = (31, 26, 23)
     margin = mm(8)
     band_h = mm(34)
@@ -146,7 +144,7 @@ def table_tent(
 def app_icon(size: int, *, background: str, foreground: str, letter: str, logo: bytes | None = None) -> bytes:
     """A square PNG icon for the installed web card: the logo on the brand colour,
     or the first letter of the name."""
-    img = Image.new("RGB", (size, size), _rgb(background))
+    img = Image.new("RGB", (size, size), rgb_tuple(background))
     placed = False
     if logo:
         try:
@@ -166,7 +164,7 @@ def app_icon(size: int, *, background: str, foreground: str, letter: str, logo: 
             ((size - (box[2] - box[0])) / 2 - box[0], (size - (box[3] - box[1])) / 2 - box[1]),
             text,
             font=f,
-            fill=_rgb(foreground),
+            fill=rgb_tuple(foreground),
         )
     out = io.BytesIO()
     img.save(out, format="PNG", optimize=True)

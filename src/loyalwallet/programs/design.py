@@ -97,7 +97,12 @@ def look_for_tier(design: CardDesign, tier: str | None) -> tuple[Colours, str | 
     return colours, strip
 
 
+def rgb_tuple(hex_colour: str) -> tuple[int, int, int]:
+    """ "#3b2a20" -> (59, 42, 32): the one parser of colours, for drawing and for Apple."""
+    return int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16)
+
+
 def rgb(hex_colour: str) -> str:
     """ "#3b2a20" -> "rgb(59, 42, 32)" (the form Apple's pass.json takes)."""
-    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    r, g, b = rgb_tuple(hex_colour)
     return f"rgb({r}, {g}, {b})"

@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw, ImageOps
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loyalwallet.programs.design import CardDesign, Colours, look_for_tier
+from loyalwallet.programs.design import CardDesign, Colours, look_for_tier, rgb_tuple
 from loyalwallet.programs.models import Asset
 
 # Sizes in points (Apple's storeCard/coupon layout); files are drawn at @1x/@2x/@3x.
@@ -119,10 +119,6 @@ _sources_lock = threading.Lock()
 
 
 # --- drawing -------------------------------------------------------------------------------
-
-
-def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return (int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16))
 
 
 def _shade(rgb: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
@@ -239,8 +235,8 @@ def _stamps(img: Image.Image, style: str, colours: Colours, stamps: int, require
     cell = min((bw - 2 * margin_x) / cols, (bh - 2 * margin_y) / rows)
     start_x = (bw - cols * cell) / 2
     start_y = (bh - rows * cell) / 2
-    full = (*_rgb(colours.foreground), 255)
-    empty = (*_rgb(colours.label), 150)
+    full = (*rgb_tuple(colours.foreground), 255)
+    empty = (*rgb_tuple(colours.label), 150)
     shown = max(0, min(stamps, required))
     for i in range(required):
         row, col = divmod(i, cols)
@@ -261,7 +257,9 @@ def _draw_icon(colours: Colours, style: str, scale: int, source: Source | None) 
     if source:
         img = ImageOps.pad(_open(source), size, Image.Resampling.LANCZOS, color=(0, 0, 0, 0))
         return _rendered(img)
-    return _rendered(_mark_image(size, style, _rgb(colours.foreground), (*_rgb(colours.background), 255)))
+    return _rendered(
+        _mark_image(size, style, rgb_tuple(colours.foreground), (*rgb_tuple(colours.background), 255))
+    )
 
 
 def _draw_logo(colours: Colours, style: str, scale: int, source: Source | None) -> Rendered:
@@ -271,7 +269,7 @@ def _draw_logo(colours: Colours, style: str, scale: int, source: Source | None) 
         img = ImageOps.contain(img, box, Image.Resampling.LANCZOS)
         return _rendered(img)
     size = (LOGO_MARK_PT[0] * scale, LOGO_MARK_PT[1] * scale)
-    return _rendered(_mark_image(size, style, _rgb(colours.foreground), (0, 0, 0, 0)))
+    return _rendered(_mark_image(size, style, rgb_tuple(colours.foreground), (0, 0, 0, 0)))
 
 
 def _draw_strip(
@@ -291,7 +289,7 @@ def _draw_strip(
             # Darken a photo so the cups stay readable on it.
             img = Image.alpha_composite(img, Image.new("RGBA", size, (0, 0, 0, 110)))
     else:
-        img = _gradient(size, _rgb(colours.background))
+        img = _gradient(size, rgb_tuple(colours.background))
     if required:
         img = _stamps(img, style, colours, stamps or 0, required)
     return _rendered(img.convert("RGB") if not source or required else img)

@@ -12,6 +12,8 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
+from loyalwallet.programs.design import rgb_tuple
+
 SIZE = 660  # Google's recommended programLogo size (square; shown in a circle)
 FONTS = ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf", "DejaVuSans.ttf")
 
@@ -25,22 +27,20 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size)
 
 
-def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16)
-
-
 @lru_cache(maxsize=256)
 def default_logo(text: str, background: str, foreground: str) -> bytes:
     """PNG bytes: a disc of `background` with the first letter of `text` in `foreground`."""
     img = Image.new("RGBA", (SIZE, SIZE), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
-    draw.ellipse((0, 0, SIZE - 1, SIZE - 1), fill=(*_rgb(background), 255))
+    draw.ellipse((0, 0, SIZE - 1, SIZE - 1), fill=(*rgb_tuple(background), 255))
     letter = next((ch for ch in text if ch.isalnum()), "")
     font = _font(SIZE // 2)
     if letter and font.getbbox(letter.upper())[2] > 0:
-        draw.text((SIZE / 2, SIZE / 2), letter.upper(), font=font, fill=(*_rgb(foreground), 255), anchor="mm")
+        draw.text(
+            (SIZE / 2, SIZE / 2), letter.upper(), font=font, fill=(*rgb_tuple(foreground), 255), anchor="mm"
+        )
     else:  # nothing to write: a cup
-        fg = (*_rgb(foreground), 255)
+        fg = (*rgb_tuple(foreground), 255)
         draw.rounded_rectangle((190, 230, 410, 450), radius=40, fill=fg)
         draw.arc((370, 270, 480, 390), start=-90, end=90, fill=fg, width=28)
     out = io.BytesIO()
