@@ -22,6 +22,7 @@ from loyalwallet.enrollment import printing, rules, service, webcard
 from loyalwallet.enrollment.sms import console, provider_name
 from loyalwallet.errors import DomainError
 from loyalwallet.programs.assets import load as load_asset
+from loyalwallet.web.requests import client_ip
 from loyalwallet.web.templating import language, render
 
 router = APIRouter(include_in_schema=False)
@@ -43,10 +44,6 @@ def _secure(response: Response, *, frame: bool = False, private: bool = False) -
         response.headers["Cache-Control"] = "private, no-store"
         response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _error_page(request: Request, error: DomainError, *, lang: str | None = None) -> Response:
@@ -124,7 +121,7 @@ async def join_submit(request: Request, program_id: int) -> Response:
         ref=attribution["ref"],
         invite=attribution["invite"],
         embed=attribution["embed"],
-        ip=_client_ip(request),
+        ip=client_ip(request),
         device_id=request.cookies.get(DEVICE_COOKIE),
         user_agent=request.headers.get("user-agent"),
         honeypot=values.get("website"),
@@ -216,7 +213,7 @@ def verify_page(request: Request, token: str) -> Response:
 async def verify_submit(request: Request, token: str) -> Response:
     form = await request.form()
     code = str(form.get("code") or "")[:20]
-    ip = _client_ip(request)
+    ip = client_ip(request)
 
     def check() -> service.Verified:
         with db.transaction() as session:
@@ -238,7 +235,7 @@ async def verify_submit(request: Request, token: str) -> Response:
 def resend_code(request: Request, token: str) -> Response:
     try:
         with db.transaction() as session:
-            service.resend(session, token, _client_ip(request))
+            service.resend(session, token, client_ip(request))
     except DomainError as exc:
         if exc.code in ("rate_limited", "conflict"):
             return _render_verify(
@@ -318,7 +315,7 @@ def invitation_card(request: Request, token: str) -> Response:
             card = service.create_invitation(
                 session,
                 channel,
-                _client_ip(request),
+                client_ip(request),
                 request.cookies.get(DEVICE_COOKIE),
                 request.headers.get("user-agent"),
             )

@@ -19,6 +19,7 @@ from loyalwallet.web.pages import (
     staff_language,
     staff_page,
 )
+from loyalwallet.web.requests import client_ip
 from loyalwallet.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -28,10 +29,6 @@ LOGIN_CSRF_COOKIE = "lw_login_csrf"
 
 def _secure() -> bool:
     return get_settings().base_url.startswith("https://")
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _home(role: str) -> str:
@@ -77,7 +74,7 @@ async def login(request: Request) -> Response:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not sessions.csrf_ok(cookie or "", str(form.get("csrf") or "")):
         return _login_page(request, error=_("The form has expired; try again."), login=login_name, status=403)
-    ip = _client_ip(request)
+    ip = client_ip(request)
     try:
         with db.transaction() as session:
             staff = sessions.authenticate(session, login_name, password, ip)
