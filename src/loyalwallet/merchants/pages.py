@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import delete, select
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
@@ -15,7 +12,6 @@ from loyalwallet.customers.phones import to_e164
 from loyalwallet.customers.service import phone_index
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants import service as merchants
-from loyalwallet.merchants.models import ApiKey, Location, Staff, StaffLocation
 from loyalwallet.merchants.passwords import hash_password
 from loyalwallet.web import sessions
 from loyalwallet.web.pages import form_data, redirect, render_staff, staff_page
@@ -25,21 +21,8 @@ router = APIRouter(include_in_schema=False)
 owner = staff_page("owner")
 
 
-def _locations(session: Any, merchant_id: int) -> list[Location]:
-    return list(
-        session.scalars(select(Location).where(Location.merchant_id == merchant_id).order_by(Location.id))
-    )
-
-
 def _ids(form: FormData, name: str) -> list[int]:
     return [int(v) for v in form.getlist(name) if isinstance(v, str) and v.isdigit()]
-
-
-def _staff(session: Any, who: StaffSession, staff_id: int) -> Staff:
-    staff = session.get(Staff, staff_id)
-    if staff is None or staff.merchant_id != who.merchant_id:
-        raise DomainError("not_found", "staff member not found")
-    return staff
 
 
 # --- staff ------------------------------------------------------------------------------
@@ -48,17 +31,9 @@ def _staff(session: Any, who: StaffSession, staff_id: int) -> Staff:
 @router.get("/admin/staff")
 def staff_page_(request: Request, who: StaffSession = Depends(owner)) -> Response:
     with db.read() as session:
-        people = list(
-            session.scalars(select(Staff).where(Staff.merchant_id == who.merchant_id).order_by(Staff.id))
-        )
-        bound: dict[int, list[int]] = {}
-        for sid, lid in session.execute(
-            select(StaffLocation.staff_id, StaffLocation.location_id).where(
-                StaffLocation.staff_id.in_([s.id for s in people])
-            )
-        ):
-            bound.setdefault(sid, []).append(lid)
-        locations = _locations(session, who.merchant_id)
+        people = merchants.list_staff(session, who.merchant_id)
+        bound = merchants.locations_of_staff(session, [s.id for s in people])
+        locations = merchants.list_locations(session, who.merchant_id)
     return render_staff(
         request,
         who,
@@ -99,7 +74,7 @@ async def update_staff(staff_id: int, request: Request, who: StaffSession = Depe
     the person out everywhere."""
     form = await form_data(request, who)
     with db.transaction() as session:
-        staff = _staff(session, who, staff_id)
+        staff = merchants.get_staff(session, who.merchant_id, staff_id)
         role = str(form.get("role") or staff.role)
         if role not in ("owner", "manager", "cashier"):
             raise DomainError("validation_error", "unknown role", field="role")
@@ -117,10 +92,7 @@ async def update_staff(staff_id: int, request: Request, who: StaffSession = Depe
                     "validation_error", "a password needs at least 8 characters", field="password"
                 )
             staff.password_hash = hash_password(password)
-        session.execute(delete(StaffLocation).where(StaffLocation.staff_id == staff.id))
-        for location_id in _ids(form, "locations"):
-            merchants.get_location(session, who.merchant_id, location_id)
-            session.add(StaffLocation(staff_id=staff.id, location_id=location_id))
+        merchants.bind_staff_to_locations(session, who.merchant_id, staff, _ids(form, "locations"))
         if logout and staff.id != who.staff_id:
             sessions.end_all_for(session, staff.id)
         merchants.audit(
@@ -153,7 +125,7 @@ def _coord(form: FormData, name: str, limit: float) -> float | None:
 @router.get("/admin/locations")
 def locations_page(request: Request, who: StaffSession = Depends(owner)) -> Response:
     with db.read() as session:
-        locations = _locations(session, who.merchant_id)
+        locations = merchants.list_locations(session, who.merchant_id)
     return render_staff(request, who, "admin/locations.html", {"locations": locations}, section="locations")
 
 
@@ -197,10 +169,8 @@ async def update_location(location_id: int, request: Request, who: StaffSession 
 @router.get("/admin/api-keys")
 def keys_page(request: Request, who: StaffSession = Depends(owner)) -> Response:
     with db.read() as session:
-        keys = list(
-            session.scalars(select(ApiKey).where(ApiKey.merchant_id == who.merchant_id).order_by(ApiKey.id))
-        )
-        locations = _locations(session, who.merchant_id)
+        keys = merchants.list_api_keys(session, who.merchant_id)
+        locations = merchants.list_locations(session, who.merchant_id)
     return render_staff(
         request,
         who,
@@ -228,10 +198,8 @@ async def create_key(request: Request, who: StaffSession = Depends(owner)) -> Re
             int(location) if location.isdigit() else None,
             actor=who.actor,
         )
-        keys = list(
-            session.scalars(select(ApiKey).where(ApiKey.merchant_id == who.merchant_id).order_by(ApiKey.id))
-        )
-        locations = _locations(session, who.merchant_id)
+        keys = merchants.list_api_keys(session, who.merchant_id)
+        locations = merchants.list_locations(session, who.merchant_id)
     # The key is shown on this response only (no redirect: it must not land in a cookie or a URL).
     response = render_staff(
         request,

@@ -8,7 +8,7 @@ import time
 import zoneinfo
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto
@@ -110,6 +110,14 @@ def get_location(session: Session, merchant_id: int, location_id: int) -> Locati
     return location
 
 
+def list_locations(session: Session, merchant_id: int, *, active_only: bool = False) -> list[Location]:
+    """The merchant's locations in the order they were added."""
+    stmt = select(Location).where(Location.merchant_id == merchant_id)
+    if active_only:
+        stmt = stmt.where(Location.active.is_(True))
+    return list(session.scalars(stmt.order_by(Location.id)))
+
+
 # --- API keys --------------------------------------------------------------------------
 
 
@@ -142,6 +150,10 @@ def create_api_key(
     if actor is not None:
         audit(session, actor, "api_key.create", "api_key", key.id, {"name": name, "role": role})
     return key, plain
+
+
+def list_api_keys(session: Session, merchant_id: int) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).where(ApiKey.merchant_id == merchant_id).order_by(ApiKey.id)))
 
 
 def revoke_api_key(session: Session, actor: Actor, key_id: int) -> ApiKey:
@@ -263,6 +275,37 @@ def create_staff(
     if actor is not None:
         audit(session, actor, "staff.create", "staff", staff.id, {"login": login, "role": role})
     return staff
+
+
+def list_staff(session: Session, merchant_id: int) -> list[Staff]:
+    return list(session.scalars(select(Staff).where(Staff.merchant_id == merchant_id).order_by(Staff.id)))
+
+
+def get_staff(session: Session, merchant_id: int, staff_id: int) -> Staff:
+    staff = session.get(Staff, staff_id)
+    if staff is None or staff.merchant_id != merchant_id:
+        raise DomainError("not_found", "staff member not found")
+    return staff
+
+
+def locations_of_staff(session: Session, staff_ids: list[int]) -> dict[int, list[int]]:
+    """The locations each of these staff members is bound to (none: all locations)."""
+    bound: dict[int, list[int]] = {}
+    for sid, lid in session.execute(
+        select(StaffLocation.staff_id, StaffLocation.location_id).where(StaffLocation.staff_id.in_(staff_ids))
+    ):
+        bound.setdefault(sid, []).append(lid)
+    return bound
+
+
+def bind_staff_to_locations(
+    session: Session, merchant_id: int, staff: Staff, location_ids: list[int]
+) -> None:
+    """Replaces the staff member's locations (each must be the merchant's)."""
+    session.execute(delete(StaffLocation).where(StaffLocation.staff_id == staff.id))
+    for location_id in location_ids:
+        get_location(session, merchant_id, location_id)
+        session.add(StaffLocation(staff_id=staff.id, location_id=location_id))
 
 
 def staff_location_ids(session: Session, staff: Staff) -> frozenset[int] | None:
