@@ -6,14 +6,12 @@ import zoneinfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from markupsafe import Markup
-from sqlalchemy import select
 from starlette.responses import Response, StreamingResponse
 
 from loyalwallet import db
 from loyalwallet.analytics import charts, exports
 from loyalwallet.analytics import service as analytics
-from loyalwallet.merchants.models import Location
-from loyalwallet.merchants.service import audit
+from loyalwallet.merchants.service import audit, list_locations
 from loyalwallet.programs.service import list_programs
 from loyalwallet.text import gettext_for
 from loyalwallet.web.pages import render_staff, staff_language, staff_page
@@ -38,11 +36,7 @@ def dashboard(
     with db.read() as session:
         f = analytics.filters_for(session, who.actor, start, end, _id(location), _id(program))
         data = analytics.dashboard(session, who.actor, f)
-        locations = list(
-            session.scalars(
-                select(Location).where(Location.merchant_id == who.merchant_id).order_by(Location.id)
-            )
-        )
+        locations = list_locations(session, who.merchant_id)
         programs = list_programs(session, who.merchant_id, include_archived=True)
     fmt = {"day": "%d.%m", "week": "%d.%m", "month": "%m.%Y"}[data.bucket]
     _ = gettext_for(staff_language(request, who))

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.analytics import queries, rules, snapshot
 from loyalwallet.analytics import wallets as _wallets  # noqa: F401  (registers the wallets' queries)
+from loyalwallet.analytics.models import DayCategory
 from loyalwallet.analytics.queries import Filters
+from loyalwallet.cards.codes import normalise
+from loyalwallet.cards.models import Card
+from loyalwallet.checkout.models import Purchase
 from loyalwallet.db import utcnow
 from loyalwallet.errors import not_found
 from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.models import Location
 from loyalwallet.merchants.service import get_location, get_merchant, today
 
-__all__ = ["Dashboard", "dashboard", "filters_for", "get_merchant"]
+__all__ = ["Dashboard", "categories", "dashboard", "filters_for", "get_merchant", "purchases"]
+from loyalwallet.programs.models import Program
 from loyalwallet.programs.service import get_program
 
 COHORT_MONTHS = 12
@@ -159,4 +167,39 @@ def dashboard(
         cohorts=rules.cohorts(parts["sizes"], parts["activity"], first, last),
         timings=timings,
         guests_as_of=parts["taken"] or now,
+    )
+
+
+def purchases(
+    session: Session, f: Filters, card: str, before: int | None, limit: int
+) -> Sequence[Row[Purchase, str, int | None, str, str]]:
+    """The purchases of the filters' period (and location), newest first, at most `limit`
+    with ids below `before`: rows of (Purchase, card code, customer id, program name,
+    location name)."""
+    lo, hi = f.period.utc_bounds()
+    stmt = (
+        select(Purchase, Card.code, Card.customer_id, Program.name, Location.name)
+        .join(Card, Card.id == Purchase.card_id)
+        .join(Program, Program.id == Purchase.program_id)
+        .outerjoin(Location, Location.id == Purchase.location_id)
+        .where(Purchase.merchant_id == f.merchant_id, Purchase.created_at >= lo, Purchase.created_at < hi)
+    )
+    if f.location_id is not None:
+        stmt = stmt.where(Purchase.location_id == f.location_id)
+    if card.strip():
+        stmt = stmt.where(Card.code == normalise(card))
+    if before:
+        stmt = stmt.where(Purchase.id < before)
+    return session.execute(stmt.order_by(Purchase.id.desc()).limit(limit)).all()
+
+
+def categories(session: Session, merchant_id: int, limit: int = 50) -> list[str]:
+    """Item categories the merchant's checks have had (what the cashier can pick from)."""
+    return list(
+        session.scalars(
+            select(DayCategory.category)
+            .where(DayCategory.merchant_id == merchant_id, DayCategory.category != "")
+            .distinct()
+            .limit(limit)
+        )
     )

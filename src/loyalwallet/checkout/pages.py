@@ -11,26 +11,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from loyalwallet import db
 from loyalwallet.analytics import service as analytics
-from loyalwallet.analytics.models import DayCategory
 from loyalwallet.api.deps import actor as any_actor
 from loyalwallet.api.responses import FastJSON
-from loyalwallet.cards.codes import normalise
-from loyalwallet.cards.models import Card
 from loyalwallet.cards.service import card_view
-from loyalwallet.checkout.models import Purchase
 from loyalwallet.config import get_settings
 from loyalwallet.customers.phones import to_e164
 from loyalwallet.customers.service import GuestData
 from loyalwallet.errors import not_found
 from loyalwallet.imports import service as plastic
+from loyalwallet.merchants import service as merchants
 from loyalwallet.merchants.actors import Actor
-from loyalwallet.merchants.models import Location, Staff
-from loyalwallet.programs.models import Program
 from loyalwallet.programs.service import list_programs
 from loyalwallet.text import gettext_for
 from loyalwallet.web.pages import render_staff, staff_language, staff_page
@@ -94,19 +88,13 @@ ERROR_STRINGS = {
 @router.get("/cashier")
 def cashier(request: Request, who: StaffSession = Depends(staff_page("cashier"))) -> Response:
     with db.read() as session:
-        staff = session.get(Staff, who.staff_id)
-        assert staff is not None
+        staff = merchants.get_staff(session, who.merchant_id, who.staff_id)
         allowed = locations_for(session, staff)
-        location = session.get(Location, who.location_id) if who.location_id else None
-        programs = list_programs(session, who.merchant_id)
-        categories = list(
-            session.scalars(
-                select(DayCategory.category)
-                .where(DayCategory.merchant_id == who.merchant_id, DayCategory.category != "")
-                .distinct()
-                .limit(50)
-            )
+        location = (
+            merchants.get_location(session, who.merchant_id, who.location_id) if who.location_id else None
         )
+        programs = list_programs(session, who.merchant_id)
+        categories = analytics.categories(session, who.merchant_id)
     if location is None and who.role == "cashier" and len(allowed) > 1:
         return RedirectResponse("/account/location?next=/cashier", status_code=303)
     _ = gettext_for(staff_language(request, who))
@@ -173,24 +161,8 @@ def purchases(
     location_id = int(location) if location and location.isdigit() else None
     with db.read() as session:
         f = analytics.filters_for(session, who.actor, start, end, location_id, None)
-        lo, hi = f.period.utc_bounds()
-        stmt = (
-            select(Purchase, Card.code, Card.customer_id, Program.name, Location.name)
-            .join(Card, Card.id == Purchase.card_id)
-            .join(Program, Program.id == Purchase.program_id)
-            .outerjoin(Location, Location.id == Purchase.location_id)
-            .where(
-                Purchase.merchant_id == who.merchant_id, Purchase.created_at >= lo, Purchase.created_at < hi
-            )
-        )
-        if location_id is not None:
-            stmt = stmt.where(Purchase.location_id == location_id)
-        if card.strip():
-            stmt = stmt.where(Card.code == normalise(card))
-        if before:
-            stmt = stmt.where(Purchase.id < before)
-        rows = session.execute(stmt.order_by(Purchase.id.desc()).limit(PAGE)).all()
-        locations = list(session.scalars(select(Location).where(Location.merchant_id == who.merchant_id)))
+        rows = analytics.purchases(session, f, card, before, PAGE)
+        locations = merchants.list_locations(session, who.merchant_id)
     return render_staff(
         request,
         who,
