@@ -7,15 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import func, select
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from loyalwallet import db
 from loyalwallet.api.responses import FastJSON
-from loyalwallet.cards.models import Card
 from loyalwallet.errors import DomainError
-from loyalwallet.merchants.models import Location
+from loyalwallet.merchants.service import list_locations
 from loyalwallet.programs import assets
 from loyalwallet.programs import service as programs
 from loyalwallet.programs.design import parse_design
@@ -91,13 +89,7 @@ def _form_context(form: RulesForm, currency: str) -> dict[str, Any]:
 def list_page(request: Request, who: StaffSession = Depends(staff_page("manager"))) -> Response:
     with db.read() as session:
         rows = programs.list_programs(session, who.merchant_id, include_archived=True)
-        counts = dict(
-            session.execute(
-                select(Card.program_id, func.count())
-                .where(Card.merchant_id == who.merchant_id)
-                .group_by(Card.program_id)
-            ).all()
-        )
+        counts = programs.cards_per_program(session, who.merchant_id)
     return render_staff(
         request,
         who,
@@ -204,7 +196,7 @@ def _program_page(
         from loyalwallet.imports.service import ranges
 
         code_ranges = ranges(session, who.merchant_id, program.id)
-        cards = session.scalar(select(func.count()).select_from(Card).where(Card.program_id == program.id))
+        cards = programs.card_count(session, program.id)
     return render_staff(
         request,
         who,
@@ -347,9 +339,7 @@ def designer(
         tiers = [t["name"] for t in program.rules.get("tiers", [])]
         locations = [
             {"latitude": loc.latitude, "longitude": loc.longitude, "relevant_text": loc.name}
-            for loc in session.scalars(
-                select(Location).where(Location.merchant_id == who.merchant_id, Location.active.is_(True))
-            )
+            for loc in list_locations(session, who.merchant_id, active_only=True)
             if loc.latitude is not None and loc.longitude is not None
         ]
     return render_staff(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from loyalwallet.cards.models import Card
 from loyalwallet.db import utcnow
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
@@ -95,6 +96,20 @@ def list_programs(session: Session, merchant_id: int, include_archived: bool = F
     if not include_archived:
         stmt = stmt.where(Program.status == "active")
     return list(session.scalars(stmt))
+
+
+def cards_per_program(session: Session, merchant_id: int) -> dict[int, int]:
+    """How many cards each of the merchant's programs has issued (program id -> count)."""
+    rows = session.execute(
+        select(Card.program_id, func.count()).where(Card.merchant_id == merchant_id).group_by(Card.program_id)
+    ).all()
+    return {program_id: count for program_id, count in rows}
+
+
+def card_count(session: Session, program_id: int) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(Card).where(Card.program_id == program_id)) or 0
+    )
 
 
 def update_program(
