@@ -1,4 +1,4 @@
-"""The program rules form <-> rules conversion (web/rules_form.py), without a server."""
+"""The program rules form <-> rules conversion (programs/forms.py), without a server."""
 
 from __future__ import annotations
 

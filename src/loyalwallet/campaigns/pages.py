@@ -1,6 +1,6 @@
 """Admin pages of campaigns, triggers and coupons (offers and printed codes).
 
-Thin forms over the same services as the JSON API (campaigns.routes): what a page
+Thin forms over the same services as the JSON API (campaigns/api.py): what a page
 posts is turned into the API's shapes, so the rules and errors are the API's.
 """
 
