@@ -163,3 +163,19 @@ def test_the_outbox_knows_no_part() -> None:
         if not t.startswith(allowed)
     ]
     assert problems == []
+
+
+def test_only_http_modules_import_the_web_shell() -> None:
+    """web/ is the shared shell of the pages; services, rules and models never use it."""
+    entry_points = {"loyalwallet.wiring", "loyalwallet.api.app", "loyalwallet.models"}
+    edges = graph()
+    problems = [
+        f"{m} -> {t}"
+        for m, targets in edges.items()
+        if not m.startswith("loyalwallet.web.")
+        and m not in entry_points
+        and m.rsplit(".", 1)[-1] not in HTTP_MODULES
+        for t in targets
+        if t.startswith("loyalwallet.web.")
+    ]
+    assert problems == []
