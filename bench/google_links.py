@@ -44,7 +44,8 @@ def main() -> None:
     from sqlalchemy import select
 
     from loyalwallet.cards.models import Card
-    from loyalwallet.cards.service import card_view, enroll
+    from loyalwallet.cards.service import enroll
+    from loyalwallet.cards.views import card_view
     from loyalwallet.checkout.schemas import PurchaseIn
     from loyalwallet.checkout.service import purchase
     from loyalwallet.customers.service import GuestData

@@ -8,7 +8,7 @@ from collections import Counter
 
 from loyalwallet import db, demo
 from loyalwallet.analytics import service
-from loyalwallet.cards.service import check_ledger
+from loyalwallet.cards.sweeps import check_ledger
 from loyalwallet.merchants.actors import Actor
 
 NOW = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)

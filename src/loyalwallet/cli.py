@@ -93,7 +93,7 @@ def worker() -> None:
 def check_ledger() -> None:
     """Exit 0 when every card's cached balance and stamps equal its ledger entries."""
     runtime.start()
-    from loyalwallet.cards.service import check_ledger as check
+    from loyalwallet.cards.sweeps import check_ledger as check
 
     with db.read() as session:
         bad = check(session)

@@ -31,7 +31,8 @@ from loyalwallet.campaigns import service as campaigns
 from loyalwallet.campaigns import triggers
 from loyalwallet.cards import api as cards_api
 from loyalwallet.cards import handlers as cards_handlers
-from loyalwallet.cards import service as cards
+from loyalwallet.cards import sweeps as cards_sweeps
+from loyalwallet.cards import views as cards_views
 from loyalwallet.checkout import api as checkout_api
 from loyalwallet.checkout import pages as checkout_pages
 from loyalwallet.customers import api as customers_api
@@ -110,7 +111,7 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
 
 # Jobs the worker runs every so many seconds (once per interval across all workers).
 PERIODIC: list[Periodic] = [
-    Periodic("expire-points", 60.0, cards.expire_points),
+    Periodic("expire-points", 60.0, cards_sweeps.expire_points),
     Periodic("analytics-rollup", 30.0, rollup.catch_up_some),
     Periodic("analytics-snapshot", 60.0, snapshot.refresh_all),
     Periodic("campaign-triggers", 60.0, triggers.schedule_due),
@@ -202,7 +203,7 @@ def install() -> None:
     outbox.HANDLERS.clear()
     outbox.HANDLERS.update(OUTBOX_HANDLERS)
     outbox.PERIODIC[:] = PERIODIC
-    cards.CARD_URL_HOOKS[:] = CARD_URL_HOOKS
+    cards_views.CARD_URL_HOOKS[:] = CARD_URL_HOOKS
     api_deps.EXTRA_AUTHENTICATORS[:] = API_AUTHENTICATORS
     analytics_queries.WALLET_SOURCES[:] = WALLET_SOURCES
     nav.SECTIONS[:] = NAV_SECTIONS

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import func, select
 
 from loyalwallet import db
-from loyalwallet.cards.service import check_ledger
+from loyalwallet.cards.sweeps import check_ledger
 from loyalwallet.checkout.models import Purchase
 from support import Shop
 

@@ -160,7 +160,7 @@ def test_unknown_route_is_problem_json(shop: Shop) -> None:
 
 
 def test_check_ledger_is_clean_after_all_this(shop: Shop) -> None:
-    from loyalwallet.cards.service import check_ledger
+    from loyalwallet.cards.sweeps import check_ledger
 
     with db.read() as session:
         assert check_ledger(session) == []

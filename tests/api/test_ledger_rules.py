@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from loyalwallet import db
 from loyalwallet.cards.models import Card, LedgerEntry
-from loyalwallet.cards.service import check_ledger, expire_points
+from loyalwallet.cards.sweeps import check_ledger, expire_points
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.outbox import worker
 from loyalwallet.outbox.models import OutboxMessage

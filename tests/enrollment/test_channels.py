@@ -141,7 +141,7 @@ def test_invitation_merges_into_an_existing_card(client: TestClient, shop) -> No
     with db.read() as session:
         j = session.scalars(select(Join).where(Join.invitation_card_id == inv.id)).one()
         assert not j.created
-    from loyalwallet.cards.service import check_ledger
+    from loyalwallet.cards.sweeps import check_ledger
 
     with db.read() as session:
         assert [b for b in check_ledger(session) if b["merchant_id"] == shop.merchant_id] == []

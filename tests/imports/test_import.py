@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from loyalwallet import db
 from loyalwallet.cards.models import Card, LedgerEntry
-from loyalwallet.cards.service import check_ledger
+from loyalwallet.cards.sweeps import check_ledger
 from loyalwallet.errors import DomainError
 from loyalwallet.imports import rules
 from loyalwallet.imports.models import CardCodeRange

@@ -29,8 +29,8 @@ from loyalwallet.campaigns.schemas import (
     TriggerPatch,
     campaign_fields,
 )
+from loyalwallet.cards.book import get_card
 from loyalwallet.cards.models import Card, Coupon
-from loyalwallet.cards.service import get_card
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import get_merchant
 

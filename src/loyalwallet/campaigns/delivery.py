@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from loyalwallet.campaigns.models import Offer
 from loyalwallet.campaigns.offers import issue
+from loyalwallet.cards.book import MESSAGE_ONLY, CardBook
 from loyalwallet.cards.models import Card, Coupon
-from loyalwallet.cards.service import MESSAGE_ONLY, CardBook
 from loyalwallet.outbox import handlers
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
@@ -59,7 +59,7 @@ def message_card(
     now: dt.datetime | None = None,
     changes: dict[str, list[int]] | None = None,
 ) -> Sent:
-    """The card must be locked by the caller's transaction (cards.service.lock_card*).
+    """The card must be locked by the caller's transaction (cards.book.lock_card*).
     `google`: whether the card is in Google Wallet (see google_cards).
     `changes`: collect the card id under its touch reason instead of queueing its own
     `card.changed` (the caller queues them in bulk with cards_changed).

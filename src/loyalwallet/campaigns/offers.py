@@ -232,7 +232,7 @@ def issue(
 
 def issue_to_card(session: Session, actor: Actor, offer_id: int, code: str) -> tuple[Coupon, Card]:
     """A manager gives a guest a coupon; the card's wallets show it."""
-    from loyalwallet.cards.service import CardBook, lock_card
+    from loyalwallet.cards.book import CardBook, lock_card
 
     actor.require("manager")
     offer = get_offer(session, actor.merchant_id, offer_id)
@@ -374,7 +374,7 @@ def get_coupon(session: Session, merchant_id: int, code: str) -> Coupon:
 
 
 def revoke(session: Session, actor: Actor, code: str, reason: str | None = None) -> Coupon:
-    from loyalwallet.cards.service import CardBook, lock_card_by_id
+    from loyalwallet.cards.book import CardBook, lock_card_by_id
 
     actor.require("manager")
     coupon = get_coupon(session, actor.merchant_id, code)

@@ -24,8 +24,8 @@ from loyalwallet.campaigns.delivery import GOOGLE_TOPIC, google_cards, message_c
 from loyalwallet.campaigns.models import Campaign, CampaignRecipient, Offer
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import Message, Segment, in_holdout, parse, parse_segment
+from loyalwallet.cards.book import cards_changed
 from loyalwallet.cards.models import Card
-from loyalwallet.cards.service import cards_changed
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor

@@ -39,8 +39,8 @@ from loyalwallet.campaigns.rules import (
     run_day,
     tier_rank,
 )
+from loyalwallet.cards.book import cards_changed, lock_card, lock_card_by_id
 from loyalwallet.cards.models import Card, LedgerEntry
-from loyalwallet.cards.service import cards_changed, lock_card, lock_card_by_id
 from loyalwallet.customers.models import Customer
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor

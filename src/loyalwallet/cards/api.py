@@ -11,7 +11,8 @@ from loyalwallet import db
 from loyalwallet.api.deps import actor as any_actor
 from loyalwallet.api.deps import manager
 from loyalwallet.api.responses import FastJSON
-from loyalwallet.cards import service
+from loyalwallet.cards import book as card_book
+from loyalwallet.cards import service, views
 from loyalwallet.cards.schemas import CardIn, CardPatch
 from loyalwallet.checkout.schemas import AdjustmentIn
 from loyalwallet.config import get_settings
@@ -32,7 +33,7 @@ def create_card(body: CardIn, who: Actor = Depends(any_actor)) -> Response:
         referrer = None
         if body.referrer:
             try:
-                referrer, _ = service.get_card(session, who.merchant_id, body.referrer)
+                referrer, _ = card_book.get_card(session, who.merchant_id, body.referrer)
             except DomainError:
                 raise DomainError(
                     "validation_error", "no card with that referrer code", field="referrer"
@@ -45,7 +46,7 @@ def create_card(body: CardIn, who: Actor = Depends(any_actor)) -> Response:
             customer = session.get(Customer, card.customer_id)
             assert customer is not None
             record_consent(session, customer, "marketing", body.marketing_consent, "api", "api")
-        view = service.card_view(session, card, program, created=created)
+        view = views.card_view(session, card, program, created=created)
     return FastJSON(view, status_code=201 if created else 200)
 
 
@@ -56,8 +57,8 @@ def find_cards(phone: str = Query(..., max_length=32), who: Actor = Depends(any_
         if customer is None:
             return {"items": []}
         items = [
-            service.card_view(session, card, program)
-            for card, program in service.cards_of_customer(session, customer)
+            views.card_view(session, card, program)
+            for card, program in card_book.cards_of_customer(session, customer)
         ]
     return {"items": items}
 
@@ -65,8 +66,8 @@ def find_cards(phone: str = Query(..., max_length=32), who: Actor = Depends(any_
 @router.get("/cards/{code}", summary="A card by the code its barcode holds")
 def get_card(code: str, who: Actor = Depends(any_actor)) -> dict[str, Any]:
     with db.read() as session:
-        card, program = service.get_card(session, who.merchant_id, code)
-        return service.card_view(session, card, program)
+        card, program = card_book.get_card(session, who.merchant_id, code)
+        return views.card_view(session, card, program)
 
 
 @router.get("/cards/{code}/transactions", summary="Points and stamps history, newest first")
@@ -76,8 +77,8 @@ def transactions(
     who: Actor = Depends(any_actor),
 ) -> dict[str, Any]:
     with db.read() as session:
-        card, _ = service.get_card(session, who.merchant_id, code)
-        return {"items": service.ledger_view(session, card, limit)}
+        card, _ = card_book.get_card(session, who.merchant_id, code)
+        return {"items": views.ledger_view(session, card, limit)}
 
 
 @router.post("/cards/{code}/adjustments", status_code=201, summary="Manual correction (manager+)")
@@ -90,7 +91,7 @@ def adjust(code: str, body: AdjustmentIn, who: Actor = Depends(manager)) -> dict
             "points": body.points,
             "stamps": body.stamps,
             "reason": body.reason,
-            "card": service.card_view(session, card, program, book=book),
+            "card": views.card_view(session, card, program, book=book),
         }
 
 
@@ -98,4 +99,4 @@ def adjust(code: str, body: AdjustmentIn, who: Actor = Depends(manager)) -> dict
 def patch_card(code: str, body: CardPatch, who: Actor = Depends(manager)) -> dict[str, Any]:
     with db.transaction() as session:
         card, program = service.set_status(session, who, code, body.status, body.reason)
-        return service.card_view(session, card, program)
+        return views.card_view(session, card, program)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from loyalwallet import db
+from loyalwallet.cards.book import CardBook, cards_changed, lock_card_by_id
 from loyalwallet.cards.models import Card
-from loyalwallet.cards.service import CardBook, cards_changed, lock_card_by_id
 from loyalwallet.outbox.handlers import Delivery, Permanent
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from loyalwallet import db
 from loyalwallet.api.deps import actor as any_actor
 from loyalwallet.api.responses import FastJSON
-from loyalwallet.cards.service import get_card
+from loyalwallet.cards.book import get_card
 from loyalwallet.checkout import service
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.checkout.schemas import PurchaseIn, RefundIn

@@ -17,7 +17,7 @@ from loyalwallet import db
 from loyalwallet.analytics import service as analytics
 from loyalwallet.api.deps import actor as any_actor
 from loyalwallet.api.responses import FastJSON
-from loyalwallet.cards.service import card_view
+from loyalwallet.cards.views import card_view
 from loyalwallet.config import get_settings
 from loyalwallet.customers.phones import to_e164
 from loyalwallet.customers.service import GuestData

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from loyalwallet.cards.book import CardBook, get_card, lock_card, lock_card_by_id
 from loyalwallet.cards.models import Card, Coupon, LedgerEntry
-from loyalwallet.cards.service import CardBook, card_view, get_card, lock_card, lock_card_by_id
+from loyalwallet.cards.views import card_view
 from loyalwallet.checkout import idempotency, rules
 from loyalwallet.checkout.models import Purchase, PurchaseLine, Refund
 from loyalwallet.checkout.schemas import PurchaseIn, RefundIn

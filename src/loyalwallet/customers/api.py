@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from loyalwallet import db
 from loyalwallet.api.deps import manager, owner
-from loyalwallet.cards.service import CardBook, cards_of_customer
+from loyalwallet.cards.book import CardBook, cards_of_customer
 from loyalwallet.customers import service
 from loyalwallet.errors import not_found
 from loyalwallet.merchants.actors import Actor

@@ -9,6 +9,8 @@ from starlette.responses import Response
 
 from loyalwallet import db
 from loyalwallet.cards import service as cards
+from loyalwallet.cards.book import cards_of_customer, get_card
+from loyalwallet.cards.views import card_view, ledger_view
 from loyalwallet.customers import directory
 from loyalwallet.customers import service as customers
 from loyalwallet.errors import DomainError, not_found
@@ -52,11 +54,11 @@ def guest(customer_id: int, request: Request, who: StaffSession = Depends(staff_
         customer = directory.get_guest(session, who.merchant_id, customer_id)
         data = customers.export(session, customer)
         card_rows = []
-        for card, program in cards.cards_of_customer(session, customer):
+        for card, program in cards_of_customer(session, customer):
             card_rows.append(
                 {
-                    "view": cards.card_view(session, card, program, with_customer=False),
-                    "history": cards.ledger_view(session, card, limit=30),
+                    "view": card_view(session, card, program, with_customer=False),
+                    "history": ledger_view(session, card, limit=30),
                     "purchases": directory.recent_purchases(session, card.id),
                 }
             )
@@ -85,7 +87,7 @@ async def adjust(
         raise DomainError("validation_error", "give a reason (at least 3 characters)", field="reason")
     with db.transaction() as session:
         customer = directory.get_guest(session, who.merchant_id, customer_id)
-        card, _ = cards.get_card(session, who.merchant_id, code)
+        card, _ = get_card(session, who.merchant_id, code)
         if card.customer_id != customer.id:
             raise not_found("card")
         cards.adjust(session, who.actor, code, points=points, stamps=stamps, reason=reason[:500])
@@ -99,7 +101,7 @@ async def set_status(
     form = await form_data(request, who)
     with db.transaction() as session:
         customer = directory.get_guest(session, who.merchant_id, customer_id)
-        card, _ = cards.get_card(session, who.merchant_id, str(form.get("card") or ""))
+        card, _ = get_card(session, who.merchant_id, str(form.get("card") or ""))
         if card.customer_id != customer.id:
             raise not_found("card")
         cards.set_status(

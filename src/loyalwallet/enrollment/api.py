@@ -12,7 +12,7 @@ from loyalwallet import db
 from loyalwallet.api.deps import actor as any_actor
 from loyalwallet.api.deps import manager
 from loyalwallet.api.responses import FastJSON
-from loyalwallet.cards.service import card_view
+from loyalwallet.cards.views import card_view
 from loyalwallet.enrollment import printing, rules, service, webcard
 from loyalwallet.enrollment.schemas import ChannelIn, ChannelPatch, CodeIn, EnrollmentIn
 from loyalwallet.errors import DomainError

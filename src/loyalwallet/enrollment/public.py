@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from loyalwallet import crypto, db
-from loyalwallet.cards.service import card_view
+from loyalwallet.cards.views import card_view
 from loyalwallet.config import env
 from loyalwallet.enrollment import printing, rules, service, webcard
 from loyalwallet.enrollment.sms import console, provider_name

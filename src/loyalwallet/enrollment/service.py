@@ -21,8 +21,9 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
+from loyalwallet.cards.book import CardBook
 from loyalwallet.cards.models import Card, Coupon
-from loyalwallet.cards.service import CardBook, enroll
+from loyalwallet.cards.service import enroll
 from loyalwallet.config import env, get_settings
 from loyalwallet.customers.models import Customer
 from loyalwallet.customers.service import GuestData, get_or_create, phone_index, record_consent
@@ -887,7 +888,7 @@ def merge_invitation(
     """The guest already had a card: keep it (its history, its place in the wallet and at
     the till) and move what the invitation card collected onto it. The invitation card
     is blocked with a message pointing to the kept card."""
-    from loyalwallet.cards.service import lock_card_by_id
+    from loyalwallet.cards.book import lock_card_by_id
 
     # Lock in id order: two merges never wait on each other crosswise.
     for card_id in sorted((source.id, target.id)):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import crypto
 from loyalwallet.cards.models import Card
-from loyalwallet.cards.service import card_view, ledger_view
+from loyalwallet.cards.views import card_view, ledger_view
 from loyalwallet.customers.models import Customer
 from loyalwallet.enrollment import rules, service
 from loyalwallet.enrollment.printing import qr_svg

@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from loyalwallet.cards.book import CardBook
 from loyalwallet.cards.codes import CODE_RE, normalise
 from loyalwallet.cards.models import Card
-from loyalwallet.cards.service import CardBook, enroll
+from loyalwallet.cards.service import enroll
 from loyalwallet.customers.models import Customer
 from loyalwallet.customers.service import GuestData, phone_index
 from loyalwallet.errors import DomainError, not_found

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalwallet.cards.models import Card, Coupon
-from loyalwallet.cards.service import card_urls, card_view
+from loyalwallet.cards.views import card_urls, card_view
 from loyalwallet.config import env, get_settings
 from loyalwallet.crypto import constant_time_equal
 from loyalwallet.db import utcnow

@@ -27,8 +27,8 @@ import httpx
 from sqlalchemy import select
 
 from loyalwallet import db
+from loyalwallet.cards.book import MESSAGE_ONLY
 from loyalwallet.cards.handlers import changed_cards
-from loyalwallet.cards.service import MESSAGE_ONLY
 from loyalwallet.errors import DomainError
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue

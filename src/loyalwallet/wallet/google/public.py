@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.cards.models import Card
-from loyalwallet.cards.service import card_urls
+from loyalwallet.cards.views import card_urls
 from loyalwallet.programs.models import Program
 from loyalwallet.wallet.google import service
 from loyalwallet.wallet.google.models import GoogleObject

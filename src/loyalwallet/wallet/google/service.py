@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
 from loyalwallet.cards.models import Card, Coupon
-from loyalwallet.cards.service import available_rewards, card_urls
+from loyalwallet.cards.views import available_rewards, card_urls
 from loyalwallet.config import env, get_settings
 from loyalwallet.customers.models import Customer
 from loyalwallet.db import UTCDateTime
