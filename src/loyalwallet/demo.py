@@ -183,7 +183,7 @@ def _seed_channels(session: Any, owner: Actor, bonus_id: int, stamp_id: int, loc
     """Where guests come from: the counter QR (installs a card at once), table tents, the
     website widget, Instagram. Returns the counter QR's short link."""
     from loyalwallet.config import get_settings
-    from loyalwallet.enrollment.service import create_channel
+    from loyalwallet.enrollment.channels import create_channel
 
     counter = create_channel(
         session,

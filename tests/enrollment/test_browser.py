@@ -73,14 +73,14 @@ def test_join_on_a_phone_end_to_end(live_server, phone_page, shop, fake_smsru) -
 
 def test_android_gets_the_google_button(live_server, browser, shop) -> None:
     from loyalwallet import db
-    from loyalwallet.enrollment import service
+    from loyalwallet.enrollment.join import JoinRequest, start_join, verify
 
     pid = shop.program("bonus", BONUS_RULES)
     phone = random_phone()
     with db.transaction() as session:
-        token = service.start_join(
+        token = start_join(
             session,
-            service.JoinRequest(
+            JoinRequest(
                 program_id=pid, values={"phone": phone}, personal_data=True, marketing=False, lang="en"
             ),
         ).token
@@ -88,7 +88,7 @@ def test_android_gets_the_google_button(live_server, browser, shop) -> None:
 
     code = sms_code(phone)
     with db.transaction() as session:
-        assert service.verify(session, token, code).error is None
+        assert verify(session, token, code).error is None
     context = browser.new_context(
         viewport={"width": 412, "height": 915}, user_agent=ANDROID_UA, is_mobile=True
     )

@@ -11,16 +11,16 @@ from enrollment_support import BONUS_RULES, sms_code
 from loyalwallet import db
 from loyalwallet.cards.models import Card
 from loyalwallet.customers.models import Customer
-from loyalwallet.enrollment import service
+from loyalwallet.enrollment.join import JoinRequest, start_join, verify
 from support import random_phone
 
 
 def _start(pid: int, phone: str) -> str:
     with db.transaction() as session:
-        req = service.JoinRequest(
+        req = JoinRequest(
             program_id=pid, values={"phone": phone}, personal_data=True, marketing=False, lang="ru"
         )
-        return service.start_join(session, req).token
+        return start_join(session, req).token
 
 
 def _race(*calls) -> list[object]:
@@ -45,7 +45,7 @@ def _race(*calls) -> list[object]:
 def _verify(token: str, code: str):
     def call() -> int | None:
         with db.transaction() as session:
-            outcome = service.verify(session, token, code)
+            outcome = verify(session, token, code)
             assert outcome.error is None, outcome.error
             return outcome.card.id if outcome.card else None
 

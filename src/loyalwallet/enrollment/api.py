@@ -13,13 +13,24 @@ from loyalwallet.api.deps import actor as any_actor
 from loyalwallet.api.deps import manager
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.cards.views import card_view
-from loyalwallet.enrollment import printing, rules, service, webcard
+from loyalwallet.enrollment import channels as channel_service
+from loyalwallet.enrollment import printing, rules, webcard
+from loyalwallet.enrollment.forms import form_settings, form_view, save_form_settings
+from loyalwallet.enrollment.join import (
+    JoinRequest,
+    challenge_phone,
+    get_challenge,
+    resend,
+    start_join,
+    verify,
+)
+from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.schemas import ChannelIn, ChannelPatch, CodeIn, EnrollmentIn
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.programs.assets import load as load_asset
-from loyalwallet.programs.service import get_program
+from loyalwallet.programs.service import get_program, rules_of
 from loyalwallet.text import LANGUAGES, gettext_for
 
 router = APIRouter(prefix="/api/v1", tags=["enrollment"])
@@ -47,8 +58,8 @@ EXAMPLE_FORM: dict[str, Any] = {
 )
 def create_channel(body: ChannelIn, who: Actor = Depends(manager)) -> Response:
     with db.transaction() as session:
-        channel = service.create_channel(session, who, body.model_dump())
-        return FastJSON(service.channel_view(channel), status_code=201)
+        channel = channel_service.create_channel(session, who, body.model_dump())
+        return FastJSON(channel_service.channel_view(channel), status_code=201)
 
 
 @router.get("/channels", summary="Channels with their numbers: scans, cards, joins (manager+)")
@@ -58,38 +69,40 @@ def list_channels(
     who: Actor = Depends(manager),
 ) -> dict[str, Any]:
     with db.read() as session:
-        channels = service.list_channels(session, who.merchant_id, program_id, archived)
-        stats = service.channel_stats(session, channels)
-        return {"items": [service.channel_view(c, stats.get(c.id)) for c in channels]}
+        channels = channel_service.list_channels(session, who.merchant_id, program_id, archived)
+        stats = channel_service.channel_stats(session, channels)
+        return {"items": [channel_service.channel_view(c, stats.get(c.id)) for c in channels]}
 
 
 @router.get("/channels/{channel_id}", summary="A channel (manager+)")
 def get_channel(channel_id: int, who: Actor = Depends(manager)) -> dict[str, Any]:
     with db.read() as session:
-        channel = service.get_channel(session, who.merchant_id, channel_id)
-        return service.channel_view(channel, service.channel_stats(session, [channel]).get(channel.id))
+        channel = channel_service.get_channel(session, who.merchant_id, channel_id)
+        return channel_service.channel_view(
+            channel, channel_service.channel_stats(session, [channel]).get(channel.id)
+        )
 
 
 @router.patch("/channels/{channel_id}", summary="Change or archive a channel (manager+)")
 def patch_channel(channel_id: int, body: ChannelPatch, who: Actor = Depends(manager)) -> dict[str, Any]:
     with db.transaction() as session:
-        channel = service.get_channel(session, who.merchant_id, channel_id)
-        service.update_channel(session, who, channel, body.model_dump(exclude_unset=True))
-        return service.channel_view(channel)
+        channel = channel_service.get_channel(session, who.merchant_id, channel_id)
+        channel_service.update_channel(session, who, channel, body.model_dump(exclude_unset=True))
+        return channel_service.channel_view(channel)
 
 
 @router.delete("/channels/{channel_id}", summary="Archive a channel; its cards keep it (manager+)")
 def delete_channel(channel_id: int, who: Actor = Depends(manager)) -> dict[str, Any]:
     with db.transaction() as session:
-        channel = service.get_channel(session, who.merchant_id, channel_id)
-        service.update_channel(session, who, channel, {"status": "archived"})
-        return service.channel_view(channel)
+        channel = channel_service.get_channel(session, who.merchant_id, channel_id)
+        channel_service.update_channel(session, who, channel, {"status": "archived"})
+        return channel_service.channel_view(channel)
 
 
 def _short_url(channel_id: int, who: Actor) -> str:
     with db.read() as session:
-        channel = service.get_channel(session, who.merchant_id, channel_id)
-        return f"{service.base_url()}/j/{channel.token}"
+        channel = channel_service.get_channel(session, who.merchant_id, channel_id)
+        return f"{base_url()}/j/{channel.token}"
 
 
 @router.get("/channels/{channel_id}/qr.svg", summary="The channel's QR code, SVG (manager+)")
@@ -116,20 +129,20 @@ def table_tent(
     channel_id: int, lang: str | None = Query(None, pattern="^(ru|en)$"), who: Actor = Depends(manager)
 ) -> Response:
     with db.read() as session:
-        channel = service.get_channel(session, who.merchant_id, channel_id)
+        channel = channel_service.get_channel(session, who.merchant_id, channel_id)
         program = get_program(session, who.merchant_id, channel.program_id)
         merchant = session.get(Merchant, who.merchant_id)
         assert merchant is not None
         language = lang if lang in LANGUAGES else (merchant.locale if merchant.locale in LANGUAGES else "ru")
         _ = gettext_for(language)
         look = webcard.brand(program, merchant)
-        settings = service.form_settings(session, program)
-        lines = [_(msg) % params for msg, params in rules.offer_lines(service.rules_of(program))]
+        settings = form_settings(session, program)
+        lines = [_(msg) % params for msg, params in rules.offer_lines(rules_of(program))]
         headline = channel.offer or settings.offer or (lines[0] if lines else program.name)
         details = [line for line in lines if line != headline][:2]
         design = webcard.design_of(program)
         logo = load_asset(session, merchant.id, design.images.logo) if design.images.logo else None
-        short_url = f"{service.base_url()}/j/{channel.token}"
+        short_url = f"{base_url()}/j/{channel.token}"
         pdf = printing.table_tent(
             url=short_url,
             short_url=short_url,
@@ -153,7 +166,7 @@ def table_tent(
 def get_join_form(program_id: int, who: Actor = Depends(any_actor)) -> dict[str, Any]:
     with db.read() as session:
         program = get_program(session, who.merchant_id, program_id)
-        return service.form_view(session, program, service.form_settings(session, program))
+        return form_view(session, program, form_settings(session, program))
 
 
 @router.put(
@@ -166,15 +179,15 @@ def put_join_form(
 ) -> dict[str, Any]:
     with db.transaction() as session:
         program = get_program(session, who.merchant_id, program_id)
-        settings = service.save_form_settings(session, who, program, body)
-        return service.form_view(session, program, settings)
+        settings = save_form_settings(session, who, program, body)
+        return form_view(session, program, settings)
 
 
 # --- enrolment at the till, confirmed by the guest's SMS code ------------------------------
 
 
 def _pending(session: Any, who: Actor, token: str) -> Any:
-    challenge = service.get_challenge(session, token, lock=True)
+    challenge = get_challenge(session, token, lock=True)
     if challenge.merchant_id != who.merchant_id:
         raise DomainError("not_found", "code request not found")
     return challenge
@@ -186,7 +199,7 @@ def _pending_view(challenge: Any) -> dict[str, Any]:
     return {
         "token": challenge.token,
         "status": challenge.status,
-        "phone": mask(service.challenge_phone(challenge)),
+        "phone": mask(challenge_phone(challenge)),
         "expires_at": challenge.expires_at.isoformat(),
         "resend_at": challenge.resend_at.isoformat(),
         "tries_left": max(0, rules.OTP_MAX_ATTEMPTS - challenge.attempts),
@@ -207,7 +220,7 @@ def start_enrollment(body: EnrollmentIn, who: Actor = Depends(any_actor)) -> Res
             "email": body.email or "",
             "birthday": body.birthday.isoformat() if body.birthday else "",
         }
-        req = service.JoinRequest(
+        req = JoinRequest(
             program_id=body.program_id,
             values=values,
             personal_data=body.personal_data_consent,
@@ -217,7 +230,7 @@ def start_enrollment(body: EnrollmentIn, who: Actor = Depends(any_actor)) -> Res
             source="api",
         )
         # No per-IP limit: one till serves everybody. Per phone and per merchant apply.
-        challenge = service.start_join(session, req)
+        challenge = start_join(session, req)
         return FastJSON(_pending_view(challenge), status_code=202)
 
 
@@ -227,7 +240,7 @@ def start_enrollment(body: EnrollmentIn, who: Actor = Depends(any_actor)) -> Res
 def confirm_enrollment(token: str, body: CodeIn, who: Actor = Depends(any_actor)) -> Response:
     with db.transaction() as session:
         _pending(session, who, token)
-        outcome = service.verify(session, token, body.code)
+        outcome = verify(session, token, body.code)
         view = None
         if outcome.error is None:
             assert outcome.card is not None and outcome.program is not None
@@ -241,4 +254,4 @@ def confirm_enrollment(token: str, body: CodeIn, who: Actor = Depends(any_actor)
 def resend_enrollment(token: str, who: Actor = Depends(any_actor)) -> dict[str, Any]:
     with db.transaction() as session:
         _pending(session, who, token)
-        return _pending_view(service.resend(session, token, None))
+        return _pending_view(resend(session, token, None))

@@ -18,7 +18,23 @@ from starlette.concurrency import run_in_threadpool
 from loyalwallet import crypto, db
 from loyalwallet.cards.views import card_view
 from loyalwallet.config import env
-from loyalwallet.enrollment import printing, rules, service, webcard
+from loyalwallet.enrollment import printing, rules, webcard
+from loyalwallet.enrollment.channels import channel_by_token, channel_join_path, count_scan
+from loyalwallet.enrollment.forms import consent_texts, form_settings
+from loyalwallet.enrollment.invitations import create_invitation, merged_into
+from loyalwallet.enrollment.join import (
+    JoinRequest,
+    Verified,
+    challenge_data,
+    challenge_phone,
+    get_challenge,
+    resend,
+    sms_regions,
+    start_join,
+    verify,
+)
+from loyalwallet.enrollment.links import base_url, join_path, public_program
+from loyalwallet.enrollment.referral import referrer_for
 from loyalwallet.enrollment.sms import console, provider_name
 from loyalwallet.errors import DomainError
 from loyalwallet.programs.assets import load as load_asset
@@ -64,9 +80,9 @@ def _device_cookie(request: Request, response: Response) -> None:
 
 def _join_context(program_id: int, lang: str) -> dict[str, Any]:
     with db.read() as session:
-        program, merchant = service.public_program(session, program_id)
-        settings = service.form_settings(session, program)
-        personal, marketing = service.consent_texts(settings, merchant, lang)
+        program, merchant = public_program(session, program_id)
+        settings = form_settings(session, program)
+        personal, marketing = consent_texts(settings, merchant, lang)
         return {
             "program": program,
             "brand": webcard.brand(program, merchant),
@@ -75,7 +91,7 @@ def _join_context(program_id: int, lang: str) -> dict[str, Any]:
             "personal_text": personal,
             "marketing_text": marketing,
             "genders": rules.GENDERS,
-            "regions": ", ".join(service.sms_regions() or []),
+            "regions": ", ".join(sms_regions() or []),
             "today": db.utcnow().date().isoformat(),
         }
 
@@ -110,7 +126,7 @@ async def join_submit(request: Request, program_id: int) -> Response:
     lang = language(request)
     values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     attribution = _attribution(values)
-    req = service.JoinRequest(
+    req = JoinRequest(
         program_id=program_id,
         values=values,
         personal_data=values.get("personal_data") == "yes",
@@ -129,7 +145,7 @@ async def join_submit(request: Request, program_id: int) -> Response:
 
     def start() -> str:
         with db.transaction() as session:
-            return service.start_join(session, req).token
+            return start_join(session, req).token
 
     try:
         token = await run_in_threadpool(start)
@@ -160,10 +176,10 @@ def _verify_context(token: str, now: dt.datetime | None = None) -> dict[str, Any
 
     now = now or db.utcnow()
     with db.read() as session:
-        challenge = service.get_challenge(session, token)
-        program, merchant = service.public_program(session, challenge.program_id)
-        data = service.challenge_data(challenge)
-        phone = service.challenge_phone(challenge)
+        challenge = get_challenge(session, token)
+        program, merchant = public_program(session, challenge.program_id)
+        data = challenge_data(challenge)
+        phone = challenge_phone(challenge)
         context: dict[str, Any] = {
             "token": token,
             "program": program,
@@ -215,9 +231,9 @@ async def verify_submit(request: Request, token: str) -> Response:
     code = str(form.get("code") or "")[:20]
     ip = client_ip(request)
 
-    def check() -> service.Verified:
+    def check() -> Verified:
         with db.transaction() as session:
-            return service.verify(session, token, code, ip)
+            return verify(session, token, code, ip)
 
     try:
         outcome = await run_in_threadpool(check)
@@ -235,7 +251,7 @@ async def verify_submit(request: Request, token: str) -> Response:
 def resend_code(request: Request, token: str) -> Response:
     try:
         with db.transaction() as session:
-            service.resend(session, token, client_ip(request))
+            resend(session, token, client_ip(request))
     except DomainError as exc:
         if exc.code in ("rate_limited", "conflict"):
             return _render_verify(
@@ -250,11 +266,11 @@ def done_page(request: Request, token: str) -> Response:
     lang = language(request)
     try:
         with db.read() as session:
-            challenge = service.get_challenge(session, token)
+            challenge = get_challenge(session, token)
             if challenge.status != "verified" or challenge.card_id is None:
                 return RedirectResponse(f"/join/verify/{token}", status_code=303)
             card, program, merchant = webcard.load_card_by_id(session, challenge.card_id)
-            data = service.challenge_data(challenge)
+            data = challenge_data(challenge)
             context = {
                 "card": card,
                 "brand": webcard.brand(program, merchant, card.tier),
@@ -262,10 +278,8 @@ def done_page(request: Request, token: str) -> Response:
                 "platform": rules.platform(request.headers.get("user-agent")),
                 "outcome": challenge.outcome,
                 "embed": data.get("embed", False),
-                "card_url": service.base_url() + f"/c/{card.public_token}",
-                "card_qr": printing.qr_svg(
-                    service.base_url() + f"/c/{card.public_token}", scale=4, inline=True
-                ),
+                "card_url": base_url() + f"/c/{card.public_token}",
+                "card_qr": printing.qr_svg(base_url() + f"/c/{card.public_token}", scale=4, inline=True),
                 "view": card_view(session, card, program, with_customer=False),
                 "program_kind": program.kind,
                 "currency": merchant.currency,
@@ -285,15 +299,15 @@ def channel_link(request: Request, token: str) -> Response:
     lang = language(request)
     try:
         with db.transaction() as session:
-            channel = service.channel_by_token(session, token)
-            service.count_scan(session, channel)
+            channel = channel_by_token(session, token)
+            count_scan(session, channel)
             if channel.status != "active":
                 raise DomainError("program_archived", "this link is no longer active")
-            program, merchant = service.public_program(session, channel.program_id)
-            target = service.channel_join_path(channel)
+            program, merchant = public_program(session, channel.program_id)
+            target = channel_join_path(channel)
             if not channel.invitation:
                 return RedirectResponse(target, status_code=303)
-            settings = service.form_settings(session, program)
+            settings = form_settings(session, program)
             context = {
                 "token": token,
                 "brand": webcard.brand(program, merchant),
@@ -311,8 +325,8 @@ def channel_link(request: Request, token: str) -> Response:
 def invitation_card(request: Request, token: str) -> Response:
     try:
         with db.transaction() as session:
-            channel = service.channel_by_token(session, token)
-            card = service.create_invitation(
+            channel = channel_by_token(session, token)
+            card = create_invitation(
                 session,
                 channel,
                 client_ip(request),
@@ -329,12 +343,12 @@ def invitation_card(request: Request, token: str) -> Response:
 def share_link(request: Request, token: str) -> Response:
     """A card's share link: the friend lands on the join form with the referral noted."""
     with db.read() as session:
-        referrer = service.referrer_for(session, token)
+        referrer = referrer_for(session, token)
         if referrer is None:
             return _error_page(request, DomainError("not_found", "this invitation link is not valid"))
         program_id = referrer.program_id
     return RedirectResponse(
-        service.join_path(program_id, ref=token, utm_source="referral", utm_medium="share"), status_code=303
+        join_path(program_id, ref=token, utm_source="referral", utm_medium="share"), status_code=303
     )
 
 
@@ -381,7 +395,7 @@ def web_card(request: Request, token: str) -> Response:
         with db.read() as session:
             card, program, merchant = webcard.load_card(session, token)
             if card.status == "blocked" and card.customer_id is None:
-                target = service.merged_into(session, card)
+                target = merged_into(session, card)
                 if target is not None:
                     return RedirectResponse(f"/c/{target.public_token}", status_code=303)
             context = webcard.card_page(session, card, program, merchant)

@@ -17,8 +17,10 @@ from loyalwallet import crypto
 from loyalwallet.cards.models import Card
 from loyalwallet.cards.views import card_view, ledger_view
 from loyalwallet.customers.models import Customer
-from loyalwallet.enrollment import rules, service
+from loyalwallet.enrollment import rules
+from loyalwallet.enrollment.links import join_path
 from loyalwallet.enrollment.printing import qr_svg
+from loyalwallet.enrollment.referral import referral_pays, referral_url
 from loyalwallet.errors import not_found
 from loyalwallet.merchants.models import Location, Merchant
 from loyalwallet.programs.design import CardDesign, look_for_tier, parse_design
@@ -129,8 +131,8 @@ def card_page(session: Session, card: Card, program: Program, merchant: Merchant
     ).all()
     name, _locale = first_name(session, card)
     share = None
-    if card.customer_id is not None and card.status == "active" and service.referral_pays(program):
-        share = {"url": service.referral_url(card), "points": getattr(rules_, "referral_points", 0)}
+    if card.customer_id is not None and card.status == "active" and referral_pays(program):
+        share = {"url": referral_url(card), "points": getattr(rules_, "referral_points", 0)}
     return {
         "card": card,
         "view": view,
@@ -144,7 +146,7 @@ def card_page(session: Session, card: Card, program: Program, merchant: Merchant
         "wallet": wallet_paths(card),
         "share": share,
         "anonymous": card.customer_id is None,
-        "invite_path": service.join_path(program.id, invite=card.public_token, channel=card.channel)
+        "invite_path": join_path(program.id, invite=card.public_token, channel=card.channel)
         if card.customer_id is None and card.status == "active" and program.status == "active"
         else None,
         "locations": [{"name": loc.name, "address": loc.address, "phone": loc.phone} for loc in locations],
