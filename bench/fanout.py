@@ -55,9 +55,10 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
     from loyalwallet.programs.models import Program
     from loyalwallet.programs.service import create_program
     from loyalwallet.wallet.google import objects
-    from loyalwallet.wallet.google import service as google
+    from loyalwallet.wallet.google.issuer import build_object, import_key, issuer_for
     from loyalwallet.wallet.google.keys import development_key_file
     from loyalwallet.wallet.google.models import GoogleObject
+    from loyalwallet.wallet.google.sync import sync_program
 
     key_file = development_key_file("fanout-bench")
     pem = json.loads(key_file)["private_key"].encode()
@@ -69,7 +70,7 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
     with db.transaction() as session:
         merchant = create_merchant(session, "Fan-out café")
         program = create_program(session, system(merchant.id), "bonus", "Bonus", rules)
-        google.import_key(session, key_file, fake.issuer_id, merchant.id)
+        import_key(session, key_file, fake.issuer_id, merchant.id)
         merchant_id, program_id = merchant.id, program.id
     now = db.utcnow()
     batch = 5000
@@ -115,17 +116,17 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
             )
     # Google objects: built by the Google part itself, stored at the fake and in our table.
     with db.transaction() as session:
-        issuer = google.issuer_for(session, merchant_id)
+        issuer = issuer_for(session, merchant_id)
         assert issuer is not None
         program = session.get(Program, program_id)
         cards = session.scalars(select(Card).where(Card.merchant_id == merchant_id)).all()
-        sample = google.build_object(session, issuer, cards[0], program)
+        sample = build_object(session, issuer, cards[0], program)
         class_id = sample["classId"]
         oids = []
         rows = []
         card_keys = [(card.id, card.serial) for card in cards]
         for card in cards:
-            obj = google.build_object(session, issuer, card, program)
+            obj = build_object(session, issuer, card, program)
             fake.objects[obj["id"]] = obj
             oids.append(obj["id"])
             rows.append(
@@ -149,7 +150,7 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
             )
         for i in range(0, len(rows), batch):
             session.execute(insert(GoogleObject), rows[i : i + batch])
-    google.sync_program(program_id)  # the classes exist at the fake, as after import-key
+    sync_program(program_id)  # the classes exist at the fake, as after import-key
     # Apple: the installation's certificate, a team key for token auth, one device per card.
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -185,11 +186,11 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
 
 def raw_rate(merchant_id: int, oids: list[str], n: int, threads: int) -> float:
     from loyalwallet import db
-    from loyalwallet.wallet.google import service as google
     from loyalwallet.wallet.google.client import WalletClient
+    from loyalwallet.wallet.google.issuer import issuer_for
 
     with db.read() as session:
-        issuer = google.issuer_for(session, merchant_id)
+        issuer = issuer_for(session, merchant_id)
         assert issuer is not None
     client = WalletClient(issuer.creds)
     client.get("loyaltyObject", oids[0])  # a token first, as the worker has one too

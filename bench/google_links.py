@@ -53,7 +53,8 @@ def main() -> None:
     from loyalwallet.merchants.service import create_location, create_merchant
     from loyalwallet.programs.models import Program
     from loyalwallet.programs.service import create_program
-    from loyalwallet.wallet.google import service as google
+    from loyalwallet.wallet.google import caches
+    from loyalwallet.wallet.google.issuer import import_key
     from loyalwallet.wallet.google.keys import development_key_file
 
     rules = {"tiers": [{"name": "Base", "min_spend": 0, "cashback_pct": 5}], "welcome_points": 100}
@@ -67,7 +68,7 @@ def main() -> None:
             if label == "google":
                 # A real-looking issuer (not a development one): links are signed and
                 # google.patch rows are queued, as in production. No worker runs here.
-                google.import_key(session, development_key_file(), "3388000000012345678", merchant.id)
+                import_key(session, development_key_file(), "3388000000012345678", merchant.id)
             codes = []
             for n in range(args.cards):
                 guest = GuestData(phone=f"+7916{merchant.id:02d}{n:05d}", name="Гость")
@@ -78,7 +79,7 @@ def main() -> None:
     def buy(label: str, n: int, cold: bool = False) -> float:
         actor, codes = shops[label]
         if cold:  # as in a process that has not shown this card yet: the link is read from the database
-            google._links.clear()
+            caches.links.clear()
         body = PurchaseIn(card=codes[n % len(codes)], amount=25000)
         started = time.perf_counter()
         with db.transaction() as session:

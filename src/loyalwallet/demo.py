@@ -36,7 +36,7 @@ from loyalwallet.merchants.service import (
     create_staff,
 )
 from loyalwallet.programs.service import create_program
-from loyalwallet.wallet.google.service import ensure_development_issuer
+from loyalwallet.wallet.google.issuer import ensure_development_issuer
 
 DEMO_FILE = "demo.json"
 OWNER_LOGIN = "owner@demo.coffee"

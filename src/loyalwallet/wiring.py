@@ -63,9 +63,9 @@ from loyalwallet.wallet.apple import cli as apple_cli
 from loyalwallet.wallet.apple import handlers as apple
 from loyalwallet.wallet.google import cli as google_cli
 from loyalwallet.wallet.google import handlers as google
+from loyalwallet.wallet.google import links as google_links
 from loyalwallet.wallet.google import public as google_api
 from loyalwallet.wallet.google import saves as google_saves
-from loyalwallet.wallet.google import service as google_service
 from loyalwallet.web import login as web_login
 from loyalwallet.web import nav, sessions
 from loyalwallet.web import pages as web_pages
@@ -128,7 +128,7 @@ PERIODIC: list[Periodic] = [
 # --- smaller hooks ----------------------------------------------------------------------
 
 # Each edits a card view's links (session, card, program, urls): the signed Google link.
-CARD_URL_HOOKS = [google_service.card_view_hook]
+CARD_URL_HOOKS = [google_links.card_view_hook]
 
 # Other ways to authenticate an API call than an API key: the staff's session cookie.
 API_AUTHENTICATORS = [web_pages.session_actor]

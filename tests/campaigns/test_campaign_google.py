@@ -13,7 +13,8 @@ from fakes.google_wallet import FakeGoogleWallet
 from loyalwallet import db
 from loyalwallet.outbox import worker
 from loyalwallet.outbox.models import OutboxMessage
-from loyalwallet.wallet.google import client, service
+from loyalwallet.wallet.google import client
+from loyalwallet.wallet.google.issuer import import_key, remove_issuer, reset_cache
 from support import Shop
 from wallet.google.helpers import new_key
 
@@ -24,14 +25,14 @@ def google(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGoogleWa
     monkeypatch.setenv("LOYALWALLET_GOOGLE_API_URL", fake.api_url)
     monkeypatch.setenv("LOYALWALLET_GOOGLE_TOKEN_URL", fake.token_url)
     client.clear_tokens()
-    service.reset_cache()
+    reset_cache()
     key_file, public = new_key()
     fake.register(json.loads(key_file)["client_email"], public)
     with db.transaction() as session:
-        service.import_key(session, key_file, fake.issuer_id, shop.merchant_id)
+        import_key(session, key_file, fake.issuer_id, shop.merchant_id)
     yield fake
     with db.transaction() as session:
-        service.remove_issuer(session, shop.merchant_id)
+        remove_issuer(session, shop.merchant_id)
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.merchant_id == shop.merchant_id, OutboxMessage.status == "pending")
@@ -39,7 +40,7 @@ def google(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGoogleWa
         )
     fake.stop()
     client.clear_tokens()
-    service.reset_cache()
+    reset_cache()
 
 
 def test_a_campaign_message_arrives_in_google_wallet(shop: Shop, google: FakeGoogleWallet) -> None:

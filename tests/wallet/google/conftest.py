@@ -13,7 +13,8 @@ from sqlalchemy import update
 from fakes.google_wallet import FakeGoogleWallet
 from loyalwallet import db
 from loyalwallet.outbox.models import OutboxMessage
-from loyalwallet.wallet.google import client, service
+from loyalwallet.wallet.google import client
+from loyalwallet.wallet.google.issuer import import_key, remove_issuer, reset_cache
 from support import Shop
 from wallet.google.helpers import new_key
 
@@ -25,11 +26,11 @@ def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGoogleWallet]:
     monkeypatch.setenv("LOYALWALLET_GOOGLE_TOKEN_URL", fake.token_url)
     monkeypatch.setenv("LOYALWALLET_GOOGLE_TIMEOUT", "1")
     client.clear_tokens()
-    service.reset_cache()
+    reset_cache()
     yield fake
     fake.stop()
     client.clear_tokens()
-    service.reset_cache()
+    reset_cache()
 
 
 @dataclass
@@ -50,10 +51,10 @@ def gshop(shop: Shop, google: FakeGoogleWallet) -> Iterator[GoogleShop]:
     key_file, public = new_key()
     google.register(json.loads(key_file)["client_email"], public)
     with db.transaction() as session:
-        service.import_key(session, key_file, google.issuer_id, shop.merchant_id)
+        import_key(session, key_file, google.issuer_id, shop.merchant_id)
     yield GoogleShop(shop, google, key_file, public)
     with db.transaction() as session:
-        service.remove_issuer(session, shop.merchant_id)
+        remove_issuer(session, shop.merchant_id)
         # Nothing of this shop is left for other tests' workers to deliver.
         session.execute(
             update(OutboxMessage)

@@ -8,7 +8,8 @@ from sqlalchemy import delete, select
 
 from loyalwallet import db
 from loyalwallet.outbox.models import OutboxMessage
-from loyalwallet.wallet.google import service
+from loyalwallet.wallet.google import links
+from loyalwallet.wallet.google.issuer import import_key, remove_issuer, reset_cache
 from loyalwallet.wallet.google.models import GoogleObject
 from support import Shop
 from wallet.google.helpers import drain
@@ -88,11 +89,11 @@ def test_the_redirect_link_sends_the_guest_to_the_save_link(gshop) -> None:
 def test_reads_never_sign_and_writes_sign_once(gshop, google) -> None:
     shop = gshop.shop
     with db.transaction() as session:
-        service.remove_issuer(session, shop.merchant_id)
+        remove_issuer(session, shop.merchant_id)
     card = shop.card(shop.program("bonus"))  # enrolled before Google was set up
     assert card["google_save_url"] == _redirect_url(card)
     with db.transaction() as session:
-        service.import_key(session, gshop.key_file, google.issuer_id, shop.merchant_id)
+        import_key(session, gshop.key_file, google.issuer_id, shop.merchant_id)
     read = shop.get(f"/api/v1/cards/{card['code']}").json()
     assert read["google_save_url"] == _redirect_url(card)  # a read transaction signs nothing
     with db.read() as session:
@@ -146,18 +147,18 @@ def test_a_google_problem_never_fails_the_purchase(gshop, monkeypatch: pytest.Mo
     card = shop.card(shop.program("bonus"))
     with db.transaction() as session:
         session.execute(delete(GoogleObject).where(GoogleObject.card_id == _card_id(shop, card["code"])))
-    service.reset_cache()
+    reset_cache()
 
     def broken(*args: object, **kw: object) -> dict:
         raise RuntimeError("a bug in the object builder")
 
-    working = service.build_object
-    monkeypatch.setattr(service, "build_object", broken)
+    working = links.build_object
+    monkeypatch.setattr(links, "build_object", broken)
     changed_before = _card_changed_rows(shop, card["code"])
     bought = shop.buy(card["code"], 10000)  # the purchase goes through
     assert bought["card"]["google_save_url"] == _redirect_url(card)
     # ...with its outbox rows: the failed savepoint drops none of them.
     assert _card_changed_rows(shop, card["code"]) == changed_before + 1
-    monkeypatch.setattr(service, "build_object", working)
+    monkeypatch.setattr(links, "build_object", working)
     again = shop.buy(card["code"], 10000)
     assert again["card"]["google_save_url"].startswith(SAVE)

@@ -19,8 +19,11 @@ from loyalwallet.analytics import service as analytics
 from loyalwallet.cards.models import Card
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.outbox import handlers as outbox_handlers
-from loyalwallet.wallet.google import saves, service
+from loyalwallet.wallet.google import saves
+from loyalwallet.wallet.google.issuer import import_key
 from loyalwallet.wallet.google.models import GoogleObject
+from loyalwallet.wallet.google.service import status
+from loyalwallet.wallet.google.sync import send_message
 from staff_support import add_staff, login
 from support import Shop
 from wallet.google.helpers import deliveries, drain, make_due
@@ -98,7 +101,7 @@ def test_a_save_seen_in_a_patch_answer_is_recorded(gs) -> None:
     drain()
     assert _row(card_id).saved_at == first_saved  # the first time it was seen saved
     with db.read() as session:
-        assert service.status(session, shop.merchant_id)["objects_saved"] == 1
+        assert status(session, shop.merchant_id)["objects_saved"] == 1
 
     fake.save(row.object_id, saved=False)  # removed from the phone
     shop.buy(code, 10_000)
@@ -107,14 +110,14 @@ def test_a_save_seen_in_a_patch_answer_is_recorded(gs) -> None:
     assert not row.has_users and row.saved_at == first_saved
 
     with db.read() as session:
-        assert service.status(session, shop.merchant_id)["objects_saved"] == 0
+        assert status(session, shop.merchant_id)["objects_saved"] == 0
 
 
 def test_a_save_seen_in_a_message_answer_is_recorded(gs) -> None:
     shop, fake = gs.shop, gs.fake
     (card_id,) = _enrolled(shop, shop.program("bonus"))
     fake.save(_row(card_id).object_id)
-    assert service.send_message(card_id, shop.merchant_id, "Hello", "A gift for you", "m1") == "sent"
+    assert send_message(card_id, shop.merchant_id, "Hello", "A gift for you", "m1") == "sent"
     assert _row(card_id).has_users
 
 
@@ -240,7 +243,7 @@ def test_dashboard_counts_google_wallet_cards(gs) -> None:
     assert "Google Wallet 2 1" in rows and len(rows) == 2  # and the web cards' row (in Russian)
 
     with db.read() as session:
-        info = service.status(session, shop.merchant_id)
+        info = status(session, shop.merchant_id)
     assert (info["objects"], info["objects_at_google"], info["objects_saved"]) == (3, 3, 2)
 
 
@@ -280,7 +283,7 @@ def test_a_new_issuer_makes_a_new_object_nobody_saved_yet(gs) -> None:
 
     fake.issuer_id = "3388000000099999999"  # the merchant moves to another issuer account
     with db.transaction() as session:
-        service.import_key(session, gs.key_file, fake.issuer_id, shop.merchant_id)
+        import_key(session, gs.key_file, fake.issuer_id, shop.merchant_id)
     shop.buy(code, 10_000)
     drain()
     row = _row(card_id)

@@ -139,7 +139,8 @@ def test_an_object_already_at_google_is_patched(gshop) -> None:
     shop, fake = gshop.shop, gshop.fake
     card = shop.card(shop.program("bonus"))
     # The guest saved the link before our insert went out: Google made the object from the JWT.
-    from loyalwallet.wallet.google import service
+    from loyalwallet.wallet.google.issuer import build_object, issuer_for
+    from loyalwallet.wallet.google.sync import _class_bodies
 
     with db.read() as session:
         from sqlalchemy import select
@@ -149,10 +150,10 @@ def test_an_object_already_at_google_is_patched(gshop) -> None:
         c = session.scalar(
             select(Card).where(Card.merchant_id == shop.merchant_id, Card.code == card["code"])
         )
-        issuer = service.issuer_for(session, shop.merchant_id)
+        issuer = issuer_for(session, shop.merchant_id)
         program = session.get(Program, c.program_id)
-        obj = service.build_object(session, issuer, c, program)
-        classes = service._class_bodies(session, issuer, program)
+        obj = build_object(session, issuer, c, program)
+        classes = _class_bodies(session, issuer, program)
     for cid, _variant, body in classes:
         fake.classes[cid] = {**body, "reviewStatus": "APPROVED"}
     fake.objects[obj["id"]] = {**obj, "loyaltyPoints": {"label": "x", "balance": {"int": 999}}}
@@ -216,10 +217,10 @@ def _card_id(shop: Shop, code: str) -> int:
 def test_importing_a_key_sends_the_classes_of_existing_programs(shop: Shop, google) -> None:
     program = shop.program("bonus", TIERED)
     key_file = register_key(google)
-    from loyalwallet.wallet.google import service
+    from loyalwallet.wallet.google.issuer import import_key, remove_issuer
 
     with db.transaction() as session:
-        service.import_key(session, key_file, google.issuer_id, shop.merchant_id)
+        import_key(session, key_file, google.issuer_id, shop.merchant_id)
     try:
         drain()
         (cls,) = google.classes.values()
@@ -227,7 +228,7 @@ def test_importing_a_key_sends_the_classes_of_existing_programs(shop: Shop, goog
         assert google.objects == {}  # no card has a link yet
     finally:
         with db.transaction() as session:
-            service.remove_issuer(session, shop.merchant_id)
+            remove_issuer(session, shop.merchant_id)
 
 
 def test_a_blocked_card_becomes_inactive_at_google(gshop) -> None:

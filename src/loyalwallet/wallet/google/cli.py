@@ -31,7 +31,7 @@ def import_key(
     runtime.start()
     from loyalwallet import db
     from loyalwallet.errors import DomainError
-    from loyalwallet.wallet.google.service import import_key as store
+    from loyalwallet.wallet.google.issuer import import_key as store
 
     try:
         with db.transaction() as session:
@@ -95,7 +95,7 @@ def remove(
     """Forget an issuer key (cards keep their objects at Google; links stop being made)."""
     runtime.start()
     from loyalwallet import db
-    from loyalwallet.wallet.google.service import remove_issuer
+    from loyalwallet.wallet.google.issuer import remove_issuer
 
     with db.transaction() as session:
         gone = remove_issuer(session, merchant)

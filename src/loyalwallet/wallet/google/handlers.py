@@ -32,9 +32,11 @@ from loyalwallet.cards.handlers import changed_cards
 from loyalwallet.errors import DomainError
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
-from loyalwallet.wallet.google import saves, service
+from loyalwallet.wallet.google import saves
 from loyalwallet.wallet.google.client import GoogleApiError, TokenError
+from loyalwallet.wallet.google.issuer import issuer_for
 from loyalwallet.wallet.google.models import GoogleObject
+from loyalwallet.wallet.google.sync import send_message, sync_card, sync_program
 
 
 def _guarded(fn: Callable[[], Any]) -> Any:
@@ -66,7 +68,7 @@ def on_card_changed(msg: Delivery) -> None:
     card_ids = changed_cards(msg)
     merchant_id = msg.merchant_id
     with db.read() as session:
-        issuer = service.issuer_for(session, merchant_id)
+        issuer = issuer_for(session, merchant_id)
         if issuer is None or not issuer.syncs:
             return
         in_google = session.scalars(
@@ -93,11 +95,11 @@ def on_card_changed(msg: Delivery) -> None:
 
 
 def google_patch(msg: Delivery) -> None:
-    _guarded(lambda: service.sync_card(int(msg.payload["card_id"])))
+    _guarded(lambda: sync_card(int(msg.payload["card_id"])))
 
 
 def google_class(msg: Delivery) -> None:
-    _guarded(lambda: service.sync_program(int(msg.payload["program_id"])))
+    _guarded(lambda: sync_program(int(msg.payload["program_id"])))
 
 
 def google_message(msg: Delivery) -> None:
@@ -107,7 +109,7 @@ def google_message(msg: Delivery) -> None:
         message_id = str(p["message_id"])
     except (KeyError, TypeError, ValueError) as exc:
         raise Permanent(f"bad google.message payload: {exc!r}") from exc
-    _guarded(lambda: service.send_message(card_id, msg.merchant_id, header, body, message_id))
+    _guarded(lambda: send_message(card_id, msg.merchant_id, header, body, message_id))
 
 
 def google_check(msg: Delivery) -> None:

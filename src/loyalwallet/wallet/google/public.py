@@ -16,7 +16,8 @@ from loyalwallet import db
 from loyalwallet.cards.models import Card
 from loyalwallet.cards.views import card_urls
 from loyalwallet.programs.models import Program
-from loyalwallet.wallet.google import service
+from loyalwallet.wallet.google.issuer import issuer_for
+from loyalwallet.wallet.google.links import save_link
 from loyalwallet.wallet.google.models import GoogleObject
 from loyalwallet.web.templating import render
 
@@ -43,16 +44,16 @@ def add_to_google_wallet(request: Request, token: str, attempt: int = Query(0, g
             return render(request, "google/notice.html", {"state": "missing"}, status=404)
         card, program = found
         web_card_url = card_urls(card)["web_card_url"]
-        issuer = service.issuer_for(session, card.merchant_id)
+        issuer = issuer_for(session, card.merchant_id)
         if issuer is None:
             context = {"state": "not_configured", "web_card_url": web_card_url}
             return render(request, "google/notice.html", context, status=503)
-        link = service.save_link(session, card, program, issuer, create=False)
+        link = save_link(session, card, program, issuer, create=False)
     if link is None:
         with db.transaction() as session:
             found = _card(session, token)
             assert found is not None
-            link = service.save_link(session, found[0], found[1], issuer, create=True)
+            link = save_link(session, found[0], found[1], issuer, create=True)
     with db.read() as session:
         inserted = session.scalar(select(GoogleObject.inserted).where(GoogleObject.card_id == card.id))
     waiting = issuer.syncs and not inserted and attempt < MAX_WAIT_ROUNDS

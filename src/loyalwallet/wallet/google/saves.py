@@ -2,7 +2,7 @@
 
 Google tells an issuer about saves in the object itself: its read-only `hasUsers`, in
 the answer of every insert, patch and get. sync_card and send_message record it from
-the answers they get anyway (service.saved_values), so a card that changes is known
+the answers they get anyway (saved_values), so a card that changes is known
 saved at its next patch. For the rest (a guest saved the card and has not bought since)
 `schedule` asks Google again, within bounds:
 
@@ -33,9 +33,10 @@ from sqlalchemy import or_, select, update
 from loyalwallet import db
 from loyalwallet.config import env
 from loyalwallet.outbox.service import enqueue
-from loyalwallet.wallet.google import service
 from loyalwallet.wallet.google.client import GoogleApiError, TokenError, WalletClient
+from loyalwallet.wallet.google.issuer import issuer_for
 from loyalwallet.wallet.google.models import GoogleObject
+from loyalwallet.wallet.google.sync import save_columns
 
 log = logging.getLogger("loyalwallet.google")
 
@@ -106,7 +107,7 @@ def schedule(now: dt.datetime | None = None) -> int:
             .execution_options(synchronize_session=False)
         )
         for merchant_id, card_ids in by_merchant.items():
-            issuer = service.issuer_for(session, merchant_id)
+            issuer = issuer_for(session, merchant_id)
             if issuer is None or not issuer.syncs:
                 continue  # nobody to ask: marked checked, picked again after the interval
             for i in range(0, len(card_ids), BATCH):
@@ -142,7 +143,7 @@ def check(merchant_id: int | None, card_ids: list[int], at: dt.datetime) -> dict
             )
             .order_by(GoogleObject.card_id)
         ).all()
-        issuer = service.issuer_for(session, merchant_id) if rows and merchant_id is not None else None
+        issuer = issuer_for(session, merchant_id) if rows and merchant_id is not None else None
     counts["skipped"] = len(card_ids) - len(rows)
     if issuer is None or not issuer.syncs:
         counts["skipped"] = len(card_ids)
@@ -195,7 +196,7 @@ def _record(
             session.execute(
                 update(GoogleObject)
                 .where(GoogleObject.card_id.in_(saved), GoogleObject.has_users.is_(False))
-                .values(**service.save_columns(True, now))
+                .values(**save_columns(True, now))
                 .execution_options(synchronize_session=False)
             )
         if seen:
