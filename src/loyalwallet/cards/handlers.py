@@ -16,7 +16,7 @@ from loyalwallet.outbox.handlers import Delivery, Permanent
 
 def changed_cards(msg: Delivery) -> list[int]:
     """The cards of a card.changed row: {"card_id"} (one touch) or {"card_ids": [...]}
-    (a campaign chunk, see cards.service.cards_changed)."""
+    (a campaign chunk, see cards.book.cards_changed)."""
     if "card_ids" in msg.payload:
         return [int(i) for i in msg.payload["card_ids"]]
     return [int(msg.payload["card_id"])]

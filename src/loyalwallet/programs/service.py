@@ -145,7 +145,7 @@ def update_program(
         program.version += 1
         program.updated_at = utcnow()
         audit(session, actor, "program.update", "program", program.id, changes)
-        # Every issued card must refresh in the wallets (outbox/core_handlers fans out).
+        # Every issued card must refresh in the wallets (wiring.CARD_CHANGED_LISTENERS fan out).
         enqueue(
             session,
             program.merchant_id,
