@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 from loyalwallet import db
-from loyalwallet import models as _every_table  # noqa: F401
 from loyalwallet.config import Settings, configure, load_settings
 
 
@@ -18,6 +17,8 @@ def start(data_dir: Path | None = None) -> Settings:
     """Configure logging, the settings (from the environment) and the database engine."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin: noise
+    from loyalwallet import models  # noqa: F401  every table (imported here: `--help` needs none)
+
     settings = configure(load_settings(data_dir))
     db.init_engine(settings)
     return settings

@@ -13,66 +13,46 @@ Nothing imports this module but the entry points, so it may import every part.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
-from fastapi import APIRouter
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from loyalwallet import models as _every_table  # noqa: F401
-from loyalwallet.analytics import pages as analytics_pages
 from loyalwallet.analytics import queries as analytics_queries
 from loyalwallet.analytics import rollup, snapshot, wallets
-from loyalwallet.api import deps as api_deps
-from loyalwallet.campaigns import api as campaigns_api
-from loyalwallet.campaigns import pages as campaign_pages
 from loyalwallet.campaigns import service as campaigns
 from loyalwallet.campaigns import triggers
-from loyalwallet.cards import api as cards_api
 from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import sweeps as cards_sweeps
 from loyalwallet.cards import views as cards_views
-from loyalwallet.checkout import api as checkout_api
-from loyalwallet.checkout import pages as checkout_pages
-from loyalwallet.customers import api as customers_api
-from loyalwallet.customers import pages as customer_pages
-from loyalwallet.enrollment import api as enrollment_api
 from loyalwallet.enrollment import handlers as enrollment_handlers
-from loyalwallet.enrollment import public as enrollment_public
 from loyalwallet.enrollment import sms
-from loyalwallet.fraud import api as fraud_api
 from loyalwallet.fraud import linking as telegram_linking
-from loyalwallet.fraud import pages as fraud_pages
 from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
-from loyalwallet.merchants import api as merchants_api
 from loyalwallet.merchants import cli as merchants_cli
-from loyalwallet.merchants import pages as merchant_pages
-from loyalwallet.outbox import api as outbox_api
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
-from loyalwallet.outbox import pages as outbox_pages
 from loyalwallet.outbox.handlers import Handler, Periodic
-from loyalwallet.programs import api as programs_api
-from loyalwallet.programs import pages as program_pages
 from loyalwallet.search import cli as search_cli
 from loyalwallet.search import service as search
-from loyalwallet.wallet.apple import api as apple_api
 from loyalwallet.wallet.apple import cli as apple_cli
 from loyalwallet.wallet.apple import handlers as apple
 from loyalwallet.wallet.google import cli as google_cli
 from loyalwallet.wallet.google import handlers as google
 from loyalwallet.wallet.google import links as google_links
-from loyalwallet.wallet.google import public as google_api
 from loyalwallet.wallet.google import saves as google_saves
-from loyalwallet.web import login as web_login
 from loyalwallet.web import nav, sessions
-from loyalwallet.web import pages as web_pages
 from loyalwallet.web.nav import N_, Section
-from loyalwallet.webhooks import api as webhooks_api
-from loyalwallet.webhooks import pages as webhook_pages
 from loyalwallet.webhooks import service as webhooks
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter, Request
+
+    from loyalwallet.merchants.actors import Actor
 
 # --- the outbox ---------------------------------------------------------------------------
 
@@ -130,9 +110,6 @@ PERIODIC: list[Periodic] = [
 # Each edits a card view's links (session, card, program, urls): the signed Google link.
 CARD_URL_HOOKS = [google_links.card_view_hook]
 
-# Other ways to authenticate an API call than an API key: the staff's session cookie.
-API_AUTHENTICATORS = [web_pages.session_actor]
-
 # SELECT (card_id, wallet) of the cards saved in each wallet, for the dashboard.
 WALLET_SOURCES = [wallets.apple, wallets.google]
 
@@ -141,35 +118,7 @@ SESSION_LISTENERS: list[tuple[str, Any]] = [
     ("after_flush", search.index_names),  # guests' name tokens for the search
 ]
 
-# --- HTTP, the admin's sections, the command line -------------------------------------------
-
-# In this order (an earlier router wins a path both match).
-ROUTERS: list[APIRouter] = [
-    programs_api.router,
-    cards_api.router,
-    checkout_api.router,
-    merchants_api.router,
-    customers_api.router,
-    programs_api.assets_router,
-    enrollment_api.router,
-    enrollment_public.router,
-    google_api.router,
-    apple_api.router,
-    web_login.router,
-    checkout_pages.router,
-    analytics_pages.router,
-    program_pages.router,
-    customer_pages.router,
-    outbox_pages.router,
-    merchant_pages.router,
-    webhooks_api.router,
-    outbox_api.router,
-    campaigns_api.router,
-    fraud_api.router,
-    campaign_pages.router,
-    fraud_pages.router,
-    webhook_pages.router,
-]
+# --- the admin's sections, the command line --------------------------------------------------
 
 NAV_SECTIONS: list[Section] = [
     Section("dashboard", N_("Dashboard"), "/admin", order=10),
@@ -204,9 +153,81 @@ def install() -> None:
     outbox.HANDLERS.update(OUTBOX_HANDLERS)
     outbox.PERIODIC[:] = PERIODIC
     cards_views.CARD_URL_HOOKS[:] = CARD_URL_HOOKS
-    api_deps.EXTRA_AUTHENTICATORS[:] = API_AUTHENTICATORS
     analytics_queries.WALLET_SOURCES[:] = WALLET_SOURCES
     nav.SECTIONS[:] = NAV_SECTIONS
     for name, listener in SESSION_LISTENERS:
         if not event.contains(Session, name, listener):
             event.listen(Session, name, listener)
+
+
+# --- HTTP: imported by the app only (a command or the worker loads no page) ------------------
+
+
+def routers() -> list[APIRouter]:
+    """Every HTTP router, in this order (an earlier router wins a path both match)."""
+    from loyalwallet.analytics import pages as analytics_pages
+    from loyalwallet.campaigns import api as campaigns_api
+    from loyalwallet.campaigns import pages as campaign_pages
+    from loyalwallet.cards import api as cards_api
+    from loyalwallet.checkout import api as checkout_api
+    from loyalwallet.checkout import pages as checkout_pages
+    from loyalwallet.customers import api as customers_api
+    from loyalwallet.customers import pages as customer_pages
+    from loyalwallet.enrollment import api as enrollment_api
+    from loyalwallet.enrollment import public as enrollment_public
+    from loyalwallet.fraud import api as fraud_api
+    from loyalwallet.fraud import pages as fraud_pages
+    from loyalwallet.merchants import api as merchants_api
+    from loyalwallet.merchants import pages as merchant_pages
+    from loyalwallet.outbox import api as outbox_api
+    from loyalwallet.outbox import pages as outbox_pages
+    from loyalwallet.programs import api as programs_api
+    from loyalwallet.programs import pages as program_pages
+    from loyalwallet.wallet.apple import api as apple_api
+    from loyalwallet.wallet.google import public as google_api
+    from loyalwallet.web import login as web_login
+    from loyalwallet.webhooks import api as webhooks_api
+    from loyalwallet.webhooks import pages as webhook_pages
+
+    return [
+        programs_api.router,
+        cards_api.router,
+        checkout_api.router,
+        merchants_api.router,
+        customers_api.router,
+        programs_api.assets_router,
+        enrollment_api.router,
+        enrollment_public.router,
+        google_api.router,
+        apple_api.router,
+        web_login.router,
+        checkout_pages.router,
+        analytics_pages.router,
+        program_pages.router,
+        customer_pages.router,
+        outbox_pages.router,
+        merchant_pages.router,
+        webhooks_api.router,
+        outbox_api.router,
+        campaigns_api.router,
+        fraud_api.router,
+        campaign_pages.router,
+        fraud_pages.router,
+        webhook_pages.router,
+    ]
+
+
+def api_authenticators() -> list[Callable[[Request], Actor | None]]:
+    """Other ways to authenticate an API call than an API key: the staff's session cookie."""
+    from loyalwallet.web.pages import session_actor
+
+    return [session_actor]
+
+
+def install_http() -> list[APIRouter]:
+    """install(), and the HTTP side: the API authenticators; returns the routers."""
+    from loyalwallet.api import deps as api_deps
+
+    install()
+    api_deps.EXTRA_AUTHENTICATORS[:] = api_authenticators()
+    return routers()

@@ -28,7 +28,6 @@ POS writes accept an `Idempotency-Key` header: a retry returns the stored answer
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = configure(settings or get_settings())
-    wiring.install()
     db.init_engine(settings)
     embedded = settings.run_worker if run_worker is None else run_worker
 
@@ -57,7 +56,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     from loyalwallet.web.pages import install as install_pages
 
     install_pages(app)
-    for router in wiring.ROUTERS:
+    for router in wiring.install_http():
         app.include_router(router)
     from starlette.staticfiles import StaticFiles
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import segno
-from fpdf import FPDF
 
 from loyalwallet.campaigns.rules import group_code
 from loyalwallet.cards.models import Coupon
@@ -118,6 +117,8 @@ def pdf_bytes(
 
     tz = zoneinfo.ZoneInfo(tz_name)
     _ = gettext_for(lang)
+    from fpdf import FPDF  # here: importing it costs every command and process ~0.5 s
+
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     pdf.set_auto_page_break(False)
     pdf.set_margin(0)
