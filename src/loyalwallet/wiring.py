@@ -5,7 +5,8 @@ delivers (OUTBOX_HANDLERS), who hears a changed card (CARD_CHANGED_LISTENERS) or
 business event (EVENT_LISTENERS), the periodic jobs, the HTTP routers, the CLI
 sub-commands, the admin's sections and the smaller hooks. No module registers itself
 when imported: the lists take effect when an entry point calls `install()` (the CLI's
-`main`, `api.app.create_app`, the test suite). `grep` for a topic or an event name shows
+`main`, the test suite) or `install_http()` (`api.app.create_app`, which also takes the
+routers; the pages are imported there only, so a command or the worker loads none). `grep` for a topic or an event name shows
 its producers; this file shows all its consumers.
 
 Nothing imports this module but the entry points, so it may import every part.
