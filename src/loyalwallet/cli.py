@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,10 +84,13 @@ def worker() -> None:
     from loyalwallet.outbox.worker import Worker
 
     w = Worker()
+    # systemd and docker stop with SIGTERM: finish the deliveries in hand, then exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: w.stop())
     try:
         w.run()
     except KeyboardInterrupt:
         w.stop()
+    console.print("outbox worker stopped")
 
 
 @app.command("check-ledger")
@@ -173,8 +177,19 @@ def demo(
 
 
 def main() -> None:
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     wiring.install()
-    app()
+    try:
+        app()
+    except (OperationalError, ProgrammingError) as exc:
+        # An unreachable database or one without tables: one line that says what to do,
+        # not a traceback (the commands that write the schema, migrate and merchant
+        # create, reach here only when the server is unreachable).
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        console.print(f"[red]database error: {reason}[/red]")
+        console.print("Is LOYALWALLET_DATABASE_URL right, and has `loyalwallet migrate` been run?")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

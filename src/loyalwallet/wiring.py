@@ -46,6 +46,7 @@ from loyalwallet.wallet.google import cli as google_cli
 from loyalwallet.wallet.google import handlers as google
 from loyalwallet.wallet.google import links as google_links
 from loyalwallet.wallet.google import saves as google_saves
+from loyalwallet.web import cli as staff_cli
 from loyalwallet.web import nav, sessions
 from loyalwallet.web.nav import N_, Section
 from loyalwallet.webhooks import service as webhooks
@@ -145,6 +146,7 @@ CLI_APPS: list[tuple[str, typer.Typer]] = [
     ("google", google_cli.app),
     ("import", imports_cli.app),
     ("search", search_cli.app),
+    ("staff", staff_cli.app),
 ]
 
 
