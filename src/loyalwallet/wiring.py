@@ -188,6 +188,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.programs import pages as program_pages
     from loyalwallet.wallet.apple import api as apple_api
     from loyalwallet.wallet.google import public as google_api
+    from loyalwallet.web import front as web_front
     from loyalwallet.web import login as web_login
     from loyalwallet.webhooks import api as webhooks_api
     from loyalwallet.webhooks import pages as webhook_pages
@@ -217,6 +218,7 @@ def routers() -> list[APIRouter]:
         campaign_pages.router,
         fraud_pages.router,
         webhook_pages.router,
+        web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
     ]
 
 

@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         description=DESCRIPTION,
         default_response_class=FastJSON,
         lifespan=lifespan,
+        # /docs and /redoc are web/front.py's: their scripts come from us, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     from loyalwallet.web.pages import install as install_pages

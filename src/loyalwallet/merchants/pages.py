@@ -158,9 +158,23 @@ async def update_location(location_id: int, request: Request, who: StaffSession 
         loc.phone = str(form.get("phone") or "").strip()[:32] or None
         loc.latitude = _coord(form, "latitude", 90)
         loc.longitude = _coord(form, "longitude", 180)
-        loc.active = form.get("active") == "on"
         merchants.audit(session, who.actor, "location.update", "location", loc.id, {"name": loc.name})
     return redirect("/admin/locations", "Saved.")
+
+
+@router.post("/admin/locations/{location_id}/{action}")
+async def archive_location(
+    location_id: int, action: str, request: Request, who: StaffSession = Depends(owner)
+) -> Response:
+    """Archive a location (cashiers no longer pick it; its history stays) or restore it."""
+    if action not in ("archive", "restore"):
+        raise DomainError("not_found", "no such action")
+    await form_data(request, who)
+    with db.transaction() as session:
+        loc = merchants.get_location(session, who.merchant_id, location_id)
+        loc.active = action == "restore"
+        merchants.audit(session, who.actor, f"location.{action}", "location", loc.id, {"name": loc.name})
+    return redirect("/admin/locations", "Location archived." if action == "archive" else "Location restored.")
 
 
 # --- API keys ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto
-from loyalwallet.db import utcnow
+from loyalwallet.db import for_update, utcnow
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import (
@@ -89,6 +89,21 @@ def create_location(
     phone: str | None = None,
 ) -> Location:
     actor.require("owner")
+    # One location per name: the merchant's row is locked first, so a form sent twice
+    # (a double click, a retry) cannot add the same café twice.
+    session.execute(for_update(select(Merchant.id).where(Merchant.id == actor.merchant_id)))
+    wanted = name.strip().casefold()
+    for existing in list_locations(session, actor.merchant_id):
+        if existing.name.strip().casefold() == wanted:
+            if existing.active and (existing.address or None) == (address or None):
+                return existing  # the same location sent again: already there
+            raise DomainError(
+                "conflict",
+                "a location with this name exists (an archived one can be restored)"
+                if not existing.active
+                else "a location with this name exists",
+                field="name",
+            )
     location = Location(
         merchant_id=actor.merchant_id,
         name=name,
