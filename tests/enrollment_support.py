@@ -57,3 +57,18 @@ def join(client: TestClient, program_id: int, phone: str, **fields: str) -> tupl
     match = re.search(r'href="(/c/[A-Za-z0-9_-]+)"', page.text)
     assert match, page.text
     return done, match.group(1)
+
+
+def connect_wallets(merchant_id: int) -> None:
+    """The café's own Apple certificate and Google issuer, so both wallet buttons show."""
+    from loyalwallet import db
+    from loyalwallet.wallet.apple import certs, credentials
+    from loyalwallet.wallet.google.issuer import import_key
+    from loyalwallet.wallet.google.keys import development_key_file
+
+    with db.transaction() as session:
+        credentials.store_identity(session, certs.development_chain(f"pass.test.m{merchant_id}"), merchant_id)
+        import_key(
+            session, development_key_file(f"m{merchant_id}"), f"33880000000{merchant_id:08d}", merchant_id
+        )
+    credentials.reset_caches()

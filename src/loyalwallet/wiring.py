@@ -229,10 +229,21 @@ def api_authenticators() -> list[Callable[[Request], Actor | None]]:
     return [session_actor]
 
 
+def wallet_ready() -> dict[str, Callable[[Session, int], bool]]:
+    """Whether a wallet's button is shown on the join success page and the web card."""
+    from loyalwallet.wallet.apple import credentials as apple_credentials
+    from loyalwallet.wallet.google import issuer as google_issuer
+
+    return {"apple": apple_credentials.can_sign, "google": google_issuer.has_issuer}
+
+
 def install_http() -> list[APIRouter]:
     """install(), and the HTTP side: the API authenticators; returns the routers."""
     from loyalwallet.api import deps as api_deps
+    from loyalwallet.enrollment import webcard
 
     install()
     api_deps.EXTRA_AUTHENTICATORS[:] = api_authenticators()
+    webcard.WALLET_READY.clear()
+    webcard.WALLET_READY.update(wallet_ready())
     return routers()

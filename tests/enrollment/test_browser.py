@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from enrollment_support import BONUS_RULES
+from enrollment_support import BONUS_RULES, connect_wallets
 from loyalwallet.outbox import worker
 from support import random_phone
 
@@ -30,6 +30,7 @@ def _code_from_fake(fake: Any, phone: str) -> str:
 
 def test_join_on_a_phone_end_to_end(live_server, phone_page, shop, fake_smsru) -> None:
     pid = shop.program("bonus", BONUS_RULES)
+    connect_wallets(shop.merchant_id)
     page = phone_page
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -76,6 +77,7 @@ def test_android_gets_the_google_button(live_server, browser, shop) -> None:
     from loyalwallet.enrollment.join import JoinRequest, start_join, verify
 
     pid = shop.program("bonus", BONUS_RULES)
+    connect_wallets(shop.merchant_id)
     phone = random_phone()
     with db.transaction() as session:
         token = start_join(

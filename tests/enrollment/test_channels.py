@@ -7,7 +7,7 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from enrollment_support import BONUS_RULES, join, sms_code, start
+from enrollment_support import BONUS_RULES, connect_wallets, join, sms_code, start
 from loyalwallet import db
 from loyalwallet.cards.models import Card
 from loyalwallet.enrollment.models import Join
@@ -82,6 +82,7 @@ def test_qr_codes_and_the_a6_table_tent(client: TestClient, shop) -> None:
 
 def test_invitation_card_then_form_makes_it_named(client: TestClient, shop) -> None:
     pid = shop.program("bonus", BONUS_RULES)
+    connect_wallets(shop.merchant_id)  # the card page offers the pass
     ch = shop.post(
         "/api/v1/channels", {"program_id": pid, "kind": "counter_qr", "name": "Counter", "invitation": True}
     ).json()

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 from sqlalchemy import func, select, update
 
-from enrollment_support import BONUS_RULES, join, sms_code, start, submit
+from enrollment_support import BONUS_RULES, connect_wallets, join, sms_code, start, submit
 from loyalwallet import crypto, db
 from loyalwallet.cards.models import Card
 from loyalwallet.customers.models import Consent, Customer
@@ -55,6 +55,7 @@ def test_join_page_renders_offer_and_form(client: TestClient, shop) -> None:
 
 def test_full_join_creates_card_with_consents_and_channel(client: TestClient, shop) -> None:
     pid = shop.program("bonus", BONUS_RULES)
+    connect_wallets(shop.merchant_id)
     ch = shop.post("/api/v1/channels", {"program_id": pid, "kind": "instagram", "name": "Insta bio"}).json()
     phone = random_phone()
     verify = start(

@@ -7,12 +7,13 @@ import re
 
 from fastapi.testclient import TestClient
 
-from enrollment_support import BONUS_RULES, join
+from enrollment_support import BONUS_RULES, connect_wallets, join
 from support import random_phone
 
 
 def test_bonus_card_page(client: TestClient, shop) -> None:
     pid = shop.program("bonus", BONUS_RULES)
+    connect_wallets(shop.merchant_id)
     phone = random_phone()
     _, path = join(client, pid, phone, name="Vera")
     code = shop.get(f"/api/v1/cards?phone={phone}").json()["items"][0]["code"]

@@ -274,7 +274,7 @@ def done_page(request: Request, token: str) -> Response:
             context = {
                 "card": card,
                 "brand": webcard.brand(program, merchant, card.tier),
-                "wallet": webcard.wallet_paths(card),
+                "wallet": webcard.wallet_paths(session, card),
                 "platform": rules.platform(request.headers.get("user-agent")),
                 "outcome": challenge.outcome,
                 "embed": data.get("embed", False),

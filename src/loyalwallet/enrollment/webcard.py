@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -100,12 +101,22 @@ def first_name(session: Session, card: Card) -> tuple[str | None, str | None]:
     return name, customer.locale
 
 
-def wallet_paths(card: Card) -> dict[str, str]:
-    return {
+# Whether a wallet can take this merchant's cards ("apple": a certificate signs passes,
+# "google": an issuer is set); put here by wiring.install() (wiring.WALLET_READY).
+WALLET_READY: dict[str, Callable[[Session, int], bool]] = {}
+
+
+def wallet_paths(session: Session, card: Card) -> dict[str, str]:
+    """The card's links; a wallet's only when that wallet works for the merchant."""
+    paths = {
         "apple": f"/c/{card.public_token}/pass.pkpass",
         "google": f"/c/{card.public_token}/google",
         "web": f"/c/{card.public_token}",
     }
+    for name, ready in WALLET_READY.items():
+        if not ready(session, card.merchant_id):
+            del paths[name]
+    return paths
 
 
 def card_page(session: Session, card: Card, program: Program, merchant: Merchant) -> dict[str, Any]:
@@ -143,7 +154,7 @@ def card_page(session: Session, card: Card, program: Program, merchant: Merchant
         "stamps": stamps,
         "qr": qr_svg(card.code, scale=6, border=3, inline=True) if card.status == "active" else None,
         "code_display": " ".join(card.code[i : i + 4] for i in range(0, len(card.code), 4)),
-        "wallet": wallet_paths(card),
+        "wallet": wallet_paths(session, card),
         "share": share,
         "anonymous": card.customer_id is None,
         "invite_path": join_path(program.id, invite=card.public_token, channel=card.channel)

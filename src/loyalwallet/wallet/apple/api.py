@@ -25,10 +25,11 @@ from sqlalchemy import select
 from loyalwallet import db
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.cards.models import Card
-from loyalwallet.errors import not_found
+from loyalwallet.errors import DomainError, not_found
 from loyalwallet.programs.models import Program
 from loyalwallet.wallet.apple import service
 from loyalwallet.wallet.apple.pkpass import MEDIA_TYPE
+from loyalwallet.web.templating import render
 
 log = logging.getLogger("loyalwallet.apple.device")
 router = APIRouter(tags=["apple wallet"])
@@ -78,7 +79,16 @@ def card_pass(public_token: str, request: Request) -> Response:
         card, program = row
         if service.not_modified(card.pass_updated_at, request.headers.get("if-modified-since")):
             return Response(status_code=304)
-        built = service.card_pass(session, card, program)
+        try:
+            built = service.card_pass(session, card, program)
+        except DomainError as exc:
+            # No certificate: a person with a browser gets a page in their language
+            # that leads to the web card; a program keeps the problem+json.
+            if exc.code != "unavailable" or "text/html" not in request.headers.get("accept", ""):
+                raise
+            return render(
+                request, "apple/notice.html", {"web_card_url": f"/c/{card.public_token}"}, status=503
+            )
     return _pass_response(built, request)
 
 

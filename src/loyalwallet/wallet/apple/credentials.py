@@ -133,6 +133,11 @@ def certificate_for(session: Session, merchant_id: int) -> AppleCertificate | No
     return rows[0] if rows else None
 
 
+def can_sign(session: Session, merchant_id: int) -> bool:
+    """Whether this merchant's passes can be signed (its certificate or the installation's)."""
+    return certificate_for(session, merchant_id) is not None
+
+
 def certificate_for_pass_type(session: Session, pass_type_id: str) -> AppleCertificate | None:
     return session.scalar(
         select(AppleCertificate)

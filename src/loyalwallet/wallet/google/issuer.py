@@ -82,6 +82,11 @@ def id_prefix() -> str:
     return env("GOOGLE_ID_PREFIX", "lw") or "lw"
 
 
+def has_issuer(session: Session, merchant_id: int) -> bool:
+    """Whether "Add to Google Wallet" can work for this merchant (an issuer is set)."""
+    return issuer_for(session, merchant_id) is not None
+
+
 def issuer_for(session: Session, merchant_id: int) -> Issuer | None:
     """The issuer for this merchant (its own, else the default), cached briefly."""
     now = time.monotonic()
