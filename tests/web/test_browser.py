@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from enrollment_support import sms_code
 from loyalwallet import db
 from loyalwallet.outbox.models import OutboxMessage
 from staff_support import StaffLogin, add_staff
@@ -81,15 +82,40 @@ def test_cashier_sale_with_redemption_and_refund(page, live_server, shop: Shop) 
 
 
 def test_cashier_finds_by_phone_and_issues_a_card(page, live_server, shop: Shop) -> None:
-    shop.program("bonus", BONUS)
+    """A phone that finds nobody offers the new-card form, but focus stays in the scan box:
+    the next scan + Enter is a lookup, never a card. A card needs consent and the SMS code."""
+    program = shop.program("bonus", BONUS)
+    other = shop.card(program)
     cashier = add_staff(shop, "cashier", [shop.location_id])
     browser_login(page, live_server, cashier, "/cashier")
     page.wait_for_selector("#cashier[data-ready='1']")
     page.fill("#scan", "8 916 555-01-02")
     page.press("#scan", "Enter")
     page.wait_for_selector("#enroll:not([hidden])")
+    assert page.evaluate("document.activeElement.id") == "scan"
+    # The next guest's card is scanned at once: a scanner types the code and Enter.
+    page.keyboard.type(other["code"])
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#guest-card:not([hidden])")
+    assert shop.get("/api/v1/cards", params={"phone": "+79165550102"}).json()["items"] == []
+
+    page.fill("#scan", "8 916 555-01-02")
+    page.press("#scan", "Enter")
+    page.wait_for_selector("#enroll:not([hidden])")
     page.fill("#e-name", "Борис")
+    page.click("#enroll-btn")  # no consent ticked: nothing is sent
+    page.wait_for_function("document.querySelector('#message').classList.contains('error')")
+    assert page.locator("#e-otp-box").is_hidden()
+    page.check("#e-consent")
     page.click("#enroll-btn")
+    page.wait_for_selector("#e-otp-box:not([hidden])")
+    code = sms_code("+79165550102")
+    page.fill("#e-otp", "000000" if code != "000000" else "111111")
+    page.press("#e-otp", "Enter")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('Wrong code')")
+    assert shop.get("/api/v1/cards", params={"phone": "+79165550102"}).json()["items"] == []
+    page.fill("#e-otp", code)
+    page.press("#e-otp", "Enter")
     page.wait_for_selector("#guest-card:not([hidden])")
     assert page.text_content("#g-name") == "Борис"
     assert shop.get("/api/v1/cards", params={"phone": "+79165550102"}).json()["items"][0]["balance"] == 500

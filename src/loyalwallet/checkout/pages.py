@@ -69,6 +69,9 @@ JS_STRINGS = (
     "This browser cannot read codes from the camera. Use the scanner or type the code.",
     "Point the camera at the card's code.",
     "The camera is not available:",
+    "Ask the guest for consent to the processing of personal data, then tick the box.",
+    "The code was sent to the guest by SMS. Type the code the guest reads out.",
+    "The code has six digits.",
 )
 # Messages for the API's error codes, shown instead of the English detail.
 ERROR_STRINGS = {
@@ -82,6 +85,8 @@ ERROR_STRINGS = {
     "rate_limited": "Too many requests; wait a moment.",
     "idempotency_conflict": "This sale was already recorded with other figures; start a new sale.",
     "unauthorized": "Your session has ended; log in again.",
+    "otp_invalid": "Wrong code: ask the guest to read it again.",
+    "consent_required": "The guest's consent is required.",
 }
 
 

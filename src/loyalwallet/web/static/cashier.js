@@ -223,33 +223,71 @@
     $("e-code").value = prefill.code || "";
     if (prefill.program_id) $("e-program").value = String(prefill.program_id);
     $("e-program").disabled = !!prefill.code;
+    $("e-consent").checked = false;
+    $("e-otp").value = "";
+    $("e-otp-box").hidden = true;
+    enrollToken = null;
     say(hint || "", "");
-    (prefill.phone ? $("e-name") : $("e-phone")).focus();
+    // Focus stays in the scan box: the next scan is a scan, never a name or an Enter that
+    // issues a card. The cashier taps into the form to fill it.
+    $("scan").focus();
   }
 
+  // A new card goes through the guest's SMS code and consent, as on the join page: the
+  // first press sends the code, the card is issued only with the code the guest reads out.
+  let enrollToken = null;
   async function enroll(ev) {
     ev.preventDefault();
     if (busy) return;
+    if (!$("e-consent").checked) {
+      say(t("Ask the guest for consent to the processing of personal data, then tick the box."), "error");
+      return;
+    }
     busy = true;
     $("enroll-btn").disabled = true;
     try {
       const body = { program_id: parseInt($("e-program").value, 10), phone: $("e-phone").value };
       if ($("e-name").value.trim()) body.name = $("e-name").value.trim();
-      let c;
       if ($("e-code").value) {
         body.code = $("e-code").value;
-        c = await api("POST", "/cashier/plastic", body);
-      } else {
-        body.channel = "cashier";
-        c = await api("POST", "/api/v1/cards", body);
+        const c = await api("POST", "/cashier/plastic", body);
+        showCard(c);
+        say(c.created === false ? t("The guest already had this card.") : t("Card issued."), "ok");
+        return;
       }
+      body.personal_data_consent = true;
+      const pending = await api("POST", "/api/v1/enrollments", body);
+      enrollToken = pending.token;
+      $("e-otp-box").hidden = false;
+      $("e-otp").value = "";
+      say(t("The code was sent to the guest by SMS. Type the code the guest reads out."), "ok");
+    } catch (e) {
+      say(e.message, "error");
+    } finally {
+      busy = false;
+      $("enroll-btn").disabled = false;
+    }
+  }
+
+  async function confirmEnroll() {
+    if (busy || !enrollToken) return;
+    const code = $("e-otp").value.trim();
+    if (!/^\d{6}$/.test(code)) {
+      say(t("The code has six digits."), "error");
+      return;
+    }
+    busy = true;
+    $("e-confirm").disabled = true;
+    try {
+      const c = await api("POST", "/api/v1/enrollments/" + encodeURIComponent(enrollToken) + "/confirm", { code });
+      enrollToken = null;
       showCard(c);
       say(c.created === false ? t("The guest already had this card.") : t("Card issued."), "ok");
     } catch (e) {
       say(e.message, "error");
     } finally {
       busy = false;
-      $("enroll-btn").disabled = false;
+      $("e-confirm").disabled = false;
     }
   }
 
@@ -480,6 +518,10 @@
   $("scan-form").addEventListener("submit", (ev) => { ev.preventDefault(); find($("scan").value); $("scan").select(); });
   $("sale").addEventListener("submit", confirmSale);
   $("enroll").addEventListener("submit", enroll);
+  $("e-confirm").addEventListener("click", confirmEnroll);
+  $("e-otp").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") { ev.preventDefault(); confirmEnroll(); }
+  });
   $("amount").addEventListener("input", scheduleQuote);
   $("redeem").addEventListener("input", scheduleQuote);
   $("use-reward").addEventListener("change", scheduleQuote);
