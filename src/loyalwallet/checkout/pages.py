@@ -32,6 +32,7 @@ from loyalwallet.web.sessions import StaffSession, locations_for
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50  # purchases per page of the admin's list
+CONFIRM_SALE_ABOVE = 1_000_000  # 10 000.00: the default of merchant.settings["confirm_sale_above"]
 
 # Strings the page's JavaScript shows, translated on the server.
 JS_STRINGS = (
@@ -72,6 +73,11 @@ JS_STRINGS = (
     "Ask the guest for consent to the processing of personal data, then tick the box.",
     "The code was sent to the guest by SMS. Type the code the guest reads out.",
     "The code has six digits.",
+    "Enter the amount as a number, for example 350 or 350,50.",
+    "The amount must be more than zero.",
+    "The amount cannot be negative.",
+    "The amount is too large.",
+    "A large sale: press Enter or Confirm once more to record",
 )
 # Messages for the API's error codes, shown instead of the English detail.
 ERROR_STRINGS = {
@@ -100,6 +106,9 @@ def cashier(request: Request, who: StaffSession = Depends(staff_page("cashier"))
         )
         programs = list_programs(session, who.merchant_id)
         categories = analytics.categories(session, who.merchant_id)
+        settings = merchants.get_merchant(session, who.merchant_id).settings or {}
+    # A sale above this (minor units) asks the cashier to confirm it a second time.
+    confirm_above = int(settings.get("confirm_sale_above") or CONFIRM_SALE_ABOVE)
     if location is None and who.role == "cashier" and len(allowed) > 1:
         return RedirectResponse("/account/location?next=/cashier", status_code=303)
     _ = gettext_for(staff_language(request, who))
@@ -115,6 +124,7 @@ def cashier(request: Request, who: StaffSession = Depends(staff_page("cashier"))
             "programs": programs,
             "categories": sorted(categories),
             "i18n": i18n,
+            "confirm_above": confirm_above,
         },
         section="cashier",
     )

@@ -6,6 +6,7 @@
   const T = JSON.parse(document.getElementById("cashier-i18n").textContent);
   const CSRF = root.dataset.csrf;
   const CURRENCY = root.dataset.currency;
+  const CONFIRM_ABOVE = parseInt(root.dataset.confirmAbove || "1000000", 10);
   const $ = (id) => document.getElementById(id);
   const t = (key) => T[key] || key;
 
@@ -184,12 +185,17 @@
     try { showCard(await api("GET", "/api/v1/cards/" + encodeURIComponent(card.code))); } catch (e) { /* keep */ }
   }
 
+  // Two loads may overlap (a sale shows the card and reloads): only the latest one fills
+  // the list, and it replaces what is there, so each sale is listed once.
+  let historyLoad = 0;
   async function loadHistory() {
     const ul = $("g-history");
-    ul.innerHTML = "";
-    if (!card) return;
+    const mine = ++historyLoad;
+    if (!card) { ul.innerHTML = ""; return; }
     try {
       const data = await api("GET", "/api/v1/purchases?limit=5&card=" + encodeURIComponent(card.code));
+      if (mine !== historyLoad) return;
+      ul.innerHTML = "";
       if (!data.items.length) ul.innerHTML = "<li class='muted'>" + t("none") + "</li>";
       data.items.forEach((p) => ul.appendChild(historyItem(p)));
     } catch (e) { /* history is a convenience */ }
@@ -308,6 +314,24 @@
     return out;
   }
 
+  // What is wrong with the typed amount (a message at the field), or "" when nothing.
+  function amountProblem() {
+    const raw = $("amount").value.trim().replace(/\s/g, "");
+    if (!raw) return "";
+    if (/^-/.test(raw)) return t("The amount cannot be negative.");
+    if (/^\d{10,}([.,]\d*)?$/.test(raw)) return t("The amount is too large.");
+    const amount = parseMoney(raw);
+    if (amount === null) return t("Enter the amount as a number, for example 350 or 350,50.");
+    if (amount === 0) return t("The amount must be more than zero.");
+    return "";
+  }
+  function showAmountProblem() {
+    const problem = $("lines").querySelector("tr") ? "" : amountProblem();
+    $("amount-error").textContent = problem;
+    $("amount").setAttribute("aria-invalid", problem ? "true" : "false");
+    return problem;
+  }
+
   function body() {
     if (!card) return null;
     const ls = lines();
@@ -332,14 +356,17 @@
     quoteTimer = setTimeout(quote, 250);
   }
 
+  let quotedBody = null;
   async function quote() {
     const b = body();
     lastQuote = null;
+    showAmountProblem();
     if (!b) { $("quote").hidden = true; $("confirm").disabled = true; return; }
     try {
       const q = await api("POST", "/api/v1/purchases/quote", b);
       if (JSON.stringify(b) !== JSON.stringify(body())) return; // typed on meanwhile
       lastQuote = q;
+      quotedBody = JSON.stringify(b);
       $("q-amount").textContent = money(q.amount);
       $("q-discount").textContent = money(q.discount);
       $("q-redeemed").textContent = q.points_redeemed + " (" + money(q.redeem_value) + ")";
@@ -356,11 +383,25 @@
     }
   }
 
+  let largeConfirmed = null; // the body a large sale was confirmed a second time for
   async function confirmSale(ev) {
     if (ev) ev.preventDefault();
     if (busy) return;
+    if (showAmountProblem()) { $("amount").focus(); return; }
     const b = body();
-    if (!b || !lastQuote) { quote(); return; }
+    if (!b) return;
+    if (!lastQuote || JSON.stringify(b) !== quotedBody) {
+      // Enter right after typing: the quote is still on its way. Hold the Enter, then go on.
+      clearTimeout(quoteTimer);
+      await quote();
+      if (!lastQuote) return;
+    }
+    const text0 = JSON.stringify(b);
+    if (b.amount > CONFIRM_ABOVE && largeConfirmed !== text0) {
+      largeConfirmed = text0;
+      say(t("A large sale: press Enter or Confirm once more to record") + " " + money(b.amount) + ".", "warn");
+      return;
+    }
     // One key per sale: a second click (or a retry after a network error) with the same
     // check reuses it, so the server answers with the first result instead of charging twice.
     const text = JSON.stringify(b);
@@ -372,12 +413,10 @@
       const p = await api("POST", "/api/v1/purchases", b, { "Idempotency-Key": saleKey });
       showReceipt(p);
       card = p.card;
-      const code = card.code;
       resetSale();
       showCard(p.card);
       say(t("Sale recorded.") + " " + t("To pay") + ": " + money(p.to_pay), "ok");
       $("scan").focus();
-      if (code) loadHistory();
     } catch (e) {
       say(e.message, "error");
       $("confirm").disabled = false;
@@ -456,6 +495,10 @@
     lastQuote = null;
     saleKey = null;
     saleBody = null;
+    quotedBody = null;
+    largeConfirmed = null;
+    $("amount-error").textContent = "";
+    $("amount").setAttribute("aria-invalid", "false");
   }
 
   function newSale() {
@@ -523,6 +566,13 @@
     if (ev.key === "Enter") { ev.preventDefault(); confirmEnroll(); }
   });
   $("amount").addEventListener("input", scheduleQuote);
+  // A form does not submit on Enter while its button is disabled (the quote is pending):
+  // the Enter is taken here and held until the quote is back.
+  for (const id of ["amount", "redeem"]) {
+    $(id).addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") { ev.preventDefault(); confirmSale(); }
+    });
+  }
   $("redeem").addEventListener("input", scheduleQuote);
   $("use-reward").addEventListener("change", scheduleQuote);
   $("redeem-all").addEventListener("click", () => {
