@@ -31,13 +31,14 @@ from loyalwallet import db
 from loyalwallet.config import env
 from loyalwallet.outbox.handlers import HANDLERS, PERIODIC, Delivery, Permanent, Retry
 from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
-from loyalwallet.outbox.service import wakeup
+from loyalwallet.outbox.service import current_lane, wakeup
 
 log = logging.getLogger("loyalwallet.worker")
 
 LEASE = dt.timedelta(seconds=float(env("WORKER_LEASE_SECONDS", "60") or 60))
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FLUSH_SECONDS = 0.2
+PERIODIC_TICK = 1.0  # how often the periodic thread looks for a job whose time has come
 
 
 def backoff(attempts: int) -> float:
@@ -57,7 +58,9 @@ def claim(batch: int = 50, now: dt.datetime | None = None) -> list[Delivery]:
         pick = (
             select(OutboxMessage.id)
             .where(due)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            # The interactive lane first: a purchase's card update never waits behind a
+            # campaign or trigger wave (outbox.models.INTERACTIVE / BULK).
+            .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(batch)
         )
         if not db.is_sqlite():
@@ -77,13 +80,16 @@ def claim(batch: int = 50, now: dt.datetime | None = None) -> list[Delivery]:
                 OutboxMessage.attempts,
                 OutboxMessage.created_at,
                 OutboxMessage.max_attempts,
+                OutboxMessage.priority,
             )
         ).all()
     deliveries = [
-        Delivery(r.id, r.merchant_id, r.topic, r.payload, r.attempts, r.created_at, r.max_attempts)
+        Delivery(
+            r.id, r.merchant_id, r.topic, r.payload, r.attempts, r.created_at, r.max_attempts, r.priority
+        )
         for r in rows
     ]
-    deliveries.sort(key=lambda d: d.id)
+    deliveries.sort(key=lambda d: (d.priority, d.id))
     return deliveries
 
 
@@ -101,6 +107,7 @@ def attempt(msg: Delivery) -> Outcome:
     handler = HANDLERS.get(msg.topic)
     if handler is None:
         return Outcome(msg, f"no handler for topic {msg.topic!r}", dead=True)
+    lane = current_lane.set(msg.priority)
     try:
         handler(msg)
     except Permanent as exc:
@@ -111,6 +118,8 @@ def attempt(msg: Delivery) -> Outcome:
     except Exception as exc:  # any other failure is retried with backoff
         log.warning("outbox %s %s failed (attempt %s): %r", msg.id, msg.topic, msg.attempts, exc)
         return Outcome(msg, f"{type(exc).__name__}: {exc}")
+    finally:
+        current_lane.reset(lane)
     return Outcome(msg)
 
 
@@ -253,15 +262,24 @@ class Worker:
             except Exception:
                 log.exception("periodic job %s failed", name)
 
+    def _periodic_loop(self) -> None:
+        """The periodic jobs, in their own thread: a long job never holds up delivery.
+        Each job does a bounded amount of work per run (its own batch limits)."""
+        while not self.stop_event.is_set():
+            self._periodic()
+            self.stop_event.wait(PERIODIC_TICK)
+
     def run(self) -> None:
         log.info("outbox worker started (%s thread(s))", self.threads)
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="outbox") if self.threads > 1 else None
+        periodic = None
+        if self.run_periodic:
+            periodic = threading.Thread(target=self._periodic_loop, name="outbox-periodic", daemon=True)
+            periodic.start()
         try:
             while not self.stop_event.is_set():
                 try:
                     handled = run_once(self.batch, pool)
-                    if self.run_periodic:
-                        self._periodic()
                 except Exception:
                     log.exception("worker loop error")
                     handled = 0
@@ -269,8 +287,11 @@ class Worker:
                     wakeup.wait(self.poll_seconds)
                     wakeup.clear()
         finally:
+            self.stop_event.set()
             if pool is not None:
                 pool.shutdown(wait=True)
+            if periodic is not None:
+                periodic.join(timeout=30)
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="outbox-worker", daemon=True)
