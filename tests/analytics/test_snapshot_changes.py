@@ -84,3 +84,22 @@ def test_an_old_snapshot_counts_the_days_since_it_was_taken(shop: Shop) -> None:
         live = queries.guest_cells(session, f, now)
     assert [(c.recency, c.visits, c.guests) for c in snap] == [(c.recency, c.visits, c.guests) for c in live]
     assert snap[0].recency == 40
+
+
+def test_a_bulk_change_larger_than_one_scan_still_moves_on(shop: Shop, client: TestClient) -> None:
+    _catch_up()
+    other = new_shop(client, "Bulk café")
+    programs = [shop.program("bonus", BONUS), other.program("bonus", BONUS)]
+    for program, s in zip(programs, (shop, other), strict=True):
+        for _ in range(3):
+            s.card(program)
+    at = db.utcnow()
+    with db.transaction() as session:  # six cards changed at the very same instant
+        session.execute(
+            update(Card)
+            .where(Card.merchant_id.in_([shop.merchant_id, other.merchant_id]))
+            .values(updated_at=at)
+        )
+    with db.read() as session:
+        found, reached = snapshot.changed_since(session, at - dt.timedelta(microseconds=1), at, scan=2)
+    assert sorted(found) == sorted([shop.merchant_id, other.merchant_id]) and reached == at

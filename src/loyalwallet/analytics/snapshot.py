@@ -137,9 +137,16 @@ def changed_since(
             reached = at - dt.timedelta(microseconds=1)  # this change is the next run's
             break
         found[merchant_id] = None
-    # Changes at exactly `reached` that the limit cut off are the next run's: step back.
     if len(rows) == scan and reached == rows[-1][0]:
-        reached = reached - dt.timedelta(microseconds=1)
+        if rows[0][0] == reached:
+            # A whole scan of one instant (a bulk change): take that instant entirely.
+            found.update(
+                dict.fromkeys(
+                    session.scalars(select(Card.merchant_id).where(Card.updated_at == reached).distinct())
+                )
+            )
+        else:  # changes at exactly `reached` that the limit cut off are the next run's
+            reached = reached - dt.timedelta(microseconds=1)
     return list(found), max(reached, since)
 
 
