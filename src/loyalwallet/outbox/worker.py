@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from loyalwallet import db
 from loyalwallet.config import env
 from loyalwallet.outbox.handlers import HANDLERS, PERIODIC, Delivery, Permanent, Retry
-from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
+from loyalwallet.outbox.models import INTERACTIVE, OutboxMessage, PeriodicRun
 from loyalwallet.outbox.service import current_lane, wakeup
 
 log = logging.getLogger("loyalwallet.worker")
@@ -47,8 +47,15 @@ def backoff(attempts: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
-def claim(batch: int = 50, now: dt.datetime | None = None) -> list[Delivery]:
+# Bulk-lane rows claimed at once (LOYALWALLET_WORKER_BULK_BATCH): a wave is taken a few
+# rows at a time, so the loop comes back to claim often and an interactive row queued
+# meanwhile waits for one bulk row at most, not a whole batch of them.
+BULK_BATCH = int(env("WORKER_BULK_BATCH", "8") or 8)
+
+
+def claim(batch: int = 50, now: dt.datetime | None = None, bulk_batch: int | None = None) -> list[Delivery]:
     now = now or db.utcnow()
+    bulk_batch = BULK_BATCH if bulk_batch is None else bulk_batch
     due = and_(
         OutboxMessage.status == "pending",
         OutboxMessage.next_attempt_at <= now,
@@ -56,7 +63,7 @@ def claim(batch: int = 50, now: dt.datetime | None = None) -> list[Delivery]:
     )
     with db.transaction() as session:
         pick = (
-            select(OutboxMessage.id)
+            select(OutboxMessage.id, OutboxMessage.priority)
             .where(due)
             # The interactive lane first: a purchase's card update never waits behind a
             # campaign or trigger wave (outbox.models.INTERACTIVE / BULK).
@@ -65,7 +72,9 @@ def claim(batch: int = 50, now: dt.datetime | None = None) -> list[Delivery]:
         )
         if not db.is_sqlite():
             pick = pick.with_for_update(skip_locked=True)
-        ids = list(session.scalars(pick))
+        picked = session.execute(pick).all()
+        ids = [row.id for row in picked if row.priority == INTERACTIVE]
+        ids += [row.id for row in picked if row.priority != INTERACTIVE][: max(1, bulk_batch)]
         if not ids:
             return []
         rows = session.execute(
