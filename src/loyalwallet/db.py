@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import JSON, TypeDecorator
 
-from loyalwallet.config import Settings, get_settings
+from loyalwallet.config import Settings, env, get_settings
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -78,6 +78,59 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+# --- the connection budget ------------------------------------------------------------------
+#
+# PostgreSQL allows max_connections (100 by default) in all. The installation's share is
+# LOYALWALLET_DB_POOL (90 by default: 10 left for psql, migrations, backups, monitoring),
+# split evenly over LOYALWALLET_DB_PROCESSES processes (3 by default: e.g. two `serve`
+# and one `worker`; count each `serve --workers` process). Each process keeps half its
+# share open and may open the rest at a peak; past that a request waits for a free
+# connection (up to 30 s) instead of being refused by the server. `db_budget_problem`
+# (for `loyalwallet doctor`) says when the sum exceeds the server's max_connections.
+#
+# Behind PgBouncer in transaction pooling: LOYALWALLET_DB_POOL is what the processes
+# ask of PgBouncer (its default_pool_size decides the server connections), and
+# LOYALWALLET_DB_PREPARE=0 turns server-side prepared statements off, which PgBouncer
+# before 1.21 (or without max_prepared_statements) cannot carry between transactions.
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return int(env(name, str(default)) or default)
+    except ValueError:
+        return default
+
+
+def pool_budget() -> tuple[int, int]:
+    """This process's (pool_size, max_overflow): its share of LOYALWALLET_DB_POOL."""
+    total = max(2, _int_env("DB_POOL", 90))
+    processes = max(1, _int_env("DB_PROCESSES", 3))
+    share = max(2, total // processes)
+    keep = max(1, share // 2)
+    return keep, share - keep
+
+
+def db_budget_problem(engine: Engine) -> str | None:
+    """A warning when every process taking its whole share would exceed the server's
+    max_connections (less the connections reserved for superusers); None when it fits
+    (or on SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    keep, overflow = pool_budget()
+    processes = max(1, _int_env("DB_PROCESSES", 3))
+    wanted = processes * (keep + overflow)
+    with engine.connect() as conn:
+        limit = int(conn.exec_driver_sql("SHOW max_connections").scalar_one())
+        reserved = int(conn.exec_driver_sql("SHOW superuser_reserved_connections").scalar_one())
+    if wanted > limit - reserved:
+        return (
+            f"{processes} process(es) x {keep + overflow} connections = {wanted} exceed PostgreSQL's "
+            f"max_connections {limit} (less {reserved} reserved): lower LOYALWALLET_DB_POOL, "
+            "raise max_connections, or put PgBouncer in front"
+        )
+    return None
+
+
 def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -105,18 +158,21 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
+    keep, overflow = pool_budget()
+    prepare = (env("DB_PREPARE", "1") or "1").lower() not in ("0", "false", "no", "off")
     return create_engine(
         url,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
-        pool_size=pool_size,
-        max_overflow=20,
+        pool_size=keep,
+        max_overflow=overflow,
         # No pre-ping: it costs a round trip on every checkout; a dropped connection is
         # invalidated by SQLAlchemy on its first error, and old ones are recycled.
         pool_recycle=1800,
         # Prepared statements after the first use: the hot checkout path runs the same
         # handful of statements over and over.
-        connect_args={"prepare_threshold": 1},
+        # Off (None) behind PgBouncer without prepared-statement support (above).
+        connect_args={"prepare_threshold": 1 if prepare else None},
     )
 
 

@@ -37,6 +37,7 @@ from loyalwallet.imports import cli as imports_cli
 from loyalwallet.merchants import cli as merchants_cli
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
+from loyalwallet.outbox import retention as outbox_retention
 from loyalwallet.outbox.handlers import Handler, Periodic
 from loyalwallet.search import cli as search_cli
 from loyalwallet.search import service as search
@@ -95,8 +96,10 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
 PERIODIC: list[Periodic] = [
     Periodic("expire-points", 60.0, cards_sweeps.expire_points),
     Periodic("analytics-rollup", 30.0, rollup.catch_up_some),
-    Periodic("analytics-snapshot", 60.0, snapshot.refresh_all),
-    Periodic("campaign-triggers", 60.0, triggers.schedule_due),
+    # Only the merchants whose cards changed since the last run (a changed-since index).
+    Periodic("analytics-snapshot", 60.0, snapshot.refresh_changed),
+    # Cheap when nothing is due (one indexed query), so often: the runs' jitter holds.
+    Periodic("campaign-triggers", 10.0, triggers.schedule_due),
     Periodic("campaign-finish", 120.0, campaigns.finish_stragglers),
     Periodic("fraud-digest", 300.0, fraud.send_digests),
     # Cheap when no code is pending (one query); reads the bots' updates when one is.
@@ -105,6 +108,8 @@ PERIODIC: list[Periodic] = [
     Periodic("google-saves", google_saves.interval(), google_saves.schedule),
     Periodic("enrollment-purge", 3600.0, enrollment_handlers.purge),
     Periodic("web-sessions-sweep", 3600.0, sessions.sweep),
+    # Delivered outbox rows older than the retention (7 days), in small batches.
+    Periodic("outbox-retention", 60.0, outbox_retention.purge_delivered),
 ]
 
 # --- smaller hooks ----------------------------------------------------------------------

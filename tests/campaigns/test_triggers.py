@@ -66,7 +66,9 @@ def _unrun(trigger_id: int) -> None:
     from loyalwallet.campaigns.models import Trigger
 
     with db.transaction() as session:
-        session.execute(update(Trigger).where(Trigger.id == trigger_id).values(last_run_on=None))
+        session.execute(
+            update(Trigger).where(Trigger.id == trigger_id).values(last_run_on=None, next_run_at=db.utcnow())
+        )
 
 
 def test_birthday_gift_fires_once_per_year(shop: Shop) -> None:

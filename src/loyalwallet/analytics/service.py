@@ -138,7 +138,7 @@ def dashboard(
             queries.tune(s)
             taken = snapshot.as_of(s, f.merchant_id, now)
             if taken is not None:
-                cells = timed("guests", snapshot.cells, s, f)
+                cells = timed("guests", snapshot.cells, s, f, taken, now)
                 sizes = timed("cohort_sizes", snapshot.cohort_sizes, s, f, first, last)
             else:  # no fresh snapshot (a new install, or no worker running): read the cards
                 cells = timed("guests", queries.guest_cells, s, f, now)

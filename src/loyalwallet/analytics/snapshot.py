@@ -1,9 +1,16 @@
-"""A periodic snapshot of the cards' figures for "guests now", RFM and cohort sizes.
+"""A snapshot of the cards' figures for "guests now", RFM and cohort sizes.
 
-These read every card of a merchant (a million rows for a big one); the figures move
-slowly (days since a visit), so the worker recomputes them every SNAPSHOT_SECONDS into
-two small tables, and the dashboard reads those. When a merchant has no fresh snapshot
-(a new install, a stopped worker) the dashboard computes them live instead.
+These read every card of a merchant (a million rows for a big one), so the dashboard
+reads two small tables instead, which the worker keeps up to date.
+
+What changed, not everyone: the periodic job (`refresh_changed`) keeps a changed-since
+watermark and asks the cards' (updated_at, merchant_id) index which merchants had a card
+created or changed since then; only those are recomputed, each once per run, in bounded
+batches. An idle installation costs the same few statements a minute whether it holds
+ten merchants or ten thousand. The snapshot does not go stale by itself: its "days since
+the last purchase" were counted at the time it was taken and are moved on by the days
+passed since when it is read (`cells`). When the job has not run for a while (no worker)
+or a merchant has no snapshot yet, the dashboard computes the figures live instead.
 """
 
 from __future__ import annotations
@@ -23,6 +30,16 @@ from loyalwallet.config import env
 from loyalwallet.merchants.models import Merchant
 
 SNAPSHOT_SECONDS = float(env("ANALYTICS_SNAPSHOT_SECONDS", "300") or 300)
+WATERMARK = "snapshot-changes"
+# Changes younger than this are left to the next run: a card's updated_at is set before
+# its transaction commits, so a younger change may not be visible yet.
+SETTLE = dt.timedelta(seconds=30)
+# Index rows read per run (then the watermark moves to where the reading stopped).
+SCAN = 20_000
+MERCHANTS_PER_RUN = 200
+# A snapshot is shown while the job has looked for changes within this long.
+STALE = dt.timedelta(minutes=15)
+DAY = dt.timedelta(days=1)
 
 
 def _name(merchant_id: int) -> str:
@@ -62,7 +79,7 @@ def refresh(session: Session, merchant_id: int, tz: str, now: dt.datetime) -> No
 
 def refresh_all(now: dt.datetime | None = None, max_age: float = SNAPSHOT_SECONDS) -> int:
     """Refresh every merchant whose snapshot is older than `max_age`; returns how many.
-    Each merchant in its own transaction, its state row locked, so workers share it."""
+    A full pass (tests, one-off catch-up); the periodic job is `refresh_changed`."""
     now = now or db.utcnow()
     with db.read() as session:
         merchants = session.execute(select(Merchant.id, Merchant.timezone).order_by(Merchant.id)).all()
@@ -79,22 +96,120 @@ def refresh_all(now: dt.datetime | None = None, max_age: float = SNAPSHOT_SECOND
     return done
 
 
+def _watermark(session: Session, now: dt.datetime) -> RollupState:
+    stmt = db.for_update(select(RollupState).where(RollupState.name == WATERMARK))
+    state = session.scalar(stmt)
+    if state is None:
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        # value: 0 until the first pass over everything has been made.
+        session.execute(
+            insert(RollupState)
+            .values(name=WATERMARK, value=0, updated_at=EPOCH)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        state = session.scalar(stmt)
+    assert state is not None
+    return state
+
+
+EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def changed_since(
+    session: Session,
+    since: dt.datetime,
+    until: dt.datetime,
+    scan: int = SCAN,
+    merchants: int = MERCHANTS_PER_RUN,
+) -> tuple[list[int], dt.datetime]:
+    """Merchants with a card changed in (since, until], at most `merchants` of them and
+    `scan` index rows read; and how far that covered (the next watermark)."""
+    rows = session.execute(
+        select(Card.updated_at, Card.merchant_id)
+        .where(Card.updated_at > since, Card.updated_at <= until)
+        .order_by(Card.updated_at)
+        .limit(scan)
+    ).all()
+    found: dict[int, None] = {}
+    reached = until if len(rows) < scan else rows[-1][0]
+    for at, merchant_id in rows:
+        if merchant_id not in found and len(found) >= merchants:
+            reached = at - dt.timedelta(microseconds=1)  # this change is the next run's
+            break
+        found[merchant_id] = None
+    if len(rows) == scan and reached == rows[-1][0]:
+        if rows[0][0] == reached:
+            # A whole scan of one instant (a bulk change): take that instant entirely.
+            found.update(
+                dict.fromkeys(
+                    session.scalars(select(Card.merchant_id).where(Card.updated_at == reached).distinct())
+                )
+            )
+        else:  # changes at exactly `reached` that the limit cut off are the next run's
+            reached = reached - dt.timedelta(microseconds=1)
+    return list(found), max(reached, since)
+
+
+def refresh_changed(now: dt.datetime | None = None, settle: dt.timedelta = SETTLE) -> int:
+    """The periodic job: recompute the snapshots of the merchants whose cards changed
+    since the last run, each in its own short transaction; returns how many. The
+    watermark moves only after they are done (a crash repeats them, loses none)."""
+    now = now or db.utcnow()
+    with db.transaction() as session:
+        since = _watermark(session, now).updated_at
+        found, reached = changed_since(session, since, now - settle)
+        zones = dict(
+            session.execute(select(Merchant.id, Merchant.timezone).where(Merchant.id.in_(found))).all()
+        )
+    for merchant_id in found:
+        with db.transaction() as session:
+            _mark(session, _name(merchant_id), EPOCH, update=False)
+            session.scalar(db.for_update(select(RollupState).where(RollupState.name == _name(merchant_id))))
+            refresh(session, merchant_id, zones.get(merchant_id, "UTC"), now)
+    with db.transaction() as session:
+        state = _watermark(session, now)
+        if state.updated_at == since:  # nobody else moved it meanwhile
+            state.updated_at = max(reached, since)
+        # When the job last looked, for `as_of`: the dashboard trusts a snapshot while
+        # the job keeps running.
+        _mark(session, "snapshot-seen", now)
+    return len(found)
+
+
+def _mark(session: Session, name: str, at: dt.datetime, update: bool = True) -> None:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(RollupState).values(name=name, value=0, updated_at=at)
+    if update:
+        session.execute(stmt.on_conflict_do_update(index_elements=["name"], set_={"updated_at": at}))
+    else:
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+
+
 def as_of(session: Session, merchant_id: int, now: dt.datetime) -> dt.datetime | None:
-    """When the merchant's snapshot was taken, if it is fresh enough to show."""
+    """When the merchant's snapshot was taken, if it can be shown: it exists, and either
+    it is recent or the job that keeps it up to date ran lately."""
     taken = session.scalar(select(RollupState.updated_at).where(RollupState.name == _name(merchant_id)))
-    if taken is None or taken < now - dt.timedelta(seconds=3 * SNAPSHOT_SECONDS):
+    if taken is None:
         return None
-    return taken
+    if taken >= now - dt.timedelta(seconds=3 * SNAPSHOT_SECONDS):
+        return taken
+    seen = session.scalar(select(RollupState.updated_at).where(RollupState.name == "snapshot-seen"))
+    return taken if seen is not None and seen >= now - STALE else None
 
 
-def cells(session: Session, f: Filters) -> list[Cell]:
+def cells(
+    session: Session, f: Filters, taken: dt.datetime | None = None, now: dt.datetime | None = None
+) -> list[Cell]:
+    """The snapshot's cells; days since the last purchase moved on by the whole days
+    passed from `taken` to `now`."""
+    shift = (now - taken) // DAY if taken is not None and now is not None and now > taken else 0
     stmt = select(
         GuestCell.recency, GuestCell.visits, func.sum(GuestCell.guests), func.sum(GuestCell.spend)
     ).where(GuestCell.merchant_id == f.merchant_id)
     if f.program_id is not None:
         stmt = stmt.where(GuestCell.program_id == f.program_id)
     rows = session.execute(stmt.group_by(GuestCell.recency, GuestCell.visits)).all()
-    return [Cell(None if r < 0 else int(r), int(v), int(n), int(s or 0)) for r, v, n, s in rows]
+    return [Cell(None if r < 0 else int(r) + shift, int(v), int(n), int(s or 0)) for r, v, n, s in rows]
 
 
 def cohort_sizes(session: Session, f: Filters, first: str, last: str) -> dict[str, int]:

@@ -124,7 +124,10 @@ class Trigger(Base):
     tier up, welcome. `params` is validated by campaigns.rules.TriggerParams."""
 
     __tablename__ = "triggers"
-    __table_args__ = (Index("ix_triggers_merchant_kind", "merchant_id", "kind"),)
+    __table_args__ = (
+        Index("ix_triggers_merchant_kind", "merchant_id", "kind"),
+        Index("ix_triggers_next_run", "next_run_at"),
+    )
 
     id: Mapped[IdPK]
     merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"))
@@ -135,6 +138,9 @@ class Trigger(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The merchant-local date of the latest scheduled run (claimed before running).
     last_run_on: Mapped[dt.date | None] = mapped_column(Date)
+    # When the schedule should look at it next (UTC; NULL: never: an event trigger, or
+    # switched off). The periodic job reads only the due ones, through the index.
+    next_run_at: Mapped[dt.datetime | None]
     # "Deleted": never fires again and leaves the lists; its firings stay.
     archived_at: Mapped[dt.datetime | None]
     created_at: Mapped[Timestamp]

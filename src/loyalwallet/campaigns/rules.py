@@ -390,6 +390,34 @@ def run_due(kind: str, params: Any, local_now: dt.datetime, last_run_on: dt.date
     return day is not None and (last_run_on is None or last_run_on < day)
 
 
+def next_run(
+    kind: str, params: Any, tz: dt.tzinfo, now: dt.datetime, last_run_on: dt.date | None
+) -> dt.datetime | None:
+    """When a scheduled trigger should run next (UTC, aware): `now` when a run is due
+    already, else the start of the next day's run that `last_run_on` has not covered;
+    None when there is none within a week (a happy hour on no weekday)."""
+    local_now = now.astimezone(tz)
+    if run_due(kind, params, local_now, last_run_on):
+        return now
+    at = parse_hhmm(params.start if kind == "happy_hour" else params.send_at)
+    for ahead in range(0, 9):
+        day = local_now.date() + dt.timedelta(days=ahead)
+        start = dt.datetime.combine(day, at, tzinfo=tz)
+        if start <= local_now or (last_run_on is not None and day <= last_run_on):
+            continue
+        if run_day(kind, params, start) == day:
+            return start.astimezone(dt.UTC)
+    return None
+
+
+def jitter_seconds(merchant_id: int, spread: float) -> float:
+    """A merchant's fixed offset into the minutes after a run's time, so a thousand
+    cafés' 10:00 runs do not all land in the same minute."""
+    if spread <= 0:
+        return 0.0
+    return float((merchant_id * 2654435761) % 2**32) / 2**32 * spread
+
+
 def tier_rank(tier_names: list[str], name: str | None) -> int:
     """Position of a tier in the program's ladder (-1 when unknown)."""
     return tier_names.index(name) if name in tier_names else -1

@@ -32,7 +32,7 @@ from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_merchant, today
 from loyalwallet.outbox.handlers import Delivery
-from loyalwallet.outbox.models import OutboxMessage
+from loyalwallet.outbox.models import BULK, OutboxMessage
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
 
@@ -205,7 +205,7 @@ def send(session: Session, actor: Actor, campaign_id: int) -> Campaign:
     c.scheduled_at = None
     c.started_at = now
     c.updated_at = now
-    enqueue(session, c.merchant_id, "campaign.start", {"campaign_id": c.id})
+    enqueue(session, c.merchant_id, "campaign.start", {"campaign_id": c.id}, priority=BULK)
     audit(session, actor, "campaign.send", "campaign", c.id)
     return c
 
@@ -228,7 +228,7 @@ def schedule(session: Session, actor: Actor, campaign_id: int, when: dt.datetime
     c.updated_at = now
     # The row waits in the outbox until then; a later reschedule queues another, and
     # the stale one finds the campaign not yet due and does nothing.
-    enqueue(session, c.merchant_id, "campaign.start", {"campaign_id": c.id}, delay=when - now)
+    enqueue(session, c.merchant_id, "campaign.start", {"campaign_id": c.id}, delay=when - now, priority=BULK)
     audit(session, actor, "campaign.schedule", "campaign", c.id, {"at": c.scheduled_at.isoformat()})
     return c
 

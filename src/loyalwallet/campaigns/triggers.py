@@ -5,9 +5,14 @@ Each fires once per guest per occasion: a TriggerFiring row with a unique
 (trigger, card, occasion) is written in the same transaction as the message, under
 the card's lock, so retries and overlapping runs never message a guest twice.
 
-Scheduled runs: a periodic job claims a trigger's local day (a conditional UPDATE of
-last_run_on, so one process wins) and queues `trigger.run`, which lists the guests and
-queues `trigger.fire` rows of up to CHUNK cards, each one transaction.
+Scheduled runs: each scheduled trigger carries `next_run_at`, the next time the schedule
+should look at it (its send time in the merchant's zone, plus a fixed per-merchant jitter
+of up to TRIGGER_JITTER_SECONDS, so a thousand cafés' 10:00 runs spread over the minutes
+after 10:00). The periodic job reads only the due triggers through that index (locked,
+SKIP LOCKED, so one process takes each), records the run's local day in last_run_on,
+queues `trigger.run` in the outbox's bulk lane and sets the next time. `trigger.run`
+lists the guests and queues `trigger.fire` rows of up to CHUNK cards, each one
+transaction; all of them stay in the bulk lane, behind what people are waiting for.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import zoneinfo
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
@@ -33,7 +38,9 @@ from loyalwallet.campaigns.rules import (
     birthday_ranges,
     happy_hour_bounds,
     happy_hour_day,
+    jitter_seconds,
     next_birthday,
+    next_run,
     parse_params,
     render,
     run_day,
@@ -41,12 +48,14 @@ from loyalwallet.campaigns.rules import (
 )
 from loyalwallet.cards.book import cards_changed, lock_card, lock_card_by_id
 from loyalwallet.cards.models import Card, LedgerEntry
+from loyalwallet.config import env
 from loyalwallet.customers.models import Customer
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_merchant, merchant_tz
 from loyalwallet.outbox.handlers import Delivery
+from loyalwallet.outbox.models import BULK
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import BonusRules, DiscountRules
@@ -55,6 +64,14 @@ from loyalwallet.programs.service import get_program, rules_of
 log = logging.getLogger("loyalwallet.triggers")
 
 CHUNK = 100
+JITTER_SECONDS = float(env("TRIGGER_JITTER_SECONDS", "600") or 0)
+DUE_BATCH = 200  # triggers looked at per transaction of the schedule
+
+
+def _reschedule(t: Trigger, now: dt.datetime) -> None:
+    """After a change: a live scheduled trigger is looked at on the next tick."""
+    live = t.enabled and t.archived_at is None and t.kind in SCHEDULED_KINDS
+    t.next_run_at = now if live else None
 
 
 # --- management ------------------------------------------------------------------------
@@ -135,6 +152,7 @@ def create(
         created_at=now,
         updated_at=now,
     )
+    _reschedule(t, now)
     session.add(t)
     session.flush()
     audit(session, actor, "trigger.create", "trigger", t.id, {"kind": kind, "name": t.name})
@@ -159,6 +177,7 @@ def change(session: Session, actor: Actor, trigger_id: int, body: dict[str, Any]
     if "enabled" in body:
         t.enabled = bool(body["enabled"])
     t.updated_at = db.utcnow()
+    _reschedule(t, t.updated_at)
     audit(session, actor, "trigger.update", "trigger", t.id, {k: v for k, v in body.items() if k != "params"})
     return t
 
@@ -171,6 +190,7 @@ def remove(session: Session, actor: Actor, trigger_id: int) -> Trigger:
     if t.archived_at is None:
         t.archived_at = t.updated_at = db.utcnow()
         t.enabled = False
+        t.next_run_at = None
         audit(session, actor, "trigger.archive", "trigger", t.id, {"kind": t.kind, "name": t.name})
     return t
 
@@ -193,45 +213,65 @@ def run_now(session: Session, actor: Actor, trigger_id: int) -> None:
     _not_archived(t)
     if t.kind not in SCHEDULED_KINDS:
         raise DomainError("conflict", f"a {t.kind} trigger reacts to events; it has no run")
-    enqueue(session, t.merchant_id, "trigger.run", {"trigger_id": t.id, "manual": True})
+    enqueue(session, t.merchant_id, "trigger.run", {"trigger_id": t.id, "manual": True}, priority=BULK)
     audit(session, actor, "trigger.run", "trigger", t.id)
 
 
 # --- the schedule ----------------------------------------------------------------------
 
 
-def schedule_due(now: dt.datetime | None = None) -> int:
-    """Periodic job: queue today's run of every scheduled trigger whose time has come."""
+def schedule_due(now: dt.datetime | None = None, batch: int = DUE_BATCH, max_batches: int = 50) -> int:
+    """Periodic job: queue the run of every scheduled trigger whose time has come, found
+    through the index on next_run_at (not by reading every trigger); returns how many."""
     now = now or db.utcnow()
-    with db.read() as session:
-        rows = session.execute(
-            select(Trigger, Merchant.timezone)
-            .join(Merchant, Merchant.id == Trigger.merchant_id)
-            .where(
-                Trigger.enabled.is_(True), Trigger.archived_at.is_(None), Trigger.kind.in_(SCHEDULED_KINDS)
-            )
-        ).all()
     queued = 0
-    for t, tz in rows:
-        local_now = now.astimezone(zoneinfo.ZoneInfo(tz))
-        try:
-            params = parse_params(t.kind, t.params)
-        except DomainError:
-            log.warning("trigger %s has invalid params; skipped", t.id)
-            continue
-        # The day this run is for: today, or the start day of a happy hour past midnight.
-        day = run_day(t.kind, params, local_now)
-        if day is None or (t.last_run_on is not None and t.last_run_on >= day):
-            continue
+    for _ in range(max_batches):
         with db.transaction() as session:
-            claimed = session.execute(  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
-                update(Trigger)
-                .where(Trigger.id == t.id, or_(Trigger.last_run_on.is_(None), Trigger.last_run_on < day))
-                .values(last_run_on=day)
-            ).rowcount
-            if claimed == 1:
-                enqueue(session, t.merchant_id, "trigger.run", {"trigger_id": t.id, "day": day.isoformat()})
-                queued += 1
+            pick = (
+                select(Trigger, Merchant.timezone)
+                .join(Merchant, Merchant.id == Trigger.merchant_id)
+                .where(Trigger.next_run_at <= now)
+                .order_by(Trigger.next_run_at, Trigger.id)
+                .limit(batch)
+            )
+            if not db.is_sqlite():
+                pick = pick.with_for_update(skip_locked=True, of=Trigger)
+            rows = session.execute(pick).all()
+            for t, tz in rows:
+                queued += _schedule_one(session, t, tz, now)
+        if len(rows) < batch:
+            break
+    return queued
+
+
+def _schedule_one(session: Session, t: Trigger, tz: str, now: dt.datetime) -> int:
+    """Queue the locked trigger's run if due; set when to look at it next."""
+    if not t.enabled or t.archived_at is not None or t.kind not in SCHEDULED_KINDS:
+        t.next_run_at = None
+        return 0
+    try:
+        params = parse_params(t.kind, t.params)
+    except DomainError:
+        log.warning("trigger %s has invalid params; not scheduled until it is changed", t.id)
+        t.next_run_at = None
+        return 0
+    zone = zoneinfo.ZoneInfo(tz)
+    # The day this run is for: today, or the start day of a happy hour past midnight.
+    day = run_day(t.kind, params, now.astimezone(zone))
+    queued = 0
+    if day is not None and (t.last_run_on is None or t.last_run_on < day):
+        t.last_run_on = day
+        enqueue(
+            session, t.merchant_id, "trigger.run", {"trigger_id": t.id, "day": day.isoformat()}, priority=BULK
+        )
+        queued = 1
+    at = next_run(t.kind, params, zone, now, t.last_run_on)
+    if at is None:
+        t.next_run_at = now + dt.timedelta(days=1)  # nothing this week: look again tomorrow
+    elif at <= now:  # due but not run (cannot happen): look again in a minute
+        t.next_run_at = now + dt.timedelta(minutes=1)
+    else:
+        t.next_run_at = at + dt.timedelta(seconds=jitter_seconds(t.merchant_id, JITTER_SECONDS))
     return queued
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalwallet.db import Base, BigID, IdPK, Timestamp
@@ -33,6 +33,9 @@ class Card(Base):
         UniqueConstraint("merchant_id", "code"),
         Index("uq_cards_program_customer", "program_id", "customer_id", unique=True),
         Index("ix_cards_merchant_updated", "merchant_id", "pass_updated_at"),
+        # Which merchants' cards changed since a time (analytics/snapshot.py): proportional
+        # to the change, not to the number of merchants or cards.
+        Index("ix_cards_updated", "updated_at", "merchant_id"),
     )
 
     id: Mapped[IdPK]
@@ -76,6 +79,15 @@ class LedgerEntry(Base):
         # Open lots of a card, in the order they are consumed.
         Index("ix_ledger_open_lots", "card_id", "expires_at", "id"),
         Index("ix_ledger_expiring", "merchant_id", "expires_at"),
+        # The expiry sweep: only open lots that can expire, so it stays the size of what
+        # is still open, not of the whole ledger.
+        Index(
+            "ix_ledger_open_expiry",
+            "expires_at",
+            "card_id",
+            postgresql_where=text("remaining > 0 AND expires_at IS NOT NULL"),
+            sqlite_where=text("remaining > 0 AND expires_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[IdPK]

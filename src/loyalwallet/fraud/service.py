@@ -20,11 +20,13 @@ import time
 import zoneinfo
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
+from loyalwallet.caches import size
 from loyalwallet.cards.models import Card, LedgerEntry
 from loyalwallet.checkout.models import Purchase, Refund
 from loyalwallet.config import env
@@ -69,12 +71,14 @@ class _RulesCache:
     the change is not kept); other processes see it within LOYALWALLET_FRAUD_RULES_CACHE_SECONDS."""
 
     def __init__(self) -> None:
-        self._items: dict[int, tuple[float, fr.FraudRules, str]] = {}
+        # Least recently used first out when full (LOYALWALLET_CACHE_FRAUD_RULES).
+        self._items: LRUCache[int, tuple[float, fr.FraudRules, str]] = LRUCache(size("FRAUD_RULES", 10000))
         self._lock = threading.Lock()
         self._generation = 0  # bumped by clear(): a read begun before it is not stored
 
     def get(self, session: Session, merchant_id: int) -> tuple[fr.FraudRules, str]:
-        item = self._items.get(merchant_id)
+        with self._lock:
+            item = self._items.get(merchant_id)
         if item is not None and item[0] > time.monotonic():
             return item[1], item[2]
         generation = self._generation
@@ -82,8 +86,6 @@ class _RulesCache:
         rules, tz = rules_of(merchant), merchant.timezone
         ttl = _cache_seconds()
         with self._lock:
-            if len(self._items) > 10000:
-                self._items.clear()
             if ttl > 0 and generation == self._generation:
                 self._items[merchant_id] = (time.monotonic() + ttl, rules, tz)
         return rules, tz

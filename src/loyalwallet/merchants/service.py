@@ -8,10 +8,12 @@ import time
 import zoneinfo
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto
+from loyalwallet.caches import size
 from loyalwallet.db import for_update, utcnow
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
@@ -191,19 +193,19 @@ class _KeyCache:
     TTL = 5.0
 
     def __init__(self) -> None:
-        self._items: dict[str, tuple[float, Actor | None]] = {}
+        # Least recently used first out when full (LOYALWALLET_CACHE_API_KEYS).
+        self._items: LRUCache[str, tuple[float, Actor | None]] = LRUCache(size("API_KEYS", 10000))
         self._lock = threading.Lock()
 
     def get(self, key_hash: str) -> tuple[bool, Actor | None]:
-        item = self._items.get(key_hash)
+        with self._lock:
+            item = self._items.get(key_hash)
         if item is None or item[0] < time.monotonic():
             return False, None
         return True, item[1]
 
     def put(self, key_hash: str, actor: Actor | None) -> None:
         with self._lock:
-            if len(self._items) > 10000:
-                self._items.clear()
             self._items[key_hash] = (time.monotonic() + self.TTL, actor)
 
     def clear(self) -> None:

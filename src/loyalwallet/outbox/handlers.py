@@ -27,6 +27,7 @@ class Delivery:
     attempts: int  # including this one
     created_at: dt.datetime
     max_attempts: int = 12
+    priority: int = 0  # the row's lane (outbox.models): what it queues goes in the same
 
 
 class Retry(Exception):

@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalwallet.db import Base, BigID, IdPK, Timestamp
 
 STATUSES = ("pending", "done", "dead")
+
+# Lanes: the worker claims every due row of a lower number before any of a higher one.
+INTERACTIVE = 0  # what follows a person's action (a purchase's card update, an SMS code)
+BULK = 1  # campaign and trigger waves, and everything their rows queue in turn
 
 
 class OutboxMessage(Base):
@@ -18,6 +22,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_merchant_status", "merchant_id", "status", "id"),
+        # The claim: pending rows by lane, then due time.
+        Index("ix_outbox_claim", "status", "priority", "next_attempt_at"),
     )
 
     id: Mapped[IdPK]
@@ -28,6 +34,7 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=12)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=INTERACTIVE, server_default=text("0"))
     next_attempt_at: Mapped[Timestamp]
     # A claimed row is invisible to other workers until this time (crash recovery).
     locked_until: Mapped[dt.datetime | None]

@@ -7,6 +7,7 @@ worker delivers it at least once, whatever happens to this process afterwards.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import threading
 from typing import Any
@@ -15,10 +16,15 @@ from sqlalchemy import event, insert
 from sqlalchemy.orm import Session, SessionTransaction
 
 from loyalwallet.db import utcnow
-from loyalwallet.outbox.models import OutboxMessage
+from loyalwallet.outbox.models import INTERACTIVE, OutboxMessage
 
 # Set after a commit that wrote outbox rows: wakes an embedded worker at once.
 wakeup = threading.Event()
+
+# The lane of the row being delivered (set by the worker around each handler): rows it
+# queues go in the same lane, so a campaign's or a trigger's fan-out stays behind what
+# people are waiting for, however it is split into rows.
+current_lane: contextvars.ContextVar[int] = contextvars.ContextVar("outbox_lane", default=INTERACTIVE)
 
 
 def enqueue(
@@ -30,8 +36,11 @@ def enqueue(
     delay: dt.timedelta | None = None,
     max_attempts: int = 12,
     place: dt.datetime | None = None,
+    priority: int | None = None,
 ) -> None:
-    """`place`: an earlier time to queue the row as of (due since then: the worker takes
+    """`priority`: the lane (outbox.models.INTERACTIVE or BULK); by default the lane of
+    the row being delivered, or INTERACTIVE outside the worker.
+    `place`: an earlier time to queue the row as of (due since then: the worker takes
     rows in due order). A fan-out row passes its cause's created_at, so it does not wait
     behind everything queued after the change it carries on (a campaign's pushes behind
     all of its Google messages)."""
@@ -49,6 +58,7 @@ def enqueue(
             "status": "pending",
             "attempts": 0,
             "max_attempts": max_attempts,
+            "priority": current_lane.get() if priority is None else priority,
             "next_attempt_at": due,
             "created_at": now,
         }

@@ -30,14 +30,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from loyalwallet import db
 from loyalwallet.config import env
 from loyalwallet.outbox.handlers import HANDLERS, PERIODIC, Delivery, Permanent, Retry
-from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
-from loyalwallet.outbox.service import wakeup
+from loyalwallet.outbox.models import INTERACTIVE, OutboxMessage, PeriodicRun
+from loyalwallet.outbox.service import current_lane, wakeup
 
 log = logging.getLogger("loyalwallet.worker")
 
 LEASE = dt.timedelta(seconds=float(env("WORKER_LEASE_SECONDS", "60") or 60))
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FLUSH_SECONDS = 0.2
+PERIODIC_TICK = 1.0  # how often the periodic thread looks for a job whose time has come
 
 
 def backoff(attempts: int) -> float:
@@ -46,8 +47,15 @@ def backoff(attempts: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
-def claim(batch: int = 50, now: dt.datetime | None = None) -> list[Delivery]:
+# Bulk-lane rows claimed at once (LOYALWALLET_WORKER_BULK_BATCH): a wave is taken a few
+# rows at a time, so the loop comes back to claim often and an interactive row queued
+# meanwhile waits for one bulk row at most, not a whole batch of them.
+BULK_BATCH = int(env("WORKER_BULK_BATCH", "8") or 8)
+
+
+def claim(batch: int = 50, now: dt.datetime | None = None, bulk_batch: int | None = None) -> list[Delivery]:
     now = now or db.utcnow()
+    bulk_batch = BULK_BATCH if bulk_batch is None else bulk_batch
     due = and_(
         OutboxMessage.status == "pending",
         OutboxMessage.next_attempt_at <= now,
@@ -55,14 +63,18 @@ def claim(batch: int = 50, now: dt.datetime | None = None) -> list[Delivery]:
     )
     with db.transaction() as session:
         pick = (
-            select(OutboxMessage.id)
+            select(OutboxMessage.id, OutboxMessage.priority)
             .where(due)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            # The interactive lane first: a purchase's card update never waits behind a
+            # campaign or trigger wave (outbox.models.INTERACTIVE / BULK).
+            .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(batch)
         )
         if not db.is_sqlite():
             pick = pick.with_for_update(skip_locked=True)
-        ids = list(session.scalars(pick))
+        picked = session.execute(pick).all()
+        ids = [row.id for row in picked if row.priority == INTERACTIVE]
+        ids += [row.id for row in picked if row.priority != INTERACTIVE][: max(1, bulk_batch)]
         if not ids:
             return []
         rows = session.execute(
@@ -77,13 +89,16 @@ def claim(batch: int = 50, now: dt.datetime | None = None) -> list[Delivery]:
                 OutboxMessage.attempts,
                 OutboxMessage.created_at,
                 OutboxMessage.max_attempts,
+                OutboxMessage.priority,
             )
         ).all()
     deliveries = [
-        Delivery(r.id, r.merchant_id, r.topic, r.payload, r.attempts, r.created_at, r.max_attempts)
+        Delivery(
+            r.id, r.merchant_id, r.topic, r.payload, r.attempts, r.created_at, r.max_attempts, r.priority
+        )
         for r in rows
     ]
-    deliveries.sort(key=lambda d: d.id)
+    deliveries.sort(key=lambda d: (d.priority, d.id))
     return deliveries
 
 
@@ -101,6 +116,7 @@ def attempt(msg: Delivery) -> Outcome:
     handler = HANDLERS.get(msg.topic)
     if handler is None:
         return Outcome(msg, f"no handler for topic {msg.topic!r}", dead=True)
+    lane = current_lane.set(msg.priority)
     try:
         handler(msg)
     except Permanent as exc:
@@ -111,6 +127,8 @@ def attempt(msg: Delivery) -> Outcome:
     except Exception as exc:  # any other failure is retried with backoff
         log.warning("outbox %s %s failed (attempt %s): %r", msg.id, msg.topic, msg.attempts, exc)
         return Outcome(msg, f"{type(exc).__name__}: {exc}")
+    finally:
+        current_lane.reset(lane)
     return Outcome(msg)
 
 
@@ -253,15 +271,24 @@ class Worker:
             except Exception:
                 log.exception("periodic job %s failed", name)
 
+    def _periodic_loop(self) -> None:
+        """The periodic jobs, in their own thread: a long job never holds up delivery.
+        Each job does a bounded amount of work per run (its own batch limits)."""
+        while not self.stop_event.is_set():
+            self._periodic()
+            self.stop_event.wait(PERIODIC_TICK)
+
     def run(self) -> None:
         log.info("outbox worker started (%s thread(s))", self.threads)
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="outbox") if self.threads > 1 else None
+        periodic = None
+        if self.run_periodic:
+            periodic = threading.Thread(target=self._periodic_loop, name="outbox-periodic", daemon=True)
+            periodic.start()
         try:
             while not self.stop_event.is_set():
                 try:
                     handled = run_once(self.batch, pool)
-                    if self.run_periodic:
-                        self._periodic()
                 except Exception:
                     log.exception("worker loop error")
                     handled = 0
@@ -269,8 +296,11 @@ class Worker:
                     wakeup.wait(self.poll_seconds)
                     wakeup.clear()
         finally:
+            self.stop_event.set()
             if pool is not None:
                 pool.shutdown(wait=True)
+            if periodic is not None:
+                periodic.join(timeout=30)
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="outbox-worker", daemon=True)

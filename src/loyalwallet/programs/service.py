@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from loyalwallet.caches import size
 from loyalwallet.cards.models import Card
 from loyalwallet.db import utcnow
 from loyalwallet.errors import DomainError, not_found
@@ -17,18 +19,18 @@ from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import KINDS, Program
 from loyalwallet.programs.rules import Rules, parse_rules, rules_to_json
 
-_cache: dict[tuple[int, int], Rules] = {}
+# (program id, version) -> parsed rules; the least recently used go first.
+_cache: LRUCache[tuple[int, int], Rules] = LRUCache(size("PROGRAMS", 5000))
 _cache_lock = threading.Lock()
 
 
 def rules_of(program: Program) -> Rules:
     key = (program.id, program.version)
-    rules = _cache.get(key)
+    with _cache_lock:
+        rules = _cache.get(key)
     if rules is None:
         rules = parse_rules(program.kind, program.rules)
         with _cache_lock:
-            if len(_cache) > 5000:
-                _cache.clear()
             _cache[key] = rules
     return rules
 

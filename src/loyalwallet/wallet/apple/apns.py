@@ -19,6 +19,13 @@ Two faces over the same request/answer logic:
 
 Settings: LOYALWALLET_APNS_URL (default Apple's production endpoint, which Wallet passes
 always use), LOYALWALLET_APNS_CA_FILE (extra CA to trust: tests, a corporate proxy).
+
+Bounded: a process keeps at most LOYALWALLET_APNS_MAX_CONNECTIONS pushers (one per
+certificate or key; 32 by default), least recently used closed first, and closes those
+idle for LOYALWALLET_APNS_IDLE_SECONDS (600). Merchants with their own certificates
+therefore cost at most that many connections per process, however many there are; a
+closed one is reopened on its next push. A pusher in use is closed when its last push
+ends.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,6 +269,9 @@ class Pusher:
         )
         self._turn = threading.Lock()
         self._bulk: ApnsClient | None = None
+        self._users = 0  # pushes under way (guarded by _pushers_lock)
+        self._retired = False
+        self.last_used = time.monotonic()
 
     def push(self, token: str, topic: str, payload: bytes = PAYLOAD) -> PushResult:
         url = f"{self.base_url}/3/device/{token}"
@@ -297,8 +308,16 @@ class Pusher:
                 asyncio.run_coroutine_threadsafe(self._bulk.aclose(), _background_loop()).result(timeout=5)
 
 
-_pushers: dict[tuple[str, ...], Pusher] = {}
+_pushers: OrderedDict[tuple[str, ...], Pusher] = OrderedDict()  # least recently used first
 _pushers_lock = threading.Lock()
+
+
+def max_connections() -> int:
+    return max(1, int(env("APNS_MAX_CONNECTIONS", "32") or 32))
+
+
+def idle_seconds() -> float:
+    return float(env("APNS_IDLE_SECONDS", "600") or 600)
 
 
 def base_url() -> str:
@@ -306,16 +325,58 @@ def base_url() -> str:
 
 
 def pusher(fingerprint: str, credentials: Callable[[], dict[str, Any]]) -> Pusher:
-    """The process's Pusher for the credentials named `fingerprint` (created once, kept
-    open). `credentials()` gives token_auth= or cert= and runs only on first use."""
+    """The process's Pusher for the credentials named `fingerprint` (created on first
+    use, kept open while used). `credentials()` gives token_auth= or cert= and runs only
+    when it is (re)created. Pair with `release()` (or use `using()`)."""
     url, ca_file = base_url(), env("APNS_CA_FILE")
     key = (url, ca_file or "", fingerprint)
+    now = time.monotonic()
+    retired: list[Pusher] = []
     with _pushers_lock:
         existing = _pushers.get(key)
         if existing is None:
             existing = Pusher(base_url=url, ca_file=ca_file, **credentials())
             _pushers[key] = existing
-        return existing
+        _pushers.move_to_end(key)
+        existing.last_used = now
+        existing._users += 1
+        # Over the bound, or idle for long: closed (when no push is under way on them).
+        idle = idle_seconds()
+        for other_key, other in list(_pushers.items()):
+            if other is existing:
+                continue
+            if len(_pushers) > max_connections() or now - other.last_used > idle:
+                del _pushers[other_key]
+                other._retired = True
+                if other._users == 0:
+                    retired.append(other)
+    for p in retired:
+        p.close()
+    return existing
+
+
+def release(p: Pusher) -> None:
+    """A push on `p` is over: close it if it was retired meanwhile."""
+    with _pushers_lock:
+        p._users -= 1
+        p.last_used = time.monotonic()
+        close = p._retired and p._users == 0
+    if close:
+        p.close()
+
+
+@contextlib.contextmanager
+def using(fingerprint: str, credentials: Callable[[], dict[str, Any]]) -> Iterator[Pusher]:
+    p = pusher(fingerprint, credentials)
+    try:
+        yield p
+    finally:
+        release(p)
+
+
+def open_count() -> int:
+    with _pushers_lock:
+        return len(_pushers)
 
 
 def reset() -> None:

@@ -29,7 +29,7 @@ from loyalwallet.cards.handlers import changed_cards
 from loyalwallet.cards.models import Coupon
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
-from loyalwallet.wallet.apple import credentials, updates
+from loyalwallet.wallet.apple import apns, credentials, updates
 from loyalwallet.wallet.apple.models import ApplePushPending, AppleRegistration
 
 log = logging.getLogger("loyalwallet.apple")
@@ -169,10 +169,13 @@ def push(msg: Delivery) -> None:
     if route.pusher is None:
         log.info("apple push to %s device(s) skipped: %s", len(tokens), route.reason)
         return
-    if len(tokens) == 1:
-        results = [route.pusher.push(tokens[0], route.topic)]
-    else:
-        results = route.pusher.push_many([(t, route.topic) for t in tokens])
+    try:
+        if len(tokens) == 1:
+            results = [route.pusher.push(tokens[0], route.topic)]
+        else:
+            results = route.pusher.push_many([(t, route.topic) for t in tokens])
+    finally:
+        apns.release(route.pusher)  # the process keeps a bounded set of connections
     again = [r for r in results if not r.ok and not r.gone and (r.retryable or r.status == 403)]
     for r in results:
         if r.gone:

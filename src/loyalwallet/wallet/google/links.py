@@ -41,13 +41,11 @@ def _insert_ignoring_conflict(session: Session, model: Any, values: dict[str, An
 _LINK = select(
     GoogleObject.object_id, GoogleObject.save_jwt, GoogleObject.jwt_key_id, GoogleObject.inserted
 ).where(GoogleObject.card_id == bindparam("card_id"))
-LINKS_CACHED = 20_000
 
 
 def _remember(card_id: int, oid: str, key_id: str, token: str) -> None:
-    if len(caches.links) >= LINKS_CACHED:
-        caches.links.clear()
-    caches.links[card_id] = (oid, key_id, token)
+    with caches.lock:
+        caches.links[card_id] = (oid, key_id, token)
 
 
 def save_link(session: Session, card: Card, program: Program, issuer: Issuer, *, create: bool) -> str | None:
@@ -56,7 +54,8 @@ def save_link(session: Session, card: Card, program: Program, issuer: Issuer, *,
     # The hot path (every POS answer shows the card): a signed link stays valid for as
     # long as the object id and the key are the same, so it is remembered in memory too.
     oid = object_id_for(issuer, card)
-    known = caches.links.get(card.id)
+    with caches.lock:
+        known = caches.links.get(card.id)
     if known is not None and known[0] == oid and known[1] == issuer.key_id:
         return savelink.save_base() + known[2]
     row = session.execute(_LINK, {"card_id": card.id}).first()
