@@ -49,12 +49,21 @@ def ishop(shop: Shop, iiko: FakeIiko) -> Iterator[IikoShop]:
     """A shop connected to the fake iiko (Золото → Gold) with a programme of kind iiko."""
     with db.transaction() as session:
         service.connect(
-            session, shop.merchant_id, LOGIN, card_first=FIRST, card_last=LAST, tiers={"Золото": "Gold", "Стандарт": "Base"}
+            session,
+            shop.merchant_id,
+            LOGIN,
+            card_first=FIRST,
+            card_last=LAST,
+            tiers={"Золото": "Gold", "Стандарт": "Base"},
         )
     r = shop.call(
         "POST",
         "/api/v1/programs",
-        json={"kind": "iiko", "name": "Бонусы iiko", "rules": {"tiers": [{"name": "Base"}, {"name": "Gold"}]}},
+        json={
+            "kind": "iiko",
+            "name": "Бонусы iiko",
+            "rules": {"tiers": [{"name": "Base"}, {"name": "Gold"}]},
+        },
     )
     assert r.status_code == 201, r.text
     yield IikoShop(shop, iiko, r.json()["id"])
