@@ -246,8 +246,10 @@ class FakeIiko:
         return getattr(self, "_" + path.rsplit("/iiko/", 1)[1].replace("/", "_"))(body)
 
     def _customer_categories(self, body: Any) -> tuple[int, Any, dict[str, str]]:
-        items = [{"id": k, "name": v, "isActive": True, "isDefaultForNewGuests": v == "Стандарт"}
-                 for k, v in self.categories.items()]  # fmt: skip
+        items = [
+            {"id": k, "name": v, "isActive": True, "isDefaultForNewGuests": v == "Стандарт"}
+            for k, v in self.categories.items()
+        ]
         return 200, {"guestCategories": items}, {}
 
     def _program(self, body: Any) -> tuple[int, Any, dict[str, str]]:
@@ -338,3 +340,55 @@ class FakeIiko:
 
     def _customer_wallet_chargeoff(self, body: Any) -> tuple[int, Any, dict[str, str]]:
         return self._wallet(body, -1)
+
+
+def order_event(
+    fake: FakeIiko,
+    *,
+    status: str = "Closed",
+    customer: Customer | None = None,
+    phone: str | None = None,
+    total: int = 350,
+    items: list[tuple[str, int]] | None = None,
+    order_id: str | None = None,
+) -> dict[str, Any]:
+    """A TableOrderUpdate webhook event as iikoCloud sends it (checked against the schema)."""
+    oid = order_id or str(uuid.uuid4())
+    order: dict[str, Any] = {
+        "status": status,
+        "sum": total,
+        "number": 17,
+        "tableIds": [],
+        "items": [
+            {
+                "type": "Product",
+                "status": "Printed",
+                "amount": 1,
+                "product": {"id": str(uuid.uuid4()), "name": name},
+                "price": price,
+                "cost": price,
+                "resultSum": price,
+                "pricePredefined": False,
+            }
+            for name, price in (items or [])
+        ],
+    }
+    if customer is not None:
+        order["customer"] = {"type": "regular", "id": customer.id, "name": customer.name or "Гость"}
+    if phone is not None:
+        order["phone"] = phone
+    event = {
+        "eventType": "TableOrderUpdate",
+        "eventTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+        "organizationId": fake.org_id,
+        "correlationId": str(uuid.uuid4()),
+        "eventInfo": {
+            "id": oid,
+            "organizationId": fake.org_id,
+            "timestamp": int(time.time() * 1000),
+            "creationStatus": "Success",
+            "order": order,
+        },
+    }
+    validate_webhook([event])
+    return event

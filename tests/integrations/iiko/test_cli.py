@@ -29,8 +29,12 @@ def run(
     env.pop("LOYALWALLET_IIKO_API_LOGIN", None)
     done = subprocess.run(
         [sys.executable, "-m", "loyalwallet.cli", "iiko", *args],
-        env=env, input=stdin, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # Rich wraps long lines on stderr: compare words, not line breaks.
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout, " ".join(done.stderr.split()))
 
@@ -43,9 +47,19 @@ def _row(merchant_id: int) -> IikoConnection | None:
 def test_connect_status_disconnect(settings: Settings, shop: Shop, iiko: FakeIiko) -> None:
     m = str(shop.merchant_id)
     out = run(
-        settings, iiko, "connect", "--merchant", m, "--stdin", "--card-range", "7700000001-7700000500",
-        "--tier", "Золото=Gold", "--json", stdin=LOGIN + "\n",
-    )  # fmt: skip
+        settings,
+        iiko,
+        "connect",
+        "--merchant",
+        m,
+        "--stdin",
+        "--card-range",
+        "7700000001-7700000500",
+        "--tier",
+        "Золото=Gold",
+        "--json",
+        stdin=LOGIN + "\n",
+    )
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     assert info["organization"] == {"id": iiko.org_id, "name": iiko.org_name}
@@ -70,9 +84,16 @@ def test_connect_status_disconnect(settings: Settings, shop: Shop, iiko: FakeIik
 
 def test_a_wrong_login_stores_nothing(settings: Settings, shop: Shop, iiko: FakeIiko) -> None:
     out = run(
-        settings, iiko, "connect", "--merchant", str(shop.merchant_id), "--stdin", "--card-range", "1-100",
+        settings,
+        iiko,
+        "connect",
+        "--merchant",
+        str(shop.merchant_id),
+        "--stdin",
+        "--card-range",
+        "1-100",
         stdin="not-a-login\n",
-    )  # fmt: skip
+    )
     assert out.returncode == 2
     assert "iiko does not accept this API login" in out.stderr and "nothing was stored" in out.stderr
     assert _row(shop.merchant_id) is None
@@ -82,9 +103,19 @@ def test_an_unknown_organisation_lists_the_ones_the_login_has(
     settings: Settings, shop: Shop, iiko: FakeIiko
 ) -> None:
     out = run(
-        settings, iiko, "connect", "--merchant", str(shop.merchant_id), "--stdin", "--card-range", "1-100",
-        "--organization", "11111111-2222-3333-4444-555555555555", "--json", stdin=LOGIN + "\n",
-    )  # fmt: skip
+        settings,
+        iiko,
+        "connect",
+        "--merchant",
+        str(shop.merchant_id),
+        "--stdin",
+        "--card-range",
+        "1-100",
+        "--organization",
+        "11111111-2222-3333-4444-555555555555",
+        "--json",
+        stdin=LOGIN + "\n",
+    )
     assert out.returncode == 2
     doc = json.loads(out.stdout)
     assert doc["code"] == "iiko_organization_unknown" and iiko.org_id in doc["error"]
@@ -114,9 +145,18 @@ def test_a_login_with_several_organisations_must_choose(
     )
     assert out.returncode == 2 and "Тверская" in out.stderr and "--organization" in out.stderr
     ok = run(
-        settings, iiko, "connect", "--merchant", str(shop.merchant_id), "--stdin", "--card-range", "1-100",
-        "--organization", iiko.org_id, stdin=LOGIN + "\n",
-    )  # fmt: skip
+        settings,
+        iiko,
+        "connect",
+        "--merchant",
+        str(shop.merchant_id),
+        "--stdin",
+        "--card-range",
+        "1-100",
+        "--organization",
+        iiko.org_id,
+        stdin=LOGIN + "\n",
+    )
     assert ok.returncode == 0, ok.stderr
 
 
@@ -129,9 +169,18 @@ def test_a_bad_range_or_category_is_refused_before_asking_iiko(
     )
     assert backwards.returncode == 2 and "ends before it starts" in backwards.stderr
     unknown = run(
-        settings, iiko, "connect", "--merchant", m, "--stdin", "--card-range", "1-100", "--tier", "Платина=VIP",
+        settings,
+        iiko,
+        "connect",
+        "--merchant",
+        m,
+        "--stdin",
+        "--card-range",
+        "1-100",
+        "--tier",
+        "Платина=VIP",
         stdin=LOGIN + "\n",
-    )  # fmt: skip
+    )
     assert unknown.returncode == 2 and "no customer category 'Платина'" in unknown.stderr
     assert _row(shop.merchant_id) is None
 

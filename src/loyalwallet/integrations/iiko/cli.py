@@ -70,9 +70,16 @@ def connect(
     try:
         with db.transaction() as session:
             service.connect(
-                session, merchant, api_login, card_first=first, card_last=last,
-                organization_id=organization, wallet_id=wallet, tiers=mapping, ledger_program_id=ledger_program,
-            )  # fmt: skip
+                session,
+                merchant,
+                api_login,
+                card_first=first,
+                card_last=last,
+                organization_id=organization,
+                wallet_id=wallet,
+                tiers=mapping,
+                ledger_program_id=ledger_program,
+            )
             info = service.status(session, merchant)
     except DomainError as exc:
         if as_json:

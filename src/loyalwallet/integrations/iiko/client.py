@@ -250,6 +250,11 @@ class IikoClient:
     def topup(self, customer_id: str, wallet_id: str, amount: Decimal, comment: str) -> None:
         self.call(
             "/api/1/loyalty/iiko/customer/wallet/topup",
-            {"customerId": customer_id, "walletId": wallet_id, "sum": float(amount), "comment": comment,
-             "organizationId": self._org()},
-        )  # fmt: skip
+            {
+                "customerId": customer_id,
+                "walletId": wallet_id,
+                "sum": float(amount),
+                "comment": comment,
+                "organizationId": self._org(),
+            },
+        )

@@ -105,10 +105,14 @@ def queue_gift(session: Any, card: Any, points: int, operation_id: str, comment:
         return False
     session.add(
         IikoTopup(
-            operation_id=operation_id, merchant_id=card.merchant_id, card_id=card.id, points=points,
-            comment=comment[:200], state="pending",
+            operation_id=operation_id,
+            merchant_id=card.merchant_id,
+            card_id=card.id,
+            points=points,
+            comment=comment[:200],
+            state="pending",
         )
-    )  # fmt: skip
+    )
     session.flush()
     enqueue(session, card.merchant_id, "iiko.topup", {"operation_id": operation_id})
     return True

@@ -57,8 +57,14 @@ def _lines(order: dict[str, Any]) -> list[dict[str, Any]]:
         total = _kopecks(item.get("resultSum") if item.get("resultSum") is not None else item.get("cost"))
         if total is None or total <= 0:
             continue
-        out.append({"sku": str(product.get("id") or "")[:64] or None, "name": str(product.get("name") or "")[:200] or None,
-                    "qty": 1, "price": total})  # fmt: skip
+        out.append(
+            {
+                "sku": str(product.get("id") or "")[:64] or None,
+                "name": str(product.get("name") or "")[:200] or None,
+                "qty": 1,
+                "price": total,
+            }
+        )
     return out
 
 
@@ -103,8 +109,13 @@ def receive(session: Session, merchant_id: int, token: str | None, events: Any) 
         if card_id is None:
             continue
         amount = _kopecks(order.get("sum"))
-        payload = {"order_id": str(info.get("id")), "status": order["status"], "card_id": card_id,
-                   "amount": amount, "items": _lines(order)}  # fmt: skip
+        payload = {
+            "order_id": str(info.get("id")),
+            "status": order["status"],
+            "card_id": card_id,
+            "amount": amount,
+            "items": _lines(order),
+        }
         enqueue(session, merchant_id, "iiko.order", payload)
         booked += 1
     return {"synced": synced, "orders": booked}
@@ -168,8 +179,16 @@ def book(msg: Delivery) -> None:
                 _status, response, _replayed = checkout.purchase(
                     session, actor, body, f"iiko-order:{order_id}"
                 )
-                session.add(IikoOrder(merchant_id=merchant_id, order_id=order_id, purchase_id=int(response["id"]),
-                                      state="booked", created_at=now, updated_at=now))  # fmt: skip
+                session.add(
+                    IikoOrder(
+                        merchant_id=merchant_id,
+                        order_id=order_id,
+                        purchase_id=int(response["id"]),
+                        state="booked",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
             elif status == "Deleted":
                 if row is None:
                     session.add(
@@ -184,8 +203,13 @@ def book(msg: Delivery) -> None:
                     return
                 if row.state != "booked" or row.purchase_id is None:
                     return
-                checkout.refund(session, actor, row.purchase_id, RefundIn(reason=f"iiko order {order_id} deleted"),
-                                f"iiko-order-deleted:{order_id}")  # fmt: skip
+                checkout.refund(
+                    session,
+                    actor,
+                    row.purchase_id,
+                    RefundIn(reason=f"iiko order {order_id} deleted"),
+                    f"iiko-order-deleted:{order_id}",
+                )
                 row.state, row.updated_at = "reversed", now
     except DomainError as exc:
         log.warning("iiko order %s for card %s not booked: %s", order_id, card_id, exc.code)
