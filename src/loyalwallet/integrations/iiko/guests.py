@@ -21,7 +21,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loyalwallet.cards.book import CardBook, lock_card_by_id
+from loyalwallet.cards.book import CardBook, cards_changed, lock_card_by_id
 from loyalwallet.cards.models import Card
 from loyalwallet.customers.service import GuestData
 from loyalwallet.db import utcnow
@@ -118,10 +118,17 @@ def open_card(session: Session, program: Program, guest: GuestData) -> tuple[str
 
 
 def apply(
-    session: Session, conn: IikoConnection, card: Card, program: Program, info: Guest, *, touch: bool = True
+    session: Session,
+    conn: IikoConnection,
+    card: Card,
+    program: Program,
+    info: Guest,
+    *,
+    touch: bool = True,
+    queue: bool = True,
 ) -> bool:
     """Bring a (locked) card to iiko's figures; True when something changed (and, with
-    touch, the wallets were told)."""
+    touch, the wallets were told; queue=False: the caller queues card.changed for many)."""
     link = session.get(IikoGuest, card.id)
     balance = info.balances.get(conn.wallet_id or "", Decimal(0))
     points = rules.points(balance)
@@ -151,7 +158,7 @@ def apply(
         link.synced_at = now
         link.activity_at = None
     if changed and touch:
-        book.touch(SYNC_REASON)
+        book.touch(SYNC_REASON, queue=queue)
     return changed
 
 
@@ -167,16 +174,20 @@ def sync_cards(merchant_id: int, card_ids: list[int]) -> int:
             g.card_id: g.customer_id
             for g in session.scalars(select(IikoGuest).where(IikoGuest.card_id.in_(card_ids)))
         }
-    changed = 0
-    for card_id in sorted(links):
-        info = client.find("id", links[card_id])
-        if info is None:
-            continue
-        with db.transaction() as session:
-            conn = require(session, merchant_id)
+    # iiko first (no lock held while waiting for it), then one transaction for the chunk
+    # and one card.changed row for the cards that moved (the listeners take many at once).
+    infos = {card_id: client.find("id", links[card_id]) for card_id in sorted(links)}
+    moved: list[int] = []
+    with db.transaction() as session:
+        conn = require(session, merchant_id)
+        for card_id, info in infos.items():
+            if info is None:
+                continue
             card, program = lock_card_by_id(session, card_id)
-            changed += apply(session, conn, card, program, info)
-    return changed
+            if apply(session, conn, card, program, info, queue=False):
+                moved.append(card_id)
+        cards_changed(session, merchant_id, moved, SYNC_REASON)
+    return len(moved)
 
 
 def topup(
