@@ -49,3 +49,12 @@ def test_connect_and_test_iiko_in_the_browser(
     answer = page.locator("#iiko-answer").inner_text()
     assert iiko.org_id in answer and "Золото" in answer  # iiko's real answer
     assert LOGIN not in page.content()  # the login is never shown back
+
+
+def test_the_programmes_pages_show_an_iiko_programme(app: Any, shop: Shop, iiko: FakeIiko) -> None:
+    program = shop.post("/api/v1/programs", {"kind": "iiko", "name": "Бонусы iiko", "rules": {}}).json()
+    owner = login(app, add_staff(shop, "owner"))
+    assert owner.get("/admin/programs").status_code == 200
+    r = owner.get(f"/admin/programs/{program['id']}")
+    assert r.status_code == 200, r.text[:500]
+    assert owner.get("/admin/programs/new?kind=iiko", follow_redirects=False).status_code in (200, 303)
