@@ -57,16 +57,3 @@ def pick_program(programs: list[dict[str, Any]], wallet_id: str | None) -> dict[
         return next((p for p in programs if p.get("walletId") == wallet_id or p.get("id") == wallet_id), None)
     active = [p for p in programs if p.get("isActive", True)]
     return next((p for p in active if p.get("programType") == 1), active[0] if active else None)
-
-
-def balance_message(points_: int, lang: str = "en") -> str:
-    """The changeMessage text: "You have 240 bonus points"."""
-    if lang == "ru":
-        n = abs(points_) % 100
-        word = (
-            "бонусов"
-            if 11 <= n <= 14
-            else {1: "бонус", 2: "бонуса", 3: "бонуса", 4: "бонуса"}.get(n % 10, "бонусов")
-        )
-        return f"У вас {points_} {word}"
-    return f"You have {points_} bonus point{'s' if points_ != 1 else ''}"
