@@ -50,6 +50,13 @@ CODES: dict[str, tuple[int, str]] = {
     "telegram_not_configured": (409, "No Telegram bot is set up"),
     "telegram_unavailable": (502, "The Telegram Bot API did not answer as expected"),
     "telegram_link_missing": (409, "No Telegram link was started"),
+    # iiko (integrations/iiko): the connection and joining an iiko programme.
+    "iiko_not_connected": (409, "iiko is not connected for this merchant"),
+    "iiko_login_invalid": (422, "iiko does not accept this API login"),
+    "iiko_organization_unknown": (422, "This API login has no such iiko organisation"),
+    "iiko_unavailable": (502, "iikoCloud did not answer as expected"),
+    "iiko_card_range_exhausted": (409, "The reserved iiko card-number range is used up"),
+    "iiko_phone_rejected": (422, "iiko rejected the phone number"),
 }
 
 

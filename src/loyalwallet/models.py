@@ -23,6 +23,7 @@ from loyalwallet.db import Base
 from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, OtpChallenge, RateHit
 from loyalwallet.fraud.models import Alert, Digest, TelegramLink
 from loyalwallet.imports.models import CardCodeRange
+from loyalwallet.integrations.iiko.models import IikoConnection, IikoGuest, IikoOrder, IikoTopup
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
 from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
 from loyalwallet.programs.models import Asset, Program
@@ -69,6 +70,10 @@ __all__ = [
     "GoogleObject",
     "GuestCell",
     "IdempotencyRecord",
+    "IikoConnection",
+    "IikoGuest",
+    "IikoOrder",
+    "IikoTopup",
     "Join",
     "JoinForm",
     "LedgerEntry",

@@ -24,9 +24,11 @@ from sqlalchemy.orm import Session
 from loyalwallet import models as _every_table  # noqa: F401
 from loyalwallet.analytics import queries as analytics_queries
 from loyalwallet.analytics import rollup, snapshot, wallets
+from loyalwallet.campaigns import delivery as campaign_delivery
 from loyalwallet.campaigns import service as campaigns
 from loyalwallet.campaigns import triggers
 from loyalwallet.cards import handlers as cards_handlers
+from loyalwallet.cards import service as cards_service
 from loyalwallet.cards import sweeps as cards_sweeps
 from loyalwallet.cards import views as cards_views
 from loyalwallet.enrollment import handlers as enrollment_handlers
@@ -34,6 +36,10 @@ from loyalwallet.enrollment import sms
 from loyalwallet.fraud import linking as telegram_linking
 from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
+from loyalwallet.integrations.iiko import cli as iiko_cli
+from loyalwallet.integrations.iiko import guests as iiko_guests
+from loyalwallet.integrations.iiko import handlers as iiko
+from loyalwallet.integrations.iiko import orders as iiko_orders
 from loyalwallet.merchants import cli as merchants_cli
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
@@ -90,6 +96,9 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
     "campaign.deliver": campaigns.deliver,
     "trigger.run": triggers.run,
     "trigger.fire": triggers.fire,
+    "iiko.sync": iiko.iiko_sync,
+    "iiko.topup": iiko.iiko_topup,
+    "iiko.order": iiko_orders.book,
 }
 
 # Jobs the worker runs every so many seconds (once per interval across all workers).
@@ -110,12 +119,20 @@ PERIODIC: list[Periodic] = [
     Periodic("web-sessions-sweep", 3600.0, sessions.sweep),
     # Delivered outbox rows older than the retention (7 days), in small batches.
     Periodic("outbox-retention", 60.0, outbox_retention.purge_delivered),
+    # iiko guests' cards read again from iiko, a bounded batch per merchant and run.
+    Periodic("iiko-reconcile", iiko.interval(), iiko.reconcile),
 ]
 
 # --- smaller hooks ----------------------------------------------------------------------
 
 # Each edits a card view's links (session, card, program, urls): the signed Google link.
 CARD_URL_HOOKS = [google_links.card_view_hook]
+
+# Program kind -> who opens a card in the engine that runs it (joining an iiko programme).
+CARD_OPENERS = {"iiko": iiko_guests.open_card}
+
+# Program kind -> who credits a campaign's or trigger's gift of points in that engine.
+GIFT_SENDERS = {"iiko": iiko.queue_gift}
 
 # SELECT (card_id, wallet) of the cards saved in each wallet, for the dashboard.
 WALLET_SOURCES = [wallets.apple, wallets.google]
@@ -141,6 +158,7 @@ NAV_SECTIONS: list[Section] = [
     Section("staff", N_("Staff"), "/admin/staff", role="owner", order=90),
     Section("locations", N_("Locations"), "/admin/locations", role="owner", order=91),
     Section("api_keys", N_("API keys"), "/admin/api-keys", role="owner", order=92),
+    Section("iiko", N_("iiko"), "/admin/iiko", role="owner", order=93),
     Section("cashier", N_("Cashier"), "/cashier", role="cashier", order=200),
 ]
 
@@ -152,6 +170,7 @@ CLI_APPS: list[tuple[str, typer.Typer]] = [
     ("import", imports_cli.app),
     ("search", search_cli.app),
     ("staff", staff_cli.app),
+    ("iiko", iiko_cli.app),
 ]
 
 
@@ -161,6 +180,10 @@ def install() -> None:
     outbox.HANDLERS.update(OUTBOX_HANDLERS)
     outbox.PERIODIC[:] = PERIODIC
     cards_views.CARD_URL_HOOKS[:] = CARD_URL_HOOKS
+    cards_service.CARD_OPENERS.clear()
+    cards_service.CARD_OPENERS.update(CARD_OPENERS)
+    campaign_delivery.GIFT_SENDERS.clear()
+    campaign_delivery.GIFT_SENDERS.update(GIFT_SENDERS)
     analytics_queries.WALLET_SOURCES[:] = WALLET_SOURCES
     nav.SECTIONS[:] = NAV_SECTIONS
     for name, listener in SESSION_LISTENERS:
@@ -185,6 +208,8 @@ def routers() -> list[APIRouter]:
     from loyalwallet.enrollment import public as enrollment_public
     from loyalwallet.fraud import api as fraud_api
     from loyalwallet.fraud import pages as fraud_pages
+    from loyalwallet.integrations.iiko import api as iiko_api
+    from loyalwallet.integrations.iiko import pages as iiko_pages
     from loyalwallet.merchants import api as merchants_api
     from loyalwallet.merchants import pages as merchant_pages
     from loyalwallet.outbox import api as outbox_api
@@ -224,6 +249,8 @@ def routers() -> list[APIRouter]:
         fraud_pages.router,
         webhook_pages.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
+        iiko_api.router,
+        iiko_pages.router,
     ]
 
 

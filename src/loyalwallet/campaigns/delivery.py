@@ -13,6 +13,7 @@ when a handler for that topic is registered (otherwise the worker would dead-let
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -32,6 +33,13 @@ GOOGLE_TOPIC = "google.message"
 def google_messages_enabled() -> bool:
     """Whether this installation delivers google.message rows (see wiring.OUTBOX_HANDLERS)."""
     return GOOGLE_TOPIC in handlers.HANDLERS
+
+
+# Program kind -> how a gift of points reaches a card whose points another engine keeps
+# (wiring.py: iiko credits it with wallet/topup). Called as (session, card, points,
+# operation id, comment) in the delivery's transaction; the operation id is the message
+# id (one per campaign or trigger occasion and card), so a retried chunk credits once.
+GIFT_SENDERS: dict[str, Callable[[Session, Card, int, str, str], bool]] = {}
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,9 @@ def message_card(
     if points > 0 and program.kind == "bonus":
         book.credit(ledger_kind, points, reason=f"{source} {source_id}: {header}"[:500])
         credited = points
+    elif points > 0 and program.kind in GIFT_SENDERS:
+        # Credited by the engine that keeps the points; the card follows when it answers.
+        GIFT_SENDERS[program.kind](session, card, points, message_id, f"{source} {source_id}: {header}")
     card.message = body[:500]
     card.message_at = book.now
     touched = reason if credited or coupon is not None else MESSAGE_ONLY

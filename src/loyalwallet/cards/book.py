@@ -441,6 +441,8 @@ class CardBook:
         """Recompute the tier; returns (before, after)."""
         before = self.card.tier
         rules = self.rules
+        if self.program.kind == "iiko":
+            return before, before  # iiko decides the tier (integrations/iiko)
         if isinstance(rules, (BonusRules, DiscountRules)):
             after = tier_for(rules.tiers, self.tier_spend() if spend is None else spend).name
             if after != before:

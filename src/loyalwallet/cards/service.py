@@ -6,6 +6,7 @@ Every balance change goes through `cards.book.CardBook`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -79,6 +80,12 @@ def new_card(
     return card
 
 
+# Program kind -> what opens a card in the outside engine that runs it (wiring.py:
+# integrations/iiko). Returns the card's code and what to record once the card exists;
+# raises DomainError (nothing written) when the engine refuses.
+CARD_OPENERS: dict[str, Callable[[Session, Program, GuestData], tuple[str, Callable[[Card], None]]]] = {}
+
+
 def enroll(
     session: Session,
     actor: Actor,
@@ -100,7 +107,13 @@ def enroll(
     )
     if existing is not None:
         return existing, False
+    opened = None
+    opener = CARD_OPENERS.get(program.kind)
+    if opener is not None:  # another engine holds the card (iiko): its number, made there first
+        code, opened = opener(session, program, guest)
     card = new_card(session, program, customer.id, channel, code, now=now)
+    if opened is not None:
+        opened(card)
     if referrer is not None and referrer.program_id == program.id and referrer.customer_id != customer.id:
         card.referrer_card_id = referrer.id
     book = CardBook(session, card, program, now)

@@ -77,6 +77,14 @@ def _find_offer(
     return coupon, offer
 
 
+def _check_program(program: Program) -> None:
+    if program.kind == "iiko":
+        raise DomainError(
+            "conflict",
+            "this card belongs to an iiko programme: ring the purchase up in iikoFront (it scans the card)",
+        )
+
+
 def _check_card(actor: Actor, card: Card) -> None:
     if card.status == "blocked":
         raise DomainError("card_blocked", "this card is blocked; ask a manager")
@@ -125,6 +133,7 @@ def _outcome_view(o: rules.Outcome) -> dict[str, Any]:
 def quote(session: Session, actor: Actor, body: PurchaseIn) -> dict[str, Any]:
     """What the purchase would do, written nowhere (the transaction is read-only)."""
     card, program = _card_for_read(session, actor, body.card)
+    _check_program(program)
     _check_card(actor, card)
     _location(session, actor, body)
     now = utcnow()
@@ -157,6 +166,7 @@ def purchase(
     if isinstance(record_id, tuple):
         return record_id[0], record_id[1], True
     card, program = lock_card(session, actor.merchant_id, body.card)
+    _check_program(program)
     _check_card(actor, card)
     location_id = _location(session, actor, body)
     book = CardBook(session, card, program, now or utcnow())

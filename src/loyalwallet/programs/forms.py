@@ -322,7 +322,8 @@ STAMP = (
     ),
 )
 
-SECTIONS: dict[str, tuple[Section, ...]] = {"bonus": BONUS, "discount": DISCOUNT, "stamp": STAMP}
+# An iiko programme has no rules of ours to edit: iiko keeps them (integrations/iiko).
+SECTIONS: dict[str, tuple[Section, ...]] = {"bonus": BONUS, "discount": DISCOUNT, "stamp": STAMP, "iiko": ()}
 TIER_PCT = {"bonus": "cashback_pct", "discount": "discount_pct"}
 TIER_COLUMNS = ("name", "min_spend", "pct")
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalwallet.db import Base, BigID, IdPK, Timestamp
 
-KINDS = ("bonus", "discount", "stamp")
+KINDS = ("bonus", "discount", "stamp", "iiko")
 
 
 class Program(Base):

@@ -97,7 +97,7 @@ def list_page(request: Request, who: StaffSession = Depends(staff_page("manager"
         {
             "programs": rows,
             "counts": counts,
-            "kinds": KINDS,
+            "kinds": [k for k in KINDS if k in KIND_TITLES],
             "kind_titles": KIND_TITLES,
             "kind_help": KIND_HELP,
         },
@@ -140,7 +140,7 @@ def new_page(
     name: str = "",
     who: StaffSession = Depends(staff_page("manager")),
 ) -> Response:
-    if kind not in KINDS:
+    if kind not in STARTER_RULES:  # an iiko programme is made from the iiko page's API
         return redirect("/admin/programs#new-program")
     _, sep = _gettext(request, who)
     form = rules_to_form(kind, STARTER_RULES[kind], sep)

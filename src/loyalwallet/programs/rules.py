@@ -136,11 +136,39 @@ class StampRules(_Strict):
     reward: StampReward = StampReward()
 
 
+class IikoTier(BonusTier):
+    """A tier of an iiko programme: a name (an iiko customer category maps to it in the
+    connection) with its own card design; iiko decides who is in it."""
+
+    min_spend: Money = 0
+    cashback_pct: Percent = Decimal(0)
+
+
+class IikoRules(BonusRules):
+    """Programme kind "iiko": the loyalty engine is the café's iiko. Cards show iiko's
+    balance and category; our ledger only mirrors iiko's balance (integrations/iiko),
+    checkout refuses these cards (the till is iikoFront) and gifts are credited in iiko."""
+
+    tiers: Annotated[list[IikoTier], Field(min_length=1, max_length=20)] = [IikoTier(name="Guest")]  # type: ignore[assignment]
+    max_redeem_pct: Percent = Decimal(0)
+    welcome_points: Annotated[StrictInt, Field(ge=0, le=0)] = 0
+    birthday_points: Annotated[StrictInt, Field(ge=0, le=0)] = 0
+    referral_points: Annotated[StrictInt, Field(ge=0, le=0)] = 0
+
+    @model_validator(mode="after")
+    def _tiers(self) -> IikoRules:
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError("tier names must be unique")
+        return self
+
+
 Rules = BonusRules | DiscountRules | StampRules
 RULES_BY_KIND: dict[str, type[BonusRules] | type[DiscountRules] | type[StampRules]] = {
     "bonus": BonusRules,
     "discount": DiscountRules,
     "stamp": StampRules,
+    "iiko": IikoRules,
 }
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 class ProgramIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["bonus", "discount", "stamp"]
+    kind: Literal["bonus", "discount", "stamp", "iiko"]
     name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     rules: dict[str, Any]
     design: dict[str, Any] | None = None

@@ -163,7 +163,7 @@ def _field(key: str, label: str, value: Any, change: str | None = None) -> dict[
 def _front(facts: CardFacts, design: CardDesign) -> dict[str, dict[str, Any]]:
     """The front fields this card can show, by design name."""
     out: dict[str, dict[str, Any]] = {}
-    if facts.kind == "bonus":
+    if facts.kind in ("bonus", "iiko"):
         out["balance"] = _field("balance", L_POINTS, facts.balance, C_POINTS)
         if facts.cashback:
             out["discount"] = _field("discount", L_CASHBACK, facts.cashback, C_CASHBACK)
@@ -184,8 +184,8 @@ def _front(facts: CardFacts, design: CardDesign) -> dict[str, dict[str, Any]]:
 # The figure a guest watches goes in the header: it is what shows when passes are
 # stacked in Wallet. The primary field sits on the strip: a stamp card leaves it empty
 # so the cups stay visible.
-_HEADER = {"bonus": "balance", "discount": "discount", "stamp": "stamps"}
-_PRIMARY = {"bonus": "tier", "discount": "tier", "stamp": None}
+_HEADER = {"bonus": "balance", "discount": "discount", "stamp": "stamps", "iiko": "balance"}
+_PRIMARY = {"bonus": "tier", "discount": "tier", "stamp": None, "iiko": "tier"}
 
 
 def _layout(facts: CardFacts, design: CardDesign) -> dict[str, list[dict[str, Any]]]:

@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from loyalwallet.programs.design import CardDesign, look_for_tier
-from loyalwallet.programs.rules import BonusRules, DiscountRules, Rules, StampRules, next_tier
+from loyalwallet.programs.rules import BonusRules, DiscountRules, IikoRules, Rules, StampRules, next_tier
 from loyalwallet.text import money
 
 Gettext = Callable[[str], str]
@@ -223,8 +223,8 @@ def loyalty_object(
         assert isinstance(rules, BonusRules)
         bonus_tier = next((t for t in rules.tiers if t.name == card.tier), rules.tiers[0])
         body["loyaltyPoints"] = _points(_("Points"), card.balance)
-        if len(rules.tiers) > 1:
-            body["secondaryLoyaltyPoints"] = _points(_("Tier"), bonus_tier.name)
+        if len(rules.tiers) > 1 or isinstance(rules, IikoRules):
+            body["secondaryLoyaltyPoints"] = _points(_("Tier"), card.tier or bonus_tier.name)
         else:
             body["secondaryLoyaltyPoints"] = _points(_("Cashback"), _percent(bonus_tier.cashback_pct))
     if isinstance(rules, (BonusRules, DiscountRules)) and not rules.tier_period_days:

@@ -1,0 +1,1 @@
+"""Outside tills and loyalty engines (iiko, ...)."""
