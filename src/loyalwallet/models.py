@@ -24,7 +24,7 @@ from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, 
 from loyalwallet.fraud.models import Alert, Digest, TelegramLink
 from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
-from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
+from loyalwallet.outbox.models import OutboxMessage, PeriodicRun, WorkerHeartbeat
 from loyalwallet.programs.models import Asset, Program
 from loyalwallet.search.models import NameToken
 from loyalwallet.wallet.apple.models import (
@@ -94,4 +94,5 @@ __all__ = [
     "TriggerFiring",
     "WebSession",
     "WebhookEndpoint",
+    "WorkerHeartbeat",
 ]

@@ -35,6 +35,7 @@ from loyalwallet.fraud import linking as telegram_linking
 from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.merchants import cli as merchants_cli
+from loyalwallet.ops import metrics as ops_metrics
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
 from loyalwallet.outbox.handlers import Handler, Periodic
@@ -107,6 +108,9 @@ PERIODIC: list[Periodic] = [
     Periodic("web-sessions-sweep", 3600.0, sessions.sweep),
 ]
 
+# Told the outcome of every delivery attempt (topic, "done"/"retry"/"dead", seconds).
+OUTBOX_OBSERVERS = [ops_metrics.observe_delivery]  # /metrics: APNs, Google, SMS, Telegram outcomes
+
 # --- smaller hooks ----------------------------------------------------------------------
 
 # Each edits a card view's links (session, card, program, urls): the signed Google link.
@@ -155,6 +159,7 @@ def install() -> None:
     outbox.HANDLERS.clear()
     outbox.HANDLERS.update(OUTBOX_HANDLERS)
     outbox.PERIODIC[:] = PERIODIC
+    outbox.OBSERVERS[:] = OUTBOX_OBSERVERS
     cards_views.CARD_URL_HOOKS[:] = CARD_URL_HOOKS
     analytics_queries.WALLET_SOURCES[:] = WALLET_SOURCES
     nav.SECTIONS[:] = NAV_SECTIONS
@@ -182,6 +187,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.fraud import pages as fraud_pages
     from loyalwallet.merchants import api as merchants_api
     from loyalwallet.merchants import pages as merchant_pages
+    from loyalwallet.ops import api as ops_api
     from loyalwallet.outbox import api as outbox_api
     from loyalwallet.outbox import pages as outbox_pages
     from loyalwallet.programs import api as programs_api
@@ -219,6 +225,7 @@ def routers() -> list[APIRouter]:
         fraud_pages.router,
         webhook_pages.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
+        ops_api.router,  # /readyz, /metrics
     ]
 
 
