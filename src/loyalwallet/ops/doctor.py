@@ -53,7 +53,7 @@ def database(ctx: Context) -> list[Finding]:
     from loyalwallet.ops.health import readiness
 
     r = readiness()
-    ctx.database_ok = r.status != "database unreachable"
+    ctx.database_ok = r.ready  # the other checks read tables: only on a migrated database
     if r.ready:
         return [Finding("database", "Database", "ok", f"{_db_name(ctx.settings)}: {r.detail}")]
     fix = "loyalwallet migrate" if r.pending else "check LOYALWALLET_DATABASE_URL and that PostgreSQL runs"
@@ -139,7 +139,7 @@ def secrets(ctx: Context) -> list[Finding]:
 
 def apple_certificate(ctx: Context) -> list[Finding]:
     if not ctx.database_ok:
-        return [Finding("apple_certificate", "Apple certificate", "skip", "database unreachable")]
+        return [Finding("apple_certificate", "Apple certificate", "skip", "database not ready")]
     from loyalwallet.wallet.apple.credentials import identity_of, installation_certificate
     from loyalwallet.wallet.apple.models import AppleCertificate
 
@@ -192,7 +192,7 @@ def apple_certificate(ctx: Context) -> list[Finding]:
 
 def apns(ctx: Context) -> list[Finding]:
     if not ctx.database_ok:
-        return [Finding("apns", "APNs", "skip", "database unreachable")]
+        return [Finding("apns", "APNs", "skip", "database not ready")]
     from loyalwallet.wallet.apple import apns as client
     from loyalwallet.wallet.apple.credentials import installation_certificate, push_route
 
@@ -238,7 +238,7 @@ def apns(ctx: Context) -> list[Finding]:
 
 def google(ctx: Context) -> list[Finding]:
     if not ctx.database_ok:
-        return [Finding("google", "Google Wallet", "skip", "database unreachable")]
+        return [Finding("google", "Google Wallet", "skip", "database not ready")]
     from loyalwallet import crypto
     from loyalwallet.wallet.google import client
     from loyalwallet.wallet.google.issuer import KEY_COLUMN
@@ -369,7 +369,7 @@ OUTBOX_BEHIND = dt.timedelta(minutes=10)
 
 def worker(ctx: Context) -> list[Finding]:
     if not ctx.database_ok:
-        return [Finding("worker", "Outbox worker", "skip", "database unreachable")]
+        return [Finding("worker", "Outbox worker", "skip", "database not ready")]
     from loyalwallet.outbox.models import OutboxMessage, WorkerHeartbeat
 
     with db.read() as session:
