@@ -81,7 +81,9 @@ def _serve(host: str, port: int, workers: int = 1) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc)
         # A process importing the app on a busy host can take longer than uvicorn's 5 s
         # health check; it was killed and restarted forever (seen on a loaded 2-core box).
-        options["timeout_worker_healthcheck"] = int(os.environ.get("LOYALWALLET_WORKER_HEALTHCHECK_SECONDS", "60"))
+        options["timeout_worker_healthcheck"] = int(
+            os.environ.get("LOYALWALLET_WORKER_HEALTHCHECK_SECONDS", "60")
+        )
         uvicorn.run(
             "loyalwallet.api.app:create_app",
             factory=True,
@@ -180,6 +182,73 @@ def doctor(
         )
     if checks.has_blocker(findings):
         raise typer.Exit(1)
+
+
+def _passphrase(confirm: bool) -> str:
+    """LOYALWALLET_BACKUP_PASSPHRASE, else a line of standard input, else asked on the terminal."""
+    value = os.environ.get("LOYALWALLET_BACKUP_PASSPHRASE")
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    value = getpass.getpass("Backup passphrase: ")
+    if confirm and getpass.getpass("Again: ") != value:
+        console.print("[red]the passphrases differ[/red]")
+        raise typer.Exit(2)
+    return value
+
+
+@app.command()
+def backup(
+    file: Path = typer.Argument(..., help="The archive to write; a directory: a new timestamped file in it."),
+    keep_days: int = typer.Option(
+        0,
+        "--keep-days",
+        help="Then delete backups older than this many days in the same directory (0: keep all).",
+    ),
+) -> None:
+    """One encrypted archive of the database and the secrets (passphrase: LOYALWALLET_BACKUP_PASSPHRASE)."""
+    from loyalwallet.ops import backup as ops
+
+    passphrase = _passphrase(confirm=True)
+    try:
+        result = ops.backup(file, passphrase)
+    except ops.BackupError as exc:
+        console.print(f"[red]backup failed: {exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]backup written[/green]: {result.path} ({result.size / 2**20:.1f} MiB, {result.database}, "
+        f"{result.seconds:.1f} s). Keep the passphrase apart from the file: without it nothing can be restored."
+    )
+    if keep_days > 0:
+        for gone in ops.prune(result.path.parent, keep_days):
+            console.print(f"deleted old backup {gone.name}")
+
+
+@app.command()
+def restore(
+    file: Path = typer.Argument(..., help="An archive written by `loyalwallet backup`."),
+) -> None:
+    """Bring an empty installation (new database, data dir) back from a backup."""
+    from loyalwallet.ops import backup as ops
+
+    passphrase = _passphrase(confirm=False)
+    try:
+        result = ops.restore(file, passphrase)
+    except ops.BackupError as exc:
+        console.print(f"[red]restore failed: {exc}[/red] (nothing was written to the database)")
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]restored[/green] the {result.database} database and the secrets of {result.created_at} "
+        f"in {result.seconds:.1f} s. Next: loyalwallet migrate, loyalwallet check-ledger, loyalwallet doctor."
+    )
+    if any(os.environ.get(f"LOYALWALLET_{n.upper()}") for n in ops.SECRET_NAMES):
+        console.print(
+            "[yellow]LOYALWALLET_PII_KEY / INDEX_KEY / SESSION_KEY are set in the environment and win over "
+            "the restored key files: unset them or set them to the restored values.[/yellow]"
+        )
 
 
 @app.command()

@@ -110,7 +110,9 @@ class MetricsMiddleware:
             nonlocal status, replayed
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                replayed = any(name.lower() == b"idempotent-replayed" for name, _ in message.get("headers", ()))
+                replayed = any(
+                    name.lower() == b"idempotent-replayed" for name, _ in message.get("headers", ())
+                )
             await send(message)
 
         try:
