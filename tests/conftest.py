@@ -24,9 +24,42 @@ from support import Shop, new_shop
 PG_URL = os.environ.get("LOYALWALLET_TEST_DATABASE_URL")
 
 
+def _ensure_admin_database(server_url: str) -> None:
+    """Create the database named in LOYALWALLET_TEST_DATABASE_URL (say `test`) when the
+    server has none by that name: the suite connects to it as its admin connection, and a
+    fresh PostgreSQL only has `postgres`."""
+    from sqlalchemy.exc import OperationalError
+
+    url = normalise_database_url(server_url)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect():
+            return
+    except OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+    finally:
+        engine.dispose()
+    base, _, name = url.rpartition("/")
+    name = name.split("?")[0]
+    maintenance = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with maintenance.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            if not exists:
+                try:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                except Exception as exc:  # another run created it meanwhile
+                    if "already exists" not in str(exc):
+                        raise
+    finally:
+        maintenance.dispose()
+
+
 def _fresh_pg_database(server_url: str) -> tuple[str, str]:
     """A new empty database on the test server; returns (url, name)."""
     name = f"lwtest_{uuid.uuid4().hex[:10]}"
+    _ensure_admin_database(server_url)
     admin = create_engine(normalise_database_url(server_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -24,13 +24,29 @@ console = Console(stderr=True)
 
 
 @app.command()
-def migrate() -> None:
-    """Bring the database schema up to date."""
+def migrate(
+    plan: bool = typer.Option(
+        False,
+        "--plan",
+        help="Only list the migrations still to run and whether old servers may keep serving.",
+    ),
+) -> None:
+    """Bring the database schema up to date (safe to run while servers serve: see docs/upgrades.md)."""
     runtime.start()
     from loyalwallet.config import get_settings
     from loyalwallet.migrations import migrate as run
+    from loyalwallet.migrations import schema_status
 
-    run(get_settings().database_url)
+    url = get_settings().database_url
+    with db.get_engine().connect() as conn:
+        status = schema_status(conn, url)
+    for p in status.pending:
+        how = {True: "online-safe", False: "NOT online-safe: stop old servers first", None: "not declared"}
+        console.print(f"  {p.revision}: {p.doc.splitlines()[0] if p.doc else ''} [{how[p.online_safe]}]")
+    if plan:
+        console.print(f"{len(status.pending)} migration(s) to run")
+        return
+    run(url)
     console.print("[green]database is up to date[/green]")
 
 
@@ -45,7 +61,29 @@ def _serve(host: str, port: int, workers: int = 1) -> None:
         "proxy_headers": True,
         "forwarded_allow_ips": os.environ.get("LOYALWALLET_TRUSTED_PROXIES", "127.0.0.1"),
     }
+    from loyalwallet.ops.logs import json_logs
+
+    if json_logs():
+        options["log_config"] = None  # uvicorn's loggers go to our JSON handler
     if workers > 1:
+        # Each server process counts its requests in its own files here; /metrics adds
+        # them up. A fresh directory per start: old counts would be added in too.
+        import shutil
+
+        from loyalwallet.config import get_settings
+
+        multiproc = get_settings().data_dir / "metrics" / f"serve-{os.getpid()}"
+        for old in multiproc.parent.glob("serve-*") if multiproc.parent.exists() else ():
+            if not Path(f"/proc/{old.name.removeprefix('serve-')}").exists():  # its server is gone
+                shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(multiproc, ignore_errors=True)
+        multiproc.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc)
+        # A process importing the app on a busy host can take longer than uvicorn's 5 s
+        # health check; it was killed and restarted forever (seen on a loaded 2-core box).
+        options["timeout_worker_healthcheck"] = int(
+            os.environ.get("LOYALWALLET_WORKER_HEALTHCHECK_SECONDS", "60")
+        )
         uvicorn.run(
             "loyalwallet.api.app:create_app",
             factory=True,
@@ -109,6 +147,108 @@ def check_ledger() -> None:
         console.print(f"[red]{len(bad)} card(s) disagree with their ledger[/red]")
         raise typer.Exit(1)
     console.print("[green]ledger consistent: every card equals the sum of its entries[/green]")
+
+
+@app.command()
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of the table."),
+) -> None:
+    """Check the installation on one screen; exit 1 when a blocker is found."""
+    runtime.start()
+    from loyalwallet.ops import doctor as checks
+
+    findings = checks.run()
+    if as_json:
+        import json
+
+        print(
+            json.dumps({"findings": [f.__dict__ for f in findings], "blocker": checks.has_blocker(findings)})
+        )
+    else:
+        from rich.table import Table
+
+        marks = {"ok": "[green]ok[/green]", "skip": "[dim]–[/dim]", "warn": "[yellow]warn[/yellow]"}
+        table = Table(show_header=False, box=None, pad_edge=False)
+        for f in findings:
+            detail = f.detail + (f"\n[cyan]→ {f.fix}[/cyan]" if f.fix else "")
+            table.add_row(marks.get(f.level, "[red bold]BLOCKER[/red bold]"), f.title, detail)
+        Console(width=160).print(table)
+        blockers = sum(f.level == "blocker" for f in findings)
+        warns = sum(f.level == "warn" for f in findings)
+        console.print(
+            f"[red]{blockers} blocker(s)[/red], {warns} warning(s)"
+            if blockers
+            else f"[green]no blocker[/green], {warns} warning(s)"
+        )
+    if checks.has_blocker(findings):
+        raise typer.Exit(1)
+
+
+def _passphrase(confirm: bool) -> str:
+    """LOYALWALLET_BACKUP_PASSPHRASE, else a line of standard input, else asked on the terminal."""
+    value = os.environ.get("LOYALWALLET_BACKUP_PASSPHRASE")
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    value = getpass.getpass("Backup passphrase: ")
+    if confirm and getpass.getpass("Again: ") != value:
+        console.print("[red]the passphrases differ[/red]")
+        raise typer.Exit(2)
+    return value
+
+
+@app.command()
+def backup(
+    file: Path = typer.Argument(..., help="The archive to write; a directory: a new timestamped file in it."),
+    keep_days: int = typer.Option(
+        0,
+        "--keep-days",
+        help="Then delete backups older than this many days in the same directory (0: keep all).",
+    ),
+) -> None:
+    """One encrypted archive of the database and the secrets (passphrase: LOYALWALLET_BACKUP_PASSPHRASE)."""
+    from loyalwallet.ops import backup as ops
+
+    passphrase = _passphrase(confirm=True)
+    try:
+        result = ops.backup(file, passphrase)
+    except ops.BackupError as exc:
+        console.print(f"[red]backup failed: {exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]backup written[/green]: {result.path} ({result.size / 2**20:.1f} MiB, {result.database}, "
+        f"{result.seconds:.1f} s). Keep the passphrase apart from the file: without it nothing can be restored."
+    )
+    if keep_days > 0:
+        for gone in ops.prune(result.path.parent, keep_days):
+            console.print(f"deleted old backup {gone.name}")
+
+
+@app.command()
+def restore(
+    file: Path = typer.Argument(..., help="An archive written by `loyalwallet backup`."),
+) -> None:
+    """Bring an empty installation (new database, data dir) back from a backup."""
+    from loyalwallet.ops import backup as ops
+
+    passphrase = _passphrase(confirm=False)
+    try:
+        result = ops.restore(file, passphrase)
+    except ops.BackupError as exc:
+        console.print(f"[red]restore failed: {exc}[/red] (nothing was written to the database)")
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]restored[/green] the {result.database} database and the secrets of {result.created_at} "
+        f"in {result.seconds:.1f} s. Next: loyalwallet migrate, loyalwallet check-ledger, loyalwallet doctor."
+    )
+    if any(os.environ.get(f"LOYALWALLET_{n.upper()}") for n in ops.SECRET_NAMES):
+        console.print(
+            "[yellow]LOYALWALLET_PII_KEY / INDEX_KEY / SESSION_KEY are set in the environment and win over "
+            "the restored key files: unset them or set them to the restored values.[/yellow]"
+        )
 
 
 @app.command()

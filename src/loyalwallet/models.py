@@ -25,7 +25,7 @@ from loyalwallet.fraud.models import Alert, Digest, TelegramLink
 from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.integrations.iiko.models import IikoConnection, IikoGuest, IikoOrder, IikoTopup
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
-from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
+from loyalwallet.outbox.models import OutboxMessage, PeriodicRun, WorkerHeartbeat
 from loyalwallet.programs.models import Asset, Program
 from loyalwallet.search.models import NameToken
 from loyalwallet.wallet.apple.models import (
@@ -99,4 +99,5 @@ __all__ = [
     "TriggerFiring",
     "WebSession",
     "WebhookEndpoint",
+    "WorkerHeartbeat",
 ]

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from loyalwallet import db
 from loyalwallet.config import Settings, configure, load_settings
+from loyalwallet.ops.logs import configure_logging
 
 
 def start(data_dir: Path | None = None) -> Settings:
     """Configure logging, the settings (from the environment) and the database engine."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # LOYALWALLET_LOG_FORMAT=json: one JSON object a line
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin: noise
     from loyalwallet import models  # noqa: F401  every table (imported here: `--help` needs none)
 

@@ -41,6 +41,7 @@ from loyalwallet.integrations.iiko import guests as iiko_guests
 from loyalwallet.integrations.iiko import handlers as iiko
 from loyalwallet.integrations.iiko import orders as iiko_orders
 from loyalwallet.merchants import cli as merchants_cli
+from loyalwallet.ops import metrics as ops_metrics
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
 from loyalwallet.outbox import retention as outbox_retention
@@ -123,6 +124,9 @@ PERIODIC: list[Periodic] = [
     Periodic("iiko-reconcile", iiko.interval(), iiko.reconcile),
 ]
 
+# Told the outcome of every delivery attempt (topic, "done"/"retry"/"dead", seconds).
+OUTBOX_OBSERVERS = [ops_metrics.observe_delivery]  # /metrics: APNs, Google, SMS, Telegram outcomes
+
 # --- smaller hooks ----------------------------------------------------------------------
 
 # Each edits a card view's links (session, card, program, urls): the signed Google link.
@@ -179,6 +183,7 @@ def install() -> None:
     outbox.HANDLERS.clear()
     outbox.HANDLERS.update(OUTBOX_HANDLERS)
     outbox.PERIODIC[:] = PERIODIC
+    outbox.OBSERVERS[:] = OUTBOX_OBSERVERS
     cards_views.CARD_URL_HOOKS[:] = CARD_URL_HOOKS
     cards_service.CARD_OPENERS.clear()
     cards_service.CARD_OPENERS.update(CARD_OPENERS)
@@ -212,6 +217,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.integrations.iiko import pages as iiko_pages
     from loyalwallet.merchants import api as merchants_api
     from loyalwallet.merchants import pages as merchant_pages
+    from loyalwallet.ops import api as ops_api
     from loyalwallet.outbox import api as outbox_api
     from loyalwallet.outbox import pages as outbox_pages
     from loyalwallet.programs import api as programs_api
@@ -251,6 +257,7 @@ def routers() -> list[APIRouter]:
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
         iiko_api.router,
         iiko_pages.router,
+        ops_api.router,  # /readyz, /metrics
     ]
 
 

@@ -1,4 +1,4 @@
-"""A local fake of SMS.ru's HTTP API (POST /sms/send), on 127.0.0.1 in a thread.
+"""A local fake of SMS.ru's HTTP API (POST /sms/send, POST /my/balance), on 127.0.0.1 in a thread.
 
 It answers like the real service (JSON with a request status_code and one entry per
 number) and records what it received, so tests read the SMS a guest would get.
@@ -72,6 +72,16 @@ def start() -> FakeSmsRu:
             self.wfile.write(data)
 
         def do_POST(self) -> None:
+            if self.path.split("?")[0] == "/my/balance":  # sms.ru/api/my_balance
+                length = int(self.headers.get("Content-Length", "0"))
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                if form.get("api_id") != API_ID:
+                    self._answer(
+                        200, {"status": "ERROR", "status_code": 200, "status_text": "Неправильный api_id"}
+                    )
+                else:
+                    self._answer(200, {"status": "OK", "status_code": 100, "balance": 100.5})
+                return
             if self.path.split("?")[0] != "/sms/send":
                 self._answer(404, {"status": "ERROR", "status_code": 211, "status_text": "method not found"})
                 return

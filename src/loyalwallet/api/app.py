@@ -28,6 +28,10 @@ POS writes accept an `Idempotency-Key` header: a retry returns the stored answer
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = configure(settings or get_settings())
+    if not logging.getLogger().handlers:  # a `serve --workers N` process: nobody set logging up
+        from loyalwallet.ops.logs import configure_logging
+
+        configure_logging()
     db.init_engine(settings)
     embedded = settings.run_worker if run_worker is None else run_worker
 
@@ -37,7 +41,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         if embedded:
             from loyalwallet.outbox.worker import Worker
 
-            worker = Worker(poll_seconds=settings.worker_poll_seconds)
+            worker = Worker(poll_seconds=settings.worker_poll_seconds, kind="embedded")
             worker.start_thread()
         try:
             yield
@@ -66,6 +70,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     from loyalwallet.web.templating import STATIC
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    from loyalwallet.ops.metrics import MetricsMiddleware
+
+    # Outermost: times every request by its route template, binds it for the JSON logs.
+    app.add_middleware(MetricsMiddleware)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database check")
     def healthz() -> dict[str, Any]:

@@ -20,6 +20,11 @@ down_revision: str | Sequence[str] | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
+# True when servers of the previous release keep working while and after this runs
+# (only adds tables, indexes, nullable or defaulted columns); False when they must be
+# stopped first (drops, renames, NOT NULL without a default, rewrites). docs/upgrades.md.
+online_safe = True
+
 
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}

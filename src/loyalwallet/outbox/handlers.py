@@ -56,3 +56,8 @@ class Periodic(NamedTuple):
 # Filled by loyalwallet.wiring.install(): the outbox itself knows no part.
 HANDLERS: dict[str, Handler] = {}
 PERIODIC: list[Periodic] = []
+
+# Called after every attempt with (topic, outcome, seconds): outcome is "done", "retry"
+# or "dead". Filled by wiring.install() (the metrics); an observer must not raise.
+Observer = Callable[[str, str, float], None]
+OBSERVERS: list[Observer] = []

@@ -52,3 +52,18 @@ class PeriodicRun(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     started_at: Mapped[dt.datetime]
+
+
+class WorkerHeartbeat(Base):
+    """A worker loop says it is alive (every few seconds), one row per process on any
+    host: `doctor`, /metrics and the admin read them. Rows silent for a day are swept."""
+
+    __tablename__ = "worker_heartbeats"
+
+    # host:pid
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "worker" (own process) or "embedded" (in serve)
+    started_at: Mapped[dt.datetime]
+    beat_at: Mapped[dt.datetime]
+    # Rows this process has handled since it started.
+    handled: Mapped[int] = mapped_column(Integer, default=0)

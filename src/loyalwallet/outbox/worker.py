@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +31,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from loyalwallet import db
 from loyalwallet.config import env
-from loyalwallet.outbox.handlers import HANDLERS, PERIODIC, Delivery, Permanent, Retry
-from loyalwallet.outbox.models import INTERACTIVE, OutboxMessage, PeriodicRun
+from loyalwallet.outbox.handlers import HANDLERS, OBSERVERS, PERIODIC, Delivery, Permanent, Retry
+from loyalwallet.outbox.models import INTERACTIVE, OutboxMessage, PeriodicRun, WorkerHeartbeat
 from loyalwallet.outbox.service import current_lane, wakeup
 
 log = logging.getLogger("loyalwallet.worker")
@@ -113,6 +115,19 @@ class Outcome:
 
 def attempt(msg: Delivery) -> Outcome:
     """Run the row's handler; writes nothing about the row itself."""
+    started = time.monotonic()
+    outcome = _attempt(msg)
+    if OBSERVERS:
+        result = "done" if outcome.error is None else "dead" if outcome.dead else "retry"
+        for observe in OBSERVERS:
+            try:
+                observe(msg.topic, result, time.monotonic() - started)
+            except Exception:
+                log.exception("outbox observer failed")
+    return outcome
+
+
+def _attempt(msg: Delivery) -> Outcome:
     handler = HANDLERS.get(msg.topic)
     if handler is None:
         return Outcome(msg, f"no handler for topic {msg.topic!r}", dead=True)
@@ -230,6 +245,26 @@ def drain(max_rounds: int = 100) -> int:
     return total
 
 
+HEARTBEAT_SECONDS = float(env("WORKER_HEARTBEAT_SECONDS", "10") or 10)
+
+
+def heartbeat(name: str, kind: str, started_at: dt.datetime, handled: int) -> None:
+    """Record that the worker loop `name` is alive (an upsert of its row); sweep rows of
+    processes silent for a day."""
+    now = db.utcnow()
+    insert = sqlite_insert if db.is_sqlite() else pg_insert
+    values = {"name": name, "kind": kind, "started_at": started_at, "beat_at": now, "handled": handled}
+    stmt = insert(WorkerHeartbeat).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"], set_={"beat_at": now, "handled": handled, "started_at": started_at}
+    )
+    with db.transaction() as session:
+        session.execute(stmt)
+        session.execute(
+            WorkerHeartbeat.__table__.delete().where(WorkerHeartbeat.beat_at < now - dt.timedelta(days=1))
+        )
+
+
 def claim_periodic(name: str, interval: float, now: dt.datetime | None = None) -> bool:
     """True when this process may run the job now: it last started more than
     `interval` seconds ago in ANY process (a conditional UPDATE decides the race)."""
@@ -258,6 +293,20 @@ class Worker:
     batch: int = 50
     stop_event: threading.Event = field(default_factory=threading.Event)
     _last_run: dict[str, float] = field(default_factory=dict)
+    kind: str = "worker"  # "embedded" in serve
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    handled: int = 0
+    _last_beat: float = -1e9
+
+    def _beat(self, started_at: dt.datetime) -> None:
+        now = time.monotonic()
+        if now - self._last_beat < HEARTBEAT_SECONDS:
+            return
+        self._last_beat = now
+        try:
+            heartbeat(self.name, self.kind, started_at, self.handled)
+        except Exception:
+            log.exception("worker heartbeat failed")
 
     def _periodic(self) -> None:
         now = time.monotonic()
@@ -285,10 +334,13 @@ class Worker:
         if self.run_periodic:
             periodic = threading.Thread(target=self._periodic_loop, name="outbox-periodic", daemon=True)
             periodic.start()
+        started_at = db.utcnow()
         try:
             while not self.stop_event.is_set():
+                self._beat(started_at)
                 try:
                     handled = run_once(self.batch, pool)
+                    self.handled += handled
                 except Exception:
                     log.exception("worker loop error")
                     handled = 0

@@ -66,6 +66,26 @@ class SmsRuProvider:
             )
         return SmsResult(self.name, entry.get("sms_id"))
 
+    def balance(self) -> float:
+        """The account's balance (sms.ru/api/my_balance); `doctor` uses it to see the key works."""
+        try:
+            response = self.client.post(
+                f"{self.base_url}/my/balance", data={"api_id": self.api_id, "json": "1"}
+            )
+        except httpx.HTTPError as exc:
+            raise SmsError(f"SMS.ru unreachable: {exc!r}") from exc
+        if response.status_code != 200:
+            raise SmsError(f"SMS.ru answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise SmsError("SMS.ru answered something that is not JSON") from None
+        if body.get("status") != "OK":
+            raise SmsError(
+                f"SMS.ru refused the key: {body.get('status_code')} {body.get('status_text', '')}".strip()
+            )
+        return float(body.get("balance") or 0)
+
 
 def _int(value: Any) -> int | None:
     try:

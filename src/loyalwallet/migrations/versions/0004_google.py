@@ -19,6 +19,10 @@ down_revision: str | Sequence[str] | None = "0005_enrollment"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Safe to run while servers of the previous release still serve (rolling upgrade): it
+# only adds tables, indexes, and nullable or defaulted columns. See docs/upgrades.md.
+online_safe = True
+
 
 def upgrade() -> None:
     op.create_table(

@@ -1,0 +1,1 @@
+"""Running an installation: metrics, readiness, JSON logs, doctor's checks, backups."""
