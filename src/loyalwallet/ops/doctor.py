@@ -409,6 +409,17 @@ def worker(ctx: Context) -> list[Finding]:
     return out
 
 
+def connections(ctx: Context) -> list[Finding]:
+    """Every process taking its whole pool must fit in PostgreSQL's max_connections."""
+    if not ctx.database_ok:
+        return []
+    problem = db.db_budget_problem(db.get_engine())
+    if problem is None:
+        keep, overflow = db.pool_budget()
+        return [Finding("connections", "Database connections", "ok", f"{keep}+{overflow} per process fit")]
+    return [Finding("connections", "Database connections", "warn", problem, "see docs/scaling.md")]
+
+
 def disk(ctx: Context) -> list[Finding]:
     usage = shutil.disk_usage(ctx.settings.data_dir)
     free = usage.free / usage.total if usage.total else 1.0
@@ -471,6 +482,7 @@ CHECKS: list[Check] = [
     sms,
     telegram,
     worker,
+    connections,
     disk,
     backups,
 ]
