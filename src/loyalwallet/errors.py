@@ -50,6 +50,10 @@ CODES: dict[str, tuple[int, str]] = {
     "telegram_not_configured": (409, "No Telegram bot is set up"),
     "telegram_unavailable": (502, "The Telegram Bot API did not answer as expected"),
     "telegram_link_missing": (409, "No Telegram link was started"),
+    # Gift certificates with a balance (a foreign one is not_found).
+    "certificate_insufficient": (422, "Not enough money on the gift certificate"),
+    "certificate_expired": (422, "The gift certificate has expired"),
+    "certificate_unavailable": (409, "The gift certificate was cancelled"),
 }
 
 

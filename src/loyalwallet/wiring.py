@@ -29,6 +29,7 @@ from loyalwallet.campaigns import triggers
 from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import sweeps as cards_sweeps
 from loyalwallet.cards import views as cards_views
+from loyalwallet.certificates import ledger as certificates_ledger
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import sms
 from loyalwallet.fraud import linking as telegram_linking
@@ -105,6 +106,7 @@ PERIODIC: list[Periodic] = [
     Periodic("google-saves", google_saves.interval(), google_saves.schedule),
     Periodic("enrollment-purge", 3600.0, enrollment_handlers.purge),
     Periodic("web-sessions-sweep", 3600.0, sessions.sweep),
+    Periodic("expire-certificates", 60.0, certificates_ledger.expire_due),
 ]
 
 # --- smaller hooks ----------------------------------------------------------------------
@@ -172,6 +174,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.campaigns import api as campaigns_api
     from loyalwallet.campaigns import pages as campaign_pages
     from loyalwallet.cards import api as cards_api
+    from loyalwallet.certificates import api as certificates_api
     from loyalwallet.checkout import api as checkout_api
     from loyalwallet.checkout import pages as checkout_pages
     from loyalwallet.customers import api as customers_api
@@ -218,6 +221,7 @@ def routers() -> list[APIRouter]:
         campaign_pages.router,
         fraud_pages.router,
         webhook_pages.router,
+        certificates_api.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
     ]
 
