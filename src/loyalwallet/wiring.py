@@ -175,6 +175,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.campaigns import pages as campaign_pages
     from loyalwallet.cards import api as cards_api
     from loyalwallet.certificates import api as certificates_api
+    from loyalwallet.certificates import public as certificates_public
     from loyalwallet.checkout import api as checkout_api
     from loyalwallet.checkout import pages as checkout_pages
     from loyalwallet.customers import api as customers_api
@@ -222,6 +223,7 @@ def routers() -> list[APIRouter]:
         fraud_pages.router,
         webhook_pages.router,
         certificates_api.router,
+        certificates_public.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
     ]
 

@@ -206,4 +206,3 @@ def check_ledger(session: Session) -> list[dict[str, Any]]:
         if returned > -spent:
             flag(cert_id, merchant_id, code, f"spend {spend_id}: refunds {returned} > spent {-spent}")
     return list(bad.values())
-
