@@ -30,6 +30,7 @@ from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import sweeps as cards_sweeps
 from loyalwallet.cards import views as cards_views
 from loyalwallet.certificates import ledger as certificates_ledger
+from loyalwallet.certificates import reports as certificates_reports
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import sms
 from loyalwallet.fraud import linking as telegram_linking
@@ -113,6 +114,9 @@ PERIODIC: list[Periodic] = [
 
 # Each edits a card view's links (session, card, program, urls): the signed Google link.
 CARD_URL_HOOKS = [google_links.card_view_hook]
+
+# Extra tiles on the admin's dashboard (analytics.pages.TILES; set by install_http).
+DASHBOARD_TILES = [certificates_reports.dashboard_tile]
 
 # SELECT (card_id, wallet) of the cards saved in each wallet, for the dashboard.
 WALLET_SOURCES = [wallets.apple, wallets.google]
@@ -245,11 +249,13 @@ def wallet_ready() -> dict[str, Callable[[Session, int], bool]]:
 
 def install_http() -> list[APIRouter]:
     """install(), and the HTTP side: the API authenticators; returns the routers."""
+    from loyalwallet.analytics import pages as analytics_pages
     from loyalwallet.api import deps as api_deps
     from loyalwallet.enrollment import webcard
 
     install()
     api_deps.EXTRA_AUTHENTICATORS[:] = api_authenticators()
+    analytics_pages.TILES[:] = DASHBOARD_TILES
     webcard.WALLET_READY.clear()
     webcard.WALLET_READY.update(wallet_ready())
     return routers()

@@ -4,6 +4,7 @@ and what is outstanding now (the merchant's liability to holders)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet.certificates.models import CertificateEntry, GiftCertificate
 from loyalwallet.merchants.service import get_merchant
+from loyalwallet.text import money
 
 
 def _bounds(
@@ -64,3 +66,27 @@ def summary(
         "outstanding": int(outstanding[0]),
         "outstanding_count": int(outstanding[1]),
     }
+
+
+def dashboard_tile(
+    session: Session, merchant_id: int, start: dt.date, end: dt.date, _: Callable[[str], str]
+) -> list[dict[str, str]]:
+    """The dashboard's gift-certificate tile: outstanding now (the liability), and what
+    was sold, spent and expired in the period. Nothing for a merchant who never sold one."""
+    s = summary(session, merchant_id, start, end)
+    if not s["sold"] and not s["outstanding"] and not s["spent"]:
+        return []
+    cur = s["currency"]
+    hint = _("sold %(sold)s · spent %(spent)s · expired %(expired)s") % {
+        "sold": money(s["sold"], cur, trim_zero_cents=True),
+        "spent": money(s["spent"], cur, trim_zero_cents=True),
+        "expired": money(s["expired"], cur, trim_zero_cents=True),
+    }
+    return [
+        {
+            "id": "certificates",
+            "label": _("Gift certificates outstanding"),
+            "value": money(s["outstanding"], cur, trim_zero_cents=True),
+            "hint": hint,
+        }
+    ]
