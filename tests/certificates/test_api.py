@@ -261,3 +261,24 @@ def test_check_ledger_command_sees_a_broken_certificate(shop: Shop, settings) ->
             session.execute(
                 update(GiftCertificate).where(GiftCertificate.id == cert["id"]).values(balance=10_000)
             )
+
+
+def test_daily_spend_limit_alerts_then_blocks(shop: Shop) -> None:
+    cert = sell(shop, 500_000)
+    url = f"/api/v1/certificates/{cert['code']}/redemptions"
+    rule = {"max_certificate_spend_per_day": {"action": "alert", "amount": 100_000}}
+    assert shop.call("PUT", "/api/v1/fraud/rules", json=rule).status_code == 200
+    assert shop.post(url, {"amount": 60_000}, role="cashier").status_code == 201
+    assert shop.post(url, {"amount": 60_000}, role="cashier").status_code == 201  # 1 200 ₽ > 1 000 ₽: alert
+    alerts = shop.get("/api/v1/alerts", role="manager").json()["items"]
+    assert [a["rule"] for a in alerts] == ["max_certificate_spend_per_day"]
+    assert cert["code"] not in str(alerts)
+    rule["max_certificate_spend_per_day"]["action"] = "block"
+    shop.call("PUT", "/api/v1/fraud/rules", json=rule)
+    code = shop.card(shop.program("bonus", BONUS))["code"]
+    r = shop.post(
+        "/api/v1/purchases", {"card": code, "amount": 1_000, "certificate": cert["code"]}, role="cashier"
+    )
+    problem(r, 429, "fraud_limit")
+    assert shop.get(f"/api/v1/certificates/{cert['code']}").json()["balance"] == 380_000
+    assert shop.get("/api/v1/purchases", params={"card": code}).json()["items"] == []

@@ -86,6 +86,21 @@ def move(
     return entry_id
 
 
+def check_spend(session: Session, cert: GiftCertificate, actor: Actor, amount: int, now: dt.datetime) -> None:
+    """The anti-fraud daily limit of a spend (fraud.certificates): alert or fraud_limit."""
+    from loyalwallet.fraud.certificates import check_certificate_spend
+
+    check_certificate_spend(
+        session,
+        actor,
+        certificate_id=cert.id,
+        masked_code=rules.masked(cert.code),
+        currency=cert.currency,
+        amount=amount,
+        now=now,
+    )
+
+
 def returned_to(session: Session, spend_ids: list[int]) -> dict[int, int]:
     """What refunds already gave back to each of these spend entries."""
     if not spend_ids:

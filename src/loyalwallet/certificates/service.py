@@ -223,6 +223,7 @@ def redeem(
     now = utcnow()
     rules.check_usable(cert.status, cert.expires_at, now)
     paid = rules.pay(cert.balance, body.amount, body.amount)
+    ledger.check_spend(session, cert, actor, paid, now)
     entry_id = ledger.move(
         session, cert, "spend", -paid, actor, now, location_id=location_id, external_id=body.external_id
     )

@@ -56,6 +56,7 @@ def spend(
     if payment.paid <= 0:
         return
     cert = payment.cert
+    ledger.check_spend(session, cert, actor, payment.paid, now)
     entry_id = ledger.move(
         session, cert, "spend", -payment.paid, actor, now, purchase_id=purchase_id, location_id=location_id
     )

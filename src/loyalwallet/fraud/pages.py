@@ -28,6 +28,7 @@ FIELDS = {
     "refund_manager_only": (),
     "large_redemption": ("points",),
     "cashier_burst": ("operations", "minutes"),
+    "max_certificate_spend_per_day": ("amount",),
 }
 
 
