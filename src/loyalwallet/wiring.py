@@ -143,6 +143,7 @@ NAV_SECTIONS: list[Section] = [
     Section("locations", N_("Locations"), "/admin/locations", role="owner", order=91),
     Section("api_keys", N_("API keys"), "/admin/api-keys", role="owner", order=92),
     Section("cashier", N_("Cashier"), "/cashier", role="cashier", order=200),
+    Section("certificates", N_("Gift certificates"), "/cashier/certificates", role="cashier", order=201),
 ]
 
 # `loyalwallet NAME ...`
@@ -179,6 +180,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.campaigns import pages as campaign_pages
     from loyalwallet.cards import api as cards_api
     from loyalwallet.certificates import api as certificates_api
+    from loyalwallet.certificates import pages as certificate_pages
     from loyalwallet.certificates import public as certificates_public
     from loyalwallet.checkout import api as checkout_api
     from loyalwallet.checkout import pages as checkout_pages
@@ -228,6 +230,7 @@ def routers() -> list[APIRouter]:
         webhook_pages.router,
         certificates_api.router,
         certificates_public.router,
+        certificate_pages.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
     ]
 
