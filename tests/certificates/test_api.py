@@ -8,7 +8,7 @@ import datetime as dt
 import subprocess
 import sys
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from loyalwallet import db
 from loyalwallet.certificates import ledger
@@ -282,3 +282,26 @@ def test_daily_spend_limit_alerts_then_blocks(shop: Shop) -> None:
     problem(r, 429, "fraud_limit")
     assert shop.get(f"/api/v1/certificates/{cert['code']}").json()["balance"] == 380_000
     assert shop.get("/api/v1/purchases", params={"card": code}).json()["items"] == []
+
+
+def test_the_link_is_texted_to_the_recipient(shop: Shop) -> None:
+    from loyalwallet.enrollment.sms import console
+    from loyalwallet.outbox import worker
+
+    cert = sell(shop, 300_000, recipient_contact="8 (916) 555-12-34", send_to_recipient=True)
+    assert cert["sent"] == "sms"
+    worker.drain()
+    sms = console.last_to("+79165551234")
+    assert sms is not None and cert["web_url"] in sms.text and "3\u00a0000\u00a0₽" in sms.text
+    r = shop.post(
+        "/api/v1/certificates",
+        {"amount": 1000, "recipient_contact": "a@b.example", "send_to_recipient": True},
+    )
+    problem(r, 422, "validation_error")
+    with db.read() as session:
+        n = session.scalar(
+            select(func.count())
+            .select_from(GiftCertificate)
+            .where(GiftCertificate.merchant_id == shop.merchant_id)
+        )
+    assert n == 1  # the refused sale wrote nothing

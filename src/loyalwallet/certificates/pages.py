@@ -67,6 +67,7 @@ async def sell_certificate(request: Request, who: StaffSession = Depends(staff_p
             buyer_contact=_field(form, "buyer_contact"),
             message=_field(form, "message"),
             valid_days=int(valid) if valid and valid.isdigit() else None,
+            send_to_recipient=form.get("send") == "on",
         )
         with db.transaction() as session:
             _status, ctx["sold"], _replayed = service.sell(session, who.actor, body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 PositiveMoney = Annotated[StrictInt, Field(gt=0, le=10**11)]
 Contact = Annotated[StrictStr, Field(min_length=3, max_length=200)]
@@ -27,6 +27,9 @@ class CertificateIn(BaseModel):
     valid_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = None
     external_id: Annotated[StrictStr, Field(max_length=128)] | None = None
     location_id: StrictInt | None = None
+    # Text the recipient the link to the certificate's web card (recipient_contact must
+    # be a phone number; e-mail is not sent by this installation).
+    send_to_recipient: StrictBool = False
 
 
 class RedemptionIn(BaseModel):

@@ -21,11 +21,15 @@ from loyalwallet.certificates.models import CertificateEntry, GiftCertificate
 from loyalwallet.certificates.schemas import CertificateIn, RedemptionIn, RedemptionRefundIn, VoidIn
 from loyalwallet.checkout import idempotency
 from loyalwallet.config import get_settings
+from loyalwallet.customers.phones import to_e164
 from loyalwallet.db import utcnow
+from loyalwallet.enrollment.sms import queue_sms
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_location, get_merchant
 from loyalwallet.outbox.service import emit_event
+from loyalwallet.text import gettext_for, money
 
 _CERTS = GiftCertificate.__table__
 
@@ -162,8 +166,35 @@ def sell(
     audit(session, actor, "certificate.sell", "gift_certificate", cert.id, {"amount": body.amount})
     emit_event(session, m, "certificate.sold", _event_data(cert, amount=body.amount))
     response = view(cert, now=now)
+    response["sent"] = None
+    if body.send_to_recipient:
+        response["sent"] = _send_link(session, merchant, cert, body)
     _store(session, record, response)
     return 201, response, False
+
+
+def _send_link(session: Session, merchant: Merchant, cert: GiftCertificate, body: CertificateIn) -> str:
+    """Queue the SMS with the web card's link to the recipient (through the outbox)."""
+    if not body.recipient_contact:
+        raise DomainError(
+            "validation_error", "send_to_recipient needs recipient_contact", field="recipient_contact"
+        )
+    try:
+        phone = to_e164(body.recipient_contact, get_settings().default_region)
+    except DomainError:
+        raise DomainError(
+            "validation_error",
+            "only a phone number can be sent to (no e-mail sending here): share the web_url instead",
+            field="recipient_contact",
+        ) from None
+    _ = gettext_for(merchant.locale or "ru")
+    text = _("%(merchant)s: a gift certificate for %(amount)s for you: %(url)s") % {
+        "merchant": merchant.name,
+        "amount": money(cert.initial_amount, cert.currency, trim_zero_cents=True),
+        "url": urls(cert)["web_url"],
+    }
+    queue_sms(session, merchant.id, phone, text, purpose="certificate")
+    return "sms"
 
 
 def crypto_token() -> str:
