@@ -136,15 +136,24 @@ def check_ledger() -> None:
     """Exit 0 when every card's cached balance and stamps equal its ledger entries."""
     runtime.start()
     from loyalwallet.cards.sweeps import check_ledger as check
+    from loyalwallet.certificates.ledger import check_ledger as check_certificates
 
     with db.read() as session:
         bad = check(session)
-    if bad:
-        for item in bad:
-            print(
-                f"card {item['code']} (id {item['card_id']}, merchant {item['merchant_id']}): {'; '.join(item['problems'])}"
-            )
-        console.print(f"[red]{len(bad)} card(s) disagree with their ledger[/red]")
+        bad_certificates = check_certificates(session)
+    for item in bad:
+        print(
+            f"card {item['code']} (id {item['card_id']}, merchant {item['merchant_id']}): {'; '.join(item['problems'])}"
+        )
+    for item in bad_certificates:
+        print(
+            f"gift certificate {item['code']} (id {item['certificate_id']}, merchant {item['merchant_id']}): "
+            f"{'; '.join(item['problems'])}"
+        )
+    if bad or bad_certificates:
+        console.print(
+            f"[red]{len(bad)} card(s) and {len(bad_certificates)} gift certificate(s) disagree with their ledger[/red]"
+        )
         raise typer.Exit(1)
     console.print("[green]ledger consistent: every card equals the sum of its entries[/green]")
 

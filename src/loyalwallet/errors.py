@@ -57,6 +57,10 @@ CODES: dict[str, tuple[int, str]] = {
     "iiko_unavailable": (502, "iikoCloud did not answer as expected"),
     "iiko_card_range_exhausted": (409, "The reserved iiko card-number range is used up"),
     "iiko_phone_rejected": (422, "iiko rejected the phone number"),
+    # Gift certificates with a balance (a foreign one is not_found).
+    "certificate_insufficient": (422, "Not enough money on the gift certificate"),
+    "certificate_expired": (422, "The gift certificate has expired"),
+    "certificate_unavailable": (409, "The gift certificate was cancelled"),
 }
 
 

@@ -17,6 +17,7 @@ from loyalwallet.campaigns.models import (
     TriggerFiring,
 )
 from loyalwallet.cards.models import Card, Coupon, LedgerEntry, StampEntry
+from loyalwallet.certificates.models import CertificateEntry, GiftCertificate
 from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLine, Refund
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.db import Base
@@ -55,6 +56,7 @@ __all__ = [
     "Card",
     "CardCodeRange",
     "CardMonth",
+    "CertificateEntry",
     "Channel",
     "CohortSize",
     "Consent",
@@ -65,6 +67,7 @@ __all__ = [
     "DayCategory",
     "DayTotals",
     "Digest",
+    "GiftCertificate",
     "GoogleClass",
     "GoogleIssuer",
     "GoogleObject",

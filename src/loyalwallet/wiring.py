@@ -31,6 +31,8 @@ from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import service as cards_service
 from loyalwallet.cards import sweeps as cards_sweeps
 from loyalwallet.cards import views as cards_views
+from loyalwallet.certificates import ledger as certificates_ledger
+from loyalwallet.certificates import reports as certificates_reports
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import sms
 from loyalwallet.fraud import linking as telegram_linking
@@ -122,6 +124,7 @@ PERIODIC: list[Periodic] = [
     Periodic("outbox-retention", 60.0, outbox_retention.purge_delivered),
     # iiko guests' cards read again from iiko, a bounded batch per merchant and run.
     Periodic("iiko-reconcile", iiko.interval(), iiko.reconcile),
+    Periodic("expire-certificates", 60.0, certificates_ledger.expire_due),
 ]
 
 # Told the outcome of every delivery attempt (topic, "done"/"retry"/"dead", seconds).
@@ -137,6 +140,8 @@ CARD_OPENERS = {"iiko": iiko_guests.open_card}
 
 # Program kind -> who credits a campaign's or trigger's gift of points in that engine.
 GIFT_SENDERS = {"iiko": iiko.queue_gift}
+# Extra tiles on the admin's dashboard (analytics.pages.TILES; set by install_http).
+DASHBOARD_TILES = [certificates_reports.dashboard_tile]
 
 # SELECT (card_id, wallet) of the cards saved in each wallet, for the dashboard.
 WALLET_SOURCES = [wallets.apple, wallets.google]
@@ -164,6 +169,7 @@ NAV_SECTIONS: list[Section] = [
     Section("api_keys", N_("API keys"), "/admin/api-keys", role="owner", order=92),
     Section("iiko", N_("iiko"), "/admin/iiko", role="owner", order=93),
     Section("cashier", N_("Cashier"), "/cashier", role="cashier", order=200),
+    Section("certificates", N_("Gift certificates"), "/cashier/certificates", role="cashier", order=201),
 ]
 
 # `loyalwallet NAME ...`
@@ -205,6 +211,9 @@ def routers() -> list[APIRouter]:
     from loyalwallet.campaigns import api as campaigns_api
     from loyalwallet.campaigns import pages as campaign_pages
     from loyalwallet.cards import api as cards_api
+    from loyalwallet.certificates import api as certificates_api
+    from loyalwallet.certificates import pages as certificate_pages
+    from loyalwallet.certificates import public as certificates_public
     from loyalwallet.checkout import api as checkout_api
     from loyalwallet.checkout import pages as checkout_pages
     from loyalwallet.customers import api as customers_api
@@ -254,6 +263,9 @@ def routers() -> list[APIRouter]:
         campaign_pages.router,
         fraud_pages.router,
         webhook_pages.router,
+        certificates_api.router,
+        certificates_public.router,
+        certificate_pages.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
         iiko_api.router,
         iiko_pages.router,
@@ -278,11 +290,13 @@ def wallet_ready() -> dict[str, Callable[[Session, int], bool]]:
 
 def install_http() -> list[APIRouter]:
     """install(), and the HTTP side: the API authenticators; returns the routers."""
+    from loyalwallet.analytics import pages as analytics_pages
     from loyalwallet.api import deps as api_deps
     from loyalwallet.enrollment import webcard
 
     install()
     api_deps.EXTRA_AUTHENTICATORS[:] = api_authenticators()
+    analytics_pages.TILES[:] = DASHBOARD_TILES
     webcard.WALLET_READY.clear()
     webcard.WALLET_READY.update(wallet_ready())
     return routers()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Query, Request
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 from starlette.responses import Response, StreamingResponse
 
 from loyalwallet import db
@@ -18,6 +21,12 @@ from loyalwallet.web.pages import render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
+
+# Extra dashboard tiles other parts add (wiring.DASHBOARD_TILES): each is called with
+# (session, merchant_id, period start, period end, gettext) and returns tiles
+# {"id", "label", "value", "hint"} (text already formatted).
+Tile = dict[str, str]
+TILES: list[Callable[[Session, int, dt.date, dt.date, Callable[[str], str]], list[Tile]]] = []
 
 
 def _id(value: str | None) -> int | None:
@@ -38,8 +47,9 @@ def dashboard(
         data = analytics.dashboard(session, who.actor, f)
         locations = list_locations(session, who.merchant_id)
         programs = list_programs(session, who.merchant_id, include_archived=True)
+        _ = gettext_for(staff_language(request, who))
+        tiles = [t for tile in TILES for t in tile(session, who.merchant_id, f.period.start, f.period.end, _)]
     fmt = {"day": "%d.%m", "week": "%d.%m", "month": "%m.%Y"}[data.bucket]
-    _ = gettext_for(staff_language(request, who))
     trend_svg = charts.bars_and_line(
         [p.start.strftime(fmt) for p in data.trend],
         [p.purchases for p in data.trend],
@@ -54,6 +64,7 @@ def dashboard(
         {
             "d": data,
             "f": f,
+            "tiles": tiles,
             "locations": locations,
             "programs": programs,
             "trend_svg": Markup(trend_svg),

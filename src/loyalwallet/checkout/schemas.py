@@ -32,6 +32,10 @@ class PurchaseIn(BaseModel):
     use_reward: StrictBool = False
     external_id: Annotated[StrictStr, Field(max_length=128)] | None = None
     location_id: StrictInt | None = None
+    # A gift certificate's code: it pays from what is left after discounts and points
+    # (certificates.rules); `certificate_amount` exactly, or as much as it can.
+    certificate: Annotated[StrictStr, Field(min_length=4, max_length=64)] | None = None
+    certificate_amount: PositiveMoney | None = None
 
     @model_validator(mode="after")
     def _items_add_up(self) -> PurchaseIn:
@@ -41,6 +45,8 @@ class PurchaseIn(BaseModel):
                 raise ValueError(f"amount {self.amount} is not the sum of the items ({total})")
         if self.coupon and self.use_reward:
             raise ValueError("give either coupon or use_reward, not both")
+        if self.certificate_amount is not None and self.certificate is None:
+            raise ValueError("certificate_amount needs a certificate")
         return self
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from loyalwallet.cards.book import CardBook, get_card, lock_card
 from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.cards.views import card_view
+from loyalwallet.certificates import till
 from loyalwallet.checkout import rules, steps
 from loyalwallet.checkout.models import Purchase, PurchaseLine, Refund
 from loyalwallet.checkout.schemas import PurchaseIn, RefundIn
@@ -145,6 +146,17 @@ def quote(session: Session, actor: Actor, body: PurchaseIn) -> dict[str, Any]:
     result["points_available"] = max(0, book.available())
     result["coupon"] = coupon.code if coupon else None
     result["card"] = card_view(session, card, program, book=book)
+    if body.certificate is not None:
+        payment = till.price(
+            session,
+            actor.merchant_id,
+            body.certificate,
+            body.certificate_amount,
+            outcome.to_pay,
+            now,
+            lock=False,
+        )
+        result.update(till.answer(payment, outcome.to_pay, now))
     return result
 
 
@@ -171,15 +183,30 @@ def purchase(
     location_id = _location(session, actor, body)
     book = CardBook(session, card, program, now or utcnow())
     coupon, outcome = _price(session, book, body)
+    payment = None
+    if body.certificate is not None:  # 4. the certificate pays from what is left (after the card)
+        payment = till.price(
+            session,
+            actor.merchant_id,
+            body.certificate,
+            body.certificate_amount,
+            outcome.to_pay,
+            book.now,
+            lock=True,
+        )
     _check_fraud(session, actor, book, outcome)
     first_purchase = card.first_purchase_at is None
     purchase_id = steps.write_purchase(session, actor, book, body, outcome, coupon, location_id)
+    if payment is not None:
+        till.spend(session, actor, payment, purchase_id, location_id, book.now)
     steps.use_coupon(book, coupon)
     rewards = steps.credit_purchase(book, actor, outcome, purchase_id)
     tiers = steps.count_visit(book, outcome, first_purchase)
     steps.reward_referral(session, book, actor, purchase_id, first_purchase)
     book.touch("purchase")
     response = _purchase_response(session, book, body, purchase_id, outcome, coupon, rewards, location_id)
+    if payment is not None:
+        response.update(till.answer(payment, outcome.to_pay, book.now))
     steps.purchase_events(session, actor, card, response, tiers)
     steps.store_result(session, record_id, response)
     return 201, response, False
@@ -252,10 +279,15 @@ def refund(
     reversed_points, stamps_removed = steps.reverse_on_card(session, book, actor, p, outcome, refund_id)
     tiers = steps.retier(book)
     steps.record_refund(session, p, outcome, refund_id, reversed_points, stamps_removed)
+    # The certificates that paid it get their share of the money back.
+    returned = till.refund(session, actor, p.id, p.to_pay, p.refunded_money, refund_id, now)
     book.touch("refund")
     response = steps.refund_response(
         session, book, p, outcome, refund_id, refund_lines, reversed_points, stamps_removed
     )
+    if returned is not None:
+        response.update(returned)
+        response["cash_returned"] = outcome.money_returned - returned["certificate_returned"]
     steps.refund_events(session, actor, card, p, outcome, refund_id, body.reason, tiers)
     steps.store_result(session, record_id, response)
     return 201, response, False

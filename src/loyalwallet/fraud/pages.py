@@ -28,6 +28,7 @@ FIELDS = {
     "refund_manager_only": (),
     "large_redemption": ("points",),
     "cashier_burst": ("operations", "minutes"),
+    "max_certificate_spend_per_day": ("amount",),  # minor units (kopecks)
 }
 
 
@@ -94,6 +95,8 @@ async def rules_post(request: Request, who: StaffSession = Depends(staff_page("o
     form = await form_data(request, who)
     raw: dict[str, Any] = {}
     for name in fr.RULE_NAMES:
+        if f"{name}.action" not in form:
+            continue  # a rule the page did not show (a page loaded before an upgrade) stays as it is
         rule: dict[str, Any] = {"action": form.get(f"{name}.action") or "off"}
         for field in FIELDS[name]:
             value = form.get(f"{name}.{field}")

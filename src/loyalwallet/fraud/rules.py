@@ -34,6 +34,11 @@ class CountLimit(_Strict):
     count: Annotated[StrictInt, Field(ge=1, le=10_000)]
 
 
+class MoneyLimit(_Strict):
+    action: Action = "off"
+    amount: Annotated[StrictInt, Field(ge=1, le=10**11)]  # minor units
+
+
 class Window(_Strict):
     action: Action = "off"
     days: Annotated[StrictInt, Field(ge=0, le=3650)]
@@ -64,6 +69,8 @@ class FraudRules(_Strict):
     large_redemption: PointsLimit = PointsLimit(action="off", points=3000)
     # A staff member doing more than `operations` purchases and refunds in `minutes`.
     cashier_burst: Burst = Burst(action="alert", operations=30, minutes=10)
+    # Money spent from one gift certificate in one local day (this spend included).
+    max_certificate_spend_per_day: MoneyLimit = MoneyLimit(action="alert", amount=1_000_000)
 
 
 RULE_NAMES = tuple(FraudRules.model_fields)
@@ -105,6 +112,7 @@ MESSAGES = {
     "refund_manager_only": "a refund by a cashier (refunds are for managers)",
     "large_redemption": "{points} points redeemed at once (threshold {limit})",
     "cashier_burst": "{operations} operations by one staff member in {minutes} min (limit {limit})",
+    "max_certificate_spend_per_day": "{spent} spent from one gift certificate today (limit {limit})",
 }
 
 
@@ -180,3 +188,25 @@ def check_refund(rules: FraudRules, f: RefundFacts) -> list[Hit]:
 
 def needs(rules: FraudRules, name: str) -> bool:
     return str(getattr(rules, name).action) != "off"
+
+
+@dataclass(frozen=True)
+class CertificateSpendFacts:
+    amount: int  # this spend, minor units
+    spent_today: int = 0  # before this spend
+    currency: str = "RUB"
+
+
+def check_certificate_spend(rules: FraudRules, f: CertificateSpendFacts) -> list[Hit]:
+    from loyalwallet.text import money
+
+    rule = rules.max_certificate_spend_per_day
+    day = f.spent_today + f.amount
+    if day > rule.amount:
+        return _hit(
+            rules,
+            "max_certificate_spend_per_day",
+            spent=money(day, f.currency),
+            limit=money(rule.amount, f.currency),
+        )
+    return []

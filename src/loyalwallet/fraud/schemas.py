@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from loyalwallet.fraud.rules import Burst, CountLimit, PointsLimit, Switch, Window
+from loyalwallet.fraud.rules import Burst, CountLimit, MoneyLimit, PointsLimit, Switch, Window
 
 
 class RulesIn(BaseModel):
@@ -22,6 +22,7 @@ class RulesIn(BaseModel):
     refund_manager_only: Switch | None = None
     large_redemption: PointsLimit | None = None
     cashier_burst: Burst | None = None
+    max_certificate_spend_per_day: MoneyLimit | None = None
 
 
 class TelegramIn(BaseModel):

@@ -440,6 +440,7 @@ RULE_TITLES = {
     "refund_manager_only": "A refund by a cashier",
     "large_redemption": "A large redemption",
     "cashier_burst": "Many operations by one staff member",
+    "max_certificate_spend_per_day": "Too much spent from a gift certificate today",
 }
 
 

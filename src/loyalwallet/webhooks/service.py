@@ -26,6 +26,8 @@ log = logging.getLogger("loyalwallet.webhooks")
 TOPIC = "webhook.deliver"
 # Business events a merchant can subscribe to (other parts may append theirs).
 EVENT_NAMES: list[str] = ["card.created", "purchase.created", "purchase.refunded", "card.tier_changed"]
+EVENT_NAMES += ["certificate.sold", "certificate.spent", "certificate.refunded", "certificate.expired"]
+EVENT_NAMES += ["certificate.voided"]
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS = 20
 

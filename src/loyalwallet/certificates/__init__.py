@@ -1,0 +1,1 @@
+"""Gift certificates with a balance: sold, spent in part or in full, refunded, expired."""
