@@ -50,6 +50,8 @@ CODES: dict[str, tuple[int, str]] = {
     "telegram_not_configured": (409, "No Telegram bot is set up"),
     "telegram_unavailable": (502, "The Telegram Bot API did not answer as expected"),
     "telegram_link_missing": (409, "No Telegram link was started"),
+    # Visit feedback and sending the card to its guest.
+    "feedback_closed": (410, "This visit can no longer be rated"),
 }
 
 

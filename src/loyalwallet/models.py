@@ -21,9 +21,11 @@ from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLin
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.db import Base
 from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, OtpChallenge, RateHit
+from loyalwallet.feedback.models import Feedback
 from loyalwallet.fraud.models import Alert, Digest, TelegramLink
 from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
+from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.models import OutboxMessage, PeriodicRun
 from loyalwallet.programs.models import Asset, Program
 from loyalwallet.search.models import NameToken
@@ -54,6 +56,7 @@ __all__ = [
     "Card",
     "CardCodeRange",
     "CardMonth",
+    "CardSend",
     "Channel",
     "CohortSize",
     "Consent",
@@ -64,6 +67,7 @@ __all__ = [
     "DayCategory",
     "DayTotals",
     "Digest",
+    "Feedback",
     "GoogleClass",
     "GoogleIssuer",
     "GoogleObject",

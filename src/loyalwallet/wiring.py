@@ -31,6 +31,7 @@ from loyalwallet.cards import sweeps as cards_sweeps
 from loyalwallet.cards import views as cards_views
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import sms
+from loyalwallet.feedback import handlers as feedback_handlers
 from loyalwallet.fraud import linking as telegram_linking
 from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
@@ -69,6 +70,7 @@ CARD_CHANGED_LISTENERS: list[Handler] = [
 EVENT_LISTENERS: list[Handler] = [
     webhooks.fan_out,  # the merchant's webhook endpoints
     triggers.on_event,  # event triggers (welcome, tier up)
+    feedback_handlers.invite,  # purchase.created: "Rate your visit" on the card
 ]
 
 # Topic → the function that delivers a row of it.
@@ -131,6 +133,7 @@ NAV_SECTIONS: list[Section] = [
     Section("triggers", N_("Triggers"), "/admin/triggers", order=51),
     Section("coupons", N_("Coupons"), "/admin/coupons", order=52),
     Section("alerts", N_("Alerts"), "/admin/alerts", order=60),
+    Section("feedback", N_("Feedback"), "/admin/feedback", order=62),
     Section("deliveries", N_("Failed deliveries"), "/admin/deliveries", order=80),
     Section("webhooks", N_("Webhooks"), "/admin/webhooks", order=85),
     Section("staff", N_("Staff"), "/admin/staff", role="owner", order=90),
@@ -178,6 +181,9 @@ def routers() -> list[APIRouter]:
     from loyalwallet.customers import pages as customer_pages
     from loyalwallet.enrollment import api as enrollment_api
     from loyalwallet.enrollment import public as enrollment_public
+    from loyalwallet.feedback import api as feedback_api
+    from loyalwallet.feedback import pages as feedback_pages
+    from loyalwallet.feedback import public as feedback_public
     from loyalwallet.fraud import api as fraud_api
     from loyalwallet.fraud import pages as fraud_pages
     from loyalwallet.merchants import api as merchants_api
@@ -218,6 +224,9 @@ def routers() -> list[APIRouter]:
         campaign_pages.router,
         fraud_pages.router,
         webhook_pages.router,
+        feedback_public.router,
+        feedback_pages.router,
+        feedback_api.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
     ]
 
