@@ -52,6 +52,7 @@ CODES: dict[str, tuple[int, str]] = {
     "telegram_link_missing": (409, "No Telegram link was started"),
     # Visit feedback and sending the card to its guest.
     "feedback_closed": (410, "This visit can no longer be rated"),
+    "channel_unavailable": (409, "The guest cannot be reached on this channel"),
 }
 
 

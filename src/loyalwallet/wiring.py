@@ -36,6 +36,8 @@ from loyalwallet.fraud import linking as telegram_linking
 from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.merchants import cli as merchants_cli
+from loyalwallet.messaging import handlers as messaging_handlers
+from loyalwallet.messaging import service as messaging
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
 from loyalwallet.outbox.handlers import Handler, Periodic
@@ -91,6 +93,7 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
     "campaign.deliver": campaigns.deliver,
     "trigger.run": triggers.run,
     "trigger.fire": triggers.fire,
+    messaging.EMAIL_TOPIC: messaging_handlers.send_email,
 }
 
 # Jobs the worker runs every so many seconds (once per interval across all workers).
@@ -188,6 +191,8 @@ def routers() -> list[APIRouter]:
     from loyalwallet.fraud import pages as fraud_pages
     from loyalwallet.merchants import api as merchants_api
     from loyalwallet.merchants import pages as merchant_pages
+    from loyalwallet.messaging import api as messaging_api
+    from loyalwallet.messaging import pages as messaging_pages
     from loyalwallet.outbox import api as outbox_api
     from loyalwallet.outbox import pages as outbox_pages
     from loyalwallet.programs import api as programs_api
@@ -227,6 +232,8 @@ def routers() -> list[APIRouter]:
         feedback_public.router,
         feedback_pages.router,
         feedback_api.router,
+        messaging_api.router,
+        messaging_pages.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
     ]
 

@@ -18,4 +18,7 @@ class CardSend(Base):
     channel: Mapped[str] = mapped_column(String(16))  # sms | email | telegram
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[int | None] = mapped_column(BigID)
+    # queued → sent | bounced (the address was refused) | failed; SMS stay "queued" (the
+    # SMS provider's report is not followed yet).
+    status: Mapped[str] = mapped_column(String(16), default="queued")
     created_at: Mapped[Timestamp]

@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("actor_type", sa.String(length=16), nullable=False),
         sa.Column("actor_id", ID, nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_at", loyalwallet.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["card_id"], ["cards.id"], name=op.f("fk_card_sends_card_id_cards")),
         sa.ForeignKeyConstraint(
