@@ -137,6 +137,7 @@ NAV_SECTIONS: list[Section] = [
     Section("coupons", N_("Coupons"), "/admin/coupons", order=52),
     Section("alerts", N_("Alerts"), "/admin/alerts", order=60),
     Section("feedback", N_("Feedback"), "/admin/feedback", order=62),
+    Section("staff_report", N_("Staff report"), "/admin/reports/staff", order=63),
     Section("deliveries", N_("Failed deliveries"), "/admin/deliveries", order=80),
     Section("webhooks", N_("Webhooks"), "/admin/webhooks", order=85),
     Section("staff", N_("Staff"), "/admin/staff", role="owner", order=90),
@@ -197,6 +198,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.outbox import pages as outbox_pages
     from loyalwallet.programs import api as programs_api
     from loyalwallet.programs import pages as program_pages
+    from loyalwallet.analytics import staff_pages as staff_report_pages
     from loyalwallet.wallet.apple import api as apple_api
     from loyalwallet.wallet.google import public as google_api
     from loyalwallet.web import front as web_front
@@ -234,6 +236,7 @@ def routers() -> list[APIRouter]:
         feedback_api.router,
         messaging_api.router,
         messaging_pages.router,
+        staff_report_pages.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
     ]
 
