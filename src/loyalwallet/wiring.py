@@ -25,6 +25,7 @@ from loyalwallet import models as _every_table  # noqa: F401
 from loyalwallet.analytics import queries as analytics_queries
 from loyalwallet.analytics import rollup, snapshot, wallets
 from loyalwallet.campaigns import service as campaigns
+from loyalwallet.campaigns import delivery as campaign_delivery
 from loyalwallet.campaigns import triggers
 from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import sweeps as cards_sweeps
@@ -36,6 +37,7 @@ from loyalwallet.fraud import linking as telegram_linking
 from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.merchants import cli as merchants_cli
+from loyalwallet.messaging import campaign_email
 from loyalwallet.messaging import handlers as messaging_handlers
 from loyalwallet.messaging import service as messaging
 from loyalwallet.outbox import dispatch
@@ -94,6 +96,7 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
     "trigger.run": triggers.run,
     "trigger.fire": triggers.fire,
     messaging.EMAIL_TOPIC: messaging_handlers.send_email,
+    campaign_email.TOPIC: campaign_email.deliver,
 }
 
 # Jobs the worker runs every so many seconds (once per interval across all workers).
@@ -113,6 +116,9 @@ PERIODIC: list[Periodic] = [
 ]
 
 # --- smaller hooks ----------------------------------------------------------------------
+
+# Campaign channels besides the wallet (campaigns.delivery.CHANNELS).
+CAMPAIGN_CHANNELS = {"email": campaign_email.hand_over}
 
 # Each edits a card view's links (session, card, program, urls): the signed Google link.
 CARD_URL_HOOKS = [google_links.card_view_hook]
@@ -163,6 +169,8 @@ def install() -> None:
     outbox.HANDLERS.update(OUTBOX_HANDLERS)
     outbox.PERIODIC[:] = PERIODIC
     cards_views.CARD_URL_HOOKS[:] = CARD_URL_HOOKS
+    campaign_delivery.CHANNELS.clear()
+    campaign_delivery.CHANNELS.update(CAMPAIGN_CHANNELS)
     analytics_queries.WALLET_SOURCES[:] = WALLET_SOURCES
     nav.SECTIONS[:] = NAV_SECTIONS
     for name, listener in SESSION_LISTENERS:
@@ -194,6 +202,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.merchants import pages as merchant_pages
     from loyalwallet.messaging import api as messaging_api
     from loyalwallet.messaging import pages as messaging_pages
+    from loyalwallet.messaging import public as messaging_public
     from loyalwallet.outbox import api as outbox_api
     from loyalwallet.outbox import pages as outbox_pages
     from loyalwallet.programs import api as programs_api
@@ -236,6 +245,7 @@ def routers() -> list[APIRouter]:
         feedback_api.router,
         messaging_api.router,
         messaging_pages.router,
+        messaging_public.router,
         staff_report_pages.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
     ]

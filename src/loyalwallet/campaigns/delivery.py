@@ -13,6 +13,7 @@ when a handler for that topic is registered (otherwise the worker would dead-let
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -27,6 +28,11 @@ from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
 
 GOOGLE_TOPIC = "google.message"
+
+# Other channels than the wallet: name -> deliver(session, campaign, pending {card_id:
+# recipient_id}, now), which leaves the recipients it hands on "pending" for its own
+# worker to mark. Put here by wiring.install() (wiring.CAMPAIGN_CHANNELS).
+CHANNELS: dict[str, Callable[..., None]] = {}
 
 
 def google_messages_enabled() -> bool:

@@ -1,4 +1,4 @@
-"""visit feedback and card links sent to guests
+"""visit feedback, card links sent to guests, the campaign channel
 
 Revision ID: i17_feedback
 Revises: 0010_google_saves
@@ -72,9 +72,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("card_sends", schema=None) as batch_op:
         batch_op.create_index("ix_card_sends_card_created", ["card_id", "created_at"], unique=False)
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("channel", sa.String(length=16), server_default="wallet", nullable=False)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.drop_column("channel")
     with op.batch_alter_table("card_sends", schema=None) as batch_op:
         batch_op.drop_index("ix_card_sends_card_created")
     op.drop_table("card_sends")
