@@ -93,3 +93,29 @@ def test_email_campaign_bounces_and_one_click_unsubscribe(shop: Shop, smtp: Fake
     )
     worker.drain()
     assert len(smtp.to("anna@example.test")) == 1
+
+
+def test_email_campaign_from_the_admin_form(shop: Shop, smtp: FakeSmtp, app: object) -> None:
+    from staff_support import add_staff, login, page_csrf
+
+    program = shop.program("bonus")
+    shop.card(program, email="form@example.test", marketing_consent=True)
+    manager = login(app, add_staff(shop, "manager"))
+    page = manager.get("/admin/campaigns?lang=en")
+    assert 'name="send_channel"' in page.text
+    form = {
+        "csrf": page_csrf(manager, "/admin/campaigns"),
+        "name": "Mail",
+        "header": "News",
+        "body": "Hello",
+        "program_id": str(program),
+        "send_channel": "email",
+        "when": "now",
+        "holdout_pct": "0",
+    }
+    sent = manager.post("/admin/campaigns", data=form, follow_redirects=False)
+    assert sent.status_code == 303, sent.text
+    worker.drain()
+    assert len(smtp.to("form@example.test")) == 1
+    detail = manager.get(sent.headers["location"] + "?lang=en")
+    assert "data-bounced" in detail.text and "E-mail" in detail.text
