@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
@@ -92,10 +93,17 @@ class SmtpProvider:
     def send(self, message: EmailMessage, smtp: smtplib.SMTP | None = None) -> None:
         if "From" not in message:
             message["From"] = self.settings.sender
+        self._deliver(smtp, lambda conn: conn.send_message(message))
+
+    def send_bytes(self, to: str, data: bytes, smtp: smtplib.SMTP | None = None) -> None:
+        """A message already rendered (its From is the configured sender)."""
+        self._deliver(smtp, lambda conn: conn.sendmail(self.settings.sender, [to], data))
+
+    def _deliver(self, smtp: smtplib.SMTP | None, action: Callable[[smtplib.SMTP], object]) -> None:
         own = smtp is None
         conn = smtp or self.connect()
         try:
-            conn.send_message(message)
+            action(conn)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _msg in exc.recipients.values()]
             permanent = all(500 <= c < 600 for c in codes)

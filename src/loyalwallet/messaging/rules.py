@@ -48,21 +48,21 @@ def email_html(
         if logo_url
         else f"<strong>{escape(logo_text)}</strong>"
     )
-    body = "".join(f"<p>{escape(line)}</p>" for line in lines)
+    body = "".join(f"<p>{escape(line)}</p>\n" for line in lines)
     buttons = "".join(
         f'<p><a href="{escape(url)}" style="display:inline-block;padding:12px 20px;border-radius:10px;'
         f'background:{escape(background)};color:{escape(foreground)};text-decoration:none;font-weight:bold">'
-        f"{escape(label)}</a></p>"
+        f"{escape(label)}</a></p>\n"
         for label, url in links
     )
     return (
-        '<!doctype html><html><body style="margin:0;background:#f6f3ee;font-family:Arial,sans-serif">'
-        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0"><tr><td align="center">'
-        '<table role="presentation" width="480" cellpadding="16" cellspacing="0" style="background:#fff">'
-        f'<tr><td style="background:{escape(background)};color:{escape(foreground)}">{head}</td></tr>'
-        f'<tr><td><h1 style="font-size:20px">{escape(title)}</h1>{body}{buttons}'
-        f'<p style="color:#777;font-size:12px">{escape(footer)}</p></td></tr>'
-        "</table></td></tr></table></body></html>"
+        '<!doctype html><html><body style="margin:0;background:#f6f3ee;font-family:Arial,sans-serif">\n'
+        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0"><tr><td align="center">\n'
+        '<table role="presentation" width="480" cellpadding="16" cellspacing="0" style="background:#fff">\n'
+        f'<tr><td style="background:{escape(background)};color:{escape(foreground)}">{head}</td></tr>\n'
+        f'<tr><td><h1 style="font-size:20px">{escape(title)}</h1>{body}{buttons}\n'
+        f'<p style="color:#777;font-size:12px">{escape(footer)}</p></td></tr>\n'
+        "</table></td></tr></table></body></html>\n"
     )
 
 
