@@ -207,7 +207,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.outbox import pages as outbox_pages
     from loyalwallet.programs import api as programs_api
     from loyalwallet.programs import pages as program_pages
-    from loyalwallet.analytics import staff_pages as staff_report_pages
+    from loyalwallet.reports import pages as staff_report_pages
     from loyalwallet.wallet.apple import api as apple_api
     from loyalwallet.wallet.google import public as google_api
     from loyalwallet.web import front as web_front

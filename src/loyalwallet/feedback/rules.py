@@ -8,7 +8,6 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -33,8 +32,13 @@ def _https(value: str | None) -> str | None:
     value = (value or "").strip()
     if not value:
         return None
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.netloc or len(value) > 500:
+    host = value[len("https://") :].split("/", 1)[0]
+    if (
+        not value.lower().startswith("https://")
+        or not host
+        or len(value) > 500
+        or any(ch.isspace() or ch in "<>\"'`" or ord(ch) < 32 for ch in value)
+    ):
         raise ValueError("a review link must be an https:// address")
     return value
 

@@ -10,9 +10,10 @@ from markupsafe import Markup
 from starlette.responses import Response, StreamingResponse
 
 from loyalwallet import db
-from loyalwallet.analytics import charts, staff_report
+from loyalwallet.analytics import charts
 from loyalwallet.feedback.queries import Filters, make_filters, visible_locations
 from loyalwallet.merchants.service import list_locations, today
+from loyalwallet.reports import staff as staff_report
 from loyalwallet.web.pages import merchant_of, render_staff, staff_page
 from loyalwallet.web.sessions import StaffSession
 

@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 
 from feedback_support import card_row, enable
 from loyalwallet import db
-from loyalwallet.analytics import staff_report
 from loyalwallet.feedback.queries import make_filters
 from loyalwallet.merchants.actors import system
 from loyalwallet.merchants.service import create_location, get_merchant, today
 from loyalwallet.outbox import worker
+from loyalwallet.reports import staff as staff_report
 from staff_support import add_staff, login, page_csrf
 from support import Shop, random_phone
 
