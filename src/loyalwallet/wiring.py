@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from loyalwallet import models as _every_table  # noqa: F401
 from loyalwallet.analytics import queries as analytics_queries
 from loyalwallet.analytics import rollup, snapshot, wallets
-from loyalwallet.campaigns import service as campaigns
 from loyalwallet.campaigns import delivery as campaign_delivery
+from loyalwallet.campaigns import service as campaigns
 from loyalwallet.campaigns import triggers
 from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import sweeps as cards_sweeps
