@@ -61,6 +61,9 @@ CODES: dict[str, tuple[int, str]] = {
     "certificate_insufficient": (422, "Not enough money on the gift certificate"),
     "certificate_expired": (422, "The gift certificate has expired"),
     "certificate_unavailable": (409, "The gift certificate was cancelled"),
+    # Visit feedback and sending the card to its guest.
+    "feedback_closed": (410, "This visit can no longer be rated"),
+    "channel_unavailable": (409, "The guest cannot be reached on this channel"),
 }
 
 

@@ -22,10 +22,12 @@ from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLin
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.db import Base
 from loyalwallet.enrollment.models import Channel, ConsentText, Join, JoinForm, OtpChallenge, RateHit
+from loyalwallet.feedback.models import Feedback
 from loyalwallet.fraud.models import Alert, Digest, TelegramLink
 from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.integrations.iiko.models import IikoConnection, IikoGuest, IikoOrder, IikoTopup
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
+from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.models import OutboxMessage, PeriodicRun, WorkerHeartbeat
 from loyalwallet.programs.models import Asset, Program
 from loyalwallet.search.models import NameToken
@@ -56,6 +58,7 @@ __all__ = [
     "Card",
     "CardCodeRange",
     "CardMonth",
+    "CardSend",
     "CertificateEntry",
     "Channel",
     "CohortSize",
@@ -67,6 +70,7 @@ __all__ = [
     "DayCategory",
     "DayTotals",
     "Digest",
+    "Feedback",
     "GiftCertificate",
     "GoogleClass",
     "GoogleIssuer",

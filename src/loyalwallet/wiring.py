@@ -35,6 +35,7 @@ from loyalwallet.certificates import ledger as certificates_ledger
 from loyalwallet.certificates import reports as certificates_reports
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import sms
+from loyalwallet.feedback import handlers as feedback_handlers
 from loyalwallet.fraud import linking as telegram_linking
 from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
@@ -43,6 +44,9 @@ from loyalwallet.integrations.iiko import guests as iiko_guests
 from loyalwallet.integrations.iiko import handlers as iiko
 from loyalwallet.integrations.iiko import orders as iiko_orders
 from loyalwallet.merchants import cli as merchants_cli
+from loyalwallet.messaging import campaign_email
+from loyalwallet.messaging import handlers as messaging_handlers
+from loyalwallet.messaging import service as messaging
 from loyalwallet.ops import metrics as ops_metrics
 from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
@@ -79,6 +83,7 @@ CARD_CHANGED_LISTENERS: list[Handler] = [
 EVENT_LISTENERS: list[Handler] = [
     webhooks.fan_out,  # the merchant's webhook endpoints
     triggers.on_event,  # event triggers (welcome, tier up)
+    feedback_handlers.invite,  # purchase.created: "Rate your visit" on the card
 ]
 
 # Topic → the function that delivers a row of it.
@@ -102,6 +107,8 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
     "iiko.sync": iiko.iiko_sync,
     "iiko.topup": iiko.iiko_topup,
     "iiko.order": iiko_orders.book,
+    messaging.EMAIL_TOPIC: messaging_handlers.send_email,
+    campaign_email.TOPIC: campaign_email.deliver,
 }
 
 # Jobs the worker runs every so many seconds (once per interval across all workers).
@@ -131,6 +138,9 @@ PERIODIC: list[Periodic] = [
 OUTBOX_OBSERVERS = [ops_metrics.observe_delivery]  # /metrics: APNs, Google, SMS, Telegram outcomes
 
 # --- smaller hooks ----------------------------------------------------------------------
+
+# Campaign channels besides the wallet (campaigns.delivery.CHANNELS).
+CAMPAIGN_CHANNELS = {"email": campaign_email.hand_over}
 
 # Each edits a card view's links (session, card, program, urls): the signed Google link.
 CARD_URL_HOOKS = [google_links.card_view_hook]
@@ -162,6 +172,8 @@ NAV_SECTIONS: list[Section] = [
     Section("triggers", N_("Triggers"), "/admin/triggers", order=51),
     Section("coupons", N_("Coupons"), "/admin/coupons", order=52),
     Section("alerts", N_("Alerts"), "/admin/alerts", order=60),
+    Section("feedback", N_("Feedback"), "/admin/feedback", order=62),
+    Section("staff_report", N_("Staff report"), "/admin/reports/staff", order=63),
     Section("deliveries", N_("Failed deliveries"), "/admin/deliveries", order=80),
     Section("webhooks", N_("Webhooks"), "/admin/webhooks", order=85),
     Section("staff", N_("Staff"), "/admin/staff", role="owner", order=90),
@@ -195,6 +207,8 @@ def install() -> None:
     cards_service.CARD_OPENERS.update(CARD_OPENERS)
     campaign_delivery.GIFT_SENDERS.clear()
     campaign_delivery.GIFT_SENDERS.update(GIFT_SENDERS)
+    campaign_delivery.CHANNELS.clear()
+    campaign_delivery.CHANNELS.update(CAMPAIGN_CHANNELS)
     analytics_queries.WALLET_SOURCES[:] = WALLET_SOURCES
     nav.SECTIONS[:] = NAV_SECTIONS
     for name, listener in SESSION_LISTENERS:
@@ -220,17 +234,24 @@ def routers() -> list[APIRouter]:
     from loyalwallet.customers import pages as customer_pages
     from loyalwallet.enrollment import api as enrollment_api
     from loyalwallet.enrollment import public as enrollment_public
+    from loyalwallet.feedback import api as feedback_api
+    from loyalwallet.feedback import pages as feedback_pages
+    from loyalwallet.feedback import public as feedback_public
     from loyalwallet.fraud import api as fraud_api
     from loyalwallet.fraud import pages as fraud_pages
     from loyalwallet.integrations.iiko import api as iiko_api
     from loyalwallet.integrations.iiko import pages as iiko_pages
     from loyalwallet.merchants import api as merchants_api
     from loyalwallet.merchants import pages as merchant_pages
+    from loyalwallet.messaging import api as messaging_api
+    from loyalwallet.messaging import pages as messaging_pages
+    from loyalwallet.messaging import public as messaging_public
     from loyalwallet.ops import api as ops_api
     from loyalwallet.outbox import api as outbox_api
     from loyalwallet.outbox import pages as outbox_pages
     from loyalwallet.programs import api as programs_api
     from loyalwallet.programs import pages as program_pages
+    from loyalwallet.reports import pages as staff_report_pages
     from loyalwallet.wallet.apple import api as apple_api
     from loyalwallet.wallet.google import public as google_api
     from loyalwallet.web import front as web_front
@@ -266,6 +287,13 @@ def routers() -> list[APIRouter]:
         certificates_api.router,
         certificates_public.router,
         certificate_pages.router,
+        feedback_public.router,
+        feedback_pages.router,
+        feedback_api.router,
+        messaging_api.router,
+        messaging_pages.router,
+        messaging_public.router,
+        staff_report_pages.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
         iiko_api.router,
         iiko_pages.router,

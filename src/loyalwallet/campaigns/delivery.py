@@ -29,6 +29,11 @@ from loyalwallet.programs.models import Program
 
 GOOGLE_TOPIC = "google.message"
 
+# Other channels than the wallet: name -> deliver(session, campaign, pending {card_id:
+# recipient_id}, now), which leaves the recipients it hands on "pending" for its own
+# worker to mark. Put here by wiring.install() (wiring.CAMPAIGN_CHANNELS).
+CHANNELS: dict[str, Callable[..., None]] = {}
+
 
 def google_messages_enabled() -> bool:
     """Whether this installation delivers google.message rows (see wiring.OUTBOX_HANDLERS)."""

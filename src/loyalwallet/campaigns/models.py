@@ -84,6 +84,9 @@ class Campaign(Base):
     body: Mapped[str] = mapped_column(String(500))
     points: Mapped[int] = mapped_column(BigInteger, default=0)
     offer_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("offers.id"))
+    # wallet (the card's message: Apple, Google, web card) or email (to guests with an
+    # address and marketing consent; delivered by messaging.campaign_email).
+    channel: Mapped[str] = mapped_column(String(16), default="wallet", server_default="wallet")
     # Share of the segment (basis points) kept out as a control group for the effect.
     holdout_bp: Mapped[int] = mapped_column(Integer, default=0)
     scheduled_at: Mapped[dt.datetime | None]

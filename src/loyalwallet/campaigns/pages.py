@@ -124,6 +124,7 @@ async def campaigns_post(request: Request, who: StaffSession = Depends(manager))
         "offer_id": _int(form, "offer_id"),
         "holdout_pct": _int(form, "holdout_pct") or 0,
         "segment": segment,
+        "channel": _text(form, "send_channel") or "wallet",
     }
     when = _text(form, "when")
     merchant = merchant_of(who)

@@ -35,6 +35,7 @@ class CampaignIn(_In):
     holdout_pct: Holdout = Decimal(0)
     send_now: StrictBool = False
     scheduled_at: AwareDatetime | None = None
+    channel: Literal["wallet", "email"] = "wallet"
 
 
 class CampaignPatch(_In):
@@ -45,6 +46,7 @@ class CampaignPatch(_In):
     points: Points | None = None
     offer_id: StrictInt | None = None
     holdout_pct: Holdout | None = None
+    channel: Literal["wallet", "email"] | None = None
 
 
 class ScheduleIn(_In):

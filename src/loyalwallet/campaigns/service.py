@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.campaigns import segments
-from loyalwallet.campaigns.delivery import GOOGLE_TOPIC, google_cards, message_card
+from loyalwallet.campaigns.delivery import CHANNELS, GOOGLE_TOPIC, google_cards, message_card
 from loyalwallet.campaigns.models import Campaign, CampaignRecipient, Offer
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import Message, Segment, in_holdout, parse, parse_segment
@@ -84,6 +84,7 @@ def view(session: Session, c: Campaign, *, detailed: bool = False) -> dict[str, 
         "header": c.header,
         "body": c.body,
         "points": c.points,
+        "channel": c.channel,
         "offer_id": c.offer_id,
         "holdout_pct": c.holdout_bp / 100,
         "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None,
@@ -137,6 +138,10 @@ def _fields(session: Session, actor: Actor, c: Campaign, body: dict[str, Any]) -
         if not isinstance(pct, int | float) or not 0 <= pct <= 50:
             raise DomainError("validation_error", "holdout_pct must be 0..50", field="holdout_pct")
         c.holdout_bp = round(pct * 100)
+    if body.get("channel") is not None:
+        if body["channel"] != "wallet" and body["channel"] not in CHANNELS:
+            raise DomainError("validation_error", "this channel is not set up", field="channel")
+        c.channel = body["channel"]
 
 
 def create(session: Session, actor: Actor, body: dict[str, Any]) -> Campaign:
@@ -185,6 +190,8 @@ def change(session: Session, actor: Actor, campaign_id: int, body: dict[str, Any
 def _check_ready(session: Session, c: Campaign, now: dt.datetime) -> None:
     if not c.header or not c.body:
         raise DomainError("validation_error", "the campaign needs a header and a body", field="body")
+    if c.channel != "wallet" and (c.points or c.offer_id is not None):
+        raise DomainError("validation_error", "points and coupons go with a wallet campaign", field="channel")
     merchant = get_merchant(session, c.merchant_id)
     if audience(session, merchant, _segment_spec(c.segment), now) == 0:
         raise DomainError("segment_empty", "no guest in this segment can receive marketing now")
@@ -326,6 +333,9 @@ def deliver(msg: Delivery) -> None:
         if c.status == "cancelled":
             _mark(session, list(pending.values()), "skipped", now, "campaign cancelled")
             return
+        if c.channel != "wallet":
+            CHANNELS[c.channel](session, c, pending, now)
+            return
         offer = session.get(Offer, c.offer_id) if c.offer_id else None
         in_google = google_cards(session, list(pending))
         stmt = (
@@ -402,6 +412,12 @@ def _finish_if_done(session: Session, c: Campaign, now: dt.datetime) -> bool:
     return True
 
 
+def finish_if_done(session: Session, campaign_id: int, now: dt.datetime) -> bool:
+    """For a channel's worker that marked the last recipients (campaigns.delivery.CHANNELS)."""
+    c = session.get(Campaign, campaign_id)
+    return c is not None and _finish_if_done(session, c, now)
+
+
 def finish_stragglers() -> int:
     """Periodic safety net: a campaign whose last chunk died between its commit and the
     check (or was cancelled mid-way) is marked sent here."""
@@ -430,7 +446,7 @@ def stats(session: Session, c: Campaign) -> dict[str, int]:
             .group_by(CampaignRecipient.status)
         ).all()
     )
-    out = {k: int(rows.get(k, 0)) for k in ("pending", "sent", "failed", "skipped", "holdout")}
+    out = {k: int(rows.get(k, 0)) for k in ("pending", "sent", "failed", "skipped", "holdout", "bounced")}
     google = dict(
         session.execute(
             select(OutboxMessage.status, func.count())

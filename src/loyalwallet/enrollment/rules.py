@@ -67,6 +67,9 @@ LIMITS: dict[str, tuple[Limit, ...]] = {
     "sms_ip": (Limit(HOUR, 20), Limit(DAY, 60)),
     "sms_merchant": (Limit(HOUR, 500),),
     "invite_ip": (Limit(HOUR, 10), Limit(DAY, 30)),
+    # Visit feedback: answers (and edits) from one IP, and about one card.
+    "feedback_ip": (Limit(HOUR, 30), Limit(DAY, 100)),
+    "feedback_card": (Limit(HOUR, 10), Limit(DAY, 20)),
 }
 
 

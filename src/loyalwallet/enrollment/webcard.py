@@ -23,6 +23,7 @@ from loyalwallet.enrollment.links import join_path
 from loyalwallet.enrollment.printing import qr_svg
 from loyalwallet.enrollment.referral import referral_pays, referral_url
 from loyalwallet.errors import not_found
+from loyalwallet.feedback.service import pending_rate_path
 from loyalwallet.merchants.models import Location, Merchant
 from loyalwallet.programs.design import CardDesign, look_for_tier, parse_design
 from loyalwallet.programs.models import Program
@@ -164,4 +165,6 @@ def card_page(session: Session, card: Card, program: Program, merchant: Merchant
         "currency": merchant.currency,
         "timezone": merchant.timezone,
         "program_kind": program.kind,
+        # "Rate your visit" after the latest purchase (feedback switched on, not answered).
+        "rate_path": pending_rate_path(session, card, merchant, dt.datetime.now(dt.UTC)),
     }

@@ -1,0 +1,167 @@
+"""E-mail campaign rate: a whole e-mail campaign (audience, chunks through the outbox,
+each guest's message rendered with the card's look, link and List-Unsubscribe, sent over
+one SMTP connection per chunk of 100, recipients marked) against raw smtplib sending the
+same number of ready-made messages of the same size over one connection — the same local
+SMTP server (aiosmtpd) in the same run.
+
+Usage:  .venv/bin/python bench/email_campaign.py [--guests 1000] [--rounds 3]
+Runs on a temporary SQLite database (or LOYALWALLET_BENCH_DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import smtplib
+import statistics
+import tempfile
+import time
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from benchkit import free_port
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.count += 1
+        return "250 OK"
+
+
+def raw_round(port: int, messages: list[tuple[str, bytes]]) -> float:
+    t0 = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        for to, data in messages:
+            smtp.sendmail("bench@loyalwallet.test", [to], data)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--guests", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="lw-bench-email-")
+    port = free_port()
+    os.environ.setdefault(
+        "LOYALWALLET_DATABASE_URL",
+        os.environ.get("LOYALWALLET_BENCH_DATABASE_URL") or f"sqlite:///{tmp}/bench.db",
+    )
+    os.environ["LOYALWALLET_DATA_DIR"] = tmp
+    os.environ["LOYALWALLET_SMTP_HOST"] = "127.0.0.1"
+    os.environ["LOYALWALLET_SMTP_PORT"] = str(port)
+    os.environ["LOYALWALLET_SMTP_TLS"] = "none"
+    os.environ["LOYALWALLET_RUN_WORKER"] = "0"
+
+    from loyalwallet import db, wiring
+    from loyalwallet.campaigns import service as campaigns
+    from loyalwallet.cards.service import enroll
+    from loyalwallet.config import configure, load_settings
+    from loyalwallet.customers.models import Customer
+    from loyalwallet.customers.service import GuestData, record_consent
+    from loyalwallet.merchants.actors import system
+    from loyalwallet.merchants.service import create_merchant
+    from loyalwallet.messaging.campaign_email import compose, render
+    from loyalwallet.migrations import migrate
+    from loyalwallet.outbox import worker
+    from loyalwallet.programs.models import Program
+    from loyalwallet.programs.service import create_program
+
+    settings = configure(load_settings())
+    migrate(settings.database_url)
+    db.init_engine(settings)
+    wiring.install()
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with db.transaction() as session:
+            merchant = create_merchant(session, "Bench café")
+            actor = system(merchant.id)
+            program = create_program(
+                session,
+                actor,
+                "bonus",
+                "Bench",
+                {"tiers": [{"name": "A", "min_spend": 0, "cashback_pct": 5}]},
+            )
+            for i in range(args.guests):
+                card, _ = enroll(
+                    session, actor, program, GuestData(phone=f"+7916{i:07d}", email=f"guest{i}@example.test")
+                )
+                customer = session.get(Customer, card.customer_id)
+                assert customer is not None
+                record_consent(session, customer, "marketing", True, "v1", "api")
+            merchant_id, program_id = merchant.id, program.id
+        # The baseline's messages: what the campaign composes, built beforehand.
+        from sqlalchemy import select
+
+        from loyalwallet.campaigns.models import Campaign
+        from loyalwallet.cards.models import Card
+        from loyalwallet.merchants.models import Merchant
+
+        with db.read() as session:
+            m = session.get(Merchant, merchant_id)
+            p = session.get(Program, program_id)
+            sample = Campaign(id=0, header="Pumpkin latte is back", body="Come and taste it this week.")
+            rows = session.execute(
+                select(Card, Customer).join(Customer, Customer.id == Card.customer_id)
+            ).all()
+            assert m is not None and p is not None
+            template = compose(sample, m, p, None, "ru", "bench@loyalwallet.test")
+            messages = [
+                (
+                    f"x{card.id}@example.test",
+                    render(template, m.id, card, customer, f"x{card.id}@example.test"),
+                )
+                for card, customer in rows
+            ]
+
+        raw_times, ours_times = [], []
+        for r in range(args.rounds):
+            raw_times.append(raw_round(port, messages))
+            with db.transaction() as session:
+                c = campaigns.create(
+                    session,
+                    system(merchant_id),
+                    {
+                        "name": f"round {r}",
+                        "header": "Pumpkin latte is back",
+                        "body": "Come and taste it this week.",
+                        "channel": "email",
+                    },
+                )
+                campaign_id = c.id
+            before = sink.count
+            t0 = time.perf_counter()
+            with db.transaction() as session:
+                campaigns.send(session, system(merchant_id), campaign_id)
+            worker.drain(max_rounds=10_000)
+            ours_times.append(time.perf_counter() - t0)
+            assert sink.count - before == args.guests, (sink.count - before, args.guests)
+
+        n = args.guests
+        raw_rates = [n / t for t in raw_times]
+        our_rates = [n / t for t in ours_times]
+        ratios = [o / r for o, r in zip(our_rates, raw_rates, strict=True)]
+
+        def fmt(values: list[float]) -> str:
+            return f"min {min(values):.0f} / median {statistics.median(values):.0f} / max {max(values):.0f}"
+
+        print(f"guests: {n}, rounds: {args.rounds}, database: {settings.database_url.split(':')[0]}")
+        print(f"raw smtplib, one connection (msg/s):      {fmt(raw_rates)}")
+        print(f"e-mail campaign, end to end (msg/s):      {fmt(our_rates)}")
+        print(
+            f"ratio campaign / raw: min {min(ratios):.2f} / median {statistics.median(ratios):.2f} / max {max(ratios):.2f} (goal >= 0.80)"
+        )
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()

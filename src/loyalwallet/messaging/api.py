@@ -1,0 +1,32 @@
+"""HTTP API of sending a card to its guest (CONTRACT: POST /api/v1/cards/{code}/send)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from loyalwallet import db
+from loyalwallet.api.deps import actor
+from loyalwallet.merchants.actors import Actor
+from loyalwallet.messaging import service
+
+router = APIRouter(prefix="/api/v1", tags=["cards"])
+
+
+class SendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: Literal["sms", "email", "telegram"]
+
+
+@router.post(
+    "/cards/{code}/send",
+    status_code=202,
+    summary="Send the card's link to its guest by SMS, e-mail or Telegram (queued)",
+)
+def send_card(code: str, body: SendIn, who: Actor = Depends(actor)) -> Any:
+    with db.transaction() as session:
+        result = service.send_card(session, who, code, body.channel)
+    return JSONResponse(result, status_code=202)

@@ -1,0 +1,207 @@
+"""E-mail campaigns: campaigns.delivery.CHANNELS["email"] hands a chunk of recipients
+to `email.campaign` rows; the worker composes each message (the campaign's text, the
+card's colours, logo and link, List-Unsubscribe headers) and sends the chunk over one
+SMTP connection. Each recipient ends sent, bounced (the address was refused) or skipped
+(no address, consent withdrawn since); a connection failure marks what went out and
+retries the rest."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email import parser as email_parser
+from email import policy as email_policy
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from loyalwallet import crypto, db
+from loyalwallet.campaigns.models import Campaign, CampaignRecipient
+from loyalwallet.campaigns.service import finish_if_done
+from loyalwallet.cards.models import Card
+from loyalwallet.customers.models import Customer
+from loyalwallet.enrollment.links import base_url
+from loyalwallet.enrollment.webcard import brand
+from loyalwallet.merchants.models import Merchant
+from loyalwallet.messaging import email, rules, unsubscribe
+from loyalwallet.outbox.handlers import Delivery, Retry
+from loyalwallet.outbox.service import enqueue
+from loyalwallet.programs.models import Program
+from loyalwallet.text import gettext_for
+
+TOPIC = "email.campaign"
+
+
+def hand_over(session: Session, c: Campaign, pending: dict[int, int], now: dt.datetime) -> None:
+    """CHANNELS["email"]: one `email.campaign` row for the chunk (recipients stay pending)."""
+    if pending:
+        enqueue(
+            session, c.merchant_id, TOPIC, {"campaign_id": c.id, "recipient_ids": sorted(pending.values())}
+        )
+
+
+# A campaign's message is rendered once per look (program, tier, language) with these
+# stand-ins, then each guest's copy is that one with the stand-ins replaced (the parts
+# are 8bit, so the URLs stay verbatim): composing a MIME message per guest would cost
+# more than sending it.
+_TO, _CARD, _LEAVE, _MID = (
+    "lw-to@lw-placeholder.invalid",
+    "https://lw-placeholder.invalid/card",
+    "https://lw-placeholder.invalid/unsubscribe",
+    "<lw-mid@lw-placeholder.invalid>",
+)
+_POLICY = email_policy.SMTP.clone(max_line_length=998)
+
+
+def compose(
+    c: Campaign, merchant: Merchant, program: Program, tier: str | None, lang: str, sender: str
+) -> bytes:
+    """The campaign's message for one look, with stand-ins for the guest's parts."""
+    _ = gettext_for(lang)
+    look = brand(program, merchant, tier)
+    base = base_url().rstrip("/")
+    links = [(_("Open the card"), _CARD)]
+    footer = _(
+        "You get these messages because you agreed to news from %(merchant)s. Unsubscribe: %(url)s"
+    ) % {
+        "merchant": merchant.name,
+        "url": _LEAVE,
+    }
+    message = EmailMessage(policy=_POLICY)
+    message["From"] = sender
+    message["To"] = _TO
+    message["Subject"] = c.header[:200]
+    message["Message-ID"] = _MID
+    message["List-Unsubscribe"] = f"<{_LEAVE}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["X-Campaign"] = str(c.id)
+    lines = c.body.splitlines() or [c.body]
+    message.set_content(rules.email_text(lines, links, footer), cte="8bit")
+    message.add_alternative(
+        rules.email_html(
+            title=c.header,
+            lines=lines,
+            links=links,
+            footer=footer,
+            background=look["background"],
+            foreground=look["foreground"],
+            logo_url=f"{base}{look['logo_url']}" if look["logo_url"] else None,
+            logo_text=look["logo_text"],
+        ),
+        subtype="html",
+        cte="8bit",
+    )
+    return message.as_bytes()
+
+
+def render(template: bytes, merchant_id: int, card: Card, customer: Customer, to: str) -> bytes:
+    base = base_url().rstrip("/")
+    return (
+        template.replace(_TO.encode(), to.encode())
+        .replace(_CARD.encode(), f"{base}/c/{card.public_token}".encode())
+        .replace(_LEAVE.encode(), unsubscribe.url(merchant_id, customer.id).encode())
+        .replace(_MID.encode(), make_msgid(domain="loyalwallet").encode())
+    )
+
+
+def _prepare(
+    campaign_id: int, recipient_ids: list[int], sender: str
+) -> tuple[list[tuple[int, str, bytes]], list[int]]:
+    """The messages (recipient, address, bytes) of the recipients still pending, and
+    those to skip."""
+    out: list[tuple[int, str, bytes]] = []
+    looks: dict[tuple[int, str | None, str], bytes] = {}
+    skip: list[int] = []
+    with db.read() as session:
+        c = session.get(Campaign, campaign_id)
+        if c is None:
+            return [], []
+        merchant = session.get(Merchant, c.merchant_id)
+        assert merchant is not None
+        rows = session.execute(
+            select(CampaignRecipient.id, Card, Program, Customer)
+            .join(Card, Card.id == CampaignRecipient.card_id)
+            .join(Program, Program.id == Card.program_id)
+            .join(Customer, Customer.id == Card.customer_id)
+            .where(CampaignRecipient.id.in_(recipient_ids), CampaignRecipient.status == "pending")
+            .order_by(CampaignRecipient.id)
+        ).all()
+        seen = {r[0] for r in rows}
+        skip += [i for i in recipient_ids if i not in seen]
+        if c.status == "cancelled":
+            return [], [*skip, *seen]
+        for recipient_id, card, program, customer in rows:
+            to = crypto.open_(customer.email_enc, merchant_id=merchant.id, column="email")
+            if (
+                not to
+                or not customer.marketing_consent
+                or customer.erased_at is not None
+                or card.status != "active"
+            ):
+                skip.append(recipient_id)
+                continue
+            if not to.isascii():  # an internationalised address: not handled yet
+                skip.append(recipient_id)
+                continue
+            key = (program.id, card.tier, customer.locale or merchant.locale or "ru")
+            if key not in looks:
+                looks[key] = compose(c, merchant, program, card.tier, key[2], sender)
+            out.append((recipient_id, to, render(looks[key], merchant.id, card, customer, to)))
+    return out, skip
+
+
+def _mark(campaign_id: int, marks: dict[str, list[int]]) -> None:
+    now = db.utcnow()
+    with db.transaction() as session:
+        for status, ids in marks.items():
+            if ids:
+                session.execute(
+                    update(CampaignRecipient)
+                    .where(CampaignRecipient.id.in_(ids), CampaignRecipient.status == "pending")
+                    .values(
+                        status=status,
+                        sent_at=now if status == "sent" else None,
+                        error={"bounced": "address refused", "skipped": "no e-mail or consent"}.get(status),
+                    )
+                )
+        finish_if_done(session, campaign_id, now)
+
+
+def deliver(msg: Delivery) -> None:
+    """email.campaign: send one chunk over one connection."""
+    campaign_id = int(msg.payload["campaign_id"])
+    provider = email.get_provider()
+    sender = provider.settings.sender if isinstance(provider, email.SmtpProvider) else "loyalwallet@localhost"
+    items, skip = _prepare(campaign_id, [int(i) for i in msg.payload["recipient_ids"]], sender)
+    marks: dict[str, list[int]] = {"sent": [], "bounced": [], "failed": [], "skipped": skip}
+    conn: Any = None
+    try:
+        if isinstance(provider, email.SmtpProvider) and items:
+            conn = provider.connect()
+        for recipient_id, to, data in items:
+            try:
+                if isinstance(provider, email.SmtpProvider):
+                    provider.send_bytes(to, data, smtp=conn)
+                else:
+                    provider.send(email_parser.BytesParser(policy=_POLICY).parsebytes(data))
+            except email.EmailError as exc:
+                if exc.bounced:
+                    marks["bounced"].append(recipient_id)
+                elif exc.permanent:
+                    marks["failed"].append(recipient_id)
+                else:
+                    raise
+            else:
+                marks["sent"].append(recipient_id)
+    except email.EmailError as exc:
+        _mark(campaign_id, marks)  # what went out stays out; a retry sends the rest
+        raise Retry(str(exc)) from exc
+    finally:
+        if conn is not None:
+            try:
+                conn.quit()
+            except Exception:  # the connection may be gone already
+                conn.close()
+    _mark(campaign_id, marks)

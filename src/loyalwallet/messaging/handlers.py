@@ -1,0 +1,93 @@
+"""Delivering `email.send` rows: the message is composed at delivery from the card as it
+is then (its design's colours and logo, its links), in the guest's language."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from sqlalchemy import update
+
+from loyalwallet import crypto, db
+from loyalwallet.cards.views import card_view
+from loyalwallet.enrollment.links import base_url
+from loyalwallet.enrollment.webcard import brand, load_card_by_id
+from loyalwallet.errors import DomainError
+from loyalwallet.messaging import email, rules
+from loyalwallet.messaging.models import CardSend
+from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
+from loyalwallet.text import gettext_for
+
+log = logging.getLogger("loyalwallet.messaging")
+
+
+def card_email(card_id: int, to: str, lang: str) -> EmailMessage:
+    _ = gettext_for(lang)
+    with db.read() as session:
+        card, program, merchant = load_card_by_id(session, card_id)
+        view = card_view(session, card, program, with_customer=False)
+        look = brand(program, merchant, card.tier)
+    base = base_url().rstrip("/")
+    links = [
+        (_("Open the card"), str(view["web_card_url"])),
+        (_("Add to Apple Wallet"), str(view["apple_pass_url"])),
+        (_("Add to Google Wallet"), str(view["google_save_url"])),
+    ]
+    lines = [
+        _("Here is your loyalty card of %(merchant)s.") % {"merchant": merchant.name},
+        _("Show its QR code at the counter, or add it to your phone's wallet."),
+    ]
+    footer = _("You got this message because you asked for your card at %(merchant)s.") % {
+        "merchant": merchant.name
+    }
+    logo = f"{base}{look['logo_url']}" if look["logo_url"] else None
+    message = EmailMessage()
+    message["To"] = to
+    message["Subject"] = rules.email_subject(program.name, merchant.name, _("Your card"))
+    message["Message-ID"] = make_msgid(domain="loyalwallet")
+    message.set_content(rules.email_text(lines, links, footer))
+    message.add_alternative(
+        rules.email_html(
+            title=_("Your card"),
+            lines=lines,
+            links=links,
+            footer=footer,
+            background=look["background"],
+            foreground=look["foreground"],
+            logo_url=logo,
+            logo_text=look["logo_text"],
+        ),
+        subtype="html",
+    )
+    return message
+
+
+def send_email(msg: Delivery) -> None:
+    if msg.merchant_id is None:
+        raise Permanent("an e-mail needs a merchant")
+    to = crypto.open_(base64.b64decode(msg.payload["to"]), merchant_id=msg.merchant_id, column="email_to")
+    if not to:
+        raise Permanent("no address")
+    try:
+        message = card_email(int(msg.payload["card_id"]), to, str(msg.payload.get("lang") or "ru"))
+    except DomainError as exc:
+        raise Permanent(str(exc)) from exc
+    send_id = msg.payload.get("send_id")
+    try:
+        email.get_provider().send(message)
+    except email.EmailError as exc:
+        if exc.permanent:
+            log.info("outbox %s: e-mail bounced or refused: %s", msg.id, exc)
+            _mark(send_id, "bounced" if exc.bounced else "failed")
+            raise Permanent(str(exc)) from exc
+        raise Retry(str(exc)) from exc
+    _mark(send_id, "sent")
+
+
+def _mark(send_id: object, status: str) -> None:
+    if not isinstance(send_id, int):
+        return
+    with db.transaction() as session:
+        session.execute(update(CardSend).where(CardSend.id == send_id).values(status=status))

@@ -1,0 +1,32 @@
+"""Admin page action: send a guest's card from their page (SMS or e-mail)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from loyalwallet import db
+from loyalwallet.customers import directory
+from loyalwallet.errors import DomainError
+from loyalwallet.messaging import service
+from loyalwallet.web.pages import form_data, redirect, staff_page
+from loyalwallet.web.sessions import StaffSession
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.post("/admin/guests/{customer_id}/send-card")
+async def send_card(
+    customer_id: int, request: Request, who: StaffSession = Depends(staff_page("manager"))
+) -> Response:
+    form = await form_data(request, who)
+    back = f"/admin/guests/{customer_id}"
+    with db.read() as session:
+        directory.get_guest(session, who.merchant_id, customer_id)  # not_found for another's guest
+    code = str(form.get("card") or "")
+    try:
+        with db.transaction() as session:
+            service.send_card(session, who.actor, code, str(form.get("channel") or ""))
+    except DomainError as exc:
+        return redirect(back, exc.detail, "error")
+    return redirect(back, "The card is on its way.")
