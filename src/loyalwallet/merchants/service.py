@@ -10,6 +10,7 @@ from typing import Any
 
 from cachetools import LRUCache
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto
@@ -223,6 +224,17 @@ def cached_api_key_actor(plain: str) -> tuple[bool, Actor | None]:
     return _key_cache.get(crypto.sha256_hex(plain))
 
 
+def _note_key_use(session: Session, key_id: int) -> None:
+    """Best effort: on SQLite a read transaction cannot take the write lock while another
+    request writes (SQLITE_BUSY at once, the busy timeout does not apply), and a POS's
+    purchase must never fail for the key's "last used" time."""
+    try:
+        with session.begin_nested():
+            session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+    except OperationalError:
+        pass
+
+
 def actor_for_api_key(session: Session, plain: str) -> Actor | None:
     if not plain.startswith(API_KEY_PREFIX) or len(plain) > 100:
         return None
@@ -246,7 +258,7 @@ def actor_for_api_key(session: Session, plain: str) -> Actor | None:
             location_ids=None if row.location_id is None else frozenset({row.location_id}),
             name=row.name,
         )
-        session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=utcnow()))
+        _note_key_use(session, row.id)
     _key_cache.put(key_hash, actor)
     return actor
 
