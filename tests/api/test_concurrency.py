@@ -67,3 +67,21 @@ def test_concurrent_retries_of_one_purchase_accrue_once(shop: Shop, live_server)
             select(func.count()).select_from(Purchase).where(Purchase.merchant_id == shop.merchant_id)
         )
     assert n == 1
+
+
+def test_concurrent_purchases_respect_a_blocking_hourly_limit(shop: Shop, live_server) -> None:
+    """The hourly count comes with the card's lock; purchases that committed while this
+    one waited for the lock still count (no stale count lets a sixth one through)."""
+    r = shop.call(
+        "PUT", "/api/v1/fraud/rules", json={"max_purchases_per_hour": {"action": "block", "count": 3}}
+    )
+    assert r.status_code == 200, r.text
+    code = shop.card(shop.program("bonus"))["code"]
+    shop.buy(code, 10_000)  # a visit within the hour: the count is needed from now on
+    bodies = [{"card": code, "amount": 10_000} for _ in range(12)]
+    headers = [{"Idempotency-Key": f"hourly-{i}"} for i in range(12)]
+    results = fire(live_server.url, shop.keys["cashier"], bodies, headers)
+    ok = [r for r in results if r.status_code == 201]
+    refused = [r for r in results if r.status_code != 201]
+    assert len(ok) == 2
+    assert {r.json()["code"] for r in refused} == {"fraud_limit"}

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loyalwallet.cards.book import CardBook, get_card, lock_card
+from loyalwallet.cards.book import CardBook, get_card, lock_card_for_purchase
 from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.cards.views import card_view
 from loyalwallet.checkout import rules, steps
@@ -156,10 +156,11 @@ def purchase(
     record_id = steps.claim_key(session, actor, "purchase", idempotency_key, body)
     if isinstance(record_id, tuple):
         return record_id[0], record_id[1], True
-    card, program = lock_card(session, actor.merchant_id, body.card)
+    now = now or utcnow()
+    card, program = lock_card_for_purchase(session, actor.merchant_id, body.card, now)
     _check_card(actor, card)
     location_id = _location(session, actor, body)
-    book = CardBook(session, card, program, now or utcnow())
+    book = CardBook(session, card, program, now)
     coupon, outcome = _price(session, book, body)
     _check_fraud(session, actor, book, outcome)
     first_purchase = card.first_purchase_at is None
