@@ -85,3 +85,26 @@ def test_concurrent_purchases_respect_a_blocking_hourly_limit(shop: Shop, live_s
     refused = [r for r in results if r.status_code != 201]
     assert len(ok) == 2
     assert {r.json()["code"] for r in refused} == {"fraud_limit"}
+
+
+def test_concurrent_retries_through_the_fast_path_accrue_once(shop: Shop, live_server) -> None:
+    """The same, once the server's caches are warm: on PostgreSQL the purchase's fast
+    path (checkout/fast.py) takes these; a retry waits on the key's claim and then gets
+    the stored answer."""
+    from loyalwallet.checkout import fast
+
+    pid = shop.program("bonus")
+    code = shop.card(pid)["code"]
+    [warm] = fire(live_server.url, shop.keys["cashier"], [{"card": code, "amount": 10_000}], [{}])  # caches
+    served = fast.SERVED["fast"]
+    bodies = [{"card": code, "amount": 100_000} for _ in range(20)]
+    headers = [{"Idempotency-Key": "pos-43-check-8"} for _ in range(20)]
+    results = fire(live_server.url, shop.keys["cashier"], bodies, headers)
+    assert {r.status_code for r in results} == {201}
+    assert len({r.json()["id"] for r in results}) == 1
+    assert len({r.content for r in results}) == 1  # the same answer, byte for byte
+    assert shop.get(f"/api/v1/cards/{code}").json()["balance"] == warm.json()["card"]["balance"] + 50
+    if db.is_sqlite() is False:
+        assert fast.SERVED["fast"] == served + 1
+    with db.read() as session:
+        assert check_ledger(session) == []
