@@ -245,7 +245,7 @@ def run_http(
     return len(latencies), latencies, errors
 
 
-def start_server(url: str, data_dir: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, data_dir: str, port: int, fast: bool = True) -> subprocess.Popen[bytes]:
     """One `loyalwallet serve` process (one worker) on its own port."""
     env = {
         **os.environ,
@@ -254,6 +254,8 @@ def start_server(url: str, data_dir: str, port: int) -> subprocess.Popen[bytes]:
         # The bench measures the request path; the outbox is drained by a separate worker
         # in production, and its rows are still written in every purchase transaction.
         "LOYALWALLET_RUN_WORKER": "0",
+        # 0: every purchase through the general path (checkout.service), for comparison.
+        "LOYALWALLET_FAST_CHECKOUT": "1" if fast else "0",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "loyalwallet.cli", "serve", "--port", str(port), "--workers", "1"],
@@ -397,6 +399,11 @@ def main() -> None:
         help="cards to spread purchases over (few repeat visits, as in a real café)",
     )
     ap.add_argument("--workers", type=int, default=2, help="server processes")
+    ap.add_argument(
+        "--general",
+        action="store_true",
+        help="also measure the general path (servers with LOYALWALLET_FAST_CHECKOUT=0) in each round",
+    )
     args = ap.parse_args()
     if args.clients % args.workers:
         sys.exit("--clients must be a multiple of --workers (an even split)")
@@ -418,6 +425,14 @@ def main() -> None:
             procs.append(proc)
             servers[proc.pid] = port
         ports = list(servers.values())
+        gservers: dict[int, int] = {}
+        if args.general:
+            for _ in range(args.workers):
+                port = free_port()
+                proc = start_server(url, data_dir, port, fast=False)
+                procs.append(proc)
+                gservers[proc.pid] = port
+            run_http(list(gservers.values()), key, codes, args.clients, 2, gservers, [])
         with open("/proc/loadavg") as f:
             load_before = f.read().split()[:3]
         print(
@@ -430,12 +445,18 @@ def main() -> None:
         rows: list[dict[str, float]] = []
         for r in range(args.rounds):
             row: dict[str, float] = {}
-            for side in ("raw", "http") if r % 2 == 0 else ("http", "raw"):
+            sides = ["raw", "http"] + (["general"] if args.general else [])
+            for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
                 if side == "raw":
                     row.update(measure_raw(url, ids, merchant_id, args))
-                else:
+                elif side == "http":
                     row.update(measure_http(url, ports, key, codes, args, servers))
+                else:
+                    got = measure_http(url, list(gservers.values()), key, codes, args, gservers)
+                    row.update({"gen_" + k.removeprefix("http_"): v for k, v in got.items()})
             row["ratio"] = row["http_rate"] / row["raw_rate"]
+            if args.general:
+                row["gen_ratio"] = row["gen_rate"] / row["raw_rate"]
             rows.append(row)
             print(
                 f"round {r + 1}: raw {row['raw_rate']:6.0f}/s p99 {row['raw_p99']:5.1f} ms | "
@@ -446,6 +467,13 @@ def main() -> None:
                 f"others' CPU {row['others']:.0%} / {row['others_raw']:.0%} of the machine (http / raw)",
                 flush=True,
             )
+            if args.general:
+                print(
+                    f"         general path: http {row['gen_rate']:5.0f}/s p99 {row['gen_p99']:6.1f} ms | "
+                    f"ratio {row['gen_ratio']:.2f} | server {row['gen_server_ms']:.2f} ms, "
+                    f"PostgreSQL {row['gen_pg_ms']:.2f} ms CPU per purchase",
+                    flush=True,
+                )
         print()
         print(f"over {len(rows)} rounds (min / median / max):")
         col = {k: [row[k] for row in rows] for k in rows[0]}

@@ -154,6 +154,10 @@ async def _init(conn: Any) -> None:
         )
 
 
+async def _no_reset(conn: Any) -> None:
+    return None
+
+
 async def _pool() -> Any:
     """One asyncpg pool per event loop (the server has one; tests may make several)."""
     import asyncpg
@@ -162,7 +166,10 @@ async def _pool() -> Any:
     pool = _pools.get(loop)
     if pool is None:
         url = get_settings().database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=10, init=_init)
+        # No reset query when a connection goes back to the pool (asyncpg's default is
+        # one more round trip per purchase): this path leaves no session state behind,
+        # and every transaction is committed or rolled back before the release.
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=10, init=_init, reset=_no_reset)
         _pools[loop] = pool
     return pool
 
