@@ -228,6 +228,9 @@ def run_http(
                 )
             )
         while len(opened) < clients:
+            for t in tasks:
+                if t.done() and t.exception() is not None:
+                    raise SystemExit(f"a client could not connect: {t.exception()!r}")
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)  # let the servers accept
         split = connection_split(servers)
