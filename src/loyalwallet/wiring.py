@@ -229,6 +229,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.certificates import pages as certificate_pages
     from loyalwallet.certificates import public as certificates_public
     from loyalwallet.checkout import api as checkout_api
+    from loyalwallet.checkout import fast as checkout_fast
     from loyalwallet.checkout import pages as checkout_pages
     from loyalwallet.customers import api as customers_api
     from loyalwallet.customers import pages as customer_pages
@@ -262,6 +263,7 @@ def routers() -> list[APIRouter]:
     return [
         programs_api.router,
         cards_api.router,
+        checkout_fast.router,  # POST /api/v1/purchases on PostgreSQL, before the general route
         checkout_api.router,
         merchants_api.router,
         customers_api.router,

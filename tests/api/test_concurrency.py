@@ -67,3 +67,44 @@ def test_concurrent_retries_of_one_purchase_accrue_once(shop: Shop, live_server)
             select(func.count()).select_from(Purchase).where(Purchase.merchant_id == shop.merchant_id)
         )
     assert n == 1
+
+
+def test_concurrent_purchases_respect_a_blocking_hourly_limit(shop: Shop, live_server) -> None:
+    """The hourly count comes with the card's lock; purchases that committed while this
+    one waited for the lock still count (no stale count lets a sixth one through)."""
+    r = shop.call(
+        "PUT", "/api/v1/fraud/rules", json={"max_purchases_per_hour": {"action": "block", "count": 3}}
+    )
+    assert r.status_code == 200, r.text
+    code = shop.card(shop.program("bonus"))["code"]
+    shop.buy(code, 10_000)  # a visit within the hour: the count is needed from now on
+    bodies = [{"card": code, "amount": 10_000} for _ in range(12)]
+    headers = [{"Idempotency-Key": f"hourly-{i}"} for i in range(12)]
+    results = fire(live_server.url, shop.keys["cashier"], bodies, headers)
+    ok = [r for r in results if r.status_code == 201]
+    refused = [r for r in results if r.status_code != 201]
+    assert len(ok) == 2
+    assert {r.json()["code"] for r in refused} == {"fraud_limit"}
+
+
+def test_concurrent_retries_through_the_fast_path_accrue_once(shop: Shop, live_server) -> None:
+    """The same, once the server's caches are warm: on PostgreSQL the purchase's fast
+    path (checkout/fast.py) takes these; a retry waits on the key's claim and then gets
+    the stored answer."""
+    from loyalwallet.checkout import fast
+
+    pid = shop.program("bonus")
+    code = shop.card(pid)["code"]
+    [warm] = fire(live_server.url, shop.keys["cashier"], [{"card": code, "amount": 10_000}], [{}])  # caches
+    served = fast.SERVED["fast"]
+    bodies = [{"card": code, "amount": 100_000} for _ in range(20)]
+    headers = [{"Idempotency-Key": "pos-43-check-8"} for _ in range(20)]
+    results = fire(live_server.url, shop.keys["cashier"], bodies, headers)
+    assert {r.status_code for r in results} == {201}
+    assert len({r.json()["id"] for r in results}) == 1
+    assert len({r.content for r in results}) == 1  # the same answer, byte for byte
+    assert shop.get(f"/api/v1/cards/{code}").json()["balance"] == warm.json()["card"]["balance"] + 50
+    if db.is_sqlite() is False:
+        assert fast.SERVED["fast"] == served + 1
+    with db.read() as session:
+        assert check_ledger(session) == []

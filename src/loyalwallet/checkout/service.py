@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loyalwallet.cards.book import CardBook, get_card, lock_card
+from loyalwallet.cards.book import CardBook, get_card, lock_card_for_purchase
 from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.cards.views import card_view
 from loyalwallet.certificates import till
@@ -177,11 +177,12 @@ def purchase(
     record_id = steps.claim_key(session, actor, "purchase", idempotency_key, body)
     if isinstance(record_id, tuple):
         return record_id[0], record_id[1], True
-    card, program = lock_card(session, actor.merchant_id, body.card)
+    now = now or utcnow()
+    card, program = lock_card_for_purchase(session, actor.merchant_id, body.card, now)
     _check_program(program)
     _check_card(actor, card)
     location_id = _location(session, actor, body)
-    book = CardBook(session, card, program, now or utcnow())
+    book = CardBook(session, card, program, now)
     coupon, outcome = _price(session, book, body)
     payment = None
     if body.certificate is not None:  # 4. the certificate pays from what is left (after the card)

@@ -41,6 +41,7 @@ _PURCHASE_EVENT_FIELDS = (
     "stamps_added",
     "external_id",
 )
+PURCHASE_EVENT_FIELDS = _PURCHASE_EVENT_FIELDS  # checkout.fast builds the same event
 
 
 # --- both ---------------------------------------------------------------------------------

@@ -60,4 +60,4 @@ def check_certificate_spend(
         session.info.setdefault(_BLOCKED_KEY, []).extend((merchant.id, h, context, now) for h in blocks)
         raise DomainError("fraud_limit", blocks[0].message, rule=blocks[0].rule)
     for hit in hits:
-        record_alert(session, merchant, hit, "alerted", context, now)
+        record_alert(session, merchant.id, hit, "alerted", context, now)

@@ -21,12 +21,13 @@ import zoneinfo
 from typing import Any
 
 from cachetools import LRUCache
-from sqlalchemy import bindparam, event, func, select
+from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
 from loyalwallet.caches import size
+from loyalwallet.cards.book import HOURLY_HINT
 from loyalwallet.cards.models import Card, LedgerEntry
 from loyalwallet.checkout.models import Purchase, Refund
 from loyalwallet.config import env
@@ -97,6 +98,15 @@ class _RulesCache:
 
 
 _cache = _RulesCache()
+
+
+def cached_rules(merchant_id: int) -> fr.FraudRules | None:
+    """The merchant's rules if this process holds them now (checkout.fast reads no
+    database for them; None sends it to the general path, which fills the cache)."""
+    item = _cache._items.get(merchant_id)
+    return item[1] if item is not None and item[0] > time.monotonic() else None
+
+
 _RULES_CHANGED = "fraud_rules_changed"
 
 
@@ -264,8 +274,8 @@ def check_purchase(
     amount: int,
     now: dt.datetime,
 ) -> None:
-    """On the hot path: with the default rules this costs no query for most purchases
-    (rules cached; the hourly count is needed only after a visit within the hour)."""
+    """On the hot path: with the default rules this costs no query (rules cached; the
+    hourly count comes with the card's lock; an alert that keeps firing is one UPDATE)."""
     rules, tz = _cache.get(session, actor.merchant_id)
     own = False
     if fr.needs(rules, "own_card") and actor.phone_index is not None and card.customer_id is not None:
@@ -280,7 +290,12 @@ def check_purchase(
     if points_redeemed and fr.needs(rules, "max_redemption_per_day"):
         redeemed_today = _points_today(session, card, "redemption", _local_midnight(tz, now))
     if recent_visit and fr.needs(rules, "max_purchases_per_hour"):
-        hourly = int(session.scalar(_PURCHASES_SINCE, {"card_id": card.id, "since": hour_ago}) or 0)
+        # Counted with the card's lock (cards.book.lock_card_for_purchase) when it could be.
+        hint = session.info.get(HOURLY_HINT, {}).get(card.id)
+        if hint is not None and hint[0] == now:
+            hourly = hint[1]
+        else:
+            hourly = int(session.scalar(_PURCHASES_SINCE, {"card_id": card.id, "since": hour_ago}) or 0)
     facts = fr.PurchaseFacts(
         points_accrued=points_accrued,
         points_redeemed=points_redeemed,
@@ -292,7 +307,7 @@ def check_purchase(
     )
     hits = fr.check_purchase(rules, facts)
     if hits:
-        _act(session, get_merchant(session, actor.merchant_id), actor, hits, "purchase", card, amount, now)
+        _act(session, actor.merchant_id, actor, hits, "purchase", card, amount, now)
 
 
 def check_refund(
@@ -306,13 +321,12 @@ def check_refund(
     )
     hits = fr.check_refund(rules, facts)
     if hits:
-        merchant = get_merchant(session, actor.merchant_id)
-        _act(session, merchant, actor, hits, "refund", card, amount, now, purchase.id)
+        _act(session, actor.merchant_id, actor, hits, "refund", card, amount, now, purchase.id)
 
 
 def _act(
     session: Session,
-    merchant: Merchant,
+    merchant_id: int,
     actor: Actor,
     hits: list[fr.Hit],
     operation: str,
@@ -337,28 +351,45 @@ def _act(
     blocks = [h for h in hits if h.action == "block"]
     if blocks:
         # Written after the rollback (see _after_rollback): the attempt left no trace.
-        session.info.setdefault(_BLOCKED_KEY, []).extend((merchant.id, h, context, now) for h in blocks)
+        session.info.setdefault(_BLOCKED_KEY, []).extend((merchant_id, h, context, now) for h in blocks)
         first = blocks[0]
         raise DomainError("fraud_limit", first.message, rule=first.rule)
     for hit in hits:
-        record_alert(session, merchant, hit, "alerted", context, now)
+        record_alert(session, merchant_id, hit, "alerted", context, now)
+
+
+_ALERTS = Alert.__table__
+# One more count on the alert that fired lately for the same rule, card and cashier: one
+# statement (no read of the alert or of the merchant), so an alert-only rule that keeps
+# firing on the hot path costs a single UPDATE.
+_COUNT_AGAIN = (
+    update(_ALERTS)
+    .where(
+        _ALERTS.c.id
+        == select(_ALERTS.c.id)
+        .where(
+            _ALERTS.c.merchant_id == bindparam("m_id"),
+            _ALERTS.c.dedup_key == bindparam("key"),
+            _ALERTS.c.last_seen_at >= bindparam("since"),
+        )
+        .order_by(_ALERTS.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    .values(count=_ALERTS.c.count + 1, last_seen_at=bindparam("now"))
+)
 
 
 def record_alert(
-    session: Session, merchant: Merchant, hit: fr.Hit, action: str, context: dict[str, Any], now: dt.datetime
-) -> Alert:
-    """An alert, or one more count on the same one if it fired lately (no Telegram flood)."""
+    session: Session, merchant_id: int, hit: fr.Hit, action: str, context: dict[str, Any], now: dt.datetime
+) -> Alert | None:
+    """An alert, or one more count on the same one if it fired lately (no Telegram
+    flood). Returns the new alert, or None when an existing one was counted."""
     key = f"{hit.rule}:{context.get('card_id') or ''}:{context.get('actor_type') or ''}:{context.get('actor_id') or ''}:{action}"
-    recent = session.scalar(
-        select(Alert)
-        .where(Alert.merchant_id == merchant.id, Alert.dedup_key == key, Alert.last_seen_at >= now - DEDUP)
-        .order_by(Alert.id.desc())
-        .limit(1)
-    )
-    if recent is not None:
-        recent.count += 1
-        recent.last_seen_at = now
-        return recent
+    params = {"m_id": merchant_id, "key": key, "since": now - DEDUP, "now": now}
+    if session.execute(_COUNT_AGAIN, params).rowcount:  # type: ignore[attr-defined]
+        return None
+    merchant = get_merchant(session, merchant_id)
     alert = Alert(
         merchant_id=merchant.id,
         rule=hit.rule,
@@ -396,9 +427,8 @@ def _after_rollback(session: Session) -> None:
     try:
         with db.transaction() as other:
             for merchant_id, hit, context, now in blocked:
-                merchant = other.get(Merchant, merchant_id)
-                if merchant is not None:
-                    record_alert(other, merchant, hit, "blocked", context, now)
+                if other.get(Merchant, merchant_id) is not None:
+                    record_alert(other, merchant_id, hit, "blocked", context, now)
     except Exception:  # never hide the fraud_limit answer behind a failure to log it
         log.exception("could not record a blocked operation's alert")
 
