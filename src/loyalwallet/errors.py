@@ -50,6 +50,9 @@ CODES: dict[str, tuple[int, str]] = {
     "telegram_not_configured": (409, "No Telegram bot is set up"),
     "telegram_unavailable": (502, "The Telegram Bot API did not answer as expected"),
     "telegram_link_missing": (409, "No Telegram link was started"),
+    # Hardening (issue 13): bodies over the cap, images too big to draw.
+    "payload_too_large": (413, "The request body is too large"),
+    "image_too_large": (422, "The image is too large"),
 }
 
 

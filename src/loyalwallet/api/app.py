@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from loyalwallet import __version__, db, wiring
 from loyalwallet.api import errors
+from loyalwallet.api.guard import Guard
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.config import Settings, configure, get_settings
 
@@ -24,6 +25,10 @@ Authenticate with `Authorization: Bearer <api key>`. Money is an integer in mino
 (35000 = 350.00 RUB). Errors are `application/problem+json` with a stable `code`.
 POS writes accept an `Idempotency-Key` header: a retry returns the stored answer.
 """
+
+
+def guard_hooks(settings: Settings) -> list[Any]:
+    return []
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
@@ -56,6 +61,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         redoc_url=None,
     )
     errors.install(app)
+    # Outermost of ours: request ids, input the database cannot hold, body caps, an
+    # unexpected error as an answer, security headers (api/guard.py).
+    app.add_middleware(Guard, hooks=guard_hooks(settings))
     from loyalwallet.web.pages import install as install_pages
 
     install_pages(app)

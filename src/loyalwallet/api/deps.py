@@ -18,7 +18,10 @@ EXTRA_AUTHENTICATORS: list[Callable[[Request], Actor | None]] = []
 
 
 def _lookup_key(plain: str) -> Actor | None:
-    with db.read() as session:
+    # A write transaction: the lookup stamps the key's last use, and on SQLite a read
+    # transaction upgraded to a write fails at once ("database is locked") when a burst of
+    # first requests all miss the cache; BEGIN IMMEDIATE waits its turn instead.
+    with db.transaction() as session:
         return actor_for_api_key(session, plain)
 
 
