@@ -29,6 +29,7 @@ from loyalwallet.campaigns import triggers
 from loyalwallet.cards import handlers as cards_handlers
 from loyalwallet.cards import sweeps as cards_sweeps
 from loyalwallet.cards import views as cards_views
+from loyalwallet.checkout import idempotency
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import sms
 from loyalwallet.fraud import linking as telegram_linking
@@ -105,6 +106,8 @@ PERIODIC: list[Periodic] = [
     Periodic("google-saves", google_saves.interval(), google_saves.schedule),
     Periodic("enrollment-purge", 3600.0, enrollment_handlers.purge),
     Periodic("web-sessions-sweep", 3600.0, sessions.sweep),
+    # Idempotency-Key answers older than LOYALWALLET_IDEMPOTENCY_TTL_HOURS (72 h), in batches.
+    Periodic("idempotency-expiry", 600.0, idempotency.purge_expired),
 ]
 
 # --- smaller hooks ----------------------------------------------------------------------
