@@ -13,6 +13,7 @@ from sqlalchemy import text
 from loyalwallet import __version__, db, wiring
 from loyalwallet.api import errors
 from loyalwallet.api.guard import Guard
+from loyalwallet.api.headers import security_headers
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.config import Settings, configure, get_settings
 
@@ -28,7 +29,7 @@ POS writes accept an `Idempotency-Key` header: a retry returns the stored answer
 
 
 def guard_hooks(settings: Settings) -> list[Any]:
-    return []
+    return [security_headers(https=settings.base_url.startswith("https://"))]
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
