@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from loyalwallet import __version__, db, wiring
-from loyalwallet.api import errors
+from loyalwallet.api import deps, errors, inputs
 from loyalwallet.api.guard import Guard
 from loyalwallet.api.headers import security_headers
 from loyalwallet.api.responses import FastJSON
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     # Outermost of ours: request ids, input the database cannot hold, body caps, an
     # unexpected error as an answer, security headers (api/guard.py).
     app.add_middleware(Guard, hooks=guard_hooks(settings))
+    inputs.BEFORE_BODY[:] = [deps.check_before_body]
     from loyalwallet.web.pages import install as install_pages
 
     install_pages(app)

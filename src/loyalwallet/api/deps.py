@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -11,6 +12,7 @@ from loyalwallet import db
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import actor_for_api_key, cached_api_key_actor
+from loyalwallet.web.sessions import COOKIE
 
 # Other ways to authenticate than an API key (the staff web session), put here by
 # wiring.install(): each takes the request and returns an Actor or None.
@@ -52,6 +54,33 @@ async def authenticate(request: Request) -> Actor:
         if actor is not None:
             return actor
     raise DomainError("unauthorized", "an API key is required: Authorization: Bearer <api key>")
+
+
+_BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+async def check_before_body(scope: dict[str, Any]) -> DomainError | None:
+    """Run by api/guard.py before a request body is read: an API write with a wrong key,
+    or with no credentials at all, is refused without reading (or buffering) its body.
+    Every write under /api/ needs a caller; the staff cookie is checked fully later."""
+    if scope.get("method") not in _BODY_METHODS or not str(scope.get("path", "")).startswith("/api/"):
+        return None
+    headers = {k: v for k, v in scope.get("headers", ()) if k in (b"authorization", b"cookie")}
+    header = headers.get(b"authorization", b"").decode("latin-1")
+    if not header:
+        if f"{COOKIE}=" in headers.get(b"cookie", b"").decode("latin-1"):
+            return None
+        return DomainError("unauthorized", "an API key is required: Authorization: Bearer <api key>")
+    scheme, _, value = header.partition(" ")
+    plain = value.strip()
+    if scheme.lower() != "bearer" or not plain:
+        return DomainError("unauthorized", "use Authorization: Bearer <api key>")
+    hit, found = cached_api_key_actor(plain)
+    if not hit:
+        found = await run_in_threadpool(_lookup_key, plain)
+    if found is None:
+        return DomainError("unauthorized", "the API key is not valid or was revoked")
+    return None
 
 
 async def actor(request: Request) -> Actor:

@@ -67,8 +67,15 @@ def content_length(scope: dict[str, Any]) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
+# Paths that take less than the default (anyone may post there).
+PATH_LIMITS = {"/wallet/apple/v1/log": 64 * 1024}
+
+
 def body_limit(scope: dict[str, Any]) -> int:
     """Uploads (a multipart form, a raw image or file) may be larger than every other body."""
+    fixed = PATH_LIMITS.get(str(scope.get("path", "")))
+    if fixed is not None:
+        return fixed
     kind = content_type(scope)
     upload = kind.startswith(("multipart/", "image/")) or kind == "application/octet-stream"
     return max_upload_bytes() if upload else max_body_bytes()
