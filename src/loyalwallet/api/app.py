@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from loyalwallet import __version__, db, wiring
-from loyalwallet.api import deps, errors, inputs
+from loyalwallet.api import deps, errors, inputs, openapi
 from loyalwallet.api.guard import Guard
 from loyalwallet.api.headers import security_headers
 from loyalwallet.api.responses import FastJSON
@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     from loyalwallet.web.templating import STATIC
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    openapi.install(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database check")
     def healthz() -> dict[str, Any]:
