@@ -120,3 +120,17 @@ def test_bodies_over_the_cap_are_413(shop: Shop) -> None:
         headers={"Content-Type": "application/json"},
     )
     _problem(r, 413, "payload_too_large")
+
+
+def test_a_segment_names_only_our_programs(shop: Shop, client: Any) -> None:
+    from support import new_shop
+
+    other = new_shop(client)
+    theirs = other.program()
+    ours = shop.program()
+    seg = {"program_ids": [ours, theirs]}
+    _problem(shop.post("/api/v1/segments/preview", {"segment": seg}), 422, "validation_error")
+    r = shop.post("/api/v1/campaigns", {"name": "x", "segment": seg, "header": "h", "body": "b"})
+    _problem(r, 422, "validation_error")
+    ok = shop.post("/api/v1/segments/preview", {"segment": {"program_ids": [ours]}})
+    assert ok.status_code == 200, ok.text
