@@ -43,7 +43,7 @@ DEVICE_LOGS: deque[str] = deque(maxlen=200)
 class RegistrationIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    pushToken: Annotated[str, Field(max_length=256)]
+    pushToken: Annotated[str, Field(max_length=1000)]
 
 
 class LogIn(BaseModel):

@@ -40,7 +40,8 @@ from loyalwallet.wallet.apple.models import AppleCertificate, AppleRegistration
 
 COUPON_SERIAL_PREFIX = "cpn."
 DEVICE_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-PUSH_TOKEN_RE = re.compile(r"^[0-9a-fA-F]{32,200}$")
+# Apple: the token's length varies; other pass servers met tokens far longer than 64.
+PUSH_TOKEN_RE = re.compile(r"^[0-9a-fA-F]{32,1000}$")
 SERIAL_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 PASS_TYPE_RE = re.compile(r"^pass\.[A-Za-z0-9.-]{1,250}$")
 
