@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     # unexpected error as an answer, security headers (api/guard.py).
     app.add_middleware(Guard, hooks=guard_hooks(settings))
     inputs.BEFORE_BODY[:] = [deps.check_before_body]
+    from loyalwallet.web.sessions import COOKIE
+
+    deps.SESSION_COOKIES[:] = [COOKIE]
     from loyalwallet.web.pages import install as install_pages
 
     install_pages(app)

@@ -12,7 +12,6 @@ from loyalwallet import db
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import actor_for_api_key, cached_api_key_actor
-from loyalwallet.web.sessions import COOKIE
 
 # Other ways to authenticate than an API key (the staff web session), put here by
 # wiring.install(): each takes the request and returns an Actor or None.
@@ -57,6 +56,8 @@ async def authenticate(request: Request) -> Actor:
 
 
 _BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# The staff session cookie's name (web.sessions.COOKIE), put here by the app's assembly.
+SESSION_COOKIES: list[str] = []
 
 
 async def check_before_body(scope: dict[str, Any]) -> DomainError | None:
@@ -68,7 +69,8 @@ async def check_before_body(scope: dict[str, Any]) -> DomainError | None:
     headers = {k: v for k, v in scope.get("headers", ()) if k in (b"authorization", b"cookie")}
     header = headers.get(b"authorization", b"").decode("latin-1")
     if not header:
-        if f"{COOKIE}=" in headers.get(b"cookie", b"").decode("latin-1"):
+        cookies = headers.get(b"cookie", b"").decode("latin-1")
+        if any(f"{name}=" in cookies for name in SESSION_COOKIES):
             return None
         return DomainError("unauthorized", "an API key is required: Authorization: Bearer <api key>")
     scheme, _, value = header.partition(" ")
