@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Reinstall whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint fmt bench venv clean
+.PHONY: demo test lint fmt bench venv clean fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/checkout.py
+
+# A longer schemathesis run (10 min on SQLite, then 10 min on PostgreSQL); figures in bench/RESULTS.md.
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py --seconds $${FUZZ_SECONDS:-600}
+	$(BIN)/python bench/fuzz.py --seconds $${FUZZ_SECONDS:-600} --database-url $${FUZZ_PG_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
 
 clean:
 	rm -rf $(VENV) .loyalwallet build dist src/*.egg-info

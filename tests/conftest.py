@@ -182,7 +182,9 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A desktop-sized page; use `phone_page` for a phone viewport."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    # bypass_csp: Playwright's wait_for_function evaluates strings, which the app's strict
+    # CSP forbids; tests/hardening/test_headers.py checks the pages under the CSP itself.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", bypass_csp=True)
     p = context.new_page()
     yield p
     context.close()
@@ -196,6 +198,7 @@ def phone_page(browser: Any) -> Iterator[Any]:
         is_mobile=True,
         has_touch=True,
         locale="ru-RU",
+        bypass_csp=True,
     )
     p = context.new_page()
     yield p

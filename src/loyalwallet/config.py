@@ -76,7 +76,8 @@ def _secret(data_dir: Path, name: str) -> bytes:
 
 def load_settings(data_dir: str | Path | None = None, database_url: str | None = None) -> Settings:
     root = Path(data_dir or _env("DATA_DIR") or ".loyalwallet").resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.exists():
+        root.mkdir(parents=True, mode=0o700)  # the database, the secrets and backups live here
     url = database_url or _env("DATABASE_URL") or f"sqlite:///{root / 'loyalwallet.db'}"
     return Settings(
         data_dir=root,

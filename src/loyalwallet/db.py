@@ -11,6 +11,7 @@ SQLite and PostgreSQL behave the same for the code above this module:
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
@@ -131,8 +132,26 @@ def db_budget_problem(engine: Engine) -> str | None:
     return None
 
 
+def _private_sqlite_file(url: str) -> None:
+    """The database holds guests' data: owner-only (0600). SQLite gives its -wal and -shm
+    files the database file's mode, so they follow."""
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if not path or path.startswith(":memory:") or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.chmod(path + suffix, 0o600)
+    except OSError:
+        pass  # a read-only mount: the operator decides
+
+
 def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     if url.startswith("sqlite"):
+        _private_sqlite_file(url)
         engine = create_engine(
             url,
             json_serializer=_json_dumps,
@@ -150,6 +169,8 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
+            # Freed space is zeroed: an erased guest's old bytes do not linger in free pages.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")

@@ -33,6 +33,7 @@ from loyalwallet.cards import sweeps as cards_sweeps
 from loyalwallet.cards import views as cards_views
 from loyalwallet.certificates import ledger as certificates_ledger
 from loyalwallet.certificates import reports as certificates_reports
+from loyalwallet.checkout import idempotency
 from loyalwallet.enrollment import handlers as enrollment_handlers
 from loyalwallet.enrollment import sms
 from loyalwallet.feedback import handlers as feedback_handlers
@@ -132,6 +133,8 @@ PERIODIC: list[Periodic] = [
     # iiko guests' cards read again from iiko, a bounded batch per merchant and run.
     Periodic("iiko-reconcile", iiko.interval(), iiko.reconcile),
     Periodic("expire-certificates", 60.0, certificates_ledger.expire_due),
+    # Idempotency-Key answers older than LOYALWALLET_IDEMPOTENCY_TTL_HOURS (72 h), in batches.
+    Periodic("idempotency-expiry", 600.0, idempotency.purge_expired),
 ]
 
 # Told the outcome of every delivery attempt (topic, "done"/"retry"/"dead", seconds).

@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from loyalwallet import __version__, db, wiring
-from loyalwallet.api import errors
+from loyalwallet.api import deps, errors, inputs, openapi
+from loyalwallet.api.guard import Guard
+from loyalwallet.api.headers import security_headers
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.config import Settings, configure, get_settings
 
@@ -24,6 +26,10 @@ Authenticate with `Authorization: Bearer <api key>`. Money is an integer in mino
 (35000 = 350.00 RUB). Errors are `application/problem+json` with a stable `code`.
 POS writes accept an `Idempotency-Key` header: a retry returns the stored answer.
 """
+
+
+def guard_hooks(settings: Settings) -> list[Any]:
+    return [security_headers(https=settings.base_url.startswith("https://"))]
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
@@ -60,6 +66,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         redoc_url=None,
     )
     errors.install(app)
+    # Outermost of ours: request ids, input the database cannot hold, body caps, an
+    # unexpected error as an answer, security headers (api/guard.py).
+    app.add_middleware(Guard, hooks=guard_hooks(settings))
+    inputs.BEFORE_BODY[:] = [deps.check_before_body]
+    from loyalwallet.web.sessions import COOKIE
+
+    deps.SESSION_COOKIES[:] = [COOKIE]
     from loyalwallet.web.pages import install as install_pages
 
     install_pages(app)
@@ -75,6 +88,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     # Outermost: times every request by its route template, binds it for the JSON logs.
     app.add_middleware(MetricsMiddleware)
+    openapi.install(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database check")
     def healthz() -> dict[str, Any]:

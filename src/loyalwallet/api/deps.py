@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +19,10 @@ EXTRA_AUTHENTICATORS: list[Callable[[Request], Actor | None]] = []
 
 
 def _lookup_key(plain: str) -> Actor | None:
-    with db.read() as session:
+    # A write transaction: the lookup stamps the key's last use, and on SQLite a read
+    # transaction upgraded to a write fails at once ("database is locked") when a burst of
+    # first requests all miss the cache; BEGIN IMMEDIATE waits its turn instead.
+    with db.transaction() as session:
         return actor_for_api_key(session, plain)
 
 
@@ -49,6 +53,36 @@ async def authenticate(request: Request) -> Actor:
         if actor is not None:
             return actor
     raise DomainError("unauthorized", "an API key is required: Authorization: Bearer <api key>")
+
+
+_BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# The staff session cookie's name (web.sessions.COOKIE), put here by the app's assembly.
+SESSION_COOKIES: list[str] = []
+
+
+async def check_before_body(scope: dict[str, Any]) -> DomainError | None:
+    """Run by api/guard.py before a request body is read: an API write with a wrong key,
+    or with no credentials at all, is refused without reading (or buffering) its body.
+    Every write under /api/ needs a caller; the staff cookie is checked fully later."""
+    if scope.get("method") not in _BODY_METHODS or not str(scope.get("path", "")).startswith("/api/"):
+        return None
+    headers = {k: v for k, v in scope.get("headers", ()) if k in (b"authorization", b"cookie")}
+    header = headers.get(b"authorization", b"").decode("latin-1")
+    if not header:
+        cookies = headers.get(b"cookie", b"").decode("latin-1")
+        if any(f"{name}=" in cookies for name in SESSION_COOKIES):
+            return None
+        return DomainError("unauthorized", "an API key is required: Authorization: Bearer <api key>")
+    scheme, _, value = header.partition(" ")
+    plain = value.strip()
+    if scheme.lower() != "bearer" or not plain:
+        return DomainError("unauthorized", "use Authorization: Bearer <api key>")
+    hit, found = cached_api_key_actor(plain)
+    if not hit:
+        found = await run_in_threadpool(_lookup_key, plain)
+    if found is None:
+        return DomainError("unauthorized", "the API key is not valid or was revoked")
+    return None
 
 
 async def actor(request: Request) -> Actor:

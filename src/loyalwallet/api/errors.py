@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -61,6 +62,15 @@ def install(app: FastAPI) -> None:
         error.status = exc.status_code
         return problem(error, getattr(exc, "headers", None))
 
+    @app.exception_handler(DataError)
+    async def _data(_request: Request, exc: DataError) -> Response:
+        # A value the database refused (the input guard should have caught it first): the
+        # transaction was rolled back; the caller gets a 422, not a 500.
+        log.warning("database refused a value: %s", exc.orig)
+        return problem(DomainError("validation_error", "a value is outside what can be stored"))
+
+    # api/guard.py answers unexpected errors first (with the request id, keeping the
+    # connection); this is the last line behind it.
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)

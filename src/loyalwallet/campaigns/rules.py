@@ -56,9 +56,14 @@ def parse(model: type[BaseModel], raw: Any, where: str) -> Any:
 # --- segments --------------------------------------------------------------------------
 
 
+# Every number a segment holds is bounded, so no query overflows (a date 10**9 days ago).
+_Amount = Annotated[StrictInt, Field(ge=-(10**15), le=10**15)]
+_Days = Annotated[StrictInt, Field(ge=0, le=36_600)]  # a century of days
+
+
 class Range(_Strict):
-    min: StrictInt | None = None
-    max: StrictInt | None = None
+    min: _Amount | None = None
+    max: _Amount | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Range:
@@ -67,6 +72,11 @@ class Range(_Strict):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("min must not exceed max")
         return self
+
+
+class DayRange(Range):
+    min: _Days | None = None
+    max: _Days | None = None
 
 
 # RFM segments are the dashboard's (analytics.rules: R and F scored on fixed café
@@ -80,15 +90,18 @@ RfmName = Literal[
 class Segment(_Strict):
     """Which cards a campaign or trigger reaches. Every condition given must hold."""
 
-    program_ids: Annotated[list[StrictInt], Field(min_length=1, max_length=50)] | None = None
+    program_ids: (
+        Annotated[list[Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]], Field(min_length=1, max_length=50)]
+        | None
+    ) = None
     tiers: Annotated[list[Annotated[str, Field(max_length=100)]], Field(min_length=1)] | None = None
     balance: Range | None = None  # points
     stamps: Range | None = None
     visits: Range | None = None
     spend: Range | None = None  # lifetime, minor units
-    last_visit_days: Range | None = None  # days since the last visit (min=30: not seen for 30 days)
+    last_visit_days: DayRange | None = None  # days since the last visit (min=30: not seen for 30 days)
     never_visited: StrictBool | None = None  # True: no purchase yet; False: at least one
-    joined_days: Range | None = None  # days since the card was issued
+    joined_days: DayRange | None = None  # days since the card was issued
     birthday_in_days: Annotated[StrictInt, Field(ge=0, le=60)] | None = None  # 0 = today
     channels: Annotated[list[Annotated[str, Field(max_length=64)]], Field(min_length=1)] | None = None
     rfm: Annotated[list[RfmName], Field(min_length=1)] | None = None

@@ -54,6 +54,21 @@ def _segment_spec(raw: dict[str, Any] | None) -> Segment:
     return spec
 
 
+def own_programs(session: Session, merchant_id: int, spec: Segment) -> None:
+    """A segment's programme ids must be this merchant's (another's would match nothing,
+    and saying so tells the merchant the id exists)."""
+    if not spec.program_ids:
+        return
+    wanted = set(spec.program_ids)
+    found = set(
+        session.scalars(select(Program.id).where(Program.merchant_id == merchant_id, Program.id.in_(wanted)))
+    )
+    if wanted - found:
+        raise DomainError(
+            "validation_error", "segment.program_ids: no such program", field="segment.program_ids"
+        )
+
+
 def audience(session: Session, merchant: Merchant, spec: Segment, now: dt.datetime | None = None) -> int:
     now = now or db.utcnow()
     return segments.count(session, merchant.id, spec, now, today(merchant, now))
@@ -62,6 +77,7 @@ def audience(session: Session, merchant: Merchant, spec: Segment, now: dt.dateti
 def preview(session: Session, actor: Actor, raw: dict[str, Any] | None) -> dict[str, Any]:
     """How many guests a segment reaches now (and how many more without the consent filter)."""
     spec = parse_segment(raw)
+    own_programs(session, actor.merchant_id, spec)
     merchant = get_merchant(session, actor.merchant_id)
     now = db.utcnow()
     local = today(merchant, now)
@@ -115,7 +131,9 @@ def _fields(session: Session, actor: Actor, c: Campaign, body: dict[str, Any]) -
             raise DomainError("validation_error", "a campaign needs a name", field="name")
         c.name = name[:200]
     if "segment" in body:
-        c.segment = _segment_spec(body["segment"]).model_dump(mode="json", exclude_none=True)
+        spec = _segment_spec(body["segment"])
+        own_programs(session, actor.merchant_id, spec)
+        c.segment = spec.model_dump(mode="json", exclude_none=True)
     if "header" in body or "body" in body:
         msg = parse(
             Message, {"header": body.get("header", c.header), "body": body.get("body", c.body)}, "message"

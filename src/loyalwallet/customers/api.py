@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from loyalwallet import db
 from loyalwallet.api.deps import manager, owner
 from loyalwallet.cards.book import CardBook, cards_of_customer
-from loyalwallet.customers import service
+from loyalwallet.customers import erasure, service
 from loyalwallet.errors import not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
@@ -46,9 +46,12 @@ def erase(body: EraseIn, who: Actor = Depends(owner)) -> dict[str, Any]:
         customer = service.find_by_phone(session, who.merchant_id, body.phone)
         if customer is None:
             raise not_found("guest")
-        service.erase(session, customer)
+        values = service.erase(session, customer)
         # Wallets still show the holder's name: refresh every card of the guest.
         for card, program in cards_of_customer(session, customer):
             CardBook(session, card, program).touch("erase")
-        audit(session, who, "customer.erase", "customer", customer.id, {"reason": body.reason})
-        return {"erased": True, "customer_id": customer.id}
+        reason = erasure.redact(body.reason, values)
+        audit(session, who, "customer.erase", "customer", customer.id, {"reason": reason})
+        answer = {"erased": True, "customer_id": customer.id}
+    erasure.after_commit()
+    return answer

@@ -11,7 +11,7 @@ from loyalwallet import db
 from loyalwallet.cards import service as cards
 from loyalwallet.cards.book import cards_of_customer, get_card
 from loyalwallet.cards.views import card_view, ledger_view
-from loyalwallet.customers import directory
+from loyalwallet.customers import directory, erasure
 from loyalwallet.customers import service as customers
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.service import audit
@@ -125,4 +125,5 @@ async def erase(
         customer = directory.get_guest(session, who.merchant_id, customer_id)
         customers.erase(session, customer)
         audit(session, who.actor, "customer.erase", "customer", customer.id)
+    erasure.after_commit()
     return redirect(f"/admin/guests/{customer_id}", "Personal data erased.")

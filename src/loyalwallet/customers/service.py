@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 # Registers the hook that keeps the (encrypted) names searchable: see search/service.py.
 import loyalwallet.search.service  # noqa: F401
 from loyalwallet import crypto
+from loyalwallet.customers import erasure
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.customers.phones import mask, to_e164
 from loyalwallet.db import utcnow
@@ -154,9 +155,15 @@ def export(session: Session, customer: Customer) -> dict[str, Any]:
     return data
 
 
-def erase(session: Session, customer: Customer) -> None:
+def erase(session: Session, customer: Customer) -> list[str]:
     """Forget a guest's PII. Cards, purchases and the ledger stay (accounting needs
-    them) but no longer lead to a person."""
+    them) but no longer lead to a person. Copies of the data in other tables' JSON (old
+    answers, outbox rows, webhook bodies, audit entries) are scrubbed too (erasure.py).
+    Returns the values erased, to redact from what the caller writes next (an audit
+    reason); call erasure.after_commit() once the transaction is committed."""
+    plain = view(customer, full=True)
+    values = erasure.values_of(plain)
+    erasure.scrub(session, customer.merchant_id, values)
     customer.phone_index = None
     customer.phone_enc = None
     customer.name_enc = None
@@ -167,3 +174,4 @@ def erase(session: Session, customer: Customer) -> None:
     customer.gender = None
     customer.marketing_consent = False
     customer.erased_at = utcnow()
+    return values

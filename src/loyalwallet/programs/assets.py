@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -18,18 +19,36 @@ from loyalwallet.errors import DomainError
 from loyalwallet.programs.models import Asset
 
 MAX_BYTES = 5 * 1024 * 1024
+# A card image is drawn small (Apple's strip is 1125 x 432); a bigger one costs seconds
+# and hundreds of MB on every pass build. 16.7 Mpx is a photo straight off a phone.
+MAX_PIXELS = 4096 * 4096
 TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
 def store(session: Session, merchant_id: int, data: bytes) -> Asset:
     """Store an image (PNG, JPEG or WebP, ≤ 5 MB); the same bytes are stored once."""
     if len(data) > MAX_BYTES:
-        raise DomainError("validation_error", "the image is larger than 5 MB", field="image")
+        raise DomainError(
+            "image_too_large", "the image is larger than 5 MB", field="image", max_bytes=MAX_BYTES
+        )
+    too_many_pixels = DomainError(
+        "image_too_large",
+        f"the image has more than {MAX_PIXELS} pixels (4096 x 4096)",
+        field="image",
+        max_pixels=MAX_PIXELS,
+    )
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+        with img:
             fmt, (width, height) = img.format, img.size
+            if width * height > MAX_PIXELS:
+                raise too_many_pixels
             img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_many_pixels from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise DomainError(
             "validation_error", "the file is not a PNG, JPEG or WebP image", field="image"
         ) from None

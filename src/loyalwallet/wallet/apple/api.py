@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from typing import Annotated, Any
 
@@ -42,7 +43,7 @@ DEVICE_LOGS: deque[str] = deque(maxlen=200)
 class RegistrationIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    pushToken: Annotated[str, Field(max_length=256)]
+    pushToken: Annotated[str, Field(max_length=1000)]
 
 
 class LogIn(BaseModel):
@@ -170,10 +171,40 @@ def latest(
     return _pass_response(built, request)
 
 
-@router.post(PREFIX + "/log", summary="PassKit: error messages from devices")
-def device_log(body: LogIn) -> Response:
-    for entry in body.logs:
-        line = "".join(ch if ch.isprintable() else " " for ch in str(entry))[:1000]
+# Anyone may post here (Apple sends no auth), so it is bounded: a few lines a request,
+# each cut short, and a few requests a minute per address.
+LOG_LINES_PER_REQUEST = 20
+LOG_LINE_CHARS = 1000
+LOG_REQUESTS_PER_MINUTE = 30
+_log_hits: dict[str, deque[float]] = {}
+
+
+def _log_rate_ok(address: str) -> bool:
+    now = time.monotonic()
+    if len(_log_hits) > 10_000:  # forget idle addresses; never grows without bound
+        for key in [k for k, v in _log_hits.items() if not v or now - v[-1] > 60]:
+            _log_hits.pop(key, None)
+    hits = _log_hits.setdefault(address, deque())
+    while hits and now - hits[0] > 60:
+        hits.popleft()
+    if len(hits) >= LOG_REQUESTS_PER_MINUTE:
+        return False
+    hits.append(now)
+    return True
+
+
+@router.post(
+    PREFIX + "/log",
+    summary="PassKit: error messages from devices",
+    responses={429: {"description": "Too many log posts from this address"}},
+)
+def device_log(body: LogIn, request: Request) -> dict[str, Any]:
+    address = request.client.host if request.client else "?"
+    if not _log_rate_ok(address):
+        raise DomainError("rate_limited", "too many log posts from this address; try again in a minute")
+    kept = body.logs[:LOG_LINES_PER_REQUEST]
+    for entry in kept:
+        line = "".join(ch if ch.isprintable() else " " for ch in str(entry))[:LOG_LINE_CHARS]
         DEVICE_LOGS.append(line)
         log.warning("device: %s", line)
-    return Response(status_code=200)
+    return {"logged": len(kept)}

@@ -74,7 +74,7 @@ class AppleRegistration(Base):
     serial: Mapped[str] = mapped_column(String(64))
     card_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("cards.id"))
     coupon_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("coupons.id"))
-    push_token: Mapped[str] = mapped_column(String(200))
+    push_token: Mapped[str] = mapped_column(Text)  # up to 1,000 hex characters (service.PUSH_TOKEN_RE)
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]
@@ -83,7 +83,7 @@ class AppleRegistration(Base):
 class ApplePushPending(Base):
     __tablename__ = "apple_push_pending"
 
-    push_token: Mapped[str] = mapped_column(String(200), primary_key=True)
+    push_token: Mapped[str] = mapped_column(Text, primary_key=True)
     pass_type_id: Mapped[str] = mapped_column(String(255))
     queued_at: Mapped[Timestamp]
 

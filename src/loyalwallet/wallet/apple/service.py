@@ -19,6 +19,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -39,7 +40,8 @@ from loyalwallet.wallet.apple.models import AppleCertificate, AppleRegistration
 
 COUPON_SERIAL_PREFIX = "cpn."
 DEVICE_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-PUSH_TOKEN_RE = re.compile(r"^[0-9a-fA-F]{32,200}$")
+# Apple: the token's length varies; other pass servers met tokens far longer than 64.
+PUSH_TOKEN_RE = re.compile(r"^[0-9a-fA-F]{32,1000}$")
 SERIAL_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 PASS_TYPE_RE = re.compile(r"^pass\.[A-Za-z0-9.-]{1,250}$")
 
@@ -236,8 +238,27 @@ def coupon_auth_token(coupon: Coupon) -> str:
     return _hmac("apple-coupon-auth", str(coupon.id))[:32]
 
 
+def _serial_cipher() -> Cipher[modes.ECB]:
+    key = hmac.new(get_settings().index_key, b"coupon-serial", hashlib.sha256).digest()
+    return Cipher(algorithms.AES(key), modes.ECB())
+
+
 def coupon_serial(coupon: Coupon) -> str:
-    return f"{COUPON_SERIAL_PREFIX}{coupon.id}"
+    """`cpn.` and 32 hex characters: the coupon id through AES under a key derived from the
+    index key. A single-block permutation: unguessable, reveals no count, and maps back to
+    the id without a stored column."""
+    enc = _serial_cipher().encryptor()
+    return COUPON_SERIAL_PREFIX + (enc.update(coupon.id.to_bytes(16, "big")) + enc.finalize()).hex()
+
+
+def _coupon_id(raw: str) -> int | None:
+    if len(raw) == 32 and all(c in "0123456789abcdef" for c in raw):
+        dec = _serial_cipher().decryptor()
+        block = dec.update(bytes.fromhex(raw)) + dec.finalize()
+        value = int.from_bytes(block, "big")
+        return value if value < 2**63 else None
+    # Serials of passes issued before they were random ("cpn.2"): still found.
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
 
 
 def _offer(coupon: Coupon, currency: str) -> tuple[str, str]:
@@ -364,8 +385,8 @@ def authenticate(session: Session, pass_type_id: str, serial: str, authorization
 
 def find_pass(session: Session, serial: str) -> PassRef | None:
     if serial.startswith(COUPON_SERIAL_PREFIX):
-        raw = serial[len(COUPON_SERIAL_PREFIX) :]
-        coupon = session.get(Coupon, int(raw)) if raw.isdigit() and len(raw) < 19 else None
+        coupon_id = _coupon_id(serial[len(COUPON_SERIAL_PREFIX) :])
+        coupon = session.get(Coupon, coupon_id) if coupon_id is not None else None
         if coupon is None:
             return None
         return PassRef(coupon.merchant_id, serial, coupon_auth_token(coupon), coupon=coupon)

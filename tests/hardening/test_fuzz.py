@@ -1,0 +1,25 @@
+"""Schemathesis over /openapi.json against the live server (SQLite, or PostgreSQL when
+LOYALWALLET_TEST_DATABASE_URL is set): positive and negative data, stateful links, a
+fixed seed, at most 60 s of fuzzing. No 5xx, and every answer as the document says.
+A longer run: `make fuzz` (bench/fuzz.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fuzzing
+from support import Shop
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_api_survives_the_fuzzer(live_server: Any, shop: Shop, tmp_path: Path) -> None:
+    shop.program()
+    data = fuzzing.run(live_server.url, shop.keys["owner"], tmp_path / "st.json", max_time=60, examples=10)
+    got = fuzzing.figures(data)
+    print("schemathesis:", got)
+    assert got["operations"] > 50, data["_output"]
+    assert got["failures"] == {}, got
