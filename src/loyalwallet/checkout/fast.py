@@ -91,8 +91,8 @@ FOR UPDATE OF c
 """
 _CLAIM = """
 WITH claim AS (
-    INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, created_at)
-    VALUES ($1, 'purchase', $4, $5, $6)
+    INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, created_at, expires_at)
+    VALUES ($1, 'purchase', $4, $5, $6, $7)
     ON CONFLICT (merchant_id, scope, key) DO NOTHING RETURNING id
 )"""
 READ_WITH_KEY = _CLAIM + _READ.format(claim="(SELECT id FROM claim)", cols=_COLS)
@@ -284,7 +284,9 @@ async def _run(
     hour_ago = now - dt.timedelta(hours=1)
     if key is not None:
         body_hash = idempotency.request_hash(body.model_dump())
-        row = await conn.fetchrow(READ_WITH_KEY, actor.merchant_id, code, hour_ago, key, body_hash, now)
+        row = await conn.fetchrow(
+            READ_WITH_KEY, actor.merchant_id, code, hour_ago, key, body_hash, now, now + idempotency.ttl()
+        )
     else:
         row = await conn.fetchrow(READ_WITHOUT_KEY, actor.merchant_id, code, hour_ago)
     if row is None or (key is not None and row["record_id"] is None):
@@ -502,7 +504,9 @@ def _write(
         ],
     )
     if row["record_id"] is not None:
-        w.update(_IDEM_TABLE, int(row["record_id"]), {"status_code": 201, "response": response})
+        # Stored as the general path stores it: the guest as an id only (no personal data).
+        stored = idempotency.without_guest(response)
+        w.update(_IDEM_TABLE, int(row["record_id"]), {"status_code": 201, "response": stored})
     return response, w
 
 

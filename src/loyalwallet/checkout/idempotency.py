@@ -104,11 +104,11 @@ def claim(
 
 def store(session: Session, record_id: int, status: int, response: dict[str, Any]) -> None:
     session.execute(
-        _STORE, {"record_id": record_id, "status_code": status, "response": _without_guest(response)}
+        _STORE, {"record_id": record_id, "status_code": status, "response": without_guest(response)}
     )
 
 
-def _without_guest(response: dict[str, Any]) -> dict[str, Any]:
+def without_guest(response: dict[str, Any]) -> dict[str, Any]:
     """The answer with the card's guest kept as an id (no name, no phone)."""
     card = response.get("card")
     if not isinstance(card, dict) or not isinstance(card.get("customer"), dict):
