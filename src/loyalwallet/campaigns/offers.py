@@ -21,7 +21,6 @@ from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
 from loyalwallet.programs.service import get_program
-from loyalwallet.wallet.apple.service import coupon_pass_url
 
 CODE_LENGTH = 10
 MAX_BATCH = 10_000
@@ -360,7 +359,7 @@ def coupon_view(
         "used_at": coupon.used_at.isoformat() if coupon.used_at else None,
         "created_at": coupon.created_at.isoformat(),
         # The coupon-style pass for Apple Wallet (safe to print or send: signed link).
-        "apple_pass_url": coupon_pass_url(coupon),
+        "apple_pass_url": _coupon_pass_url(coupon),
     }
 
 
@@ -385,3 +384,11 @@ def revoke(session: Session, actor: Actor, code: str, reason: str | None = None)
         coupon.status = "revoked"
         audit(session, actor, "coupon.revoke", "coupon", coupon.code, {"reason": reason})
     return coupon
+
+
+def _coupon_pass_url(coupon: Coupon) -> str:
+    # Imported here: the pass builder (Pillow, the APNs client) is more than a command or
+    # the worker's start needs for a coupon's view.
+    from loyalwallet.wallet.apple.service import coupon_pass_url
+
+    return coupon_pass_url(coupon)

@@ -12,7 +12,6 @@ from loyalwallet import db, runtime
 from loyalwallet.config import get_settings
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.service import create_api_key, create_merchant, create_staff
-from loyalwallet.migrations import migrate
 
 app = typer.Typer(no_args_is_help=True, help="Merchants.")
 console = Console(stderr=True)
@@ -32,6 +31,8 @@ def merchant_create(
 ) -> None:
     """Create a merchant and an owner API key (and, with --owner-login, the owner's admin login)."""
     runtime.start()
+    from loyalwallet.migrations import migrate  # Alembic: only this command needs it
+
     migrate(get_settings().database_url)  # a fresh installation needs no separate `migrate`
     password = secrets.token_urlsafe(12) if owner_login else None
     try:
