@@ -21,7 +21,12 @@ def readyz() -> Response:
     return FastJSON(body, status_code=200 if r.ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics (text format)", include_in_schema=True)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text format)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Metrics"}},
+)
 async def metrics_endpoint() -> Response:
     body = await run_in_threadpool(metrics.exposition)
     return Response(body, media_type=metrics.CONTENT_TYPE)
