@@ -31,7 +31,6 @@ import asyncio
 import datetime as dt
 import logging
 import time
-import weakref
 from functools import lru_cache
 from typing import Any, cast
 
@@ -144,7 +143,11 @@ class _Writer:
 
 # --- connections --------------------------------------------------------------------------
 
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+# One pool per event loop (a server process has one). Held strongly: a pool dropped with
+# its loop would have its connections finalised by the garbage collector in whatever
+# thread runs it, on a loop that is gone (a segfault under uvloop, seen in the tests'
+# several in-process servers).
+_pools: dict[asyncio.AbstractEventLoop, Any] = {}
 
 
 async def _init(conn: Any) -> None:
@@ -222,6 +225,8 @@ def _body(raw: bytes) -> tuple[PurchaseIn, dict[str, Any]]:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise _Fallback from None
+    if isinstance(data, dict) and type(data.get("redeem_points")) is int and data["redeem_points"] == 0:
+        data = {k: v for k, v in data.items() if k != "redeem_points"}  # the default: nothing redeemed
     if not isinstance(data, dict) or not _BODY_KEYS.issuperset(data):
         raise _Fallback
     try:
