@@ -49,6 +49,7 @@ CODES: dict[str, tuple[int, str]] = {
     # Linking the owner's Telegram chat.
     "telegram_not_configured": (409, "No Telegram bot is set up"),
     "telegram_unavailable": (502, "The Telegram Bot API did not answer as expected"),
+    "telegram_token_invalid": (422, "Telegram does not accept this bot token"),
     "telegram_link_missing": (409, "No Telegram link was started"),
     # iiko (integrations/iiko): the connection and joining an iiko programme.
     "iiko_not_connected": (409, "iiko is not connected for this merchant"),

@@ -100,10 +100,11 @@ def test_errors_and_roles(shop: Shop, tg: FakeTelegram, monkeypatch: pytest.Monk
     assert r.status_code == 409 and r.json()["code"] == "telegram_not_configured"
     r = shop.post("/api/v1/alerts/telegram/link/check")
     assert r.status_code == 409 and r.json()["code"] == "telegram_link_missing"
-    # The installation's bot serves merchants without their own; a wrong token is the API's 401.
+    # The installation's bot serves merchants without their own; a token Telegram refuses
+    # (its 401) is a wrong setting, 422, not an outage (502).
     monkeypatch.setenv("LOYALWALLET_TELEGRAM_BOT_TOKEN", "999:" + "x" * 30)
     r = shop.post("/api/v1/alerts/telegram/link")
-    assert r.status_code == 502 and r.json()["code"] == "telegram_unavailable"
+    assert r.status_code == 422 and r.json()["code"] == "telegram_token_invalid"
     monkeypatch.setenv("LOYALWALLET_TELEGRAM_BOT_TOKEN", TOKEN)
     assert shop.post("/api/v1/alerts/telegram/link").status_code == 201
     assert shop.post("/api/v1/alerts/telegram/link", role="manager").status_code == 403

@@ -51,6 +51,8 @@ def bot_username(merchant_id: int) -> str:
     try:
         username = telegram.get_me(token).get("username")
     except telegram.TelegramError as exc:
+        if exc.status in (401, 404):  # Telegram does not know this token: the owner's input, not an outage
+            raise DomainError("telegram_token_invalid", "Telegram does not accept this bot token") from None
         raise DomainError("telegram_unavailable", f"getMe failed: {exc}") from None
     if not username:
         raise DomainError("telegram_unavailable", "getMe named no bot username")
