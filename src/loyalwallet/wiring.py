@@ -6,14 +6,17 @@ business event (EVENT_LISTENERS), the periodic jobs, the HTTP routers, the CLI
 sub-commands, the admin's sections and the smaller hooks. No module registers itself
 when imported: the lists take effect when an entry point calls `install()` (the CLI's
 `main`, the test suite) or `install_http()` (`api.app.create_app`, which also takes the
-routers; the pages are imported there only, so a command or the worker loads none). `grep` for a topic or an event name shows
-its producers; this file shows all its consumers.
+routers). A list names the functions it calls as `Ref("module:function")`, imported on
+first use, and the pages are imported by `install_http()` only, so a command starts
+without loading every part. `grep` for a topic or an event name shows its producers;
+this file shows all its consumers.
 
 Nothing imports this module but the entry points, so it may import every part.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,147 +24,170 @@ import typer
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from loyalwallet import models as _every_table  # noqa: F401
-from loyalwallet.analytics import queries as analytics_queries
-from loyalwallet.analytics import rollup, snapshot, wallets
-from loyalwallet.campaigns import delivery as campaign_delivery
-from loyalwallet.campaigns import service as campaigns
-from loyalwallet.campaigns import triggers
-from loyalwallet.cards import handlers as cards_handlers
-from loyalwallet.cards import service as cards_service
-from loyalwallet.cards import sweeps as cards_sweeps
-from loyalwallet.cards import views as cards_views
-from loyalwallet.certificates import ledger as certificates_ledger
-from loyalwallet.certificates import reports as certificates_reports
-from loyalwallet.checkout import idempotency
-from loyalwallet.enrollment import handlers as enrollment_handlers
-from loyalwallet.enrollment import sms
-from loyalwallet.feedback import handlers as feedback_handlers
-from loyalwallet.fraud import linking as telegram_linking
-from loyalwallet.fraud import service as fraud
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.integrations.iiko import cli as iiko_cli
-from loyalwallet.integrations.iiko import guests as iiko_guests
-from loyalwallet.integrations.iiko import handlers as iiko
-from loyalwallet.integrations.iiko import orders as iiko_orders
 from loyalwallet.merchants import cli as merchants_cli
-from loyalwallet.messaging import campaign_email
-from loyalwallet.messaging import handlers as messaging_handlers
-from loyalwallet.messaging import service as messaging
-from loyalwallet.ops import metrics as ops_metrics
-from loyalwallet.outbox import dispatch
 from loyalwallet.outbox import handlers as outbox
-from loyalwallet.outbox import retention as outbox_retention
 from loyalwallet.outbox.handlers import Handler, Periodic
 from loyalwallet.search import cli as search_cli
-from loyalwallet.search import service as search
 from loyalwallet.wallet.apple import cli as apple_cli
-from loyalwallet.wallet.apple import handlers as apple
 from loyalwallet.wallet.google import cli as google_cli
-from loyalwallet.wallet.google import handlers as google
-from loyalwallet.wallet.google import links as google_links
-from loyalwallet.wallet.google import saves as google_saves
 from loyalwallet.web import cli as staff_cli
-from loyalwallet.web import nav, sessions
+from loyalwallet.web import nav
 from loyalwallet.web.nav import N_, Section
-from loyalwallet.webhooks import service as webhooks
 
 if TYPE_CHECKING:
     from fastapi import APIRouter, Request
 
     from loyalwallet.merchants.actors import Actor
 
+
+class Ref:
+    """A function named "package.module:name", imported on its first call.
+
+    The lists below name what they call this way so that a command which never delivers a
+    row or opens a page (`loyalwallet migrate`, `merchant create`) does not import every
+    part to start (about 0.6 s of CPU a process). tests/architecture/test_wiring.py
+    imports every name, so a typo fails the suite, not a delivery.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.__module__, _, self.__qualname__ = path.partition(":")
+        self.path = path
+        self._fn: Callable[..., Any] | None = None
+
+    def resolve(self) -> Callable[..., Any]:
+        if self._fn is None:
+            fn = getattr(importlib.import_module(self.__module__), self.__qualname__)
+            self._fn = fn
+            return fn
+        return self._fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Ref({self.path!r})"
+
+
 # --- the outbox ---------------------------------------------------------------------------
 
 # card.changed (CardBook.touch; cards_changed for a chunk): what a changed card sets off.
 CARD_CHANGED_LISTENERS: list[Handler] = [
-    apple.wake_devices,  # push the devices holding its pass
-    google.on_card_changed,  # patch its Google Wallet object
+    Ref("loyalwallet.wallet.apple.handlers:wake_devices"),  # push the devices holding its pass
+    Ref("loyalwallet.wallet.google.handlers:on_card_changed"),  # patch its Google Wallet object
 ]
 
 # Business events (outbox.service.emit_event: card.created, purchase.created, ...): each
 # listener is retried on its own.
 EVENT_LISTENERS: list[Handler] = [
-    webhooks.fan_out,  # the merchant's webhook endpoints
-    triggers.on_event,  # event triggers (welcome, tier up)
-    feedback_handlers.invite,  # purchase.created: "Rate your visit" on the card
+    Ref("loyalwallet.webhooks.service:fan_out"),  # the merchant's webhook endpoints
+    Ref("loyalwallet.campaigns.triggers:on_event"),  # event triggers (welcome, tier up)
+    Ref("loyalwallet.feedback.handlers:invite"),  # purchase.created: "Rate your visit" on the card
 ]
 
-# Topic → the function that delivers a row of it.
+
+def _listeners(kind: str) -> Handler:
+    """A handler that runs a list of listeners (outbox.dispatch), built on its first row."""
+    lists = {"each": CARD_CHANGED_LISTENERS, "independently": EVENT_LISTENERS}
+    built: list[Handler] = []
+
+    def handle(msg: Any) -> None:
+        if not built:
+            built.append(Ref(f"loyalwallet.outbox.dispatch:{kind}")(lists[kind]))
+        built[0](msg)
+
+    return handle
+
+
+# Topic → the function that delivers a row of it. The topic names are the constants their
+# producers use (sms.TOPIC, fraud.TELEGRAM_TOPIC, ...; test_wiring.py checks they agree).
 OUTBOX_HANDLERS: dict[str, Handler] = {
-    "card.changed": dispatch.each(CARD_CHANGED_LISTENERS),
-    "event": dispatch.independently(EVENT_LISTENERS),
-    "program.changed": cards_handlers.program_changed,
-    "referral.reward": cards_handlers.referral_reward,
-    "apple.push": apple.push,
-    "google.patch": google.google_patch,
-    "google.class": google.google_class,
-    "google.message": google.google_message,
-    "google.check": google.google_check,
-    sms.TOPIC: enrollment_handlers.send_sms,
-    fraud.TELEGRAM_TOPIC: fraud.deliver_telegram,
-    webhooks.TOPIC: webhooks.deliver,
-    "campaign.start": campaigns.start,
-    "campaign.deliver": campaigns.deliver,
-    "trigger.run": triggers.run,
-    "trigger.fire": triggers.fire,
-    "iiko.sync": iiko.iiko_sync,
-    "iiko.topup": iiko.iiko_topup,
-    "iiko.order": iiko_orders.book,
-    messaging.EMAIL_TOPIC: messaging_handlers.send_email,
-    campaign_email.TOPIC: campaign_email.deliver,
+    "card.changed": _listeners("each"),
+    "event": _listeners("independently"),
+    "program.changed": Ref("loyalwallet.cards.handlers:program_changed"),
+    "referral.reward": Ref("loyalwallet.cards.handlers:referral_reward"),
+    "apple.push": Ref("loyalwallet.wallet.apple.handlers:push"),
+    "google.patch": Ref("loyalwallet.wallet.google.handlers:google_patch"),
+    "google.class": Ref("loyalwallet.wallet.google.handlers:google_class"),
+    "google.message": Ref("loyalwallet.wallet.google.handlers:google_message"),
+    "google.check": Ref("loyalwallet.wallet.google.handlers:google_check"),
+    "sms": Ref("loyalwallet.enrollment.handlers:send_sms"),  # enrollment.sms.TOPIC
+    "telegram.send": Ref("loyalwallet.fraud.service:deliver_telegram"),  # fraud.service.TELEGRAM_TOPIC
+    "webhook.deliver": Ref("loyalwallet.webhooks.service:deliver"),  # webhooks.service.TOPIC
+    "campaign.start": Ref("loyalwallet.campaigns.service:start"),
+    "campaign.deliver": Ref("loyalwallet.campaigns.service:deliver"),
+    "trigger.run": Ref("loyalwallet.campaigns.triggers:run"),
+    "trigger.fire": Ref("loyalwallet.campaigns.triggers:fire"),
+    "iiko.sync": Ref("loyalwallet.integrations.iiko.handlers:iiko_sync"),
+    "iiko.topup": Ref("loyalwallet.integrations.iiko.handlers:iiko_topup"),
+    "iiko.order": Ref("loyalwallet.integrations.iiko.orders:book"),
+    "email.send": Ref("loyalwallet.messaging.handlers:send_email"),  # messaging.service.EMAIL_TOPIC
+    "email.campaign": Ref("loyalwallet.messaging.campaign_email:deliver"),  # campaign_email.TOPIC
 }
 
-# Jobs the worker runs every so many seconds (once per interval across all workers).
+# Jobs the worker runs every so many seconds (once per interval across all workers); an
+# interval may be a function (read from the environment when the worker starts).
 PERIODIC: list[Periodic] = [
-    Periodic("expire-points", 60.0, cards_sweeps.expire_points),
-    Periodic("analytics-rollup", 30.0, rollup.catch_up_some),
+    Periodic("expire-points", 60.0, Ref("loyalwallet.cards.sweeps:expire_points")),
+    Periodic("analytics-rollup", 30.0, Ref("loyalwallet.analytics.rollup:catch_up_some")),
     # Only the merchants whose cards changed since the last run (a changed-since index).
-    Periodic("analytics-snapshot", 60.0, snapshot.refresh_changed),
+    Periodic("analytics-snapshot", 60.0, Ref("loyalwallet.analytics.snapshot:refresh_changed")),
     # Cheap when nothing is due (one indexed query), so often: the runs' jitter holds.
-    Periodic("campaign-triggers", 10.0, triggers.schedule_due),
-    Periodic("campaign-finish", 120.0, campaigns.finish_stragglers),
-    Periodic("fraud-digest", 300.0, fraud.send_digests),
+    Periodic("campaign-triggers", 10.0, Ref("loyalwallet.campaigns.triggers:schedule_due")),
+    Periodic("campaign-finish", 120.0, Ref("loyalwallet.campaigns.service:finish_stragglers")),
+    Periodic("fraud-digest", 300.0, Ref("loyalwallet.fraud.service:send_digests")),
     # Cheap when no code is pending (one query); reads the bots' updates when one is.
-    Periodic("telegram-link", 5.0, telegram_linking.poll_pending),
+    Periodic("telegram-link", 5.0, Ref("loyalwallet.fraud.linking:poll_pending")),
     # Objects not known saved are asked about again now and then (bounded per run).
-    Periodic("google-saves", google_saves.interval(), google_saves.schedule),
-    Periodic("enrollment-purge", 3600.0, enrollment_handlers.purge),
-    Periodic("web-sessions-sweep", 3600.0, sessions.sweep),
+    Periodic(
+        "google-saves",
+        Ref("loyalwallet.wallet.google.saves:interval"),
+        Ref("loyalwallet.wallet.google.saves:schedule"),
+    ),
+    Periodic("enrollment-purge", 3600.0, Ref("loyalwallet.enrollment.handlers:purge")),
+    Periodic("web-sessions-sweep", 3600.0, Ref("loyalwallet.web.sessions:sweep")),
     # Delivered outbox rows older than the retention (7 days), in small batches.
-    Periodic("outbox-retention", 60.0, outbox_retention.purge_delivered),
+    Periodic("outbox-retention", 60.0, Ref("loyalwallet.outbox.retention:purge_delivered")),
     # iiko guests' cards read again from iiko, a bounded batch per merchant and run.
-    Periodic("iiko-reconcile", iiko.interval(), iiko.reconcile),
-    Periodic("expire-certificates", 60.0, certificates_ledger.expire_due),
+    Periodic(
+        "iiko-reconcile",
+        Ref("loyalwallet.integrations.iiko.handlers:interval"),
+        Ref("loyalwallet.integrations.iiko.handlers:reconcile"),
+    ),
+    Periodic("expire-certificates", 60.0, Ref("loyalwallet.certificates.ledger:expire_due")),
     # Idempotency-Key answers older than LOYALWALLET_IDEMPOTENCY_TTL_HOURS (72 h), in batches.
-    Periodic("idempotency-expiry", 600.0, idempotency.purge_expired),
+    Periodic("idempotency-expiry", 600.0, Ref("loyalwallet.checkout.idempotency:purge_expired")),
 ]
 
-# Told the outcome of every delivery attempt (topic, "done"/"retry"/"dead", seconds).
-OUTBOX_OBSERVERS = [ops_metrics.observe_delivery]  # /metrics: APNs, Google, SMS, Telegram outcomes
+# Told the outcome of every delivery attempt (topic, "done"/"retry"/"dead", seconds):
+# /metrics counts APNs, Google, SMS, Telegram outcomes.
+OUTBOX_OBSERVERS = [Ref("loyalwallet.ops.metrics:observe_delivery")]
 
 # --- smaller hooks ----------------------------------------------------------------------
 
 # Campaign channels besides the wallet (campaigns.delivery.CHANNELS).
-CAMPAIGN_CHANNELS = {"email": campaign_email.hand_over}
+CAMPAIGN_CHANNELS = {"email": Ref("loyalwallet.messaging.campaign_email:hand_over")}
 
 # Each edits a card view's links (session, card, program, urls): the signed Google link.
-CARD_URL_HOOKS = [google_links.card_view_hook]
+CARD_URL_HOOKS = [Ref("loyalwallet.wallet.google.links:card_view_hook")]
 
 # Program kind -> who opens a card in the engine that runs it (joining an iiko programme).
-CARD_OPENERS = {"iiko": iiko_guests.open_card}
+CARD_OPENERS = {"iiko": Ref("loyalwallet.integrations.iiko.guests:open_card")}
 
 # Program kind -> who credits a campaign's or trigger's gift of points in that engine.
-GIFT_SENDERS = {"iiko": iiko.queue_gift}
+GIFT_SENDERS = {"iiko": Ref("loyalwallet.integrations.iiko.handlers:queue_gift")}
+
 # Extra tiles on the admin's dashboard (analytics.pages.TILES; set by install_http).
-DASHBOARD_TILES = [certificates_reports.dashboard_tile]
+DASHBOARD_TILES = [Ref("loyalwallet.certificates.reports:dashboard_tile")]
 
 # SELECT (card_id, wallet) of the cards saved in each wallet, for the dashboard.
-WALLET_SOURCES = [wallets.apple, wallets.google]
+WALLET_SOURCES = [Ref("loyalwallet.analytics.wallets:apple"), Ref("loyalwallet.analytics.wallets:google")]
 
-# SQLAlchemy Session events one part listens to for another's writes.
-SESSION_LISTENERS: list[tuple[str, Any]] = [
-    ("after_flush", search.index_names),  # guests' name tokens for the search
+# SQLAlchemy Session events one part listens to for another's writes (imported when
+# installed: SQLAlchemy reads a listener's signature).
+SESSION_LISTENERS: list[tuple[str, Ref]] = [
+    ("after_flush", Ref("loyalwallet.search.service:index_names")),  # guests' name tokens for the search
 ]
 
 # --- the admin's sections, the command line --------------------------------------------------
@@ -201,6 +227,11 @@ CLI_APPS: list[tuple[str, typer.Typer]] = [
 
 def install() -> None:
     """Put the lists above in force. Idempotent: every entry point calls it."""
+    from loyalwallet.analytics import queries as analytics_queries
+    from loyalwallet.campaigns import delivery as campaign_delivery
+    from loyalwallet.cards import service as cards_service
+    from loyalwallet.cards import views as cards_views
+
     outbox.HANDLERS.clear()
     outbox.HANDLERS.update(OUTBOX_HANDLERS)
     outbox.PERIODIC[:] = PERIODIC
@@ -215,8 +246,9 @@ def install() -> None:
     analytics_queries.WALLET_SOURCES[:] = WALLET_SOURCES
     nav.SECTIONS[:] = NAV_SECTIONS
     for name, listener in SESSION_LISTENERS:
-        if not event.contains(Session, name, listener):
-            event.listen(Session, name, listener)
+        fn = listener.resolve()
+        if not event.contains(Session, name, fn):
+            event.listen(Session, name, fn)
 
 
 # --- HTTP: imported by the app only (a command or the worker loads no page) ------------------

@@ -111,4 +111,9 @@ def test_idempotency_records_expire_and_are_purged(shop: Shop) -> None:
 def test_the_expiry_job_is_wired() -> None:
     from loyalwallet import wiring
 
-    assert any(p.name == "idempotency-expiry" and p.run is idempotency.purge_expired for p in wiring.PERIODIC)
+    assert any(
+        p.name == "idempotency-expiry"
+        and isinstance(p.run, wiring.Ref)
+        and p.run.resolve() is idempotency.purge_expired
+        for p in wiring.PERIODIC
+    )

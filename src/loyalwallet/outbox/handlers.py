@@ -46,11 +46,15 @@ Handler = Callable[[Delivery], None]
 
 
 class Periodic(NamedTuple):
-    """A job the worker runs every `seconds` (once per interval across all workers)."""
+    """A job the worker runs every `seconds` (once per interval across all workers);
+    `seconds` may be a function, asked when the worker starts (a setting)."""
 
     name: str
-    seconds: float
+    seconds: float | Callable[[], float]
     run: Callable[[], Any]
+
+    def interval(self) -> float:
+        return float(self.seconds() if callable(self.seconds) else self.seconds)
 
 
 # Filled by loyalwallet.wiring.install(): the outbox itself knows no part.

@@ -293,6 +293,7 @@ class Worker:
     batch: int = 50
     stop_event: threading.Event = field(default_factory=threading.Event)
     _last_run: dict[str, float] = field(default_factory=dict)
+    _intervals: dict[str, float] = field(default_factory=dict)  # each job's seconds, read once
     kind: str = "worker"  # "embedded" in serve
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     handled: int = 0
@@ -310,7 +311,8 @@ class Worker:
 
     def _periodic(self) -> None:
         now = time.monotonic()
-        for name, interval, fn in list(PERIODIC):
+        for job in list(PERIODIC):
+            name, interval, fn = job.name, self._intervals.setdefault(job.name, job.interval()), job.run
             if now - self._last_run.get(name, -interval) < interval:
                 continue
             self._last_run[name] = now
