@@ -195,6 +195,7 @@ SESSION_LISTENERS: list[tuple[str, Ref]] = [
 NAV_SECTIONS: list[Section] = [
     Section("dashboard", N_("Dashboard"), "/admin", order=10),
     Section("programs", N_("Programs"), "/admin/programs", order=20),
+    Section("invite", N_("Invite guests"), "/admin/invite", order=25),
     Section("guests", N_("Guests"), "/admin/guests", order=30),
     Section("purchases", N_("Purchases"), "/admin/purchases", order=40),
     Section("campaigns", N_("Campaigns"), "/admin/campaigns", order=50),
@@ -269,6 +270,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.customers import api as customers_api
     from loyalwallet.customers import pages as customer_pages
     from loyalwallet.enrollment import api as enrollment_api
+    from loyalwallet.enrollment import pages as enrollment_pages
     from loyalwallet.enrollment import public as enrollment_public
     from loyalwallet.feedback import api as feedback_api
     from loyalwallet.feedback import pages as feedback_pages
@@ -311,6 +313,7 @@ def routers() -> list[APIRouter]:
         checkout_pages.router,
         analytics_pages.router,
         program_pages.router,
+        enrollment_pages.router,  # Invite guests: join link, QR, table tents, channels
         customer_pages.router,
         outbox_pages.router,
         merchant_pages.router,
@@ -353,6 +356,13 @@ def wallet_ready() -> dict[str, Callable[[Session, int], bool]]:
     return {"apple": apple_credentials.can_sign, "google": google_issuer.has_issuer}
 
 
+def dashboard_panels() -> list[Callable[[Session, int], tuple[str, dict[str, Any]] | None]]:
+    """Blocks at the top of the admin's dashboard (analytics.pages.PANELS)."""
+    from loyalwallet.ops import pages as ops_pages
+
+    return [ops_pages.setup_panel]  # the setup checklist, until everything is done
+
+
 def install_http() -> list[APIRouter]:
     """install(), and the HTTP side: the API authenticators; returns the routers."""
     from loyalwallet.analytics import pages as analytics_pages
@@ -362,6 +372,7 @@ def install_http() -> list[APIRouter]:
     install()
     api_deps.EXTRA_AUTHENTICATORS[:] = api_authenticators()
     analytics_pages.TILES[:] = DASHBOARD_TILES
+    analytics_pages.PANELS[:] = dashboard_panels()
     webcard.WALLET_READY.clear()
     webcard.WALLET_READY.update(wallet_ready())
     return routers()
