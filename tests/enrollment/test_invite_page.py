@@ -174,7 +174,13 @@ def test_channels_from_forms(app, shop: Shop, client: TestClient) -> None:
     # Change it, clearing the offer.
     r = manager.post(
         f"{base}/channels/{ch.id}",
-        data={"csrf": csrf, "name": "Терраса летом", "location_id": "", "offer": "", "utm_campaign": "summer"},
+        data={
+            "csrf": csrf,
+            "name": "Терраса летом",
+            "location_id": "",
+            "offer": "",
+            "utm_campaign": "summer",
+        },
         headers=html,
         follow_redirects=False,
     )
