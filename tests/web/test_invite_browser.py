@@ -55,9 +55,9 @@ def merchant_create(settings: Any, name: str, login: str) -> dict[str, Any]:
         "LOYALWALLET_DATA_DIR": str(settings.data_dir),
         "LOYALWALLET_BASE_URL": settings.base_url,
     }
+    args = ["merchant", "create", "--name", name, "--owner-login", login, "--json"]
     out = subprocess.run(
-        [sys.executable, "-m", "loyalwallet.cli", "merchant", "create", "--name", name]
-        + ["--owner-login", login, "--json"],
+        [sys.executable, "-m", "loyalwallet.cli", *args],
         env=env,
         capture_output=True,
         text=True,
