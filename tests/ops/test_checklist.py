@@ -6,23 +6,50 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from sqlalchemy import delete, select, update
 
 from loyalwallet import db
+from loyalwallet.config import get_settings
 from loyalwallet.fraud.service import set_telegram
 from loyalwallet.merchants.actors import system
 from loyalwallet.merchants.service import create_location, create_merchant
 from loyalwallet.ops import checklist, doctor
 from loyalwallet.programs.service import get_program, update_program
 from loyalwallet.wallet.apple import certs, credentials
+from loyalwallet.wallet.apple.models import AppleCertificate
 from loyalwallet.wallet.google import issuer
 from loyalwallet.wallet.google.keys import development_key_file
+from loyalwallet.wallet.google.models import GoogleIssuer
 from staff_support import add_staff, login
 from support import Shop
+
+
+@pytest.fixture
+def no_installation_credentials() -> Iterator[None]:
+    """No installation-wide Apple certificate or Google issuer during the test (other
+    tests of the session may have made them); put back afterwards."""
+    with db.transaction() as session:
+        apple = session.scalars(
+            select(AppleCertificate.id).where(
+                AppleCertificate.merchant_id.is_(None), AppleCertificate.active.is_(True)
+            )
+        ).all()
+        session.execute(update(AppleCertificate).where(AppleCertificate.id.in_(apple)).values(active=False))
+        rows = session.scalars(select(GoogleIssuer).where(GoogleIssuer.merchant_id.is_(None))).all()
+        google = [{c.key: getattr(r, c.key) for c in GoogleIssuer.__mapper__.column_attrs} for r in rows]
+        session.execute(delete(GoogleIssuer).where(GoogleIssuer.merchant_id.is_(None)))
+    issuer.reset_cache()
+    yield
+    with db.transaction() as session:
+        session.execute(update(AppleCertificate).where(AppleCertificate.id.in_(apple)).values(active=True))
+        session.add_all(GoogleIssuer(**values) for values in google)
+    issuer.reset_cache()
 
 
 @pytest.fixture
@@ -60,7 +87,9 @@ def _production_identity(pass_type_id: str, team_id: str) -> certs.PassIdentity:
     return dataclasses.replace(dev, chain=(wwdr,), kind="production")
 
 
-def test_checklist_walks_a_new_cafe_to_done(app, empty_shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checklist_walks_a_new_cafe_to_done(
+    app, empty_shop: Shop, no_installation_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("LOYALWALLET_SMS_PROVIDER", "LOYALWALLET_TELEGRAM_BOT_TOKEN", "LOYALWALLET_GOOGLE_API_URL"):
         monkeypatch.delenv(name, raising=False)
     shop = empty_shop
@@ -116,7 +145,7 @@ def test_checklist_walks_a_new_cafe_to_done(app, empty_shop: Shop, monkeypatch: 
     assert not items["apple"].done and "development" in items["apple"].missing
     found = doctor.run(  # what `loyalwallet doctor` says of it
         [doctor.apple_certificate],
-        doctor.Context(doctor.get_settings(), database_ok=True, merchant_id=mid, network=False),
+        doctor.Context(get_settings(), database_ok=True, merchant_id=mid, network=False),
     )
     assert [f.reason for f in found] == ["development"]
     with db.transaction() as session:
