@@ -247,3 +247,14 @@ def test_nav_entry_leads_to_the_programme(app, shop: Shop) -> None:
     listed = owner.get("/admin/invite").text
     assert f"/admin/programs/{pid}/invite" in listed and f"/admin/programs/{second}/invite" in listed
     assert f'href="/admin/programs/{pid}/invite"' in owner.get(f"/admin/programs/{pid}").text
+
+
+def test_the_api_prints_the_a4_sheet_too(shop: Shop) -> None:
+    pid = shop.program("bonus", BONUS_RULES)
+    ch = shop.post("/api/v1/channels", {"program_id": pid, "kind": "table_tent", "name": "Tables"}).json()
+    assert ch["table_tent_a4_pdf_url"].endswith(f"/api/v1/channels/{ch['id']}/table-tent.pdf?sheet=a4")
+    sheet = shop.get(f"/api/v1/channels/{ch['id']}/table-tent.pdf?sheet=a4", role="manager")
+    assert sheet.status_code == 200 and sheet.headers["content-type"] == "application/pdf"
+    check_pdf(sheet.content, (210, 297), ch["short_url"], codes=4)
+    assert _printed(shop.merchant_id)["what"] == "tent_a4"  # type: ignore[index]
+    assert shop.get(f"/api/v1/channels/{ch['id']}/table-tent.pdf?sheet=a3").status_code == 422
