@@ -18,7 +18,7 @@ from loyalwallet.enrollment import channels as channel_service
 from loyalwallet.enrollment import invite, printing, rules
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.service import list_locations
-from loyalwallet.programs.service import get_program, list_programs
+from loyalwallet.programs.service import list_programs
 from loyalwallet.text import LANGUAGES, gettext_for
 from loyalwallet.web.pages import form_data, redirect, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
@@ -210,7 +210,6 @@ async def create_channel(program_id: int, request: Request, who: StaffSession = 
     if not errors:
         try:
             with db.transaction() as session:
-                get_program(session, who.merchant_id, program_id)
                 channel = channel_service.create_channel(
                     session,
                     who.actor,
