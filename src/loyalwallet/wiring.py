@@ -180,6 +180,8 @@ GIFT_SENDERS = {"iiko": Ref("loyalwallet.integrations.iiko.handlers:queue_gift")
 
 # Extra tiles on the admin's dashboard (analytics.pages.TILES; set by install_http).
 DASHBOARD_TILES = [Ref("loyalwallet.certificates.reports:dashboard_tile")]
+# Blocks at the top of the dashboard (analytics.pages.PANELS; set by install_http).
+DASHBOARD_PANELS = [Ref("loyalwallet.ops.pages:setup_panel")]  # the setup checklist, until all is done
 
 # SELECT (card_id, wallet) of the cards saved in each wallet, for the dashboard.
 WALLET_SOURCES = [Ref("loyalwallet.analytics.wallets:apple"), Ref("loyalwallet.analytics.wallets:google")]
@@ -356,13 +358,6 @@ def wallet_ready() -> dict[str, Callable[[Session, int], bool]]:
     return {"apple": apple_credentials.can_sign, "google": google_issuer.has_issuer}
 
 
-def dashboard_panels() -> list[Callable[[Session, int], tuple[str, dict[str, Any]] | None]]:
-    """Blocks at the top of the admin's dashboard (analytics.pages.PANELS)."""
-    from loyalwallet.ops import pages as ops_pages
-
-    return [ops_pages.setup_panel]  # the setup checklist, until everything is done
-
-
 def install_http() -> list[APIRouter]:
     """install(), and the HTTP side: the API authenticators; returns the routers."""
     from loyalwallet.analytics import pages as analytics_pages
@@ -372,7 +367,7 @@ def install_http() -> list[APIRouter]:
     install()
     api_deps.EXTRA_AUTHENTICATORS[:] = api_authenticators()
     analytics_pages.TILES[:] = DASHBOARD_TILES
-    analytics_pages.PANELS[:] = dashboard_panels()
+    analytics_pages.PANELS[:] = DASHBOARD_PANELS
     webcard.WALLET_READY.clear()
     webcard.WALLET_READY.update(wallet_ready())
     return routers()
