@@ -124,6 +124,7 @@ def test_channels_from_forms(app, shop: Shop, client: TestClient) -> None:
     )
     assert bad.status_code == 422
     assert "Обязательное поле" in bad.text
+    assert "Скачать тейбл-тент (A6, PDF)" in bad.text and "Создать канал" in bad.text
     assert "латинских" in bad.text and 'value="Кофе в подарок"' in bad.text
 
     r = manager.post(
@@ -135,6 +136,7 @@ def test_channels_from_forms(app, shop: Shop, client: TestClient) -> None:
             "location_id": str(shop.location_id),
             "offer": "Кофе в подарок",
             "slug": "terrace",
+            "utm_source": "",
             "utm_campaign": "summer",
         },
         headers=html,
@@ -143,14 +145,14 @@ def test_channels_from_forms(app, shop: Shop, client: TestClient) -> None:
     assert r.status_code == 303, r.text
     with db.read() as session:
         ch = session.scalars(select(Channel).where(Channel.merchant_id == shop.merchant_id)).one()
-    assert (ch.name, ch.kind, ch.slug, ch.location_id, ch.offer, ch.utm_campaign) == (
+    assert (ch.name, ch.kind, ch.slug, ch.location_id, ch.offer) == (
         "Терраса",
         "table_tent",
         "terrace",
         shop.location_id,
         "Кофе в подарок",
-        "summer",
     )
+    assert (ch.utm_source, ch.utm_medium, ch.utm_campaign) == ("table_tent", "print", "summer")  # by kind
     # The same slug again: a message at the field, nothing written.
     dup = manager.post(
         f"{base}/channels",
@@ -179,7 +181,7 @@ def test_channels_from_forms(app, shop: Shop, client: TestClient) -> None:
             "name": "Терраса летом",
             "location_id": "",
             "offer": "",
-            "utm_campaign": "summer",
+            "utm_medium": "tent",
         },
         headers=html,
         follow_redirects=False,
@@ -189,6 +191,7 @@ def test_channels_from_forms(app, shop: Shop, client: TestClient) -> None:
         fresh = session.get(Channel, ch.id)
         assert fresh is not None
         assert (fresh.name, fresh.location_id, fresh.offer) == ("Терраса летом", None, "")
+        assert (fresh.utm_source, fresh.utm_medium, fresh.utm_campaign) == ("table_tent", "tent", "summer")
 
     # Archive: the link stops enrolling, the page lists it among the archived; restore.
     manager.post(f"{base}/channels/{ch.id}/archive", data={"csrf": csrf}, headers=html)

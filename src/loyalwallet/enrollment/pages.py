@@ -35,9 +35,15 @@ KIND_TITLES = {
     "mailing": "Mailing",
     "other": "Other",
 }
+UTM_TITLES = [
+    ("utm_source", "Source tag (utm_source)"),
+    ("utm_medium", "Medium tag (utm_medium)"),
+    ("utm_campaign", "Campaign tag (utm_campaign)"),
+]
 # The downloads: URL name -> invite.KINDS.
 FILES = {"qr.svg": "qr_svg", "qr.png": "qr_png", "tent-a6.pdf": "tent_a6", "tent-a4.pdf": "tent_a4"}
-FIELDS = ("name", "kind", "location_id", "offer", "slug", "utm_campaign", "invitation")
+UTM = ("utm_source", "utm_medium", "utm_campaign")
+FIELDS = ("name", "kind", "location_id", "offer", "slug", *UTM, "invitation")
 
 
 @router.get("/admin/invite")
@@ -86,6 +92,7 @@ def _page(
             "short_url": invite.short_url,
             "channel_widget": lambda c: invite.widget(invite.Target(program, c, invite.short_url(c))),
             "kinds": KIND_TITLES,
+            "utm_titles": UTM_TITLES,
             "locations": locations,
             "location_names": {loc.id: loc.name for loc in locations},
             "form": form or {"kind": "table_tent"},
@@ -170,8 +177,9 @@ def _check(values: dict[str, str], location_ids: set[int], _: Any, *, new: bool)
         errors["slug"] = _("2 to 40 lowercase Latin letters, digits and dashes")
     if len(values["offer"]) > 300:
         errors["offer"] = _("Too long: at most {n} characters").format(n=300)
-    if len(values["utm_campaign"]) > 100:
-        errors["utm_campaign"] = _("Too long: at most {n} characters").format(n=100)
+    for tag in UTM:
+        if len(values[tag]) > 100:
+            errors[tag] = _("Too long: at most {n} characters").format(n=100)
     loc = values["location_id"]
     if loc and (not loc.isdigit() or int(loc) not in location_ids):
         errors["location_id"] = _("Choose one of your locations")
@@ -183,7 +191,7 @@ def _data(values: dict[str, str]) -> dict[str, Any]:
         "name": values["name"],
         "location_id": int(values["location_id"]) if values["location_id"] else None,
         "offer": values["offer"] or None,
-        "utm_campaign": values["utm_campaign"] or None,
+        **{tag: values[tag] or None for tag in UTM},  # a new channel's source and medium follow its kind
         "invitation": values["invitation"] == "on",
     }
 
@@ -242,8 +250,10 @@ async def update_channel(
         with db.transaction() as session:
             channel = invite.target(session, who.merchant_id, program_id, channel_id).channel
             assert channel is not None
-            # Strings as typed: an emptied offer or campaign is cleared (None means "unchanged").
-            changes = {**_data(values), "offer": values["offer"], "utm_campaign": values["utm_campaign"]}
+            # Strings as typed: an emptied offer or tag is cleared; a field the form did not
+            # send stays as it is.
+            typed = {name: values[name] for name in ("offer", *UTM)}
+            changes = {k: v for k, v in {**_data(values), **typed}.items() if k in form or k == "invitation"}
             channel_service.update_channel(session, who.actor, channel, changes)
     if errors:
         return _page(
