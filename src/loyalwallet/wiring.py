@@ -180,6 +180,8 @@ GIFT_SENDERS = {"iiko": Ref("loyalwallet.integrations.iiko.handlers:queue_gift")
 
 # Extra tiles on the admin's dashboard (analytics.pages.TILES; set by install_http).
 DASHBOARD_TILES = [Ref("loyalwallet.certificates.reports:dashboard_tile")]
+# Blocks at the top of the dashboard (analytics.pages.PANELS; set by install_http).
+DASHBOARD_PANELS = [Ref("loyalwallet.ops.pages:setup_panel")]  # the setup checklist, until all is done
 
 # SELECT (card_id, wallet) of the cards saved in each wallet, for the dashboard.
 WALLET_SOURCES = [Ref("loyalwallet.analytics.wallets:apple"), Ref("loyalwallet.analytics.wallets:google")]
@@ -195,6 +197,7 @@ SESSION_LISTENERS: list[tuple[str, Ref]] = [
 NAV_SECTIONS: list[Section] = [
     Section("dashboard", N_("Dashboard"), "/admin", order=10),
     Section("programs", N_("Programs"), "/admin/programs", order=20),
+    Section("invite", N_("Invite guests"), "/admin/invite", order=25),
     Section("guests", N_("Guests"), "/admin/guests", order=30),
     Section("purchases", N_("Purchases"), "/admin/purchases", order=40),
     Section("campaigns", N_("Campaigns"), "/admin/campaigns", order=50),
@@ -269,6 +272,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.customers import api as customers_api
     from loyalwallet.customers import pages as customer_pages
     from loyalwallet.enrollment import api as enrollment_api
+    from loyalwallet.enrollment import pages as enrollment_pages
     from loyalwallet.enrollment import public as enrollment_public
     from loyalwallet.feedback import api as feedback_api
     from loyalwallet.feedback import pages as feedback_pages
@@ -311,6 +315,7 @@ def routers() -> list[APIRouter]:
         checkout_pages.router,
         analytics_pages.router,
         program_pages.router,
+        enrollment_pages.router,  # Invite guests: join link, QR, table tents, channels
         customer_pages.router,
         outbox_pages.router,
         merchant_pages.router,
@@ -362,6 +367,7 @@ def install_http() -> list[APIRouter]:
     install()
     api_deps.EXTRA_AUTHENTICATORS[:] = api_authenticators()
     analytics_pages.TILES[:] = DASHBOARD_TILES
+    analytics_pages.PANELS[:] = DASHBOARD_PANELS
     webcard.WALLET_READY.clear()
     webcard.WALLET_READY.update(wallet_ready())
     return routers()

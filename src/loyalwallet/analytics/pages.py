@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from markupsafe import Markup
@@ -28,6 +29,11 @@ router = APIRouter(include_in_schema=False)
 Tile = dict[str, str]
 TILES: list[Callable[[Session, int, dt.date, dt.date, Callable[[str], str]], list[Tile]]] = []
 
+# Blocks other parts put at the top of the dashboard (wiring.DASHBOARD_PANELS): each is
+# called with (session, merchant_id) and returns (template to include, its context) or None.
+Panel = tuple[str, dict[str, Any]]
+PANELS: list[Callable[[Session, int], Panel | None]] = []
+
 
 def _id(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
@@ -49,6 +55,7 @@ def dashboard(
         programs = list_programs(session, who.merchant_id, include_archived=True)
         _ = gettext_for(staff_language(request, who))
         tiles = [t for tile in TILES for t in tile(session, who.merchant_id, f.period.start, f.period.end, _)]
+        panels = [p for panel in PANELS if (p := panel(session, who.merchant_id)) is not None]
     fmt = {"day": "%d.%m", "week": "%d.%m", "month": "%m.%Y"}[data.bucket]
     trend_svg = charts.bars_and_line(
         [p.start.strftime(fmt) for p in data.trend],
@@ -65,6 +72,7 @@ def dashboard(
             "d": data,
             "f": f,
             "tiles": tiles,
+            "panels": panels,
             "locations": locations,
             "programs": programs,
             "trend_svg": Markup(trend_svg),

@@ -14,7 +14,7 @@ from loyalwallet.api.deps import manager
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.cards.views import card_view
 from loyalwallet.enrollment import channels as channel_service
-from loyalwallet.enrollment import printing, rules, webcard
+from loyalwallet.enrollment import invite, rules
 from loyalwallet.enrollment.forms import form_settings, form_view, save_form_settings
 from loyalwallet.enrollment.join import (
     JoinRequest,
@@ -24,14 +24,10 @@ from loyalwallet.enrollment.join import (
     start_join,
     verify,
 )
-from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.schemas import ChannelIn, ChannelPatch, CodeIn, EnrollmentIn
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import Actor
-from loyalwallet.merchants.models import Merchant
-from loyalwallet.programs.assets import load as load_asset
-from loyalwallet.programs.service import get_program, rules_of
-from loyalwallet.text import LANGUAGES, gettext_for
+from loyalwallet.programs.service import get_program
 
 router = APIRouter(prefix="/api/v1", tags=["enrollment"])
 
@@ -99,67 +95,54 @@ def delete_channel(channel_id: int, who: Actor = Depends(manager)) -> dict[str, 
         return channel_service.channel_view(channel)
 
 
-def _short_url(channel_id: int, who: Actor) -> str:
+def _channel_file(
+    channel_id: int, who: Actor, kind: str, lang: str | None = None, scale: int = 10
+) -> Response:
+    """A channel's QR code or table tent; the first one downloaded is recorded (the setup
+    checklist's "counter QR printed")."""
     with db.read() as session:
-        channel = channel_service.get_channel(session, who.merchant_id, channel_id)
-        return f"{base_url()}/j/{channel.token}"
+        where = invite.channel_target(session, who.merchant_id, channel_id)
+        file = invite.download(session, who.merchant_id, where, kind, lang, scale)
+        first = not invite.was_printed(session, who.merchant_id)
+    if first:
+        with db.transaction() as session:
+            invite.record_download(session, who, where, kind)
+    if kind.startswith("qr_"):
+        return Response(
+            file.content, media_type=file.media_type, headers={"Cache-Control": "private, max-age=3600"}
+        )
+    return Response(
+        file.content,
+        media_type=file.media_type,
+        headers={"Content-Disposition": f'inline; filename="{file.filename}"'},
+    )
 
 
 @router.get("/channels/{channel_id}/qr.svg", summary="The channel's QR code, SVG (manager+)")
 def channel_qr_svg(
     channel_id: int, scale: int = Query(10, ge=1, le=40), who: Actor = Depends(manager)
 ) -> Response:
-    svg = printing.qr_svg(_short_url(channel_id, who), scale=scale)
-    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
+    return _channel_file(channel_id, who, "qr_svg", scale=scale)
 
 
 @router.get("/channels/{channel_id}/qr.png", summary="The channel's QR code, PNG (manager+)")
 def channel_qr_png(
     channel_id: int, scale: int = Query(10, ge=1, le=40), who: Actor = Depends(manager)
 ) -> Response:
-    png = printing.qr_png(_short_url(channel_id, who), scale=scale)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    return _channel_file(channel_id, who, "qr_png", scale=scale)
 
 
 @router.get(
     "/channels/{channel_id}/table-tent.pdf",
-    summary="A printable A6 table tent with the offer and QR (manager+)",
+    summary="A printable A6 table tent with the offer and QR (manager+); ?sheet=a4: four on an A4 sheet",
 )
 def table_tent(
-    channel_id: int, lang: str | None = Query(None, pattern="^(ru|en)$"), who: Actor = Depends(manager)
+    channel_id: int,
+    lang: str | None = Query(None, pattern="^(ru|en)$"),
+    sheet: str | None = Query(None, pattern="^(a6|a4)$"),
+    who: Actor = Depends(manager),
 ) -> Response:
-    with db.read() as session:
-        channel = channel_service.get_channel(session, who.merchant_id, channel_id)
-        program = get_program(session, who.merchant_id, channel.program_id)
-        merchant = session.get(Merchant, who.merchant_id)
-        assert merchant is not None
-        language = lang if lang in LANGUAGES else (merchant.locale if merchant.locale in LANGUAGES else "ru")
-        _ = gettext_for(language)
-        look = webcard.brand(program, merchant)
-        settings = form_settings(session, program)
-        lines = [_(msg) % params for msg, params in rules.offer_lines(rules_of(program))]
-        headline = channel.offer or settings.offer or (lines[0] if lines else program.name)
-        details = [line for line in lines if line != headline][:2]
-        design = webcard.design_of(program)
-        logo = load_asset(session, merchant.id, design.images.logo) if design.images.logo else None
-        short_url = f"{base_url()}/j/{channel.token}"
-        pdf = printing.table_tent(
-            url=short_url,
-            short_url=short_url,
-            title=look["logo_text"],
-            offer=headline,
-            details=details,
-            call_to_action=_("Scan to get your loyalty card"),
-            hint=_("Apple Wallet, Google Wallet or right in the browser. It takes a minute."),
-            background=look["background"],
-            foreground=look["foreground"],
-            logo=logo.data if logo else None,
-        )
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="table-tent-{channel.slug}.pdf"'},
-    )
+    return _channel_file(channel_id, who, "tent_a4" if sheet == "a4" else "tent_a6", lang)
 
 
 @router.get("/programs/{program_id}/join-form", summary="The program's join form settings")

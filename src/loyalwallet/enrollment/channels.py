@@ -172,6 +172,7 @@ def channel_view(channel: Channel, stats: dict[str, int] | None = None) -> dict[
         "qr_svg_url": f"{api}/qr.svg",
         "qr_png_url": f"{api}/qr.png",
         "table_tent_pdf_url": f"{api}/table-tent.pdf",
+        "table_tent_a4_pdf_url": f"{api}/table-tent.pdf?sheet=a4",
         "widget": widget_snippets(channel.program_id, channel.slug),
         "stats": stats or {"scans": channel.scans, "cards": 0, "joins": 0},
         "created_at": channel.created_at.isoformat(),

@@ -1,14 +1,18 @@
-"""QR codes (segno), the printable A6 table tent (Pillow, written as PDF) and PWA icons.
+"""QR codes (segno), the printable A6 table tent (Pillow, written as PDF), the A4 sheet
+of four tents (fpdf2) and PWA icons.
 
 The table tent is drawn at 300 dpi and saved as a one-page PDF of exactly A6
 (105 x 148 mm). Text is set in Roboto, shipped as a Python package, so Cyrillic prints
-the same on any host whatever fonts it has.
+the same on any host whatever fonts it has. The A4 sheet places the same drawing four
+times, 2 x 2, with dashed lines to cut along: an ordinary office printer makes four
+tents from one sheet.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import segno
@@ -18,6 +22,7 @@ from loyalwallet.programs.design import rgb_tuple
 
 DPI = 300
 A6_MM = (105, 148)
+A4_MM = (210, 297)
 
 
 def mm(value: float) -> int:
@@ -90,55 +95,92 @@ def _centred(
     return y
 
 
-def table_tent(
-    *,
-    url: str,
-    short_url: str,
-    title: str,
-    offer: str,
-    details: Sequence[str],
-    call_to_action: str,
-    hint: str,
-    background: str,
-    foreground: str,
-    logo: bytes | None = None,
-) -> bytes:
-    """An A6 portrait PDF: the brand band with logo and name, the offer, a large QR
-    code, what to do, and the short link for those who type."""
+@dataclass(frozen=True)
+class Tent:
+    """What a table tent says: where its QR leads, the brand, the offer and the words."""
+
+    url: str
+    short_url: str
+    title: str
+    offer: str
+    details: Sequence[str]
+    call_to_action: str
+    hint: str
+    background: str
+    foreground: str
+    logo: bytes | None = None
+
+
+def tent_image(t: Tent) -> Image.Image:
+    """An A6 portrait page at 300 dpi: the brand band with logo and name, the offer, a
+    large QR code, what to do, and the short link for those who type."""
     w, h = mm(A6_MM[0]), mm(A6_MM[1])
     page = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(page)
-    bg, fg = rgb_tuple(background), rgb_tuple(foreground)
+    bg, fg = rgb_tuple(t.background), rgb_tuple(t.foreground)
     dark = (31, 26, 23)
     margin = mm(8)
     band_h = mm(34)
     draw.rectangle((0, 0, w, band_h), fill=bg)
     y = mm(6)
-    if logo:
+    if t.logo:
         try:
-            with Image.open(io.BytesIO(logo)) as raw:
+            with Image.open(io.BytesIO(t.logo)) as raw:
                 img = raw.convert("RGBA")
                 img.thumbnail((w - 2 * margin, mm(12)))
                 page.paste(img, ((w - img.width) // 2, y), img)
                 y += img.height + mm(2)
         except OSError:
             pass  # an unreadable logo leaves the name alone on the band
-    y = _centred(draw, y, title, font(mm(6.2), 700), fg, w - 2 * margin, max_lines=2)
+    y = _centred(draw, y, t.title, font(mm(6.2), 700), fg, w - 2 * margin, max_lines=2)
     y = max(y + mm(4), band_h + mm(5))
-    y = _centred(draw, y, offer, font(mm(6.5), 800), dark, w - 2 * margin, max_lines=3)
-    for line in details[:2]:
+    y = _centred(draw, y, t.offer, font(mm(6.5), 800), dark, w - 2 * margin, max_lines=3)
+    for line in t.details[:2]:
         y = _centred(draw, y, line, font(mm(3.6)), (90, 82, 76), w - 2 * margin, max_lines=2)
     y += mm(3)
     qr_size = min(mm(58), h - y - mm(30))
-    qr = qr_image(url, qr_size)
+    qr = qr_image(t.url, qr_size)
     page.paste(qr, ((w - qr.width) // 2, y))
     y += qr.height + mm(2)
-    y = _centred(draw, y, call_to_action, font(mm(4.6), 700), dark, w - 2 * margin, max_lines=2)
-    y = _centred(draw, y, hint, font(mm(3.3)), (90, 82, 76), w - 2 * margin, max_lines=2)
-    _centred(draw, h - mm(9), short_url.split("://", 1)[-1], font(mm(3.4), 600), bg, w - 2 * margin, 1)
+    y = _centred(draw, y, t.call_to_action, font(mm(4.6), 700), dark, w - 2 * margin, max_lines=2)
+    y = _centred(draw, y, t.hint, font(mm(3.3)), (90, 82, 76), w - 2 * margin, max_lines=2)
+    _centred(draw, h - mm(9), t.short_url.split("://", 1)[-1], font(mm(3.4), 600), bg, w - 2 * margin, 1)
+    return page
+
+
+def table_tent(t: Tent) -> bytes:
+    """One A6 portrait PDF page."""
+    page = tent_image(t)
     out = io.BytesIO()
-    page.save(out, format="PDF", resolution=DPI, title=title)
+    page.save(out, format="PDF", resolution=DPI, title=t.title)
     return out.getvalue()
+
+
+def tent_sheet(t: Tent) -> bytes:
+    """An A4 portrait PDF with four A6 tents (2 x 2) and dashed cutting lines."""
+    from fpdf import FPDF  # here: importing it costs every command and process ~0.5 s
+
+    # As JPEG, like the A6 PDF: fpdf2 embeds it as it is (its own PNG re-encoding of a
+    # 300 dpi page takes seconds), and the file holds the pixels once for the four.
+    picture = io.BytesIO()
+    tent_image(t).save(picture, format="JPEG", quality=92)
+    w, h = A6_MM
+    pdf = FPDF(orientation="portrait", unit="mm", format="A4")
+    pdf.set_auto_page_break(False)
+    pdf.set_margin(0)
+    pdf.set_title(t.title)
+    pdf.add_page()
+    left, top = (A4_MM[0] - 2 * w) / 2, (A4_MM[1] - 2 * h) / 2
+    for col in range(2):
+        for row in range(2):
+            pdf.image(picture, left + col * w, top + row * h, w, h)
+    pdf.set_draw_color(150, 150, 150)
+    pdf.set_line_width(0.2)
+    pdf.set_dash_pattern(dash=2, gap=2)
+    pdf.line(left + w, 0, left + w, A4_MM[1])
+    pdf.line(0, top + h, A4_MM[0], top + h)
+    pdf.set_dash_pattern()
+    return bytes(pdf.output())
 
 
 def app_icon(size: int, *, background: str, foreground: str, letter: str, logo: bytes | None = None) -> bytes:

@@ -5,6 +5,12 @@ detail and what to do. Services only: no printing, no web.
 Add a check by writing a function `(Context) -> list[Finding]` and listing it in CHECKS
 (order = the order on screen). A check must not raise: an exception is reported as a
 blocker of that check. Network calls are bounded by TIMEOUT.
+
+The setup checklist (ops/checklist.py) calls some checks with a Context scoped to one
+merchant (`merchant_id`: that merchant's credentials, else the installation's) and
+without network calls (`network=False`: what is stored, not whether a provider accepts
+it), and reads `Finding.reason` (a stable word) to say in the owner's language what is
+missing.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -34,6 +41,10 @@ class Finding:
     level: str  # one of LEVELS
     detail: str
     fix: str = ""
+    # A stable word for what is wrong ("missing", "development", "expiring", ...), and its
+    # figures (e.g. {"days": 12}): pages translate these instead of `detail`.
+    reason: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -41,6 +52,10 @@ class Context:
     settings: Settings
     now: dt.datetime = field(default_factory=db.utcnow)
     database_ok: bool = False
+    # One merchant's view (its own credentials, else the installation's); None: all.
+    merchant_id: int | None = None
+    # False: no outside calls (APNs, Google, SMS.ru, Telegram); report what is stored.
+    network: bool = True
 
 
 Check = Callable[[Context], list[Finding]]
@@ -145,6 +160,9 @@ def apple_certificate(ctx: Context) -> list[Finding]:
 
     with db.read() as session:
         rows = list(session.scalars(select(AppleCertificate).where(AppleCertificate.active.is_(True))))
+        if ctx.merchant_id is not None:  # the certificates this merchant's passes would use
+            own = [r for r in rows if r.merchant_id == ctx.merchant_id]
+            rows = own or [r for r in rows if r.merchant_id is None]
         if not rows and installation_certificate(session) is None:
             return [
                 Finding(
@@ -153,6 +171,7 @@ def apple_certificate(ctx: Context) -> list[Finding]:
                     "warn",
                     "no pass certificate: Apple Wallet passes cannot be issued",
                     "loyalwallet apple import-cert --p12 FILE --password ...",
+                    reason="missing",
                 )
             ]
         out: list[Finding] = []
@@ -167,6 +186,7 @@ def apple_certificate(ctx: Context) -> list[Finding]:
                         "warn",
                         f"{row.pass_type_id}: self-signed development certificate, real iPhones refuse its passes",
                         "loyalwallet apple import-cert --p12 FILE --password ...",
+                        reason="development",
                     )
                 )
                 continue
@@ -186,7 +206,18 @@ def apple_certificate(ctx: Context) -> list[Finding]:
                 if level == "ok"
                 else "renew at developer.apple.com and import again (--wwdr AppleWWDRCAG4.cer)"
             )
-            out.append(Finding("apple_certificate", f"Apple certificate ({scope})", level, detail, fix))
+            reason = "expired" if days < 0 else "no_wwdr_g4" if not g4 else "expiring" if days < 30 else ""
+            out.append(
+                Finding(
+                    "apple_certificate",
+                    f"Apple certificate ({scope})",
+                    level,
+                    detail,
+                    fix,
+                    reason=reason,
+                    data={"days": days, "pass_type_id": row.pass_type_id, "team_id": row.team_id},
+                )
+            )
         return out
 
 
@@ -247,6 +278,9 @@ def google(ctx: Context) -> list[Finding]:
 
     with db.read() as session:
         rows = list(session.scalars(select(GoogleIssuer)))
+    if ctx.merchant_id is not None:  # the issuer this merchant's cards would use
+        own = [r for r in rows if r.merchant_id == ctx.merchant_id]
+        rows = own or [r for r in rows if r.merchant_id is None]
     if not rows:
         return [
             Finding(
@@ -255,6 +289,7 @@ def google(ctx: Context) -> list[Finding]:
                 "warn",
                 "no issuer key: no Add to Google Wallet links",
                 "loyalwallet google import-key KEY.json --issuer-id ID",
+                reason="missing",
             )
         ]
     out: list[Finding] = []
@@ -269,7 +304,13 @@ def google(ctx: Context) -> list[Finding]:
                     "warn",
                     f"issuer {row.issuer_id}: development key, Google refuses its save links",
                     "loyalwallet google import-key KEY.json --issuer-id ID",
+                    reason="development",
                 )
+            )
+            continue
+        if not ctx.network:
+            out.append(
+                Finding("google", title, "ok", f"issuer {row.issuer_id}: key stored (not tested: no network)")
             )
             continue
         try:
@@ -286,6 +327,7 @@ def google(ctx: Context) -> list[Finding]:
                     "blocker",
                     f"issuer {row.issuer_id}: {type(exc).__name__}: {str(exc)[:200]}",
                     "check the service account key (loyalwallet google import-key) and outgoing HTTPS",
+                    reason="refused",
                 )
             )
             continue
@@ -307,8 +349,11 @@ def sms(ctx: Context) -> list[Finding]:
                 "warn",
                 "console: codes are only written to the log, guests get no SMS",
                 "LOYALWALLET_SMS_PROVIDER=smsru and LOYALWALLET_SMSRU_API_ID (see deploy/loyalwallet.env.example)",
+                reason="console",
             )
         ]
+    if not ctx.network:
+        return [Finding("sms", "SMS provider", "ok", f"{name} configured (not tested: no network)")]
     try:
         provider = get_provider()
         balance = getattr(provider, "balance", None)
@@ -323,6 +368,7 @@ def sms(ctx: Context) -> list[Finding]:
                 "blocker",
                 f"{name}: {exc}",
                 "check LOYALWALLET_SMSRU_API_ID and outgoing HTTPS to sms.ru",
+                reason="refused",
             )
         ]
     level = "warn" if money < 100 else "ok"
@@ -488,8 +534,8 @@ CHECKS: list[Check] = [
 ]
 
 
-def run(checks: list[Check] | None = None) -> list[Finding]:
-    ctx = Context(get_settings())
+def run(checks: list[Check] | None = None, ctx: Context | None = None) -> list[Finding]:
+    ctx = ctx or Context(get_settings())
     out: list[Finding] = []
     for check in checks if checks is not None else CHECKS:
         try:
