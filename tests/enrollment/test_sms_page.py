@@ -102,7 +102,9 @@ def test_choose_smsru_and_send_a_test_sms_in_the_browser(
     page.wait_for_selector("#sms-test-result")
     assert "SMS.ru accepted the SMS" in page.locator("#sms-test-result").inner_text()
     got = smsru_fake.last_to("+79165550102")
-    assert got is not None and got.sender == "Zerno" and "тестовое SMS" in got.msg  # in the merchant's language
+    assert (
+        got is not None and got.sender == "Zerno" and "тестовое SMS" in got.msg
+    )  # in the merchant's language
     smsru_fake.fail_next(207, "На этот номер нельзя отправлять сообщения", per_number=True)
     page.click("#sms-test")
     page.wait_for_selector("#sms-answer")

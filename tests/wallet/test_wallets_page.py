@@ -49,7 +49,9 @@ def team_key() -> ec.EllipticCurvePrivateKey:
 def fake_apns(
     team_key: ec.EllipticCurvePrivateKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[FakeApns]:
-    fake = FakeApns(tmp_path / "apns", team_key=team_key.public_key(), key_id=KEY_ID, team_id=TEAM, topic=PASS_TYPE)
+    fake = FakeApns(
+        tmp_path / "apns", team_key=team_key.public_key(), key_id=KEY_ID, team_id=TEAM, topic=PASS_TYPE
+    )
     fake.start()
     monkeypatch.setenv("LOYALWALLET_APNS_URL", fake.url)
     monkeypatch.setenv("LOYALWALLET_APNS_CA_FILE", fake.ca_file)
@@ -96,7 +98,9 @@ def _cleanup(shop: Shop) -> None:
     with db.transaction() as session:
         remove_issuer(session, shop.merchant_id)
         session.execute(
-            update(AppleCertificate).where(AppleCertificate.merchant_id == shop.merchant_id).values(active=False)
+            update(AppleCertificate)
+            .where(AppleCertificate.merchant_id == shop.merchant_id)
+            .values(active=False)
         )
         session.execute(update(ApplePushKey).where(ApplePushKey.team_id == TEAM).values(active=False))
         session.execute(
@@ -138,9 +142,15 @@ def test_a_bad_file_is_explained_in_russian_and_stores_nothing(app: Any, shop: S
     r = owner.post(
         "/admin/wallets/google?lang=ru",
         data={"csrf": csrf, "issuer_id": "3388000000012345678"},
-        files={"key_file": ("key.json", json.dumps({"type": "service_account"}).encode(), "application/json")},
+        files={
+            "key_file": ("key.json", json.dumps({"type": "service_account"}).encode(), "application/json")
+        },
     )
-    assert r.status_code == 422 and "client_email" in r.text and "файл ключа сервисного аккаунта не подходит" in r.text
+    assert (
+        r.status_code == 422
+        and "client_email" in r.text
+        and "файл ключа сервисного аккаунта не подходит" in r.text
+    )
     big = b"0" * (65 * 1024)
     r = owner.post(
         "/admin/wallets/apple?lang=en",

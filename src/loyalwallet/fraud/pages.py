@@ -169,9 +169,16 @@ async def telegram_post(request: Request, who: StaffSession = Depends(staff_page
             "digest": typed["digest"],
             "digest_hour": int(hour),
         }
-        if token:
-            from loyalwallet.fraud.schemas import TelegramIn
+        from loyalwallet.fraud.schemas import TelegramIn
 
+        if typed["chat_id"]:
+            try:
+                TelegramIn(chat_id=typed["chat_id"])
+            except Exception:
+                raise Explained(
+                    "validation_error", "the chat id is a number (negative for a group) or @channelname"
+                ) from None
+        if token:
             try:
                 TelegramIn(bot_token=token)
             except Exception:
