@@ -85,6 +85,38 @@ def _p12(identity: certs.PassIdentity, password: bytes, with_wwdr: bool = True) 
     )
 
 
+def _expiring(days: int) -> certs.PassIdentity:
+    """A pass certificate shaped like Apple's that expires in `days` days."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
+    mid_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test WWDR")])
+    mid = certs._ca(mid_name, keys[0], mid_name, keys[0], 3650, 0)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.USER_ID, "pass.test.expiring"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "EXPIRING01"),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(mid_name)
+        .public_key(keys[1].public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=days))
+        .sign(keys[0], hashes.SHA256())
+    )
+    return certs.check(cert, keys[1], [mid])
+
+
 def _count(model: Any, merchant_id: int) -> int:
     with db.read() as session:
         return int(session.scalar(select(func.count()).where(model.merchant_id == merchant_id)) or 0)
@@ -160,6 +192,22 @@ def test_a_bad_file_is_explained_in_russian_and_stores_nothing(app: Any, shop: S
     assert r.status_code == 422 and "larger than 64 KB" in r.text
     assert _count(AppleCertificate, shop.merchant_id) == 0
     assert _count(GoogleIssuer, shop.merchant_id) == 0
+
+
+def test_a_certificate_close_to_its_end_is_flagged(app: Any, shop: Shop) -> None:
+    owner = login(app, add_staff(shop, "owner"))
+    csrf = csrf_of(owner.get("/admin/wallets").text)
+    try:
+        r = owner.post(
+            "/admin/wallets/apple?lang=en",
+            data={"csrf": csrf, "password": "pw"},
+            files={"p12": ("pass.p12", _p12(_expiring(10), b"pw"), "application/x-pkcs12")},
+            follow_redirects=True,
+        )
+        assert r.status_code == 200 and "pass.test.expiring" in r.text
+        assert 'id="apple-expiry-warning"' in r.text and "обновите его в Apple" in r.text
+    finally:
+        _cleanup(shop)
 
 
 @pytest.mark.browser
