@@ -23,7 +23,7 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from loyalwallet import db
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, translated
 from loyalwallet.merchants.actors import RANK, Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import merchant_tz
@@ -139,7 +139,7 @@ def render_staff(
         "nav": nav.visible(who.role),
         "section": section,
         "can": lambda role: RANK.get(who.role, 0) >= RANK[role],
-        "banners": _banners(merchant, who.role),
+        "banners": _banners(merchant, who.role) if request.url.path.startswith("/admin") else [],
         **(context or {}),
     }
     message, kind = _take_flash(request)
@@ -223,7 +223,7 @@ def install(app: FastAPI) -> None:
             who = current(request)
             _ = gettext_for(staff_language(request, who))
             back = safe_next(_same_site_referer(request), "/admin")
-            return redirect(back, _(exc.detail), "error")
+            return redirect(back, translated(exc, _), "error")
         response = api_handler(request, exc)
         return await response if inspect.isawaitable(response) else response
 

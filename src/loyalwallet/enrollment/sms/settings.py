@@ -82,7 +82,8 @@ def view(merchant: Merchant) -> dict[str, Any]:
 
 def console_alarm(merchant: Merchant) -> bool:
     """Codes go to the server console on a real installation: guests get no SMS."""
-    return config_for(merchant).provider == "console" and not is_demo()
+    provider = _stored(merchant).get("provider") or env_config().provider  # no key opened
+    return provider == "console" and not is_demo()
 
 
 def console_banner(merchant: Merchant, role: str) -> dict[str, Any] | None:
