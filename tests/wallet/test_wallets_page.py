@@ -155,6 +155,8 @@ def test_only_the_owner_opens_the_settings_pages(app: Any, shop: Shop) -> None:
     )
     assert r.status_code == 403
     assert _count(GoogleIssuer, shop.merchant_id) == 0
+    r = manager.post("/admin/sms", data={"csrf": csrf_of(page.text), "provider": "smsru", "api_id": "x"})
+    assert r.status_code == 403
     owner = login(app, add_staff(shop, "owner"))
     r = owner.get("/admin/wallets")
     assert r.status_code == 200 and 'id="apple-form"' in r.text
