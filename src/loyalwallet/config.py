@@ -93,6 +93,14 @@ def load_settings(data_dir: str | Path | None = None, database_url: str | None =
     )
 
 
+DEMO_FILE = "demo.json"  # `loyalwallet demo` writes it into the data dir it seeded
+
+
+def is_demo(settings: Settings | None = None) -> bool:
+    """Whether this installation is the demo (its data dir was seeded by `loyalwallet demo`)."""
+    return ((settings or get_settings()).data_dir / DEMO_FILE).exists()
+
+
 _current: Settings | None = None
 
 

@@ -25,6 +25,7 @@ from loyalwallet import crypto, db
 from loyalwallet.cards.service import enroll
 from loyalwallet.checkout.schemas import PurchaseIn, RefundIn
 from loyalwallet.checkout.service import purchase, refund
+from loyalwallet.config import DEMO_FILE
 from loyalwallet.customers.service import GuestData, record_consent
 from loyalwallet.merchants.actors import Actor, system
 from loyalwallet.merchants.models import Merchant
@@ -38,7 +39,6 @@ from loyalwallet.merchants.service import (
 from loyalwallet.programs.service import create_program
 from loyalwallet.wallet.google.issuer import ensure_development_issuer
 
-DEMO_FILE = "demo.json"
 OWNER_LOGIN = "owner@demo.coffee"
 CASHIER_LOGIN = "barista@demo.coffee"
 TIMEZONE = "Europe/Moscow"

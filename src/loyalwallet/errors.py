@@ -97,3 +97,24 @@ class DomainError(Exception):
 
 def not_found(what: str) -> DomainError:
     return DomainError("not_found", f"{what} not found")
+
+
+class Explained(DomainError):
+    """A DomainError whose detail is an English template with values, so a page can show
+    it in the reader's language: `translated(exc, _)`. The API and the CLI see the
+    filled-in English `detail` as with any DomainError."""
+
+    def __init__(self, code: str, template: str, /, **values: Any) -> None:
+        super().__init__(code, template.format(**values) if values else template)
+        self.template = template
+        self.values = values
+
+
+def translated(exc: DomainError, gettext: Any) -> str:
+    """The error's message through `gettext` (the filled-in template of an Explained)."""
+    if isinstance(exc, Explained):
+        try:
+            return str(gettext(exc.template)).format(**exc.values)
+        except (KeyError, IndexError, ValueError):
+            return exc.detail
+    return str(gettext(exc.detail))

@@ -183,6 +183,11 @@ DASHBOARD_TILES = [Ref("loyalwallet.certificates.reports:dashboard_tile")]
 # Blocks at the top of the dashboard (analytics.pages.PANELS; set by install_http).
 DASHBOARD_PANELS = [Ref("loyalwallet.ops.pages:setup_panel")]  # the setup checklist, until all is done
 
+# Red banners on every admin page: (merchant, role) -> None or a banner.
+ADMIN_BANNERS = [
+    Ref("loyalwallet.enrollment.sms.settings:console_banner")
+]  # codes go to the console on a real install
+
 # SELECT (card_id, wallet) of the cards saved in each wallet, for the dashboard.
 WALLET_SOURCES = [Ref("loyalwallet.analytics.wallets:apple"), Ref("loyalwallet.analytics.wallets:google")]
 
@@ -212,6 +217,8 @@ NAV_SECTIONS: list[Section] = [
     Section("locations", N_("Locations"), "/admin/locations", role="owner", order=91),
     Section("api_keys", N_("API keys"), "/admin/api-keys", role="owner", order=92),
     Section("iiko", N_("iiko"), "/admin/iiko", role="owner", order=93),
+    Section("wallets", N_("Wallets"), "/admin/wallets", role="owner", order=94),
+    Section("sms", N_("SMS"), "/admin/sms", role="owner", order=95),
     Section("cashier", N_("Cashier"), "/cashier", role="cashier", order=200),
     Section("certificates", N_("Gift certificates"), "/cashier/certificates", role="cashier", order=201),
 ]
@@ -274,6 +281,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.enrollment import api as enrollment_api
     from loyalwallet.enrollment import pages as enrollment_pages
     from loyalwallet.enrollment import public as enrollment_public
+    from loyalwallet.enrollment.sms import pages as sms_pages
     from loyalwallet.feedback import api as feedback_api
     from loyalwallet.feedback import pages as feedback_pages
     from loyalwallet.feedback import public as feedback_public
@@ -292,6 +300,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.programs import api as programs_api
     from loyalwallet.programs import pages as program_pages
     from loyalwallet.reports import pages as staff_report_pages
+    from loyalwallet.wallet import pages as wallet_pages
     from loyalwallet.wallet.apple import api as apple_api
     from loyalwallet.wallet.google import public as google_api
     from loyalwallet.web import front as web_front
@@ -339,6 +348,8 @@ def routers() -> list[APIRouter]:
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
         iiko_api.router,
         iiko_pages.router,
+        wallet_pages.router,  # /admin/wallets
+        sms_pages.router,  # /admin/sms
         ops_api.router,  # /readyz, /metrics
     ]
 
@@ -363,8 +374,10 @@ def install_http() -> list[APIRouter]:
     from loyalwallet.analytics import pages as analytics_pages
     from loyalwallet.api import deps as api_deps
     from loyalwallet.enrollment import webcard
+    from loyalwallet.web import pages as web_pages
 
     install()
+    web_pages.BANNERS[:] = ADMIN_BANNERS
     api_deps.EXTRA_AUTHENTICATORS[:] = api_authenticators()
     analytics_pages.TILES[:] = DASHBOARD_TILES
     analytics_pages.PANELS[:] = DASHBOARD_PANELS

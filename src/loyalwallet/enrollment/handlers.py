@@ -8,10 +8,10 @@ import logging
 from sqlalchemy import delete
 
 from loyalwallet import db
-from loyalwallet.config import env
 from loyalwallet.enrollment import sms
 from loyalwallet.enrollment.models import OtpChallenge, RateHit
 from loyalwallet.enrollment.rules import DAY
+from loyalwallet.merchants.models import Merchant
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 
 log = logging.getLogger("loyalwallet.sms")
@@ -25,8 +25,10 @@ def send_sms(msg: Delivery) -> None:
         log.info("outbox %s: SMS dropped, it would arrive too late", msg.id)
         return
     phone, text = sms.open_payload(msg.merchant_id, msg.payload)
+    with db.read() as session:
+        config = sms.config_for(session.get(Merchant, msg.merchant_id))  # the SMS page's choice, else env
     try:
-        result = sms.get_provider().send(phone, text, sender=env("SMS_SENDER"))
+        result = sms.build_provider(config).send(phone, text, sender=config.sender)
     except sms.SmsError as exc:
         if exc.permanent:
             raise Permanent(str(exc)) from exc

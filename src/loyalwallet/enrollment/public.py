@@ -35,7 +35,7 @@ from loyalwallet.enrollment.join import (
 )
 from loyalwallet.enrollment.links import base_url, join_path, public_program
 from loyalwallet.enrollment.referral import referrer_for
-from loyalwallet.enrollment.sms import console, provider_name
+from loyalwallet.enrollment.sms import config_for, console
 from loyalwallet.errors import DomainError
 from loyalwallet.programs.assets import load as load_asset
 from loyalwallet.web.requests import client_ip
@@ -192,7 +192,7 @@ def _verify_context(token: str, now: dt.datetime | None = None) -> dict[str, Any
             "embed": data.get("embed", False),
             "demo_code": None,
         }
-    if provider_name() == "console" and env("SMS_CONSOLE_SHOW_CODE", "0") == "1":
+    if config_for(merchant).provider == "console" and env("SMS_CONSOLE_SHOW_CODE", "0") == "1":
         # Development only (the demo sets it): show what the console "sent".
         sent = console.last_to(phone)
         context["demo_code"] = sent.text if sent else None

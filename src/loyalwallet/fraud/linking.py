@@ -21,8 +21,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
-from loyalwallet.errors import DomainError
-from loyalwallet.fraud import telegram
+from loyalwallet.errors import DomainError, Explained
+from loyalwallet.fraud import telegram, telegram_check
 from loyalwallet.fraud.models import TelegramLink
 from loyalwallet.fraud.service import TELEGRAM_TOPIC, bot_token, telegram_settings
 from loyalwallet.merchants.actors import Actor, system
@@ -44,18 +44,16 @@ def bot_username(merchant_id: int) -> str:
     with db.read() as session:
         token = bot_token(get_merchant(session, merchant_id))
     if token is None:
-        raise DomainError(
-            "telegram_not_configured",
-            "set a bot token first (or LOYALWALLET_TELEGRAM_BOT_TOKEN on the server)",
+        raise Explained(
+            "telegram_not_configured", "enter the bot token from @BotFather (or set it on the server)"
         )
     try:
         username = telegram.get_me(token).get("username")
     except telegram.TelegramError as exc:
-        if exc.status in (401, 404):  # Telegram does not know this token: the owner's input, not an outage
-            raise DomainError("telegram_token_invalid", "Telegram does not accept this bot token") from None
-        raise DomainError("telegram_unavailable", f"getMe failed: {exc}") from None
+        # 401/404: Telegram does not know this token (the owner's input, not an outage).
+        raise telegram_check.explain(exc) from None
     if not username:
-        raise DomainError("telegram_unavailable", "getMe named no bot username")
+        raise Explained("telegram_unavailable", "Telegram named no username for this bot")
     return str(username)
 
 
@@ -120,7 +118,7 @@ def check(actor: Actor) -> dict[str, Any]:
         try:
             poll(token)
         except telegram.TelegramError as exc:
-            raise DomainError("telegram_unavailable", f"getUpdates failed: {exc}") from None
+            raise telegram_check.explain(exc) from None
         with db.read() as session:
             current = status(session, actor.merchant_id)
     return current

@@ -9,11 +9,13 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from loyalwallet import db
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained, translated
 from loyalwallet.fraud import linking, service
 from loyalwallet.fraud import rules as fr
+from loyalwallet.fraud import telegram_check as tg_check
 from loyalwallet.fraud.models import Alert
-from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_page
+from loyalwallet.text import gettext_for
+from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
@@ -32,7 +34,16 @@ FIELDS = {
 }
 
 
-def _page(request: Request, who: StaffSession, link: dict[str, Any] | None = None) -> Response:
+def _page(
+    request: Request,
+    who: StaffSession,
+    link: dict[str, Any] | None = None,
+    *,
+    telegram_form: dict[str, Any] | None = None,
+    telegram_error: str | None = None,
+    telegram_sent: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
     merchant = merchant_of(who)
     with db.read() as session:
         alerts = [
@@ -47,12 +58,18 @@ def _page(request: Request, who: StaffSession, link: dict[str, Any] | None = Non
         "rules": service.rules_of(merchant).model_dump(mode="json"),
         "fields": FIELDS,
         "titles": service.RULE_TITLES,
-        "telegram": service.telegram_view(merchant),
+        # What the owner typed, when the form comes back with an error (nothing is lost).
+        "telegram": {**service.telegram_view(merchant), **(telegram_form or {})},
+        "telegram_error": telegram_error,
+        "telegram_sent": telegram_sent,
+        "telegram_test_text": tg_check.test_text(merchant),
         # A fresh deep link is shown on this answer only (the code is kept hashed).
         "link": link,
         "link_status": link_status["status"],
     }
-    return render_staff(request, who, "fraud/alerts.html", ctx, section="alerts", merchant=merchant)
+    return render_staff(
+        request, who, "fraud/alerts.html", ctx, section="alerts", merchant=merchant, status=status
+    )
 
 
 @router.get("/admin/alerts")
@@ -63,7 +80,10 @@ def alerts_page(request: Request, who: StaffSession = Depends(staff_page("manage
 @router.post("/admin/alerts/telegram/link")
 async def telegram_link(request: Request, who: StaffSession = Depends(staff_page("owner"))) -> Response:
     await form_data(request, who)
-    username = linking.bot_username(who.merchant_id)
+    try:
+        username = linking.bot_username(who.merchant_id)
+    except DomainError as exc:
+        return _telegram_failed(request, who, exc, None)
     with db.transaction() as session:
         link = linking.start(session, who.actor, username)
     return _page(request, who, link)
@@ -72,7 +92,10 @@ async def telegram_link(request: Request, who: StaffSession = Depends(staff_page
 @router.post("/admin/alerts/telegram/check")
 async def telegram_check(request: Request, who: StaffSession = Depends(staff_page("owner"))) -> Response:
     await form_data(request, who)
-    state = linking.check(who.actor)["status"]
+    try:
+        state = linking.check(who.actor)["status"]
+    except DomainError as exc:
+        return _telegram_failed(request, who, exc, None)
     if state == "linked":
         return redirect("/admin/alerts", "Telegram is linked: alerts will come to this chat.")
     if state == "expired":
@@ -109,33 +132,67 @@ async def rules_post(request: Request, who: StaffSession = Depends(staff_page("o
     return redirect("/admin/alerts", "Saved.")
 
 
+def _telegram_failed(
+    request: Request,
+    who: StaffSession,
+    exc: DomainError,
+    typed: dict[str, Any] | None,
+    *,
+    saved: bool = False,
+) -> Response:
+    _ = gettext_for(staff_language(request, who))
+    message = translated(exc, _)
+    if saved:
+        message = _("Saved, but the test message was not sent: {reason}").format(reason=message)
+    return _page(request, who, telegram_form=typed, telegram_error=message, status=exc.status)
+
+
 @router.post("/admin/alerts/telegram")
 async def telegram_post(request: Request, who: StaffSession = Depends(staff_page("owner"))) -> Response:
     form = await form_data(request, who)
-    changes: dict[str, Any] = {
+    token = str(form.get("bot_token") or "").strip()
+    hour = str(form.get("digest_hour") or "9").strip()
+    typed: dict[str, Any] = {
         "chat_id": str(form.get("chat_id") or "").strip() or None,
         "alerts": form.get("alerts") == "on",
         "digest": form.get("digest") == "on",
+        "digest_hour": hour,
+        "bot_token": token,
     }
-    hour = str(form.get("digest_hour") or "9").strip()
-    if not hour.isdigit() or not 0 <= int(hour) <= 23:
-        raise DomainError("validation_error", "the digest hour is 0..23", field="digest_hour")
-    changes["digest_hour"] = int(hour)
-    token = str(form.get("bot_token") or "").strip()
-    if token:
+    saved = False
+    try:
+        if not hour.isdigit() or not 0 <= int(hour) <= 23:
+            raise Explained("validation_error", "the digest hour is a whole number from 0 to 23")
+        changes: dict[str, Any] = {
+            "chat_id": typed["chat_id"],
+            "alerts": typed["alerts"],
+            "digest": typed["digest"],
+            "digest_hour": int(hour),
+        }
         from loyalwallet.fraud.schemas import TelegramIn
 
-        try:
-            TelegramIn(bot_token=token)
-        except Exception:
-            raise DomainError(
-                "validation_error", "this is not a bot token from @BotFather", field="bot_token"
-            ) from None
-        changes["bot_token"] = token
-    with db.transaction() as session:
-        merchant = service.set_telegram(session, who.actor, changes)
-        if form.get("action") == "test" and not service.send_telegram(
-            session, merchant, f"✅ loyalwallet: {merchant.name}"
-        ):
-            raise DomainError("conflict", "set a chat id first (and a bot token, unless the server has one)")
-    return redirect("/admin/alerts", "Saved.")
+        if typed["chat_id"]:
+            try:
+                TelegramIn(chat_id=typed["chat_id"])
+            except Exception:
+                raise Explained(
+                    "validation_error", "the chat id is a number (negative for a group) or @channelname"
+                ) from None
+        if token:
+            try:
+                TelegramIn(bot_token=token)
+            except Exception:
+                raise Explained(
+                    "validation_error",
+                    "this is not a bot token from @BotFather (it looks like 123456789:AA…)",
+                ) from None
+            changes["bot_token"] = token
+        with db.transaction() as session:
+            merchant = service.set_telegram(session, who.actor, changes)
+        saved = True
+        if form.get("action") != "test":
+            return redirect("/admin/alerts", "Saved.")
+        sent = tg_check.send_test(merchant)
+    except DomainError as exc:
+        return _telegram_failed(request, who, exc, typed, saved=saved)
+    return _page(request, who, telegram_form={**typed, "bot_token": ""}, telegram_sent=sent)

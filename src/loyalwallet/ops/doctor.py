@@ -341,6 +341,18 @@ def sms(ctx: Context) -> list[Finding]:
     from loyalwallet.enrollment.sms import get_provider, provider_name
 
     name = provider_name()
+    if name == "console" and ctx.database_ok:
+        from loyalwallet.enrollment.sms.settings import config_for
+        from loyalwallet.merchants.models import Merchant
+
+        with db.read() as session:
+            query = select(Merchant)
+            if ctx.merchant_id is not None:  # one café's view (the dashboard's checklist)
+                query = query.where(Merchant.id == ctx.merchant_id)
+            merchants = list(session.scalars(query))
+        own = [m for m in merchants if config_for(m).provider != "console"]
+        if merchants and len(own) == len(merchants):
+            return [Finding("sms", "SMS provider", "ok", "every merchant chose its provider on the SMS page")]
     if name == "console":
         return [
             Finding(
@@ -348,7 +360,8 @@ def sms(ctx: Context) -> list[Finding]:
                 "SMS provider",
                 "warn",
                 "console: codes are only written to the log, guests get no SMS",
-                "LOYALWALLET_SMS_PROVIDER=smsru and LOYALWALLET_SMSRU_API_ID (see deploy/loyalwallet.env.example)",
+                "the admin's SMS page (/admin/sms), or LOYALWALLET_SMS_PROVIDER=smsru and "
+                "LOYALWALLET_SMSRU_API_ID (see deploy/loyalwallet.env.example)",
                 reason="console",
             )
         ]

@@ -23,7 +23,7 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from loyalwallet import db
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, translated
 from loyalwallet.merchants.actors import RANK, Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import merchant_tz
@@ -34,6 +34,11 @@ from loyalwallet.web.sessions import COOKIE, CSRF_FIELD, CSRF_HEADER, StaffSessi
 from loyalwallet.web.templating import env, local_time, render
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+# Red banners on every admin page (wiring.ADMIN_BANNERS, set by install_http): each is
+# called with the merchant and the viewer's role and returns None or
+# {"id", "message", "href", "link"} (English msgids, translated when shown).
+BANNERS: list[Callable[[Merchant, str], dict[str, Any] | None]] = []
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -134,6 +139,7 @@ def render_staff(
         "nav": nav.visible(who.role),
         "section": section,
         "can": lambda role: RANK.get(who.role, 0) >= RANK[role],
+        "banners": _banners(merchant, who.role) if request.url.path.startswith("/admin") else [],
         **(context or {}),
     }
     message, kind = _take_flash(request)
@@ -143,6 +149,12 @@ def render_staff(
     if message:
         response.delete_cookie(FLASH_COOKIE)
     return response
+
+
+def _banners(merchant: Merchant, role: str) -> list[dict[str, Any]]:
+    if RANK.get(role, 0) < RANK["manager"]:
+        return []  # the cashier's screen stays clean: a barista cannot fix settings
+    return [b for b in (banner(merchant, role) for banner in BANNERS) if b]
 
 
 def _same_site_referer(request: Request) -> str | None:
@@ -211,7 +223,7 @@ def install(app: FastAPI) -> None:
             who = current(request)
             _ = gettext_for(staff_language(request, who))
             back = safe_next(_same_site_referer(request), "/admin")
-            return redirect(back, _(exc.detail), "error")
+            return redirect(back, translated(exc, _), "error")
         response = api_handler(request, exc)
         return await response if inspect.isawaitable(response) else response
 

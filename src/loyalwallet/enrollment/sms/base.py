@@ -16,10 +16,13 @@ class SmsError(Exception):
     """Sending failed. `permanent`: retrying cannot help (a wrong number, a bad key,
     a provider's anti-spam limit); otherwise the outbox tries again later."""
 
-    def __init__(self, message: str, *, permanent: bool = False, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, code: str | None = None, answer: str | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.answer = answer  # the provider's own words (code and text), when it answered
 
 
 class SmsProvider(Protocol):

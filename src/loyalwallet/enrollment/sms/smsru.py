@@ -55,6 +55,7 @@ class SmsRuProvider:
                 f"SMS.ru refused the request: {code} {body.get('status_text', '')}".strip(),
                 permanent=code not in RETRYABLE,
                 code=str(code),
+                answer=f"{code} {body.get('status_text', '')}".strip(),
             )
         entry = (body.get("sms") or {}).get(to) or {}
         code = _int(entry.get("status_code"))
@@ -63,6 +64,7 @@ class SmsRuProvider:
                 f"SMS.ru refused the message: {code} {entry.get('status_text', '')}".strip(),
                 permanent=code not in RETRYABLE,
                 code=str(code),
+                answer=f"{code} {entry.get('status_text', '')}".strip(),
             )
         return SmsResult(self.name, entry.get("sms_id"))
 
@@ -81,9 +83,8 @@ class SmsRuProvider:
         except ValueError:
             raise SmsError("SMS.ru answered something that is not JSON") from None
         if body.get("status") != "OK":
-            raise SmsError(
-                f"SMS.ru refused the key: {body.get('status_code')} {body.get('status_text', '')}".strip()
-            )
+            answer = f"{body.get('status_code')} {body.get('status_text', '')}".strip()
+            raise SmsError(f"SMS.ru refused the key: {answer}", answer=answer)
         return float(body.get("balance") or 0)
 
 

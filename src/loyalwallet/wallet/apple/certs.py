@@ -18,14 +18,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 
 DEV_PASS_TYPE_ID = "pass.dev.loyalwallet"
 DEV_TEAM_ID = "LWDEV00001"
 DEV_ORG = "loyalwallet development chain (not Apple)"
 WWDR_HELP = (
     "download the Apple Worldwide Developer Relations G4 intermediate "
-    "(AppleWWDRCAG4.cer from https://www.apple.com/certificateauthority/) and pass it with --wwdr"
+    "(AppleWWDRCAG4.cer from https://www.apple.com/certificateauthority/) and add it "
+    "(the WWDR file on the Wallets page, or --wwdr)"
 )
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -71,8 +72,9 @@ class PassIdentity:
         ).decode()
 
 
-def _bad(detail: str) -> DomainError:
-    return DomainError("certificate_invalid", detail)
+def _bad(template: str, **values: object) -> DomainError:
+    """certificate_invalid with an English template the pages translate (errors.Explained)."""
+    return Explained("certificate_invalid", template, **values)
 
 
 def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
@@ -110,30 +112,40 @@ def check(
     team_id = _attr(cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME)
     if not pass_type_id or not pass_type_id.startswith("pass."):
         raise _bad(
-            "this is not a Pass Type ID certificate: its subject has no UID=pass.… "
-            f"(subject: {cert.subject.rfc4514_string()})"
+            "this is not a Pass Type ID certificate: its subject has no UID=pass.… (subject: {subject})",
+            subject=cert.subject.rfc4514_string(),
         )
     if not team_id:
         raise _bad("the certificate has no OU (the Apple team identifier)")
     if cert.not_valid_after_utc <= now:
-        raise _bad(f"the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}; make a new one at Apple")
+        raise _bad(
+            "the certificate expired on {date}; make a new one at Apple",
+            date=f"{cert.not_valid_after_utc:%Y-%m-%d}",
+        )
     if cert.not_valid_before_utc > now:
-        raise _bad(f"the certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d}")
+        raise _bad("the certificate is not valid before {date}", date=f"{cert.not_valid_before_utc:%Y-%m-%d}")
     issuers = [c for c in extra if _issued_by(cert, c)]
     if not issuers:
         raise _bad(
-            "the intermediate that issued this certificate is missing "
-            f"(issuer: {cert.issuer.rfc4514_string()}); {WWDR_HELP}"
+            "the intermediate that issued this certificate is missing (issuer: {issuer}); " + WWDR_HELP,
+            issuer=cert.issuer.rfc4514_string(),
         )
     wwdr = issuers[0]
     if wwdr.not_valid_after_utc <= now:
         raise _bad(
-            f"the intermediate {wwdr.subject.rfc4514_string()} expired on "
-            f"{wwdr.not_valid_after_utc:%Y-%m-%d} (passes signed with it do not open); {WWDR_HELP}"
+            "the intermediate {subject} expired on {date} (passes signed with it do not open); " + WWDR_HELP,
+            subject=wwdr.subject.rfc4514_string(),
+            date=f"{wwdr.not_valid_after_utc:%Y-%m-%d}",
         )
     rest = tuple(c for c in extra if c is not wwdr and c.subject != cert.subject)
     chain = (wwdr, *rest) if kind == "development" else (wwdr,)
     return PassIdentity(cert, key, chain, pass_type_id, team_id, kind)
+
+
+NOT_A_CERTIFICATE = {
+    "cert": "the certificate file is not a certificate (PEM or DER)",
+    "wwdr": "the WWDR file is not a certificate (PEM or DER)",
+}
 
 
 def _load_certs(data: bytes, what: str) -> list[x509.Certificate]:
@@ -143,7 +155,7 @@ def _load_certs(data: bytes, what: str) -> list[x509.Certificate]:
             return list(x509.load_pem_x509_certificates(data))
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
-        raise _bad(f"{what} is not a certificate (PEM or DER)") from None
+        raise _bad(NOT_A_CERTIFICATE[what]) from None
 
 
 def read_p12(data: bytes, password: str | None, wwdr: bytes | None = None) -> PassIdentity:
@@ -160,7 +172,7 @@ def read_p12(data: bytes, password: str | None, wwdr: bytes | None = None) -> Pa
         raise _bad("the .p12 must hold the pass certificate and its private key")
     extra = [c.certificate for c in bundle.additional_certs]
     if wwdr:
-        extra += _load_certs(wwdr, "the --wwdr file")
+        extra += _load_certs(wwdr, "wwdr")
     return check(bundle.cert.certificate, bundle.key, extra)
 
 
@@ -168,14 +180,14 @@ def read_pem(
     cert: bytes, key: bytes, key_password: str | None = None, wwdr: bytes | None = None
 ) -> PassIdentity:
     """The certificate (PEM/DER, optionally followed by the intermediate) and its key."""
-    certs = _load_certs(cert, "the certificate file")
+    certs = _load_certs(cert, "cert")
     try:
         private = serialization.load_pem_private_key(key, key_password.encode() if key_password else None)
     except TypeError:
         raise _bad("the private key is encrypted: give its password") from None
     except ValueError:
         raise _bad("cannot read the private key: wrong password or not a PEM key") from None
-    extra = certs[1:] + (_load_certs(wwdr, "the --wwdr file") if wwdr else [])
+    extra = certs[1:] + (_load_certs(wwdr, "wwdr") if wwdr else [])
     return check(certs[0], private, extra)
 
 

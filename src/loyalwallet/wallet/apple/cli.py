@@ -49,7 +49,7 @@ def import_cert(
     file or a wrong password stores nothing."""
     from loyalwallet import db
     from loyalwallet.errors import DomainError
-    from loyalwallet.wallet.apple import certs, credentials
+    from loyalwallet.wallet.apple import credentials
 
     if (p12 is None) == (cert is None):
         console.print("[red]give either --p12 FILE (with --password) or --cert FILE --key FILE[/red]")
@@ -60,20 +60,18 @@ def import_cert(
     if p12 is not None and password is None and sys.stdin.isatty():
         password = typer.prompt("Password of the .p12", hide_input=True, default="", show_default=False)
     runtime.start()
-    wwdr_data = _read(wwdr, "the WWDR certificate")
     try:
-        if p12 is not None:
-            identity = certs.read_p12(_read(p12, "the .p12") or b"", password, wwdr_data)
-        else:
-            identity = certs.read_pem(
-                _read(cert, "the certificate") or b"", _read(key, "the key") or b"", key_password, wwdr_data
-            )
         with db.transaction() as session:
-            if merchant is not None:
-                from loyalwallet.merchants.service import get_merchant
-
-                get_merchant(session, merchant)
-            row = credentials.store_identity(session, identity, merchant)
+            row = credentials.import_certificate(
+                session,
+                p12=_read(p12, "the .p12"),
+                password=password,
+                cert=_read(cert, "the certificate"),
+                key=_read(key, "the key"),
+                key_password=key_password,
+                wwdr=_read(wwdr, "the WWDR certificate"),
+                merchant_id=merchant,
+            )
             summary = (row.pass_type_id, row.team_id, row.not_after)
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red] (nothing was stored)")

@@ -18,12 +18,19 @@ from sqlalchemy.orm import Session
 from loyalwallet import crypto
 from loyalwallet.config import get_settings
 from loyalwallet.db import utcnow
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.wallet.apple import apns
-from loyalwallet.wallet.apple.certs import PassIdentity, development_chain, load_identity
+from loyalwallet.wallet.apple.certs import (
+    PassIdentity,
+    development_chain,
+    load_identity,
+    read_p12,
+    read_pem,
+)
 from loyalwallet.wallet.apple.models import AppleCertificate, ApplePushKey
 from loyalwallet.wallet.apple.pkpass import Signer
 
+EXPIRY_WARNING = dt.timedelta(days=30)  # warn this long before the certificate expires
 _INSTALLATION = 0  # the merchant id sealed keys of the installation's certificate are bound to
 
 
@@ -71,20 +78,47 @@ def store_identity(
     return row
 
 
+def import_certificate(
+    session: Session,
+    *,
+    p12: bytes | None = None,
+    password: str | None = None,
+    cert: bytes | None = None,
+    key: bytes | None = None,
+    key_password: str | None = None,
+    wwdr: bytes | None = None,
+    merchant_id: int | None = None,
+) -> AppleCertificate:
+    """What `apple import-cert` and the Wallets page do: read a .p12 (with its password) or
+    a certificate + key, check them, and store the identity (the key sealed). A bad file
+    raises certificate_invalid before anything is written."""
+    if p12 is not None:
+        identity = read_p12(p12, password, wwdr)
+    elif cert is not None and key is not None:
+        identity = read_pem(cert, key, key_password, wwdr)
+    else:
+        raise Explained("certificate_invalid", "give a .p12 file, or the certificate and its private key")
+    if merchant_id is not None:
+        from loyalwallet.merchants.service import get_merchant
+
+        get_merchant(session, merchant_id)
+    return store_identity(session, identity, merchant_id)
+
+
 def store_push_key(session: Session, p8: bytes, key_id: str, team_id: str) -> ApplePushKey:
     """An APNs auth key (.p8) for token-based pushes; checked by signing a token."""
     key_id, team_id = key_id.strip(), team_id.strip()
     if not (key_id.isalnum() and len(key_id) == 10):
-        raise DomainError(
+        raise Explained(
             "certificate_invalid", "the APNs key id is 10 letters and digits (see the .p8 file name)"
         )
     if not (team_id.isalnum() and len(team_id) == 10):
-        raise DomainError("certificate_invalid", "the team id is 10 letters and digits")
+        raise Explained("certificate_invalid", "the team id is 10 letters and digits")
     try:
         auth = apns.TokenAuth(p8, key_id, team_id)
         auth.header()
     except Exception:
-        raise DomainError(
+        raise Explained(
             "certificate_invalid", "cannot read the .p8: it must be the APNs auth key file Apple gave you"
         ) from None
     session.execute(update(ApplePushKey).where(ApplePushKey.team_id == team_id).values(active=False))
@@ -251,6 +285,9 @@ def status(session: Session, merchant_id: int | None = None) -> dict[str, Any]:
         "scope": None,
         "push": None,
         "web_service_url": f"{base}/wallet/apple",
+        "https": base.startswith("https://"),  # iPhones ask an HTTPS web service only
+        "days_left": None,
+        "expires_soon": False,  # 30 days or less
         "warnings": warnings,
     }
     if row is None:
@@ -268,13 +305,15 @@ def status(session: Session, merchant_id: int | None = None) -> dict[str, Any]:
         expires_at=row.not_after.isoformat(),
         scope="merchant" if row.merchant_id is not None else "installation",
         push=f"token ({key.key_id})" if key else "certificate",
+        days_left=(row.not_after - utcnow()).days,
+        expires_soon=row.not_after - utcnow() < EXPIRY_WARNING,
     )
     if row.kind == "development":
         warnings.append(
             "Development certificate: passes open in tests but real iPhones refuse them. "
             "Import the Apple Pass Type ID certificate: `loyalwallet apple import-cert`."
         )
-    if row.not_after - utcnow() < dt.timedelta(days=30):
+    if out["expires_soon"]:
         warnings.append(f"The certificate expires on {row.not_after:%Y-%m-%d}: renew it at Apple.")
     if not base.startswith("https://"):
         warnings.append(

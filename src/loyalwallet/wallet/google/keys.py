@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 ISSUER_ID = re.compile(r"^\d{6,20}$")
@@ -33,8 +33,8 @@ class ServiceAccountKey:
     raw: str = field(repr=False)  # the file as given, stored sealed
 
 
-def _bad(detail: str) -> DomainError:
-    return DomainError("validation_error", f"the service-account key file is not usable: {detail}")
+def _bad(template: str, **values: object) -> DomainError:
+    return Explained("validation_error", "the service-account key file is not usable: " + template, **values)
 
 
 def parse_key_file(data: bytes | str) -> ServiceAccountKey:
@@ -67,18 +67,21 @@ def parse_key_file(data: bytes | str) -> ServiceAccountKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise _bad('"private_key" must be an RSA key')
     if key.key_size < MIN_RSA_BITS:
-        raise _bad(f'"private_key" is only {key.key_size} bits; Google uses {MIN_RSA_BITS}')
+        raise _bad(
+            '"private_key" is only {bits} bits; Google uses {need}', bits=key.key_size, need=MIN_RSA_BITS
+        )
     return ServiceAccountKey(email=email, key_id=key_id, token_uri=token_uri, private_key=key, raw=text)
 
 
 def check_issuer_id(issuer_id: str) -> str:
     value = issuer_id.strip()
     if not ISSUER_ID.match(value):
-        raise DomainError(
+        error = Explained(
             "validation_error",
             "the issuer id is the number shown in the Google Pay & Wallet Console (digits only)",
-            field="issuer_id",
         )
+        error.extra["field"] = "issuer_id"
+        raise error
     return value
 
 
