@@ -13,7 +13,7 @@ from typing import Any
 
 # What must hold for every response: no 5xx, and the status code, content type and body
 # as the document says.
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,allow_header_conformance"
 SEED = 1
 
 

@@ -9,6 +9,7 @@ are kept), so clients and the fuzzer (schemathesis) read what the wire carries.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -89,3 +90,24 @@ def install(app: FastAPI) -> None:
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def allowed_methods(app: FastAPI, path: str) -> str | None:
+    """The `Allow` of a 405 at `path`: every method the document gives the path (GET adds
+    HEAD), or None for a path the document does not know (pages). Starlette's own 405 names
+    only the first route whose path matched, and a path has one route per method."""
+    table: list[tuple[re.Pattern[str], str]] | None = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for template, item in app.openapi().get("paths", {}).items():
+            methods = {m.upper() for m in item if m in HTTP_METHODS}
+            if "GET" in methods:
+                methods.add("HEAD")
+            pattern = re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{pattern}$"), ", ".join(sorted(methods))))
+        table.sort(key=lambda row: row[0].pattern.count("[^/]+"))  # literal paths first
+        app.state.allow_table = table
+    return next((allow for pattern, allow in table if pattern.match(path)), None)
