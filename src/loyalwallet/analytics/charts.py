@@ -135,6 +135,13 @@ def hbars(items: Sequence[tuple[str, int, int | None]], *, width: int = 420, row
     return "".join(parts)
 
 
+def heat_class(share: float | None) -> str:
+    """The CSS class of a retention cell (admin.css): ten steps, darker for a larger share."""
+    if share is None:
+        return "heat-none"
+    return f"heat-{int(max(0.0, min(1.0, share)) * 10 + 0.5)}"
+
+
 def heat(share: float | None) -> str:
     """A background colour for a retention cell: darker for a larger share."""
     if share is None:
