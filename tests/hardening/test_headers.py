@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
 from sqlalchemy import select
 
 from loyalwallet import db
