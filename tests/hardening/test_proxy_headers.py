@@ -78,7 +78,10 @@ def test_the_proxy_keeps_the_apps_security_headers(caddy: str, live_server: Any,
         assert proxied.status_code == direct.status_code, path
         for name in (*SECURITY, "cache-control"):
             assert proxied.headers.get_list(name) == direct.headers.get_list(name), (path, name)
-        assert proxied.headers.get("strict-transport-security", "").startswith("max-age="), (path, proxied.headers)
+        assert proxied.headers.get("strict-transport-security", "").startswith("max-age="), (
+            path,
+            proxied.headers,
+        )
         assert "server" not in proxied.headers, path
     # The widget's page stays frameable through the proxy.
     assert "x-frame-options" not in httpx.get(f"{caddy}/join/{pid}?embed=1").headers
