@@ -69,3 +69,10 @@ def test_the_document_states_the_common_refusals(client: TestClient) -> None:
     assert "Json" in doc["components"]["schemas"]
     text = next(n for _w, n in nodes if n.get("type") == "string" and n.get("pattern", "").startswith("^[^"))
     assert re.match(text["pattern"], "Latte\tтабуляция\n") and not re.match(text["pattern"], "a\x00b")
+
+
+def test_a_problem_may_quote_the_refused_text(client: TestClient, shop: Shop) -> None:
+    doc = client.get("/openapi.json").json()
+    assert "pattern" not in doc["components"]["schemas"]["Problem"]["properties"]["detail"]
+    r = shop.get("/api/v1/programs", params={"a\x1e": "1"})
+    assert r.status_code == 422 and "\x1e" in r.json()["detail"]

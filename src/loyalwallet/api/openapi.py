@@ -9,6 +9,7 @@ are kept), so clients and the fuzzer (schemathesis) read what the wire carries.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from typing import Any
@@ -144,7 +145,7 @@ def install(app: FastAPI) -> None:
             description=app.description,
             routes=app.routes,
         )
-        doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = copy.deepcopy(PROBLEM_SCHEMA)
         for path, item in doc.get("paths", {}).items():
             for operation in item.values():
                 if not isinstance(operation, dict) or "responses" not in operation:
@@ -160,6 +161,9 @@ def install(app: FastAPI) -> None:
                     responses[status]["content"] = PROBLEM_CONTENT
         _tighten(doc)
         doc["components"]["schemas"]["Json"] = JSON_SCHEMA
+        # Not tightened: a problem may quote the bad input it refuses (a key with a control
+        # character in `detail` and `errors`).
+        doc["components"]["schemas"]["Problem"] = copy.deepcopy(PROBLEM_SCHEMA)
         app.openapi_schema = doc
         return doc
 
