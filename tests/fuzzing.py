@@ -13,7 +13,12 @@ from typing import Any
 
 # What must hold for every response: no 5xx, and the status code, content type and body
 # as the document says.
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
+    "positive_data_acceptance,allow_header_conformance"
+)
+# Which operations may refuse a well-formed request for a rule the document cannot state.
+CONFIG = Path(__file__).resolve().parent / "hardening" / "schemathesis.toml"
 SEED = 1
 
 
@@ -23,6 +28,8 @@ def run(
     st = Path(sys.executable).parent / "st"
     cmd = [
         str(st),
+        "--config-file",
+        str(CONFIG),
         "run",
         f"{base_url}/openapi.json",
         "-H",

@@ -101,12 +101,12 @@ def test_pages_wear_the_merchant_design(client: TestClient, shop) -> None:
         program.version += 1
         sha = logo.sha256
     join_page = client.get(f"/join/{pid}")
-    assert (
-        "--brand: #123456" in join_page.text and f'src="/assets/{shop.merchant_id}/{sha}"' in join_page.text
-    )
+    brand_css = "/brand/123456-fefefe-ffcc00.css"
+    assert brand_css in join_page.text and f'src="/assets/{shop.merchant_id}/{sha}"' in join_page.text
+    assert "--brand: #123456" in client.get(brand_css).text
     assert client.get(f"/assets/{shop.merchant_id}/{sha}").status_code == 200
     _, path = join(client, pid, random_phone())
     page = client.get(path)
-    assert "--brand: #123456" in page.text and "Points live a year." in page.text
+    assert brand_css in page.text and "Points live a year." in page.text
     icon = client.get(path + "/icon-192.png")
     assert icon.status_code == 200

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from loyalwallet import db
+from loyalwallet.cards.models import Card
 from loyalwallet.config import Settings
 from staff_support import add_staff, login
 from support import Shop
@@ -22,6 +25,7 @@ def _common(r: Any) -> str:
 def _strict(r: Any) -> None:
     csp = _common(r)
     assert "script-src 'self';" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    assert "style-src 'self';" in csp  # no style attributes, no <style> blocks
     assert "frame-ancestors 'none'" in csp
     assert r.headers["x-frame-options"] == "DENY"
 
@@ -54,7 +58,7 @@ def test_join_pages_may_be_framed_by_the_widget(client: TestClient, shop: Shop) 
     assert r.status_code == 200
     csp = _common(r)
     assert "frame-ancestors *" in csp and "x-frame-options" not in r.headers
-    assert "script-src 'self';" in csp
+    assert "script-src 'self';" in csp and "style-src 'self';" in csp
 
 
 def test_https_base_url_gets_hsts_and_secure_cookies(settings: Settings, shop: Shop) -> None:
@@ -83,7 +87,7 @@ def test_pages_work_under_the_csp(browser: Any, live_server: Any, shop: Shop) ->
     violations: list[str] = []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     pid = shop.program()
-    shop.card(pid, name="Анна")
+    card = shop.card(pid, name="Анна")
     owner = add_staff(shop, "owner")
     page.goto(f"{live_server.url}/login")
     page.fill("#login", owner.login)
@@ -91,16 +95,44 @@ def test_pages_work_under_the_csp(browser: Any, live_server: Any, shop: Shop) ->
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
     assert page.url.endswith("/admin")
+    with db.read() as session:
+        guest_id = session.scalar(select(Card.customer_id).where(Card.code == card["code"]))
     for path in (
         "/admin",
         f"/admin/programs/{pid}",
         f"/admin/programs/{pid}/design",
+        "/admin/guests",
+        f"/admin/guests/{guest_id}",
+        "/admin/locations",
+        "/admin/alerts",
+        "/admin/campaigns",
+        "/admin/coupons",
         "/cashier",
         f"/join/{pid}",
+        "/" + card["web_card_url"].split("/", 3)[3],
     ):
         page.goto(live_server.url + path)
         page.wait_for_load_state("networkidle")
+        assert page.url.startswith(live_server.url + path.split("?")[0]), path
+        # The layout the classes give (once style attributes) is there.
+        if path == "/admin/locations":
+            assert page.eval_on_selector("#new-location .grow-2", "e => getComputedStyle(e).flexGrow") == "2"
+        if path == f"/admin/guests/{guest_id}":
+            assert page.eval_on_selector("details.space-top-2", "e => getComputedStyle(e).marginTop") != "0px"
+        if path.startswith(("/join/", "/c/")):  # the programme's colours, from /brand/....css
+            brand = page.eval_on_selector(
+                ".page", "e => getComputedStyle(e).getPropertyValue('--brand').trim()"
+            )
+            assert brand.lower() == "#3b2a20", (path, brand)
     page.goto(live_server.url + "/cashier")
     page.wait_for_selector("#cashier[data-ready='1']")
     context.close()
     assert violations == []
+
+
+def test_brand_colours_come_as_a_stylesheet(client: TestClient) -> None:
+    r = client.get("/brand/3b2a20-ffffff-f3d9b1.css")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
+    assert "--brand: #3b2a20;" in r.text and "immutable" in r.headers["cache-control"]
+    for bad in ("3b2a20-ffffff", "3b2a20-ffffff-f3d9b1;}body{", "red-blue-green"):
+        assert client.get(f"/brand/{bad}.css").status_code == 404, bad

@@ -135,9 +135,8 @@ def hbars(items: Sequence[tuple[str, int, int | None]], *, width: int = 420, row
     return "".join(parts)
 
 
-def heat(share: float | None) -> str:
-    """A background colour for a retention cell: darker for a larger share."""
+def heat_class(share: float | None) -> str:
+    """The CSS class of a retention cell (admin.css): ten steps, darker for a larger share."""
     if share is None:
-        return "transparent"
-    alpha = 0.08 + 0.8 * max(0.0, min(1.0, share))
-    return f"rgba(59, 42, 32, {alpha:.2f})"
+        return "heat-none"
+    return f"heat-{int(max(0.0, min(1.0, share)) * 10 + 0.5)}"

@@ -77,7 +77,7 @@ def dashboard(
             "programs": programs,
             "trend_svg": Markup(trend_svg),
             "channels_svg": Markup(charts.hbars(data.issued_by("channel"))),
-            "heat": charts.heat,
+            "heat": charts.heat_class,
             "query": request.url.query,
             "as_of": data.guests_as_of.astimezone(zoneinfo.ZoneInfo(f.period.tz)).strftime("%H:%M")
             if data.guests_as_of

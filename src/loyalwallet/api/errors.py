@@ -11,6 +11,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from loyalwallet.api.openapi import allowed_methods
 from loyalwallet.api.responses import problem
 from loyalwallet.errors import DomainError
 
@@ -56,11 +57,15 @@ def install(app: FastAPI) -> None:
         return problem(DomainError("validation_error", detail, errors=errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
         error = DomainError(code, str(exc.detail) if exc.detail else None)
         error.status = exc.status_code
-        return problem(error, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        allow = allowed_methods(request.app, request.url.path) if exc.status_code == 405 else None
+        if allow:
+            headers = {**(headers or {}), "Allow": allow}
+        return problem(error, headers)
 
     @app.exception_handler(DataError)
     async def _data(_request: Request, exc: DataError) -> Response:

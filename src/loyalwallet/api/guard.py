@@ -100,6 +100,13 @@ class Guard:
             replay = receive
             if inputs.wants_body_check(scope):
                 body, more = await _read_body(receive, limit)
+                normal = inputs.integral_numbers(scope, body)
+                if normal is not body:  # the route reads the new body: say its length
+                    body = normal
+                    scope["headers"] = [
+                        (k, str(len(body)).encode() if k == b"content-length" else v)
+                        for k, v in scope.get("headers", [])
+                    ]
                 error = inputs.check_body(scope, body)
                 if error is not None:
                     await self._problem(scope, send_wrapped, error)

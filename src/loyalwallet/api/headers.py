@@ -3,7 +3,8 @@
 
 - Content-Security-Policy: scripts only from our own origin (no inline script: the
   templates' JavaScript lives in /static; their `<script type="application/json">` data
-  blocks are not executed). Inline styles stay allowed (style attributes in templates).
+  blocks are not executed), and styles likewise (no style attributes or <style> blocks:
+  classes in /static; a page's brand colours come as /brand/{colours}.css).
   `/docs` and `/redoc` (Swagger UI, ReDoc) load their script from the CDN FastAPI uses.
 - frame-ancestors 'none' and X-Frame-Options DENY everywhere but the guest join pages
   (/join/...), which the website widget shows in an iframe on the café's site, by design.
@@ -18,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
 )

@@ -113,6 +113,9 @@ MESSAGES = {
     "large_redemption": "{points} points redeemed at once (threshold {limit})",
     "cashier_burst": "{operations} operations by one staff member in {minutes} min (limit {limit})",
     "max_certificate_spend_per_day": "{spent} spent from one gift certificate today (limit {limit})",
+    # Not a configurable rule: raised by the staff login (web.sessions).
+    "login_locked": "{attempts} wrong passwords for {login} within {minutes} min (last from {ip}): "
+    "new devices cannot sign in with this login for {minutes} min; devices that signed in before still can",
 }
 
 

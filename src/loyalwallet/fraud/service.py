@@ -449,6 +449,8 @@ def alert_text(merchant: Merchant, alert: Alert) -> str:
         f"{_('Amount')}: {html.escape(money(alert.amount or 0, merchant.currency))}",
         f"{local:%d.%m.%Y %H:%M}",
     ]
+    if alert.operation == "login":  # no card and no amount
+        lines = [line for i, line in enumerate(lines) if i not in (3, 5)]
     return "\n".join(lines)
 
 
@@ -468,6 +470,7 @@ RULE_TITLES = {
     "own_card": "A cashier served their own card",
     "refund_window": "A late refund",
     "refund_manager_only": "A refund by a cashier",
+    "login_locked": "A login locked after wrong passwords",
     "large_redemption": "A large redemption",
     "cashier_burst": "Many operations by one staff member",
     "max_certificate_spend_per_day": "Too much spent from a gift certificate today",

@@ -75,9 +75,11 @@ async def login(request: Request) -> Response:
     if not sessions.csrf_ok(cookie or "", str(form.get("csrf") or "")):
         return _login_page(request, error=_("The form has expired; try again."), login=login_name, status=403)
     ip = client_ip(request)
+    device_cookie = sessions.device_cookie_name(login_name)
+    known = request.cookies.get(device_cookie)
     try:
         with db.transaction() as session:
-            staff = sessions.authenticate(session, login_name, password, ip)
+            staff = sessions.authenticate(session, login_name, password, ip, known)
             token = None
             if staff is not None:
                 token = sessions.start(
@@ -91,6 +93,7 @@ async def login(request: Request) -> Response:
     except DomainError as exc:
         if exc.code != "rate_limited":
             raise
+        sessions.refused(login_name, ip, known)
         return _login_page(
             request,
             error=_("Too many wrong passwords. Wait 15 minutes and try again."),
@@ -110,6 +113,16 @@ async def login(request: Request) -> Response:
         secure=_secure(),
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE)
+    # This browser is now a known device of the login (kept when it already was one).
+    device = sessions.known_device(login_name, known)
+    response.set_cookie(
+        device_cookie,
+        sessions.device_cookie(login_name, device),
+        max_age=int(sessions.DEVICE_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=_secure(),
+    )
     if locale in LANGUAGES:
         response.set_cookie("lang", locale, max_age=365 * 86400, samesite="lax")
     return response

@@ -46,4 +46,6 @@ class LoginAttempt(Base):
     login: Mapped[str] = mapped_column(String(200))
     ip: Mapped[str | None] = mapped_column(String(64))
     success: Mapped[bool] = mapped_column(Boolean)
+    # The known device (web.sessions.device_cookie) the attempt came from, if any.
+    device: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[Timestamp]

@@ -9,6 +9,11 @@
 - Wrong passwords are counted in the database per login and per address, so several
   processes enforce one limit; past it the login answers 429 without checking the
   password at all.
+- Known devices: a successful login leaves a device cookie signed for that login (HMAC
+  with the session key; one cookie per login). Wrong passwords from elsewhere lock the
+  login for new devices (and alert the owner, fraud rule `login_locked`), but a device
+  that signed in before keeps its own count, so nobody can keep the owner out by typing
+  wrong passwords for their login.
 """
 
 from __future__ import annotations
@@ -17,15 +22,19 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Mapped, Session
+from sqlalchemy.orm import Session
 
-from loyalwallet import crypto
+from loyalwallet import crypto, db
 from loyalwallet.config import env, get_settings
 from loyalwallet.db import utcnow
 from loyalwallet.errors import DomainError
+from loyalwallet.fraud import rules as fr
+from loyalwallet.fraud import service as fraud
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Location, Staff
 from loyalwallet.merchants.passwords import hash_password, needs_rehash, verify_password
@@ -40,6 +49,8 @@ LIFETIME = dt.timedelta(days=int(env("SESSION_DAYS", "14") or 14))
 WINDOW = dt.timedelta(minutes=15)
 MAX_FAILS_PER_LOGIN = int(env("LOGIN_MAX_FAILS", "5") or 5)
 MAX_FAILS_PER_IP = int(env("LOGIN_MAX_FAILS_IP", "30") or 30)
+DEVICE_COOKIE_PREFIX = "lw_known_"
+DEVICE_LIFETIME = dt.timedelta(days=365)
 
 
 # Compared against when the login does not exist, so both cases take an argon2 verify.
@@ -69,50 +80,133 @@ class StaffSession:
     actor: Actor
 
 
-def _fails(session: Session, column: Mapped[str | None], value: str | None, since: dt.datetime) -> int:
-    if value is None:
-        return 0
+def device_cookie_name(login: str) -> str:
+    """The known-device cookie of one login (several staff may share a till's browser)."""
+    return DEVICE_COOKIE_PREFIX + hashlib.sha256(login.strip().lower().encode()).hexdigest()[:16]
+
+
+def _device_mac(login: str, device: str) -> str:
+    message = f"known-device\x00{login.strip().lower()}\x00{device}".encode()
+    return hmac.new(get_settings().session_key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def device_cookie(login: str, device: str | None = None) -> str:
+    """The value of the device cookie for `login`: a device id and its signature."""
+    device = device or secrets.token_hex(8)
+    return f"{device}.{_device_mac(login, device)}"
+
+
+def known_device(login: str, value: str | None) -> str | None:
+    """The device id when `value` is a device cookie signed for this login, else None."""
+    if not value or len(value) > 100 or "." not in value:
+        return None
+    device, mac = value.split(".", 1)
+    if not device or len(device) > 32 or not hmac.compare_digest(mac, _device_mac(login, device)):
+        return None
+    return device
+
+
+def _fails(session: Session, since: dt.datetime, *where: Any) -> int:
     return int(
         session.scalar(
             select(func.count())
             .select_from(LoginAttempt)
-            .where(column == value, LoginAttempt.success.is_(False), LoginAttempt.created_at >= since)
+            .where(*where, LoginAttempt.success.is_(False), LoginAttempt.created_at >= since)
         )
         or 0
     )
 
 
-def check_rate(session: Session, login: str, ip: str | None) -> None:
-    """Refuse before any password check when this login or address failed too often."""
-    now = utcnow()
-    since = now - WINDOW
+def _login_fails(session: Session, login: str, device: str | None, now: dt.datetime) -> int:
+    """Wrong passwords for this login in the window since its last success: a known device
+    counts only its own; every other device shares one count."""
+    same = LoginAttempt.device == device if device is not None else LoginAttempt.device.is_(None)
     last_ok = session.scalar(
         select(func.max(LoginAttempt.created_at)).where(
-            LoginAttempt.login == login, LoginAttempt.success.is_(True)
+            LoginAttempt.login == login, LoginAttempt.success.is_(True), same
         )
     )
-    login_since = max(since, last_ok) if last_ok else since
-    if _fails(session, LoginAttempt.login, login, login_since) >= MAX_FAILS_PER_LOGIN:
+    since = now - WINDOW
+    return _fails(session, max(since, last_ok) if last_ok else since, LoginAttempt.login == login, same)
+
+
+def check_rate(session: Session, login: str, ip: str | None, device: str | None = None) -> None:
+    """Refuse before any password check when this login (from this device, or from any
+    unknown one) or this address failed too often. A known device is not held back by
+    its address: it can only try its own login."""
+    now = utcnow()
+    if _login_fails(session, login, device, now) >= MAX_FAILS_PER_LOGIN:
         raise DomainError("rate_limited", "too many wrong passwords for this login; try again in 15 minutes")
-    if _fails(session, LoginAttempt.ip, ip, since) >= MAX_FAILS_PER_IP:
+    if (
+        device is None
+        and ip is not None
+        and _fails(session, now - WINDOW, LoginAttempt.ip == ip) >= MAX_FAILS_PER_IP
+    ):
         raise DomainError("rate_limited", "too many failed logins from this address; try again later")
 
 
-def record_attempt(session: Session, login: str, ip: str | None, success: bool) -> None:
-    session.add(LoginAttempt(login=login[:200], ip=ip, success=success, created_at=utcnow()))
+def record_attempt(
+    session: Session, login: str, ip: str | None, success: bool, device: str | None = None
+) -> None:
+    session.add(LoginAttempt(login=login[:200], ip=ip, success=success, device=device, created_at=utcnow()))
 
 
-def authenticate(session: Session, login: str, password: str, ip: str | None) -> Staff | None:
-    """The active staff member with this login and password, or None (the failed attempt
-    is recorded in `session`, which the caller commits). Raises rate_limited."""
+def _alert_lockout(session: Session, login: str, ip: str | None) -> None:
+    """Tell the owner (fraud alert + Telegram) once the login's unknown-device count is full;
+    more attempts while it is locked count on the same alert."""
+    staff = session.scalar(select(Staff).where(Staff.login == login))
+    if staff is None:
+        return
+    now = utcnow()
+    attempts = _login_fails(session, login, None, now)
+    if attempts < MAX_FAILS_PER_LOGIN:
+        return
+    details = {
+        "login": login,
+        "ip": ip or "-",
+        "attempts": attempts,
+        "minutes": int(WINDOW.total_seconds() // 60),
+    }
+    hit = fr.Hit("login_locked", "alert", fr.MESSAGES["login_locked"].format(**details), details)
+    context = {
+        "operation": "login",
+        "actor_type": "staff",
+        "actor_id": staff.id,
+        "actor_name": staff.name or staff.login,
+    }
+    fraud.record_alert(session, staff.merchant_id, hit, "alerted", context, now)
+
+
+def refused(login: str, ip: str | None, device_cookie_value: str | None = None) -> None:
+    """A try refused with rate_limited still counts (and alerts) when it came from an
+    unknown device. Its own transaction: call it after the one that was refused."""
     login = login.strip().lower()[:200]
-    check_rate(session, login, ip)
+    if known_device(login, device_cookie_value) is not None:
+        return
+    with db.transaction() as session:
+        record_attempt(session, login, ip, False)
+        session.flush()
+        _alert_lockout(session, login, ip)
+
+
+def authenticate(
+    session: Session, login: str, password: str, ip: str | None, device_cookie_value: str | None = None
+) -> Staff | None:
+    """The active staff member with this login and password, or None (the failed attempt
+    is recorded in `session`, which the caller commits). Raises rate_limited.
+    `device_cookie_value`: the login's known-device cookie, if the browser sent one."""
+    login = login.strip().lower()[:200]
+    device = known_device(login, device_cookie_value)
+    check_rate(session, login, ip, device)  # the caller counts a refused try: refused()
     staff = session.scalar(select(Staff).where(Staff.login == login))
     ok = verify_password(staff.password_hash if staff else _dummy_hash(), password) and staff is not None
     if not ok or staff is None or not staff.active:
-        record_attempt(session, login, ip, False)
+        record_attempt(session, login, ip, False, device)
+        if device is None:
+            session.flush()
+            _alert_lockout(session, login, ip)
         return None
-    record_attempt(session, login, ip, True)
+    record_attempt(session, login, ip, True, device)
     if needs_rehash(staff.password_hash):
         staff.password_hash = hash_password(password)
     staff.last_login_at = utcnow()

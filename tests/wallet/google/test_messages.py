@@ -114,3 +114,51 @@ def test_a_message_to_an_object_deleted_at_google_inserts_it_again(gshop) -> Non
     assert [m["id"] for m in fake.objects[oid]["messages"]] == ["m1", "m2"]
     assert fake.objects[oid]["accountId"] == card["code"]
     assert all(d.status == "done" for d in deliveries(shop.merchant_id))
+
+
+def test_campaigns_at_once_never_notify_a_card_a_fourth_time(gshop) -> None:
+    """Six campaign messages to one card at the same moment (as two campaigns' workers do):
+    3 go with a notification, the rest silently, and Google is never asked for a 4th
+    notification (on SQLite the count used to be read outside the write)."""
+    import threading
+
+    from loyalwallet.outbox.handlers import Retry
+    from loyalwallet.wallet.google import sync
+
+    shop, fake = gshop.shop, gshop.fake
+    card = shop.card(shop.program("stamp"))
+    drain()
+    card_id = _card_id(shop, card["code"])
+    fake.fail(None, times=100, method="POST", path="addMessage", delay=0.3)  # slow Google widens the race
+    start = threading.Barrier(6)
+    results: list[str] = []
+
+    def send(n: int) -> None:
+        start.wait()
+        while True:
+            try:
+                results.append(sync.send_message(card_id, shop.merchant_id, f"News {n}", "Coffee", f"c-{n}"))
+                return
+            except Retry:  # PostgreSQL: another send holds the card's row; the outbox retries
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(results) == ["sent"] * 3 + ["sent_text"] * 3
+    notifying = [
+        c
+        for c in fake.calls
+        if c.path.endswith("addMessage") and c.body["message"]["messageType"] == "TEXT_AND_NOTIFY"
+    ]
+    assert len(notifying) == 3 and all(c.status == 200 for c in notifying)
+    (obj,) = fake.objects.values()
+    assert sorted(m["id"] for m in obj["messages"]) == [f"c-{n}" for n in range(6)]
+    from loyalwallet.wallet.google.models import GoogleObject
+
+    with db.read() as session:
+        row = session.get(GoogleObject, card_id)
+        assert row is not None and len(row.notified_at) == 3
+        assert sorted(m["id"] for m in row.messages) == [f"c-{n}" for n in range(6)]

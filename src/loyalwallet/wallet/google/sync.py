@@ -349,9 +349,70 @@ def _send_message(
         return "duplicate"
     client = WalletClient(issuer.creds)
     now = db.utcnow()
+    if locked:  # PostgreSQL: the object's row lock is held until the end of the send
+        notify = len(_recent(row.notified_at, now)) < NOTIFY_PER_DAY
+    else:  # SQLite: the count is read and the slot taken in one write transaction
+        notify = _reserve_notification(card_id, now)
+    try:
+        return _deliver_message(
+            session, locked, issuer, client, card, row, header, body, message_id, now, notify
+        )
+    except BaseException:
+        if notify and not locked:
+            _release_notification(card_id, now)
+        raise
+
+
+def _recent(notified_at: list[Any] | None, now: dt.datetime) -> list[str]:
     since = now - dt.timedelta(hours=24)
-    recent = [t for t in (row.notified_at or []) if dt.datetime.fromisoformat(t) > since]
-    notify = len(recent) < NOTIFY_PER_DAY
+    return [t for t in (notified_at or []) if dt.datetime.fromisoformat(t) > since]
+
+
+def _reserve_notification(card_id: int, now: dt.datetime) -> bool:
+    """SQLite: take one of the 3 daily notifications of this card, or say there is none left.
+    A write transaction (BEGIN IMMEDIATE: one writer at a time), so two sends at once
+    cannot both see 2 and both notify; short, never across a call to Google."""
+    with db.transaction() as write:
+        notified = write.scalar(select(GoogleObject.notified_at).where(GoogleObject.card_id == card_id))
+        recent = _recent(notified, now)
+        if len(recent) >= NOTIFY_PER_DAY:
+            return False
+        write.execute(
+            update(GoogleObject)
+            .where(GoogleObject.card_id == card_id)
+            .values(notified_at=[*recent, now.isoformat()])
+        )
+    return True
+
+
+def _release_notification(card_id: int, now: dt.datetime) -> None:
+    """Give back a slot taken by _reserve_notification: the message went silently or not at all."""
+    with db.transaction() as write:
+        notified = write.scalar(select(GoogleObject.notified_at).where(GoogleObject.card_id == card_id))
+        kept = list(notified or [])
+        if now.isoformat() in kept:
+            kept.remove(now.isoformat())
+            write.execute(
+                update(GoogleObject).where(GoogleObject.card_id == card_id).values(notified_at=kept)
+            )
+
+
+def _deliver_message(
+    session: Session,
+    locked: bool,
+    issuer: Issuer,
+    client: WalletClient,
+    card: Card,
+    row: GoogleObject,
+    header: str,
+    body: str,
+    message_id: str,
+    now: dt.datetime,
+    notify: bool,
+) -> str:
+    card_id = card.id
+    reserved = notify and not locked
+    recent = _recent(row.notified_at, now) if locked else []
     message = {
         "id": message_id,
         "header": header,
@@ -382,16 +443,29 @@ def _send_message(
         added = _add_message(client, oid, message, reinsert)
     if isinstance(added.get("resource"), dict):  # AddMessageResponse: the updated object
         answer = added["resource"]
-    if notify:
-        recent.append(now.isoformat())
+    values: dict[str, Any] = {}
+    if locked:
+        values["notified_at"] = [*recent, now.isoformat()] if notify else recent
     with _writer(session, locked) as write:
+        if reserved and not notify:  # Google's own count said no: give the slot back
+            notified = list(
+                write.scalar(select(GoogleObject.notified_at).where(GoogleObject.card_id == card_id)) or []
+            )
+            if now.isoformat() in notified:
+                notified.remove(now.isoformat())
+            values["notified_at"] = notified
+        base = kept
+        if not locked:  # SQLite: another send may have added its message since our read
+            current = write.scalar(select(GoogleObject.messages).where(GoogleObject.card_id == card_id))
+            dropped = {m.get("id") for m in row.messages or []} - {m.get("id") for m in kept}
+            base = [m for m in current or [] if m.get("id") not in dropped]
         write.execute(
             update(GoogleObject)
             .where(GoogleObject.card_id == card_id)
             .values(
-                messages=[*kept, message][-MAX_MESSAGES:],
-                notified_at=recent,
+                messages=[*base, message][-MAX_MESSAGES:],
                 updated_at=now,
+                **values,
                 **saved_values(answer, now),
             )
         )
