@@ -35,7 +35,7 @@ class CampaignIn(_In):
     holdout_pct: Holdout = Decimal(0)
     send_now: StrictBool = False
     scheduled_at: AwareDatetime | None = None
-    channel: Literal["wallet", "email"] = "wallet"
+    channel: Literal["wallet", "email", "telegram"] = "wallet"
 
 
 class CampaignPatch(_In):
@@ -46,7 +46,7 @@ class CampaignPatch(_In):
     points: Points | None = None
     offer_id: StrictInt | None = None
     holdout_pct: Holdout | None = None
-    channel: Literal["wallet", "email"] | None = None
+    channel: Literal["wallet", "email", "telegram"] | None = None
 
 
 class ScheduleIn(_In):
