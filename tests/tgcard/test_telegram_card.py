@@ -7,7 +7,6 @@ chat bound to two cards, a blocked bot, the webhook's secret token, script in na
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import pytest
@@ -15,80 +14,32 @@ from sqlalchemy import select, update
 
 from fakes.telegram import FakeTelegram
 from loyalwallet import db
-from loyalwallet.cards.models import Card
 from loyalwallet.outbox import worker
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.tgcard import bots
 from loyalwallet.tgcard.models import TelegramChat
-from staff_support import add_staff, login, page_csrf
 from support import Shop
-
-GUEST = 91000001
-
-
-def _connect(shop: Shop, app: Any, tg: FakeTelegram) -> Any:
-    owner = login(app, add_staff(shop, "owner"))
-    csrf = page_csrf(owner, "/admin/telegram-card")
-    r = owner.post("/admin/telegram-card", data={"csrf": csrf, "token": tg.token}, follow_redirects=False)
-    assert r.status_code == 303
-    page = owner.get("/admin/telegram-card").text
-    assert "@cafe_bot" in page and "data-bot-connected" in page, page
-    return owner
-
-
-def _public_token(card: dict[str, Any]) -> str:
-    return str(card["web_card_url"]).rstrip("/").split("/c/")[1]
-
-
-def _start_link(shop: Shop, card: dict[str, Any]) -> str:
-    r = shop.client.post(f"/c/{_public_token(card)}/telegram", follow_redirects=False)
-    assert r.status_code == 303, r.text
-    match = re.fullmatch(r"https://t\.me/cafe_bot\?start=([A-Za-z0-9_-]{16,64})", r.headers["location"])
-    assert match, r.headers["location"]
-    return match.group(1)
-
-
-def _read() -> None:
-    """The worker's turn: read the bots' updates, then deliver what they queued."""
-    bots.poll()
-    worker.drain()
-
-
-def _bind(tg: FakeTelegram, shop: Shop, card: dict[str, Any], chat: int = GUEST) -> None:
-    token = _start_link(shop, card)
-    tg.user_sends(chat, f"/start {token}")
-    _read()
-    ask = tg.sent[-1]
-    assert ask["chat_id"] == str(chat)
-    [[yes, _no]] = ask["reply_markup"]["inline_keyboard"]
-    tg.user_presses(chat, yes["callback_data"])
-    _read()
-
-
-def _chat_of(code: str) -> TelegramChat | None:
-    with db.read() as session:
-        card_id = session.scalar(select(Card.id).where(Card.code == code))
-        return session.scalar(select(TelegramChat).where(TelegramChat.card_id == card_id))
+from tgcard_support import GUEST, bind, chat_of, connect, public_token, read, start_link
 
 
 def test_bind_see_the_card_history_notices_and_unbind(shop: Shop, app: Any, tg: FakeTelegram) -> None:
-    _connect(shop, app, tg)
+    connect(shop, app, tg)
     program = shop.program("bonus", name="Coffee <script>alert(1)</script>")
     card = shop.card(program)
-    page = shop.client.get(f"/c/{_public_token(card)}").text
-    assert f'action="/c/{_public_token(card)}/telegram"' in page and 'data-wallet="telegram"' in page
+    page = shop.client.get(f"/c/{public_token(card)}").text
+    assert f'action="/c/{public_token(card)}/telegram"' in page and 'data-wallet="telegram"' in page
 
-    token = _start_link(shop, card)
+    token = start_link(shop, card)
     tg.user_sends(GUEST, f"/start {token}")
-    _read()
+    read()
     ask = tg.sent[-1]
     assert "Coffee &lt;script&gt;" in ask["text"] and "<script>" not in ask["text"]
-    assert _chat_of(card["code"]) is None  # not before the guest confirms
+    assert chat_of(card["code"]) is None  # not before the guest confirms
 
     [[yes, _no]] = ask["reply_markup"]["inline_keyboard"]
     tg.user_presses(GUEST, yes["callback_data"])
-    _read()
-    assert _chat_of(card["code"]) is not None
+    read()
+    assert chat_of(card["code"]) is not None
     photo = tg.photos[-1]
     assert photo["chat_id"] == str(GUEST) and photo["png"].startswith(b"\x89PNG")
     assert card["code"] in photo["caption"] and "&lt;script&gt;" in photo["caption"]
@@ -104,88 +55,88 @@ def test_bind_see_the_card_history_notices_and_unbind(shop: Shop, app: Any, tg: 
     assert str(balance) in tg.sent[-1]["text"] and tg.sent[-1]["chat_id"] == str(GUEST)
 
     tg.user_presses(GUEST, "history")
-    _read()
+    read()
     assert f"+{balance}" in tg.sent[-1]["text"]
 
     # Notifications off: a purchase says nothing; the guest's choice.
     tg.user_presses(GUEST, "notify")
-    _read()
+    read()
     quiet = len(tg.sent)
     shop.buy(card["code"], 10000)
     worker.drain()
     assert len(tg.sent) == quiet
 
     tg.user_sends(GUEST, "/unbind")
-    _read()
-    assert _chat_of(card["code"]) is None
+    read()
+    assert chat_of(card["code"]) is None
     tg.user_sends(GUEST, "/card")
-    _read()
+    read()
     assert "Open in Telegram" in tg.sent[-1]["text"] or "Telegram" in tg.sent[-1]["text"]
 
 
 def test_forged_and_reused_start_tokens_bind_nothing(shop: Shop, app: Any, tg: FakeTelegram) -> None:
-    _connect(shop, app, tg)
+    connect(shop, app, tg)
     card = shop.card(shop.program("stamp"))
     tg.user_sends(GUEST, "/start forgedforgedforgedforged")
     tg.user_sends(GUEST + 1, "/start <script>")
-    _read()
-    assert _chat_of(card["code"]) is None
+    read()
+    assert chat_of(card["code"]) is None
     assert len([m for m in tg.sent if "does not work" in m["text"] or "не работает" in m["text"]]) == 2
 
-    token = _start_link(shop, card)
+    token = start_link(shop, card)
     tg.user_sends(GUEST, f"/start {token}")
-    _read()
+    read()
     [[yes, _no]] = tg.sent[-1]["reply_markup"]["inline_keyboard"]
     # Another chat that got hold of the token (or the button's data) cannot take the card.
     tg.user_sends(GUEST + 2, f"/start {token}")
     tg.user_presses(GUEST + 2, yes["callback_data"])
-    _read()
-    assert _chat_of(card["code"]) is None
+    read()
+    assert chat_of(card["code"]) is None
     tg.user_presses(GUEST, yes["callback_data"])
-    _read()
-    bound = _chat_of(card["code"])
+    read()
+    bound = chat_of(card["code"])
     assert bound is not None
     # Used: pressing again or sending the token again changes nothing.
     before = len(tg.sent)
     tg.user_presses(GUEST, yes["callback_data"])
     tg.user_sends(GUEST + 3, f"/start {token}")
-    _read()
+    read()
     assert len(tg.sent) == before + 2
-    assert _chat_of(card["code"]).chat_hash == bound.chat_hash  # type: ignore[union-attr]
+    assert chat_of(card["code"]).chat_hash == bound.chat_hash  # type: ignore[union-attr]
 
 
 def test_a_chat_shows_one_card_of_a_merchant(shop: Shop, app: Any, tg: FakeTelegram) -> None:
     """Binding a second card of the same merchant in a chat replaces the first, after the
     bot said so; the card bound in a new chat leaves the old one."""
-    _connect(shop, app, tg)
+    connect(shop, app, tg)
     first, second = shop.card(shop.program("bonus")), shop.card(shop.program("stamp"))
-    _bind(tg, shop, first)
-    assert _chat_of(first["code"]) is not None
+    bind(tg, shop, first)
+    assert chat_of(first["code"]) is not None
 
-    token = _start_link(shop, second)
+    token = start_link(shop, second)
     tg.user_sends(GUEST, f"/start {token}")
-    _read()
+    read()
     ask = tg.sent[-1]
     assert f"••••{first['code'][-4:]}" in ask["text"]  # the card it replaces is named
     [[yes, _no]] = ask["reply_markup"]["inline_keyboard"]
     tg.user_presses(GUEST, yes["callback_data"])
-    _read()
-    assert _chat_of(first["code"]) is None and _chat_of(second["code"]) is not None
+    read()
+    assert chat_of(first["code"]) is None and chat_of(second["code"]) is not None
     assert second["code"] in tg.photos[-1]["caption"]
 
     # The second card opened on a new phone: it moves there.
-    _bind(tg, shop, second, chat=GUEST + 5)
+    bind(tg, shop, second, chat=GUEST + 5)
     with db.read() as session:
         rows = session.scalars(select(TelegramChat).where(TelegramChat.merchant_id == shop.merchant_id)).all()
     assert len(rows) == 1 and tg.photos[-1]["chat_id"] == str(GUEST + 5)
 
 
 def test_a_blocked_bot_unbinds_and_the_send_channel(shop: Shop, app: Any, tg: FakeTelegram) -> None:
-    _connect(shop, app, tg)
+    connect(shop, app, tg)
     card = shop.card(shop.program("bonus"))
     r = shop.post(f"/api/v1/cards/{card['code']}/send", {"channel": "telegram"}, role="cashier")
     assert r.status_code == 409 and r.json()["code"] == "channel_unavailable"
-    _bind(tg, shop, card)
+    bind(tg, shop, card)
     photos = len(tg.photos)
     r = shop.post(f"/api/v1/cards/{card['code']}/send", {"channel": "telegram"}, role="cashier")
     assert r.status_code == 202, r.text
@@ -217,17 +168,17 @@ def test_a_blocked_bot_unbinds_and_the_send_channel(shop: Shop, app: Any, tg: Fa
     tg.blocked.add(str(GUEST))
     shop.buy(card["code"], 30000)
     worker.drain()
-    assert _chat_of(card["code"]) is None
+    assert chat_of(card["code"]) is None
     actions = [a["action"] for a in shop.get("/api/v1/audit?target_type=card").json()["items"]]
     assert "tgcard.unbound" in actions
 
 
 def test_telegram_campaign_reaches_bound_chats_only(shop: Shop, app: Any, tg: FakeTelegram) -> None:
-    _connect(shop, app, tg)
+    connect(shop, app, tg)
     program = shop.program("bonus")
     bound = shop.card(program, marketing_consent=True)
     lone = shop.card(program, marketing_consent=True)
-    _bind(tg, shop, bound)
+    bind(tg, shop, bound)
     r = shop.post(
         "/api/v1/campaigns",
         {
@@ -253,12 +204,12 @@ def test_webhook_checks_the_secret_token(
     shop: Shop, app: Any, tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bots, "base_url", lambda: "https://cafe.example")
-    _connect(shop, app, tg)
+    connect(shop, app, tg)
     assert tg.webhook is not None
     assert tg.webhook["url"] == f"https://cafe.example/telegram/hook/{shop.merchant_id}"
     secret = tg.webhook["secret_token"]
     card = shop.card(shop.program("bonus"))
-    token = _start_link(shop, card)
+    token = start_link(shop, card)
     update = {
         "update_id": 1,
         "message": {

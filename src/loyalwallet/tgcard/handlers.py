@@ -98,10 +98,12 @@ def _compose(msg: Delivery) -> tuple[str, str, dict[str, Any]] | None:
             )
             if p.get("reason") == MESSAGE_ONLY and fresh is None:
                 return None
-            text = rules.change_text(view, message=fresh, _=_)
+            notice = rules.change_text(view, message=fresh, _=_)
             seen = {"card_id": card.id, "version": card.version, "message_at": card.message_at}
             return (
-                (token, chat_id, {"text": text, "chat_hash": bound.chat_hash, "seen": seen}) if text else None
+                (token, chat_id, {"text": notice, "chat_hash": bound.chat_hash, "seen": seen})
+                if notice
+                else None
             )
         offers = [_(line) % params for line, params in offer_lines(rules_of(program))]
         caption = rules.card_caption(

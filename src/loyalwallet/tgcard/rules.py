@@ -119,12 +119,12 @@ def history_text(items: list[dict[str, Any]], *, when: Callable[[str], str], _: 
     lines = [f"<b>{_('Latest operations')}</b>"]
     for item in items:
         if item.get("points"):
-            amount, unit = item["points"], _("points")
+            what = _("Points: {n}").format(n=f"{item['points']:+d}")
         elif item.get("stamps"):
-            amount, unit = item["stamps"], _("stamps")
+            what = _("Stamps: {n}").format(n=f"{item['stamps']:+d}")
         else:
             continue
-        lines.append(f"{html.escape(when(item['created_at']))}  {amount:+d} {unit}")
+        lines.append(f"{html.escape(when(item['created_at']))}  {what}")
     return "\n".join(lines)
 
 
