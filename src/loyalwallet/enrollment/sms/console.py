@@ -9,7 +9,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from loyalwallet.enrollment.sms.base import SmsResult
+from loyalwallet.enrollment.sms.base import SmsResult, sms_parts
 
 log = logging.getLogger("loyalwallet.sms")
 
@@ -45,3 +45,7 @@ def last_to(phone: str) -> SentSms | None:
             if sms.phone == phone:
                 return sms
     return None
+
+    def cost(self, phones: list[str], text: str) -> dict[str, tuple[int, int] | None]:
+        """Nothing is sent, so nothing is paid: the parts, at no cost."""
+        return {phone: (sms_parts(text), 0) for phone in phones}

@@ -1,4 +1,5 @@
-"""the guests' Telegram card: the merchant's bot, one-time start links, bound chats
+"""the guests' Telegram card: the merchant's bot, one-time start links, bound chats;
+SMS campaigns: caps, the estimate and what was spent
 
 Revision ID: i17b_telegram_card
 Revises: i13_apns_token_text
@@ -22,7 +23,7 @@ depends_on: str | Sequence[str] | None = None
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 TS = loyalwallet.db.UTCDateTime(timezone=True)
 
-# New tables only: old servers keep working.
+# New tables and defaulted columns: old servers keep working.
 online_safe = True
 
 
@@ -85,7 +86,17 @@ def upgrade() -> None:
     )
 
 
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sms", sa.JSON(), server_default="{}", nullable=False))
+        batch_op.add_column(sa.Column("sms_messages", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("sms_cost", sa.BigInteger(), server_default="0", nullable=False))
+
+
 def downgrade() -> None:
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.drop_column("sms_cost")
+        batch_op.drop_column("sms_messages")
+        batch_op.drop_column("sms")
     op.drop_table("telegram_chats")
     with op.batch_alter_table("telegram_starts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_telegram_starts_card_id"))
