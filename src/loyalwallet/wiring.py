@@ -318,6 +318,7 @@ def routers() -> list[APIRouter]:
         outbox_api.router,
         campaigns_api.router,
         fraud_api.router,
+        messaging_pages.router,  # before campaign pages: /admin/campaigns/{id}/sms-estimate
         campaign_pages.router,
         fraud_pages.router,
         webhook_pages.router,
@@ -328,7 +329,6 @@ def routers() -> list[APIRouter]:
         feedback_pages.router,
         feedback_api.router,
         messaging_api.router,
-        messaging_pages.router,
         messaging_public.router,
         staff_report_pages.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline

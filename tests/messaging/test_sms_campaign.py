@@ -88,3 +88,39 @@ def test_a_change_drops_the_estimate_and_a_wallet_campaign_has_none(
     assert r.status_code == 409
     assert shop.post("/api/v1/campaigns/999999999/sms-estimate").status_code == 404
     assert shop.post(f"/api/v1/campaigns/{cid}/sms-estimate", role="cashier").status_code == 403
+
+
+def test_sms_campaign_from_the_admin_pages(shop: Shop, fake_smsru: smsru.FakeSmsRu, app: object) -> None:
+    from staff_support import add_staff, login, page_csrf
+
+    program = shop.program("bonus")
+    phone = random_phone()
+    shop.card(program, phone=phone, marketing_consent=True)
+    manager = login(app, add_staff(shop, "manager"))
+    csrf = page_csrf(manager, "/admin/campaigns")
+    r = manager.post(
+        "/admin/campaigns",
+        data={
+            "csrf": csrf,
+            "name": "<script>x</script>",
+            "header": "Скидка",
+            "body": "Сегодня",
+            "send_channel": "sms",
+            "cap_cost_rub": "50",
+            "when": "draft",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    cid = shop.get("/api/v1/campaigns").json()["items"][0]["id"]
+    page = manager.get(f"/admin/campaigns/{cid}").text
+    assert "<script>x</script>" not in page and 'id="c-estimate"' in page
+    r = manager.post(f"/admin/campaigns/{cid}/sms-estimate", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    page = manager.get(f"/admin/campaigns/{cid}").text
+    assert "data-estimate" in page and "3.45" in page
+    assert shop.get(f"/api/v1/campaigns/{cid}").json()["sms"]["cap_cost"] == 5000
+    r = manager.post(f"/admin/campaigns/{cid}/send", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    worker.drain()
+    assert fake_smsru.last_to(phone) is not None

@@ -85,7 +85,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("merchant_id", "chat_hash", name=op.f("uq_telegram_chats_merchant_id_chat_hash")),
     )
 
-
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sms", sa.JSON(), server_default="{}", nullable=False))
         batch_op.add_column(sa.Column("sms_messages", sa.Integer(), server_default="0", nullable=False))
