@@ -235,3 +235,14 @@ def test_webhook_checks_the_secret_token(
     assert tg.sent[-1]["chat_id"] == str(GUEST) and tg.sent[-1]["reply_markup"]
     # Polling is off for a webhook bot: Telegram would refuse getUpdates anyway.
     assert bots.poll() == 0
+
+
+def test_erasing_the_guest_unbinds_the_chat(shop: Shop, app: Any, tg: FakeTelegram) -> None:
+    _phone = "+79161234" + str(GUEST)[-3:]
+    card = shop.card(shop.program("bonus"), phone=_phone)
+    connect(shop, app, tg)
+    bind(tg, shop, card)
+    assert chat_of(card["code"]) is not None
+    r = shop.post("/api/v1/customers/erase", {"phone": _phone, "reason": "asked"})
+    assert r.status_code == 200, r.text
+    assert chat_of(card["code"]) is None
