@@ -37,6 +37,10 @@ class ConsoleProvider:
         log.warning("SMS (console provider, not sent) to %s: %s", phone, text.replace("\n", " | "))
         return SmsResult(self.name, sms.id)
 
+    def cost(self, phones: list[str], text: str) -> dict[str, tuple[int, int] | None]:
+        """Nothing is sent, so nothing is paid: the parts, at no cost."""
+        return {phone: (sms_parts(text), 0) for phone in phones}
+
 
 def last_to(phone: str) -> SentSms | None:
     """The newest console SMS to this number."""
@@ -45,7 +49,3 @@ def last_to(phone: str) -> SentSms | None:
             if sms.phone == phone:
                 return sms
     return None
-
-    def cost(self, phones: list[str], text: str) -> dict[str, tuple[int, int] | None]:
-        """Nothing is sent, so nothing is paid: the parts, at no cost."""
-        return {phone: (sms_parts(text), 0) for phone in phones}
