@@ -124,3 +124,21 @@ def test_sms_campaign_from_the_admin_pages(shop: Shop, fake_smsru: smsru.FakeSms
     assert r.status_code == 303
     worker.drain()
     assert fake_smsru.last_to(phone) is not None
+
+
+def test_the_console_provider_estimates_at_no_cost(shop: Shop) -> None:
+    """Without SMS.ru (development), the estimate counts the parts and costs nothing."""
+    from loyalwallet.enrollment.sms import console
+
+    program = shop.program("bonus")
+    phone = random_phone()
+    shop.card(program, phone=phone, marketing_consent=True)
+    body = "Длинное сообщение. " * 5  # 95 Cyrillic characters: two parts
+    cid = shop.post(
+        "/api/v1/campaigns", {"name": "x", "header": "h", "body": body.strip(), "channel": "sms"}
+    ).json()["id"]
+    est = shop.post(f"/api/v1/campaigns/{cid}/sms-estimate").json()
+    assert (est["recipients"], est["messages"], est["cost"]) == (1, 2, 0), est
+    assert shop.post(f"/api/v1/campaigns/{cid}/send").status_code == 200
+    worker.drain()
+    assert console.last_to(phone) is not None
