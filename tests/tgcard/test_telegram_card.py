@@ -75,8 +75,28 @@ def test_bind_see_the_card_history_notices_and_unbind(shop: Shop, app: Any, tg: 
 
 
 def test_forged_and_reused_start_tokens_bind_nothing(shop: Shop, app: Any, tg: FakeTelegram) -> None:
-    connect(shop, app, tg)
     card = shop.card(shop.program("stamp"))
+    # No bot yet: the card page offers no Telegram, and its link makes no start token.
+    assert 'data-wallet="telegram"' not in shop.client.get(f"/c/{public_token(card)}").text
+    assert shop.client.post(f"/c/{public_token(card)}/telegram", follow_redirects=False).status_code == 404
+    assert shop.client.post("/c/not-a-card-token/telegram", follow_redirects=False).status_code == 404
+    connect(shop, app, tg)
+    # A group chat is told to use a private one; nothing is bound from it.
+    tg.updates.append(
+        {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "chat": {"id": -100777, "type": "group"},
+                "from": {"id": GUEST, "is_bot": False, "first_name": "G"},
+                "text": f"/start {start_link(shop, card)}",
+            },
+        }
+    )
+    tg.chats.add("-100777")
+    read()
+    assert tg.sent[-1]["chat_id"] == "-100777" and "личном чате" in tg.sent[-1]["text"]
     tg.user_sends(GUEST, "/start forgedforgedforgedforged")
     tg.user_sends(GUEST + 1, "/start <script>")
     read()
