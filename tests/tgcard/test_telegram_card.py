@@ -266,3 +266,21 @@ def test_erasing_the_guest_unbinds_the_chat(shop: Shop, app: Any, tg: FakeTelegr
     r = shop.post("/api/v1/customers/erase", {"phone": _phone, "reason": "asked"})
     assert r.status_code == 200, r.text
     assert chat_of(card["code"]) is None
+
+
+def test_a_wallet_campaign_message_reaches_the_bound_chat(shop: Shop, app: Any, tg: FakeTelegram) -> None:
+    """A campaign or trigger message put on the card (Card.message) comes to the chat of a
+    guest who keeps notifications on, once."""
+    connect(shop, app, tg)
+    card = shop.card(shop.program("stamp"), marketing_consent=True)
+    bind(tg, shop, card)
+    r = shop.post(
+        "/api/v1/campaigns",
+        {"name": "Wallet", "header": "Friday", "body": "Two <stamps> for one coffee", "send_now": True},
+    )
+    assert r.status_code == 201, r.text
+    worker.drain()
+    [notice] = [m for m in tg.sent if "stamps&gt;" in m["text"]]
+    assert notice["chat_id"] == str(GUEST) and "<stamps>" not in notice["text"]
+    worker.drain()
+    assert len([m for m in tg.sent if "stamps&gt;" in m["text"]]) == 1
