@@ -31,6 +31,7 @@ from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.models import OutboxMessage, PeriodicRun, WorkerHeartbeat
 from loyalwallet.programs.models import Asset, Program
 from loyalwallet.search.models import NameToken
+from loyalwallet.tgcard.models import TelegramBot, TelegramChat, TelegramStart
 from loyalwallet.wallet.apple.models import (
     AppleCertificate,
     AppleCounter,
@@ -101,7 +102,10 @@ __all__ = [
     "Staff",
     "StaffLocation",
     "StampEntry",
+    "TelegramBot",
+    "TelegramChat",
     "TelegramLink",
+    "TelegramStart",
     "Trigger",
     "TriggerFiring",
     "WebSession",

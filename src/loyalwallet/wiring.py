@@ -76,6 +76,8 @@ class Ref:
 CARD_CHANGED_LISTENERS: list[Handler] = [
     Ref("loyalwallet.wallet.apple.handlers:wake_devices"),  # push the devices holding its pass
     Ref("loyalwallet.wallet.google.handlers:on_card_changed"),  # patch its Google Wallet object
+    # tell the guest's bound Telegram chat (if they want notices)
+    Ref("loyalwallet.tgcard.handlers:on_card_changed"),
 ]
 
 # Business events (outbox.service.emit_event: card.created, purchase.created, ...): each
@@ -124,6 +126,11 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
     "iiko.order": Ref("loyalwallet.integrations.iiko.orders:book"),
     "email.send": Ref("loyalwallet.messaging.handlers:send_email"),  # messaging.service.EMAIL_TOPIC
     "email.campaign": Ref("loyalwallet.messaging.campaign_email:deliver"),  # campaign_email.TOPIC
+    "sms.campaign": Ref("loyalwallet.messaging.campaign_sms:deliver"),  # campaign_sms.TOPIC
+    # A guest's message to the café's bot; the bot's answer, the card, a notice; campaigns.
+    "tgcard.update": Ref("loyalwallet.tgcard.handlers:on_update"),  # tgcard.service.UPDATE_TOPIC
+    "tgcard.send": Ref("loyalwallet.tgcard.handlers:deliver"),  # tgcard.service.SEND_TOPIC
+    "tgcard.campaign": Ref("loyalwallet.tgcard.campaigns:deliver"),  # tgcard.campaigns.TOPIC
 }
 
 # Jobs the worker runs every so many seconds (once per interval across all workers); an
@@ -139,6 +146,8 @@ PERIODIC: list[Periodic] = [
     Periodic("fraud-digest", 300.0, Ref("loyalwallet.fraud.service:send_digests")),
     # Cheap when no code is pending (one query); reads the bots' updates when one is.
     Periodic("telegram-link", 5.0, Ref("loyalwallet.fraud.linking:poll_pending")),
+    # The guests' bots without a webhook (no HTTPS address): getUpdates.
+    Periodic("telegram-card-poll", 3.0, Ref("loyalwallet.tgcard.bots:poll")),
     # Objects not known saved are asked about again now and then (bounded per run).
     Periodic(
         "google-saves",
@@ -167,7 +176,14 @@ OUTBOX_OBSERVERS = [Ref("loyalwallet.ops.metrics:observe_delivery")]
 # --- smaller hooks ----------------------------------------------------------------------
 
 # Campaign channels besides the wallet (campaigns.delivery.CHANNELS).
-CAMPAIGN_CHANNELS = {"email": Ref("loyalwallet.messaging.campaign_email:hand_over")}
+CAMPAIGN_CHANNELS = {
+    "email": Ref("loyalwallet.messaging.campaign_email:hand_over"),
+    "sms": Ref("loyalwallet.messaging.campaign_sms:hand_over"),
+    "telegram": Ref("loyalwallet.tgcard.campaigns:hand_over"),
+}
+
+# Who hears a bot's update that is no owner's link code (fraud.linking.handle_update).
+TELEGRAM_UPDATE_LISTENERS = [Ref("loyalwallet.tgcard.service:intake")]
 
 # Each edits a card view's links (session, card, program, urls): the signed Google link.
 CARD_URL_HOOKS = [Ref("loyalwallet.wallet.google.links:card_view_hook")]
@@ -219,6 +235,7 @@ NAV_SECTIONS: list[Section] = [
     Section("iiko", N_("iiko"), "/admin/iiko", role="owner", order=93),
     Section("wallets", N_("Wallets"), "/admin/wallets", role="owner", order=94),
     Section("sms", N_("SMS"), "/admin/sms", role="owner", order=95),
+    Section("telegram_card", N_("Telegram card"), "/admin/telegram-card", role="owner", order=96),
     Section("cashier", N_("Cashier"), "/cashier", role="cashier", order=200),
     Section("certificates", N_("Gift certificates"), "/cashier/certificates", role="cashier", order=201),
 ]
@@ -241,6 +258,7 @@ def install() -> None:
     from loyalwallet.campaigns import delivery as campaign_delivery
     from loyalwallet.cards import service as cards_service
     from loyalwallet.cards import views as cards_views
+    from loyalwallet.fraud import linking as telegram_linking
 
     outbox.HANDLERS.clear()
     outbox.HANDLERS.update(OUTBOX_HANDLERS)
@@ -254,6 +272,7 @@ def install() -> None:
     campaign_delivery.CHANNELS.clear()
     campaign_delivery.CHANNELS.update(CAMPAIGN_CHANNELS)
     analytics_queries.WALLET_SOURCES[:] = WALLET_SOURCES
+    telegram_linking.UPDATE_LISTENERS[:] = TELEGRAM_UPDATE_LISTENERS
     nav.SECTIONS[:] = NAV_SECTIONS
     for name, listener in SESSION_LISTENERS:
         fn = listener.resolve()
@@ -300,6 +319,8 @@ def routers() -> list[APIRouter]:
     from loyalwallet.programs import api as programs_api
     from loyalwallet.programs import pages as program_pages
     from loyalwallet.reports import pages as staff_report_pages
+    from loyalwallet.tgcard import pages as tgcard_pages
+    from loyalwallet.tgcard import public as tgcard_public
     from loyalwallet.wallet import pages as wallet_pages
     from loyalwallet.wallet.apple import api as apple_api
     from loyalwallet.wallet.google import public as google_api
@@ -332,6 +353,7 @@ def routers() -> list[APIRouter]:
         outbox_api.router,
         campaigns_api.router,
         fraud_api.router,
+        messaging_pages.router,  # before campaign pages: /admin/campaigns/{id}/sms-estimate
         campaign_pages.router,
         fraud_pages.router,
         webhook_pages.router,
@@ -342,9 +364,10 @@ def routers() -> list[APIRouter]:
         feedback_pages.router,
         feedback_api.router,
         messaging_api.router,
-        messaging_pages.router,
         messaging_public.router,
         staff_report_pages.router,
+        tgcard_public.router,  # /c/{token}/telegram, the bot's webhook
+        tgcard_pages.router,
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
         iiko_api.router,
         iiko_pages.router,
@@ -363,10 +386,15 @@ def api_authenticators() -> list[Callable[[Request], Actor | None]]:
 
 def wallet_ready() -> dict[str, Callable[[Session, int], bool]]:
     """Whether a wallet's button is shown on the join success page and the web card."""
+    from loyalwallet.tgcard import service as tgcard_service
     from loyalwallet.wallet.apple import credentials as apple_credentials
     from loyalwallet.wallet.google import issuer as google_issuer
 
-    return {"apple": apple_credentials.can_sign, "google": google_issuer.has_issuer}
+    return {
+        "apple": apple_credentials.can_sign,
+        "google": google_issuer.has_issuer,
+        "telegram": tgcard_service.ready,
+    }
 
 
 def install_http() -> list[APIRouter]:

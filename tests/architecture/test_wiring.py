@@ -9,9 +9,11 @@ import sys
 from loyalwallet import wiring
 from loyalwallet.enrollment import sms
 from loyalwallet.fraud import service as fraud
-from loyalwallet.messaging import campaign_email
+from loyalwallet.messaging import campaign_email, campaign_sms
 from loyalwallet.messaging import service as messaging
 from loyalwallet.outbox.handlers import Periodic
+from loyalwallet.tgcard import campaigns as tgcard_campaigns
+from loyalwallet.tgcard import service as tgcard
 from loyalwallet.webhooks import service as webhooks
 
 
@@ -43,6 +45,10 @@ def test_topics_are_the_producers_names() -> None:
         webhooks.TOPIC,
         messaging.EMAIL_TOPIC,
         campaign_email.TOPIC,
+        campaign_sms.TOPIC,
+        tgcard.UPDATE_TOPIC,
+        tgcard.SEND_TOPIC,
+        tgcard_campaigns.TOPIC,
     ):
         assert topic in wiring.OUTBOX_HANDLERS, topic
 

@@ -1,4 +1,10 @@
-"""A local fake of SMS.ru's HTTP API (POST /sms/send, POST /my/balance), on 127.0.0.1 in a thread.
+"""A local fake of SMS.ru's HTTP API (POST /sms/send, POST /sms/cost, POST /my/balance), on
+127.0.0.1 in a thread.
+
+/sms/cost answers as sms.ru/api/cost describes: per number {"status", "status_code",
+"cost", "sms"} (the parts: 70 characters a part for Cyrillic, 160 for Latin text, 67/153
+when split), "total_cost" and "total_sms"; a number that is not a Russian mobile one is
+refused with status_code 202. The fake's price is PRICE rubles a part.
 
 It answers like the real service (JSON with a request status_code and one entry per
 number) and records what it received, so tests read the SMS a guest would get.
@@ -16,6 +22,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 API_ID = "TEST-API-ID-0000"
+PRICE = "3.45"  # rubles per part, as a string (SMS.ru's JSON gives costs as numbers or strings)
+
+
+def parts(text: str) -> int:
+    """How many SMS parts `text` takes (GSM 7-bit: 160 / 153; UCS-2: 70 / 67)."""
+    single, multi = (160, 153) if all(ord(c) < 128 for c in text) else (70, 67)
+    return 1 if len(text) <= single else -(-len(text) // multi)
 
 
 @dataclass
@@ -31,6 +44,7 @@ class FakeSmsRu:
     server: ThreadingHTTPServer
     thread: threading.Thread
     received: list[Received] = field(default_factory=list)
+    cost_requests: list[dict[str, str]] = field(default_factory=list)
     script: deque[tuple[str, Any]] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,6 +85,48 @@ def start() -> FakeSmsRu:
             self.end_headers()
             self.wfile.write(data)
 
+        def _cost(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+            if form.get("api_id") != API_ID:
+                self._answer(
+                    200, {"status": "ERROR", "status_code": 200, "status_text": "Неправильный api_id"}
+                )
+                return
+            numbers = [n for n in form.get("to", "").split(",") if n]
+            if not numbers or len(numbers) > 100 or not form.get("msg"):
+                self._answer(
+                    200,
+                    {"status": "ERROR", "status_code": 202, "status_text": "Неправильно указан получатель"},
+                )
+                return
+            with fake.lock:
+                fake.cost_requests.append(form)
+            n = parts(form["msg"])
+            sms: dict[str, Any] = {}
+            total_cost, total_sms = 0.0, 0
+            for number in numbers:
+                if len(number) == 11 and number.startswith("79") and number.isdigit():
+                    cost = round(float(PRICE) * n, 2)
+                    sms[number] = {"status": "OK", "status_code": 100, "cost": f"{cost:.2f}", "sms": n}
+                    total_cost, total_sms = total_cost + cost, total_sms + n
+                else:
+                    sms[number] = {
+                        "status": "ERROR",
+                        "status_code": 202,
+                        "status_text": "Неправильно указан номер",
+                    }
+            self._answer(
+                200,
+                {
+                    "status": "OK",
+                    "status_code": 100,
+                    "sms": sms,
+                    "total_cost": round(total_cost, 2),
+                    "total_sms": total_sms,
+                },
+            )
+
         def do_POST(self) -> None:
             if self.path.split("?")[0] == "/my/balance":  # sms.ru/api/my_balance
                 length = int(self.headers.get("Content-Length", "0"))
@@ -81,6 +137,9 @@ def start() -> FakeSmsRu:
                     )
                 else:
                     self._answer(200, {"status": "OK", "status_code": 100, "balance": 100.5})
+                return
+            if self.path.split("?")[0] == "/sms/cost":
+                self._cost()
                 return
             if self.path.split("?")[0] != "/sms/send":
                 self._answer(404, {"status": "ERROR", "status_code": 211, "status_text": "method not found"})

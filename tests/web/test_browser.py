@@ -120,6 +120,20 @@ def test_cashier_finds_by_phone_and_issues_a_card(page, live_server, shop: Shop)
     assert page.text_content("#g-name") == "Борис"
     assert shop.get("/api/v1/cards", params={"phone": "+79165550102"}).json()["items"][0]["balance"] == 500
 
+    # Send the new card to the guest: no e-mail was given, the phone was.
+    assert page.locator("#send-box").is_visible()
+    page.click("[data-send=email]")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('no phone or e-mail')")
+    page.click("[data-send=sms]")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('on its way')")
+    assert page.locator("#send-box").is_hidden()
+    from loyalwallet.enrollment.sms import console
+    from loyalwallet.outbox import worker
+
+    worker.drain()
+    sent = console.last_to("+79165550102")
+    assert sent is not None and "/c/" in sent.text
+
 
 def test_designer_live_preview_and_save(page, live_server, shop: Shop) -> None:
     program = shop.program("bonus", BONUS)

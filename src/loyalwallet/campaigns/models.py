@@ -87,6 +87,12 @@ class Campaign(Base):
     # wallet (the card's message: Apple, Google, web card) or email (to guests with an
     # address and marketing consent; delivered by messaging.campaign_email).
     channel: Mapped[str] = mapped_column(String(16), default="wallet", server_default="wallet")
+    # SMS campaigns (messaging.campaign_sms): {"cap_messages", "cap_cost" (minor units),
+    # "estimate": {"recipients", "messages", "cost", "at"}} and what was spent so far
+    # (reserved message by message against the caps).
+    sms: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    sms_messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sms_cost: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Share of the segment (basis points) kept out as a control group for the effect.
     holdout_bp: Mapped[int] = mapped_column(Integer, default=0)
     scheduled_at: Mapped[dt.datetime | None]

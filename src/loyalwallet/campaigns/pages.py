@@ -126,6 +126,10 @@ async def campaigns_post(request: Request, who: StaffSession = Depends(manager))
         "segment": segment,
         "channel": _text(form, "send_channel") or "wallet",
     }
+    if (cap := _int(form, "cap_messages")) is not None:
+        body["cap_messages"] = cap
+    if (rubles := _int(form, "cap_cost_rub")) is not None:
+        body["cap_cost"] = rubles * 100
     when = _text(form, "when")
     merchant = merchant_of(who)
     if when == "now":

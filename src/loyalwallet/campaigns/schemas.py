@@ -35,7 +35,10 @@ class CampaignIn(_In):
     holdout_pct: Holdout = Decimal(0)
     send_now: StrictBool = False
     scheduled_at: AwareDatetime | None = None
-    channel: Literal["wallet", "email"] = "wallet"
+    channel: Literal["wallet", "email", "telegram", "sms"] = "wallet"
+    # SMS: at most this many messages (parts) / this cost in minor units.
+    cap_messages: Annotated[StrictInt, Field(ge=1)] | None = None
+    cap_cost: Annotated[StrictInt, Field(ge=1)] | None = None
 
 
 class CampaignPatch(_In):
@@ -46,7 +49,9 @@ class CampaignPatch(_In):
     points: Points | None = None
     offer_id: StrictInt | None = None
     holdout_pct: Holdout | None = None
-    channel: Literal["wallet", "email"] | None = None
+    channel: Literal["wallet", "email", "telegram", "sms"] | None = None
+    cap_messages: Annotated[StrictInt, Field(ge=1)] | None = None
+    cap_cost: Annotated[StrictInt, Field(ge=1)] | None = None
 
 
 class ScheduleIn(_In):

@@ -101,6 +101,9 @@ def view(session: Session, c: Campaign, *, detailed: bool = False) -> dict[str, 
         "body": c.body,
         "points": c.points,
         "channel": c.channel,
+        "sms": {**(c.sms or {}), "spent_messages": c.sms_messages, "spent_cost": c.sms_cost}
+        if c.channel == "sms"
+        else None,
         "offer_id": c.offer_id,
         "holdout_pct": c.holdout_bp / 100,
         "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None,
@@ -160,6 +163,22 @@ def _fields(session: Session, actor: Actor, c: Campaign, body: dict[str, Any]) -
         if body["channel"] != "wallet" and body["channel"] not in CHANNELS:
             raise DomainError("validation_error", "this channel is not set up", field="channel")
         c.channel = body["channel"]
+    _sms_fields(c, body)
+
+
+def _sms_fields(c: Campaign, body: dict[str, Any]) -> None:
+    """An SMS campaign's caps (messages, cost in minor units; None lifts one); a change of
+    what or whom it sends drops the cost estimate (messaging.campaign_sms)."""
+    sms = dict(c.sms or {})
+    for key in ("cap_messages", "cap_cost"):
+        if key in body:
+            value = body[key]
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise DomainError("validation_error", f"{key} is a positive whole number", field=key)
+            sms[key] = value
+    if any(k in body for k in ("segment", "header", "body", "channel")):
+        sms.pop("estimate", None)
+    c.sms = sms
 
 
 def create(session: Session, actor: Actor, body: dict[str, Any]) -> Campaign:
@@ -210,6 +229,8 @@ def _check_ready(session: Session, c: Campaign, now: dt.datetime) -> None:
         raise DomainError("validation_error", "the campaign needs a header and a body", field="body")
     if c.channel != "wallet" and (c.points or c.offer_id is not None):
         raise DomainError("validation_error", "points and coupons go with a wallet campaign", field="channel")
+    if c.channel == "sms" and not (c.sms or {}).get("estimate"):
+        raise DomainError("conflict", "estimate the SMS campaign's cost first (POST .../sms-estimate)")
     merchant = get_merchant(session, c.merchant_id)
     if audience(session, merchant, _segment_spec(c.segment), now) == 0:
         raise DomainError("segment_empty", "no guest in this segment can receive marketing now")

@@ -55,6 +55,7 @@ JS_STRINGS = (
     "Refund",
     "The guest already had this card.",
     "Card issued.",
+    "The card is on its way.",
     "up to",
     "Recording the sale…",
     "Sale recorded.",
@@ -93,6 +94,7 @@ ERROR_STRINGS = {
     "unauthorized": "Your session has ended; log in again.",
     "otp_invalid": "Wrong code: ask the guest to read it again.",
     "consent_required": "The guest's consent is required.",
+    "channel_unavailable": "The guest left no phone or e-mail for this.",
 }
 
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 # Registers the hook that keeps the (encrypted) names searchable: see search/service.py.
@@ -174,4 +174,13 @@ def erase(session: Session, customer: Customer) -> list[str]:
     customer.gender = None
     customer.marketing_consent = False
     customer.erased_at = utcnow()
+    # The Telegram chats bound to the guest's cards lead to the person: unbound.
+    from loyalwallet.cards.models import Card
+    from loyalwallet.tgcard.models import TelegramChat
+
+    session.execute(
+        delete(TelegramChat).where(
+            TelegramChat.card_id.in_(select(Card.id).where(Card.customer_id == customer.id))
+        )
+    )
     return values

@@ -103,7 +103,8 @@ def first_name(session: Session, card: Card) -> tuple[str | None, str | None]:
 
 
 # Whether a wallet can take this merchant's cards ("apple": a certificate signs passes,
-# "google": an issuer is set); put here by wiring.install() (wiring.WALLET_READY).
+# "google": an issuer is set, "telegram": the guests' bot is connected); put here by
+# wiring.install() (wiring.WALLET_READY).
 WALLET_READY: dict[str, Callable[[Session, int], bool]] = {}
 
 
@@ -113,6 +114,7 @@ def wallet_paths(session: Session, card: Card) -> dict[str, str]:
         "apple": f"/c/{card.public_token}/pass.pkpass",
         "google": f"/c/{card.public_token}/google",
         "web": f"/c/{card.public_token}",
+        "telegram": f"/c/{card.public_token}/telegram",
     }
     for name, ready in WALLET_READY.items():
         if not ready(session, card.merchant_id):

@@ -6,6 +6,10 @@ and pressing Start sends `/start <code>` to the bot. The worker (every few secon
 a code is pending) or the owner's "check" reads the bot's updates (getUpdates) and binds
 the chat that sent a pending code. Updates are confirmed as they are read, and every
 pending code of every merchant sharing the bot is matched, so none is lost.
+
+An update that carries no owner's code goes to UPDATE_LISTENERS (wiring.py: the guests'
+Telegram card, whose bot may be the same), whether it came by getUpdates or a webhook
+(`handle_update`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import html
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -37,6 +42,9 @@ LINK_TTL = dt.timedelta(minutes=15)
 # What Telegram sends for a t.me/<bot>?start=<code> link (the code: [A-Za-z0-9_-], <= 64).
 _START = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{16,64})\s*$")
 _MAX_PAGES = 10  # getUpdates pages (100 updates each) read per poll
+
+# Who hears an update that is no owner's link code: (bot token, update). Set by wiring.
+UPDATE_LISTENERS: list[Callable[[str, dict[str, Any]], None]] = []
 
 
 def bot_username(merchant_id: int) -> str:
@@ -130,7 +138,7 @@ def poll(token: str, now: dt.datetime | None = None) -> int:
     offset: int | None = None
     bound = 0
     for _ in range(_MAX_PAGES):
-        payload: dict[str, Any] = {"timeout": 0, "limit": 100, "allowed_updates": ["message"]}
+        payload: dict[str, Any] = {"timeout": 0, "limit": 100, "allowed_updates": telegram.ALLOWED_UPDATES}
         if offset is not None:
             payload["offset"] = offset  # also confirms everything before it
         updates = telegram.call(token, "getUpdates", payload) or []
@@ -138,12 +146,24 @@ def poll(token: str, now: dt.datetime | None = None) -> int:
             break
         for item in updates:
             offset = max(offset or 0, int(item.get("update_id", 0)) + 1)
-            message = item.get("message") or {}
-            match = _START.match(str(message.get("text") or ""))
-            chat_id = (message.get("chat") or {}).get("id")
-            if match and chat_id is not None:
-                bound += _bind(token, match.group(1), str(chat_id), now or db.utcnow())
+            bound += handle_update(token, item, now)
     return bound
+
+
+def handle_update(token: str, item: dict[str, Any], now: dt.datetime | None = None) -> int:
+    """One update of a bot: an owner's pending code binds the chat (1); anything else goes
+    to the UPDATE_LISTENERS (0)."""
+    message = item.get("message") or {}
+    match = _START.match(str(message.get("text") or ""))
+    chat_id = (message.get("chat") or {}).get("id")
+    if match and chat_id is not None and _bind(token, match.group(1), str(chat_id), now or db.utcnow()):
+        return 1
+    for listener in UPDATE_LISTENERS:
+        try:
+            listener(token, item)
+        except Exception:  # one bad update must not stop the rest of the page
+            log.exception("telegram update listener failed")
+    return 0
 
 
 def _bind(token: str, code: str, chat_id: str, now: dt.datetime) -> int:

@@ -1,4 +1,4 @@
-"""Admin page action: send a guest's card from their page (SMS or e-mail)."""
+"""Admin page actions: send a guest's card from their page; estimate an SMS campaign's cost."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.responses import Response
 from loyalwallet import db
 from loyalwallet.customers import directory
 from loyalwallet.errors import DomainError
-from loyalwallet.messaging import service
+from loyalwallet.messaging import campaign_sms, service
 from loyalwallet.web.pages import form_data, redirect, staff_page
 from loyalwallet.web.sessions import StaffSession
 
@@ -30,3 +30,18 @@ async def send_card(
     except DomainError as exc:
         return redirect(back, exc.detail, "error")
     return redirect(back, "The card is on its way.")
+
+
+@router.post("/admin/campaigns/{campaign_id}/sms-estimate")
+async def sms_estimate(
+    campaign_id: int, request: Request, who: StaffSession = Depends(staff_page("manager"))
+) -> Response:
+    await form_data(request, who)
+    back = f"/admin/campaigns/{campaign_id}"
+    try:
+        campaign_sms.estimate(who.actor, campaign_id)
+    except DomainError as exc:
+        if exc.code == "not_found":
+            raise
+        return redirect(back, exc.detail, "error")
+    return redirect(back, "The cost is estimated.")

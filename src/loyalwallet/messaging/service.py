@@ -1,5 +1,5 @@
-"""Sending a card to its guest: the link by SMS or e-mail (Telegram once the guest has
-bound a chat), recorded, limited per card, and only to a guest who has not withdrawn
+"""Sending a card to its guest: the link by SMS or e-mail, or the card itself (its QR,
+figures and buttons) to the Telegram chat the guest bound to it (tgcard), recorded, limited per card, and only to a guest who has not withdrawn
 consent to the processing of personal data.
 
 The send is queued in the caller's transaction (outbox): `sms` through the enrollment
@@ -29,6 +29,7 @@ from loyalwallet.messaging import rules
 from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.text import gettext_for
+from loyalwallet.tgcard import service as tgcard
 
 EMAIL_TOPIC = "email.send"
 
@@ -127,7 +128,12 @@ def send_card(
             max_attempts=8,
         )
     else:
-        raise DomainError("channel_unavailable", "the guest has not bound a Telegram chat to this card")
+        if tgcard.binding(session, card.id) is None:
+            raise DomainError("channel_unavailable", "the guest has not bound a Telegram chat to this card")
+        _check_limit(session, card, now)
+        session.add(send)
+        session.flush()
+        tgcard.send_card(session, card)
     audit(session, actor, "card.send", "card", card.id, {"channel": channel})
     return {
         "id": send.id,

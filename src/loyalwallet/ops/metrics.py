@@ -65,7 +65,7 @@ def provider(topic: str) -> str:
         return "google"
     if topic.startswith("sms"):
         return "sms"
-    if "telegram" in topic:
+    if "telegram" in topic or topic in ("tgcard.send", "tgcard.campaign"):
         return "telegram"
     if topic.startswith("webhook"):
         return "webhook"

@@ -29,3 +29,13 @@ class SmsProvider(Protocol):
     name: str
 
     def send(self, phone: str, text: str, *, sender: str | None = None) -> SmsResult: ...
+
+    def cost(self, phones: list[str], text: str) -> dict[str, tuple[int, int] | None]:
+        """Per number: (parts, cost in minor units), None where the provider would refuse."""
+        ...
+
+
+def sms_parts(text: str) -> int:
+    """How many SMS parts `text` takes (GSM 7-bit: 160, 153 when split; UCS-2: 70 / 67)."""
+    single, multi = (160, 153) if all(ord(c) < 128 for c in text) else (70, 67)
+    return 1 if len(text) <= single else -(-len(text) // multi)

@@ -9,7 +9,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from loyalwallet.enrollment.sms.base import SmsResult
+from loyalwallet.enrollment.sms.base import SmsResult, sms_parts
 
 log = logging.getLogger("loyalwallet.sms")
 
@@ -36,6 +36,10 @@ class ConsoleProvider:
             SENT.append(sms)
         log.warning("SMS (console provider, not sent) to %s: %s", phone, text.replace("\n", " | "))
         return SmsResult(self.name, sms.id)
+
+    def cost(self, phones: list[str], text: str) -> dict[str, tuple[int, int] | None]:
+        """Nothing is sent, so nothing is paid: the parts, at no cost."""
+        return {phone: (sms_parts(text), 0) for phone in phones}
 
 
 def last_to(phone: str) -> SentSms | None:

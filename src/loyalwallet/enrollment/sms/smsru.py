@@ -8,6 +8,7 @@ temporarily unavailable"), HTTP 5xx and network errors are retried by the outbox
 
 from __future__ import annotations
 
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -67,6 +68,47 @@ class SmsRuProvider:
                 answer=f"{code} {entry.get('status_text', '')}".strip(),
             )
         return SmsResult(self.name, entry.get("sms_id"))
+
+    def cost(self, phones: list[str], text: str) -> dict[str, tuple[int, int] | None]:
+        """What sending `text` to each number would cost (sms.ru/api/cost: POST /sms/cost
+        with up to 100 numbers in `to`, comma-separated): number -> (messages, cost in
+        kopecks), None for a number SMS.ru would refuse. Raises SmsError."""
+        out: dict[str, tuple[int, int] | None] = {}
+        for i in range(0, len(phones), 100):
+            chunk = [p.lstrip("+") for p in phones[i : i + 100]]
+            form = {"api_id": self.api_id, "to": ",".join(chunk), "msg": text, "json": "1"}
+            try:
+                response = self.client.post(f"{self.base_url}/sms/cost", data=form)
+            except httpx.HTTPError as exc:
+                raise SmsError(f"SMS.ru unreachable: {exc!r}") from exc
+            if response.status_code != 200:
+                raise SmsError(f"SMS.ru answered HTTP {response.status_code}")
+            try:
+                body = response.json()
+            except ValueError:
+                raise SmsError("SMS.ru answered something that is not JSON") from None
+            if body.get("status") != "OK":
+                code = _int(body.get("status_code"))
+                raise SmsError(
+                    f"SMS.ru refused the request: {code} {body.get('status_text', '')}".strip(),
+                    permanent=code not in RETRYABLE,
+                    code=str(code),
+                )
+            entries = body.get("sms") or {}
+            for to in chunk:
+                entry = entries.get(to) or {}
+                if entry.get("status") != "OK":
+                    out["+" + to] = None
+                    continue
+                try:
+                    kopecks = int(
+                        (Decimal(str(entry.get("cost") or 0)) * 100).to_integral_value(ROUND_CEILING)
+                    )
+                    parts = int(entry.get("sms") or 1)
+                except (InvalidOperation, ValueError):
+                    raise SmsError("SMS.ru answered a cost that is not a number") from None
+                out["+" + to] = (parts, kopecks)
+        return out
 
     def balance(self) -> float:
         """The account's balance (sms.ru/api/my_balance); `doctor` uses it to see the key works."""

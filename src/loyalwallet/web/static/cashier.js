@@ -126,7 +126,28 @@
     return (c.tier || "") + (c.discount_pct != null ? " · " + c.discount_pct + "%" : "");
   }
 
+  // After a card is issued: send its link to the guest (SMS or e-mail), as on the admin page.
+  function offerSend(c) {
+    $("send-box").hidden = !(c && c.status === "active");
+  }
+
+  async function sendCard(ev) {
+    const channel = ev.target.getAttribute("data-send");
+    if (!channel || !card || busy) return;
+    busy = true;
+    try {
+      await api("POST", "/api/v1/cards/" + encodeURIComponent(card.code) + "/send", { channel });
+      say(t("The card is on its way."), "ok");
+      $("send-box").hidden = true;
+    } catch (e) {
+      say(e.message, "error");
+    } finally {
+      busy = false;
+    }
+  }
+
   function clearGuest() {
+    $("send-box").hidden = true;
     $("choices").hidden = true;
     $("choices")._items = null;
     $("guest-card").hidden = true;
@@ -258,6 +279,7 @@
         body.code = $("e-code").value;
         const c = await api("POST", "/cashier/plastic", body);
         showCard(c);
+        offerSend(c);
         say(c.created === false ? t("The guest already had this card.") : t("Card issued."), "ok");
         return;
       }
@@ -288,6 +310,7 @@
       const c = await api("POST", "/api/v1/enrollments/" + encodeURIComponent(enrollToken) + "/confirm", { code });
       enrollToken = null;
       showCard(c);
+      offerSend(c);
       say(c.created === false ? t("The guest already had this card.") : t("Card issued."), "ok");
     } catch (e) {
       say(e.message, "error");
@@ -581,6 +604,7 @@
     scheduleQuote();
   });
   $("add-line").addEventListener("click", addLine);
+  $("send-box").addEventListener("click", sendCard);
   $("new-sale").addEventListener("click", newSale);
   $("camera-btn").addEventListener("click", openCamera);
   $("camera-close").addEventListener("click", closeCamera);
