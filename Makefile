@@ -18,11 +18,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/loyalwallet demo
 
-# mypy checks the types on the second core while pytest runs (a cold mypy takes ~30 s).
+# The suite runs in TEST_WORKERS processes (pytest-xdist; each has its own database, data
+# dir and servers), with mypy checking the types beside them (a cold mypy takes ~30 s).
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	@$(BIN)/mypy > .mypy.out 2>&1 & mypy=$$!; \
-	  $(BIN)/python -m pytest; tests=$$?; \
+	  $(BIN)/python -m pytest -n $(TEST_WORKERS); tests=$$?; \
 	  wait $$mypy; types=$$?; cat .mypy.out; rm -f .mypy.out; \
 	  [ $$tests -eq 0 ] && [ $$types -eq 0 ]
 
