@@ -5,7 +5,8 @@
   templates' JavaScript lives in /static; their `<script type="application/json">` data
   blocks are not executed), and styles likewise (no style attributes or <style> blocks:
   classes in /static; a page's brand colours come as /brand/{colours}.css).
-  `/docs` and `/redoc` (Swagger UI, ReDoc) load their script from the CDN FastAPI uses.
+  `/docs` and `/redoc` (Swagger UI, ReDoc, served by us) set their own policy in
+  web/front.py: their one inline script allowed by its hash, styles inline.
 - frame-ancestors 'none' and X-Frame-Options DENY everywhere but the guest join pages
   (/join/...), which the website widget shows in an iframe on the café's site, by design.
 - X-Content-Type-Options nosniff, Referrer-Policy, Cross-Origin-Opener-Policy.
@@ -23,14 +24,7 @@ CSP = (
     "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
 )
-DOCS_CDN = "https://cdn.jsdelivr.net"
-DOCS_CSP = (
-    f"default-src 'self'; script-src 'self' 'unsafe-inline' {DOCS_CDN}; "
-    f"style-src 'self' 'unsafe-inline' {DOCS_CDN}; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
 FRAMEABLE = ("/join/",)
-DOCS = ("/docs", "/redoc")
 NO_STORE = ("/admin", "/cashier", "/login", "/logout", "/account", "/api/", "/join/", "/j/", "/c/", "/r/")
 HSTS = "max-age=31536000; includeSubDomains"
 
@@ -45,10 +39,7 @@ def security_headers(https: bool) -> Any:
     def hook(scope: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
         path = str(scope.get("path", ""))
         frameable = path.startswith(FRAMEABLE)
-        if path in DOCS or path.startswith("/docs/"):
-            csp = DOCS_CSP
-        else:
-            csp = CSP.format(ancestors="*" if frameable else "'none'")
+        csp = CSP.format(ancestors="*" if frameable else "'none'")
         if not _has(headers, b"content-security-policy"):
             headers.append((b"content-security-policy", csp.encode()))
         for name, value in (
