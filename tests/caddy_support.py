@@ -116,6 +116,7 @@ def start_caddy(directory: Path, caddyfile: str, prefix: list[str] | None = None
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     log.close()
     return Caddy(directory, process)
