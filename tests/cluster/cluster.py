@@ -114,8 +114,10 @@ class Cluster:
         shutil.chown(self.pg_dir, "postgres", "postgres")
         data = self.pg_dir / "data"
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", str(pg / "initdb"), "-D", str(data), "-U", "postgres"]
-            + ["--auth=trust", "-E", "UTF8", "--no-sync"],
+            [
+                *("runuser", "-u", "postgres", "--", str(pg / "initdb"), "-D", str(data)),
+                *("-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"),
+            ],
             check=True,
             capture_output=True,
             timeout=120,
@@ -123,9 +125,16 @@ class Cluster:
         with (data / "pg_hba.conf").open("a") as f:
             f.write(f"host all all {self.net.subnet} trust\n")
         postmaster = self.db.spawn(
-            ["runuser", "-u", "postgres", "--", str(pg / "postgres"), "-D", str(data)]
-            + ["-c", f"listen_addresses={self.db.address}", "-c", f"unix_socket_directories={self.pg_dir}"]
-            + ["-c", "max_connections=400", "-c", "shared_buffers=128MB"],
+            [
+                *("runuser", "-u", "postgres", "--", str(pg / "postgres"), "-D", str(data)),
+                *(
+                    "-c",
+                    f"listen_addresses={self.db.address}",
+                    "-c",
+                    f"unix_socket_directories={self.pg_dir}",
+                ),
+                *("-c", "max_connections=400", "-c", "shared_buffers=128MB"),
+            ],
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
             log=self.work / "postgres.log",
         )
