@@ -18,7 +18,9 @@ What must hold:
 from __future__ import annotations
 
 import collections
+import os
 import random
+import signal
 import time
 from pathlib import Path
 
@@ -37,27 +39,52 @@ CLIENTS = 8
 
 
 def test_purchases_and_a_campaign_survive_an_app_host_and_a_worker_host_dying(tmp_path: Path) -> None:
+    started = time.monotonic()
     with built(tmp_path) as cluster:
+        print(f"\ncluster: built in {time.monotonic() - started:.0f} s")
         till_cards = cluster.program_with_cards("till", TILL_CARDS)
         campaign_cards = cluster.program_with_cards("campaign", CAMPAIGN_CARDS, consent=True)
         tokens = cluster.register_devices("campaign", campaign_cards)
         assert cluster.apns is not None
         cluster.apns.reset()
+        print(f"cluster: cards and devices ready at {time.monotonic() - started:.0f} s")
 
         load = cluster.start_load("till", till_cards, clients=CLIENTS)
         _wait_for(lambda: len(load.acks) >= 40, "purchases through the balancer")
-        with cluster.client("campaign") as c:
-            made = c.post(
-                "/api/v1/campaigns",
-                json={"name": "Осень", "header": "Осеннее меню", "body": "10 баллов на карте", "points": 10},
+        # w2 paused: w1 alone takes the campaign's first rows, and dies holding them.
+        w1, w2 = cluster.workers
+        paused = cluster.worker_procs[w2.name]
+        os.kill(paused.pid, signal.SIGSTOP)
+        try:
+            with cluster.client("campaign") as c:
+                made = c.post(
+                    "/api/v1/campaigns",
+                    json={
+                        "name": "Осень",
+                        "header": "Осеннее меню",
+                        "body": "10 баллов на карте",
+                        "points": 10,
+                    },
+                )
+                assert made.status_code == 201, made.text
+                campaign = made.json()["id"]
+                sent = c.post(f"/api/v1/campaigns/{campaign}/send")
+                assert sent.status_code == 200, sent.text
+            [(merchant,)] = sql(cluster, "SELECT merchant_id FROM campaigns WHERE id = :id", id=campaign)
+            _wait_for(
+                lambda: sql(
+                    cluster,
+                    "SELECT count(*) FROM outbox WHERE merchant_id = :m AND status = 'pending' "
+                    "AND locked_until > now()",
+                    m=merchant,
+                )[0][0],
+                "the worker holding the campaign's rows",
+                poll=0.02,
             )
-            assert made.status_code == 201, made.text
-            campaign = made.json()["id"]
-            sent = c.post(f"/api/v1/campaigns/{campaign}/send")
-            assert sent.status_code == 200, sent.text
-        # A worker host dies while the campaign is being delivered...
-        w1 = cluster.workers[0]
-        w1.kill(cluster.worker_procs[w1.name])
+            # A worker host dies in the middle of the campaign...
+            w1.kill(cluster.worker_procs[w1.name])
+        finally:
+            os.kill(paused.pid, signal.SIGCONT)
         before_app_kill = len(load.acks)
         # ...and an app host dies while purchases go through it.
         app1 = cluster.apps[0]
@@ -116,6 +143,7 @@ def test_purchases_and_a_campaign_survive_an_app_host_and_a_worker_host_dying(tm
             f"cluster: campaign to {len(tokens)} devices: {sum(pushes.values())} pushes, {repeated} repeated"
         )
 
+        print(f"cluster: checked at {time.monotonic() - started:.0f} s")
         ledger = cluster.cli("check-ledger")
         assert ledger.returncode == 0, ledger.stdout + ledger.stderr
 
@@ -129,8 +157,8 @@ def _body_of(cluster, purchase_id: int) -> dict[str, object]:  # type: ignore[no
     return {"card": code, "amount": amount}
 
 
-def _wait_for(condition, what: str, timeout: float = 180) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(condition, what: str, timeout: float = 180, poll: float = 0.2) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+        time.sleep(poll)
