@@ -68,7 +68,9 @@ def main() -> None:
             f"{apps} app host(s): purchases/s min {min(values):.1f} / median {statistics.median(values):.1f}"
             f" / max {max(values):.1f}"
         )
-    print(f"ratio 2/1: min {min(ratios):.2f} / median {statistics.median(ratios):.2f} / max {max(ratios):.2f}")
+    print(
+        f"ratio 2/1: min {min(ratios):.2f} / median {statistics.median(ratios):.2f} / max {max(ratios):.2f}"
+    )
 
 
 if __name__ == "__main__":
