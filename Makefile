@@ -31,7 +31,7 @@ test: $(STAMP)
 # Several hosts in network namespaces (root): PostgreSQL, two app hosts, two workers, Caddy
 # as the balancer; purchases and a campaign while an app host and a worker host are killed.
 test-cluster: $(STAMP)
-	$(BIN)/python -m pytest -m cluster tests/cluster -s
+	LOYALWALLET_CLUSTER=1 $(BIN)/python -m pytest -m cluster tests/cluster -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

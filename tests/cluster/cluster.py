@@ -6,7 +6,7 @@
     lb     Caddy with deploy/Caddyfile.cluster (internal CA), the only address guests use
     root   the test itself: the guests (HTTP clients) and the fake APNs
 
-Used by tests/cluster/test_cluster.py (failures in the middle) and bench/cluster.py
+Used by tests/cluster/test_cluster.py (failures in the middle) and bench/multihost.py
 (purchases/s through the balancer with one and two app hosts).
 """
 

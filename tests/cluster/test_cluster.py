@@ -30,6 +30,8 @@ from cluster.cluster import built, missing, sql
 
 pytestmark = [
     pytest.mark.cluster,
+    # Run on purpose only (`make test-cluster`), even when a -m expression would select it.
+    pytest.mark.skipif(os.environ.get("LOYALWALLET_CLUSTER") != "1", reason="make test-cluster"),
     pytest.mark.skipif(bool(missing()), reason=f"cluster: {missing()}"),
 ]
 

@@ -11,7 +11,7 @@ Every host shares this machine's cores (and PostgreSQL's), so the ratio shows wh
 second app host buys when the app hosts — not the database — are the limit here; on one
 box it cannot exceed what the cores give.
 
-    sudo .venv/bin/python bench/cluster.py --seconds 20 --rounds 3 --clients 16
+    sudo .venv/bin/python bench/multihost.py --seconds 20 --rounds 3 --clients 16
 """
 
 from __future__ import annotations
