@@ -85,9 +85,6 @@ class Host:
     address: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def run(self, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ip", "netns", "exec", self.namespace, *args], **kw)  # type: ignore[call-overload,no-any-return]
-
     def spawn(self, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         """Start a process on this host (`ip netns exec` execs it: its pid is the process's)."""
         out: IO[bytes] = log.open("ab")
