@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import ipaddress
+import itertools
 import os
 import random
 import signal
@@ -62,10 +63,10 @@ def remove_leftovers() -> None:
             pid = name[len(PREFIX) :].split("-")[0]
             if pid.isdigit() and not _alive(int(pid)):
                 ip("netns", "del", name, check=False)
-    for line in ip("-o", "link", "show", "type", "bridge", check=False).stdout.splitlines():
-        name = line.split(":")[1].strip().split("@")[0]
-        pid = name[len(PREFIX) :].removesuffix("br")
-        if name.startswith(PREFIX) and name.endswith("br") and pid.isdigit() and not _alive(int(pid)):
+    for line in ip("-o", "link", "show", check=False).stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]  # lwc<pid>br, lwc<pid><host>
+        pid = "".join(itertools.takewhile(str.isdigit, name[len(PREFIX) :]))
+        if name.startswith(PREFIX) and pid and not _alive(int(pid)):
             ip("link", "del", name, check=False)
 
 
@@ -83,6 +84,7 @@ class Host:
     name: str  # short: app1, db, lb...
     namespace: str
     address: str
+    link: str  # the host end of its veth pair, on the bridge
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def spawn(self, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -152,7 +154,7 @@ class Network:
         ip("-n", namespace, "link", "set", inside, "name", "eth0")
         ip("-n", namespace, "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", "eth0")
         ip("-n", namespace, "link", "set", "eth0", "up")
-        host = Host(name, namespace, address)
+        host = Host(name, namespace, address, outside)
         self.hosts[name] = host
         return host
 
@@ -165,7 +167,10 @@ class Network:
         for host in self.hosts.values():
             for proc in host.processes:
                 _kill(proc)
-            ip("netns", "del", host.namespace, check=False)  # its veth pair goes with it
+            # Both ends of the pair at once (a namespace's own goes only when the kernel
+            # has let go of it, which can be later than its name's removal).
+            ip("link", "del", host.link, check=False)
+            ip("netns", "del", host.namespace, check=False)
         ip("link", "del", self.bridge, check=False)
 
     def __enter__(self) -> Network:
