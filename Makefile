@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Reinstall whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint fmt bench venv clean fuzz
+.PHONY: demo test test-cluster lint fmt bench venv clean fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 	  $(BIN)/python -m pytest -n $(TEST_WORKERS); tests=$$?; \
 	  wait $$mypy; types=$$?; cat .mypy.out; rm -f .mypy.out; \
 	  [ $$tests -eq 0 ] && [ $$types -eq 0 ]
+
+# Several hosts in network namespaces (root): PostgreSQL, two app hosts, two workers, Caddy
+# as the balancer; purchases and a campaign while an app host and a worker host are killed.
+test-cluster: $(STAMP)
+	LOYALWALLET_CLUSTER=1 $(BIN)/python -m pytest -m cluster tests/cluster -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -35,8 +35,8 @@ from cryptography.x509.oid import NameOID
 TOKEN_RE = re.compile(r"^[0-9a-fA-F]{32,200}$")
 
 
-def make_tls_files(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (also the CA file the client trusts)."""
+def make_tls_files(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate for `host` (also the CA file the client trusts)."""
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake apns")])
@@ -52,7 +52,7 @@ def make_tls_files(directory: Path) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]
             ),
             critical=False,
         )
@@ -80,9 +80,11 @@ class FakeApns:
         client_ca: Path | None = None,  # require a client certificate issued by this CA
         topic: str | None = None,
         quiet: bool = True,
+        host: str = "127.0.0.1",  # another address: a cluster test's hosts reach it there
     ) -> None:
         self.directory = directory
-        self.cert_file, self.key_file = make_tls_files(directory)
+        self.host = host
+        self.cert_file, self.key_file = make_tls_files(directory, host)
         self.port = port
         self.team_key, self.key_id, self.team_id = team_key, key_id, team_id
         self.client_ca = client_ca
@@ -98,7 +100,7 @@ class FakeApns:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     @property
     def ca_file(self) -> str:
@@ -196,7 +198,7 @@ class FakeApns:
         from hypercorn.config import Config
 
         config = Config()
-        config.bind = [f"127.0.0.1:{self.port}"]
+        config.bind = [f"{self.host}:{self.port}"]
         config.certfile = str(self.cert_file)
         config.keyfile = str(self.key_file)
         config.alpn_protocols = ["h2"]
@@ -219,7 +221,7 @@ class FakeApns:
             import socket
 
             with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
+                s.bind((self.host, 0))
                 self.port = s.getsockname()[1]
         ready = threading.Event()
 
@@ -245,7 +247,7 @@ class FakeApns:
         self._thread = threading.Thread(target=run, name="fake-apns", daemon=True)
         self._thread.start()
         ready.wait(10)
-        _wait_listening(self.port)
+        _wait_listening(self.port, host=self.host)
         return self
 
     def stop(self) -> None:
@@ -255,14 +257,14 @@ class FakeApns:
             self._thread.join(timeout=10)
 
 
-def _wait_listening(port: int, timeout: float = 10.0) -> None:
+def _wait_listening(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
     import socket
     import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.02)
     raise RuntimeError(f"fake APNs did not start on port {port}")
