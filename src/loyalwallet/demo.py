@@ -90,8 +90,8 @@ STAMP_DESIGN: dict[str, Any] = {
     "front_fields": ["stamps", "rewards", "holder"],
     "stamp_style": "cup",
     "terms": (
-        "Штамп за каждую покупку; за шесть штампов — кофе в подарок.\n\n"
-        "A stamp for every purchase; six stamps and the next coffee is on us."
+        "Штамп за каждую покупку; пять штампов — и шестой кофе в подарок.\n\n"
+        "A stamp for every purchase; five stamps and the sixth coffee is on us."
     ),
     **_CONTACTS,
 }

@@ -122,7 +122,7 @@
 
   function describe(c) {
     if (c.program_kind === "bonus") return c.points_available + " " + t("points");
-    if (c.program_kind === "stamp") return c.stamps + "/" + c.stamps_required + " " + t("stamps");
+    if (c.program_kind === "stamp") return c.stamps + "/" + c.stamps_to_collect + " " + t("stamps");
     return (c.tier || "") + (c.discount_pct != null ? " · " + c.discount_pct + "%" : "");
   }
 
@@ -169,13 +169,15 @@
     $("f-balance").hidden = c.program_kind !== "bonus";
     $("g-balance").textContent = c.points_available + (c.points_pending ? " (+" + c.points_pending + ")" : "");
     $("f-stamps").hidden = c.program_kind !== "stamp";
-    $("g-stamps").textContent = c.stamps + (c.stamps_required ? " / " + c.stamps_required : "");
+    // stamps_required = N: N - 1 paid stamps fill the card, the N-th visit is the reward (🎁).
+    const cells = c.stamps_to_collect || 0;
+    $("g-stamps").textContent = c.stamps + (cells ? " / " + cells : "");
     $("f-tier").hidden = !c.tier;
     $("g-tier").textContent = (c.tier || "") + (c.cashback_pct != null ? " · " + c.cashback_pct + "%" : "")
       + (c.discount_pct != null ? " · −" + c.discount_pct + "%" : "");
     $("g-visits").textContent = c.visits;
-    $("g-cups").textContent = c.program_kind === "stamp" && c.stamps_required
-      ? "●".repeat(Math.min(c.stamps, c.stamps_required)) + "○".repeat(Math.max(0, c.stamps_required - c.stamps))
+    $("g-cups").textContent = c.program_kind === "stamp" && cells
+      ? "●".repeat(Math.min(c.stamps, cells)) + "○".repeat(Math.max(0, cells - c.stamps)) + " 🎁"
       : "";
     $("g-next").textContent = c.next_tier
       ? t("Next tier") + ": " + c.next_tier.name + " — " + money(c.next_tier.spend_needed) : "";
