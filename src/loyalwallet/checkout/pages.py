@@ -7,20 +7,14 @@ filters."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import RedirectResponse, Response
 
 from loyalwallet import db
 from loyalwallet.analytics import service as analytics
 from loyalwallet.api.deps import actor as any_actor
-from loyalwallet.api.responses import FastJSON
-from loyalwallet.cards.views import card_view
-from loyalwallet.config import get_settings
-from loyalwallet.customers.phones import to_e164
-from loyalwallet.customers.service import GuestData
 from loyalwallet.errors import not_found
 from loyalwallet.imports import service as plastic
 from loyalwallet.merchants import service as merchants
@@ -63,8 +57,14 @@ JS_STRINGS = (
     "Last sale",
     "Check",
     "Refund this sale",
-    "Amount to refund (empty = the whole remaining amount):",
-    "Not a sum of money.",
+    "Refund sale",
+    "left to refund",
+    "Enter the amount to refund.",
+    "At most",
+    "stamps taken back",
+    "Write the reason (at least 3 characters).",
+    "Stamp added.",
+    "Stamp removed.",
     "Refunded",
     "points returned",
     "points taken back",
@@ -87,6 +87,9 @@ ERROR_STRINGS = {
     "card_blocked": "The card is blocked; ask a manager.",
     "fraud_limit": "Refused by an anti-fraud rule (for example: a cashier cannot serve their own card).",
     "coupon_invalid": "The reward cannot be used.",
+    "coupon_invalid_item_price_needed": "This reward takes the free item's price from the check lines: "
+    "add the item as a line (its price), or ask the owner to give the reward a value.",
+    "coupon_invalid_no_item": "The check has no item this reward is for.",
     "refund_exceeds_purchase": "The refund is larger than what is left of the purchase.",
     "forbidden": "Not allowed for your role or location.",
     "rate_limited": "Too many requests; wait a moment.",
@@ -127,6 +130,8 @@ def cashier(request: Request, who: StaffSession = Depends(staff_page("cashier"))
             "categories": sorted(categories),
             "i18n": i18n,
             "confirm_above": confirm_above,
+            # Stamp corrections are for managers and owners (the API checks it too).
+            "can_adjust": who.role in ("owner", "manager"),
         },
         section="cashier",
     )
@@ -140,26 +145,6 @@ def plastic_lookup(code: str = Query(..., max_length=64), who: Actor = Depends(a
         if program is None:
             raise not_found("card code range")
         return {"program_id": program.id, "program_name": program.name}
-
-
-class PlasticIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: Annotated[StrictStr, Field(min_length=4, max_length=64)]
-    phone: Annotated[StrictStr, Field(min_length=1, max_length=32)]
-    name: Annotated[StrictStr, Field(max_length=200)] | None = None
-    program_id: StrictInt | None = None
-
-
-@router.post("/cashier/plastic", status_code=201)
-def plastic_issue(body: PlasticIn, who: Actor = Depends(any_actor)) -> Response:
-    """Hand a plastic card out: the guest's new card gets the printed number as its code."""
-    with db.transaction() as session:
-        guest = GuestData(
-            phone=to_e164(body.phone, get_settings().default_region), name=(body.name or "").strip() or None
-        )
-        card, program = plastic.issue_plastic(session, who, body.code, guest, body.program_id)
-        return FastJSON(card_view(session, card, program, created=True), status_code=201)
 
 
 # --- the admin's purchases --------------------------------------------------------------
