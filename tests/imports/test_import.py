@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from enrollment_support import sms_code
 from loyalwallet import db
 from loyalwallet.cards.models import Card, LedgerEntry
 from loyalwallet.cards.sweeps import check_ledger
@@ -16,7 +17,6 @@ from loyalwallet.errors import DomainError
 from loyalwallet.imports import rules
 from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.merchants.actors import system
-from enrollment_support import sms_code
 from support import Shop
 
 BONUS = {"tiers": [{"name": "Base", "min_spend": 0, "cashback_pct": 5}], "welcome_points": 100}
@@ -179,9 +179,7 @@ def test_plastic_card_handed_out_at_the_counter(shop: Shop, client) -> None:
     token = pending.json()["token"]
     wrong = shop.post(f"/api/v1/enrollments/{token}/confirm", {"code": "000000"}, role="cashier")
     assert wrong.status_code == 422 and wrong.json()["code"] == "otp_invalid"
-    r = shop.post(
-        f"/api/v1/enrollments/{token}/confirm", {"code": sms_code("+79167770000")}, role="cashier"
-    )
+    r = shop.post(f"/api/v1/enrollments/{token}/confirm", {"code": sms_code("+79167770000")}, role="cashier")
     assert r.status_code == 201, r.text
     assert r.json()["code"] == "55000123" and r.json()["balance"] == 100
     assert shop.get("/cashier/plastic", params={"code": "55000123"}, role="cashier").status_code == 404
@@ -199,12 +197,12 @@ def test_plastic_card_handed_out_at_the_counter(shop: Shop, client) -> None:
     assert taken.status_code == 422 and taken.json()["code"] == "validation_error"
     # The guest who already has a card of the programme keeps it.
     again = shop.post(
-        "/api/v1/enrollments", {**body, "card_code": "55000124", "personal_data_consent": True}, role="cashier"
+        "/api/v1/enrollments",
+        {**body, "card_code": "55000124", "personal_data_consent": True},
+        role="cashier",
     )
     token = again.json()["token"]
-    r = shop.post(
-        f"/api/v1/enrollments/{token}/confirm", {"code": sms_code("+79167770000")}, role="cashier"
-    )
+    r = shop.post(f"/api/v1/enrollments/{token}/confirm", {"code": sms_code("+79167770000")}, role="cashier")
     assert r.status_code == 200 and r.json()["code"] == "55000123" and r.json()["created"] is False
     # The one-step issue without an SMS code is gone.
     old = shop.post("/cashier/plastic", {"code": "55000125", "phone": "+79167770002"}, role="cashier")
