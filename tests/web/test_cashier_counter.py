@@ -184,3 +184,39 @@ def test_plastic_card_needs_the_guests_sms_code(page, live_server, shop: Shop) -
     page.wait_for_selector("#guest-card:not([hidden])")
     cards = shop.get("/api/v1/cards", params={"phone": "+79165550177"}).json()["items"]
     assert [c["code"] for c in cards] == ["77000042"]
+
+
+def test_owner_sets_the_large_sale_threshold(page, live_server, shop: Shop) -> None:
+    program = shop.program("bonus", BONUS)
+    card = shop.card(program)
+    owner = add_staff(shop, "owner")
+    browser_login(page, live_server, owner, "/admin/settings/cashier")
+    assert page.input_value("#confirm_sale_above") == "10 000"  # the default
+    page.fill("#confirm_sale_above", "-5")
+    page.click("#cashier-settings button")
+    page.wait_for_selector("#confirm_sale_above-error")
+    assert page.input_value("#confirm_sale_above") == "-5"  # what was typed stays
+    page.fill("#confirm_sale_above", "500")
+    page.click("#cashier-settings button")
+    page.wait_for_load_state("networkidle")
+    assert page.input_value("#confirm_sale_above") == "500"
+    assert page.get_attribute("#confirm_sale_above", "aria-invalid") is None
+
+    page.goto(f"{live_server.url}/cashier")
+    page.wait_for_selector("#cashier[data-ready='1']")
+    assert page.get_attribute("#cashier", "data-confirm-above") == "50000"
+    page.keyboard.type(card["code"])
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#guest-card:not([hidden])")
+    page.keyboard.type("600")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#message').classList.contains('warn')")
+    assert _purchases(shop, card["code"]) == []
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('Sale recorded')")
+    assert [p["amount"] for p in _purchases(shop, card["code"])] == [60000]
+
+    manager = add_staff(shop, "manager", [shop.location_id])
+    page.context.clear_cookies()
+    browser_login(page, live_server, manager)
+    assert page.goto(f"{live_server.url}/admin/settings/cashier").status == 403

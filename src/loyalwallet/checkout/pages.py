@@ -19,14 +19,15 @@ from loyalwallet.errors import not_found
 from loyalwallet.imports import service as plastic
 from loyalwallet.merchants import service as merchants
 from loyalwallet.merchants.actors import Actor
+from loyalwallet.programs.forms import FieldError, format_money, parse_money
 from loyalwallet.programs.service import list_programs
 from loyalwallet.text import gettext_for
-from loyalwallet.web.pages import render_staff, staff_language, staff_page
+from loyalwallet.web.pages import form_data, redirect, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession, locations_for
 
 router = APIRouter(include_in_schema=False)
+confirm_above_of = merchants.confirm_sale_above
 PAGE = 50  # purchases per page of the admin's list
-CONFIRM_SALE_ABOVE = 1_000_000  # 10 000.00: the default of merchant.settings["confirm_sale_above"]
 
 # Strings the page's JavaScript shows, translated on the server.
 JS_STRINGS = (
@@ -111,9 +112,9 @@ def cashier(request: Request, who: StaffSession = Depends(staff_page("cashier"))
         )
         programs = list_programs(session, who.merchant_id)
         categories = analytics.categories(session, who.merchant_id)
-        settings = merchants.get_merchant(session, who.merchant_id).settings or {}
+        merchant = merchants.get_merchant(session, who.merchant_id)
     # A sale above this (minor units) asks the cashier to confirm it a second time.
-    confirm_above = int(settings.get("confirm_sale_above") or CONFIRM_SALE_ABOVE)
+    confirm_above = confirm_above_of(merchant)
     if location is None and who.role == "cashier" and len(allowed) > 1:
         return RedirectResponse("/account/location?next=/cashier", status_code=303)
     _ = gettext_for(staff_language(request, who))
@@ -145,6 +146,56 @@ def plastic_lookup(code: str = Query(..., max_length=64), who: Actor = Depends(a
         if program is None:
             raise not_found("card code range")
         return {"program_id": program.id, "program_name": program.name}
+
+
+# --- the owner's cashier settings -------------------------------------------------------
+
+
+@router.get("/admin/settings/cashier")
+def cashier_settings(request: Request, who: StaffSession = Depends(staff_page("owner"))) -> Response:
+    with db.read() as session:
+        merchant = merchants.get_merchant(session, who.merchant_id)
+        threshold = confirm_above_of(merchant)
+    return render_staff(
+        request,
+        who,
+        "cashier/settings.html",
+        {
+            "threshold": format_money(threshold, "," if staff_language(request, who) == "ru" else "."),
+            "default": merchants.CONFIRM_SALE_ABOVE,
+            "error": None,
+        },
+        section="cashier_settings",
+    )
+
+
+@router.post("/admin/settings/cashier")
+async def save_cashier_settings(
+    request: Request, who: StaffSession = Depends(staff_page("owner"))
+) -> Response:
+    form = await form_data(request, who)
+    typed = str(form.get("confirm_sale_above") or "").strip()[:40]
+    error = None
+    try:
+        minor = parse_money(typed)
+    except FieldError as exc:
+        error, minor = str(exc), None
+    if error is None and (minor is None or not 1 <= minor <= merchants.CONFIRM_SALE_ABOVE_MAX):
+        error = "Enter an amount more than zero, at most 1 000 000 000."
+    if error is not None:
+        # The page again with what was typed and the reason at the field; nothing saved.
+        return render_staff(
+            request,
+            who,
+            "cashier/settings.html",
+            {"threshold": typed, "default": merchants.CONFIRM_SALE_ABOVE, "error": error},
+            section="cashier_settings",
+            status=422,
+        )
+    assert minor is not None
+    with db.transaction() as session:
+        merchants.set_confirm_sale_above(session, who.actor, minor)
+    return redirect("/admin/settings/cashier", "Saved.")
 
 
 # --- the admin's purchases --------------------------------------------------------------
