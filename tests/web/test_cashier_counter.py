@@ -90,7 +90,7 @@ def test_stamp_card_refund_dialog_and_manager_corrections(page, live_server, sho
     for _ in range(2):  # stamps_required 3: two paid visits make the reward
         page.keyboard.type(card["code"])
         page.keyboard.press("Enter")
-        page.wait_for_selector("#guest-card:not([hidden])")
+        page.wait_for_function("document.activeElement.id === 'amount'")  # the card is found
         page.keyboard.type("250")
         page.keyboard.press("Enter")
         page.wait_for_function("document.querySelector('#message').textContent.includes('Sale recorded')")
@@ -143,6 +143,9 @@ def test_stamp_card_refund_dialog_and_manager_corrections(page, live_server, sho
     # The reward from the amount alone: 200.00 off a 300.00 check.
     page.keyboard.type(card["code"])
     page.keyboard.press("Enter")
+    # A scan after clicking buttons is a new scan, not appended to the last code.
+    page.wait_for_function("document.activeElement.id === 'amount'")
+    assert page.input_value("#scan") == card["code"]
     page.wait_for_selector("#reward-box:not([hidden])")
     page.fill("#amount", "300")
     page.check("#use-reward")

@@ -721,11 +721,12 @@
       return;
     }
     // A scanner types into whatever has focus: when that is not a field, the keystrokes
-    // go to the scan box, the first one included.
+    // go to the scan box, the first one included, as a new scan (never appended to the
+    // code of the previous one).
     if (!typing && ev.key.length === 1 && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
       ev.preventDefault();
       $("scan").focus();
-      $("scan").value += ev.key;
+      $("scan").value = ev.key;
     }
   });
   root.dataset.ready = "1";
