@@ -57,7 +57,12 @@ BONUS_RULES: dict[str, Any] = {
 }
 STAMP_RULES: dict[str, Any] = {
     "stamps_required": 6,
-    "reward": {"kind": "free_item", "name": "Кофе в подарок / Free coffee", "category": "coffee", "value": 30_000},
+    "reward": {
+        "kind": "free_item",
+        "name": "Кофе в подарок / Free coffee",
+        "category": "coffee",
+        "value": 30_000,
+    },
 }
 
 # How the demo cards look in the wallets (programs/design.py). Texts in Russian first,
