@@ -57,7 +57,12 @@ BONUS_RULES: dict[str, Any] = {
 }
 STAMP_RULES: dict[str, Any] = {
     "stamps_required": 6,
-    "reward": {"kind": "free_item", "name": "Кофе в подарок / Free coffee", "category": "coffee"},
+    "reward": {
+        "kind": "free_item",
+        "name": "Кофе в подарок / Free coffee",
+        "category": "coffee",
+        "value": 30_000,
+    },
 }
 
 # How the demo cards look in the wallets (programs/design.py). Texts in Russian first,
@@ -90,8 +95,8 @@ STAMP_DESIGN: dict[str, Any] = {
     "front_fields": ["stamps", "rewards", "holder"],
     "stamp_style": "cup",
     "terms": (
-        "Штамп за каждую покупку; за шесть штампов — кофе в подарок.\n\n"
-        "A stamp for every purchase; six stamps and the next coffee is on us."
+        "Штамп за каждую покупку; пять штампов — и шестой кофе в подарок.\n\n"
+        "A stamp for every purchase; five stamps and the sixth coffee is on us."
     ),
     **_CONTACTS,
 }

@@ -236,6 +236,7 @@ NAV_SECTIONS: list[Section] = [
     Section("wallets", N_("Wallets"), "/admin/wallets", role="owner", order=94),
     Section("sms", N_("SMS"), "/admin/sms", role="owner", order=95),
     Section("telegram_card", N_("Telegram card"), "/admin/telegram-card", role="owner", order=96),
+    Section("cashier_settings", N_("Cashier settings"), "/admin/settings/cashier", role="owner", order=97),
     Section("cashier", N_("Cashier"), "/cashier", role="cashier", order=200),
     Section("certificates", N_("Gift certificates"), "/cashier/certificates", role="cashier", order=201),
 ]

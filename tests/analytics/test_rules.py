@@ -169,3 +169,19 @@ def test_charts_escape_labels_and_scale() -> None:
     assert svg.startswith("<svg") and "<b>" not in svg and "&lt;b&gt;" in svg and "A&amp;B" in svg
     assert charts.hbars([]) == ""
     assert "5 / 10" in charts.hbars([("qr", 10, 5)])
+
+
+def test_figures_net_of_refunds() -> None:
+    from loyalwallet.analytics.rules import net_of_refunds, net_totals
+
+    totals = net_totals({"purchases": 4, "revenue": 190_000, "refunded_purchases": 1, "refunded": 110_000})
+    assert (totals["revenue_gross"], totals["revenue"], totals["net_purchases"]) == (190_000, 80_000, 3)
+    days = net_of_refunds(
+        [("2026-12-01", 3, 150_000), ("2026-12-02", 1, 40_000)], [("2026-12-01", 1, 110_000)]
+    )
+    by_day: dict[str, list[int]] = {}
+    for day, n, total in days:
+        by_day.setdefault(day, [0, 0])
+        by_day[day][0] += n
+        by_day[day][1] += total
+    assert by_day == {"2026-12-01": [2, 40_000], "2026-12-02": [1, 40_000]}

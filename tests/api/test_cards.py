@@ -99,7 +99,7 @@ def test_adjustment_needs_manager_and_a_reason(shop: Shop) -> None:
 def test_stamp_adjustment_issues_rewards(shop: Shop) -> None:
     pid = shop.program("stamp", {"stamps_required": 3})
     code = shop.card(pid)["code"]
-    r = shop.post(f"/api/v1/cards/{code}/adjustments", {"stamps": 4, "reason": "paper card"}, role="manager")
+    r = shop.post(f"/api/v1/cards/{code}/adjustments", {"stamps": 3, "reason": "paper card"}, role="manager")
     card = r.json()["card"]
     assert card["stamps"] == 1 and len(card["rewards"]) == 1
 

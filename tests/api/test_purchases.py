@@ -128,26 +128,46 @@ def test_discount_program(shop: Shop) -> None:
 
 
 def test_stamp_card_reward_cycle(shop: Shop) -> None:
+    # stamps_required 3: two paid coffees, the third free (programs.rules.StampRules).
     pid = shop.program(
         "stamp",
         {"stamps_required": 3, "reward": {"kind": "free_item", "name": "Free coffee", "category": "coffee"}},
     )
     code = shop.card(pid)["code"]
     coffee = [{"sku": "LATTE", "category": "coffee", "qty": 1, "price": 20_000}]
-    for _ in range(3):
-        p = shop.buy(code, 20_000, items=coffee)
+    p = shop.buy(code, 20_000, items=coffee)
+    assert p["stamps_added"] == 1 and p["rewards_earned"] == 0 and p["card"]["stamps"] == 1
+    p = shop.buy(code, 20_000, items=coffee)
     assert p["stamps_added"] == 1 and p["rewards_earned"] == 1
     card = p["card"]
     assert card["stamps"] == 0 and len(card["rewards"]) == 1 and card["rewards"][0]["name"] == "Free coffee"
-    free = shop.buy(code, 20_000, items=coffee, use_reward=True)
+    assert (card["stamps_required"], card["stamps_to_collect"]) == (3, 2)
+    free = shop.buy(code, 20_000, items=coffee, use_reward=True)  # the third visit
     assert free["to_pay"] == 0 and free["discount"] == 20_000 and free["stamps_added"] == 0
     assert free["card"]["rewards"] == []
     r = shop.post("/api/v1/purchases", {"card": code, "amount": 20_000, "use_reward": True}, role="cashier")
     assert r.status_code == 422 and r.json()["code"] == "coupon_invalid"
 
 
+def test_free_item_reward_from_the_amount_alone(shop: Shop) -> None:
+    pid = shop.program(
+        "stamp", {"stamps_required": 2, "reward": {"kind": "free_item", "name": "Coffee", "value": 20_000}}
+    )
+    code = shop.card(pid)["code"]
+    assert shop.buy(code, 15_000)["rewards_earned"] == 1  # 2: one paid cup, the second free
+    free = shop.buy(code, 35_000, use_reward=True)  # no check lines
+    assert (free["discount"], free["to_pay"]) == (20_000, 15_000)
+    # A reward of "the item's price" without lines says what to do.
+    pid = shop.program("stamp", {"stamps_required": 2, "reward": {"kind": "free_item", "name": "Cup"}})
+    code = shop.card(pid)["code"]
+    shop.buy(code, 15_000)
+    r = shop.post("/api/v1/purchases", {"card": code, "amount": 20_000, "use_reward": True}, role="cashier")
+    assert r.status_code == 422 and r.json()["code"] == "coupon_invalid"
+    assert "add the free item as a line" in r.json()["detail"]
+
+
 def test_refund_revokes_an_unused_reward(shop: Shop) -> None:
-    pid = shop.program("stamp", {"stamps_required": 2})
+    pid = shop.program("stamp", {"stamps_required": 3})
     code = shop.card(pid)["code"]
     shop.buy(code, 10_000)
     p = shop.buy(code, 10_000)

@@ -94,12 +94,65 @@ def test_free_item_without_a_matching_line_is_refused() -> None:
 
 
 def test_stamps_carry_over_into_rewards() -> None:
-    out = compute(STAMP, state(stamps=5), 20_000)
+    # stamps_required 6: five paid stamps make a reward.
+    out = compute(STAMP, state(stamps=4), 20_000)
     assert (out.stamps_added, out.stamps_after, out.rewards_earned) == (1, 0, 1)
     rules = parse_rules("stamp", {"stamps_required": 6, "qualifying": {"categories": ["coffee"]}})
     lines = [Line(qty=4, price=5_000, category="coffee"), Line(qty=2, price=10_000, category="food")]
-    out = compute(rules, state(stamps=4), 40_000, lines)
+    out = compute(rules, state(stamps=3), 40_000, lines)
     assert (out.stamps_added, out.stamps_after, out.rewards_earned) == (4, 2, 1)
+
+
+def walk(rules: StampRules, visits: int, price: int = 20_000) -> list[tuple[int, bool, int]]:
+    """A guest buying one item a visit, using a reward as soon as one is there: for each
+    visit (stamps after it, whether the reward was used, money paid)."""
+    stamps, rewards, out = 0, 0, []
+    for _ in range(visits):
+        offer = Offer(kind="free_item", value=rules.reward.value) if rewards else None
+        result = compute(rules, state(stamps=stamps), price, offer=offer)
+        rewards += result.rewards_earned - (1 if offer else 0)
+        stamps = result.stamps_after
+        out.append((stamps, offer is not None, result.to_pay))
+    return out
+
+
+@pytest.mark.parametrize("required", [2, 3, 6, 10])
+def test_stamps_required_n_means_the_nth_visit_is_free(required: int) -> None:
+    rules = parse_rules(
+        "stamp", {"stamps_required": required, "reward": {"kind": "free_item", "value": 20_000}}
+    )
+    assert isinstance(rules, StampRules)
+    assert (rules.stamps_to_collect, rules.free_visit) == (required - 1, required)
+    visits = walk(rules, 3 * required)
+    free = [i + 1 for i, (_, used, _) in enumerate(visits) if used]
+    # The N-th, 2N-th, 3N-th visits are free; every other visit is paid and stamped.
+    assert free == [required, 2 * required, 3 * required]
+    assert all(paid == 0 for _, used, paid in visits if used)
+    assert all(paid == 20_000 for _, used, paid in visits if not used)
+    assert max(stamps for stamps, _, _ in visits) == required - 2  # the card never shows a full row
+
+
+def test_six_means_five_paid_cups_and_the_sixth_free() -> None:
+    visits = walk(parse_rules("stamp", {"stamps_required": 6, "reward": {"value": 20_000}}), 7)
+    assert [stamps for stamps, _, _ in visits] == [1, 2, 3, 4, 0, 0, 1]
+    assert [used for _, used, _ in visits] == [False] * 5 + [True, False]
+
+
+def test_free_item_from_the_amount_alone() -> None:
+    # No check lines: the reward's value comes off (never more than the check).
+    out = compute(STAMP, state(), 25_000, offer=Offer(kind="free_item", value=20_000))
+    assert (out.coupon_discount, out.to_pay, out.free_line) == (20_000, 5_000, None)
+    out = compute(STAMP, state(), 15_000, offer=Offer(kind="free_item", value=20_000))
+    assert (out.coupon_discount, out.to_pay, out.stamps_added) == (15_000, 0, 0)
+    # With lines: the cheapest matching item, at most the value.
+    lines = [Line(qty=1, price=25_000, category="coffee"), Line(qty=1, price=15_000, category="coffee")]
+    out = compute(STAMP, state(), 40_000, lines, offer=Offer(kind="free_item", value=20_000))
+    assert out.coupon_discount == 15_000 and out.free_line == 1
+    # A reward that takes "the item's price" cannot guess it without lines: a clear refusal.
+    with pytest.raises(DomainError) as err:
+        compute(STAMP, state(), 25_000, offer=Offer(kind="free_item"))
+    assert err.value.code == "coupon_invalid" and err.value.extra["reason"] == "item_price_needed"
+    assert "add the free item as a line" in err.value.detail
 
 
 def test_a_fully_free_purchase_earns_no_stamp() -> None:

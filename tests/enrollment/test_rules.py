@@ -150,7 +150,7 @@ def test_offer_lines_from_rules() -> None:
     assert ("%(points)s points for every friend you bring", {"points": 50}) in lines
     stamp = parse_rules("stamp", {"stamps_required": 6, "reward": {"name": "Coffee"}})
     assert rules.offer_lines(stamp) == [
-        ("Collect %(n)s stamps and get: %(reward)s", {"n": 6, "reward": "Coffee"})
+        ("Paid visits: %(paid)s, then on visit %(n)s: %(reward)s", {"paid": 5, "n": 6, "reward": "Coffee"})
     ]
     discount = parse_rules("discount", {"tiers": [{"name": "B", "min_spend": 0, "discount_pct": 5}]})
     assert rules.offer_lines(discount) == [("%(pct)s%% off every purchase", {"pct": "5"})]

@@ -40,8 +40,13 @@ def test_stamp_card_and_message(client: TestClient, shop) -> None:
     shop.buy(code, 20000)
     shop.buy(code, 20000)
     text = client.get(path + "?lang=en").text
-    assert text.count('<li class="on">') == 2 and text.count('<li class="off">') == 4
-    assert "Collect 6 stamps and get: Free coffee" in text
+    # stamps_required 6: five cells to fill and the reward on the sixth visit.
+    assert text.count('<li class="on">') == 2 and text.count('<li class="off">') == 3
+    assert 'class="gift"' in text
+    assert "Paid visits: 5, then on visit 6: Free coffee" in text
+    # The join page (and the table tent, from the same offer lines) promise the same.
+    assert "Paid visits: 5, then on visit 6: Free coffee" in client.get(f"/join/{pid}?lang=en").text
+    assert "Оплаченных визитов: 5, на 6-й визит — Free coffee" in client.get(f"/join/{pid}?lang=ru").text
 
 
 def test_pwa_manifest_icons_and_service_worker(client: TestClient, shop) -> None:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from enrollment_support import sms_code
 from loyalwallet import db
 from loyalwallet.cards.models import Card, LedgerEntry
 from loyalwallet.cards.sweeps import check_ledger
@@ -168,11 +169,41 @@ def test_plastic_card_handed_out_at_the_counter(shop: Shop, client) -> None:
     found = shop.get("/cashier/plastic", params={"code": "55000123"}, role="cashier")
     assert found.status_code == 200 and found.json()["program_id"] == program
     assert shop.get("/cashier/plastic", params={"code": "66000123"}, role="cashier").status_code == 404
-    r = shop.post(
-        "/cashier/plastic", {"code": "55000123", "phone": "+79167770000", "name": "Ира"}, role="cashier"
-    )
+    # Handed out as the join page does it: consent, an SMS code, then the card.
+    body = {"program_id": program, "phone": "+79167770000", "name": "Ира", "card_code": "55000123"}
+    refused = shop.post("/api/v1/enrollments", {**body, "personal_data_consent": False}, role="cashier")
+    assert refused.status_code == 422 and refused.json()["code"] == "consent_required"
+    pending = shop.post("/api/v1/enrollments", {**body, "personal_data_consent": True}, role="cashier")
+    assert pending.status_code == 202, pending.text
+    assert shop.get("/cashier/plastic", params={"code": "55000123"}, role="cashier").status_code == 200
+    token = pending.json()["token"]
+    wrong = shop.post(f"/api/v1/enrollments/{token}/confirm", {"code": "000000"}, role="cashier")
+    assert wrong.status_code == 422 and wrong.json()["code"] == "otp_invalid"
+    r = shop.post(f"/api/v1/enrollments/{token}/confirm", {"code": sms_code("+79167770000")}, role="cashier")
     assert r.status_code == 201, r.text
     assert r.json()["code"] == "55000123" and r.json()["balance"] == 100
     assert shop.get("/cashier/plastic", params={"code": "55000123"}, role="cashier").status_code == 404
-    again = shop.post("/cashier/plastic", {"code": "55000124", "phone": "+79167770000"}, role="cashier")
-    assert again.status_code == 409
+    with db.read() as session:
+        from loyalwallet.customers.models import Consent
+
+        consents = session.scalars(select(Consent.kind).where(Consent.merchant_id == shop.merchant_id)).all()
+    assert "personal_data" in consents
+    # A number already issued, or of no range of the programme, is refused before any SMS.
+    taken = shop.post(
+        "/api/v1/enrollments",
+        {**body, "phone": "+79167770001", "personal_data_consent": True},
+        role="cashier",
+    )
+    assert taken.status_code == 422 and taken.json()["code"] == "validation_error"
+    # The guest who already has a card of the programme keeps it.
+    again = shop.post(
+        "/api/v1/enrollments",
+        {**body, "card_code": "55000124", "personal_data_consent": True},
+        role="cashier",
+    )
+    token = again.json()["token"]
+    r = shop.post(f"/api/v1/enrollments/{token}/confirm", {"code": sms_code("+79167770000")}, role="cashier")
+    assert r.status_code == 200 and r.json()["code"] == "55000123" and r.json()["created"] is False
+    # The one-step issue without an SMS code is gone.
+    old = shop.post("/cashier/plastic", {"code": "55000125", "phone": "+79167770002"}, role="cashier")
+    assert old.status_code in (404, 405)

@@ -74,9 +74,16 @@ def test_cashier_sale_with_redemption_and_refund(page, live_server, shop: Shop) 
     assert after["balance"] == 500 - 100 + 15  # 5 % of the 300.00 paid
     purchases = shop.get("/api/v1/purchases", params={"card": card["code"]}).json()["items"]
     assert len(purchases) == 1 and purchases[0]["location_id"] == shop.location_id
-    page.on("dialog", lambda dialog: dialog.accept(""))
-    page.click("#refund-last")
+    page.on("dialog", lambda dialog: pytest.fail("a browser prompt: " + dialog.message))
+    page.click("#refund-last")  # an in-page dialog, the whole amount filled in
+    page.wait_for_selector("#refund-dialog[open]")
+    assert page.input_value("#rd-amount") == "400.00"
+    page.press("#rd-amount", "Enter")
+    page.wait_for_selector("#rd-done:not([hidden])")
+    assert page.text_content("#rd-r-returned") == "100" and page.text_content("#rd-r-reversed") == "15"
     page.wait_for_function("document.querySelector('#message').textContent.includes('Refunded')")
+    page.click("#rd-close")
+    assert page.locator("#refund-dialog[open]").count() == 0
     refunded = shop.get(f"/api/v1/cards/{card['code']}").json()
     assert refunded["balance"] == 500 and refunded["spend"] == 0
 

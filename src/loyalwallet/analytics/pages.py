@@ -79,6 +79,8 @@ def dashboard(
             "channels_svg": Markup(charts.hbars(data.issued_by("channel"))),
             "heat": charts.heat_class,
             "query": request.url.query,
+            "updated_at": data.updated_at.astimezone(zoneinfo.ZoneInfo(f.period.tz)).strftime("%H:%M"),
+            "guests_live": data.guests_live,
             "as_of": data.guests_as_of.astimezone(zoneinfo.ZoneInfo(f.period.tz)).strftime("%H:%M")
             if data.guests_as_of
             else "",

@@ -84,9 +84,16 @@ def _purchases_in(f: Filters) -> list[ColumnElement[bool]]:
 
 
 def period_totals(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
-    """Purchases and revenue (the day rollup plus the purchases it has not folded in yet)
-    and buyers and repeat buyers (see buyers())."""
-    return {**sales(session, f), **buyers(session, f, now)}
+    """Purchases and revenue (the day rollup plus the purchases it has not folded in yet),
+    the refunds of those purchases (see refunded_by_day()) and buyers and repeat buyers
+    (see buyers())."""
+    refunded = refunded_by_day(session, f)
+    return {
+        **sales(session, f),
+        "refunded_purchases": sum(n for _, n, _ in refunded),
+        "refunded": sum(total for _, _, total in refunded),
+        **buyers(session, f, now),
+    }
 
 
 def sales(session: Session, f: Filters) -> dict[str, int]:
@@ -153,13 +160,38 @@ def _days_in(f: Filters, table: Any) -> list[ColumnElement[bool]]:
 
 
 def daily(session: Session, f: Filters) -> list[tuple[str, int, int]]:
-    """(local day, purchases, revenue) from the day rollup."""
+    """(local day, purchases, revenue) from the day rollup, and the purchases it has not
+    folded in yet (today's are live, as in sales())."""
     rows = session.execute(
         select(DayTotals.day, func.sum(DayTotals.purchases), func.sum(DayTotals.revenue))
         .where(*_days_in(f, DayTotals))
         .group_by(DayTotals.day)
     ).all()
-    return [(d, int(n or 0), int(total or 0)) for d, n, total in rows]
+    watermark = session.scalar(select(RollupState.value).where(RollupState.name == "card_months")) or 0
+    day = local_day(session, Purchase.created_at, f.period.tz).label("day")
+    tail = session.execute(
+        select(day, func.count(), func.coalesce(func.sum(Purchase.amount), 0))
+        .where(Purchase.id > watermark, *_purchases_in(f))
+        .group_by(day)
+    ).all()
+    return [(d, int(n or 0), int(total or 0)) for d, n, total in [*rows, *tail]]
+
+
+def refunded_by_day(session: Session, f: Filters) -> list[tuple[str, int, int]]:
+    """Refunds of the period's purchases, by the local day of the purchase: (day,
+    purchases refunded in full, amount refunded), whenever the refunds were made. Read
+    through the refunds (few) and the purchases' primary key."""
+    refunded = select(Refund.purchase_id).where(Refund.merchant_id == f.merchant_id).distinct().subquery()
+    day = local_day(session, Purchase.created_at, f.period.tz).label("day")
+    full = case((Purchase.refunded_amount >= Purchase.amount, 1), else_=0)
+    rows = session.execute(
+        select(day, func.coalesce(func.sum(full), 0), func.coalesce(func.sum(Purchase.refunded_amount), 0))
+        .select_from(Purchase)
+        .join(refunded, refunded.c.purchase_id == Purchase.id)
+        .where(*_purchases_in(f))
+        .group_by(day)
+    ).all()
+    return [(d, int(n), int(total)) for d, n, total in rows]
 
 
 def upsell(session: Session, f: Filters) -> dict[str, Any]:

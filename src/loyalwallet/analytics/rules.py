@@ -89,6 +89,28 @@ class Point:
         return avg(self.revenue, self.purchases)
 
 
+def net_of_refunds(
+    days: Iterable[tuple[str, int, int]], refunded: Iterable[tuple[str, int, int]]
+) -> list[tuple[str, int, int]]:
+    """Local-day totals net of the refunds of those days' purchases: a purchase refunded
+    in full no longer counts as a purchase, and every refunded amount leaves revenue."""
+    out = [(d, int(n), int(total)) for d, n, total in days]
+    out += [(d, -int(n), -int(total)) for d, n, total in refunded]
+    return out
+
+
+def net_totals(totals: dict[str, int]) -> dict[str, int]:
+    """The period's figures net of refunds: `revenue` and `net_purchases` (the ones the
+    average check divides) keep what was refunded out; `revenue_gross` is what was sold."""
+    gross = totals["revenue"]
+    return {
+        **totals,
+        "revenue_gross": gross,
+        "revenue": gross - totals.get("refunded", 0),
+        "net_purchases": totals["purchases"] - totals.get("refunded_purchases", 0),
+    }
+
+
 def trend(days: Iterable[tuple[str, int, int]], period: Period) -> list[Point]:
     """Purchases and revenue per day/week/month from local-day totals, every bucket of
     the period present (empty ones at zero)."""

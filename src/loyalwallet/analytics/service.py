@@ -47,6 +47,10 @@ class Dashboard:
     cohorts: list[rules.Cohort]
     timings: dict[str, float] = field(default_factory=dict)
     guests_as_of: dt.datetime | None = None
+    # When the figures were read: sales are live; guests come from the snapshot unless
+    # `guests_live` (no fresh snapshot, or a sale since it at a small merchant).
+    updated_at: dt.datetime = field(default_factory=utcnow)
+    guests_live: bool = False
 
     @property
     def frequency(self) -> float | None:
@@ -58,7 +62,8 @@ class Dashboard:
 
     @property
     def avg_check(self) -> int | None:
-        return rules.avg(self.totals["revenue"], self.totals["purchases"])
+        """Net of refunds: revenue after refunds over the purchases not refunded in full."""
+        return rules.avg(self.totals["revenue"], self.totals["net_purchases"])
 
     @property
     def upsell_share(self) -> float | None:
@@ -128,6 +133,7 @@ def dashboard(
             queries.tune(s)
             return {
                 "days": timed("trend", queries.daily, s, f),
+                "refunded_days": timed("refunded_days", queries.refunded_by_day, s, f),
                 "upsell": timed("upsell", queries.upsell, s, f),
                 "refunds": timed("refunds", queries.refunds, s, f),
                 "issued": timed("issued", queries.issued, s, f),
@@ -137,6 +143,8 @@ def dashboard(
         with db.read() as s:
             queries.tune(s)
             taken = snapshot.as_of(s, f.merchant_id, now)
+            if taken is not None and snapshot.outdated(s, f.merchant_id, taken):
+                taken = None  # a sale since the snapshot: a small merchant's figures are read live
             if taken is not None:
                 cells = timed("guests", snapshot.cells, s, f, taken, now)
                 sizes = timed("cohort_sizes", snapshot.cohort_sizes, s, f, first, last)
@@ -156,8 +164,8 @@ def dashboard(
             parts.update(job())
     return Dashboard(
         filters=f,
-        totals=parts["totals"],
-        trend=rules.trend(parts["days"], f.period),
+        totals=rules.net_totals(parts["totals"]),
+        trend=rules.trend(rules.net_of_refunds(parts["days"], parts["refunded_days"]), f.period),
         bucket=rules.bucket_for(f.period.days),
         upsell=parts["upsell"],
         refunds=parts["refunds"],
@@ -167,6 +175,8 @@ def dashboard(
         cohorts=rules.cohorts(parts["sizes"], parts["activity"], first, last),
         timings=timings,
         guests_as_of=parts["taken"] or now,
+        updated_at=now,
+        guests_live=parts["taken"] is None,
     )
 
 

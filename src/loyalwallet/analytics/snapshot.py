@@ -197,6 +197,25 @@ def as_of(session: Session, merchant_id: int, now: dt.datetime) -> dt.datetime |
     return taken if seen is not None and seen >= now - STALE else None
 
 
+# A merchant with at most this many cards whose cards changed after its snapshot gets
+# "guests now" read live from the cards (a café's dashboard right after a sale); a
+# bigger one is shown the snapshot with its time.
+LIVE_CARDS = int(env("ANALYTICS_LIVE_CARDS", "20000") or 20000)
+
+
+def outdated(session: Session, merchant_id: int, taken: dt.datetime) -> bool:
+    """Whether a card of the merchant changed after the snapshot (a range of the
+    (updated_at, merchant_id) index: only the changes since `taken` are read) and the
+    merchant is small enough to be read live."""
+    changed = session.scalar(
+        select(Card.id).where(Card.updated_at > taken, Card.merchant_id == merchant_id).limit(1)
+    )
+    if changed is None:
+        return False
+    cards = session.scalar(select(func.sum(CohortSize.cards)).where(CohortSize.merchant_id == merchant_id))
+    return int(cards or 0) <= LIVE_CARDS
+
+
 def cells(
     session: Session, f: Filters, taken: dt.datetime | None = None, now: dt.datetime | None = None
 ) -> list[Cell]:

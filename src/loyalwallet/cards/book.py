@@ -392,7 +392,7 @@ class CardBook:
         self._stamp_entry(kind, stamps, purchase_id=purchase_id, refund_id=refund_id, reason=reason)
         issued: list[int] = []
         if isinstance(self.rules, StampRules):
-            while self.card.stamps >= self.rules.stamps_required:
+            while self.card.stamps >= self.rules.stamps_to_collect:
                 issued.append(self._issue_reward(purchase_id))
         return issued
 
@@ -437,7 +437,7 @@ class CardBook:
             )
             .returning(Coupon.__table__.c.id)
         ).scalar_one()
-        self._stamp_entry("reward", -rules.stamps_required, coupon_id=coupon_id, purchase_id=purchase_id)
+        self._stamp_entry("reward", -rules.stamps_to_collect, coupon_id=coupon_id, purchase_id=purchase_id)
         return int(coupon_id)
 
     def remove_stamps(self, stamps: int, *, refund_id: int | None = None, reason: str | None = None) -> int:
@@ -461,8 +461,20 @@ class CardBook:
                 break
             self.session.execute(update(Coupon).where(Coupon.id == reward).values(status="revoked"))
             self.rewards_touched = True
+            # The stamps the reward took back (a reward issued before the meaning of
+            # stamps_required was fixed took one more than one issued now).
+            took = self.session.execute(
+                select(func.sum(StampEntry.stamps)).where(
+                    StampEntry.card_id == self.card.id,
+                    StampEntry.coupon_id == reward,
+                    StampEntry.kind == "reward",
+                )
+            ).scalar()
             self._stamp_entry(
-                "reward_revoked", self.rules.stamps_required, coupon_id=reward, refund_id=refund_id
+                "reward_revoked",
+                -int(took) if took else self.rules.stamps_to_collect,
+                coupon_id=reward,
+                refund_id=refund_id,
             )
         removed = min(stamps, self.card.stamps)
         if removed:

@@ -98,6 +98,8 @@ def card_view(
         "points_pending": book.pending() if program.kind == "bonus" else 0,
         "stamps": card.stamps,
         "stamps_required": rules.stamps_required if isinstance(rules, StampRules) else None,
+        # stamps_required = N: N - 1 paid stamps fill the card, the N-th visit is free.
+        "stamps_to_collect": rules.stamps_to_collect if isinstance(rules, StampRules) else None,
         "tier": card.tier,
         "discount_pct": None,
         "cashback_pct": None,

@@ -7,32 +7,27 @@ filters."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import RedirectResponse, Response
 
 from loyalwallet import db
 from loyalwallet.analytics import service as analytics
 from loyalwallet.api.deps import actor as any_actor
-from loyalwallet.api.responses import FastJSON
-from loyalwallet.cards.views import card_view
-from loyalwallet.config import get_settings
-from loyalwallet.customers.phones import to_e164
-from loyalwallet.customers.service import GuestData
 from loyalwallet.errors import not_found
 from loyalwallet.imports import service as plastic
 from loyalwallet.merchants import service as merchants
 from loyalwallet.merchants.actors import Actor
+from loyalwallet.programs.forms import FieldError, format_money, parse_money
 from loyalwallet.programs.service import list_programs
 from loyalwallet.text import gettext_for
-from loyalwallet.web.pages import render_staff, staff_language, staff_page
+from loyalwallet.web.pages import form_data, redirect, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession, locations_for
 
 router = APIRouter(include_in_schema=False)
+confirm_above_of = merchants.confirm_sale_above
 PAGE = 50  # purchases per page of the admin's list
-CONFIRM_SALE_ABOVE = 1_000_000  # 10 000.00: the default of merchant.settings["confirm_sale_above"]
 
 # Strings the page's JavaScript shows, translated on the server.
 JS_STRINGS = (
@@ -63,8 +58,14 @@ JS_STRINGS = (
     "Last sale",
     "Check",
     "Refund this sale",
-    "Amount to refund (empty = the whole remaining amount):",
-    "Not a sum of money.",
+    "Refund sale",
+    "left to refund",
+    "Enter the amount to refund.",
+    "At most",
+    "stamps taken back",
+    "Write the reason (at least 3 characters).",
+    "Stamp added.",
+    "Stamp removed.",
     "Refunded",
     "points returned",
     "points taken back",
@@ -87,6 +88,9 @@ ERROR_STRINGS = {
     "card_blocked": "The card is blocked; ask a manager.",
     "fraud_limit": "Refused by an anti-fraud rule (for example: a cashier cannot serve their own card).",
     "coupon_invalid": "The reward cannot be used.",
+    "coupon_invalid_item_price_needed": "This reward takes the free item's price from the check lines: "
+    "add the item as a line (its price), or ask the owner to give the reward a value.",
+    "coupon_invalid_no_item": "The check has no item this reward is for.",
     "refund_exceeds_purchase": "The refund is larger than what is left of the purchase.",
     "forbidden": "Not allowed for your role or location.",
     "rate_limited": "Too many requests; wait a moment.",
@@ -108,9 +112,9 @@ def cashier(request: Request, who: StaffSession = Depends(staff_page("cashier"))
         )
         programs = list_programs(session, who.merchant_id)
         categories = analytics.categories(session, who.merchant_id)
-        settings = merchants.get_merchant(session, who.merchant_id).settings or {}
+        merchant = merchants.get_merchant(session, who.merchant_id)
     # A sale above this (minor units) asks the cashier to confirm it a second time.
-    confirm_above = int(settings.get("confirm_sale_above") or CONFIRM_SALE_ABOVE)
+    confirm_above = confirm_above_of(merchant)
     if location is None and who.role == "cashier" and len(allowed) > 1:
         return RedirectResponse("/account/location?next=/cashier", status_code=303)
     _ = gettext_for(staff_language(request, who))
@@ -127,6 +131,8 @@ def cashier(request: Request, who: StaffSession = Depends(staff_page("cashier"))
             "categories": sorted(categories),
             "i18n": i18n,
             "confirm_above": confirm_above,
+            # Stamp corrections are for managers and owners (the API checks it too).
+            "can_adjust": who.role in ("owner", "manager"),
         },
         section="cashier",
     )
@@ -142,24 +148,54 @@ def plastic_lookup(code: str = Query(..., max_length=64), who: Actor = Depends(a
         return {"program_id": program.id, "program_name": program.name}
 
 
-class PlasticIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: Annotated[StrictStr, Field(min_length=4, max_length=64)]
-    phone: Annotated[StrictStr, Field(min_length=1, max_length=32)]
-    name: Annotated[StrictStr, Field(max_length=200)] | None = None
-    program_id: StrictInt | None = None
+# --- the owner's cashier settings -------------------------------------------------------
 
 
-@router.post("/cashier/plastic", status_code=201)
-def plastic_issue(body: PlasticIn, who: Actor = Depends(any_actor)) -> Response:
-    """Hand a plastic card out: the guest's new card gets the printed number as its code."""
-    with db.transaction() as session:
-        guest = GuestData(
-            phone=to_e164(body.phone, get_settings().default_region), name=(body.name or "").strip() or None
+@router.get("/admin/settings/cashier")
+def cashier_settings(request: Request, who: StaffSession = Depends(staff_page("owner"))) -> Response:
+    with db.read() as session:
+        merchant = merchants.get_merchant(session, who.merchant_id)
+        threshold = confirm_above_of(merchant)
+    return render_staff(
+        request,
+        who,
+        "cashier/settings.html",
+        {
+            "threshold": format_money(threshold, "," if staff_language(request, who) == "ru" else "."),
+            "default": merchants.CONFIRM_SALE_ABOVE,
+            "error": None,
+        },
+        section="cashier_settings",
+    )
+
+
+@router.post("/admin/settings/cashier")
+async def save_cashier_settings(
+    request: Request, who: StaffSession = Depends(staff_page("owner"))
+) -> Response:
+    form = await form_data(request, who)
+    typed = str(form.get("confirm_sale_above") or "").strip()[:40]
+    error = None
+    try:
+        minor = parse_money(typed)
+    except FieldError as exc:
+        error, minor = str(exc), None
+    if error is None and (minor is None or not 1 <= minor <= merchants.CONFIRM_SALE_ABOVE_MAX):
+        error = "Enter an amount more than zero, at most 1 000 000 000."
+    if error is not None:
+        # The page again with what was typed and the reason at the field; nothing saved.
+        return render_staff(
+            request,
+            who,
+            "cashier/settings.html",
+            {"threshold": typed, "default": merchants.CONFIRM_SALE_ABOVE, "error": error},
+            section="cashier_settings",
+            status=422,
         )
-        card, program = plastic.issue_plastic(session, who, body.code, guest, body.program_id)
-        return FastJSON(card_view(session, card, program, created=True), status_code=201)
+    assert minor is not None
+    with db.transaction() as session:
+        merchants.set_confirm_sale_above(session, who.actor, minor)
+    return redirect("/admin/settings/cashier", "Saved.")
 
 
 # --- the admin's purchases --------------------------------------------------------------

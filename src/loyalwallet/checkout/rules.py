@@ -105,14 +105,23 @@ def _coupon_discount(offer: Offer, left: int, lines: list[Line]) -> tuple[int, i
     if offer.kind == "fixed_off":
         return min(offer.value, left), None
     if offer.kind == "free_item":
+        # With check lines: the cheapest matching item (at most `value` when set). From the
+        # amount alone: the reward's value, never more than the check.
         matching = [(i, line) for i, line in enumerate(lines) if offer.matches(line) and line.qty > 0]
         if matching:
             index, line = min(matching, key=lambda pair: pair[1].price)
             off = line.price if offer.value == 0 else min(line.price, offer.value)
             return min(off, left), index
-        if offer.value > 0 and not lines:
-            return min(offer.value, left), None
-        raise DomainError("coupon_invalid", "the check has no item this reward is for")
+        if not lines:
+            if offer.value > 0:
+                return min(offer.value, left), None
+            raise DomainError(
+                "coupon_invalid",
+                "this free-item reward has no value: add the free item as a line of the check, "
+                "or set the reward's value in the programme",
+                reason="item_price_needed",
+            )
+        raise DomainError("coupon_invalid", "the check has no item this reward is for", reason="no_item")
     if offer.kind == "bonus_points":
         return 0, None
     raise DomainError("coupon_invalid", f"unknown coupon kind {offer.kind!r}")
@@ -211,7 +220,7 @@ def compute(
     if isinstance(rules, StampRules):
         stamps_added = _stamps_for(rules, lines, to_pay, free_line)
         total = state.stamps + stamps_added
-        rewards_earned, stamps_after = divmod(total, rules.stamps_required)
+        rewards_earned, stamps_after = divmod(total, rules.stamps_to_collect)
     else:
         stamps_after = state.stamps
 

@@ -20,6 +20,7 @@ from loyalwallet.enrollment.join import (
     JoinRequest,
     challenge_phone,
     get_challenge,
+    plastic_code,
     resend,
     start_join,
     verify,
@@ -197,6 +198,11 @@ def _pending_view(challenge: Any) -> dict[str, Any]:
 def start_enrollment(body: EnrollmentIn, who: Actor = Depends(any_actor)) -> Response:
     with db.transaction() as session:
         get_program(session, who.merchant_id, body.program_id)  # scoped to the caller
+        plastic = (
+            plastic_code(session, who.merchant_id, body.program_id, body.card_code)
+            if body.card_code
+            else None
+        )
         values = {
             "phone": body.phone,
             "name": body.name or "",
@@ -211,6 +217,7 @@ def start_enrollment(body: EnrollmentIn, who: Actor = Depends(any_actor)) -> Res
             lang=body.lang,
             channel=body.channel,
             source="api",
+            plastic=plastic,
         )
         # No per-IP limit: one till serves everybody. Per phone and per merchant apply.
         challenge = start_join(session, req)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
+from loyalwallet.cards.codes import normalise
 from loyalwallet.cards.models import Card
 from loyalwallet.cards.service import enroll
 from loyalwallet.config import env, get_settings
@@ -32,6 +33,7 @@ from loyalwallet.enrollment.models import Join, OtpChallenge
 from loyalwallet.enrollment.referral import referral_verdict, referrer_for
 from loyalwallet.enrollment.sms import queue_sms
 from loyalwallet.errors import DomainError, not_found
+from loyalwallet.imports.service import program_for_plastic
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.programs.models import Program
 from loyalwallet.text import gettext_for
@@ -57,6 +59,8 @@ class JoinRequest:
     honeypot: str | None = None
     # join_page (the guest's own form) or api (a POS or cashier asked on the guest's behalf)
     source: str = "join_page"
+    # A plastic card's printed number (checked by the caller against the code ranges).
+    plastic: str | None = None
 
 
 def sms_regions() -> list[str] | None:
@@ -134,6 +138,7 @@ def start_join(session: Session, req: JoinRequest, now: dt.datetime | None = Non
         "platform": rules.platform(req.user_agent),
         "device_hash": device_hash(req.device_id),
         "source": req.source,
+        "plastic": req.plastic,
     }
     token = crypto.token(24)
     code = rules.new_otp()
@@ -171,6 +176,19 @@ def _count_sms(
     if ipx:
         count_hit(session, "sms_ip", ipx, now)
     count_hit(session, "sms_merchant", str(merchant_id), now)
+
+
+def plastic_code(session: Session, merchant_id: int, program_id: int, raw: str) -> str:
+    """A plastic card's number, normalised, when it is in a code range of this programme
+    and not issued yet; validation_error otherwise."""
+    program = program_for_plastic(session, merchant_id, raw)
+    if program is None or program.id != program_id:
+        raise DomainError(
+            "validation_error",
+            "this number is in no card code range of the program, or is already issued",
+            field="card_code",
+        )
+    return normalise(raw).upper()
 
 
 def challenge_phone(challenge: OtpChallenge) -> str:
@@ -309,6 +327,12 @@ def _complete(session: Session, challenge: OtpChallenge, ip: str | None, now: dt
             merged = True
     elif invitation is not None:
         card, created = claim_invitation(session, actor, program, invitation, customer, accepted, now), True
+    elif data.get("plastic"):
+        # The plastic card handed out at the counter: its number is the card's code, if
+        # nobody took it while the guest was reading the SMS.
+        plastic = plastic_code(session, merchant.id, program.id, data["plastic"])
+        card, created = enroll(session, actor, program, guest, channel="plastic", code=plastic)
+        channel_slug = "plastic"
     else:
         card, created = enroll(session, actor, program, guest, channel=channel_slug, referrer=accepted)
     version = (data.get("consents") or {}).get("personal_data")

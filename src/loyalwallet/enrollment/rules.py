@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from loyalwallet.customers.phones import to_e164
 from loyalwallet.errors import DomainError
-from loyalwallet.programs.rules import BonusRules, DiscountRules, Rules, StampRules
+from loyalwallet.programs.rules import BonusRules, DiscountRules, Rules, StampRules, stamp_terms
 
 # --- one-time codes ----------------------------------------------------------------------
 
@@ -325,12 +325,7 @@ def offer_lines(rules: Rules) -> list[tuple[str, dict[str, Any]]]:
         if len(rules.tiers) > 1:
             lines.append(("Up to %(pct)s%% as you spend more", {"pct": pct(rules.tiers[-1].discount_pct)}))
     elif isinstance(rules, StampRules):
-        lines.append(
-            (
-                "Collect %(n)s stamps and get: %(reward)s",
-                {"n": rules.stamps_required, "reward": rules.reward.name},
-            )
-        )
+        lines.append(stamp_terms(rules))
         if rules.welcome_stamps:
             lines.append(("%(n)s stamps as a welcome gift", {"n": rules.welcome_stamps}))
     return lines

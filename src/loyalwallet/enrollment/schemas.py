@@ -55,6 +55,9 @@ class EnrollmentIn(BaseModel):
     marketing_consent: StrictBool = False
     channel: Annotated[StrictStr, Field(max_length=64)] | None = None
     lang: Literal["ru", "en"] = "ru"
+    # A plastic card handed out at the counter: its printed number (in one of the
+    # programme's code ranges) becomes the new card's code once the guest confirms.
+    card_code: Annotated[StrictStr, Field(min_length=4, max_length=64)] | None = None
 
 
 class CodeIn(BaseModel):

@@ -27,7 +27,7 @@ from loyalwallet.feedback.service import pending_rate_path
 from loyalwallet.merchants.models import Location, Merchant
 from loyalwallet.programs.design import CardDesign, look_for_tier, parse_design
 from loyalwallet.programs.models import Program
-from loyalwallet.programs.rules import StampRules
+from loyalwallet.programs.rules import StampRules, stamp_terms
 from loyalwallet.programs.service import rules_of
 
 
@@ -132,11 +132,14 @@ def card_page(session: Session, card: Card, program: Program, merchant: Merchant
         item["when"] = when.strftime("%d.%m.%Y %H:%M")
     stamps = None
     if isinstance(rules_, StampRules):
-        required = rules_.stamps_required
+        # stamps_required = N: N - 1 cells to fill, and the N-th visit is the reward.
+        required = rules_.stamps_to_collect
+        terms, params = stamp_terms(rules_)
         stamps = {
             "have": card.stamps,
             "required": required,
             "cells": [i < card.stamps for i in range(required)],
+            "terms": (terms, params),
         }
     locations = session.scalars(
         select(Location)

@@ -75,6 +75,40 @@ def get_merchant(session: Session, merchant_id: int) -> Merchant:
     return merchant
 
 
+# A sale above this (minor units) asks the cashier to confirm it a second time:
+# merchant.settings["confirm_sale_above"], 10 000.00 unless the owner set another.
+CONFIRM_SALE_ABOVE = 1_000_000
+CONFIRM_SALE_ABOVE_MAX = 10**11
+
+
+def confirm_sale_above(merchant: Merchant) -> int:
+    value = (merchant.settings or {}).get("confirm_sale_above")
+    return int(value) if isinstance(value, int) and value > 0 else CONFIRM_SALE_ABOVE
+
+
+def set_confirm_sale_above(session: Session, actor: Actor, minor: int) -> Merchant:
+    """The owner's threshold of a large sale at the cashier page (audited)."""
+    actor.require("owner")
+    if not 1 <= minor <= CONFIRM_SALE_ABOVE_MAX:
+        raise DomainError(
+            "validation_error",
+            "the threshold is more than zero and at most 1 000 000 000",
+            field="confirm_sale_above",
+        )
+    merchant = get_merchant(session, actor.merchant_id)
+    before = confirm_sale_above(merchant)
+    merchant.settings = {**(merchant.settings or {}), "confirm_sale_above": minor}
+    audit(
+        session,
+        actor,
+        "merchant.confirm_sale_above",
+        "merchant",
+        merchant.id,
+        {"before": before, "after": minor},
+    )
+    return merchant
+
+
 def merchant_tz(merchant: Merchant) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(merchant.timezone)
 

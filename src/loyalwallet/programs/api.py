@@ -17,6 +17,7 @@ from loyalwallet.errors import not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.programs import service
 from loyalwallet.programs.assets import load, store, url
+from loyalwallet.programs.rules import stamps_to_collect
 from loyalwallet.programs.schemas import ProgramIn, ProgramPatch
 
 router = APIRouter(prefix="/api/v1", tags=["programs"])
@@ -115,7 +116,7 @@ def stamp_strip(
         program = session.get(Program, program_id)
         if program is None or program.merchant_id != merchant_id or program.kind != "stamp":
             raise not_found("image")
-        required = int(program.rules.get("stamps_required", 0))
+        required = stamps_to_collect(int(program.rules.get("stamps_required", 2)))
         if not 0 <= stamps <= required:
             raise not_found("image")
         card = SimpleNamespace(stamps=stamps, tier=tier)

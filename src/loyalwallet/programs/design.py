@@ -78,6 +78,22 @@ class CardDesign(_Model):
     stamp_style: Literal["cup", "star", "circle"] = "cup"
 
 
+# A new programme's front fields show what its cards count: stamps, not points or tier.
+DEFAULT_FRONT_FIELDS: dict[str, list[str]] = {
+    "stamp": ["stamps", "rewards", "holder"],
+    "discount": ["discount", "tier", "holder"],
+}
+
+
+def default_design(kind: str, design: dict[str, Any] | None) -> dict[str, Any]:
+    """The design a new programme of `kind` starts with: the given one, with the kind's
+    front fields unless it names its own."""
+    out = dict(design or {})
+    if "front_fields" not in out and kind in DEFAULT_FRONT_FIELDS:
+        out["front_fields"] = list(DEFAULT_FRONT_FIELDS[kind])
+    return out
+
+
 def parse_design(raw: dict[str, Any] | None) -> CardDesign:
     try:
         return CardDesign.model_validate(raw or {})

@@ -233,8 +233,8 @@ STAMP = (
             Field(
                 "stamps_required",
                 "int",
-                "Stamps for a reward",
-                "6: buy five, the sixth is free.",
+                "Every N-th visit is the reward",
+                "6: five paid stamps fill the card, the reward is used on the sixth visit.",
                 unit="stamps",
             ),
             Field("welcome_stamps", "int", "Welcome stamps", "Given once when a guest joins.", unit="stamps"),
@@ -291,7 +291,8 @@ STAMP = (
                 "reward-value",
                 "money",
                 "Amount off",
-                "A fixed amount off; for a free item the most it takes off (0: the item's full price).",
+                "A fixed amount off. For a free item: the most it takes off; a sale without check "
+                "lines takes off this amount (0: the item's price from the check lines only).",
                 unit="money",
             ),
             Field(

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet.programs.design import CardDesign, Colours, look_for_tier, rgb_tuple
 from loyalwallet.programs.models import Asset
+from loyalwallet.programs.rules import stamps_to_collect
 
 # Sizes in points (Apple's storeCard/coupon layout); files are drawn at @1x/@2x/@3x.
 ICON_PT = (29, 29)
@@ -435,7 +436,8 @@ def strip_for(session: Session, program: Any, card: Any | None = None, *, scale:
     from loyalwallet.programs.design import parse_design
 
     design = parse_design(program.design)
-    required = program.rules.get("stamps_required") if program.kind == "stamp" else None
+    # A stamp card's cells are the paid stamps (stamps_required - 1; see StampRules).
+    required = stamps_to_collect(int(program.rules["stamps_required"])) if program.kind == "stamp" else None
     return render(
         session,
         program.merchant_id,

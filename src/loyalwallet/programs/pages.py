@@ -46,7 +46,9 @@ STARTER_RULES: dict[str, dict[str, Any]] = {
         "ttl_days": 365,
     },
     "discount": {"tiers": [{"name": "Guest", "min_spend": 0, "discount_pct": 5}]},
-    "stamp": {"stamps_required": 6, "reward": {"kind": "free_item", "name": "Free coffee"}},
+    # stamps_required 6: five paid cups, the sixth free; from the amount alone the
+    # reward takes off up to 200.00 (with check lines: the cheapest matching item).
+    "stamp": {"stamps_required": 6, "reward": {"kind": "free_item", "name": "Free coffee", "value": 20_000}},
 }
 
 

@@ -125,6 +125,13 @@ class StampReward(_Strict):
 
 
 class StampRules(_Strict):
+    """A stamp card. THE one definition of `stamps_required` (everything that shows or
+    counts stamps reads it through `stamps_to_collect` / `free_visit`):
+
+    `stamps_required = N` means the N-th visit is free: N - 1 paid stamps fill the card,
+    the last stamp turns them into the reward at once, and the reward is used on the
+    N-th visit (6: buy five cups, the sixth is free)."""
+
     stamps_required: Annotated[StrictInt, Field(ge=2, le=100)]
     stamps_per_purchase: Annotated[StrictInt, Field(ge=1, le=100)] = 1
     # When set, stamps are counted per qualifying item instead of per purchase.
@@ -134,6 +141,37 @@ class StampRules(_Strict):
     min_amount: Money = 0
     welcome_stamps: Annotated[StrictInt, Field(ge=0, le=100)] = 0
     reward: StampReward = StampReward()
+
+    @property
+    def stamps_to_collect(self) -> int:
+        """Paid stamps that make a reward (the card's cells)."""
+        return stamps_to_collect(self.stamps_required)
+
+    @property
+    def free_visit(self) -> int:
+        """The visit on which the reward is used (the N of "the N-th is free")."""
+        return self.stamps_required
+
+
+def stamps_to_collect(stamps_required: int) -> int:
+    """Paid stamps per reward for a programme's `stamps_required` (see StampRules)."""
+    return max(1, stamps_required - 1)
+
+
+# The one sentence every page, pass and print uses for a stamp programme (translated
+# by the caller: `_(msg) % params`).
+STAMP_TERMS_PER_VISIT = "Paid visits: %(paid)s, then on visit %(n)s: %(reward)s"
+STAMP_TERMS = "Stamps to collect: %(paid)s, then on the next visit: %(reward)s"
+
+
+def stamp_terms(rules: StampRules) -> tuple[str, dict[str, Any]]:
+    """What the stamp card promises, as (message, params): one stamp a visit reads
+    "Paid visits: 5, then on visit 6: Free coffee"; stamps per item or several a
+    visit count stamps."""
+    params = {"paid": rules.stamps_to_collect, "n": rules.free_visit, "reward": rules.reward.name}
+    if rules.qualifying is None and rules.stamps_per_purchase == 1:
+        return STAMP_TERMS_PER_VISIT, params
+    return STAMP_TERMS, params
 
 
 class IikoTier(BonusTier):

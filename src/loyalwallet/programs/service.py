@@ -46,13 +46,15 @@ def create_program(
     actor.require("manager")
     if kind not in KINDS:
         raise DomainError("validation_error", f"kind must be one of {', '.join(KINDS)}", field="kind")
+    from loyalwallet.programs.design import default_design
+
     parsed = parse_rules(kind, rules)
     program = Program(
         merchant_id=actor.merchant_id,
         kind=kind,
         name=name.strip(),
         rules=rules_to_json(parsed),
-        design=checked_design(session, actor.merchant_id, design),
+        design=checked_design(session, actor.merchant_id, default_design(kind, design)),
         status="active",
         version=1,
     )

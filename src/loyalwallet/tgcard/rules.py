@@ -91,7 +91,11 @@ def card_caption(
     e = html.escape
     lines = [f"<b>{e(merchant)}</b> · {e(view['program_name'])}", f"<code>{e(code)}</code>"]
     if view["program_kind"] == "stamp":
-        lines.append(_("Stamps: {have} of {need}").format(have=view["stamps"], need=view["stamps_required"]))
+        lines.append(
+            _("Stamps: {have} of {need}").format(
+                have=view["stamps"], need=view.get("stamps_to_collect") or view["stamps_required"]
+            )
+        )
     elif view["program_kind"] == "bonus":
         lines.append(_("Points: {n}").format(n=view["balance"]))
     if view.get("tier"):
@@ -134,7 +138,11 @@ def change_text(view: dict[str, Any], *, message: str | None, _: Callable[[str],
     if message:
         parts.append(html.escape(message))
     if view["program_kind"] == "stamp":
-        parts.append(_("Stamps: {have} of {need}").format(have=view["stamps"], need=view["stamps_required"]))
+        parts.append(
+            _("Stamps: {have} of {need}").format(
+                have=view["stamps"], need=view.get("stamps_to_collect") or view["stamps_required"]
+            )
+        )
     elif view["program_kind"] == "bonus":
         parts.append(_("Points: {n}").format(n=view["balance"]))
     return "\n\n".join(parts) if parts else None

@@ -86,7 +86,7 @@ def test_the_headline_figure_alerts_on_change() -> None:
     for kind, key, value in (
         ("bonus", "balance", 240),
         ("discount", "discount", "10%"),
-        ("stamp", "stamps", "4/6"),
+        ("stamp", "stamps", "4/5"),  # stamps_required 6: five cells
     ):
         pj = passes.store_card(ISSUER, facts(kind), design, design.colours)
         head = pj["storeCard"]["headerFields"][0]
@@ -217,3 +217,13 @@ def test_a_coupon_pass() -> None:
         ISSUER, passes.CouponFacts(**{**f.__dict__, "status": "used"}), design, design.colours
     )
     assert used["voided"] is True and passes.problems(used) == []
+
+
+def test_a_stamp_pass_says_when_the_reward_comes() -> None:
+    design = parse_design({"front_fields": ["stamps", "rewards", "holder"]})
+    terms = "Paid visits: 5, then on visit 6: Free coffee"
+    pj = passes.store_card(ISSUER, facts("stamp", stamp_terms=terms), design, design.colours)
+    back = {f["key"]: f for f in pj["storeCard"]["backFields"]}
+    assert back["back_stamp_terms"]["value"] == terms and back["back_stamp_terms"]["label"] == "How it works"
+    assert pj["storeCard"]["headerFields"][0]["value"] == "4/5"
+    assert all(f["key"] not in ("balance", "tier") for f in all_fields(pj))

@@ -105,7 +105,10 @@ def test_a_change_within_the_same_second_is_never_hidden_by_304(shop: Shop, dev_
     shop.buy(card["code"], 10_000)  # most likely within the same second
     r = device.fetch(pj["passTypeIdentifier"], pj["serialNumber"], pj["authenticationToken"])
     assert r.status_code == 200
-    assert open_pkpass(r.content).pass_json["storeCard"]["headerFields"][0]["value"] == "1/6"
+    store = open_pkpass(r.content).pass_json["storeCard"]
+    assert store["headerFields"][0]["value"] == "1/5"  # stamps_required 6: five to collect
+    terms = next(f for f in store["backFields"] if f["key"] == "back_stamp_terms")
+    assert terms["value"].startswith(("Paid visits: 5, then on visit 6", "Оплаченных визитов: 5, на 6-й"))
 
 
 def test_last_modified_promises_a_second_only_when_it_is_over() -> None:
@@ -221,7 +224,7 @@ def test_an_anonymous_invitation_card_has_a_pass_without_a_name(shop: Shop, dev_
     r = shop.client.get(url)
     pj = open_pkpass(r.content, dev_root).pass_json
     keys = [f["key"] for part in pj["storeCard"].values() for f in part]
-    assert "holder" not in keys and pj["storeCard"]["headerFields"][0]["value"] == "0/6"
+    assert "holder" not in keys and pj["storeCard"]["headerFields"][0]["value"] == "0/5"
 
 
 def test_web_service_url_needs_https_for_a_real_certificate(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,9 +51,18 @@ def _object(program: objects.ProgramFacts, card: objects.CardFacts) -> dict[str,
 def test_stamp_card_shows_stamps_as_n_of_m_and_rewards() -> None:
     program = _program("stamp", {"stamps_required": 6})
     obj = _object(program, _card(rewards=("Free coffee",)))
-    assert obj["loyaltyPoints"] == {"label": "Stamps", "balance": {"string": "4/6"}}
+    assert obj["loyaltyPoints"] == {
+        "label": "Stamps",
+        "balance": {"string": "4/5"},
+    }  # 6: five paid, the sixth free
     assert obj["secondaryLoyaltyPoints"] == {"label": "Rewards", "balance": {"int": 1}}
     assert {"id": "rewards", "header": "Rewards", "body": "Free coffee"} in obj["textModulesData"]
+    terms = {
+        "id": "stamp_terms",
+        "header": "How it works",
+        "body": "Paid visits: 5, then on visit 6: Free item",
+    }
+    assert terms in obj["textModulesData"]
     assert obj["id"] == f"{ISSUER}.lw-cabc_DEF-1" and obj["classId"] == f"{ISSUER}.lw-m3-p7"
 
 

@@ -35,7 +35,7 @@ def test_a_new_card_is_inserted_with_its_class(gshop) -> None:
     cls = fake.classes[obj["classId"]]
     assert cls["reviewStatus"] == "APPROVED" and cls["issuerName"] == "Test café"
     assert cls["programLogo"]["sourceUri"]["uri"].startswith(f"http://testserver/assets/{shop.merchant_id}/")
-    assert obj["loyaltyPoints"]["balance"] == {"string": "1/6"}
+    assert obj["loyaltyPoints"]["balance"] == {"string": "1/5"}  # stamps_required 6: five to collect
     assert fake.token_requests == 1
     # The default logo Google fetches is served by us.
     logo_path = cls["programLogo"]["sourceUri"]["uri"].removeprefix("http://testserver")

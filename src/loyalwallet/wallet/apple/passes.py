@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loyalwallet.programs.design import CardDesign, Colours, rgb
+from loyalwallet.programs.rules import stamps_to_collect
 
 BARCODE_FORMATS = {
     "qr": "PKBarcodeFormatQR",
@@ -53,6 +54,7 @@ L_AVAILABLE = "Available"
 L_USED = "Used"
 L_EXPIRED = "Expired"
 L_GIFT = "Gift"
+L_HOW = "How it works"
 C_POINTS = "You have %@ points"
 C_STAMPS = "Stamps: %@"
 C_LEVEL = "Your level is now %@"
@@ -87,6 +89,7 @@ STRINGS = (
     L_USED,
     L_EXPIRED,
     L_GIFT,
+    L_HOW,
     C_POINTS,
     C_STAMPS,
     C_LEVEL,
@@ -132,6 +135,7 @@ class CardFacts:
     holder: str | None = None  # None: an anonymous invitation card
     next_tier: str | None = None  # "Gold: 3 500 ₽"
     rewards: tuple[str, ...] = ()
+    stamp_terms: str | None = None  # "Paid visits: 5, then on visit 6: Free coffee"
     message: str | None = None
     web_card_url: str | None = None
     places: tuple[Place, ...] = ()
@@ -170,7 +174,9 @@ def _front(facts: CardFacts, design: CardDesign) -> dict[str, dict[str, Any]]:
     if facts.kind == "discount" and facts.discount:
         out["discount"] = _field("discount", L_DISCOUNT, facts.discount, C_DISCOUNT)
     if facts.kind == "stamp" and facts.stamps_required:
-        out["stamps"] = _field("stamps", L_STAMPS, f"{facts.stamps}/{facts.stamps_required}", C_STAMPS)
+        # stamps_required = N: N - 1 stamps fill the card (see programs.rules.StampRules).
+        cells = stamps_to_collect(facts.stamps_required)
+        out["stamps"] = _field("stamps", L_STAMPS, f"{facts.stamps}/{cells}", C_STAMPS)
     if facts.tier and facts.kind != "stamp":
         out["tier"] = _field("tier", L_LEVEL, facts.tier, C_LEVEL)
     if facts.holder:
@@ -272,6 +278,8 @@ def store_card(issuer: Issuer, facts: CardFacts, design: CardDesign, colours: Co
         back.append(_field("back_rewards", L_YOUR_REWARDS, "\n".join(facts.rewards)))
     if facts.next_tier:
         back.append(_field("back_next_tier", L_NEXT, facts.next_tier))
+    if facts.stamp_terms:
+        back.append(_field("back_stamp_terms", L_HOW, facts.stamp_terms))
     back.append(_field("back_code", L_CODE, facts.code))
     back.append(_field("back_program", L_PROGRAM, facts.program_name))
     back += _contact_fields(design)

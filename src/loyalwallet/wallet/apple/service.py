@@ -34,6 +34,8 @@ from loyalwallet.merchants.models import Location, Merchant
 from loyalwallet.programs import images
 from loyalwallet.programs.design import CardDesign, look_for_tier, parse_design
 from loyalwallet.programs.models import Program
+from loyalwallet.programs.rules import StampRules, stamp_terms, stamps_to_collect
+from loyalwallet.programs.service import rules_of
 from loyalwallet.text import gettext_for, money
 from loyalwallet.wallet.apple import credentials, passes, pkpass, updates
 from loyalwallet.wallet.apple.models import AppleCertificate, AppleRegistration
@@ -177,10 +179,20 @@ def card_facts(
         if next_tier
         else None,
         rewards=tuple(r["name"] for r in view.get("rewards", [])),
+        stamp_terms=_stamp_terms(program, merchant),
         message=card.message,
         web_card_url=urls["web_card_url"],
         places=_places(session, card.merchant_id, design, design.logo_text or program.name),
     )
+
+
+def _stamp_terms(program: Program, merchant: Merchant) -> str | None:
+    """What the stamp card promises, in the merchant's language (the web card's sentence)."""
+    rules = rules_of(program)
+    if not isinstance(rules, StampRules):
+        return None
+    msg, params = stamp_terms(rules)
+    return gettext_for(merchant.locale if merchant.locale in ("ru", "en") else "ru")(msg) % params
 
 
 def card_pass_json(
@@ -195,7 +207,12 @@ def card_pass_json(
     facts = card_facts(session, card, program, merchant, design)
     issuer = passes.Issuer(cert.pass_type_id, cert.team_id, merchant.name, web_service_url(cert))
     body = passes.store_card(issuer, facts, design, colours)
-    required = facts.stamps_required if program.kind == "stamp" else None
+    # The strip's cells are the paid stamps (stamps_required - 1; programs.rules.StampRules).
+    required = (
+        stamps_to_collect(facts.stamps_required)
+        if program.kind == "stamp" and facts.stamps_required
+        else None
+    )
     files = fileset(
         session, program, design, tier=card.tier, stamps=card.stamps if required else None, required=required
     )

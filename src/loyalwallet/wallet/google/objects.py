@@ -26,7 +26,15 @@ from decimal import Decimal
 from typing import Any
 
 from loyalwallet.programs.design import CardDesign, look_for_tier
-from loyalwallet.programs.rules import BonusRules, DiscountRules, IikoRules, Rules, StampRules, next_tier
+from loyalwallet.programs.rules import (
+    BonusRules,
+    DiscountRules,
+    IikoRules,
+    Rules,
+    StampRules,
+    next_tier,
+    stamp_terms,
+)
 from loyalwallet.text import money
 
 Gettext = Callable[[str], str]
@@ -211,9 +219,12 @@ def loyalty_object(
         body["accountName"] = card.holder
     modules: list[dict[str, str]] = []
     if isinstance(rules, StampRules):
-        body["loyaltyPoints"] = _points(_("Stamps"), f"{card.stamps}/{rules.stamps_required}")
+        # stamps_required = N: N - 1 stamps fill the card, the N-th visit is the reward.
+        body["loyaltyPoints"] = _points(_("Stamps"), f"{card.stamps}/{rules.stamps_to_collect}")
         if card.rewards:
             body["secondaryLoyaltyPoints"] = _points(_("Rewards"), len(card.rewards))
+        terms, params = stamp_terms(rules)
+        modules.append({"id": "stamp_terms", "header": _("How it works"), "body": _(terms) % params})
     elif isinstance(rules, DiscountRules):
         tier = next((t for t in rules.tiers if t.name == card.tier), rules.tiers[0])
         body["loyaltyPoints"] = _points(_("Discount"), _percent(tier.discount_pct))

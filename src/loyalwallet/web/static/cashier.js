@@ -55,7 +55,8 @@
     let data = null;
     try { data = await r.json(); } catch (e) { data = null; }
     if (!r.ok) {
-      const err = new Error((data && (T["err_" + data.code] || data.detail)) || r.statusText);
+      const text = data && (T["err_" + data.code + "_" + data.reason] || T["err_" + data.code] || data.detail);
+      const err = new Error(text || r.statusText);
       err.status = r.status;
       err.code = data && data.code;
       throw err;
@@ -122,7 +123,7 @@
 
   function describe(c) {
     if (c.program_kind === "bonus") return c.points_available + " " + t("points");
-    if (c.program_kind === "stamp") return c.stamps + "/" + c.stamps_required + " " + t("stamps");
+    if (c.program_kind === "stamp") return c.stamps + "/" + c.stamps_to_collect + " " + t("stamps");
     return (c.tier || "") + (c.discount_pct != null ? " · " + c.discount_pct + "%" : "");
   }
 
@@ -169,13 +170,15 @@
     $("f-balance").hidden = c.program_kind !== "bonus";
     $("g-balance").textContent = c.points_available + (c.points_pending ? " (+" + c.points_pending + ")" : "");
     $("f-stamps").hidden = c.program_kind !== "stamp";
-    $("g-stamps").textContent = c.stamps + (c.stamps_required ? " / " + c.stamps_required : "");
+    // stamps_required = N: N - 1 paid stamps fill the card, the N-th visit is the reward (🎁).
+    const cells = c.stamps_to_collect || 0;
+    $("g-stamps").textContent = c.stamps + (cells ? " / " + cells : "");
     $("f-tier").hidden = !c.tier;
     $("g-tier").textContent = (c.tier || "") + (c.cashback_pct != null ? " · " + c.cashback_pct + "%" : "")
       + (c.discount_pct != null ? " · −" + c.discount_pct + "%" : "");
     $("g-visits").textContent = c.visits;
-    $("g-cups").textContent = c.program_kind === "stamp" && c.stamps_required
-      ? "●".repeat(Math.min(c.stamps, c.stamps_required)) + "○".repeat(Math.max(0, c.stamps_required - c.stamps))
+    $("g-cups").textContent = c.program_kind === "stamp" && cells
+      ? "●".repeat(Math.min(c.stamps, cells)) + "○".repeat(Math.max(0, cells - c.stamps)) + " 🎁"
       : "";
     $("g-next").textContent = c.next_tier
       ? t("Next tier") + ": " + c.next_tier.name + " — " + money(c.next_tier.spend_needed) : "";
@@ -188,7 +191,15 @@
     });
     if (!c.rewards || !c.rewards.length) rewards.innerHTML = "<li class='muted'>" + t("none") + "</li>";
     $("reward-box").hidden = !(c.rewards && c.rewards.length);
-    $("reward-name").textContent = c.rewards && c.rewards.length ? c.rewards[0].name : "";
+    const reward = c.rewards && c.rewards.length ? c.rewards[0] : null;
+    // A free item without check lines takes off the reward's value: say how much.
+    $("reward-name").textContent = reward
+      ? reward.name + (reward.kind === "free_item" && reward.value ? " (" + t("up to") + " " + money(reward.value) + ")" : "")
+      : "";
+    if ($("stamp-adjust")) {
+      $("stamp-adjust").hidden = c.program_kind !== "stamp";
+      $("sa-error").textContent = "";
+    }
     $("use-reward").checked = false;
     $("redeem-box").hidden = c.program_kind !== "bonus";
     $("redeem").value = "0";
@@ -275,14 +286,9 @@
     try {
       const body = { program_id: parseInt($("e-program").value, 10), phone: $("e-phone").value };
       if ($("e-name").value.trim()) body.name = $("e-name").value.trim();
-      if ($("e-code").value) {
-        body.code = $("e-code").value;
-        const c = await api("POST", "/cashier/plastic", body);
-        showCard(c);
-        offerSend(c);
-        say(c.created === false ? t("The guest already had this card.") : t("Card issued."), "ok");
-        return;
-      }
+      // A plastic card goes the same way: its number becomes the card's code once the
+      // guest has read out the SMS code.
+      if ($("e-code").value) body.card_code = $("e-code").value;
       body.personal_data_consent = true;
       const pending = await api("POST", "/api/v1/enrollments", body);
       enrollToken = pending.token;
@@ -469,26 +475,113 @@
     r.appendChild(b);
   }
 
-  async function refund(p) {
+  // --- refunds: an in-page dialog (no browser prompt) ----------------------------------
+  let refunding = null;   // the purchase in the dialog
+  let refundKey = null;   // one Idempotency-Key per refund asked, reused on a retry
+  let refundBody = null;
+  function refund(p) {
     if (busy) return;
-    const answer = window.prompt(t("Amount to refund (empty = the whole remaining amount):"), (p.refundable / 100).toFixed(2));
-    if (answer === null) return;
-    const b = {};
-    if (answer.trim()) {
-      const amount = parseMoney(answer);
-      if (!amount) { say(t("Not a sum of money."), "error"); return; }
-      if (amount !== p.refundable) b.amount = amount;
+    refunding = p;
+    refundKey = null;
+    refundBody = null;
+    $("rd-title").textContent = t("Refund sale") + " #" + p.id;
+    $("rd-summary").textContent = t("Check") + " " + money(p.amount) + " · " + t("left to refund") + " " + money(p.refundable);
+    $("rd-amount").value = (p.refundable / 100).toFixed(2);
+    $("rd-error").textContent = "";
+    $("rd-amount").setAttribute("aria-invalid", "false");
+    $("rd-ask").hidden = false;
+    $("rd-done").hidden = true;
+    $("rd-ok").disabled = false;
+    $("refund-dialog").showModal();
+    $("rd-amount").focus();
+    $("rd-amount").select();
+  }
+
+  function refundProblem(amount) {
+    const raw = $("rd-amount").value.trim();
+    if (!raw) return t("Enter the amount to refund.");
+    if (/^-/.test(raw)) return t("The amount cannot be negative.");
+    if (amount === null) return t("Enter the amount as a number, for example 350 or 350,50.");
+    if (amount === 0) return t("The amount must be more than zero.");
+    if (amount > refunding.refundable) return t("At most") + " " + money(refunding.refundable) + ".";
+    return "";
+  }
+
+  async function submitRefund(ev) {
+    ev.preventDefault();
+    if (busy || !refunding) return;
+    const amount = parseMoney($("rd-amount").value);
+    const problem = refundProblem(amount);
+    $("rd-error").textContent = problem;
+    $("rd-amount").setAttribute("aria-invalid", problem ? "true" : "false");
+    if (problem) { $("rd-amount").focus(); return; }
+    const b = amount === refunding.refundable ? {} : { amount };
+    const text = JSON.stringify(b);
+    if (refundBody !== text) { refundKey = "refund-" + refunding.id + "-" + uuid(); refundBody = text; }
+    busy = true;
+    $("rd-ok").disabled = true;
+    try {
+      const r = await api("POST", "/api/v1/purchases/" + refunding.id + "/refunds", b, { "Idempotency-Key": refundKey });
+      showRefunded(r);
+      card = r.card;
+      showCard(r.card);
+      $("receipt").hidden = true;
+      say(t("Refunded") + " " + money(r.amount) + refundFigures(r), "ok");
+      $("rd-close").focus();
+    } catch (e) {
+      $("rd-error").textContent = e.message;
+      $("rd-ok").disabled = false;
+    } finally {
+      busy = false;
+    }
+  }
+
+  function refundFigures(r) {
+    let out = "";
+    if (r.points_returned) out += " · " + t("points returned") + " " + r.points_returned;
+    if (r.points_reversed) out += " · " + t("points taken back") + " " + r.points_reversed;
+    if (r.stamps_reversed) out += " · " + t("stamps taken back") + " " + r.stamps_reversed;
+    return out;
+  }
+
+  function showRefunded(r) {
+    $("rd-ask").hidden = true;
+    $("rd-done").hidden = false;
+    $("rd-r-amount").textContent = money(r.amount);
+    $("rd-r-money").textContent = money(r.money_returned);
+    const kind = r.card.program_kind;
+    $("rd-r-points-box").hidden = kind !== "bonus";
+    $("rd-r-reversed-box").hidden = kind !== "bonus";
+    $("rd-r-stamps-box").hidden = kind !== "stamp";
+    $("rd-r-returned").textContent = String(r.points_returned);
+    $("rd-r-reversed").textContent = String(r.points_reversed);
+    $("rd-r-stamps").textContent = String(r.stamps_reversed);
+    $("rd-r-card").textContent = describe(r.card);
+  }
+
+  function closeRefund() {
+    $("refund-dialog").close();
+  }
+
+  // --- stamp corrections by a manager (through the ledger, audited) ---------------------
+  async function adjustStamps(delta) {
+    if (busy || !card) return;
+    const reason = $("sa-reason").value.trim();
+    if (reason.length < 3) {
+      $("sa-error").textContent = t("Write the reason (at least 3 characters).");
+      $("sa-reason").focus();
+      return;
     }
     busy = true;
+    $("sa-error").textContent = "";
     try {
-      const key = "refund-" + p.id + "-" + uuid();
-      const r = await api("POST", "/api/v1/purchases/" + p.id + "/refunds", b, { "Idempotency-Key": key });
+      const r = await api("POST", "/api/v1/cards/" + encodeURIComponent(card.code) + "/adjustments",
+        { stamps: delta, reason });
+      $("sa-reason").value = "";
       showCard(r.card);
-      say(t("Refunded") + " " + money(r.amount) + " · " + t("points returned") + " " + r.points_returned
-        + " · " + t("points taken back") + " " + r.points_reversed, "ok");
-      $("receipt").hidden = true;
+      say((delta > 0 ? t("Stamp added.") : t("Stamp removed.")) + " " + describe(r.card), "ok");
     } catch (e) {
-      say(e.message, "error");
+      $("sa-error").textContent = e.message;
     } finally {
       busy = false;
     }
@@ -603,12 +696,21 @@
     $("redeem").value = lastQuote ? lastQuote.max_redeem_points : card.points_available;
     scheduleQuote();
   });
+  $("refund-form").addEventListener("submit", submitRefund);
+  $("rd-cancel").addEventListener("click", closeRefund);
+  $("rd-close").addEventListener("click", closeRefund);
+  $("refund-dialog").addEventListener("close", () => { refunding = null; $("scan").focus(); });
+  if ($("sa-add")) {
+    $("sa-add").addEventListener("click", () => adjustStamps(1));
+    $("sa-remove").addEventListener("click", () => adjustStamps(-1));
+  }
   $("add-line").addEventListener("click", addLine);
   $("send-box").addEventListener("click", sendCard);
   $("new-sale").addEventListener("click", newSale);
   $("camera-btn").addEventListener("click", openCamera);
   $("camera-close").addEventListener("click", closeCamera);
   document.addEventListener("keydown", (ev) => {
+    if ($("refund-dialog").open) return; // the dialog has the keys (Esc closes it)
     if (ev.key === "Escape") { closeCamera(); newSale(); return; }
     const el = document.activeElement;
     const typing = el && (el.tagName === "INPUT" || el.tagName === "SELECT" || el.tagName === "TEXTAREA");
@@ -619,11 +721,12 @@
       return;
     }
     // A scanner types into whatever has focus: when that is not a field, the keystrokes
-    // go to the scan box, the first one included.
+    // go to the scan box, the first one included, as a new scan (never appended to the
+    // code of the previous one).
     if (!typing && ev.key.length === 1 && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
       ev.preventDefault();
       $("scan").focus();
-      $("scan").value += ev.key;
+      $("scan").value = ev.key;
     }
   });
   root.dataset.ready = "1";
