@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -275,6 +276,12 @@ def _schedule_one(session: Session, t: Trigger, tz: str, now: dt.datetime) -> in
     return queued
 
 
+# Trigger kind -> the part that lists its guests: (session, the segment's card ids as a
+# SELECT, merchant id, params, now, tz) -> [(card id, occasion, values)]. Put here by
+# wiring.install() (wiring.TRIGGER_CANDIDATES): subscriptions ending soon.
+CANDIDATE_SOURCES: dict[str, Callable[..., list[tuple[int, str, dict[str, Any]]]]] = {}
+
+
 def _spec(t: Trigger, params: Any) -> tuple[Segment, bool]:
     """The trigger's segment, and whether marketing consent is required (by kind only)."""
     spec = params.segment or Segment()
@@ -342,6 +349,8 @@ def candidates(
             assert last is not None  # the query selects cards with a last visit only
             days = (now - last).days
             out.append((card_id, f"lapsed:{last.astimezone(tz).date().isoformat()}", {"days": days}))
+    elif t.kind in CANDIDATE_SOURCES:
+        out += CANDIDATE_SOURCES[t.kind](session, base, merchant.id, params, now, tz)
     elif t.kind == "happy_hour":
         window = day or happy_hour_day(params, local_now) or today
         for card_id in session.scalars(base):

@@ -36,6 +36,9 @@ class PurchaseIn(BaseModel):
     # (certificates.rules); `certificate_amount` exactly, or as much as it can.
     certificate: Annotated[StrictStr, Field(min_length=4, max_length=64)] | None = None
     certificate_amount: PositiveMoney | None = None
+    # A subscription's id on this card: one unit pays for one piece of the dearest line
+    # it covers (subscriptions.rules), after the points and before a certificate.
+    subscription: Annotated[StrictInt, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _items_add_up(self) -> PurchaseIn:

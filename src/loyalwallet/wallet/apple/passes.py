@@ -139,6 +139,9 @@ class CardFacts:
     message: str | None = None
     web_card_url: str | None = None
     places: tuple[Place, ...] = ()
+    # (key, label, value) lines other parts add (a subscription: its name, "Left: 12 ·
+    # until 31.12.2026"): on the front where there is room, always on the back.
+    notes: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,7 @@ def _layout(facts: CardFacts, design: CardDesign) -> dict[str, list[dict[str, An
     rest = [available[n] for n in chosen if n not in (header_name, primary_name)]
     if facts.kind == "stamp" and "rewards" not in chosen:
         rest.append(available["rewards"])
+    rest += [_field(key, label, value, "%@") for key, label, value in facts.notes]
     rest = rest[:SECONDARY_AUX_MAX]
     return {
         "headerFields": header,
@@ -280,6 +284,7 @@ def store_card(issuer: Issuer, facts: CardFacts, design: CardDesign, colours: Co
         back.append(_field("back_next_tier", L_NEXT, facts.next_tier))
     if facts.stamp_terms:
         back.append(_field("back_stamp_terms", L_HOW, facts.stamp_terms))
+    back += [_field(f"back_{key}", label, value) for key, label, value in facts.notes]
     back.append(_field("back_code", L_CODE, facts.code))
     back.append(_field("back_program", L_PROGRAM, facts.program_name))
     back += _contact_fields(design)

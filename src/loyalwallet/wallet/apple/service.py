@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import threading
+import zoneinfo
 from collections import OrderedDict
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
@@ -25,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalwallet.cards.models import Card, Coupon
-from loyalwallet.cards.views import card_urls, card_view
+from loyalwallet.cards.views import card_notes, card_urls, card_view
 from loyalwallet.config import env, get_settings
 from loyalwallet.crypto import constant_time_equal
 from loyalwallet.db import utcnow
@@ -36,7 +37,7 @@ from loyalwallet.programs.design import CardDesign, look_for_tier, parse_design
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import StampRules, stamp_terms, stamps_to_collect
 from loyalwallet.programs.service import rules_of
-from loyalwallet.text import gettext_for, money
+from loyalwallet.text import LANGUAGES, gettext_for, money, units_left
 from loyalwallet.wallet.apple import credentials, passes, pkpass, updates
 from loyalwallet.wallet.apple.models import AppleCertificate, AppleRegistration
 
@@ -183,6 +184,7 @@ def card_facts(
         message=card.message,
         web_card_url=urls["web_card_url"],
         places=_places(session, card.merchant_id, design, design.logo_text or program.name),
+        notes=_notes(session, card, merchant),
     )
 
 
@@ -193,6 +195,13 @@ def _stamp_terms(program: Program, merchant: Merchant) -> str | None:
         return None
     msg, params = stamp_terms(rules)
     return gettext_for(merchant.locale if merchant.locale in ("ru", "en") else "ru")(msg) % params
+
+
+def _notes(session: Session, card: Card, merchant: Merchant) -> tuple[tuple[str, str, str], ...]:
+    """Other parts' lines on the card (a subscription), in the merchant's language."""
+    _ = gettext_for(merchant.locale if merchant.locale in LANGUAGES else "ru")
+    tz = zoneinfo.ZoneInfo(merchant.timezone)
+    return tuple((n.key, n.title, units_left(n.left, n.until, tz, _)) for n in card_notes(session, card))
 
 
 def card_pass_json(
