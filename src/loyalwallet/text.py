@@ -106,7 +106,7 @@ def gettext_for(lang: str) -> Gettext:
 
 
 def units_left(left: int, until: dt.datetime, tz: dt.tzinfo, gettext: Gettext) -> str:
-    """"Left: 12 · until 31.12.2026" (a subscription on the card): a label and a number,
+    """ "Left: 12 · until 31.12.2026" (a subscription on the card): a label and a number,
     so no plural forms are needed."""
     return gettext("Left: %(num)s · until %(date)s") % {
         "num": left,

@@ -125,7 +125,11 @@ def test_daily_limit_expired_foreign_and_not_covered_write_nothing(shop: Shop) -
         session.execute(
             update(Subscription).where(Subscription.id == fresh["id"]).values(ends_at=db.utcnow())
         )
-    problem(shop.post(f"/api/v1/subscriptions/{fresh['id']}/uses", {}, role="cashier"), 422, "subscription_expired")
+    problem(
+        shop.post(f"/api/v1/subscriptions/{fresh['id']}/uses", {}, role="cashier"),
+        422,
+        "subscription_expired",
+    )
     assert _entries() == before + 1  # only the second sale wrote
     problem(shop.post("/api/v1/subscriptions", {"plan_id": p["id"], "card": code}, role="cashier"), 409,
             "subscription_active")  # fmt: skip
@@ -194,7 +198,10 @@ def test_check_ledger_command_sees_a_broken_subscription(shop: Shop, settings) -
     with db.transaction() as session:
         session.execute(update(Subscription).where(Subscription.id == sub["id"]).values(units_left=25))
     try:
-        env = {"LOYALWALLET_DATABASE_URL": settings.database_url, "LOYALWALLET_DATA_DIR": str(settings.data_dir)}
+        env = {
+            "LOYALWALLET_DATABASE_URL": settings.database_url,
+            "LOYALWALLET_DATA_DIR": str(settings.data_dir),
+        }
         done = subprocess.run(
             [sys.executable, "-m", "loyalwallet.cli", "check-ledger"],
             env={**os.environ, **env},

@@ -40,13 +40,13 @@ def _page(request: Request, who: StaffSession, card: str | None, **ctx: Any) -> 
     context: dict[str, Any] = {"card": card or "", "subs": None, "error": None, "done": None, **ctx}
     with db.read() as session:
         context["plans"] = service.list_plans(session, who.merchant_id, active_only=True)
-        if card and context["error"] is None:
+        if card:  # the card's subscriptions stay on the page after a refused action too
             try:
                 found, _program = get_card(session, who.merchant_id, card)
                 context["subs"] = service.of_card(session, who.actor, found.id)
             except DomainError as exc:
-                context["error"] = exc.detail
-    status = 422 if ctx.get("error") else 200
+                context["error"] = context["error"] or exc.detail
+    status = 422 if context["error"] else 200
     return render_staff(
         request, who, "subscriptions/cashier.html", context, section="subscriptions", status=status
     )
