@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import zoneinfo
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -28,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.campaigns import segments
-from loyalwallet.campaigns.delivery import google_cards, message_card
+from loyalwallet.campaigns.delivery import CANDIDATE_SOURCES, google_cards, message_card
 from loyalwallet.campaigns.models import Offer, Trigger, TriggerFiring
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import (
@@ -276,12 +275,6 @@ def _schedule_one(session: Session, t: Trigger, tz: str, now: dt.datetime) -> in
     return queued
 
 
-# Trigger kind -> the part that lists its guests: (session, the segment's card ids as a
-# SELECT, merchant id, params, now, tz) -> [(card id, occasion, values)]. Put here by
-# wiring.install() (wiring.TRIGGER_CANDIDATES): subscriptions ending soon.
-CANDIDATE_SOURCES: dict[str, Callable[..., list[tuple[int, str, dict[str, Any]]]]] = {}
-
-
 def _spec(t: Trigger, params: Any) -> tuple[Segment, bool]:
     """The trigger's segment, and whether marketing consent is required (by kind only)."""
     spec = params.segment or Segment()
@@ -349,7 +342,7 @@ def candidates(
             assert last is not None  # the query selects cards with a last visit only
             days = (now - last).days
             out.append((card_id, f"lapsed:{last.astimezone(tz).date().isoformat()}", {"days": days}))
-    elif t.kind in CANDIDATE_SOURCES:
+    elif t.kind in CANDIDATE_SOURCES:  # a kind another part lists (subscriptions ending)
         out += CANDIDATE_SOURCES[t.kind](session, base, merchant.id, params, now, tz)
     elif t.kind == "happy_hour":
         window = day or happy_hour_day(params, local_now) or today

@@ -1,5 +1,5 @@
 """The `subscription_ending` trigger's guests: a running subscription ends within the
-trigger's `days_before` days (campaigns.triggers.CANDIDATE_SOURCES, set by wiring).
+trigger's `days_before` days (campaigns.delivery.CANDIDATE_SOURCES, set by wiring).
 The occasion names the subscription and its end, so a renewal (a new end) reminds
 again and a run later the same day does not."""
 
