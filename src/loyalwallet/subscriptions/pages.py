@@ -5,6 +5,7 @@ A use inside a sale goes through the cashier screen or `POST /api/v1/purchases`.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import RedirectResponse, Response
@@ -73,7 +74,7 @@ async def sell(request: Request, who: StaffSession = Depends(staff_page("cashier
         return _page(request, who, card, error=exc.detail)
     except ValueError as exc:
         return _page(request, who, card, error=str(exc).splitlines()[0])
-    return RedirectResponse(f"{PAGE}?card={card}", status_code=303)
+    return RedirectResponse(f"{PAGE}?card={quote(card)}", status_code=303)
 
 
 @router.post(PAGE + "/{subscription_id}/{action}")
@@ -97,7 +98,7 @@ async def act(
                 raise DomainError("not_found", "no such action")
     except DomainError as exc:
         return _page(request, who, card, error=exc.detail)
-    return RedirectResponse(f"{PAGE}?card={card}", status_code=303)
+    return RedirectResponse(f"{PAGE}?card={quote(card)}", status_code=303)
 
 
 @router.post(PAGE + "/plans")

@@ -14,6 +14,7 @@ giftcardobject), kept in step through the outbox.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -29,11 +30,11 @@ from loyalwallet.outbox.handlers import Delivery
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.design import parse_design
 from loyalwallet.programs.models import Program
-from loyalwallet.wallet.google import savelink
+from loyalwallet.wallet.google import caches, objects, savelink
 from loyalwallet.wallet.google.client import WalletClient
 from loyalwallet.wallet.google.issuer import Issuer, id_prefix, issuer_for, merchant_gettext, program_facts
 from loyalwallet.wallet.google.objects import BARCODES, _image
-from loyalwallet.wallet.google.sync import _logo_url
+from loyalwallet.wallet.google.sync import _class_seen, _logo_url
 
 CLASS_KIND = "giftCardClass"
 OBJECT_KIND = "giftCardObject"
@@ -164,7 +165,11 @@ def sync_gift(certificate_id: int) -> None:
             return
         cls, obj = bodies(session, issuer, cert)
     client = WalletClient(issuer.creds)
-    client.upsert(CLASS_KIND, cls, {k: v for k, v in cls.items() if k != "id"}, exists=False)
+    digest = objects.content_hash(cls)
+    seen = caches.classes_seen.get(cls["id"])
+    if seen is None or seen[0] != digest or seen[1] <= time.monotonic():  # else at Google a moment ago
+        client.upsert(CLASS_KIND, cls, {k: v for k, v in cls.items() if k != "id"}, exists=seen is not None)
+        _class_seen(cls["id"], digest)
     patch = {k: v for k, v in obj.items() if k != "id"}
     for name in OBJECT_OPTIONAL:
         patch.setdefault(name, None)
