@@ -31,3 +31,31 @@ def test_a_subscription_purchase_takes_the_general_path(shop: Shop) -> None:
     assert plain.status_code == 201 and "subscription" not in plain.json()
     if fast.enabled():
         assert fast.SERVED["fast"] == before["fast"] + 1  # the everyday purchase still goes fast
+
+
+def test_a_purchase_without_subscription_keeps_its_idempotency_hash() -> None:
+    """The field is left out of the body's dump when absent: the Idempotency-Key hash of
+    every existing purchase body is what it was before (a retry spanning the upgrade still
+    replays instead of answering 409)."""
+    from loyalwallet.checkout import idempotency
+    from loyalwallet.checkout.schemas import PurchaseIn
+
+    plain = PurchaseIn(card="2000000000015", amount=35_000)
+    assert "subscription" not in plain.model_dump()
+    assert idempotency.request_hash(plain.model_dump()) == idempotency.request_hash(
+        {
+            "card": "2000000000015",
+            "amount": 35_000,
+            "redeem_points": 0,
+            "items": None,
+            "coupon": None,
+            "use_reward": False,
+            "external_id": None,
+            "location_id": None,
+            "certificate": None,
+            "certificate_amount": None,
+        }
+    )
+    used = PurchaseIn(card="2000000000015", amount=35_000, subscription=7)
+    assert used.model_dump()["subscription"] == 7
+    assert idempotency.request_hash(used.model_dump()) != idempotency.request_hash(plain.model_dump())
