@@ -1,7 +1,7 @@
 """subscriptions: plans, subscriptions and their units ledger
 
 Revision ID: i18b_subscriptions
-Revises: i13_apns_token_text
+Revises: i17b_telegram_card
 Create Date: 2026-12-07 04:20:22.596417
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import loyalwallet.db
 
 revision: str = "i18b_subscriptions"
-down_revision: str | Sequence[str] | None = "i13_apns_token_text"
+down_revision: str | Sequence[str] | None = "i17b_telegram_card"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
