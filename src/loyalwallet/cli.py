@@ -137,10 +137,12 @@ def check_ledger() -> None:
     runtime.start()
     from loyalwallet.cards.sweeps import check_ledger as check
     from loyalwallet.certificates.ledger import check_ledger as check_certificates
+    from loyalwallet.subscriptions.ledger import check_ledger as check_subscriptions
 
     with db.read() as session:
         bad = check(session)
         bad_certificates = check_certificates(session)
+        bad_subscriptions = check_subscriptions(session)
     for item in bad:
         print(
             f"card {item['code']} (id {item['card_id']}, merchant {item['merchant_id']}): {'; '.join(item['problems'])}"
@@ -150,9 +152,14 @@ def check_ledger() -> None:
             f"gift certificate {item['code']} (id {item['certificate_id']}, merchant {item['merchant_id']}): "
             f"{'; '.join(item['problems'])}"
         )
-    if bad or bad_certificates:
+    for item in bad_subscriptions:
+        print(
+            f"subscription {item['subscription_id']} (merchant {item['merchant_id']}): {'; '.join(item['problems'])}"
+        )
+    if bad or bad_certificates or bad_subscriptions:
         console.print(
-            f"[red]{len(bad)} card(s) and {len(bad_certificates)} gift certificate(s) disagree with their ledger[/red]"
+            f"[red]{len(bad)} card(s), {len(bad_certificates)} gift certificate(s) and "
+            f"{len(bad_subscriptions)} subscription(s) disagree with their ledger[/red]"
         )
         raise typer.Exit(1)
     console.print("[green]ledger consistent: every card equals the sum of its entries[/green]")

@@ -62,6 +62,15 @@ CODES: dict[str, tuple[int, str]] = {
     "certificate_insufficient": (422, "Not enough money on the gift certificate"),
     "certificate_expired": (422, "The gift certificate has expired"),
     "certificate_unavailable": (409, "The gift certificate was cancelled"),
+    # Prepaid subscriptions (another merchant's is not_found).
+    "subscription_expired": (422, "The subscription has ended"),
+    "subscription_used_up": (422, "No units are left on the subscription"),
+    "subscription_daily_limit": (422, "The subscription was already used as often as allowed today"),
+    "subscription_foreign": (422, "The subscription belongs to another card"),
+    "subscription_not_covered": (422, "The subscription covers none of the check's items"),
+    "subscription_unavailable": (409, "The subscription was refunded"),
+    "subscription_active": (409, "The card already has this subscription running"),
+    "subscription_refund_too_large": (422, "The refund is larger than what was paid"),
     # Visit feedback and sending the card to its guest.
     "feedback_closed": (410, "This visit can no longer be rated"),
     "channel_unavailable": (409, "The guest cannot be reached on this channel"),

@@ -31,6 +31,7 @@ from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.models import OutboxMessage, PeriodicRun, WorkerHeartbeat
 from loyalwallet.programs.models import Asset, Program
 from loyalwallet.search.models import NameToken
+from loyalwallet.subscriptions.models import Subscription, SubscriptionEntry, SubscriptionPlan
 from loyalwallet.tgcard.models import TelegramBot, TelegramChat, TelegramStart
 from loyalwallet.wallet.apple.models import (
     AppleCertificate,
@@ -102,6 +103,9 @@ __all__ = [
     "Staff",
     "StaffLocation",
     "StampEntry",
+    "Subscription",
+    "SubscriptionEntry",
+    "SubscriptionPlan",
     "TelegramBot",
     "TelegramChat",
     "TelegramLink",

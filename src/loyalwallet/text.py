@@ -12,6 +12,7 @@ none of them (nor the web framework).
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,3 +103,12 @@ def translations(lang: str) -> gettext.NullTranslations:
 
 def gettext_for(lang: str) -> Gettext:
     return translations(lang).gettext
+
+
+def units_left(left: int, until: dt.datetime, tz: dt.tzinfo, gettext: Gettext) -> str:
+    """ "Left: 12 · until 31.12.2026" (a subscription on the card): a label and a number,
+    so no plural forms are needed."""
+    return gettext("Left: %(num)s · until %(date)s") % {
+        "num": left,
+        "date": f"{until.astimezone(tz):%d.%m.%Y}",
+    }

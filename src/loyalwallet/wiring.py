@@ -86,6 +86,10 @@ EVENT_LISTENERS: list[Handler] = [
     Ref("loyalwallet.webhooks.service:fan_out"),  # the merchant's webhook endpoints
     Ref("loyalwallet.campaigns.triggers:on_event"),  # event triggers (welcome, tier up)
     Ref("loyalwallet.feedback.handlers:invite"),  # purchase.created: "Rate your visit" on the card
+    # certificate.spent/...: push the devices holding the certificate's Apple pass
+    Ref("loyalwallet.wallet.apple.handlers:wake_gift_devices"),
+    # certificate.*: google.gift for the certificate's Google Wallet object
+    Ref("loyalwallet.wallet.google.gifts:on_certificate_event"),
 ]
 
 
@@ -131,6 +135,8 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
     "tgcard.update": Ref("loyalwallet.tgcard.handlers:on_update"),  # tgcard.service.UPDATE_TOPIC
     "tgcard.send": Ref("loyalwallet.tgcard.handlers:deliver"),  # tgcard.service.SEND_TOPIC
     "tgcard.campaign": Ref("loyalwallet.tgcard.campaigns:deliver"),  # tgcard.campaigns.TOPIC
+    "google.gift": Ref("loyalwallet.wallet.google.handlers:google_gift"),  # wallet.google.gifts.TOPIC
+    "certificate.email": Ref("loyalwallet.messaging.gift_email:deliver"),  # messaging.gift_email.TOPIC
 }
 
 # Jobs the worker runs every so many seconds (once per interval across all workers); an
@@ -165,6 +171,7 @@ PERIODIC: list[Periodic] = [
         Ref("loyalwallet.integrations.iiko.handlers:reconcile"),
     ),
     Periodic("expire-certificates", 60.0, Ref("loyalwallet.certificates.ledger:expire_due")),
+    Periodic("expire-subscriptions", 60.0, Ref("loyalwallet.subscriptions.ledger:expire_due")),
     # Idempotency-Key answers older than LOYALWALLET_IDEMPOTENCY_TTL_HOURS (72 h), in batches.
     Periodic("idempotency-expiry", 600.0, Ref("loyalwallet.checkout.idempotency:purge_expired")),
 ]
@@ -195,7 +202,10 @@ CARD_OPENERS = {"iiko": Ref("loyalwallet.integrations.iiko.guests:open_card")}
 GIFT_SENDERS = {"iiko": Ref("loyalwallet.integrations.iiko.handlers:queue_gift")}
 
 # Extra tiles on the admin's dashboard (analytics.pages.TILES; set by install_http).
-DASHBOARD_TILES = [Ref("loyalwallet.certificates.reports:dashboard_tile")]
+DASHBOARD_TILES = [
+    Ref("loyalwallet.certificates.reports:dashboard_tile"),
+    Ref("loyalwallet.subscriptions.reports:dashboard_tile"),
+]
 # Blocks at the top of the dashboard (analytics.pages.PANELS; set by install_http).
 DASHBOARD_PANELS = [Ref("loyalwallet.ops.pages:setup_panel")]  # the setup checklist, until all is done
 
@@ -203,6 +213,13 @@ DASHBOARD_PANELS = [Ref("loyalwallet.ops.pages:setup_panel")]  # the setup check
 ADMIN_BANNERS = [
     Ref("loyalwallet.enrollment.sms.settings:console_banner")
 ]  # codes go to the console on a real install
+
+# Lines other parts add to what the guest sees of a card (web card, Apple pass, Google
+# object; cards.views.CARD_NOTES): running subscriptions, what is left and until when.
+CARD_NOTES = [Ref("loyalwallet.subscriptions.service:card_notes")]
+
+# Scheduled trigger kinds whose guests another part lists (campaigns.delivery.CANDIDATE_SOURCES).
+TRIGGER_CANDIDATES = {"subscription_ending": Ref("loyalwallet.subscriptions.reminders:ending_soon")}
 
 # SELECT (card_id, wallet) of the cards saved in each wallet, for the dashboard.
 WALLET_SOURCES = [Ref("loyalwallet.analytics.wallets:apple"), Ref("loyalwallet.analytics.wallets:google")]
@@ -239,6 +256,7 @@ NAV_SECTIONS: list[Section] = [
     Section("cashier_settings", N_("Cashier settings"), "/admin/settings/cashier", role="owner", order=97),
     Section("cashier", N_("Cashier"), "/cashier", role="cashier", order=200),
     Section("certificates", N_("Gift certificates"), "/cashier/certificates", role="cashier", order=201),
+    Section("subscriptions", N_("Subscriptions"), "/cashier/subscriptions", role="cashier", order=202),
 ]
 
 # `loyalwallet NAME ...`
@@ -266,12 +284,15 @@ def install() -> None:
     outbox.PERIODIC[:] = PERIODIC
     outbox.OBSERVERS[:] = OUTBOX_OBSERVERS
     cards_views.CARD_URL_HOOKS[:] = CARD_URL_HOOKS
+    cards_views.CARD_NOTES[:] = CARD_NOTES
     cards_service.CARD_OPENERS.clear()
     cards_service.CARD_OPENERS.update(CARD_OPENERS)
     campaign_delivery.GIFT_SENDERS.clear()
     campaign_delivery.GIFT_SENDERS.update(GIFT_SENDERS)
     campaign_delivery.CHANNELS.clear()
     campaign_delivery.CHANNELS.update(CAMPAIGN_CHANNELS)
+    campaign_delivery.CANDIDATE_SOURCES.clear()
+    campaign_delivery.CANDIDATE_SOURCES.update(TRIGGER_CANDIDATES)
     analytics_queries.WALLET_SOURCES[:] = WALLET_SOURCES
     telegram_linking.UPDATE_LISTENERS[:] = TELEGRAM_UPDATE_LISTENERS
     nav.SECTIONS[:] = NAV_SECTIONS
@@ -320,6 +341,8 @@ def routers() -> list[APIRouter]:
     from loyalwallet.programs import api as programs_api
     from loyalwallet.programs import pages as program_pages
     from loyalwallet.reports import pages as staff_report_pages
+    from loyalwallet.subscriptions import api as subscriptions_api
+    from loyalwallet.subscriptions import pages as subscription_pages
     from loyalwallet.tgcard import pages as tgcard_pages
     from loyalwallet.tgcard import public as tgcard_public
     from loyalwallet.wallet import pages as wallet_pages
@@ -361,6 +384,8 @@ def routers() -> list[APIRouter]:
         certificates_api.router,
         certificates_public.router,
         certificate_pages.router,
+        subscriptions_api.router,
+        subscription_pages.router,
         feedback_public.router,
         feedback_pages.router,
         feedback_api.router,

@@ -9,11 +9,12 @@ import sys
 from loyalwallet import wiring
 from loyalwallet.enrollment import sms
 from loyalwallet.fraud import service as fraud
-from loyalwallet.messaging import campaign_email, campaign_sms
+from loyalwallet.messaging import campaign_email, campaign_sms, gift_email
 from loyalwallet.messaging import service as messaging
 from loyalwallet.outbox.handlers import Periodic
 from loyalwallet.tgcard import campaigns as tgcard_campaigns
 from loyalwallet.tgcard import service as tgcard
+from loyalwallet.wallet.google import gifts as google_gifts
 from loyalwallet.webhooks import service as webhooks
 
 
@@ -49,6 +50,8 @@ def test_topics_are_the_producers_names() -> None:
         tgcard.UPDATE_TOPIC,
         tgcard.SEND_TOPIC,
         tgcard_campaigns.TOPIC,
+        google_gifts.TOPIC,
+        gift_email.TOPIC,
     ):
         assert topic in wiring.OUTBOX_HANDLERS, topic
 

@@ -4,6 +4,9 @@ It behaves like Google where our client depends on it:
 - POST /token: the service-account JWT bearer grant; the assertion must verify with
   the registered key's public half, name the token URL as audience and ask for the
   wallet_object.issuer scope; answers a short-lived bearer token;
+- /walletobjects/v1/giftCardClass and /giftCardObject (gift certificates): insert, get,
+  patch, with the fields of Google's giftcardclass / giftcardobject descriptions (Money
+  as int64 micros in a string with a currency code, DateTime with an offset);
 - /walletobjects/v1/loyaltyClass and /loyaltyObject: insert (409 when the id exists),
   get and patch (404 when it does not; null clears a field), addMessage (at most 3
   notifying messages per object in 24 hours, then 429 like Google's quota), every call
@@ -18,6 +21,7 @@ It behaves like Google where our client depends on it:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import secrets
@@ -53,7 +57,33 @@ OBJECT_FIELDS = {
     "rotatingBarcode", "saveRestrictions", "secondaryLoyaltyPoints", "smartTapRedemptionValue", "state",
     "textModulesData", "validTimeInterval", "valueAddedModuleData", "version",
 }  # fmt: skip
+GIFT_CLASS_FIELDS = {
+    "allowBarcodeRedemption", "appLinkData", "callbackOptions", "cardNumberLabel", "classTemplateInfo",
+    "countryCode", "enableSmartTap", "eventNumberLabel", "heroImage", "hexBackgroundColor", "homepageUri",
+    "id", "imageModulesData", "infoModuleData", "issuerName", "kind", "linksModuleData",
+    "localizedCardNumberLabel", "localizedEventNumberLabel", "localizedIssuerName", "localizedMerchantName",
+    "localizedPinLabel", "locations", "merchantLocations", "merchantName", "messages",
+    "multipleDevicesAndHoldersAllowedStatus", "notifyPreference", "pinLabel", "programLogo",
+    "redemptionIssuers", "review", "reviewStatus", "securityAnimation", "textModulesData",
+    "valueAddedModuleData", "version", "viewUnlockRequirement", "wideProgramLogo", "wordMark",
+}  # fmt: skip
+GIFT_OBJECT_FIELDS = {
+    "appLinkData", "balance", "balanceUpdateTime", "barcode", "cardNumber", "classId", "classReference",
+    "disableExpirationNotification", "eventNumber", "groupingInfo", "hasLinkedDevice", "hasUsers",
+    "heroImage", "id", "imageModulesData", "infoModuleData", "kind", "linkedObjectIds", "linksModuleData",
+    "locations", "merchantLocations", "messages", "notifyPreference", "passConstraints", "pin",
+    "rotatingBarcode", "saveRestrictions", "smartTapRedemptionValue", "state", "textModulesData",
+    "validTimeInterval", "valueAddedModuleData", "version",
+}  # fmt: skip
+FIELDS = {
+    "loyaltyClass": CLASS_FIELDS,
+    "loyaltyObject": OBJECT_FIELDS,
+    "giftCardClass": GIFT_CLASS_FIELDS,
+    "giftCardObject": GIFT_OBJECT_FIELDS,
+}
 STATES = {"ACTIVE", "COMPLETED", "EXPIRED", "INACTIVE"}
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+MICROS = re.compile(r"^-?\d{1,19}$")
 BARCODES = {"QR_CODE", "PDF_417", "AZTEC", "CODE_128", "CODE_39", "EAN_13", "DATA_MATRIX", "TEXT_ONLY"}
 MESSAGE_TYPES = {"TEXT", "TEXT_AND_NOTIFY"}
 HEX = re.compile(r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -90,6 +120,8 @@ class FakeGoogleWallet:
     token_lifetime: int = 3600
     classes: dict[str, dict[str, Any]] = field(default_factory=dict)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gift_classes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gift_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     notified: dict[str, list[float]] = field(default_factory=dict)
     saved: set[str] = field(default_factory=set)  # object ids a guest saved (hasUsers)
     calls: list[Call] = field(default_factory=list)
@@ -246,12 +278,19 @@ class FakeGoogleWallet:
         if not auth.startswith("Bearer ") or self.tokens.get(token, 0) < time.monotonic():
             return 401, _error(401, "Request had invalid authentication credentials.")
         match = re.fullmatch(
-            r"/walletobjects/v1/(loyaltyClass|loyaltyObject)(?:/([^/]+))?(?:/(addMessage))?", path
+            r"/walletobjects/v1/(loyaltyClass|loyaltyObject|giftCardClass|giftCardObject)"
+            r"(?:/([^/]+))?(?:/(addMessage))?",
+            path,
         )
         if not match:
             return 404, _error(404, f"no such endpoint {path}")
         kind, resource_id, verb = match.group(1), match.group(2), match.group(3)
-        store = self.classes if kind == "loyaltyClass" else self.objects
+        store = {
+            "loyaltyClass": self.classes,
+            "loyaltyObject": self.objects,
+            "giftCardClass": self.gift_classes,
+            "giftCardObject": self.gift_objects,
+        }[kind]
         resource_id = unquote(resource_id) if resource_id else None
         if isinstance(body, dict) and "hasUsers" in body:  # read-only: set by Google, ignored when sent
             body = {k: v for k, v in body.items() if k != "hasUsers"}
@@ -263,7 +302,7 @@ class FakeGoogleWallet:
                         409, f"Resource with id {body['id']} already exists.", "ALREADY_EXISTS"
                     )
                 stored = dict(body)
-                if kind == "loyaltyClass" and stored.get("reviewStatus") == "UNDER_REVIEW":
+                if kind.endswith("Class") and stored.get("reviewStatus") == "UNDER_REVIEW":
                     stored["reviewStatus"] = "APPROVED"
                 store[body["id"]] = stored
                 return 200, self._shown(kind, stored)
@@ -283,7 +322,7 @@ class FakeGoogleWallet:
                         merged.pop(key, None)
                     else:
                         merged[key] = value
-                if kind == "loyaltyClass" and merged.get("reviewStatus") == "UNDER_REVIEW":
+                if kind.endswith("Class") and merged.get("reviewStatus") == "UNDER_REVIEW":
                     merged["reviewStatus"] = "APPROVED"
                 self._check(kind, merged, full=True)
                 store[resource_id] = merged
@@ -317,7 +356,7 @@ class FakeGoogleWallet:
     def _check(self, kind: str, body: Any, *, full: bool) -> None:
         if not isinstance(body, dict):
             raise Invalid("the body must be a JSON object")
-        allowed = CLASS_FIELDS if kind == "loyaltyClass" else OBJECT_FIELDS
+        allowed = FIELDS[kind]
         unknown = set(body) - allowed
         if unknown:
             raise Invalid(f"Invalid JSON payload received. Unknown name \"{sorted(unknown)[0]}\" at '{kind}'")
@@ -325,8 +364,12 @@ class FakeGoogleWallet:
             self._check_id(body["id"])
         if kind == "loyaltyClass":
             self._check_class(body, full)
-        else:
+        elif kind == "loyaltyObject":
             self._check_object(body, full)
+        elif kind == "giftCardClass":
+            self._check_gift_class(body, full)
+        else:
+            self._check_gift_object(body, full)
         for module in body.get("textModulesData") or []:
             if set(module) - {
                 "header",
@@ -394,6 +437,55 @@ class FakeGoogleWallet:
                 raise Invalid(f"{name}.balance needs exactly one of string, int, double, money")
             if "int" in balance and not isinstance(balance["int"], int):
                 raise Invalid(f"{name}.balance.int must be an integer")
+
+    def _check_gift_class(self, body: dict[str, Any], full: bool) -> None:
+        if full:
+            for required in ("id", "issuerName", "reviewStatus"):
+                if not body.get(required):
+                    raise Invalid(f"giftCardClass.{required} is required")
+        status = body.get("reviewStatus")
+        if status is not None and status not in ("UNDER_REVIEW", "DRAFT", "APPROVED"):
+            raise Invalid(f"reviewStatus {status!r}")
+        if "allowBarcodeRedemption" in body and not isinstance(body["allowBarcodeRedemption"], bool):
+            raise Invalid("allowBarcodeRedemption must be a boolean")
+
+    def _check_gift_object(self, body: dict[str, Any], full: bool) -> None:
+        if full:
+            for required in ("id", "classId", "state", "cardNumber"):
+                if not body.get(required):
+                    raise Invalid(f"giftCardObject.{required} is required")
+        if "classId" in body:
+            cls = self.gift_classes.get(body["classId"])
+            if cls is None:
+                raise Invalid(f"class {body['classId']} does not exist")
+            if cls.get("reviewStatus") != "APPROVED":
+                raise Invalid(f"class {body['classId']} is not approved")
+        if "state" in body and body["state"] not in STATES:
+            raise Invalid(f"state {body['state']!r}")
+        barcode = body.get("barcode")
+        if barcode is not None and (barcode.get("type") not in BARCODES or not barcode.get("value")):
+            raise Invalid("barcode needs a known type and a value")
+        balance = body.get("balance")
+        if balance is not None:
+            if set(balance) - {"micros", "currencyCode", "kind"}:
+                raise Invalid("balance: unknown field of Money")
+            if not isinstance(balance.get("micros"), str) or not MICROS.match(balance["micros"]):
+                raise Invalid("balance.micros must be an int64 in a string")
+            if not CURRENCY.match(str(balance.get("currencyCode", ""))):
+                raise Invalid("balance.currencyCode must be an ISO 4217 code")
+        for name, value in (
+            ("balanceUpdateTime", body.get("balanceUpdateTime")),
+            ("validTimeInterval.start", (body.get("validTimeInterval") or {}).get("start")),
+            ("validTimeInterval.end", (body.get("validTimeInterval") or {}).get("end")),
+        ):
+            if value is None:
+                continue
+            try:
+                stamp = dt.datetime.fromisoformat(str(value.get("date")))
+            except ValueError:
+                raise Invalid(f"{name}.date is not an ISO 8601 date-time") from None
+            if stamp.tzinfo is None:
+                raise Invalid(f"{name}.date needs an offset")
 
 
 def _error(status: int, message: str, reason: str = "") -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,6 +46,12 @@ def google_messages_enabled() -> bool:
 # operation id, comment) in the delivery's transaction; the operation id is the message
 # id (one per campaign or trigger occasion and card), so a retried chunk credits once.
 GIFT_SENDERS: dict[str, Callable[[Session, Card, int, str, str], bool]] = {}
+
+# Scheduled trigger kind -> the part that lists its guests (campaigns.triggers.candidates):
+# (session, the segment's card ids as a SELECT, merchant id, params, now, tz) -> [(card
+# id, occasion, template values)]. Put here by wiring.install() (wiring.TRIGGER_CANDIDATES):
+# subscriptions ending soon.
+CANDIDATE_SOURCES: dict[str, Callable[..., list[tuple[int, str, dict[str, Any]]]]] = {}
 
 
 @dataclass(frozen=True)

@@ -203,7 +203,7 @@ def _trigger_params(form: FormData, kind: str) -> dict[str, Any]:
     if send_at := _text(form, "send_at"):
         params["send_at"] = send_at
     days = _int(form, "days")
-    if kind in ("birthday", "points_expiring") and days is not None:
+    if kind in ("birthday", "points_expiring", "subscription_ending") and days is not None:
         params["days_before"] = days
     if kind == "lapsed" and days is not None:
         params["days"] = days

@@ -251,9 +251,17 @@ def group_code(code: str) -> str:
 
 # --- triggers --------------------------------------------------------------------------
 
-TRIGGER_KINDS = ("birthday", "points_expiring", "lapsed", "happy_hour", "tier_up", "welcome")
+TRIGGER_KINDS = (
+    "birthday",
+    "points_expiring",
+    "lapsed",
+    "happy_hour",
+    "tier_up",
+    "welcome",
+    "subscription_ending",
+)
 # Kinds that run on the schedule (the others react to events as they happen).
-SCHEDULED_KINDS = ("birthday", "points_expiring", "lapsed", "happy_hour")
+SCHEDULED_KINDS = ("birthday", "points_expiring", "lapsed", "happy_hour", "subscription_ending")
 # Pure marketing: only guests who agreed to marketing get these. The others tell a guest
 # about their own card (a gift, points about to expire, a new tier, their welcome).
 MARKETING_KINDS = ("lapsed", "happy_hour")
@@ -297,6 +305,12 @@ class BirthdayParams(_TriggerBase):
 
 class PointsExpiringParams(_TriggerBase):
     days_before: Annotated[StrictInt, Field(ge=1, le=90)] = 7
+
+
+class SubscriptionEndingParams(_TriggerBase):
+    """A prepaid subscription ends within `days_before` days ({name}, {left}, {date})."""
+
+    days_before: Annotated[StrictInt, Field(ge=1, le=30)] = 3
 
 
 class LapsedParams(_TriggerBase):
@@ -349,9 +363,16 @@ PARAMS_BY_KIND: dict[str, type[_TriggerBase]] = {
     "happy_hour": HappyHourParams,
     "tier_up": TierUpParams,
     "welcome": WelcomeParams,
+    "subscription_ending": SubscriptionEndingParams,
 }
 TriggerParams = (
-    BirthdayParams | PointsExpiringParams | LapsedParams | HappyHourParams | TierUpParams | WelcomeParams
+    BirthdayParams
+    | PointsExpiringParams
+    | LapsedParams
+    | HappyHourParams
+    | TierUpParams
+    | WelcomeParams
+    | SubscriptionEndingParams
 )
 
 

@@ -69,7 +69,9 @@ def campaign_fields(body: CampaignIn | CampaignPatch) -> dict[str, Any]:
 
 
 class TriggerIn(_In):
-    kind: Literal["birthday", "points_expiring", "lapsed", "happy_hour", "tier_up", "welcome"]
+    kind: Literal[
+        "birthday", "points_expiring", "lapsed", "happy_hour", "tier_up", "welcome", "subscription_ending"
+    ]
     name: Name | None = None
     program_id: StrictInt | None = None
     enabled: StrictBool = True

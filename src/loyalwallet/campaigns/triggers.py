@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.campaigns import segments
-from loyalwallet.campaigns.delivery import google_cards, message_card
+from loyalwallet.campaigns.delivery import CANDIDATE_SOURCES, google_cards, message_card
 from loyalwallet.campaigns.models import Offer, Trigger, TriggerFiring
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import (
@@ -342,6 +342,8 @@ def candidates(
             assert last is not None  # the query selects cards with a last visit only
             days = (now - last).days
             out.append((card_id, f"lapsed:{last.astimezone(tz).date().isoformat()}", {"days": days}))
+    elif t.kind in CANDIDATE_SOURCES:  # a kind another part lists (subscriptions ending)
+        out += CANDIDATE_SOURCES[t.kind](session, base, merchant.id, params, now, tz)
     elif t.kind == "happy_hour":
         window = day or happy_hour_day(params, local_now) or today
         for card_id in session.scalars(base):

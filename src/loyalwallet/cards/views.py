@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -31,6 +32,27 @@ from loyalwallet.programs.service import rules_of
 # has been signed): each hook gets (session, card, program, urls) and edits `urls`.
 # Put here by wiring.install() (wiring.CARD_URL_HOOKS).
 CARD_URL_HOOKS: list[Callable[[Session, Card, Program, dict[str, str]], None]] = []
+
+
+@dataclass(frozen=True)
+class CardNote:
+    """A line another part adds to what the guest sees of a card (a running subscription:
+    "20 cups a month — left 12 until 31.12.2026"): the web card, the Apple pass's fields
+    and the Google object's text modules show it."""
+
+    key: str  # stable per note: the Apple field key, the Google text module id
+    title: str  # as the merchant typed it
+    left: int
+    until: dt.datetime
+
+
+# Each gives a card's notes (session, card); put here by wiring.install() (wiring.CARD_NOTES).
+# Not part of card_view: the purchase answer does not read them.
+CARD_NOTES: list[Callable[[Session, Card], list[CardNote]]] = []
+
+
+def card_notes(session: Session, card: Card) -> list[CardNote]:
+    return [note for source in CARD_NOTES for note in source(session, card)]
 
 
 def card_urls(card: Card) -> dict[str, str]:

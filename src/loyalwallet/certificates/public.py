@@ -12,11 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from PIL import Image, ImageDraw
+from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.certificates import rules, service
 from loyalwallet.certificates.models import GiftCertificate
 from loyalwallet.enrollment.printing import A6_MM, DPI, font, mm, qr_image, qr_svg
+from loyalwallet.enrollment.rules import platform
+from loyalwallet.enrollment.webcard import WALLET_READY
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import get_merchant
 from loyalwallet.text import gettext_for, money
@@ -40,13 +43,34 @@ def _secure(response: Response) -> Response:
 
 
 def _load(token: str) -> tuple[GiftCertificate, Merchant] | None:
+    found = _load_with_wallets(token)
+    return None if found is None else (found[0], found[1])
+
+
+def _load_with_wallets(token: str) -> tuple[GiftCertificate, Merchant, dict[str, str]] | None:
     if not token or len(token) > 64:
         return None
     with db.read() as session:
         cert = service.by_token(session, token)
         if cert is None:
             return None
-        return cert, get_merchant(session, cert.merchant_id)
+        return cert, get_merchant(session, cert.merchant_id), wallet_paths(session, cert)
+
+
+def wallet_paths(session: Session, cert: GiftCertificate) -> dict[str, str]:
+    """The certificate's wallet links, each only when that wallet works for the merchant
+    (as the card pages do): nothing for a certificate that can no longer be spent."""
+    if cert.status != "active":
+        return {}
+    paths = {
+        "apple": f"/g/{cert.public_token}/pass.pkpass",
+        "google": f"/g/{cert.public_token}/google",
+    }
+    return {
+        name: path
+        for name, path in paths.items()
+        if name in WALLET_READY and WALLET_READY[name](session, cert.merchant_id)
+    }
 
 
 def _local_date(value: dt.datetime | None, merchant: Merchant) -> str:
@@ -74,11 +98,14 @@ def page_context(cert: GiftCertificate, merchant: Merchant) -> dict[str, Any]:
 
 @router.get("/g/{token}")
 def certificate_page(request: Request, token: str) -> Response:
-    found = _load(token)
-    if found is None:
+    found_wallets = _load_with_wallets(token)
+    if found_wallets is None:
         return _secure(render(request, "certificates/missing.html", {}, status=404))
-    cert, merchant = found
-    return _secure(render(request, "certificates/card.html", page_context(cert, merchant)))
+    cert, merchant, wallet = found_wallets
+    context = page_context(cert, merchant)
+    context["wallet"] = wallet
+    context["platform"] = platform(request.headers.get("user-agent"))
+    return _secure(render(request, "certificates/card.html", context))
 
 
 @router.get("/g/{token}/print.pdf")

@@ -27,8 +27,8 @@ class CertificateIn(BaseModel):
     valid_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = None
     external_id: Annotated[StrictStr, Field(max_length=128)] | None = None
     location_id: StrictInt | None = None
-    # Text the recipient the link to the certificate's web card (recipient_contact must
-    # be a phone number; e-mail is not sent by this installation).
+    # Send the recipient the link to the certificate's web card: by SMS to a phone number,
+    # by e-mail (amount, message, links) to an address.
     send_to_recipient: StrictBool = False
 
 

@@ -8,6 +8,7 @@ through certificates.ledger, emit `certificate.*` events, store the idempotent a
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from typing import Any
 
@@ -28,10 +29,12 @@ from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_location, get_merchant
+from loyalwallet.messaging import gift_email
 from loyalwallet.outbox.service import emit_event
 from loyalwallet.text import gettext_for, money
 
 _CERTS = GiftCertificate.__table__
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
 def _claim(
@@ -174,17 +177,24 @@ def sell(
 
 
 def _send_link(session: Session, merchant: Merchant, cert: GiftCertificate, body: CertificateIn) -> str:
-    """Queue the SMS with the web card's link to the recipient (through the outbox)."""
+    """Queue the SMS (a phone number) or the e-mail (an address) with the certificate's
+    link to the recipient (through the outbox). Returns "sms" or "email"."""
     if not body.recipient_contact:
         raise DomainError(
             "validation_error", "send_to_recipient needs recipient_contact", field="recipient_contact"
         )
+    contact = body.recipient_contact.strip()
+    if "@" in contact:
+        if not _EMAIL.match(contact):
+            raise DomainError("validation_error", "not an e-mail address", field="recipient_contact")
+        gift_email.queue(session, merchant.id, cert.id, contact, merchant.locale or "ru")
+        return "email"
     try:
-        phone = to_e164(body.recipient_contact, get_settings().default_region)
+        phone = to_e164(contact, get_settings().default_region)
     except DomainError:
         raise DomainError(
             "validation_error",
-            "only a phone number can be sent to (no e-mail sending here): share the web_url instead",
+            "recipient_contact is neither a phone number nor an e-mail address",
             field="recipient_contact",
         ) from None
     _ = gettext_for(merchant.locale or "ru")

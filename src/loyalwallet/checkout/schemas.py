@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_serializer,
+    model_validator,
+)
 
 Money = Annotated[StrictInt, Field(ge=0, le=10**11)]
 PositiveMoney = Annotated[StrictInt, Field(gt=0, le=10**11)]
@@ -36,6 +46,18 @@ class PurchaseIn(BaseModel):
     # (certificates.rules); `certificate_amount` exactly, or as much as it can.
     certificate: Annotated[StrictStr, Field(min_length=4, max_length=64)] | None = None
     certificate_amount: PositiveMoney | None = None
+    # A subscription's id on this card: one unit pays for one piece of the dearest line
+    # it covers (subscriptions.rules), after the points and before a certificate.
+    subscription: Annotated[StrictInt, Field(ge=1)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Without a subscription the dump (and so the Idempotency-Key's body hash) is what
+        # it was before the field existed: a retry spanning the upgrade still replays.
+        data: dict[str, Any] = handler(self)
+        if data.get("subscription") is None:
+            data.pop("subscription", None)
+        return data
 
     @model_validator(mode="after")
     def _items_add_up(self) -> PurchaseIn:

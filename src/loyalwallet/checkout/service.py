@@ -27,6 +27,8 @@ from loyalwallet.fraud import service as fraud
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import get_location
 from loyalwallet.programs.models import Program
+from loyalwallet.subscriptions import rules as subscription_rules
+from loyalwallet.subscriptions import till as subscription_till
 
 
 def _lines(body: PurchaseIn) -> list[rules.Line]:
@@ -146,18 +148,33 @@ def quote(session: Session, actor: Actor, body: PurchaseIn) -> dict[str, Any]:
     result["points_available"] = max(0, book.available())
     result["coupon"] = coupon.code if coupon else None
     result["card"] = card_view(session, card, program, book=book)
+    to_pay = outcome.to_pay
+    if body.subscription is not None:
+        use = subscription_till.price(
+            session, card, body.subscription, _subscription_lines(body), to_pay, now, lock=False
+        )
+        result.update(subscription_till.answer(use, session, now))
+        to_pay -= use.paid
+        result["to_collect"] = to_pay
     if body.certificate is not None:
         payment = till.price(
             session,
             actor.merchant_id,
             body.certificate,
             body.certificate_amount,
-            outcome.to_pay,
+            to_pay,
             now,
             lock=False,
         )
-        result.update(till.answer(payment, outcome.to_pay, now))
+        result.update(till.answer(payment, to_pay, now))
     return result
+
+
+def _subscription_lines(body: PurchaseIn) -> list[subscription_rules.Line]:
+    return [
+        subscription_rules.Line(price=i.price, qty=i.qty, sku=i.sku, category=i.category)
+        for i in body.items or []
+    ]
 
 
 def _card_for_read(session: Session, actor: Actor, code: str) -> tuple[Card, Program]:
@@ -184,20 +201,29 @@ def purchase(
     location_id = _location(session, actor, body)
     book = CardBook(session, card, program, now)
     coupon, outcome = _price(session, book, body)
+    to_pay = outcome.to_pay
+    use = None
+    if body.subscription is not None:  # 4. a subscription unit pays for a covered line
+        use = subscription_till.price(
+            session, card, body.subscription, _subscription_lines(body), to_pay, book.now, lock=True
+        )
+        to_pay -= use.paid
     payment = None
-    if body.certificate is not None:  # 4. the certificate pays from what is left (after the card)
+    if body.certificate is not None:  # 5. the certificate pays from what is left (after the card)
         payment = till.price(
             session,
             actor.merchant_id,
             body.certificate,
             body.certificate_amount,
-            outcome.to_pay,
+            to_pay,
             book.now,
             lock=True,
         )
     _check_fraud(session, actor, book, outcome)
     first_purchase = card.first_purchase_at is None
     purchase_id = steps.write_purchase(session, actor, book, body, outcome, coupon, location_id)
+    if use is not None:
+        subscription_till.spend(session, actor, use, purchase_id, location_id, book.now)
     if payment is not None:
         till.spend(session, actor, payment, purchase_id, location_id, book.now)
     steps.use_coupon(book, coupon)
@@ -206,8 +232,11 @@ def purchase(
     steps.reward_referral(session, book, actor, purchase_id, first_purchase)
     book.touch("purchase")
     response = _purchase_response(session, book, body, purchase_id, outcome, coupon, rewards, location_id)
+    if use is not None:
+        response.update(subscription_till.answer(use, session, book.now))
+        response["to_collect"] = to_pay
     if payment is not None:
-        response.update(till.answer(payment, outcome.to_pay, book.now))
+        response.update(till.answer(payment, to_pay, book.now))
     steps.purchase_events(session, actor, card, response, tiers)
     steps.store_result(session, record_id, response)
     return 201, response, False
@@ -282,6 +311,17 @@ def refund(
     steps.record_refund(session, p, outcome, refund_id, reversed_points, stamps_removed)
     # The certificates that paid it get their share of the money back.
     returned = till.refund(session, actor, p.id, p.to_pay, p.refunded_money, refund_id, now)
+    # A purchase refunded in full gives its subscription use back.
+    units = subscription_till.refund(
+        session,
+        actor,
+        p.id,
+        p.to_pay,
+        p.refunded_money - outcome.money_returned,
+        p.refunded_money,
+        p.refunded_amount >= p.amount,
+        now,
+    )
     book.touch("refund")
     response = steps.refund_response(
         session, book, p, outcome, refund_id, refund_lines, reversed_points, stamps_removed
@@ -289,6 +329,10 @@ def refund(
     if returned is not None:
         response.update(returned)
         response["cash_returned"] = outcome.money_returned - returned["certificate_returned"]
+    if units is not None:
+        response.update(units)
+        cash = response.get("cash_returned", outcome.money_returned)
+        response["cash_returned"] = cash - units["subscription_share"]
     steps.refund_events(session, actor, card, p, outcome, refund_id, body.reason, tiers)
     steps.store_result(session, record_id, response)
     return 201, response, False

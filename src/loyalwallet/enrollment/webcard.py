@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import crypto
 from loyalwallet.cards.models import Card
-from loyalwallet.cards.views import card_view, ledger_view
+from loyalwallet.cards.views import card_notes, card_view, ledger_view
 from loyalwallet.customers.models import Customer
 from loyalwallet.enrollment import rules
 from loyalwallet.enrollment.links import join_path
@@ -170,6 +170,9 @@ def card_page(session: Session, card: Card, program: Program, merchant: Merchant
         "currency": merchant.currency,
         "timezone": merchant.timezone,
         "program_kind": program.kind,
+        # Other parts' lines (running subscriptions: what is left, until when).
+        "notes": card_notes(session, card),
+        "tz": tz,
         # "Rate your visit" after the latest purchase (feedback switched on, not answered).
         "rate_path": pending_rate_path(session, card, merchant, dt.datetime.now(dt.UTC)),
     }

@@ -27,6 +27,14 @@ TOPIC = "webhook.deliver"
 # Business events a merchant can subscribe to (other parts may append theirs).
 EVENT_NAMES: list[str] = ["card.created", "purchase.created", "purchase.refunded", "card.tier_changed"]
 EVENT_NAMES += ["certificate.sold", "certificate.spent", "certificate.refunded", "certificate.expired"]
+EVENT_NAMES += [
+    "subscription.sold",
+    "subscription.used",
+    "subscription.returned",
+    "subscription.renewed",
+    "subscription.refunded",
+    "subscription.expired",
+]
 EVENT_NAMES += ["certificate.voided"]
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS = 20

@@ -2,6 +2,7 @@
 
 - GET /c/{public_token}/pass.pkpass: the card's signed pass (the card's apple_pass_url).
 - GET /wallet/apple/coupons/{merchant_id}/{code}/{sig}/pass.pkpass: a coupon's pass.
+- GET /g/{public_token}/pass.pkpass: a gift certificate's pass (its apple_pass_url).
 - The web service Apple specifies, under webServiceURL = {base}/wallet/apple:
   POST   /v1/devices/{device}/registrations/{passTypeId}/{serial}   201 new, 200 known
   GET    /v1/devices/{device}/registrations/{passTypeId}?passesUpdatedSince=tag  200 / 204
@@ -26,6 +27,7 @@ from sqlalchemy import select
 from loyalwallet import db
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.cards.models import Card
+from loyalwallet.certificates.models import GiftCertificate
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.programs.models import Program
 from loyalwallet.wallet.apple import service
@@ -90,6 +92,23 @@ def card_pass(public_token: str, request: Request) -> Response:
             return render(
                 request, "apple/notice.html", {"web_card_url": f"/c/{card.public_token}"}, status=503
             )
+    return _pass_response(built, request)
+
+
+@router.get("/g/{public_token}/pass.pkpass", summary="A gift certificate's Apple Wallet pass (public link)")
+def gift_pass(public_token: str, request: Request) -> Response:
+    if not (8 <= len(public_token) <= 64):
+        raise not_found("gift certificate")
+    with db.read() as session:
+        cert = session.scalar(select(GiftCertificate).where(GiftCertificate.public_token == public_token))
+        if cert is None:
+            raise not_found("gift certificate")
+        try:
+            built = service.gift_pass(session, cert)
+        except DomainError as exc:
+            if exc.code != "unavailable" or "text/html" not in request.headers.get("accept", ""):
+                raise
+            return render(request, "apple/notice.html", {"web_card_url": f"/g/{public_token}"}, status=503)
     return _pass_response(built, request)
 
 

@@ -30,6 +30,7 @@ from loyalwallet.cards.models import Coupon
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.wallet.apple import apns, credentials, updates
+from loyalwallet.wallet.apple.gifts import gift_serial
 from loyalwallet.wallet.apple.models import ApplePushPending, AppleRegistration
 
 log = logging.getLogger("loyalwallet.apple")
@@ -134,6 +135,30 @@ def wake_devices(msg: Delivery) -> None:
         session.execute(update(AppleRegistration).where(mine).values(change_seq=seq))
         # In the queue as of the change: not behind what was queued since (a campaign's
         # Google messages), so iPhones and Android phones get the message together.
+        queue_pushes(session, msg.merchant_id, [(t, p) for t, p in targets], place=msg.created_at)
+
+
+# The business events that change what a gift certificate's pass shows (its balance,
+# its state); each carries the certificate's id.
+GIFT_EVENTS = ("certificate.spent", "certificate.refunded", "certificate.expired", "certificate.voided")
+
+
+def wake_gift_devices(msg: Delivery) -> None:
+    """EVENT_LISTENERS entry: a gift certificate's balance or state changed — mark its
+    pass changed for the devices holding it and queue their pushes (as wake_devices does
+    for a card)."""
+    data = msg.payload.get("data") or {}
+    if msg.payload.get("name") not in GIFT_EVENTS or not isinstance(data.get("id"), int):
+        return
+    mine = AppleRegistration.serial == gift_serial(data["id"])
+    with db.transaction() as session:
+        targets = session.execute(
+            select(AppleRegistration.push_token, AppleRegistration.pass_type_id).where(mine).distinct()
+        ).all()
+        if not targets:
+            return
+        seq = updates.stamp(session)
+        session.execute(update(AppleRegistration).where(mine).values(change_seq=seq))
         queue_pushes(session, msg.merchant_id, [(t, p) for t, p in targets], place=msg.created_at)
 
 

@@ -55,6 +55,10 @@ L_USED = "Used"
 L_EXPIRED = "Expired"
 L_GIFT = "Gift"
 L_HOW = "How it works"
+L_BALANCE = "Balance"
+L_GIFT_CERTIFICATE = "Gift certificate"
+L_CERTIFICATE_CODE = "Certificate code"
+L_CANCELLED = "Cancelled"
 C_POINTS = "You have %@ points"
 C_STAMPS = "Stamps: %@"
 C_LEVEL = "Your level is now %@"
@@ -62,7 +66,13 @@ C_DISCOUNT = "Your discount is now %@"
 C_CASHBACK = "Your cashback is now %@"
 C_REWARDS = "Rewards available: %@"
 C_STATUS = "Coupon: %@"
+C_BALANCE = "Balance: %@"
 STRINGS = (
+    L_BALANCE,
+    L_GIFT_CERTIFICATE,
+    L_CERTIFICATE_CODE,
+    L_CANCELLED,
+    C_BALANCE,
     L_POINTS,
     L_STAMPS,
     L_LEVEL,
@@ -139,6 +149,9 @@ class CardFacts:
     message: str | None = None
     web_card_url: str | None = None
     places: tuple[Place, ...] = ()
+    # (key, label, value) lines other parts add (a subscription: its name, "Left: 12 ·
+    # until 31.12.2026"): on the front where there is room, always on the back.
+    notes: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,6 +217,7 @@ def _layout(facts: CardFacts, design: CardDesign) -> dict[str, list[dict[str, An
     rest = [available[n] for n in chosen if n not in (header_name, primary_name)]
     if facts.kind == "stamp" and "rewards" not in chosen:
         rest.append(available["rewards"])
+    rest += [_field(key, label, value, "%@") for key, label, value in facts.notes]
     rest = rest[:SECONDARY_AUX_MAX]
     return {
         "headerFields": header,
@@ -280,6 +294,7 @@ def store_card(issuer: Issuer, facts: CardFacts, design: CardDesign, colours: Co
         back.append(_field("back_next_tier", L_NEXT, facts.next_tier))
     if facts.stamp_terms:
         back.append(_field("back_stamp_terms", L_HOW, facts.stamp_terms))
+    back += [_field(f"back_{key}", label, value) for key, label, value in facts.notes]
     back.append(_field("back_code", L_CODE, facts.code))
     back.append(_field("back_program", L_PROGRAM, facts.program_name))
     back += _contact_fields(design)
@@ -339,6 +354,67 @@ def coupon(issuer: Issuer, facts: CouponFacts, design: CardDesign, colours: Colo
     if facts.places:
         out["locations"] = _locations(facts.places)
     out["coupon"] = {k: v for k, v in body.items() if v}
+    return out
+
+
+@dataclass(frozen=True)
+class GiftFacts:
+    """A gift certificate with a balance as its pass shows it (money already formatted)."""
+
+    serial: str
+    auth_token: str
+    code: str  # what the till scans
+    code_display: str  # GABC-DEFG-...
+    balance: str  # "2 500 ₽"
+    initial: str  # "3 000 ₽"
+    status: str  # active | expired | void
+    expires_at: dt.datetime | None = None
+    message: str | None = None
+    web_url: str | None = None
+    places: tuple[Place, ...] = field(default_factory=tuple)
+
+
+def _date_field(key: str, label: str, value: dt.datetime) -> dict[str, Any]:
+    return {
+        **_field(key, label, value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        "dateStyle": "PKDateStyleMedium",
+        "timeStyle": "PKDateStyleNone",
+    }
+
+
+def gift_card(issuer: Issuer, facts: GiftFacts, design: CardDesign, colours: Colours) -> dict[str, Any]:
+    """pass.json of a gift certificate: Apple's storeCard style, the balance in the header
+    (it shows on stacked passes; a change announces itself), the expiry beside it. The
+    pass may be given away: it is a bearer gift, not a guest's card."""
+    state = {"expired": L_EXPIRED, "void": L_CANCELLED}.get(facts.status)
+    secondary = [_date_field("expires", L_VALID_UNTIL, facts.expires_at)] if facts.expires_at else []
+    if state:
+        secondary.append(_field("status", L_STATUS, state))
+    back = []
+    if facts.message:
+        back.append(_field("back_message", L_GIFT, facts.message))
+    back.append(_field("back_code", L_CERTIFICATE_CODE, facts.code_display))
+    back += _contact_fields(design)
+    if facts.web_url:
+        back.append(_field("back_web", L_ONLINE, facts.web_url))
+    body = {
+        "headerFields": [_field("balance", L_BALANCE, facts.balance, C_BALANCE)],
+        "primaryFields": [_field("initial", L_GIFT_CERTIFICATE, facts.initial)],
+        "secondaryFields": secondary,
+        "backFields": back,
+    }
+    out = _common(
+        issuer, facts.serial, facts.auth_token, f"{L_GIFT_CERTIFICATE} ({issuer.organization})", colours
+    )
+    out["logoText"] = design.logo_text or issuer.organization
+    out["barcodes"] = _barcodes(facts.code, design)
+    if facts.expires_at:
+        out["expirationDate"] = facts.expires_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if facts.status != "active":
+        out["voided"] = True
+    if facts.places:
+        out["locations"] = _locations(facts.places)
+    out["storeCard"] = {k: v for k, v in body.items() if v}
     return out
 
 

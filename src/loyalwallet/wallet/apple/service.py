@@ -13,9 +13,9 @@ import hashlib
 import hmac
 import re
 import threading
+import zoneinfo
 from collections import OrderedDict
 from dataclasses import dataclass
-from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -25,7 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalwallet.cards.models import Card, Coupon
-from loyalwallet.cards.views import card_urls, card_view
+from loyalwallet.cards.views import card_notes, card_urls, card_view
+from loyalwallet.certificates import rules as gift_rules
+from loyalwallet.certificates.models import GiftCertificate
 from loyalwallet.config import env, get_settings
 from loyalwallet.crypto import constant_time_equal
 from loyalwallet.db import utcnow
@@ -36,8 +38,15 @@ from loyalwallet.programs.design import CardDesign, look_for_tier, parse_design
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import StampRules, stamp_terms, stamps_to_collect
 from loyalwallet.programs.service import rules_of
-from loyalwallet.text import gettext_for, money
+from loyalwallet.text import LANGUAGES, gettext_for, money, units_left
 from loyalwallet.wallet.apple import credentials, passes, pkpass, updates
+from loyalwallet.wallet.apple.dates import (  # noqa: F401  # re-exported: the API and tests use service.*
+    SAME_SECOND_GRACE,
+    http_date,
+    last_modified,
+    not_modified,
+)
+from loyalwallet.wallet.apple.gifts import GIFT_SERIAL_PREFIX, gift_id, gift_serial
 from loyalwallet.wallet.apple.models import AppleCertificate, AppleRegistration
 
 COUPON_SERIAL_PREFIX = "cpn."
@@ -183,6 +192,7 @@ def card_facts(
         message=card.message,
         web_card_url=urls["web_card_url"],
         places=_places(session, card.merchant_id, design, design.logo_text or program.name),
+        notes=_notes(session, card, merchant),
     )
 
 
@@ -193,6 +203,13 @@ def _stamp_terms(program: Program, merchant: Merchant) -> str | None:
         return None
     msg, params = stamp_terms(rules)
     return gettext_for(merchant.locale if merchant.locale in ("ru", "en") else "ru")(msg) % params
+
+
+def _notes(session: Session, card: Card, merchant: Merchant) -> tuple[tuple[str, str, str], ...]:
+    """Other parts' lines on the card (a subscription), in the merchant's language."""
+    _ = gettext_for(merchant.locale if merchant.locale in LANGUAGES else "ru")
+    tz = zoneinfo.ZoneInfo(merchant.timezone)
+    return tuple((n.key, n.title, units_left(n.left, n.until, tz, _)) for n in card_notes(session, card))
 
 
 def card_pass_json(
@@ -348,6 +365,45 @@ def _default_coupon_files(session: Session, merchant_id: int) -> pkpass.FileSet:
     return pkpass.FileSet(files, {n: r.sha1 for n, r in rendered.items()})
 
 
+def gift_pass(session: Session, cert: GiftCertificate) -> BuiltPass:
+    """A gift certificate's pass (storeCard style, passes.gift_card), signed with the
+    merchant's certificate; its look is the merchant's first programme's (as coupons)."""
+    apple = credentials.require_certificate(session, cert.merchant_id)
+    merchant = session.get(Merchant, cert.merchant_id)
+    assert merchant is not None
+    program = session.scalar(
+        select(Program).where(Program.merchant_id == cert.merchant_id).order_by(Program.id).limit(1)
+    )
+    design = parse_design(program.design if program else None)
+    now = utcnow()
+    status = cert.status
+    if status == "active" and cert.expires_at is not None and cert.expires_at <= now:
+        status = "expired"
+    facts = passes.GiftFacts(
+        serial=gift_serial(cert.id),
+        auth_token=cert.auth_token,
+        code=cert.code,
+        code_display=gift_rules.grouped(cert.code),
+        balance=money(cert.balance if status == "active" else 0, cert.currency, trim_zero_cents=True),
+        initial=money(cert.initial_amount, cert.currency, trim_zero_cents=True),
+        status=status,
+        expires_at=cert.expires_at,
+        message=cert.message,
+        web_url=f"{get_settings().base_url}/g/{cert.public_token}",
+        places=_places(session, cert.merchant_id, design, design.logo_text or merchant.name),
+    )
+    issuer = passes.Issuer(apple.pass_type_id, apple.team_id, merchant.name, web_service_url(apple))
+    body = passes.gift_card(issuer, facts, design, design.colours)
+    if program is not None:
+        files = fileset(session, program, design, tier=None, stamps=None, required=None, coupon=True)
+    else:
+        files = _default_coupon_files(session, cert.merchant_id)
+    data = pkpass.build(body, files, credentials.signer_for(apple))
+    expired = cert.expires_at if cert.expires_at and cert.expires_at <= now else None
+    changed = max(t for t in (cert.updated_at, expired) if t is not None)
+    return BuiltPass(data, changed, _etag(body, files))
+
+
 def coupon_by_link(session: Session, merchant_id: int, code: str, sig: str) -> Coupon:
     if not hmac.compare_digest(sig.encode(), coupon_signature(merchant_id, code).encode()):
         raise DomainError("not_found", "coupon not found")
@@ -370,6 +426,7 @@ class PassRef:
     card: Card | None = None
     program: Program | None = None
     coupon: Coupon | None = None
+    gift: GiftCertificate | None = None
 
 
 def _unauthorized() -> DomainError:
@@ -401,6 +458,12 @@ def authenticate(session: Session, pass_type_id: str, serial: str, authorization
 
 
 def find_pass(session: Session, serial: str) -> PassRef | None:
+    if serial.startswith(GIFT_SERIAL_PREFIX):
+        cert_id = gift_id(serial)
+        gift = session.get(GiftCertificate, cert_id) if cert_id is not None else None
+        if gift is None:
+            return None
+        return PassRef(gift.merchant_id, serial, gift.auth_token, gift=gift)
     if serial.startswith(COUPON_SERIAL_PREFIX):
         coupon_id = _coupon_id(serial[len(COUPON_SERIAL_PREFIX) :])
         coupon = session.get(Coupon, coupon_id) if coupon_id is not None else None
@@ -514,44 +577,10 @@ def serials_since(
 
 
 def build(session: Session, ref: PassRef) -> BuiltPass:
-    """The current pass of a card or coupon the web service talks about."""
+    """The current pass of a card, coupon or gift certificate the web service talks about."""
     if ref.coupon is not None:
         return coupon_pass(session, ref.coupon)
+    if ref.gift is not None:
+        return gift_pass(session, ref.gift)
     assert ref.card is not None and ref.program is not None
     return card_pass(session, ref.card, ref.program)
-
-
-# --- HTTP dates -----------------------------------------------------------------------------------
-
-SAME_SECOND_GRACE = dt.timedelta(seconds=2)
-
-
-def last_modified(changed: dt.datetime, now: dt.datetime | None = None) -> dt.datetime:
-    """The Last-Modified to promise for a pass changed at `changed`. HTTP dates have
-    whole seconds: a second change within the same second would look unmodified to a
-    device asking If-Modified-Since, so while that second (plus clock skew between our
-    servers) is not over we promise one second less; the device fetches once more later
-    and gets the exact date then."""
-    now = now or utcnow()
-    floor = changed.replace(microsecond=0)
-    if now - changed < SAME_SECOND_GRACE:
-        return floor - dt.timedelta(seconds=1)
-    return floor
-
-
-def http_date(value: dt.datetime) -> str:
-    return format_datetime(value.astimezone(dt.UTC), usegmt=True)
-
-
-def not_modified(changed: dt.datetime, if_modified_since: str | None) -> bool:
-    if not if_modified_since:
-        return False
-    try:
-        since = parsedate_to_datetime(if_modified_since)
-    except (TypeError, ValueError):
-        return False
-    if since is None:
-        return False
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=dt.UTC)
-    return changed.replace(microsecond=0) <= since

@@ -4,6 +4,7 @@
   except for a touch that changed only the card's message (the object does not show it).
 - google.patch  {"card_id"}: insert or patch the card's class and object.
 - google.class  {"program_id"}: upsert every class of a program (after import-key).
+- google.gift {"certificate_id"}: upsert a gift certificate's class and object (gifts.py).
 - google.message {"card_id", "header", "body", "message_id"}: addMessage on the card's
   object (the campaign push contract). At most 3 messages per card in 24 hours go as
   TEXT_AND_NOTIFY (Google's limit for notifications); later ones go as TEXT: shown on
@@ -32,7 +33,7 @@ from loyalwallet.cards.handlers import changed_cards
 from loyalwallet.errors import DomainError
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
-from loyalwallet.wallet.google import saves
+from loyalwallet.wallet.google import gifts, saves
 from loyalwallet.wallet.google.client import GoogleApiError, TokenError
 from loyalwallet.wallet.google.issuer import issuer_for
 from loyalwallet.wallet.google.models import GoogleObject
@@ -96,6 +97,11 @@ def on_card_changed(msg: Delivery) -> None:
 
 def google_patch(msg: Delivery) -> None:
     _guarded(lambda: sync_card(int(msg.payload["card_id"])))
+
+
+def google_gift(msg: Delivery) -> None:
+    """google.gift {"certificate_id"}: upsert the certificate's gift-card class and object."""
+    _guarded(lambda: gifts.sync_gift(int(msg.payload["certificate_id"])))
 
 
 def google_class(msg: Delivery) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
 from loyalwallet.cards.models import Card
-from loyalwallet.cards.views import available_rewards, card_urls
+from loyalwallet.cards.views import available_rewards, card_notes, card_urls
 from loyalwallet.config import env
 from loyalwallet.customers.models import Customer
 from loyalwallet.merchants.actors import system
@@ -27,7 +28,7 @@ from loyalwallet.programs import assets
 from loyalwallet.programs.design import parse_design
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.service import rules_of
-from loyalwallet.text import LANGUAGES, gettext_for
+from loyalwallet.text import LANGUAGES, gettext_for, units_left
 from loyalwallet.wallet.google import caches, objects
 from loyalwallet.wallet.google.client import Credentials
 from loyalwallet.wallet.google.keys import check_issuer_id, parse_key_file
@@ -243,7 +244,19 @@ def card_facts(session: Session, card: Card) -> objects.CardFacts:
         rewards=tuple(r["name"] for r in available_rewards(session, card)),
         web_url=card_urls(card)["web_card_url"],
         hero=hero,
+        notes=_notes(session, card),
     )
+
+
+def _notes(session: Session, card: Card) -> tuple[tuple[str, str, str], ...]:
+    """Other parts' lines on the card (a subscription), in the merchant's language."""
+    notes = card_notes(session, card)
+    if not notes:
+        return ()
+    merchant = get_merchant(session, card.merchant_id)
+    _ = merchant_gettext(merchant)
+    tz = zoneinfo.ZoneInfo(merchant.timezone)
+    return tuple((n.key, n.title, units_left(n.left, n.until, tz, _)) for n in notes)
 
 
 def image_url(merchant_id: int) -> Any:

@@ -80,6 +80,8 @@ class CardFacts:
     web_url: str
     # URL of a picture of this card's own state (a stamp card's cups).
     hero: str | None = None
+    # (id, header, body) lines other parts add (a subscription: "Left: 12 · until ...").
+    notes: tuple[tuple[str, str, str], ...] = ()
 
 
 # --- ids ---------------------------------------------------------------------------------
@@ -247,6 +249,7 @@ def loyalty_object(
             )
     if card.rewards:
         modules.append({"id": "rewards", "header": _("Rewards"), "body": "\n".join(card.rewards)})
+    modules += [{"id": key, "header": header, "body": text} for key, header, text in card.notes]
     if modules:
         body["textModulesData"] = modules
     _colours, strip = look_for_tier(design, card.tier)

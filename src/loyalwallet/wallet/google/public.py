@@ -1,4 +1,5 @@
-"""{base}/c/{token}/google: the card's "Add to Google Wallet" link that always works.
+"""{base}/c/{token}/google: the card's "Add to Google Wallet" link that always works
+(and {base}/g/{token}/google: a gift certificate's).
 
 It sends the guest on to the signed save link (making and caching it on first use),
 or explains why it cannot: the card is unknown, Google Wallet is not set up, the
@@ -15,7 +16,9 @@ from sqlalchemy.orm import Session
 from loyalwallet import db
 from loyalwallet.cards.models import Card
 from loyalwallet.cards.views import card_urls
+from loyalwallet.certificates.models import GiftCertificate
 from loyalwallet.programs.models import Program
+from loyalwallet.wallet.google import gifts
 from loyalwallet.wallet.google.issuer import issuer_for
 from loyalwallet.wallet.google.links import save_link
 from loyalwallet.wallet.google.models import GoogleObject
@@ -32,6 +35,32 @@ def _card(session: Session, token: str) -> tuple[Card, Program] | None:
         select(Card, Program).join(Program, Program.id == Card.program_id).where(Card.public_token == token)
     ).first()
     return (row[0], row[1]) if row else None
+
+
+@router.get("/g/{token}/google", include_in_schema=False)
+def add_gift_to_google_wallet(request: Request, token: str) -> Response:
+    """A gift certificate's save link: the JWT carries the whole object (gifts.py)."""
+    if len(token) > 64:
+        return render(request, "google/notice.html", {"state": "missing"}, status=404)
+    with db.read() as session:
+        cert = session.scalar(select(GiftCertificate).where(GiftCertificate.public_token == token))
+        if cert is None or cert.status != "active":
+            return render(request, "google/notice.html", {"state": "missing"}, status=404)
+        issuer = issuer_for(session, cert.merchant_id)
+        web_url = f"/g/{token}"
+        if issuer is None:
+            return render(
+                request,
+                "google/notice.html",
+                {"state": "not_configured", "web_card_url": web_url},
+                status=503,
+            )
+        link = gifts.save_link(session, cert, issuer)
+    if issuer.development and not issuer.syncs:
+        return render(
+            request, "google/notice.html", {"state": "development", "save_url": link, "web_card_url": web_url}
+        )
+    return RedirectResponse(link, status_code=303)
 
 
 @router.get("/c/{token}/google", include_in_schema=False)

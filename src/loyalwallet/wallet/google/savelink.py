@@ -47,14 +47,16 @@ def sign(
     base_url: str,
     objects: list[dict[str, Any]],
     iat: int | None = None,
+    kind: str = "loyaltyObjects",
 ) -> str:
+    """`kind`: the payload's list (loyaltyObjects; giftCardObjects for a certificate)."""
     claims = {
         "iss": email,
         "aud": "google",
         "typ": "savetowallet",
         "iat": int(time.time()) if iat is None else iat,
         "origins": origins(base_url),
-        "payload": {"loyaltyObjects": objects},
+        "payload": {kind: objects},
     }
     # Compact UTF-8 JSON: PyJWT's own encoder escapes every non-ASCII letter as \uXXXX,
     # which would make a Russian card's link twice as long.
