@@ -13,11 +13,13 @@ none of them (nor the web framework).
 from __future__ import annotations
 
 import gettext
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
@@ -86,19 +88,46 @@ DEFAULT_LANGUAGE = "ru"
 
 @lru_cache(maxsize=8)
 def translations(lang: str) -> gettext.NullTranslations:
+    """Every part's catalog of `lang` merged into one, plural forms included: each .po is
+    compiled in memory with Babel (`write_mo`), so `ngettext` picks Russian's three forms
+    by the catalog's `Plural-Forms` (Babel's rule for the locale when a file has none)."""
     if lang not in LANGUAGES or lang == "en":
         return gettext.NullTranslations()
-    merged = Translations()
+    merged: Translations | None = None
     for po in sorted((LOCALE_DIR / lang).glob("*.po")):
         with po.open("rb") as fh:
             catalog = read_po(fh, locale=lang)
-        for message in catalog:
-            if message.id and message.string and not message.fuzzy:
-                key = message.id if isinstance(message.id, str) else message.id[0]
-                value = message.string if isinstance(message.string, str) else message.string[0]
-                merged._catalog[key] = value
-    return merged
+        buffer = io.BytesIO()
+        write_mo(buffer, catalog, use_fuzzy=False)
+        buffer.seek(0)
+        part = Translations(buffer)
+        if merged is None:
+            merged = part
+        else:
+            merged.merge(part)
+    return merged or gettext.NullTranslations()
 
 
 def gettext_for(lang: str) -> Gettext:
     return translations(lang).gettext
+
+
+Ngettext = Callable[[str, str, int], str]
+
+
+def ngettext_for(lang: str) -> Ngettext:
+    """`ngettext(singular, plural, n)` of `lang`: the form for the count `n` (Russian has
+    three: 1 штамп, 2 штампа, 5 штампов). The caller formats the count in: the msgids
+    carry `%(num)s` (see `plural()`)."""
+    return translations(lang).ngettext
+
+
+def count(n: int) -> str:
+    """A count as shown to people: 12345 -> "12 345" (no-break space)."""
+    return f"{int(n):,}".replace(",", NBSP)
+
+
+def plural(lang: str, singular: str, plural_: str, n: int, **params: object) -> str:
+    """The translated form for `n` with `%(num)s` (the grouped count) and any other named
+    parameters filled in: plural("ru", "%(num)s stamp", "%(num)s stamps", 21) -> "21 штамп"."""
+    return ngettext_for(lang)(singular, plural_, n) % {"num": count(n), **params}
