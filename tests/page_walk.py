@@ -150,17 +150,15 @@ COLLECT_TEXT = """() => {
 }"""
 
 # Words that are the same in Russian: brands, formats, protocols, units.
-ALLOWED = {
-    w.lower()
-    for w in """
-    Apple Google Wallet Telegram iiko iikoCloud iikoFront loyalwallet LoyalWallet SMS SMS.ru QR PDF PDF417
-    CSV API URL HTTPS HTTP JSON PNG SVG JPEG APNs PassKit Webhook webhooks HMAC ID UTM POS CSRF SKU
-    RFM Instagram VK VKontakte WhatsApp Yandex e-mail email E-mail RUB USD EUR ru en RU EN iOS Android
-    Wi-Fi Bot Token SHA256 SHA-256 Bearer p12 p8 pem PEM JWT OAuth iPhone A4 A6 UTC MSK
-    """.split()
-}
+BRAND_WORDS = """
+    Apple Google Wallet Telegram BotFather iiko iikoCloud iikoFront iikoWeb loyalwallet LoyalWallet SMS SMS.ru
+    QR PDF PDF417 CSV API URL HTTPS HTTP JSON PNG SVG JPEG APNs PassKit Webhook webhooks HMAC ID UTM POS CSRF
+    SKU CRM RFM Instagram VK VKontakte WhatsApp Yandex 2GIS e-mail email E-mail RUB USD EUR ru en RU EN iOS
+    Android Wi-Fi Bot Token Bearer pem PEM JWT OAuth iPhone UTC Enter Esc Tab Aztec
+"""
+ALLOWED = {w.lower() for w in BRAND_WORDS.split()}
 
-URL_OR_EMAIL = re.compile(r"\S+@\S+|\b\w+://\S+|\b[\w.-]+\.(?:ru|com|org|test|local)\b\S*|/[\w/{}.:?=&%-]+")
+URL_OR_EMAIL = re.compile(r"\S+@\S+|\S*/\S*|\b[\w.-]+\.(?:ru|com|org|test|local)\b\S*")
 WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*[A-Za-z]|[A-Za-z]")
 
 
@@ -170,7 +168,8 @@ def english_words(text: str) -> list[str]:
     for line in text.splitlines():
         line = URL_OR_EMAIL.sub(" ", line)
         for token in line.split():
-            if any(ch.isdigit() for ch in token) or "_" in token:
+            # codes and ids, file names, paths, event names (card.created), snake_case keys
+            if any(ch.isdigit() for ch in token) or "_" in token or re.search(r"\w[./]\w", token):
                 continue
             for word in WORD.findall(token):
                 if len(word) < 2 or word.lower() in ALLOWED:
@@ -206,7 +205,9 @@ NOUNS = [
     ("скан", "скана", "сканов"),
     ("ошибка", "ошибки", "ошибок"),
 ]
-COUNT_NOUN = re.compile(r"(?<![\d.,])(\d{1,3}(?:[\u00a0\u202f ]\d{3})+|\d+)(?![\d.,]\d)[\u00a0 ]+([а-яё]+)", re.I)
+COUNT_NOUN = re.compile(
+    r"(?<![\d.,])(\d{1,3}(?:[\u00a0\u202f ]\d{3})+|\d+)(?![\d.,]\d)[\u00a0 ]+([а-яё]+)", re.I
+)
 
 
 def russian_form(n: int) -> int:
@@ -218,7 +219,7 @@ def russian_form(n: int) -> int:
 
 
 def wrong_plurals(text: str) -> list[str]:
-    """"1 штампов", "2 возвратов", "5 балла": a count followed by a noun in the wrong form."""
+    """ "1 штампов", "2 возвратов", "5 балла": a count followed by a noun in the wrong form."""
     wrong = []
     for match in COUNT_NOUN.finditer(text):
         n = int(re.sub(r"\D", "", match.group(1)))

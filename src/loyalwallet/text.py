@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import gettext
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -131,3 +132,45 @@ def plural(lang: str, singular: str, plural_: str, n: int, **params: object) -> 
     """The translated form for `n` with `%(num)s` (the grouped count) and any other named
     parameters filled in: plural("ru", "%(num)s stamp", "%(num)s stamps", 21) -> "21 штамп"."""
     return ngettext_for(lang)(singular, plural_, n) % {"num": count(n), **params}
+
+
+@dataclass(frozen=True)
+class Plural:
+    """A message about a count, kept untranslated until it is shown: the English singular
+    and plural msgids and the name of the parameter that holds the count (Russian picks
+    one of three forms by it: 1 покупка, 2 покупки, 5 покупок)."""
+
+    singular: str
+    plural: str
+    count: str = "n"
+
+
+Message = str | Plural
+
+
+class Term(str):
+    """One of our own words among a message's parameters (a default name such as "Free
+    item"): `translate` translates it with the message; the merchant's words stay as typed."""
+
+
+def fill(text: str, params: Mapping[str, Any] | None) -> str:
+    """Parameters into a translated message, in either style the catalogs use:
+    `%(name)s` or `{name}`; a message without parameters stays as it is."""
+    if not params:
+        return text
+    if "%(" in text:
+        return text % params
+    if "{" in text:
+        return text.format(**params)
+    return text
+
+
+def translate(lang: str, message: Message, params: Mapping[str, Any] | None = None) -> str:
+    """A message (a msgid or a `Plural`) in `lang`, its parameters filled in."""
+    if params and any(isinstance(v, Term) for v in params.values()):
+        _ = gettext_for(lang)
+        params = {k: _(v) if isinstance(v, Term) else v for k, v in params.items()}
+    if isinstance(message, Plural):
+        n = int((params or {})[message.count])
+        return fill(ngettext_for(lang)(message.singular, message.plural, n), params)
+    return fill(gettext_for(lang)(message), params)

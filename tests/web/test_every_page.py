@@ -11,9 +11,12 @@ import os
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from enrollment_support import join, start
 from feedback_support import buy_and_invite, card_row, enable
+from loyalwallet import db
+from loyalwallet.merchants.models import ApiKey, Location, Staff
 from loyalwallet.messaging import unsubscribe
 from page_walk import PageReport, Seed, axe_source, describe, plan, walk
 from staff_support import PASSWORD, add_staff
@@ -39,8 +42,22 @@ DISCOUNT = {
 STAMP = {"stamps_required": 6}
 
 
+def russian_names(shop: Any) -> None:
+    """The seed's own words in Russian too (the shared helpers name things in English), so
+    any English word on a page is the product's."""
+    with db.transaction() as session:
+        location = session.get(Location, shop.location_id)
+        assert location is not None
+        location.name = "Центральная"
+        for key in session.scalars(select(ApiKey).where(ApiKey.merchant_id == shop.merchant_id)):
+            key.name = {"owner": "Ключ владельца", "manager": "Ключ менеджера"}.get(key.role, "Касса")
+        for staff in session.scalars(select(Staff).where(Staff.merchant_id == shop.merchant_id)):
+            staff.name = {"owner": "Ольга", "manager": "Максим"}.get(staff.role, "Игорь")
+
+
 def seed_cafe(client: Any) -> tuple[Any, Seed]:
     shop = new_shop(client, "Кофе Тест")
+    russian_names(shop)
     programs = {
         "bonus": shop.program("bonus", BONUS, name="Бонусы"),
         "discount": shop.program("discount", DISCOUNT, name="Скидка постоянным"),
@@ -110,11 +127,15 @@ def reports(client: Any, live_server: Any, browser: Any) -> list[PageReport]:
         axe = None
     contexts = {}
     for who in ("owner", "cashier", "guest"):
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ru-RU", bypass_csp=True)
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, locale="ru-RU", bypass_csp=True
+        )
         context.add_cookies([{"name": "lang", "value": "ru", "url": live_server.url}])
         contexts[who] = context
-    browser_login(contexts["owner"], live_server.url, add_staff(shop, "owner").login)
+    owner = add_staff(shop, "owner")
     cashier = add_staff(shop, "cashier", [shop.location_id])
+    russian_names(shop)
+    browser_login(contexts["owner"], live_server.url, owner.login)
     browser_login(contexts["cashier"], live_server.url, cashier.login)
     try:
         found = walk(contexts, live_server.url, visits, axe)

@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from loyalwallet.text import LANGUAGES, gettext_for, money, plural
+from loyalwallet.text import LANGUAGES, gettext_for, money, plural, translate
 from loyalwallet.web.i18n import pick_language
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -68,6 +68,7 @@ def render(
         "_": _,
         "gettext": _,
         "ngettext": partial(plural, lang),
+        "tr": partial(translate, lang),
         **(context or {}),
     }
     html = env.get_template(template).render(**ctx)
