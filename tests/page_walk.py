@@ -263,6 +263,7 @@ class PageReport:
     english: list[str]
     plurals: list[str]
     violations: list[dict[str, Any]]
+    text: str = ""
 
     @property
     def serious(self) -> list[dict[str, Any]]:
@@ -285,7 +286,9 @@ def walk(
         if axe is not None:
             page.add_script_tag(content=axe)
             violations = page.evaluate(RUN_AXE)
-        reports.append(PageReport(who, path, status, english_words(text), wrong_plurals(text), violations))
+        reports.append(
+            PageReport(who, path, status, english_words(text), wrong_plurals(text), violations, text)
+        )
     return reports
 
 

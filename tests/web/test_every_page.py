@@ -171,3 +171,36 @@ def test_every_page_is_in_russian_with_right_plurals(reports: list[PageReport]) 
 def test_axe_finds_no_critical_or_serious_violation(reports: list[PageReport]) -> None:
     serious = describe(reports, lambda r: [(v["id"], v["nodes"][:2]) for v in r.serious])
     assert serious == "", "axe-core:\n" + serious
+
+
+def _text(reports: list[PageReport], path: str) -> str:
+    return " ".join(r.text for r in reports if r.path == path).replace("\u00a0", " ")
+
+
+def test_counts_alerts_and_consent_read_right(reports: list[PageReport], client: Any) -> None:
+    """What the issue saw: "1 штампов", "2 возвратов", the fraud alert in English, the
+    merchant's name declined in the consent text."""
+    assert "6 покупок по карте за час (лимит 5)" in _text(reports, "/admin/alerts")
+    assert "1 возврат" in _text(reports, "/admin")
+    assert "1 штамп" in _text(reports, "/admin/guests")
+    join_text = " ".join(r.text for r in reports if r.path.startswith("/join/"))
+    assert "Согласие на обработку персональных данных: Кофе Тест." in join_text
+    assert "Соберите 6 штампов и получите: Подарок" in join_text
+
+
+def test_upload_errors_in_the_staff_language(app: Any, client: Any) -> None:
+    """The designer's upload answers its script in the owner's language."""
+    from staff_support import csrf_of, login
+
+    shop = new_shop(client, "Кофе Тест")
+    program = shop.program("stamp", STAMP, name="Штампы")
+    owner = login(app, add_staff(shop, "owner"))
+    owner.cookies.set("lang", "ru")
+    page = owner.get(f"/admin/programs/{program}/design")
+    r = owner.post(
+        f"/admin/programs/{program}/design/image",
+        files={"image": ("logo.png", b"not an image", "image/png")},
+        headers={"X-CSRF-Token": csrf_of(page.text), "Accept": "application/json"},
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"] == "файл — не изображение PNG, JPEG или WebP"
