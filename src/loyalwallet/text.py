@@ -123,6 +123,18 @@ def ngettext_for(lang: str) -> Ngettext:
     return translations(lang).ngettext
 
 
+def plural_forms(lang: str, singular: str, plural_: str) -> dict[str, str]:
+    """The forms of a counted word by the categories of JavaScript's `Intl.PluralRules`
+    ("one", "few", "many", "other"), for a page's script that shows counts."""
+    ng = ngettext_for(lang)
+    return {
+        "one": ng(singular, plural_, 1),
+        "few": ng(singular, plural_, 2),
+        "many": ng(singular, plural_, 5),
+        "other": ng(singular, plural_, 2),
+    }
+
+
 def count(n: int) -> str:
     """A count as shown to people: 12345 -> "12 345" (no-break space)."""
     return f"{int(n):,}".replace(",", NBSP)

@@ -204,3 +204,25 @@ def test_upload_errors_in_the_staff_language(app: Any, client: Any) -> None:
     )
     assert r.status_code == 422
     assert r.json()["detail"] == "файл — не изображение PNG, JPEG или WebP"
+
+
+def test_cashier_shows_counts_in_the_right_form(page: Any, live_server: Any, client: Any) -> None:
+    """The cashier's script picks the word's form for the count: "21 балл", not "21 баллов"."""
+    shop = new_shop(client, "Кофе Тест")
+    bonus = shop.program("bonus", {**BONUS, "welcome_points": 21}, name="Бонусы")
+    stamp = shop.program("stamp", STAMP, name="Штампы")
+    phone = random_phone()
+    shop.card(bonus, phone=phone)
+    shop.card(stamp, phone=phone)
+    cashier = add_staff(shop, "cashier", [shop.location_id])
+    page.context.add_cookies([{"name": "lang", "value": "ru", "url": live_server.url}])
+    page.goto(f"{live_server.url}/login?next=/cashier")
+    page.fill("#login", cashier.login)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#cashier[data-ready='1']")
+    page.fill("#scan", phone)
+    page.press("#scan", "Enter")
+    page.wait_for_selector("#choices button.choice")
+    choices = page.locator("#choices button.choice").all_text_contents()
+    assert any(c.endswith("Бонусы — 21 балл") for c in choices), choices
