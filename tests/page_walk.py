@@ -30,8 +30,6 @@ SKIP = {
     "/c/sw.js",
     "/c/{token}/manifest.webmanifest",
     "/c/{token}/icon-{size:int}.png",
-    "/c/{token}/google",  # a redirect to Google's save page
-    "/c/{public_token}/pass.pkpass",
     "/wallet/apple/coupons/{merchant_id}/{code}/{sig}/pass.pkpass",
     "/wallet/apple/v1/devices/{device_id}/registrations/{pass_type_id}",
     "/wallet/apple/v1/passes/{pass_type_id}/{serial}",
@@ -83,6 +81,9 @@ def pages_for(seed: Seed) -> dict[str, tuple[str, list[str]]]:
         "/j/{token}": ("guest", [f"/j/{seed.channel_token}"]),
         "/c/{token}": ("guest", [f"/c/{t}" for t in seed.card_tokens.values()]),
         "/c/{token}/rate/{purchase_id:int}": ("guest", [seed.rate_path]),
+        # No Apple certificate, no Google issuer: each answers a browser with a page.
+        "/c/{token}/google": ("guest", [f"/c/{seed.card_tokens['bonus']}/google"]),
+        "/c/{public_token}/pass.pkpass": ("guest", [f"/c/{seed.card_tokens['bonus']}/pass.pkpass"]),
         "/g/{token}": ("guest", [seed.certificate_path]),
         "/u/{token}": ("guest", [f"/u/{seed.unsubscribe_token}"]),
         "/cashier": ("cashier", ["/cashier"]),
@@ -123,7 +124,25 @@ def plan(seed: Seed) -> tuple[list[tuple[str, str]], list[str]]:
             visits.append(("cashier" if template.startswith("/cashier") else "owner", template))
         else:
             unknown.append(template)
-    return visits, unknown
+    return visits + ERROR_PAGES, unknown
+
+
+# The pages a guest meets when a link is wrong or outdated.
+ERROR_PAGES = [
+    ("guest", "/c/not-a-card"),
+    ("guest", "/join/999999"),
+    ("guest", "/g/not-a-certificate"),
+    ("guest", "/u/not-a-token"),
+    ("guest", "/j/not-a-link"),
+]
+
+
+def expected_status(path: str) -> int:
+    if path in {p for _, p in ERROR_PAGES}:
+        return 404
+    if path.endswith(("/google", "/pass.pkpass")):
+        return 503
+    return 200
 
 
 # --- what a page says -------------------------------------------------------------------

@@ -7,7 +7,10 @@ none of them (nor the web framework).
   ("1 234.50 ₽", no-break spaces), `amount()` is the bare number for inputs and CSV.
 - `CURRENCIES` is the one table of the currencies we know: symbol and minor-unit exponent.
 - `gettext_for(lang)` translates English msgids with the gettext catalogs, one per part
-  (`web/locale/<lang>/<part>.po`, read by Babel at start-up, no compile step).
+  (`web/locale/<lang>/<part>.po`, compiled in memory by Babel at start-up, no build step).
+- Counts: `plural(lang, "%(num)s stamp", "%(num)s stamps", n)` (`ngettext` in templates)
+  picks Russian's three forms (1 штамп, 2 штампа, 5 штампов); a message kept untranslated
+  until it is shown (alert texts, offer lines) is a `Plural`, shown by `translate(lang, ...)`.
 """
 
 from __future__ import annotations
