@@ -152,11 +152,11 @@ def test_lapsed_guest_once_per_lapse_and_only_with_consent(shop: Shop) -> None:
         {
             "days": 30,
             "offer_id": offer["id"],
-            "message": {"header": "We miss you", "body": "{days} days! A coffee is waiting"},
+            "message": {"header": "We miss you", "body": "{days} days! A coffee is waiting ({days_text})"},
         },
     )
     _tick()
-    assert _card(shop, gone["code"]).message == "40 days! A coffee is waiting"
+    assert _card(shop, gone["code"]).message == "40 days! A coffee is waiting (40 дней)"
     assert _card(shop, silent["code"]).message is None  # no marketing consent
     assert _card(shop, regular["code"]).message is None
     with db.read() as session:

@@ -433,6 +433,8 @@ def fire_one(
     merchant = session.get(Merchant, card.merchant_id)
     lang = merchant.locale if merchant is not None and merchant.locale in LANGUAGES else DEFAULT_LANGUAGE
     values["points_text"] = plural(lang, "%(num)s point", "%(num)s points", int(values["points"] or 0))
+    if "days" in values:  # the lapsed guest's days away: "21 день", "30 дней"
+        values["days_text"] = plural(lang, "%(num)s day", "%(num)s days", int(values["days"]))
     try:
         sent = message_card(
             session,
