@@ -18,9 +18,9 @@ venv: $(STAMP)
 # axe-core from the npm registry, pinned: the page walk (tests/web/test_every_page.py)
 # injects it into every page in headless Chromium.
 AXE_VERSION := 4.14.1
-AXE_JS      := .cache/axe/node_modules/axe-core/axe.min.js
+AXE_JS      := .cache/axe-$(AXE_VERSION)/node_modules/axe-core/axe.min.js
 $(AXE_JS):
-	npm install --prefix .cache/axe --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
+	npm install --prefix .cache/axe-$(AXE_VERSION) --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
 
 axe: $(AXE_JS)
 

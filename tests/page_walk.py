@@ -21,7 +21,9 @@ from starlette.routing import Route
 from loyalwallet import wiring
 
 ROOT = Path(__file__).resolve().parents[1]
-AXE_JS = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+# The version is pinned in the Makefile (`make axe` installs it under .cache/axe-<version>).
+AXE_VERSION = re.search(r"^AXE_VERSION\s*:=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)  # type: ignore[union-attr]
+AXE_JS = ROOT / ".cache" / f"axe-{AXE_VERSION}" / "node_modules" / "axe-core" / "axe.min.js"
 
 # GET routes that answer no page for a person to read.
 SKIP = {
