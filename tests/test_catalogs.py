@@ -20,6 +20,8 @@ API_ONLY = {
     "integrations/iiko/orders.py",
     "checkout/idempotency.py",
     "fraud/linking.py",  # its one English detail names the API call to make
+    "tgcard/public.py",  # Telegram's webhook
+    "tgcard/bots.py",
 }
 # The argument that holds the message a person reads.
 MESSAGE_ARG = {"DomainError": 1, "redirect": 1}

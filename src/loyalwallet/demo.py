@@ -585,7 +585,10 @@ def _seed_campaigns(merchant_id: int, bonus_id: int) -> None:
             owner,
             "points_expiring",
             "Сгорают баллы",
-            {"days_before": 14, "message": {**message, "body": "Скоро сгорят баллы ({points_text}, {date}) — приходите!"}},
+            {
+                "days_before": 14,
+                "message": {**message, "body": "Скоро сгорят баллы ({points_text}, {date}) — приходите!"},
+            },
             program_id=bonus_id,
         )
         triggers.create(
