@@ -40,7 +40,9 @@ SKIP = {
     "/admin/feedback.csv",
     "/admin/reports/staff.csv",
     "/g/{token}/print.pdf",
-    "/cashier/plastic",  # JSON for the cashier page's script
+    "/cashier/plastic",
+    "/brand/{colours}.css",  # a page's colours as a stylesheet
+    "/admin/programs/{program_id}/invite/{name}",  # the QR and table tent downloads  # JSON for the cashier page's script
     "/r/{token}",  # a redirect to /join/{id}?ref=..., walked as the join page
     "/",  # a redirect by role
     "/favicon.ico",
@@ -92,6 +94,7 @@ def pages_for(seed: Seed) -> dict[str, tuple[str, list[str]]]:
         "/cashier/certificates": ("cashier", ["/cashier/certificates"]),
         "/admin/programs/{program_id}": ("owner", [f"/admin/programs/{p}" for p in programs]),
         "/admin/programs/{program_id}/design": ("owner", [f"/admin/programs/{p}/design" for p in programs]),
+        "/admin/programs/{program_id}/invite": ("owner", [f"/admin/programs/{p}/invite" for p in programs]),
         "/admin/guests/{customer_id}": ("owner", [f"/admin/guests/{seed.customer_id}"]),
         "/admin/campaigns/{campaign_id}": ("owner", [f"/admin/campaigns/{seed.campaign_id}"]),
         **{template: ("owner", paths) for template, paths in seed.extra.items()},
@@ -175,8 +178,12 @@ BRAND_WORDS = """
     Apple Google Wallet Telegram BotFather iiko iikoCloud iikoFront iikoWeb loyalwallet LoyalWallet SMS SMS.ru
     QR PDF PDF417 CSV API URL HTTPS HTTP JSON PNG SVG JPEG APNs PassKit Webhook webhooks HMAC ID UTM POS CSRF
     SKU CRM RFM Instagram VK VKontakte WhatsApp Yandex 2GIS e-mail email E-mail RUB USD EUR ru en RU EN iOS
-    Android Wi-Fi Bot Token Bearer pem PEM JWT OAuth iPhone UTC Enter Esc Tab Aztec
+    Android Wi-Fi Bot Token Bearer pem PEM JWT OAuth iPhone UTC Enter Esc Tab Aztec iframe script push cer
+    WWDR Pass Type Team Issuer Certificates Identifiers Profiles Keys Pay Cloud Console
+    terrace
 """
+# (The last lines: the names of Apple's and Google's console pages and fields, as the owner
+# finds them there, and the example slug of a channel, which is Latin by rule.)
 ALLOWED = {w.lower() for w in BRAND_WORDS.split()}
 
 URL_OR_EMAIL = re.compile(r"\S+@\S+|\S*/\S*|\b[\w.-]+\.(?:ru|com|org|test|local)\b\S*")
