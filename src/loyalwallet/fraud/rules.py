@@ -140,8 +140,13 @@ MESSAGES: dict[str, Message] = {
     ),
     "max_certificate_spend_per_day": "{spent} spent from one gift certificate today (limit {limit})",
     # Not a configurable rule: raised by the staff login (web.sessions).
-    "login_locked": "{attempts} wrong passwords for {login} within {minutes} min (last from {ip}): "
-    "new devices cannot sign in with this login for {minutes} min; devices that signed in before still can",
+    "login_locked": Plural(
+        "{attempts} wrong password for {login} within {minutes} min (last from {ip}): "
+        "new devices cannot sign in with this login for {minutes} min; devices that signed in before still can",
+        "{attempts} wrong passwords for {login} within {minutes} min (last from {ip}): "
+        "new devices cannot sign in with this login for {minutes} min; devices that signed in before still can",
+        "attempts",
+    ),
 }
 
 
