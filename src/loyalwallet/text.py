@@ -180,6 +180,11 @@ def fill(text: str, params: Mapping[str, Any] | None) -> str:
     return text
 
 
+def translate_with(_: Gettext, message: str, params: Mapping[str, Any]) -> str:
+    """`translate` with a gettext already at hand (a message without plural forms)."""
+    return fill(_(message), {k: _(v) if isinstance(v, Term) else v for k, v in params.items()})
+
+
 def translate(lang: str, message: Message, params: Mapping[str, Any] | None = None) -> str:
     """A message (a msgid or a `Plural`) in `lang`, its parameters filled in."""
     if params and any(isinstance(v, Term) for v in params.values()):

@@ -189,7 +189,7 @@ def test_counts_alerts_and_consent_read_right(reports: list[PageReport], client:
     assert "1 штамп" in _text(reports, "/admin/guests")
     join_text = " ".join(r.text for r in reports if r.path.startswith("/join/"))
     assert "Согласие на обработку персональных данных: Кофе Тест." in join_text
-    assert "Соберите 6 штампов и получите: Подарок" in join_text
+    assert "Оплаченных визитов: 5, на 6-й визит — Подарок" in join_text
 
 
 def test_upload_errors_in_the_staff_language(app: Any, client: Any) -> None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from loyalwallet.customers.phones import to_e164
 from loyalwallet.errors import DomainError
 from loyalwallet.programs.rules import BonusRules, DiscountRules, Rules, StampRules, stamp_terms
-from loyalwallet.text import Message, Plural, Term
+from loyalwallet.text import Message, Plural
 
 # --- one-time codes ----------------------------------------------------------------------
 
@@ -306,12 +306,6 @@ def pct(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _reward_name(rules: StampRules) -> str:
-    """The reward's name; the default one ("Free item") in the guest's language."""
-    default = type(rules.reward).model_fields["name"].default
-    return Term(rules.reward.name) if rules.reward.name == default else rules.reward.name
-
-
 def offer_lines(rules: Rules) -> list[tuple[Message, dict[str, Any]]]:
     """The program's promise as (English message, parameters) lines, most enticing first;
     counts are `Plural`s, shown with `text.translate`."""
@@ -354,8 +348,7 @@ def offer_lines(rules: Rules) -> list[tuple[Message, dict[str, Any]]]:
         if len(rules.tiers) > 1:
             lines.append(("Up to %(pct)s%% as you spend more", {"pct": pct(rules.tiers[-1].discount_pct)}))
     elif isinstance(rules, StampRules):
-        terms, params = stamp_terms(rules)
-        lines.append((terms, {**params, "reward": _reward_name(rules)}))
+        lines.append(stamp_terms(rules))
         if rules.welcome_stamps:
             lines.append(
                 (

@@ -36,7 +36,7 @@ from loyalwallet.programs.design import CardDesign, look_for_tier, parse_design
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import StampRules, stamp_terms, stamps_to_collect
 from loyalwallet.programs.service import rules_of
-from loyalwallet.text import gettext_for, money
+from loyalwallet.text import gettext_for, money, translate
 from loyalwallet.wallet.apple import credentials, passes, pkpass, updates
 from loyalwallet.wallet.apple.models import AppleCertificate, AppleRegistration
 
@@ -192,7 +192,7 @@ def _stamp_terms(program: Program, merchant: Merchant) -> str | None:
     if not isinstance(rules, StampRules):
         return None
     msg, params = stamp_terms(rules)
-    return gettext_for(merchant.locale if merchant.locale in ("ru", "en") else "ru")(msg) % params
+    return translate(merchant.locale if merchant.locale in ("ru", "en") else "ru", msg, params)
 
 
 def card_pass_json(
