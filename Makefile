@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Reinstall whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-cluster lint fmt bench venv clean fuzz
+.PHONY: demo test test-cluster lint fmt bench venv clean fuzz axe
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,13 +15,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# axe-core from the npm registry, pinned: the page walk (tests/web/test_every_page.py)
+# injects it into every page in headless Chromium.
+AXE_VERSION := 4.14.1
+AXE_JS      := .cache/axe-$(AXE_VERSION)/node_modules/axe-core/axe.min.js
+$(AXE_JS):
+	npm install --prefix .cache/axe-$(AXE_VERSION) --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
+
+axe: $(AXE_JS)
+
 demo: $(STAMP)
 	$(BIN)/loyalwallet demo
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist; each has its own database, data
 # dir and servers), with mypy checking the types beside them (a cold mypy takes ~30 s).
 TEST_WORKERS ?= 2
-test: $(STAMP)
+test: $(STAMP) $(AXE_JS)
 	$(BIN)/ruff check src tests bench
 	@$(BIN)/mypy > .mypy.out 2>&1 & mypy=$$!; \
 	  $(BIN)/python -m pytest -n $(TEST_WORKERS); tests=$$?; \

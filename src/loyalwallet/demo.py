@@ -575,7 +575,7 @@ def _seed_campaigns(merchant_id: int, bonus_id: int) -> None:
                 "offer_id": dessert.id,
                 "message": {
                     **message,
-                    "body": "С наступающим днём рождения! {points} баллов и десерт в подарок",
+                    "body": "С наступающим днём рождения! {points_text} и десерт в подарок",
                 },
             },
             program_id=bonus_id,
@@ -585,7 +585,10 @@ def _seed_campaigns(merchant_id: int, bonus_id: int) -> None:
             owner,
             "points_expiring",
             "Сгорают баллы",
-            {"days_before": 14, "message": {**message, "body": "{points} баллов сгорят {date} — приходите!"}},
+            {
+                "days_before": 14,
+                "message": {**message, "body": "Скоро сгорят баллы ({points_text}, {date}) — приходите!"},
+            },
             program_id=bonus_id,
         )
         triggers.create(

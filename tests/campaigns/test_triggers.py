@@ -152,11 +152,11 @@ def test_lapsed_guest_once_per_lapse_and_only_with_consent(shop: Shop) -> None:
         {
             "days": 30,
             "offer_id": offer["id"],
-            "message": {"header": "We miss you", "body": "{days} days! A coffee is waiting"},
+            "message": {"header": "We miss you", "body": "{days} days! A coffee is waiting ({days_text})"},
         },
     )
     _tick()
-    assert _card(shop, gone["code"]).message == "40 days! A coffee is waiting"
+    assert _card(shop, gone["code"]).message == "40 days! A coffee is waiting (40 дней)"
     assert _card(shop, silent["code"]).message is None  # no marketing consent
     assert _card(shop, regular["code"]).message is None
     with db.read() as session:
@@ -370,3 +370,17 @@ def test_an_archived_scheduled_trigger_does_not_run(shop: Shop) -> None:
     assert _firings(trig["id"]) == []
     r = shop.post(f"/api/v1/triggers/{trig['id']}/run", role="manager")
     assert r.status_code == 409 and r.json()["code"] == "trigger_archived"
+
+
+def test_points_text_agrees_with_the_count(shop: Shop) -> None:
+    """{points} cannot agree with the word after it ("21 баллов"); {points_text} is the count
+    with its word in the café's language."""
+    tz = _noon_zone(shop)
+    bonus = shop.program("bonus", {**_rules(), "birthday_points": 21})
+    birthday = (db.utcnow().astimezone(tz).date() + dt.timedelta(days=1)).replace(year=1992)
+    guest = shop.card(bonus, birthday=birthday.isoformat())
+    _trigger(
+        shop, "birthday", {"days_before": 3, "message": {"header": "ДР", "body": "{points_text} в подарок"}}
+    )
+    _tick()
+    assert _card(shop, guest["code"]).message == "21 балл в подарок"

@@ -9,6 +9,7 @@ import pytest
 from loyalwallet.enrollment import rules
 from loyalwallet.errors import DomainError
 from loyalwallet.programs.rules import parse_rules
+from loyalwallet.text import translate
 
 NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()
@@ -143,17 +144,24 @@ def test_offer_lines_from_rules() -> None:
             "referral_points": 50,
         },
     )
-    lines = rules.offer_lines(bonus)
-    assert lines[0] == ("%(points)s welcome points", {"points": 100})
-    assert ("%(pct)s%% back in points on every purchase", {"pct": "5"}) in lines
-    assert ("Up to %(pct)s%% as you spend more", {"pct": "7.5"}) in lines
-    assert ("%(points)s points for every friend you bring", {"points": 50}) in lines
+    lines = [translate("en", msg, params) for msg, params in rules.offer_lines(bonus)]
+    assert lines[0] == "100 welcome points"
+    assert "5% back in points on every purchase" in lines
+    assert "Up to 7.5% as you spend more" in lines
+    assert "50 points for every friend you bring" in lines
+    in_russian = [translate("ru", msg, params) for msg, params in rules.offer_lines(bonus)]
+    assert in_russian[0] == "100 приветственных баллов"
+    assert "50 баллов за каждого приведённого друга" in in_russian
     stamp = parse_rules("stamp", {"stamps_required": 6, "reward": {"name": "Coffee"}})
-    assert rules.offer_lines(stamp) == [
-        ("Paid visits: %(paid)s, then on visit %(n)s: %(reward)s", {"paid": 5, "n": 6, "reward": "Coffee"})
+    assert [translate("en", m, p) for m, p in rules.offer_lines(stamp)] == [
+        "Paid visits: 5, then on visit 6: Coffee"
     ]
+    one = parse_rules("stamp", {"stamps_required": 21, "welcome_stamps": 1})
+    in_russian = [translate("ru", m, p) for m, p in rules.offer_lines(one)]
+    assert in_russian[0] == "Оплаченных визитов: 20, на 21-й визит — Подарок"  # the default name translated
+    assert in_russian[1] == "1 штамп в подарок при регистрации"
     discount = parse_rules("discount", {"tiers": [{"name": "B", "min_spend": 0, "discount_pct": 5}]})
-    assert rules.offer_lines(discount) == [("%(pct)s%% off every purchase", {"pct": "5"})]
+    assert [translate("en", m, p) for m, p in rules.offer_lines(discount)] == ["5% off every purchase"]
 
 
 def test_platform_from_user_agent() -> None:

@@ -112,8 +112,10 @@ def hbars(items: Sequence[tuple[str, int, int | None]], *, width: int = 420, row
     height = row * len(items) + pad
     top = max((v for _, v, _ in items), default=0) or 1
     plot = width - label_w - 60
+    summary = "; ".join(f"{label}: {value}" for label, value, _ in items)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(summary)}</title>",
     ]
     for i, (label, value, part) in enumerate(items):
         y = pad / 2 + i * row

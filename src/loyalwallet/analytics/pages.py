@@ -15,9 +15,10 @@ from starlette.responses import Response, StreamingResponse
 from loyalwallet import db
 from loyalwallet.analytics import charts, exports
 from loyalwallet.analytics import service as analytics
+from loyalwallet.enrollment.channels import list_channels
 from loyalwallet.merchants.service import audit, list_locations
 from loyalwallet.programs.service import list_programs
-from loyalwallet.text import gettext_for
+from loyalwallet.text import Gettext, gettext_for
 from loyalwallet.web.pages import render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
 
@@ -39,6 +40,17 @@ def _id(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
+# Cards that came through no channel of the merchant's: what the dashboard calls them.
+CHANNEL_LABELS = {"": "Direct link or counter", "plastic": "Plastic cards"}
+
+
+def _channel_labels(
+    rows: list[tuple[str, int, int]], names: dict[str, str], _: Gettext
+) -> list[tuple[str, int, int | None]]:
+    """The channels chart shows each channel by its name, never its slug."""
+    return [(names.get(slug) or _(CHANNEL_LABELS.get(slug, slug)), n, a) for slug, n, a in rows]
+
+
 @router.get("/admin")
 def dashboard(
     request: Request,
@@ -54,6 +66,7 @@ def dashboard(
         locations = list_locations(session, who.merchant_id)
         programs = list_programs(session, who.merchant_id, include_archived=True)
         _ = gettext_for(staff_language(request, who))
+        channel_names = {c.slug: c.name for c in list_channels(session, who.merchant_id, None, archived=True)}
         tiles = [t for tile in TILES for t in tile(session, who.merchant_id, f.period.start, f.period.end, _)]
         panels = [p for panel in PANELS if (p := panel(session, who.merchant_id)) is not None]
     fmt = {"day": "%d.%m", "week": "%d.%m", "month": "%m.%Y"}[data.bucket]
@@ -76,7 +89,9 @@ def dashboard(
             "locations": locations,
             "programs": programs,
             "trend_svg": Markup(trend_svg),
-            "channels_svg": Markup(charts.hbars(data.issued_by("channel"))),
+            "channels_svg": Markup(
+                charts.hbars(_channel_labels(data.issued_by("channel"), channel_names, _))
+            ),
             "heat": charts.heat_class,
             "query": request.url.query,
             "updated_at": data.updated_at.astimezone(zoneinfo.ZoneInfo(f.period.tz)).strftime("%H:%M"),

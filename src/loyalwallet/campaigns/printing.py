@@ -17,14 +17,14 @@ import segno
 
 from loyalwallet.campaigns.rules import group_code
 from loyalwallet.cards.models import Coupon
-from loyalwallet.text import gettext_for
+from loyalwallet.text import gettext_for, plural
 
 COLUMNS, ROWS = 3, 8  # 24 coupons per A4 page
 PDF_PART = 960  # coupons per PDF file (40 pages): big batches come as several files
 PAGE_W, PAGE_H, MARGIN = 210.0, 297.0, 8.0
 
 
-def _value_text(coupon: Coupon, currency: str, _: Callable[[str], str]) -> str:
+def _value_text(coupon: Coupon, currency: str, _: Callable[[str], str], lang: str = "en") -> str:
     if coupon.kind == "percent_off":
         pct = coupon.value / 100
         return f"-{pct:g}%"
@@ -32,7 +32,7 @@ def _value_text(coupon: Coupon, currency: str, _: Callable[[str], str]) -> str:
         units, cents = divmod(coupon.value, 100)
         return f"-{units}{'.' + format(cents, '02d') if cents else ''} {currency}"
     if coupon.kind == "bonus_points":
-        return _("+{points} points").format(points=coupon.value)
+        return plural(lang, "+%(num)s point", "+%(num)s points", coupon.value)
     return _("Free item")
 
 
@@ -144,7 +144,7 @@ def pdf_bytes(
         pdf.cell(tw, 3.5, merchant_name[:40])
         pdf.set_xy(tx, y + 7.5)
         pdf.set_font("Roboto", "B", 13)
-        pdf.cell(tw, 6, _value_text(coupon, currency, _))
+        pdf.cell(tw, 6, _value_text(coupon, currency, _, lang))
         pdf.set_xy(tx, y + 14)
         pdf.set_font("Roboto", "", 7.5)
         pdf.multi_cell(tw, 3.4, coupon.name[:80], max_line_height=3.4)

@@ -60,6 +60,7 @@ from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import BonusRules, DiscountRules
 from loyalwallet.programs.service import get_program, rules_of
+from loyalwallet.text import DEFAULT_LANGUAGE, LANGUAGES, plural
 
 log = logging.getLogger("loyalwallet.triggers")
 
@@ -430,6 +431,12 @@ def fire_one(
         return False
     points = _points(t, params, program)
     values = {"points": points, **values, "tier": card.tier or "", "offer": offer.name if offer else ""}
+    # {points_text}: the count with its word in the café's language ("21 балл", "22 балла").
+    merchant = session.get(Merchant, card.merchant_id)
+    lang = merchant.locale if merchant is not None and merchant.locale in LANGUAGES else DEFAULT_LANGUAGE
+    values["points_text"] = plural(lang, "%(num)s point", "%(num)s points", int(values["points"] or 0))
+    if "days" in values:  # the lapsed guest's days away: "21 день", "30 дней"
+        values["days_text"] = plural(lang, "%(num)s day", "%(num)s days", int(values["days"]))
     try:
         sent = message_card(
             session,

@@ -21,7 +21,7 @@ from loyalwallet.merchants import service as merchants
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.programs.forms import FieldError, format_money, parse_money
 from loyalwallet.programs.service import list_programs
-from loyalwallet.text import gettext_for
+from loyalwallet.text import gettext_for, plural_forms
 from loyalwallet.web.pages import form_data, redirect, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession, locations_for
 
@@ -118,7 +118,10 @@ def cashier(request: Request, who: StaffSession = Depends(staff_page("cashier"))
     if location is None and who.role == "cashier" and len(allowed) > 1:
         return RedirectResponse("/account/location?next=/cashier", status_code=303)
     _ = gettext_for(staff_language(request, who))
-    i18n: dict[str, str] = {s: _(s) for s in JS_STRINGS}
+    lang = staff_language(request, who)
+    i18n: dict[str, Any] = {s: _(s) for s in JS_STRINGS}
+    # Counted words in every form the language has: the script picks one with Intl.PluralRules.
+    i18n["count:points"] = plural_forms(lang, "point", "points")
     i18n.update({f"err_{code}": _(text) for code, text in ERROR_STRINGS.items()})
     return render_staff(
         request,

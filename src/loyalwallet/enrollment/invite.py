@@ -28,7 +28,7 @@ from loyalwallet.merchants.service import audit, get_merchant
 from loyalwallet.programs.assets import load as load_asset
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.service import get_program, rules_of
-from loyalwallet.text import LANGUAGES, gettext_for
+from loyalwallet.text import LANGUAGES, gettext_for, translate
 
 # What can be downloaded: the QR code as SVG or PNG, the A6 tent, the A4 sheet of four.
 KINDS = ("qr_svg", "qr_png", "tent_a6", "tent_a4")
@@ -81,11 +81,12 @@ def tent(session: Session, merchant_id: int, where: Target, lang: str | None = N
     """The table tent's words and look: the channel's offer, else the join form's, else
     the first line the rules promise; the card design's colours and logo."""
     merchant = get_merchant(session, merchant_id)
-    _ = gettext_for(tent_language(merchant, lang))
+    language = tent_language(merchant, lang)
+    _ = gettext_for(language)
     program = where.program
     look = webcard.brand(program, merchant)
     settings = form_settings(session, program)
-    lines = [_(msg) % params for msg, params in rules.offer_lines(rules_of(program))]
+    lines = [translate(language, msg, params) for msg, params in rules.offer_lines(rules_of(program))]
     offer = where.channel.offer if where.channel else None
     headline = offer or settings.offer or (lines[0] if lines else program.name)
     design = webcard.design_of(program)

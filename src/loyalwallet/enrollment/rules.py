@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from loyalwallet.customers.phones import to_e164
 from loyalwallet.errors import DomainError
 from loyalwallet.programs.rules import BonusRules, DiscountRules, Rules, StampRules, stamp_terms
+from loyalwallet.text import Message, Plural
 
 # --- one-time codes ----------------------------------------------------------------------
 
@@ -305,21 +306,43 @@ def pct(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def offer_lines(rules: Rules) -> list[tuple[str, dict[str, Any]]]:
-    """The program's promise as (English msgid, parameters) lines, most enticing first."""
-    lines: list[tuple[str, dict[str, Any]]] = []
+def offer_lines(rules: Rules) -> list[tuple[Message, dict[str, Any]]]:
+    """The program's promise as (English message, parameters) lines, most enticing first;
+    counts are `Plural`s, shown with `text.translate`."""
+    lines: list[tuple[Message, dict[str, Any]]] = []
     if isinstance(rules, BonusRules):
         if rules.welcome_points:
-            lines.append(("%(points)s welcome points", {"points": rules.welcome_points}))
+            lines.append(
+                (
+                    Plural("%(points)s welcome point", "%(points)s welcome points", "points"),
+                    {"points": rules.welcome_points},
+                )
+            )
         lines.append(
             ("%(pct)s%% back in points on every purchase", {"pct": pct(rules.tiers[0].cashback_pct)})
         )
         if len(rules.tiers) > 1:
             lines.append(("Up to %(pct)s%% as you spend more", {"pct": pct(rules.tiers[-1].cashback_pct)}))
         if rules.birthday_points:
-            lines.append(("%(points)s points on your birthday", {"points": rules.birthday_points}))
+            lines.append(
+                (
+                    Plural(
+                        "%(points)s point on your birthday", "%(points)s points on your birthday", "points"
+                    ),
+                    {"points": rules.birthday_points},
+                )
+            )
         if rules.referral_points:
-            lines.append(("%(points)s points for every friend you bring", {"points": rules.referral_points}))
+            lines.append(
+                (
+                    Plural(
+                        "%(points)s point for every friend you bring",
+                        "%(points)s points for every friend you bring",
+                        "points",
+                    ),
+                    {"points": rules.referral_points},
+                )
+            )
     elif isinstance(rules, DiscountRules):
         lines.append(("%(pct)s%% off every purchase", {"pct": pct(rules.tiers[0].discount_pct)}))
         if len(rules.tiers) > 1:
@@ -327,7 +350,12 @@ def offer_lines(rules: Rules) -> list[tuple[str, dict[str, Any]]]:
     elif isinstance(rules, StampRules):
         lines.append(stamp_terms(rules))
         if rules.welcome_stamps:
-            lines.append(("%(n)s stamps as a welcome gift", {"n": rules.welcome_stamps}))
+            lines.append(
+                (
+                    Plural("%(n)s stamp as a welcome gift", "%(n)s stamps as a welcome gift"),
+                    {"n": rules.welcome_stamps},
+                )
+            )
     return lines
 
 

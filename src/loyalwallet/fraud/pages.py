@@ -46,8 +46,9 @@ def _page(
 ) -> Response:
     merchant = merchant_of(who)
     with db.read() as session:
+        lang = staff_language(request, who)
         alerts = [
-            service.alert_view(a)
+            {**service.alert_view(a), "message": service.message_in(lang, a)}
             for a in session.scalars(
                 select(Alert).where(Alert.merchant_id == who.merchant_id).order_by(Alert.id.desc()).limit(200)
             )

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from loyalwallet.text import Message, Plural, translate
+
 Action = Literal["off", "alert", "block"]
 
 
@@ -103,25 +105,54 @@ class RefundFacts:
 
 
 # What each rule says, filled with its details (translated for the owner's Telegram).
-MESSAGES = {
-    "max_accrual_per_day": "{points} points accrued to the card today (limit {limit})",
-    "max_redemption_per_day": "{points} points redeemed from the card today (limit {limit})",
-    "max_purchases_per_hour": "{purchases} purchases on the card within an hour (limit {limit})",
+MESSAGES: dict[str, Message] = {
+    "max_accrual_per_day": Plural(
+        "{points} point accrued to the card today (limit {limit})",
+        "{points} points accrued to the card today (limit {limit})",
+        "points",
+    ),
+    "max_redemption_per_day": Plural(
+        "{points} point redeemed from the card today (limit {limit})",
+        "{points} points redeemed from the card today (limit {limit})",
+        "points",
+    ),
+    "max_purchases_per_hour": Plural(
+        "{purchases} purchase on the card within an hour (limit {limit})",
+        "{purchases} purchases on the card within an hour (limit {limit})",
+        "purchases",
+    ),
     "own_card": "a cashier is serving their own card",
-    "refund_window": "a refund {days} days after the purchase (limit {limit})",
+    "refund_window": Plural(
+        "a refund {days} day after the purchase (limit {limit})",
+        "a refund {days} days after the purchase (limit {limit})",
+        "days",
+    ),
     "refund_manager_only": "a refund by a cashier (refunds are for managers)",
-    "large_redemption": "{points} points redeemed at once (threshold {limit})",
-    "cashier_burst": "{operations} operations by one staff member in {minutes} min (limit {limit})",
+    "large_redemption": Plural(
+        "{points} point redeemed at once (threshold {limit})",
+        "{points} points redeemed at once (threshold {limit})",
+        "points",
+    ),
+    "cashier_burst": Plural(
+        "{operations} operation by one staff member in {minutes} min (limit {limit})",
+        "{operations} operations by one staff member in {minutes} min (limit {limit})",
+        "operations",
+    ),
     "max_certificate_spend_per_day": "{spent} spent from one gift certificate today (limit {limit})",
     # Not a configurable rule: raised by the staff login (web.sessions).
-    "login_locked": "{attempts} wrong passwords for {login} within {minutes} min (last from {ip}): "
-    "new devices cannot sign in with this login for {minutes} min; devices that signed in before still can",
+    "login_locked": Plural(
+        "{attempts} wrong password for {login} within {minutes} min (last from {ip}): "
+        "new devices cannot sign in with this login for {minutes} min; devices that signed in before still can",
+        "{attempts} wrong passwords for {login} within {minutes} min (last from {ip}): "
+        "new devices cannot sign in with this login for {minutes} min; devices that signed in before still can",
+        "attempts",
+    ),
 }
 
 
 def _hit(rules: FraudRules, name: str, **details: Any) -> list[Hit]:
     action = getattr(rules, name).action
-    return [] if action == "off" else [Hit(name, action, MESSAGES[name].format(**details), details)]
+    return [] if action == "off" else [Hit(name, action, translate("en", MESSAGES[name], details), details)]
 
 
 def _burst(rules: FraudRules, ops: int | None) -> list[Hit]:

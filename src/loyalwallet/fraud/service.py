@@ -41,7 +41,7 @@ from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_merchant, merchant_tz
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
-from loyalwallet.text import gettext_for, money
+from loyalwallet.text import gettext_for, money, translate
 
 log = logging.getLogger("loyalwallet.fraud")
 
@@ -443,7 +443,7 @@ def alert_text(merchant: Merchant, alert: Alert) -> str:
     lines = [
         f"<b>⚠️ {html.escape(title)}: {html.escape(_(RULE_TITLES.get(alert.rule, alert.rule)))}</b>",
         html.escape(merchant.name),
-        html.escape(_message(alert, _)),
+        html.escape(message_in(merchant.locale or "ru", alert)),
         f"{_('Card')}: <code>{html.escape(alert.card_code or '-')}</code>",
         f"{_('Staff member')}: {html.escape(alert.actor_name or alert.actor_type or '-')}",
         f"{_('Amount')}: {html.escape(money(alert.amount or 0, merchant.currency))}",
@@ -454,12 +454,13 @@ def alert_text(merchant: Merchant, alert: Alert) -> str:
     return "\n".join(lines)
 
 
-def _message(alert: Alert, _: Any) -> str:
-    """The rule's message in the owner's language, from the alert's details."""
+def message_in(lang: str, alert: Alert) -> str:
+    """The rule's message in `lang` (plural forms by its count), from the alert's details;
+    the stored English text when the details do not fit the message."""
     template = fr.MESSAGES.get(alert.rule)
     try:
-        return _(template).format(**alert.details) if template else alert.message
-    except (KeyError, IndexError, ValueError):
+        return translate(lang, template, alert.details) if template else alert.message
+    except (KeyError, IndexError, ValueError, TypeError):
         return alert.message
 
 

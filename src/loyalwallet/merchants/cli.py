@@ -40,9 +40,7 @@ def merchant_create(
             merchant = create_merchant(session, name, currency, timezone)
             _, key = create_api_key(session, merchant.id, "Owner key (CLI)", "owner")
             if owner_login and password:
-                owner_login = create_staff(
-                    session, merchant.id, owner_login, password, "owner", "Owner"
-                ).login
+                owner_login = create_staff(session, merchant.id, owner_login, password, "owner").login
             merchant_id = merchant.id
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")

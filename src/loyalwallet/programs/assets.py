@@ -33,7 +33,7 @@ def store(session: Session, merchant_id: int, data: bytes) -> Asset:
         )
     too_many_pixels = DomainError(
         "image_too_large",
-        f"the image has more than {MAX_PIXELS} pixels (4096 x 4096)",
+        "the image is larger than 4096 x 4096 pixels",
         field="image",
         max_pixels=MAX_PIXELS,
     )

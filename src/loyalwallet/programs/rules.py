@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from loyalwallet.errors import DomainError
+from loyalwallet.text import Term
 
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
 Money = Annotated[StrictInt, Field(ge=0, le=10**12)]
@@ -168,7 +169,10 @@ def stamp_terms(rules: StampRules) -> tuple[str, dict[str, Any]]:
     """What the stamp card promises, as (message, params): one stamp a visit reads
     "Paid visits: 5, then on visit 6: Free coffee"; stamps per item or several a
     visit count stamps."""
-    params = {"paid": rules.stamps_to_collect, "n": rules.free_visit, "reward": rules.reward.name}
+    reward: str = rules.reward.name
+    if reward == type(rules.reward).model_fields["name"].default:
+        reward = Term(reward)  # our default name ("Free item"): shown in the reader's language
+    params = {"paid": rules.stamps_to_collect, "n": rules.free_visit, "reward": reward}
     if rules.qualifying is None and rules.stamps_per_purchase == 1:
         return STAMP_TERMS_PER_VISIT, params
     return STAMP_TERMS, params

@@ -26,7 +26,7 @@ from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.service import rules_of
-from loyalwallet.text import gettext_for
+from loyalwallet.text import gettext_for, translate
 from loyalwallet.tgcard import bots, rules, service
 from loyalwallet.tgcard.models import TelegramChat
 
@@ -72,7 +72,8 @@ def _compose(msg: Delivery) -> tuple[str, str, dict[str, Any]] | None:
         program = session.get(Program, card.program_id)
         assert program is not None
         chat_id = service.open_chat(msg.merchant_id, _sealed(bound))
-        _ = gettext_for(_lang(session, card, merchant))
+        lang = _lang(session, card, merchant)
+        _ = gettext_for(lang)
         view = card_view(session, card, program, with_customer=False)
         what = p.get("what")
         if what == "history":
@@ -105,7 +106,7 @@ def _compose(msg: Delivery) -> tuple[str, str, dict[str, Any]] | None:
                 if notice
                 else None
             )
-        offers = [_(line) % params for line, params in offer_lines(rules_of(program))]
+        offers = [translate(lang, line, params) for line, params in offer_lines(rules_of(program))]
         caption = rules.card_caption(
             view,
             merchant=merchant.name,

@@ -224,6 +224,10 @@ def install(app: FastAPI) -> None:
             _ = gettext_for(staff_language(request, who))
             back = safe_next(_same_site_referer(request), "/admin")
             return redirect(back, translated(exc, _), "error")
+        if path.startswith(PAGE_PREFIXES) and (who := current(request)) is not None:
+            # A page's own script (an upload, a save) shows the detail: in the staff's language.
+            detail = translated(exc, gettext_for(staff_language(request, who)))
+            exc = DomainError(exc.code, detail, **exc.extra)
         response = api_handler(request, exc)
         return await response if inspect.isawaitable(response) else response
 

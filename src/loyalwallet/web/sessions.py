@@ -39,6 +39,7 @@ from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Location, Staff
 from loyalwallet.merchants.passwords import hash_password, needs_rehash, verify_password
 from loyalwallet.merchants.service import actor_for_staff, audit, staff_location_ids
+from loyalwallet.text import translate
 from loyalwallet.web.models import LoginAttempt, WebSession
 
 COOKIE = "lw_session"
@@ -167,7 +168,7 @@ def _alert_lockout(session: Session, login: str, ip: str | None) -> None:
         "attempts": attempts,
         "minutes": int(WINDOW.total_seconds() // 60),
     }
-    hit = fr.Hit("login_locked", "alert", fr.MESSAGES["login_locked"].format(**details), details)
+    hit = fr.Hit("login_locked", "alert", translate("en", fr.MESSAGES["login_locked"], details), details)
     context = {
         "operation": "login",
         "actor_type": "staff",

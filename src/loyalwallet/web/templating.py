@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from loyalwallet.text import LANGUAGES, gettext_for, money
+from loyalwallet.text import LANGUAGES, gettext_for, money, plural, translate
 from loyalwallet.web.i18n import pick_language
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -60,7 +61,16 @@ def render(
 ) -> HTMLResponse:
     lang = lang or language(request)
     _ = gettext_for(lang)
-    ctx = {"request": request, "lang": lang, "languages": LANGUAGES, "_": _, "gettext": _, **(context or {})}
+    ctx = {
+        "request": request,
+        "lang": lang,
+        "languages": LANGUAGES,
+        "_": _,
+        "gettext": _,
+        "ngettext": partial(plural, lang),
+        "tr": partial(translate, lang),
+        **(context or {}),
+    }
     html = env.get_template(template).render(**ctx)
     response = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in LANGUAGES:

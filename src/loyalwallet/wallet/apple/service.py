@@ -38,7 +38,7 @@ from loyalwallet.programs.design import CardDesign, look_for_tier, parse_design
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import StampRules, stamp_terms, stamps_to_collect
 from loyalwallet.programs.service import rules_of
-from loyalwallet.text import LANGUAGES, gettext_for, money, units_left
+from loyalwallet.text import LANGUAGES, gettext_for, money, translate, units_left
 from loyalwallet.wallet.apple import credentials, passes, pkpass, updates
 from loyalwallet.wallet.apple.dates import (  # noqa: F401  # re-exported: the API and tests use service.*
     SAME_SECOND_GRACE,
@@ -202,7 +202,7 @@ def _stamp_terms(program: Program, merchant: Merchant) -> str | None:
     if not isinstance(rules, StampRules):
         return None
     msg, params = stamp_terms(rules)
-    return gettext_for(merchant.locale if merchant.locale in ("ru", "en") else "ru")(msg) % params
+    return translate(merchant.locale if merchant.locale in ("ru", "en") else "ru", msg, params)
 
 
 def _notes(session: Session, card: Card, merchant: Merchant) -> tuple[tuple[str, str, str], ...]:

@@ -35,7 +35,7 @@ from loyalwallet.programs.rules import (
     next_tier,
     stamp_terms,
 )
-from loyalwallet.text import money
+from loyalwallet.text import money, translate_with
 
 Gettext = Callable[[str], str]
 BARCODES = {"qr": "QR_CODE", "pdf417": "PDF_417", "aztec": "AZTEC", "code128": "CODE_128"}
@@ -226,7 +226,9 @@ def loyalty_object(
         if card.rewards:
             body["secondaryLoyaltyPoints"] = _points(_("Rewards"), len(card.rewards))
         terms, params = stamp_terms(rules)
-        modules.append({"id": "stamp_terms", "header": _("How it works"), "body": _(terms) % params})
+        modules.append(
+            {"id": "stamp_terms", "header": _("How it works"), "body": translate_with(_, terms, params)}
+        )
     elif isinstance(rules, DiscountRules):
         tier = next((t for t in rules.tiers if t.name == card.tier), rules.tiers[0])
         body["loyaltyPoints"] = _points(_("Discount"), _percent(tier.discount_pct))

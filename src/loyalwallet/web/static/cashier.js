@@ -9,6 +9,9 @@
   const CONFIRM_ABOVE = parseInt(root.dataset.confirmAbove || "1000000", 10);
   const $ = (id) => document.getElementById(id);
   const t = (key) => T[key] || key;
+  const plurals = new Intl.PluralRules(document.documentElement.lang || "ru");
+  // "1 балл", "2 балла", "5 баллов": the word's form for the count (forms from the server).
+  const count = (n, key) => n + " " + ((T["count:" + key] || {})[plurals.select(n)] || t(key));
 
   let card = null;        // the card on screen (API card view)
   let quoteTimer = null;
@@ -122,7 +125,7 @@
   }
 
   function describe(c) {
-    if (c.program_kind === "bonus") return c.points_available + " " + t("points");
+    if (c.program_kind === "bonus") return count(c.points_available, "points");
     if (c.program_kind === "stamp") return c.stamps + "/" + c.stamps_to_collect + " " + t("stamps");
     return (c.tier || "") + (c.discount_pct != null ? " · " + c.discount_pct + "%" : "");
   }
