@@ -41,6 +41,8 @@ SKIP = {
     "/admin/feedback.csv",
     "/admin/reports/staff.csv",
     "/g/{token}/print.pdf",
+    "/g/{public_token}/pass.pkpass",  # the certificate's Apple pass
+    "/g/{token}/google",  # a redirect to Google's save page
     "/cashier/plastic",
     "/brand/{colours}.css",  # a page's colours as a stylesheet
     "/admin/programs/{program_id}/invite/{name}",  # the QR and table tent downloads  # JSON for the cashier page's script
