@@ -59,7 +59,7 @@ def failing_server(settings: Any, shop: Shop) -> Iterator[str]:
 def test_a_500_is_an_answer_and_the_connection_lives_on(
     failing_server: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with httpx.Client(base_url=failing_server, limits=httpx.Limits(max_connections=1)) as client:
+    with httpx.Client(base_url=failing_server, limits=httpx.Limits(max_connections=1), timeout=60) as client:
         first = client.get("/_test/port").json()["port"]
         with caplog.at_level(logging.ERROR, logger="loyalwallet.api"):
             r = client.post("/_test/fail", json={})
