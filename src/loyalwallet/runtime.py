@@ -6,7 +6,6 @@ table whose foreign key points into a part that was not imported yet.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from loyalwallet import db
@@ -17,7 +16,6 @@ from loyalwallet.ops.logs import configure_logging
 def start(data_dir: Path | None = None) -> Settings:
     """Configure logging, the settings (from the environment) and the database engine."""
     configure_logging()  # LOYALWALLET_LOG_FORMAT=json: one JSON object a line
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin: noise
     from loyalwallet import models  # noqa: F401  every table (imported here: `--help` needs none)
 
     settings = configure(load_settings(data_dir))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,14 +53,29 @@ class SchemaStatus:
         return not self.pending and set(self.current) == set(self.heads)
 
 
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Reading the state logs "Context impl ..." and "Will assume ... DDL." at INFO: noise
+    when /readyz is the proxy's health check (every 10 s, deploy/Caddyfile). `migrate`
+    keeps its lines: it does not come through here."""
+    logger = logging.getLogger("alembic.runtime.migration")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def schema_status(connection: Connection, database_url: str) -> SchemaStatus:
     """Where the database stands against the code's migrations (for /readyz, doctor and
     `migrate --plan`): the applied revision(s), the code's head(s), what is still to run."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    script = ScriptDirectory.from_config(alembic_config(database_url))
-    current = tuple(MigrationContext.configure(connection).get_current_heads())
+    with _quiet_alembic():
+        script = ScriptDirectory.from_config(alembic_config(database_url))
+        current = tuple(MigrationContext.configure(connection).get_current_heads())
     heads = tuple(script.get_heads())
     pending: list[Pending] = []
     known = {rev.revision for rev in script.walk_revisions()}

@@ -74,3 +74,6 @@ def configure_logging() -> None:
         root.setLevel(logging.INFO)
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # alembic's first import logs one line per plugin: noise in every process (a `serve
+    # --workers N` child meets it on its first /readyz, the proxy's health check).
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
