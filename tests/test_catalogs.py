@@ -22,12 +22,16 @@ API_ONLY = {
     "fraud/linking.py",  # its one English detail names the API call to make
     "tgcard/public.py",  # Telegram's webhook
     "tgcard/bots.py",
+    "api/errors.py",  # FastAPI's own errors as problem+json
+    "api/guard.py",  # the body-size guard answers problem+json before any page
+    "api/inputs.py",  # pydantic's English messages on the JSON API's bodies
+    "outbox/api.py",
 }
-# The argument that holds the message a person reads.
-MESSAGE_ARG = {"DomainError": 1, "redirect": 1}
+# The argument that holds the message a person reads (an Explained's is its template).
+MESSAGE_ARG = {"DomainError": 1, "Explained": 1, "redirect": 1}
 
 
-def shown_messages() -> list[tuple[str, str]]:
+def _message_args() -> list[tuple[str, int, ast.expr]]:
     found = []
     for path in sorted(SRC.rglob("*.py")):
         where = path.relative_to(SRC).as_posix()
@@ -40,10 +44,39 @@ def shown_messages() -> list[tuple[str, str]]:
             index = MESSAGE_ARG.get(name)
             if index is None or len(node.args) <= index:
                 continue
-            arg = node.args[index]
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                found.append((where, arg.value))
+            found.append((where, node.lineno, node.args[index]))
     return found
+
+
+def _literals(arg: ast.expr) -> list[str]:
+    """The message's text: a literal, or each literal of `a if c else b`."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return [arg.value]
+    if isinstance(arg, ast.IfExp):
+        return _literals(arg.body) + _literals(arg.orelse)
+    return []
+
+
+def _built(arg: ast.expr) -> bool:
+    """The message is an f-string (or an f-string glued to, or chosen among, others)."""
+    if isinstance(arg, ast.JoinedStr):
+        return True
+    if isinstance(arg, ast.IfExp):
+        return _built(arg.body) or _built(arg.orelse)
+    if isinstance(arg, ast.BinOp):
+        return _built(arg.left) or _built(arg.right)
+    return False
+
+
+def shown_messages() -> list[tuple[str, str]]:
+    return [(where, text) for where, _, arg in _message_args() for text in _literals(arg)]
+
+
+def test_no_message_a_page_shows_is_an_f_string() -> None:
+    """An f-string cannot be looked up in a catalog: such a message is an
+    `Explained(code, "template {name}", name=value)`, translated when shown."""
+    found = [f"{where}:{line}: {ast.unparse(arg)}" for where, line, arg in _message_args() if _built(arg)]
+    assert found == [], "make these Explained templates:\n" + "\n".join(found)
 
 
 def test_every_message_a_page_shows_has_its_russian() -> None:

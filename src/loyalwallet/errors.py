@@ -106,16 +106,19 @@ class DomainError(Exception):
 
 
 def not_found(what: str) -> DomainError:
-    return DomainError("not_found", f"{what} not found")
+    return Explained("not_found", "{what} not found", what=what)
 
 
 class Explained(DomainError):
     """A DomainError whose detail is an English template with values, so a page can show
     it in the reader's language: `translated(exc, _)`. The API and the CLI see the
-    filled-in English `detail` as with any DomainError."""
+    filled-in English `detail` as with any DomainError; `extra` adds members to the API's
+    problem body as DomainError's keywords do."""
 
-    def __init__(self, code: str, template: str, /, **values: Any) -> None:
-        super().__init__(code, template.format(**values) if values else template)
+    def __init__(
+        self, code: str, template: str, /, *, extra: dict[str, Any] | None = None, **values: Any
+    ) -> None:
+        super().__init__(code, template.format(**values) if values else template, **(extra or {}))
         self.template = template
         self.values = values
 

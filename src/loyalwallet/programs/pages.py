@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from loyalwallet import db
 from loyalwallet.api.responses import FastJSON
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.service import list_locations
 from loyalwallet.programs import assets
 from loyalwallet.programs import service as programs
@@ -162,13 +162,15 @@ async def create(request: Request, who: StaffSession = Depends(staff_page("manag
         try:
             rules = json.loads(str(form.get("rules") or "") or json.dumps(STARTER_RULES.get(kind, {})))
         except json.JSONDecodeError as exc:
-            raise DomainError("validation_error", f"the rules are not valid JSON: {exc.msg}") from None
+            raise Explained("validation_error", "the rules are not valid JSON: {msg}", msg=exc.msg) from None
         with db.transaction() as session:
             program = programs.create_program(session, who.actor, kind, name or "Program", rules)
             program_id = program.id
         return redirect(f"/admin/programs/{program_id}", "Program created.")
     if kind not in KINDS:
-        raise DomainError("validation_error", f"kind must be one of {', '.join(KINDS)}", field="kind")
+        raise Explained(
+            "validation_error", "kind must be one of {kinds}", kinds=", ".join(KINDS), extra={"field": "kind"}
+        )
     _, sep = _gettext(request, who)
     state, parsed = form_to_rules(kind, _posted(form), _, sep)
     name_error = _("Required") if not name else None

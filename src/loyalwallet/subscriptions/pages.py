@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from loyalwallet import db
 from loyalwallet.cards.book import get_card
 from loyalwallet.certificates.pages import parse_amount
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.subscriptions import service
 from loyalwallet.subscriptions.schemas import CoversIn, PlanIn, RefundIn, RenewIn, SaleIn, UseIn
 from loyalwallet.web.pages import form_data, render_staff, staff_page
@@ -33,7 +33,7 @@ def _int(form: Any, name: str) -> int | None:
     if value is None:
         return None
     if not value.isdigit():
-        raise DomainError("validation_error", f"{name} is a whole number", field=name)
+        raise Explained("validation_error", "{name} is a whole number", name=name, extra={"field": name})
     return int(value)
 
 

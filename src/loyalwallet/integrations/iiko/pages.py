@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from loyalwallet import db
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.integrations.iiko import service
 from loyalwallet.web.pages import form_data, redirect, render_staff, staff_page
 from loyalwallet.web.sessions import StaffSession
@@ -42,7 +42,7 @@ def _int(value: Any, name: str) -> int:
     try:
         return int(str(value or "").strip())
     except ValueError:
-        raise DomainError("validation_error", f"{name} must be a card number (digits)") from None
+        raise Explained("validation_error", "{name} must be a card number (digits)", name=name) from None
 
 
 @router.post("/admin/iiko")
