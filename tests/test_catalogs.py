@@ -5,6 +5,7 @@ Messages only the JSON API and the wallets' web services answer stay English."""
 from __future__ import annotations
 
 import ast
+import string
 from pathlib import Path
 
 from loyalwallet.text import translations
@@ -85,3 +86,22 @@ def test_every_message_a_page_shows_has_its_russian() -> None:
     assert len(messages) > 150
     missing = sorted({f"{where}: {text}" for where, text in messages if text not in catalog})
     assert missing == [], "add these to web/locale/ru/*.po:\n" + "\n".join(missing)
+
+
+def _fields(template: str) -> set[str]:
+    return {f"{name}!{conv}:{spec}" for _, name, spec, conv in string.Formatter().parse(template) if name}
+
+
+def test_a_templates_russian_fills_in_the_same_values() -> None:
+    """An Explained's Russian names the same {fields} as its English: a misspelt one would
+    show the English (translated() falls back) instead of the Russian."""
+    catalog = translations("ru")._catalog  # type: ignore[attr-defined]
+    wrong = sorted(
+        {
+            f"{where}: {text}"
+            for where, _, arg in _message_args()
+            for text in _literals(arg)
+            if "{" in text and text in catalog and _fields(catalog[text]) != _fields(text)
+        }
+    )
+    assert wrong == [], "the Russian of these names other {fields}:\n" + "\n".join(wrong)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from loyalwallet import db
 from loyalwallet.api.responses import FastJSON
-from loyalwallet.errors import DomainError, Explained
+from loyalwallet.errors import DomainError, Explained, translated
 from loyalwallet.merchants.service import list_locations
 from loyalwallet.programs import assets
 from loyalwallet.programs import service as programs
@@ -64,7 +64,7 @@ STARTER_NAMES = ("Bronze", "Silver", "Guest", "Free coffee")
 
 def _errors(exc: DomainError, _: Gettext = str) -> list[str]:
     items = exc.extra.get("errors") or []
-    return [f"{'.'.join(str(p) for p in e['loc'])}: {_(e['msg'])}" for e in items] or [_(exc.detail)]
+    return [f"{'.'.join(str(p) for p in e['loc'])}: {_(e['msg'])}" for e in items] or [translated(exc, _)]
 
 
 def _gettext(request: Request, who: StaffSession) -> tuple[Gettext, str]:
