@@ -8,6 +8,7 @@ import ast
 import string
 from pathlib import Path
 
+from loyalwallet.errors import Explained, not_found, translated
 from loyalwallet.text import translations
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "loyalwallet"
@@ -28,8 +29,9 @@ API_ONLY = {
     "api/inputs.py",  # pydantic's English messages on the JSON API's bodies
     "outbox/api.py",
 }
-# The argument that holds the message a person reads (an Explained's is its template).
-MESSAGE_ARG = {"DomainError": 1, "Explained": 1, "redirect": 1}
+# The argument that holds the message a person reads (an Explained's is its template;
+# not_found's is the thing's name, translated into the template).
+MESSAGE_ARG = {"DomainError": 1, "Explained": 1, "redirect": 1, "not_found": 0}
 
 
 def _message_args() -> list[tuple[str, int, ast.expr]]:
@@ -105,3 +107,12 @@ def test_a_templates_russian_fills_in_the_same_values() -> None:
         }
     )
     assert wrong == [], "the Russian of these names other {fields}:\n" + "\n".join(wrong)
+
+
+def test_a_template_is_translated_with_its_values_and_the_api_keeps_the_english() -> None:
+    ru = translations("ru").gettext
+    missing = not_found("card")
+    assert (missing.detail, translated(missing, ru)) == ("card not found", "не найдено: карта")
+    short = Explained("insufficient_points", "the card has {balance} points", balance=7, extra={"balance": 7})
+    assert translated(short, ru) == "баллов на карте: 7"
+    assert short.problem()["detail"] == "the card has 7 points" and short.problem()["balance"] == 7

@@ -106,7 +106,13 @@ class DomainError(Exception):
 
 
 def not_found(what: str) -> DomainError:
-    return Explained("not_found", "{what} not found", what=what)
+    """`what` is the thing's English name: a page shows it translated too."""
+    return Explained("not_found", "{what} not found", what=Term(what))
+
+
+class Term(str):
+    """A value of an Explained that is itself an English msgid (a thing's name): a page
+    translates it with the template."""
 
 
 class Explained(DomainError):
@@ -127,7 +133,8 @@ def translated(exc: DomainError, gettext: Any) -> str:
     """The error's message through `gettext` (the filled-in template of an Explained)."""
     if isinstance(exc, Explained):
         try:
-            return str(gettext(exc.template)).format(**exc.values)
+            values = {k: str(gettext(v)) if isinstance(v, Term) else v for k, v in exc.values.items()}
+            return str(gettext(exc.template)).format(**values)
         except (KeyError, IndexError, ValueError):
             return exc.detail
     return str(gettext(exc.detail))
