@@ -106,16 +106,25 @@ class DomainError(Exception):
 
 
 def not_found(what: str) -> DomainError:
-    return DomainError("not_found", f"{what} not found")
+    """`what` is the thing's English name: a page shows it translated too."""
+    return Explained("not_found", "{what} not found", what=Term(what))
+
+
+class Term(str):
+    """A value of an Explained that is itself an English msgid (a thing's name): a page
+    translates it with the template."""
 
 
 class Explained(DomainError):
     """A DomainError whose detail is an English template with values, so a page can show
     it in the reader's language: `translated(exc, _)`. The API and the CLI see the
-    filled-in English `detail` as with any DomainError."""
+    filled-in English `detail` as with any DomainError; `extra` adds members to the API's
+    problem body as DomainError's keywords do."""
 
-    def __init__(self, code: str, template: str, /, **values: Any) -> None:
-        super().__init__(code, template.format(**values) if values else template)
+    def __init__(
+        self, code: str, template: str, /, *, extra: dict[str, Any] | None = None, **values: Any
+    ) -> None:
+        super().__init__(code, template.format(**values) if values else template, **(extra or {}))
         self.template = template
         self.values = values
 
@@ -124,7 +133,8 @@ def translated(exc: DomainError, gettext: Any) -> str:
     """The error's message through `gettext` (the filled-in template of an Explained)."""
     if isinstance(exc, Explained):
         try:
-            return str(gettext(exc.template)).format(**exc.values)
+            values = {k: str(gettext(v)) if isinstance(v, Term) else v for k, v in exc.values.items()}
+            return str(gettext(exc.template)).format(**values)
         except (KeyError, IndexError, ValueError):
             return exc.detail
     return str(gettext(exc.detail))

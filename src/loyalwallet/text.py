@@ -124,6 +124,8 @@ def units_left(left: int, until: dt.datetime, tz: dt.tzinfo, gettext: Gettext) -
         "num": left,
         "date": f"{until.astimezone(tz):%d.%m.%Y}",
     }
+
+
 Ngettext = Callable[[str, str, int], str]
 
 

@@ -47,3 +47,11 @@ def test_cashier_sells_and_checks_a_certificate_in_the_browser(page, live_server
     page.fill("#code", "GAAAA-AAAA-AAAA-AAA")
     page.click("#cert-find button[type=submit]")
     assert page.locator("#cert-error").is_visible()
+
+
+def test_cashier_looks_up_an_unknown_certificate_in_russian(app, shop: Shop) -> None:
+    """The page said "gift certificate not found" to a Russian cashier."""
+    cashier = login(app, add_staff(shop, "cashier"))
+    html = cashier.get("/cashier/certificates?code=NO-SUCH-CODE&lang=ru").text
+    assert "подарочный сертификат не найден" in html, html
+    assert "not found" not in html

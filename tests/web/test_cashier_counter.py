@@ -96,6 +96,7 @@ def test_stamp_card_refund_dialog_and_manager_corrections(page, live_server, sho
         page.wait_for_function("document.querySelector('#message').textContent.includes('Sale recorded')")
         page.wait_for_function("document.querySelector('#amount').value === ''")
     assert page.text_content("#g-stamps") == "0 / 2"
+    assert "+1 stamp" in page.text_content("#receipt")  # the count in its plural form
     assert "Free coffee (up to 200.00" in page.text_content("#reward-name")
 
     # The last sale's refund takes its stamp back (and the reward it made).

@@ -130,3 +130,18 @@ def test_api_docs_render_without_internet(page, live_server) -> None:
     assert page.url.endswith("/login")
     icon = page.request.get(f"{live_server.url}/favicon.ico")
     assert icon.ok
+
+
+def test_a_wrong_coordinate_is_explained_in_russian(app, shop: Shop) -> None:
+    """A message with a value (an Explained template) reaches a Russian page in Russian,
+    not as the English the API answers."""
+    owner = login(app, add_staff(shop, "owner"))
+    before = _locations(shop)
+    csrf = page_csrf(owner, "/admin/locations")
+    r = owner.post(
+        "/admin/locations",
+        data={"csrf": csrf, "name": "Точка на краю", "address": "Полюс", "latitude": "95"},
+        headers={"accept": "text/html", "referer": "http://testserver/admin/locations"},
+    )
+    assert "latitude: от -90 до 90" in r.text, r.text
+    assert "is between" not in r.text and _locations(shop) == before

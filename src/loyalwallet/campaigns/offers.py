@@ -17,7 +17,7 @@ from loyalwallet.campaigns.models import CouponBatch, Offer
 from loyalwallet.campaigns.rules import CODE_ALPHABET, OfferSpec, coupon_window, normalise_code, parse
 from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.db import utcnow
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
 from loyalwallet.programs.service import get_program
@@ -176,15 +176,15 @@ def _take_quota(session: Session, offer: Offer, n: int) -> None:
         stmt = stmt.where(Offer.issued + n <= Offer.max_issued)
     result = session.execute(stmt.values(issued=Offer.issued + n))
     if result.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult at run time, typed as Result
-        raise DomainError("offer_exhausted", f"the offer {offer.name!r} has no coupons left to issue")
+        raise Explained("offer_exhausted", "the offer {name!r} has no coupons left to issue", name=offer.name)
     session.refresh(offer, ["issued"])
 
 
 def _usable(offer: Offer, now: dt.datetime) -> None:
     if offer.status != "active":
-        raise DomainError("conflict", f"the offer {offer.name!r} is archived")
+        raise Explained("conflict", "the offer {name!r} is archived", name=offer.name)
     if offer.valid_until is not None and offer.valid_until <= now:
-        raise DomainError("conflict", f"the offer {offer.name!r} has ended")
+        raise Explained("conflict", "the offer {name!r} has ended", name=offer.name)
 
 
 def issue(
@@ -250,7 +250,9 @@ def create_batch(session: Session, actor: Actor, offer_id: int, count: int, name
     """Anonymous codes to print: anyone holding one can use it (once per use left)."""
     actor.require("manager")
     if not 1 <= count <= MAX_BATCH:
-        raise DomainError("validation_error", f"count must be 1..{MAX_BATCH}", field="count")
+        raise Explained(
+            "validation_error", "count must be 1..{max_batch}", max_batch=MAX_BATCH, extra={"field": "count"}
+        )
     offer = get_offer(session, actor.merchant_id, offer_id)
     now = utcnow()
     _usable(offer, now)

@@ -18,7 +18,7 @@ from loyalwallet import db
 from loyalwallet.campaigns import offers, service, triggers
 from loyalwallet.campaigns.models import CouponBatch, Offer, Trigger
 from loyalwallet.campaigns.rules import RFM_SEGMENTS, TRIGGER_KINDS
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.service import merchant_tz
 from loyalwallet.programs.models import Program
 from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_page
@@ -40,7 +40,9 @@ def _int(form: FormData, name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise DomainError("validation_error", f"{name}: a whole number is needed", field=name) from None
+        raise Explained(
+            "validation_error", "{name}: a whole number is needed", name=name, extra={"field": name}
+        ) from None
 
 
 def _programs(session: Any, merchant_id: int) -> list[Program]:

@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from loyalwallet.analytics.rules import SEGMENTS as ANALYTICS_SEGMENTS
-from loyalwallet.errors import CODES, DomainError
+from loyalwallet.errors import CODES, DomainError, Explained
 
 Points = Annotated[StrictInt, Field(ge=0, le=10**6)]
 Money = Annotated[StrictInt, Field(ge=0, le=10**11)]
@@ -379,7 +379,12 @@ TriggerParams = (
 def parse_params(kind: str, raw: dict[str, Any]) -> Any:
     model = PARAMS_BY_KIND.get(kind)
     if model is None:
-        raise DomainError("validation_error", f"kind must be one of {', '.join(TRIGGER_KINDS)}", field="kind")
+        raise Explained(
+            "validation_error",
+            "kind must be one of {trigger_kinds}",
+            trigger_kinds=", ".join(TRIGGER_KINDS),
+            extra={"field": "kind"},
+        )
     return parse(model, raw, "params")
 
 

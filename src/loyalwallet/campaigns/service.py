@@ -27,7 +27,7 @@ from loyalwallet.campaigns.rules import Message, Segment, in_holdout, parse, par
 from loyalwallet.cards.book import cards_changed
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_merchant, today
@@ -174,7 +174,9 @@ def _sms_fields(c: Campaign, body: dict[str, Any]) -> None:
         if key in body:
             value = body[key]
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise DomainError("validation_error", f"{key} is a positive whole number", field=key)
+                raise Explained(
+                    "validation_error", "{key} is a positive whole number", key=key, extra={"field": key}
+                )
             sms[key] = value
     if any(k in body for k in ("segment", "header", "body", "channel")):
         sms.pop("estimate", None)
@@ -215,7 +217,7 @@ def change(session: Session, actor: Actor, campaign_id: int, body: dict[str, Any
     actor.require("manager")
     c = get(session, actor, campaign_id)
     if c.status not in EDITABLE:
-        raise DomainError("conflict", f"a {c.status} campaign cannot be changed")
+        raise Explained("conflict", "a {status} campaign cannot be changed", status=c.status)
     _fields(session, actor, c, body)
     c.updated_at = db.utcnow()
     audit(
@@ -244,7 +246,7 @@ def send(session: Session, actor: Actor, campaign_id: int) -> Campaign:
     actor.require("manager")
     c = get(session, actor, campaign_id)
     if c.status not in EDITABLE:
-        raise DomainError("conflict", f"the campaign is already {c.status}")
+        raise Explained("conflict", "the campaign is already {status}", status=c.status)
     now = db.utcnow()
     _check_ready(session, c, now)
     c.status = "sending"
@@ -260,7 +262,7 @@ def schedule(session: Session, actor: Actor, campaign_id: int, when: dt.datetime
     actor.require("manager")
     c = get(session, actor, campaign_id)
     if c.status not in EDITABLE:
-        raise DomainError("conflict", f"the campaign is already {c.status}")
+        raise Explained("conflict", "the campaign is already {status}", status=c.status)
     now = db.utcnow()
     if when.tzinfo is None:
         raise DomainError("validation_error", "scheduled_at needs a time zone", field="scheduled_at")
@@ -284,7 +286,7 @@ def cancel(session: Session, actor: Actor, campaign_id: int) -> Campaign:
     actor.require("manager")
     c = get(session, actor, campaign_id)
     if c.status not in ("draft", "scheduled", "sending"):
-        raise DomainError("conflict", f"a {c.status} campaign cannot be cancelled")
+        raise Explained("conflict", "a {status} campaign cannot be cancelled", status=c.status)
     c.status = "cancelled"
     c.updated_at = db.utcnow()
     audit(session, actor, "campaign.cancel", "campaign", c.id)

@@ -50,7 +50,7 @@ from loyalwallet.cards.book import cards_changed, lock_card, lock_card_by_id
 from loyalwallet.cards.models import Card, LedgerEntry
 from loyalwallet.config import env
 from loyalwallet.customers.models import Customer
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_merchant, merchant_tz
@@ -141,7 +141,12 @@ def create(
 ) -> Trigger:
     actor.require("manager")
     if kind not in TRIGGER_KINDS:
-        raise DomainError("validation_error", f"kind must be one of {', '.join(TRIGGER_KINDS)}", field="kind")
+        raise Explained(
+            "validation_error",
+            "kind must be one of {trigger_kinds}",
+            trigger_kinds=", ".join(TRIGGER_KINDS),
+            extra={"field": "kind"},
+        )
     now = db.utcnow()
     t = Trigger(
         merchant_id=actor.merchant_id,
@@ -213,7 +218,7 @@ def run_now(session: Session, actor: Actor, trigger_id: int) -> None:
     t = get(session, actor, trigger_id)
     _not_archived(t)
     if t.kind not in SCHEDULED_KINDS:
-        raise DomainError("conflict", f"a {t.kind} trigger reacts to events; it has no run")
+        raise Explained("conflict", "a {kind} trigger reacts to events; it has no run", kind=t.kind)
     enqueue(session, t.merchant_id, "trigger.run", {"trigger_id": t.id, "manual": True}, priority=BULK)
     audit(session, actor, "trigger.run", "trigger", t.id)
 

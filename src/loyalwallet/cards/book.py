@@ -21,7 +21,7 @@ from loyalwallet.cards.models import Card, Coupon, LedgerEntry, StampEntry
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.customers.models import Customer
 from loyalwallet.db import is_sqlite, utcnow
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
@@ -331,7 +331,9 @@ class CardBook:
             return
         self.expire_due()
         if points > self.available():
-            raise DomainError("insufficient_points", f"the card has {self.available()} points available")
+            raise Explained(
+                "insufficient_points", "the card has {available} points available", available=self.available()
+            )
         self._set_remaining(lotrules.take_spendable(self.lots, points, self.now))
         self._entry(
             "redemption",

@@ -17,7 +17,7 @@ from loyalwallet.cards.codes import new_code
 from loyalwallet.cards.models import Card
 from loyalwallet.customers.service import GuestData, get_or_create
 from loyalwallet.db import utcnow
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
 from loyalwallet.outbox.service import emit_event
@@ -154,13 +154,18 @@ def adjust(
         book.credit("adjustment", points, actor=actor, reason=reason)
     elif points < 0:
         if -points > max(card.balance, 0):
-            raise DomainError("insufficient_points", f"the card has {card.balance} points")
+            raise Explained("insufficient_points", "the card has {balance} points", balance=card.balance)
         book.take_back("adjustment", -points, allow_debt=False, actor=actor, reason=reason)
     if stamps > 0:
         book.add_stamps("adjustment", stamps, reason=reason)
     elif stamps < 0:
         if -stamps > card.stamps:
-            raise DomainError("validation_error", f"the card has {card.stamps} stamps", field="stamps")
+            raise Explained(
+                "validation_error",
+                "the card has {stamps} stamps",
+                stamps=card.stamps,
+                extra={"field": "stamps"},
+            )
         book.add_stamps("adjustment", stamps, reason=reason)
     book.retier()
     book.touch("adjustment")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from loyalwallet.certificates import rules
 from loyalwallet.certificates.models import CertificateEntry, GiftCertificate
 from loyalwallet.db import for_update, utcnow
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.actors import Actor, system
 from loyalwallet.outbox.service import emit_event
 
@@ -59,10 +59,12 @@ def move(
     """Write one entry of `amount` (signed) on a locked certificate and its balance.
     Returns the entry's id."""
     if cert.balance + amount < 0:
-        raise DomainError(
+        raise Explained(
             "certificate_insufficient",
-            f"the gift certificate holds {cert.balance}, {-amount} asked",
+            "the gift certificate holds {balance}, {asked} asked",
             balance=cert.balance,
+            asked=-amount,
+            extra={"balance": cert.balance},
         )
     entry_id: int = session.execute(
         _INSERT_ENTRY,

@@ -14,8 +14,9 @@ from starlette.responses import Response
 from loyalwallet import db
 from loyalwallet.certificates import ledger, service
 from loyalwallet.certificates.schemas import CertificateIn
-from loyalwallet.errors import DomainError
-from loyalwallet.web.pages import form_data, render_staff, staff_page
+from loyalwallet.errors import DomainError, translated
+from loyalwallet.text import gettext_for
+from loyalwallet.web.pages import form_data, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
@@ -50,7 +51,7 @@ def certificates_page(
                     ledger.find(session, who.merchant_id, code, lock=False), with_contacts=False
                 )
         except DomainError as exc:
-            ctx["error"] = exc.detail
+            ctx["error"] = translated(exc, gettext_for(staff_language(request, who)))
     return render_staff(request, who, "certificates/cashier.html", ctx, section="certificates")
 
 
@@ -72,7 +73,7 @@ async def sell_certificate(request: Request, who: StaffSession = Depends(staff_p
         with db.transaction() as session:
             _status, ctx["sold"], _replayed = service.sell(session, who.actor, body)
     except DomainError as exc:
-        ctx["error"] = exc.detail
+        ctx["error"] = translated(exc, gettext_for(staff_language(request, who)))
     except ValueError as exc:  # pydantic: a contact too short, a message too long
         ctx["error"] = str(exc).splitlines()[0] if str(exc) else "invalid input"
     status = 201 if ctx["sold"] else 422

@@ -17,7 +17,7 @@ import datetime as dt
 import re
 import secrets
 
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 
 # No 0/O, 1/I/L: a code read out over the phone or typed from paper survives.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -57,7 +57,12 @@ def expires_at(created: dt.datetime, valid_days: int | None) -> dt.datetime | No
     if valid_days is None:
         return None
     if not 1 <= valid_days <= MAX_VALID_DAYS:
-        raise DomainError("validation_error", f"valid_days must be 1-{MAX_VALID_DAYS}", field="valid_days")
+        raise Explained(
+            "validation_error",
+            "valid_days must be 1-{max_valid_days}",
+            max_valid_days=MAX_VALID_DAYS,
+            extra={"field": "valid_days"},
+        )
     return created + dt.timedelta(days=valid_days)
 
 
@@ -82,16 +87,20 @@ def pay(balance: int, left: int, wanted: int | None) -> int:
             )
         return min(balance, left)
     if wanted > left:
-        raise DomainError(
+        raise Explained(
             "validation_error",
-            f"the certificate would pay {wanted}, but only {left} is left to pay",
-            field="certificate_amount",
+            "the certificate would pay {wanted}, but only {left} is left to pay",
+            wanted=wanted,
+            left=left,
+            extra={"field": "certificate_amount"},
         )
     if wanted > balance:
-        raise DomainError(
+        raise Explained(
             "certificate_insufficient",
-            f"the gift certificate holds {balance}, {wanted} asked",
+            "the gift certificate holds {balance}, {wanted} asked",
             balance=balance,
+            wanted=wanted,
+            extra={"balance": balance},
         )
     return wanted
 
@@ -112,9 +121,11 @@ def standalone_refund(spent: int, already_returned: int, amount: int | None) -> 
     if amount is None:
         amount = left
     if amount <= 0 or amount > left:
-        raise DomainError(
+        raise Explained(
             "refund_exceeds_purchase",
-            f"{left} of this spend is left to refund, {amount} asked",
-            refundable=left,
+            "{left} of this spend is left to refund, {amount} asked",
+            left=left,
+            amount=amount,
+            extra={"refundable": left},
         )
     return amount

@@ -122,6 +122,7 @@ def cashier(request: Request, who: StaffSession = Depends(staff_page("cashier"))
     i18n: dict[str, Any] = {s: _(s) for s in JS_STRINGS}
     # Counted words in every form the language has: the script picks one with Intl.PluralRules.
     i18n["count:points"] = plural_forms(lang, "point", "points")
+    i18n["count:stamps"] = plural_forms(lang, "stamp", "stamps")
     i18n.update({f"err_{code}": _(text) for code, text in ERROR_STRINGS.items()})
     return render_staff(
         request,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.programs.rules import (
     BonusRules,
     DiscountRules,
@@ -124,7 +124,7 @@ def _coupon_discount(offer: Offer, left: int, lines: list[Line]) -> tuple[int, i
         raise DomainError("coupon_invalid", "the check has no item this reward is for", reason="no_item")
     if offer.kind == "bonus_points":
         return 0, None
-    raise DomainError("coupon_invalid", f"unknown coupon kind {offer.kind!r}")
+    raise Explained("coupon_invalid", "unknown coupon kind {kind!r}", kind=offer.kind)
 
 
 def _stamps_for(rules: StampRules, lines: list[Line], to_pay: int, free_line: int | None) -> int:
@@ -186,16 +186,21 @@ def compute(
     if isinstance(rules, BonusRules):
         redeem_limit = max_redeem_points(rules, state.available, left)
         if redeem_points > max(state.available, 0):
-            raise DomainError(
+            raise Explained(
                 "insufficient_points",
-                f"the card has {max(state.available, 0)} points available, {redeem_points} asked",
+                "the card has {available} points available, {redeem_points} asked",
                 available=max(state.available, 0),
+                redeem_points=redeem_points,
+                extra={"available": max(state.available, 0)},
             )
         if redeem_points > redeem_limit:
-            raise DomainError(
+            raise Explained(
                 "redeem_limit_exceeded",
-                f"at most {redeem_limit} points can pay for this check ({rules.max_redeem_pct}% of {left})",
-                max_redeem_points=redeem_limit,
+                "at most {redeem_limit} points can pay for this check ({max_redeem_pct}% of {left})",
+                redeem_limit=redeem_limit,
+                max_redeem_pct=rules.max_redeem_pct,
+                left=left,
+                extra={"max_redeem_points": redeem_limit},
             )
         redeem_value = redeem_points * rules.point_value
     elif redeem_points:
@@ -291,10 +296,12 @@ def refund(p: PurchaseTotals, amount: int) -> RefundOutcome:
         raise DomainError("validation_error", "refund amount must be a positive integer")
     left = p.amount - p.refunded_amount
     if amount > left:
-        raise DomainError(
+        raise Explained(
             "refund_exceeds_purchase",
-            f"{left} of the purchase is left to refund, {amount} asked",
-            refundable=left,
+            "{left} of the purchase is left to refund, {amount} asked",
+            left=left,
+            amount=amount,
+            extra={"refundable": left},
         )
     cumulative = p.refunded_amount + amount
 

@@ -21,7 +21,7 @@ from loyalwallet.checkout import idempotency, rules
 from loyalwallet.checkout.models import Purchase, PurchaseLine, Refund
 from loyalwallet.checkout.schemas import PurchaseIn, RefundIn
 from loyalwallet.db import for_update
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
 from loyalwallet.outbox.service import emit_event, enqueue
@@ -254,11 +254,19 @@ def refund_amount(session: Session, p: Purchase, body: RefundIn) -> tuple[int, l
         for item in body.lines:
             line = lines.get(item.line)
             if line is None:
-                raise DomainError("validation_error", f"the purchase has no line {item.line}", field="lines")
+                raise Explained(
+                    "validation_error",
+                    "the purchase has no line {line}",
+                    line=item.line,
+                    extra={"field": "lines"},
+                )
             if item.qty > line.qty - line.refunded_qty:
-                raise DomainError(
+                raise Explained(
                     "refund_exceeds_purchase",
-                    f"line {item.line}: {line.qty - line.refunded_qty} left to refund, {item.qty} asked",
+                    "line {line}: {left} left to refund, {qty} asked",
+                    line=item.line,
+                    left=line.qty - line.refunded_qty,
+                    qty=item.qty,
                 )
             line.refunded_qty += item.qty
             amount += item.qty * line.price

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 
 
 def to_e164(raw: str, region: str = "RU") -> str:
@@ -19,9 +19,13 @@ def to_e164(raw: str, region: str = "RU") -> str:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        raise DomainError("validation_error", f"{raw!r} is not a phone number", field="phone") from None
+        raise Explained(
+            "validation_error", "{raw!r} is not a phone number", raw=raw, extra={"field": "phone"}
+        ) from None
     if not phonenumbers.is_valid_number(number):
-        raise DomainError("validation_error", f"{raw!r} is not a valid phone number", field="phone")
+        raise Explained(
+            "validation_error", "{raw!r} is not a valid phone number", raw=raw, extra={"field": "phone"}
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

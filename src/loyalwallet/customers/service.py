@@ -17,7 +17,7 @@ from loyalwallet.customers import erasure
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.customers.phones import mask, to_e164
 from loyalwallet.db import utcnow
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import Explained
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def record_consent(
     now: dt.datetime | None = None,
 ) -> Consent:
     if kind not in ("personal_data", "marketing"):
-        raise DomainError("validation_error", f"unknown consent kind {kind!r}")
+        raise Explained("validation_error", "unknown consent kind {kind!r}", kind=kind)
     consent = Consent(
         merchant_id=customer.merchant_id,
         customer_id=customer.id,

@@ -15,7 +15,7 @@ from loyalwallet.enrollment import rules
 from loyalwallet.enrollment.forms import widget_snippets
 from loyalwallet.enrollment.links import base_url, join_path
 from loyalwallet.enrollment.models import Channel, Join
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit, get_location
 from loyalwallet.programs.models import Program
@@ -49,7 +49,7 @@ def create_channel(session: Session, actor: Actor, data: dict[str, Any]) -> Chan
     if session.scalar(
         select(Channel.id).where(Channel.merchant_id == actor.merchant_id, Channel.slug == slug)
     ):
-        raise DomainError("conflict", f"a channel with slug {slug!r} exists", field="slug")
+        raise Explained("conflict", "a channel with slug {slug!r} exists", slug=slug, extra={"field": "slug"})
     if data.get("location_id") is not None:
         get_location(session, actor.merchant_id, data["location_id"])
     source, medium = rules.CHANNEL_KINDS[kind]

@@ -32,7 +32,7 @@ from loyalwallet.enrollment.links import base_url, guest_actor, public_program
 from loyalwallet.enrollment.models import Join, OtpChallenge
 from loyalwallet.enrollment.referral import referral_verdict, referrer_for
 from loyalwallet.enrollment.sms import queue_sms
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.imports.service import program_for_plastic
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.programs.models import Program
@@ -222,8 +222,11 @@ def resend(session: Session, token: str, ip: str | None, now: dt.datetime | None
     program, merchant = public_program(session, challenge.program_id)
     if now < challenge.resend_at:
         wait = max(1, int((challenge.resend_at - now).total_seconds() + 0.999))
-        raise DomainError(
-            "rate_limited", f"wait {wait} s before asking for a new code", retry_after=wait, limit="resend"
+        raise Explained(
+            "rate_limited",
+            "wait {wait} s before asking for a new code",
+            wait=wait,
+            extra={"retry_after": wait, "limit": "resend"},
         )
     phone = challenge_phone(challenge)
     global_phone = crypto.blind_index(phone, merchant_id=0)
@@ -277,7 +280,9 @@ def verify(
                 error=DomainError("otp_attempts_exceeded", "too many wrong codes; ask for a new one")
             )
         return Verified(
-            error=DomainError("otp_invalid", f"the code is wrong; {left} tries left", tries_left=left)
+            error=Explained(
+                "otp_invalid", "the code is wrong; {left} tries left", left=left, extra={"tries_left": left}
+            )
         )
     return _complete(session, challenge, ip, now)
 

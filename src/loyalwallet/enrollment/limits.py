@@ -15,7 +15,7 @@ from loyalwallet import db
 from loyalwallet.config import get_settings
 from loyalwallet.enrollment import rules
 from loyalwallet.enrollment.models import RateHit
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import Explained
 
 
 def derived_key(purpose: str) -> bytes:
@@ -56,8 +56,11 @@ def check_limit(session: Session, kind: str, key: str, now: dt.datetime) -> None
     ).all()
     wait = rules.retry_after(limits, list(hits), now)
     if wait is not None:
-        raise DomainError(
-            "rate_limited", f"too many requests; try again in {wait} s", retry_after=wait, limit=kind
+        raise Explained(
+            "rate_limited",
+            "too many requests; try again in {wait} s",
+            wait=wait,
+            extra={"retry_after": wait, "limit": kind},
         )
 
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from loyalwallet import db
 from loyalwallet.enrollment import channels as channel_service
 from loyalwallet.enrollment import invite, printing, rules
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, translated
 from loyalwallet.merchants.service import list_locations
 from loyalwallet.programs.service import list_programs
 from loyalwallet.text import LANGUAGES, gettext_for
@@ -201,7 +201,7 @@ def _domain_error(exc: DomainError, _: Any) -> dict[str, str]:
         return {"slug": _("This short name is taken: choose another one")}
     if exc.code == "program_archived":
         return {"name": _("The programme is archived: make it active to invite guests")}
-    return {str(exc.extra.get("field") or "name"): _(exc.detail)}
+    return {str(exc.extra.get("field") or "name"): translated(exc, _)}
 
 
 def _location_ids(who: StaffSession) -> set[int]:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loyalwallet.cards.models import Card
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.feedback import rules
 from loyalwallet.feedback.models import Feedback
 from loyalwallet.merchants.actors import Actor
@@ -65,13 +65,18 @@ def make_filters(
     except ValueError:
         raise DomainError("validation_error", "dates are YYYY-MM-DD", field="start") from None
     if s > e or (e - s).days >= MAX_DAYS:
-        raise DomainError("validation_error", f"the period is 1..{MAX_DAYS} days", field="start")
+        raise Explained(
+            "validation_error",
+            "the period is 1..{max_days} days",
+            max_days=MAX_DAYS,
+            extra={"field": "start"},
+        )
 
     def number(raw: str | None, name: str) -> int | None:
         if raw in (None, ""):
             return None
         if not str(raw).isdigit():
-            raise DomainError("validation_error", f"{name} must be a number", field=name)
+            raise Explained("validation_error", "{name} must be a number", name=name, extra={"field": name})
         return int(str(raw))
 
     sc = number(score, "score")

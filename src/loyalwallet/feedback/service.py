@@ -23,7 +23,7 @@ from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.enrollment.limits import check_limit, count_hit, ip_hash
 from loyalwallet.enrollment.links import base_url
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.feedback import rules
 from loyalwallet.feedback.models import Feedback
 from loyalwallet.fraud.service import send_telegram
@@ -56,8 +56,11 @@ def set_settings(session: Session, actor: Actor, raw: dict[str, Any]) -> rules.F
     own = {str(i) for i in session.scalars(select(Location.id).where(Location.merchant_id == merchant.id))}
     for key in parsed.review_links:
         if key not in own:
-            raise DomainError(
-                "validation_error", f"feedback.review_links: no location {key}", field="review_links"
+            raise Explained(
+                "validation_error",
+                "feedback.review_links: no location {key}",
+                key=key,
+                extra={"field": "review_links"},
             )
     merchant.settings = {**(merchant.settings or {}), "feedback": parsed.model_dump(mode="json")}
     audit(session, actor, "feedback.settings", "merchant", merchant.id, raw)

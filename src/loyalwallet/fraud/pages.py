@@ -125,7 +125,13 @@ async def rules_post(request: Request, who: StaffSession = Depends(staff_page("o
         for field in FIELDS[name]:
             value = form.get(f"{name}.{field}")
             if not isinstance(value, str) or not value.strip().isdigit():
-                raise DomainError("validation_error", f"{name}: {field} must be a whole number", field=name)
+                raise Explained(
+                    "validation_error",
+                    "{name}: {field} must be a whole number",
+                    name=name,
+                    field=field,
+                    extra={"field": name},
+                )
             rule[field] = int(value)
         raw[name] = rule
     with db.transaction() as session:

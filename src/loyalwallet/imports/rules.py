@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from loyalwallet.cards.codes import CODE_RE, normalise
 from loyalwallet.customers.phones import to_e164
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 
 # --- card code ranges -------------------------------------------------------------------
 
@@ -51,10 +51,12 @@ def validate_range(prefix: str, length: int, first: str | None, last: str | None
         if value is not None and (
             not value.isdigit() or len(value) != length or not value.startswith(prefix)
         ):
-            raise DomainError(
+            raise Explained(
                 "validation_error",
-                f"{name} must be a number of {length} digits starting with the prefix",
-                field=name,
+                "{name} must be a number of {length} digits starting with the prefix",
+                name=name,
+                length=length,
+                extra={"field": name},
             )
     if first is not None and last is not None and int(first) > int(last):
         raise DomainError("validation_error", "first must not be after last", field="first")

@@ -18,7 +18,7 @@ from loyalwallet.cards.models import Card
 from loyalwallet.cards.service import enroll
 from loyalwallet.customers.models import Customer
 from loyalwallet.customers.service import GuestData, phone_index
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.imports.rules import CodeRange, Row, check_code, validate_range
 from loyalwallet.merchants.actors import Actor
@@ -106,8 +106,11 @@ def issue_plastic(
         session, actor, program, guest, channel="plastic", code=normalise(raw_code).upper()
     )
     if not created:
-        raise DomainError(
-            "conflict", f"this guest already has a card of the program: {card.code}", card=card.code
+        raise Explained(
+            "conflict",
+            "this guest already has a card of the program: {code}",
+            code=card.code,
+            extra={"card": card.code},
         )
     return card, program
 

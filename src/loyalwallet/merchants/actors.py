@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 
 RANK = {"cashier": 1, "manager": 2, "owner": 3}
 
@@ -28,7 +28,7 @@ class Actor:
 
     def require(self, role: str) -> None:
         if not self.at_least(role):
-            raise DomainError("forbidden", f"this needs the {role} role or higher")
+            raise Explained("forbidden", "this needs the {role} role or higher", role=role)
 
     def check_location(self, location_id: int | None) -> None:
         if location_id is not None and self.location_ids is not None and location_id not in self.location_ids:

@@ -10,7 +10,7 @@ from loyalwallet import db
 from loyalwallet.config import get_settings
 from loyalwallet.customers.phones import to_e164
 from loyalwallet.customers.service import phone_index
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants import service as merchants
 from loyalwallet.merchants.passwords import hash_password
 from loyalwallet.web import sessions
@@ -116,9 +116,15 @@ def _coord(form: FormData, name: str, limit: float) -> float | None:
     try:
         value = float(raw)
     except ValueError:
-        raise DomainError("validation_error", f"{name} is a number", field=name) from None
+        raise Explained("validation_error", "{name} is a number", name=name, extra={"field": name}) from None
     if not -limit <= value <= limit:
-        raise DomainError("validation_error", f"{name} is between -{limit:g} and {limit:g}", field=name)
+        raise Explained(
+            "validation_error",
+            "{name} is between -{limit:g} and {limit:g}",
+            name=name,
+            limit=limit,
+            extra={"field": name},
+        )
     return value
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from loyalwallet import crypto
 from loyalwallet.caches import size
 from loyalwallet.db import for_update, utcnow
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import (
     ROLES,
@@ -36,7 +36,9 @@ def validate_timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise DomainError("validation_error", f"unknown time zone {name!r}", field="timezone") from None
+        raise Explained(
+            "validation_error", "unknown time zone {name!r}", name=name, extra={"field": "timezone"}
+        ) from None
     return name
 
 
@@ -183,7 +185,9 @@ def create_api_key(
 ) -> tuple[ApiKey, str]:
     """Returns the row and the key itself, which is shown once and never stored."""
     if role not in ROLES:
-        raise DomainError("validation_error", f"role must be one of {', '.join(ROLES)}", field="role")
+        raise Explained(
+            "validation_error", "role must be one of {roles}", roles=", ".join(ROLES), extra={"field": "role"}
+        )
     if actor is not None:
         actor.require("owner")
     if location_id is not None:
@@ -312,7 +316,9 @@ def create_staff(
     actor: Actor | None = None,
 ) -> Staff:
     if role not in ROLES:
-        raise DomainError("validation_error", f"role must be one of {', '.join(ROLES)}", field="role")
+        raise Explained(
+            "validation_error", "role must be one of {roles}", roles=", ".join(ROLES), extra={"field": "role"}
+        )
     login = login.strip().lower()
     if not login or len(login) > 200:
         raise DomainError("validation_error", "a login is required", field="login")

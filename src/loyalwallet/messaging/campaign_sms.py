@@ -25,7 +25,7 @@ from loyalwallet.cards.models import Card
 from loyalwallet.config import env
 from loyalwallet.customers.models import Customer
 from loyalwallet.enrollment import sms
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_merchant, today
@@ -65,13 +65,18 @@ def estimate(actor: Actor, campaign_id: int) -> dict[str, Any]:
         phones = _audience_phones(session, c, merchant, now)
         text = text_of(c, merchant.name)
     if len(phones) > MAX_ESTIMATE:
-        raise DomainError(
-            "validation_error", f"the segment has more than {MAX_ESTIMATE} numbers", field="segment"
+        raise Explained(
+            "validation_error",
+            "the segment has more than {max_estimate} numbers",
+            max_estimate=MAX_ESTIMATE,
+            extra={"field": "segment"},
         )
     try:
         priced = sms.get_provider().cost(phones, text) if phones else {}
     except sms.SmsError as exc:
-        raise DomainError("sms_unavailable", f"the SMS provider did not price the campaign: {exc}") from None
+        raise Explained(
+            "sms_unavailable", "the SMS provider did not price the campaign: {exc}", exc=exc
+        ) from None
     ok = [v for v in priced.values() if v is not None]
     result = {
         "recipients": len(ok),

@@ -7,9 +7,10 @@ from starlette.responses import Response
 
 from loyalwallet import db
 from loyalwallet.customers import directory
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, translated
 from loyalwallet.messaging import campaign_sms, service
-from loyalwallet.web.pages import form_data, redirect, staff_page
+from loyalwallet.text import gettext_for
+from loyalwallet.web.pages import form_data, redirect, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
@@ -28,7 +29,7 @@ async def send_card(
         with db.transaction() as session:
             service.send_card(session, who.actor, code, str(form.get("channel") or ""))
     except DomainError as exc:
-        return redirect(back, exc.detail, "error")
+        return redirect(back, translated(exc, gettext_for(staff_language(request, who))), "error")
     return redirect(back, "The card is on its way.")
 
 
@@ -43,5 +44,5 @@ async def sms_estimate(
     except DomainError as exc:
         if exc.code == "not_found":
             raise
-        return redirect(back, exc.detail, "error")
+        return redirect(back, translated(exc, gettext_for(staff_language(request, who))), "error")
     return redirect(back, "The cost is estimated.")

@@ -22,7 +22,7 @@ from loyalwallet.cards.models import Card
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.sms import queue_sms
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit, get_merchant
 from loyalwallet.messaging import rules
@@ -54,8 +54,11 @@ def _check_limit(session: Session, card: Card, now: dt.datetime) -> None:
     )
     wait = rules.retry_after(rules.LIMITS, sends, now)
     if wait is not None:
-        raise DomainError(
-            "rate_limited", f"the card was sent recently; try again in {wait} s", retry_after=wait
+        raise Explained(
+            "rate_limited",
+            "the card was sent recently; try again in {wait} s",
+            wait=wait,
+            extra={"retry_after": wait},
         )
 
 
@@ -68,8 +71,11 @@ def send_card(
     actor.require("cashier")
     now = now or db.utcnow()
     if channel not in rules.CHANNELS:
-        raise DomainError(
-            "validation_error", f"channel is one of {', '.join(rules.CHANNELS)}", field="channel"
+        raise Explained(
+            "validation_error",
+            "channel is one of {channels}",
+            channels=", ".join(rules.CHANNELS),
+            extra={"field": "channel"},
         )
     card, program = get_card(session, actor.merchant_id, code)
     if card.status != "active":

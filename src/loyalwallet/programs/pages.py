@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from loyalwallet import db
 from loyalwallet.api.responses import FastJSON
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained, translated
 from loyalwallet.merchants.service import list_locations
 from loyalwallet.programs import assets
 from loyalwallet.programs import service as programs
@@ -64,7 +64,7 @@ STARTER_NAMES = ("Bronze", "Silver", "Guest", "Free coffee")
 
 def _errors(exc: DomainError, _: Gettext = str) -> list[str]:
     items = exc.extra.get("errors") or []
-    return [f"{'.'.join(str(p) for p in e['loc'])}: {_(e['msg'])}" for e in items] or [_(exc.detail)]
+    return [f"{'.'.join(str(p) for p in e['loc'])}: {_(e['msg'])}" for e in items] or [translated(exc, _)]
 
 
 def _gettext(request: Request, who: StaffSession) -> tuple[Gettext, str]:
@@ -162,13 +162,15 @@ async def create(request: Request, who: StaffSession = Depends(staff_page("manag
         try:
             rules = json.loads(str(form.get("rules") or "") or json.dumps(STARTER_RULES.get(kind, {})))
         except json.JSONDecodeError as exc:
-            raise DomainError("validation_error", f"the rules are not valid JSON: {exc.msg}") from None
+            raise Explained("validation_error", "the rules are not valid JSON: {msg}", msg=exc.msg) from None
         with db.transaction() as session:
             program = programs.create_program(session, who.actor, kind, name or "Program", rules)
             program_id = program.id
         return redirect(f"/admin/programs/{program_id}", "Program created.")
     if kind not in KINDS:
-        raise DomainError("validation_error", f"kind must be one of {', '.join(KINDS)}", field="kind")
+        raise Explained(
+            "validation_error", "kind must be one of {kinds}", kinds=", ".join(KINDS), extra={"field": "kind"}
+        )
     _, sep = _gettext(request, who)
     state, parsed = form_to_rules(kind, _posted(form), _, sep)
     name_error = _("Required") if not name else None

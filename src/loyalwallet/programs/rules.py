@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.text import Term
 
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
@@ -218,7 +218,7 @@ def parse_rules(kind: str, raw: dict[str, Any]) -> Rules:
     """Validate `raw` for `kind`; DomainError(validation_error) with field errors otherwise."""
     model = RULES_BY_KIND.get(kind)
     if model is None:
-        raise DomainError("validation_error", f"unknown program kind {kind!r}")
+        raise Explained("validation_error", "unknown program kind {kind!r}", kind=kind)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from loyalwallet.caches import size
 from loyalwallet.cards.models import Card
 from loyalwallet.db import utcnow
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
 from loyalwallet.outbox.service import enqueue
@@ -45,7 +45,9 @@ def create_program(
 ) -> Program:
     actor.require("manager")
     if kind not in KINDS:
-        raise DomainError("validation_error", f"kind must be one of {', '.join(KINDS)}", field="kind")
+        raise Explained(
+            "validation_error", "kind must be one of {kinds}", kinds=", ".join(KINDS), extra={"field": "kind"}
+        )
     from loyalwallet.programs.design import default_design
 
     parsed = parse_rules(kind, rules)
@@ -82,8 +84,11 @@ def checked_design(session: Session, merchant_id: int, design: dict[str, Any] | 
         )
         missing = sorted(s for s in shas if s is not None and s not in found)
         if missing:
-            raise DomainError(
-                "validation_error", f"unknown image {missing[0]}: upload it first", field="design"
+            raise Explained(
+                "validation_error",
+                "unknown image {image}: upload it first",
+                image=missing[0],
+                extra={"field": "design"},
             )
     return parsed.model_dump(mode="json", exclude_defaults=True)
 

@@ -13,10 +13,11 @@ from starlette.responses import RedirectResponse, Response
 from loyalwallet import db
 from loyalwallet.cards.book import get_card
 from loyalwallet.certificates.pages import parse_amount
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained, translated
 from loyalwallet.subscriptions import service
 from loyalwallet.subscriptions.schemas import CoversIn, PlanIn, RefundIn, RenewIn, SaleIn, UseIn
-from loyalwallet.web.pages import form_data, render_staff, staff_page
+from loyalwallet.text import gettext_for
+from loyalwallet.web.pages import form_data, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
@@ -33,7 +34,7 @@ def _int(form: Any, name: str) -> int | None:
     if value is None:
         return None
     if not value.isdigit():
-        raise DomainError("validation_error", f"{name} is a whole number", field=name)
+        raise Explained("validation_error", "{name} is a whole number", name=name, extra={"field": name})
     return int(value)
 
 
@@ -46,7 +47,9 @@ def _page(request: Request, who: StaffSession, card: str | None, **ctx: Any) -> 
                 found, _program = get_card(session, who.merchant_id, card)
                 context["subs"] = service.of_card(session, who.actor, found.id)
             except DomainError as exc:
-                context["error"] = context["error"] or exc.detail
+                context["error"] = context["error"] or translated(
+                    exc, gettext_for(staff_language(request, who))
+                )
     status = 422 if context["error"] else 200
     return render_staff(
         request, who, "subscriptions/cashier.html", context, section="subscriptions", status=status
@@ -71,7 +74,7 @@ async def sell(request: Request, who: StaffSession = Depends(staff_page("cashier
         with db.transaction() as session:
             service.sell(session, who.actor, body)
     except DomainError as exc:
-        return _page(request, who, card, error=exc.detail)
+        return _page(request, who, card, error=translated(exc, gettext_for(staff_language(request, who))))
     except ValueError as exc:
         return _page(request, who, card, error=str(exc).splitlines()[0])
     return RedirectResponse(f"{PAGE}?card={quote(card)}", status_code=303)
@@ -97,7 +100,7 @@ async def act(
             else:
                 raise DomainError("not_found", "no such action")
     except DomainError as exc:
-        return _page(request, who, card, error=exc.detail)
+        return _page(request, who, card, error=translated(exc, gettext_for(staff_language(request, who))))
     return RedirectResponse(f"{PAGE}?card={quote(card)}", status_code=303)
 
 
@@ -120,7 +123,7 @@ async def create_plan(request: Request, who: StaffSession = Depends(staff_page("
         with db.transaction() as session:
             service.create_plan(session, who.actor, body)
     except DomainError as exc:
-        return _page(request, who, None, error=exc.detail)
+        return _page(request, who, None, error=translated(exc, gettext_for(staff_language(request, who))))
     except ValueError as exc:
         return _page(request, who, None, error=str(exc).splitlines()[0])
     return RedirectResponse(PAGE, status_code=303)

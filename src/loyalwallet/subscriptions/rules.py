@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 
 REFUND_POLICIES = ("pro_rata", "none")
 MAX_UNITS = 1000
@@ -71,17 +71,20 @@ def check_usable(
     if status == "refunded":
         raise DomainError("subscription_unavailable", "the subscription was refunded")
     if status == "expired" or ends_at <= now:
-        raise DomainError("subscription_expired", f"the subscription ended on {ends_at.date().isoformat()}")
+        raise Explained(
+            "subscription_expired", "the subscription ended on {date}", date=ends_at.date().isoformat()
+        )
     if starts_at > now:
         raise DomainError("subscription_expired", "the subscription has not started yet")
     if units_left <= 0:
         raise DomainError("subscription_used_up", "no units left on the subscription")
     if daily_limit is not None and used_today >= daily_limit:
-        raise DomainError(
+        raise Explained(
             "subscription_daily_limit",
-            f"already used {used_today} time(s) today (limit {daily_limit} a day)",
+            "already used {used_today} time(s) today (limit {daily_limit} a day)",
             used_today=used_today,
             daily_limit=daily_limit,
+            extra={"used_today": used_today, "daily_limit": daily_limit},
         )
 
 
@@ -106,11 +109,12 @@ def refund_amount(policy: str, paid: int, units_left: int, units_total: int, ask
     """What a refund gives back: the asked amount (never above `paid`) or the policy's."""
     if asked is not None:
         if asked > paid:
-            raise DomainError(
+            raise Explained(
                 "subscription_refund_too_large",
-                f"{asked} asked, {paid} was paid for the subscription",
-                field="amount",
+                "{asked} asked, {paid} was paid for the subscription",
+                asked=asked,
                 paid=paid,
+                extra={"field": "amount", "paid": paid},
             )
         return asked
     if policy == "none":

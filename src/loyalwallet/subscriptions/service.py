@@ -21,7 +21,7 @@ from loyalwallet.cards.models import Card
 from loyalwallet.cards.views import CardNote
 from loyalwallet.checkout import idempotency
 from loyalwallet.db import utcnow
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit, get_location, get_merchant
 from loyalwallet.outbox.service import emit_event
@@ -191,10 +191,11 @@ def sell(
         )
     )
     if running is not None:
-        raise DomainError(
+        raise Explained(
             "subscription_active",
-            f"this card already has subscription {running} of this plan: renew it instead",
-            subscription_id=running,
+            "this card already has subscription {running} of this plan: renew it instead",
+            running=running,
+            extra={"subscription_id": running},
         )
     sub = Subscription(
         merchant_id=actor.merchant_id,

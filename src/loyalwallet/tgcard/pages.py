@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from loyalwallet import db
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, translated
+from loyalwallet.text import gettext_for
 from loyalwallet.tgcard import bots
-from loyalwallet.web.pages import form_data, redirect, render_staff, staff_page
+from loyalwallet.web.pages import form_data, redirect, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
@@ -32,5 +33,5 @@ async def bot_post(request: Request, who: StaffSession = Depends(staff_page("own
             return redirect(PAGE, "The bot is disconnected.")
         bots.connect(who.actor, str(form.get("token") or ""))
     except DomainError as exc:
-        return redirect(PAGE, exc.detail or exc.code, "error")
+        return redirect(PAGE, translated(exc, gettext_for(staff_language(request, who))), "error")
     return redirect(PAGE, "The bot is connected: the card pages offer Open in Telegram.")

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
-from loyalwallet.errors import DomainError, not_found
+from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit
 from loyalwallet.outbox.dispatch import event_id
@@ -52,10 +52,12 @@ def validate_url(url: str) -> str:
 def validate_events(events: list[str]) -> list[str]:
     unknown = sorted(set(events) - set(EVENT_NAMES))
     if unknown:
-        raise DomainError(
+        raise Explained(
             "validation_error",
-            f"unknown event(s) {', '.join(unknown)}; known: {', '.join(EVENT_NAMES)}",
-            field="events",
+            "unknown event(s) {unknown}; known: {event_names}",
+            unknown=", ".join(unknown),
+            event_names=", ".join(EVENT_NAMES),
+            extra={"field": "events"},
         )
     return sorted(set(events))
 
@@ -106,7 +108,9 @@ def create(
         ).all()
     )
     if count >= MAX_ENDPOINTS:
-        raise DomainError("conflict", f"at most {MAX_ENDPOINTS} webhook endpoints per merchant")
+        raise Explained(
+            "conflict", "at most {max_endpoints} webhook endpoints per merchant", max_endpoints=MAX_ENDPOINTS
+        )
     secret = SECRET_PREFIX + crypto.token(32)
     now = db.utcnow()
     endpoint = WebhookEndpoint(

@@ -25,7 +25,7 @@ from loyalwallet.cards.book import CardBook, cards_changed, lock_card_by_id
 from loyalwallet.cards.models import Card
 from loyalwallet.customers.service import GuestData
 from loyalwallet.db import utcnow
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.integrations.iiko import rules
 from loyalwallet.integrations.iiko.client import Guest, IikoClient, IikoError
 from loyalwallet.integrations.iiko.models import IikoConnection, IikoGuest
@@ -42,9 +42,11 @@ def _birthday(day: dt.date | None) -> str | None:
 
 def _next_number(session: Session, conn: IikoConnection) -> str:
     if conn.card_next > conn.card_last:
-        raise DomainError(
+        raise Explained(
             "iiko_card_range_exhausted",
-            f"all card numbers {conn.card_first}–{conn.card_last} are given out; ask the iiko dealer for a new range",
+            "all card numbers {card_first}–{card_last} are given out; ask the iiko dealer for a new range",
+            card_first=conn.card_first,
+            card_last=conn.card_last,
         )
     number = conn.card_next
     conn.card_next = number + 1
@@ -78,8 +80,10 @@ def open_card(session: Session, program: Program, guest: GuestData) -> tuple[str
             customer_id = client.create_or_update(body)
         except IikoError as exc:
             if exc.status == 400:
-                raise DomainError(
-                    "iiko_phone_rejected", f"iiko did not accept this guest: {exc.description}"
+                raise Explained(
+                    "iiko_phone_rejected",
+                    "iiko did not accept this guest: {description}",
+                    description=exc.description,
                 ) from exc
             raise
         number = found.card_numbers[0] if found is not None and found.card_numbers else None

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from loyalwallet import db
 from loyalwallet.config import env
 from loyalwallet.db import utcnow
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.integrations.iiko import guests, rules, service
 from loyalwallet.integrations.iiko.client import IikoError
 from loyalwallet.integrations.iiko.models import IikoConnection, IikoGuest, IikoTopup
@@ -78,7 +78,7 @@ def _topup(merchant_id: int, operation_id: str) -> None:
         client = service.client_for(conn)
         link = session.get(IikoGuest, row.card_id)
         if link is None or not conn.wallet_id:
-            raise DomainError("iiko_not_connected", f"card {row.card_id} has no iiko guest")
+            raise Explained("iiko_not_connected", "card {card_id} has no iiko guest", card_id=row.card_id)
         customer_id, wallet_id, points, comment = link.customer_id, conn.wallet_id, row.points, row.comment
         card_id = row.card_id
     guests.topup(merchant_id, client, customer_id, wallet_id, points, f"{comment} [{operation_id}]"[:200])

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from loyalwallet import db
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained, translated
 from loyalwallet.integrations.iiko import service
-from loyalwallet.web.pages import form_data, redirect, render_staff, staff_page
+from loyalwallet.text import gettext_for
+from loyalwallet.web.pages import form_data, redirect, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
 
 router = APIRouter(include_in_schema=False)
@@ -42,7 +43,7 @@ def _int(value: Any, name: str) -> int:
     try:
         return int(str(value or "").strip())
     except ValueError:
-        raise DomainError("validation_error", f"{name} must be a card number (digits)") from None
+        raise Explained("validation_error", "{name} must be a card number (digits)", name=name) from None
 
 
 @router.post("/admin/iiko")
@@ -66,7 +67,7 @@ async def iiko_connect(request: Request, who: StaffSession = Depends(owner)) -> 
                 tiers=tiers,
             )
     except DomainError as exc:
-        return _page(request, who, error=exc.detail)
+        return _page(request, who, error=translated(exc, gettext_for(staff_language(request, who))))
     return redirect("/admin/iiko", "iiko connected.")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import crypto
 from loyalwallet.db import utcnow
-from loyalwallet.errors import DomainError
+from loyalwallet.errors import DomainError, Explained
 from loyalwallet.integrations.iiko import rules
 from loyalwallet.integrations.iiko.client import IikoClient, IikoError
 from loyalwallet.integrations.iiko.models import IikoConnection, IikoGuest
@@ -45,7 +45,11 @@ def client_for(row: IikoConnection) -> IikoClient:
 def as_domain(exc: IikoError) -> DomainError:
     """An iiko failure met while a person waits (connect, join): a stable code."""
     if exc.status == 401:
-        return DomainError("iiko_login_invalid", f"iiko does not accept this API login: {exc.description}")
+        return Explained(
+            "iiko_login_invalid",
+            "iiko does not accept this API login: {description}",
+            description=exc.description,
+        )
     return DomainError("iiko_unavailable", rules.plain(exc.status, exc.description))
 
 
@@ -65,9 +69,11 @@ def discover(api_login: str, organization_id: str | None = None) -> dict[str, An
             return answer
         if organization_id not in {o["id"] for o in orgs}:
             names = ", ".join(f"{o['name']} ({o['id']})" for o in orgs) or "none"
-            raise DomainError(
+            raise Explained(
                 "iiko_organization_unknown",
-                f"this API login has no organisation {organization_id}; it has: {names}",
+                "this API login has no organisation {organization_id}; it has: {names}",
+                organization_id=organization_id,
+                names=names,
             )
         client.organization_id = organization_id
         answer["organization"] = next(o for o in orgs if o["id"] == organization_id)
@@ -95,7 +101,7 @@ def connect(
     now = now or utcnow()
     problem = rules.check_range(card_first, card_last)
     if problem:
-        raise DomainError("validation_error", f"card range: {problem}")
+        raise Explained("validation_error", "card range: {problem}", problem=problem)
     if ledger_program_id is not None:
         ledger = session.get(Program, ledger_program_id)
         if ledger is None or ledger.merchant_id != merchant_id or ledger.kind == "iiko":
@@ -105,9 +111,10 @@ def connect(
     answer = discover(api_login, organization_id)
     if "organization" not in answer:
         names = ", ".join(f"{o['name']} ({o['id']})" for o in answer["organizations"]) or "none"
-        raise DomainError(
+        raise Explained(
             "iiko_organization_unknown",
-            f"choose the organisation (--organization ID); this login has: {names}",
+            "choose the organisation (--organization ID); this login has: {names}",
+            names=names,
         )
     program = rules.pick_program(answer["programs"], wallet_id)
     if program is None:
@@ -118,7 +125,7 @@ def connect(
     for key, tier in (tiers or {}).items():
         cid = key if key in categories else by_name.get(key.casefold())
         if cid is None:
-            raise DomainError("validation_error", f"iiko has no customer category {key!r}")
+            raise Explained("validation_error", "iiko has no customer category {key!r}", key=key)
         mapped[cid] = tier
     row = connection(session, merchant_id)
     if row is None:

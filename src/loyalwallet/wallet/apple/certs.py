@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -72,7 +73,7 @@ class PassIdentity:
         ).decode()
 
 
-def _bad(template: str, **values: object) -> DomainError:
+def _bad(template: str, **values: Any) -> DomainError:
     """certificate_invalid with an English template the pages translate (errors.Explained)."""
     return Explained("certificate_invalid", template, **values)
 

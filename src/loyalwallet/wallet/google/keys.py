@@ -12,6 +12,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -33,7 +34,7 @@ class ServiceAccountKey:
     raw: str = field(repr=False)  # the file as given, stored sealed
 
 
-def _bad(template: str, **values: object) -> DomainError:
+def _bad(template: str, **values: Any) -> DomainError:
     return Explained("validation_error", "the service-account key file is not usable: " + template, **values)
 
 

@@ -126,7 +126,7 @@
 
   function describe(c) {
     if (c.program_kind === "bonus") return count(c.points_available, "points");
-    if (c.program_kind === "stamp") return c.stamps + "/" + c.stamps_to_collect + " " + t("stamps");
+    if (c.program_kind === "stamp") return c.stamps + "/" + count(c.stamps_to_collect, "stamps");
     return (c.tier || "") + (c.discount_pct != null ? " · " + c.discount_pct + "%" : "");
   }
 
@@ -467,7 +467,7 @@
     const dl = document.createElement("p");
     dl.textContent = t("Check") + " " + money(p.amount) + " · " + t("To pay") + " " + money(p.to_pay)
       + " · " + t("points") + " −" + p.points_redeemed + " / +" + p.points_accrued
-      + (p.stamps_added ? " · " + t("stamps") + " +" + p.stamps_added : "");
+      + (p.stamps_added ? " · +" + count(p.stamps_added, "stamps") : "");
     r.appendChild(dl);
     const b = document.createElement("button");
     b.type = "button";
