@@ -32,9 +32,9 @@ demo: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP) $(AXE_JS)
 	$(BIN)/ruff check src tests bench
-	@$(BIN)/mypy > .mypy.out 2>&1 & mypy=$$!; \
+	@out=$$(mktemp); $(BIN)/mypy > $$out 2>&1 & mypy=$$!; \
 	  $(BIN)/python -m pytest -n $(TEST_WORKERS); tests=$$?; \
-	  wait $$mypy; types=$$?; cat .mypy.out; rm -f .mypy.out; \
+	  wait $$mypy; types=$$?; cat $$out; rm -f $$out; \
 	  [ $$tests -eq 0 ] && [ $$types -eq 0 ]
 
 # Several hosts in network namespaces (root): PostgreSQL, two app hosts, two workers, Caddy
