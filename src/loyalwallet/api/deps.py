@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request
+from fastapi import Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from loyalwallet import db
@@ -16,6 +16,14 @@ from loyalwallet.merchants.service import actor_for_api_key, cached_api_key_acto
 # Other ways to authenticate than an API key (the staff web session), put here by
 # wiring.install(): each takes the request and returns an Actor or None.
 EXTRA_AUTHENTICATORS: list[Callable[[Request], Actor | None]] = []
+
+# The Idempotency-Key header of the API's writes (purchases, refunds, certificates,
+# subscriptions): `idempotency_key: str | None = IdemKey`.
+IdemKey = Header(
+    None,
+    alias="Idempotency-Key",
+    description="Retries with the same key return the stored answer; a different body gives 409.",
+)
 
 
 def _lookup_key(plain: str) -> Actor | None:

@@ -19,5 +19,11 @@ class Problem(FastJSON):
     media_type = "application/problem+json"
 
 
+def idempotent(status: int, body: dict[str, Any], replayed: bool) -> FastJSON:
+    """A write's answer under an Idempotency-Key: a replay of a stored answer says so."""
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return FastJSON(body, status_code=status, headers=headers)
+
+
 def problem(error: DomainError, headers: dict[str, str] | None = None) -> Problem:
     return Problem(error.problem(), status_code=error.status, headers=headers)

@@ -7,29 +7,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from loyalwallet import db
+from loyalwallet.api.deps import IdemKey, manager
 from loyalwallet.api.deps import actor as any_actor
-from loyalwallet.api.deps import manager
-from loyalwallet.api.responses import FastJSON
+from loyalwallet.api.responses import idempotent
 from loyalwallet.certificates import ledger, reports, service
 from loyalwallet.certificates.schemas import CertificateIn, RedemptionIn, RedemptionRefundIn, VoidIn
 from loyalwallet.merchants.actors import Actor
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
-
-IdemKey = Header(
-    None,
-    alias="Idempotency-Key",
-    description="Retries with the same key return the stored answer; a different body gives 409.",
-)
-
-
-def _answer(status: int, body: dict[str, Any], replayed: bool) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return FastJSON(body, status_code=status, headers=headers)
 
 
 @router.post("/certificates", status_code=201, summary="Sell a gift certificate with a balance")
@@ -37,7 +26,7 @@ def sell(
     body: CertificateIn, who: Actor = Depends(any_actor), idempotency_key: str | None = IdemKey
 ) -> Response:
     with db.transaction() as session:
-        return _answer(*service.sell(session, who, body, idempotency_key))
+        return idempotent(*service.sell(session, who, body, idempotency_key))
 
 
 @router.get("/certificates", summary="Gift certificates, newest first (codes included; contacts not)")
@@ -80,7 +69,7 @@ def redeem(
     code: str, body: RedemptionIn, who: Actor = Depends(any_actor), idempotency_key: str | None = IdemKey
 ) -> Response:
     with db.transaction() as session:
-        return _answer(*service.redeem(session, who, code, body, idempotency_key))
+        return idempotent(*service.redeem(session, who, code, body, idempotency_key))
 
 
 @router.post(
@@ -96,7 +85,7 @@ def refund_redemption(
     idempotency_key: str | None = IdemKey,
 ) -> Response:
     with db.transaction() as session:
-        return _answer(
+        return idempotent(
             *service.refund_redemption(
                 session, who, code, spend_id, body or RedemptionRefundIn(), idempotency_key
             )

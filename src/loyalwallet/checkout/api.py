@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from sqlalchemy import select
 
 from loyalwallet import db
+from loyalwallet.api.deps import IdemKey
 from loyalwallet.api.deps import actor as any_actor
-from loyalwallet.api.responses import FastJSON
+from loyalwallet.api.responses import idempotent
 from loyalwallet.cards.book import get_card
 from loyalwallet.checkout import service
 from loyalwallet.checkout.models import Purchase
@@ -18,17 +19,6 @@ from loyalwallet.checkout.schemas import PurchaseIn, RefundIn
 from loyalwallet.merchants.actors import Actor
 
 router = APIRouter(prefix="/api/v1", tags=["checkout"])
-
-IdemKey = Header(
-    None,
-    alias="Idempotency-Key",
-    description="Retries with the same key return the stored answer; a different body gives 409.",
-)
-
-
-def _answer(status: int, body: dict[str, Any], replayed: bool) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return FastJSON(body, status_code=status, headers=headers)
 
 
 @router.post("/purchases/quote", summary="What a purchase would do; writes nothing")
@@ -43,7 +33,7 @@ def purchase(
 ) -> Response:
     with db.transaction() as session:
         status, answer, replayed = service.purchase(session, who, body, idempotency_key)
-    return _answer(status, answer, replayed)
+    return idempotent(status, answer, replayed)
 
 
 @router.get("/purchases/{purchase_id}", summary="A purchase with its lines and refunds")
@@ -83,4 +73,4 @@ def refund(
         status, answer, replayed = service.refund(
             session, who, purchase_id, body or RefundIn(), idempotency_key
         )
-    return _answer(status, answer, replayed)
+    return idempotent(status, answer, replayed)

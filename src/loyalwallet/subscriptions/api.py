@@ -7,30 +7,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from loyalwallet import db
+from loyalwallet.api.deps import IdemKey, manager
 from loyalwallet.api.deps import actor as any_actor
-from loyalwallet.api.deps import manager
-from loyalwallet.api.responses import FastJSON
+from loyalwallet.api.responses import idempotent
 from loyalwallet.cards.book import get_card
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.subscriptions import ledger, reports, service
 from loyalwallet.subscriptions.schemas import PlanChangeIn, PlanIn, RefundIn, RenewIn, SaleIn, UseIn
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
-
-IdemKey = Header(
-    None,
-    alias="Idempotency-Key",
-    description="Retries with the same key return the stored answer; a different body gives 409.",
-)
-
-
-def _answer(status: int, body: dict[str, Any], replayed: bool) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return FastJSON(body, status_code=status, headers=headers)
 
 
 @router.post("/subscription-plans", status_code=201, summary="Create a subscription programme")
@@ -54,7 +43,7 @@ def change_plan(plan_id: int, body: PlanChangeIn, who: Actor = Depends(manager))
 @router.post("/subscriptions", status_code=201, summary="Sell a subscription on a guest's card")
 def sell(body: SaleIn, who: Actor = Depends(any_actor), idempotency_key: str | None = IdemKey) -> Response:
     with db.transaction() as session:
-        return _answer(*service.sell(session, who, body, idempotency_key))
+        return idempotent(*service.sell(session, who, body, idempotency_key))
 
 
 @router.get("/subscriptions", summary="Subscriptions, newest first")
@@ -105,7 +94,7 @@ def use(
     idempotency_key: str | None = IdemKey,
 ) -> Response:
     with db.transaction() as session:
-        return _answer(*service.use(session, who, subscription_id, body or UseIn(), idempotency_key))
+        return idempotent(*service.use(session, who, subscription_id, body or UseIn(), idempotency_key))
 
 
 @router.post("/subscriptions/{subscription_id}/renewals", status_code=201, summary="Renew for another period")
@@ -116,7 +105,7 @@ def renew(
     idempotency_key: str | None = IdemKey,
 ) -> Response:
     with db.transaction() as session:
-        return _answer(*service.renew(session, who, subscription_id, body or RenewIn(), idempotency_key))
+        return idempotent(*service.renew(session, who, subscription_id, body or RenewIn(), idempotency_key))
 
 
 @router.post(
@@ -131,4 +120,4 @@ def refund(
     idempotency_key: str | None = IdemKey,
 ) -> Response:
     with db.transaction() as session:
-        return _answer(*service.refund(session, who, subscription_id, body or RefundIn(), idempotency_key))
+        return idempotent(*service.refund(session, who, subscription_id, body or RefundIn(), idempotency_key))
