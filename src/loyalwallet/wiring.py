@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.integrations.iiko import cli as iiko_cli
+from loyalwallet.integrations.rkeeper import cli as rkeeper_cli
 from loyalwallet.merchants import cli as merchants_cli
 from loyalwallet.outbox import handlers as outbox
 from loyalwallet.outbox.handlers import Handler, Periodic
@@ -268,6 +269,7 @@ CLI_APPS: list[tuple[str, typer.Typer]] = [
     ("search", search_cli.app),
     ("staff", staff_cli.app),
     ("iiko", iiko_cli.app),
+    ("rkeeper", rkeeper_cli.app),
 ]
 
 
@@ -330,6 +332,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.fraud import pages as fraud_pages
     from loyalwallet.integrations.iiko import api as iiko_api
     from loyalwallet.integrations.iiko import pages as iiko_pages
+    from loyalwallet.integrations.rkeeper import api as rkeeper_api
     from loyalwallet.merchants import api as merchants_api
     from loyalwallet.merchants import pages as merchant_pages
     from loyalwallet.messaging import api as messaging_api
@@ -397,6 +400,7 @@ def routers() -> list[APIRouter]:
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
         iiko_api.router,
         iiko_pages.router,
+        rkeeper_api.router,  # FarCards' HTTP module: /integrations/rkeeper/...
         wallet_pages.router,  # /admin/wallets
         sms_pages.router,  # /admin/sms
         ops_api.router,  # /readyz, /metrics
