@@ -138,6 +138,7 @@ class FakeRkeeper:
         spent: int,
         *,
         paid_from_card: int = 0,
+        discount: int = 0,
         check_no: int | None = None,
         guid: str | None = None,
     ) -> tuple[Answer, int, str]:
@@ -147,6 +148,7 @@ class FakeRkeeper:
         check_no = check_no or next(self._checks)
         guid = guid or "{" + str(uuid.uuid4()).upper() + "}"
         moves = [(3, spent)] + ([(0, -paid_from_card)] if paid_from_card else [])
+        moves += [(1, -discount)] if discount else []  # the card's discount r_keeper gave
         total = spent + paid_from_card
         return (
             self.transactions(card, moves, check_no=check_no, guid=guid, lines=[("Обед", total)]),

@@ -193,3 +193,46 @@ def test_a_check_of_an_unknown_card_or_too_many_points_books_nothing(rk: RkShop)
     assert r.result == 1 and r.attrs["ErrorCode"] in {"insufficient_points", "redeem_limit_exceeded"}
     assert _purchases(rk) == [] and _count(RkeeperCheck, rk.merchant_id) == 0
     assert _view(rk, card["code"])["balance"] == 0
+
+
+def test_a_partial_cancellation_refunds_its_share(rk: RkShop) -> None:
+    card = _card(rk)
+    _, check_no, guid = rk.till.close_check(card["code"], 40_000)
+    assert _view(rk, card["code"])["balance"] == 40
+    assert rk.till.cancel_check(card["code"], 10_000, check_no=check_no, guid=guid).result == 0
+    assert _view(rk, card["code"])["balance"] == 30  # a quarter of the check, a quarter of the points
+    purchase = _purchases(rk)[-1]
+    assert purchase.refunded_amount == 10_000
+
+
+def test_a_deleting_check_with_its_own_number_finds_the_check_by_guid(rk: RkShop) -> None:
+    card = _card(rk)
+    _, check_no, guid = rk.till.close_check(card["code"], 35_000)
+    storno = rk.till.cancel_check(card["code"], 35_000, check_no=check_no + 500, guid=guid)
+    assert storno.result == 0
+    assert _view(rk, card["code"])["balance"] == 0
+    unknown = rk.till.cancel_check(card["code"], 5_000, check_no=9_999, guid="{0000-UNKNOWN}")
+    assert unknown.result == 0  # nothing of ours to reverse: accepted, recorded as skipped
+    with db.read() as session:
+        states = sorted(
+            session.scalars(
+                select(RkeeperCheck.state).where(RkeeperCheck.merchant_id == rk.merchant_id)
+            ).all()
+        )
+    assert states == ["reversed", "skipped"]
+
+
+def test_a_discount_programme_answers_its_tier_and_percentage(rk: RkShop) -> None:
+    from loyalwallet.integrations.rkeeper import service
+
+    program = rk.shop.program("discount")
+    with db.transaction() as session:
+        service.connect(session, rk.merchant_id, program, tiers={"Base": {"discount": 11}})
+    card = rk.shop.card(program, random_phone(), name="Пётр")
+    info = rk.till.card_info(card["code"])
+    assert info.result == 0 and info.int("Discount") == 11 and info.int("Summa") == 0
+    assert info.attrs["Holder"] == "Пётр" and "5%" in info.attrs["ShowInfo"]
+    answer, _, _ = rk.till.close_check(card["code"], 95_000, discount=5_000)  # r_keeper gave 5 %
+    assert answer.result == 0
+    assert _purchases(rk)[-1].amount == 100_000  # the check before the discount, priced by our rules
+    assert _view(rk, card["code"])["spend"] == 95_000  # the same 5 % in our ledger

@@ -75,6 +75,7 @@ class Movement:
     check_key: str
     spent: int  # the guest's own money (kind 3), kopecks; negative when cancelled
     paid_from_card: int  # paid from the card's account (kind 0, sign flipped); negative when cancelled
+    discount: int = 0  # the card's discount r_keeper gave (kind 1, sign flipped); negative when cancelled
 
     @property
     def is_sale(self) -> bool:
@@ -201,17 +202,20 @@ def parse_transactions(body: bytes) -> Batch:
 
 
 def movements(batch: Batch) -> list[Movement]:
-    """Per card and check: the guest's own money and what the card's account paid.
-    Discounts (1) and r_keeper's own bonuses (2) are r_keeper's arithmetic, not ours:
-    our programme accrues by its own rules."""
+    """Per card and check: the guest's own money, what the card's account paid and the
+    card's discount r_keeper gave (a discount programme books the check before it).
+    r_keeper's own bonuses (kind 2) are its arithmetic, not ours: our programme accrues
+    by its own rules."""
     sums: dict[tuple[str, str], list[int]] = {}
     for tx in batch.transactions:
-        entry = sums.setdefault((tx.card, tx.check_key), [0, 0])
+        entry = sums.setdefault((tx.card, tx.check_key), [0, 0, 0])
         if tx.kind == 3:
             entry[0] += tx.summa
         elif tx.kind == 0:
             entry[1] -= tx.summa
-    return [Movement(card, key, spent, paid) for (card, key), (spent, paid) in sums.items()]
+        elif tx.kind == 1:
+            entry[2] -= tx.summa
+    return [Movement(card, key, *sums_) for (card, key), sums_ in sums.items()]
 
 
 def mask_holder(name: str | None, fallback: str) -> str:

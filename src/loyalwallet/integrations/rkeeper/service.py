@@ -315,9 +315,12 @@ def _sale(
                 f"{move.paid_from_card} kopecks paid from the card is not a whole number of points",
             )
         redeem = move.paid_from_card // value
+    # A discount programme's discount was given by r_keeper (its number, our percentage):
+    # the check before it is what our rules price, so the ledger sees the same discount.
+    before = move.discount if program.kind == "discount" else 0
     body = PurchaseIn(
         card=card.code,
-        amount=move.spent + move.paid_from_card,
+        amount=move.spent + move.paid_from_card + before,
         redeem_points=redeem,
         external_id=f"rkeeper:{move.check_key}"[:128],
     )
@@ -347,7 +350,9 @@ def _storno(session: Session, target: RkeeperCheck, move: rules.Movement, actor:
     assert target.purchase_id is not None
     purchase = session.get(Purchase, target.purchase_id)
     assert purchase is not None
-    cancelled = -(move.spent + move.paid_from_card)
+    program = session.get(Program, purchase.program_id)
+    before = move.discount if program is not None and program.kind == "discount" else 0
+    cancelled = -(move.spent + move.paid_from_card + before)
     left = purchase.amount - purchase.refunded_amount
     amount = None if cancelled >= left else cancelled  # a whole cancellation reverses in full
     checkout.refund(
