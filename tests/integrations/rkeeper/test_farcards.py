@@ -148,6 +148,8 @@ def test_a_wrong_secret_is_refused_and_nothing_is_written(rk: RkShop) -> None:
     assert r.status == 401 and r.result == 1 and r.attrs["ErrorCode"] == "unauthorized"
     other = f"/integrations/rkeeper/{rk.merchant_id + 10_000}/{rk.secret}"
     assert rk.till.post("GetCardInfoEx", query, address=other).attrs["ErrorCode"] == "unauthorized"
+    odd = f"/integrations/rkeeper/{rk.merchant_id}x/{rk.secret}"
+    assert rk.till.post("GetCardInfoEx", query, address=odd).status == 401
     rk.till.address = wrong
     r, _, _ = rk.till.close_check(card["code"], 35_000)
     assert r.status == 401 and r.attrs["ErrorCode"] == "unauthorized"
