@@ -238,3 +238,16 @@ def test_a_discount_programme_answers_its_tier_and_percentage(rk: RkShop) -> Non
     assert answer.result == 0
     assert _purchases(rk)[-1].amount == 100_000  # the check before the discount, priced by our rules
     assert _view(rk, card["code"])["spend"] == 95_000  # the same 5 % in our ledger
+
+
+def test_a_stamp_programme_counts_a_stamp_per_check(rk: RkShop) -> None:
+    from loyalwallet.integrations.rkeeper import service
+
+    program = rk.shop.program("stamp")
+    with db.transaction() as session:
+        service.connect(session, rk.merchant_id, program)
+    card = rk.shop.card(program, random_phone())
+    answer, _, _ = rk.till.close_check(card["code"], 25_000)
+    assert answer.result == 0 and _view(rk, card["code"])["stamps"] == 1
+    info = rk.till.card_info(card["code"])
+    assert info.result == 0 and info.int("Summa") == 0 and info.attrs["ShowInfo"].startswith("1 штамп")
