@@ -26,6 +26,7 @@ from loyalwallet.feedback.models import Feedback
 from loyalwallet.fraud.models import Alert, Digest, TelegramLink
 from loyalwallet.imports.models import CardCodeRange
 from loyalwallet.integrations.iiko.models import IikoConnection, IikoGuest, IikoOrder, IikoTopup
+from loyalwallet.integrations.rkeeper.models import RkeeperCheck, RkeeperConnection
 from loyalwallet.merchants.models import ApiKey, AuditLog, Location, Merchant, Staff, StaffLocation
 from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.models import OutboxMessage, PeriodicRun, WorkerHeartbeat
@@ -99,6 +100,8 @@ __all__ = [
     "PurchaseLine",
     "RateHit",
     "Refund",
+    "RkeeperCheck",
+    "RkeeperConnection",
     "RollupState",
     "Staff",
     "StaffLocation",

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.integrations.iiko import cli as iiko_cli
+from loyalwallet.integrations.rkeeper import cli as rkeeper_cli
 from loyalwallet.merchants import cli as merchants_cli
 from loyalwallet.outbox import handlers as outbox
 from loyalwallet.outbox.handlers import Handler, Periodic
@@ -250,6 +251,7 @@ NAV_SECTIONS: list[Section] = [
     Section("locations", N_("Locations"), "/admin/locations", role="owner", order=91),
     Section("api_keys", N_("API keys"), "/admin/api-keys", role="owner", order=92),
     Section("iiko", N_("iiko"), "/admin/iiko", role="owner", order=93),
+    Section("rkeeper", N_("r_keeper"), "/admin/rkeeper", role="owner", order=93),
     Section("wallets", N_("Wallets"), "/admin/wallets", role="owner", order=94),
     Section("sms", N_("SMS"), "/admin/sms", role="owner", order=95),
     Section("telegram_card", N_("Telegram card"), "/admin/telegram-card", role="owner", order=96),
@@ -268,6 +270,7 @@ CLI_APPS: list[tuple[str, typer.Typer]] = [
     ("search", search_cli.app),
     ("staff", staff_cli.app),
     ("iiko", iiko_cli.app),
+    ("rkeeper", rkeeper_cli.app),
 ]
 
 
@@ -330,6 +333,8 @@ def routers() -> list[APIRouter]:
     from loyalwallet.fraud import pages as fraud_pages
     from loyalwallet.integrations.iiko import api as iiko_api
     from loyalwallet.integrations.iiko import pages as iiko_pages
+    from loyalwallet.integrations.rkeeper import api as rkeeper_api
+    from loyalwallet.integrations.rkeeper import pages as rkeeper_pages
     from loyalwallet.merchants import api as merchants_api
     from loyalwallet.merchants import pages as merchant_pages
     from loyalwallet.messaging import api as messaging_api
@@ -397,6 +402,8 @@ def routers() -> list[APIRouter]:
         web_front.router,  # /, /favicon.ico, /docs and /redoc served offline
         iiko_api.router,
         iiko_pages.router,
+        rkeeper_api.router,  # FarCards' HTTP module: /integrations/rkeeper/...
+        rkeeper_pages.router,
         wallet_pages.router,  # /admin/wallets
         sms_pages.router,  # /admin/sms
         ops_api.router,  # /readyz, /metrics
