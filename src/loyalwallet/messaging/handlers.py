@@ -12,10 +12,12 @@ from sqlalchemy import update
 
 from loyalwallet import crypto, db
 from loyalwallet.cards.views import card_view
+from loyalwallet.enrollment import sms
 from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.webcard import brand, load_card_by_id
 from loyalwallet.errors import DomainError
-from loyalwallet.messaging import email, rules
+from loyalwallet.merchants.models import Merchant
+from loyalwallet.messaging import email, reports, rules
 from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.text import gettext_for
@@ -91,3 +93,29 @@ def _mark(send_id: object, status: str) -> None:
         return
     with db.transaction() as session:
         session.execute(update(CardSend).where(CardSend.id == send_id).values(status=status))
+
+
+def send_card_sms(msg: Delivery) -> None:
+    """sms.card: the card's link by SMS; SMS.ru's sms_id is kept to follow its delivery."""
+    if msg.merchant_id is None:
+        raise Permanent("an SMS needs a merchant")
+    phone, text = sms.open_payload(msg.merchant_id, msg.payload)
+    with db.read() as session:
+        config = sms.config_for(session.get(Merchant, msg.merchant_id))
+    send_id = msg.payload.get("send_id")
+    try:
+        result = sms.build_provider(config).send(phone, text, sender=config.sender)
+    except sms.SmsError as exc:
+        if exc.permanent:
+            _mark(send_id, "failed")
+            raise Permanent(str(exc)) from exc
+        raise Retry(str(exc)) from exc
+    with db.transaction() as session:
+        if isinstance(send_id, int):
+            session.execute(update(CardSend).where(CardSend.id == send_id).values(status="sent"))
+        reports.record_sms(
+            session,
+            msg.merchant_id,
+            result.message_id,
+            card_send_id=send_id if isinstance(send_id, int) else None,
+        )
