@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.integrations.iiko import cli as iiko_cli
 from loyalwallet.merchants import cli as merchants_cli
+from loyalwallet.messaging import cli as messaging_cli
 from loyalwallet.outbox import handlers as outbox
 from loyalwallet.outbox.handlers import Handler, Periodic
 from loyalwallet.search import cli as search_cli
@@ -271,6 +272,7 @@ CLI_APPS: list[tuple[str, typer.Typer]] = [
     ("search", search_cli.app),
     ("staff", staff_cli.app),
     ("iiko", iiko_cli.app),
+    ("email", messaging_cli.app),
 ]
 
 

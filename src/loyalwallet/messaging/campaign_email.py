@@ -25,7 +25,7 @@ from loyalwallet.customers.models import Customer
 from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.webcard import brand
 from loyalwallet.merchants.models import Merchant
-from loyalwallet.messaging import email, rules, unsubscribe
+from loyalwallet.messaging import bounces, email, rules, unsubscribe
 from loyalwallet.outbox.handlers import Delivery, Retry
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
@@ -152,9 +152,25 @@ def _prepare(
     return out, skip
 
 
-def _mark(campaign_id: int, marks: dict[str, list[int]]) -> None:
+def _mark(
+    campaign_id: int, marks: dict[str, list[int]], trails: dict[int, tuple[str, str]] | None = None
+) -> None:
     now = db.utcnow()
     with db.transaction() as session:
+        if trails:
+            c = session.get(Campaign, campaign_id)
+            sent = set(marks.get("sent", ()))
+            for recipient_id, (token, to) in trails.items():
+                if c is not None and recipient_id in sent:
+                    bounces.record(
+                        session,
+                        c.merchant_id,
+                        token,
+                        to,
+                        campaign_id=campaign_id,
+                        recipient_id=recipient_id,
+                        now=now,
+                    )
         for status, ids in marks.items():
             if ids:
                 session.execute(
@@ -176,6 +192,9 @@ def deliver(msg: Delivery) -> None:
     sender = provider.settings.sender if isinstance(provider, email.SmtpProvider) else "loyalwallet@localhost"
     items, skip = _prepare(campaign_id, [int(i) for i in msg.payload["recipient_ids"]], sender)
     marks: dict[str, list[int]] = {"sent": [], "bounced": [], "failed": [], "skipped": skip}
+    # recipient -> (bounce token, address): each message's own Return-Path (messaging.bounces)
+    trails: dict[int, tuple[str, str]] = {}
+    verp = isinstance(provider, email.SmtpProvider) and bounces.bounce_address() is not None
     conn: Any = None
     try:
         if isinstance(provider, email.SmtpProvider) and items:
@@ -183,7 +202,12 @@ def deliver(msg: Delivery) -> None:
         for recipient_id, to, data in items:
             try:
                 if isinstance(provider, email.SmtpProvider):
-                    provider.send_bytes(to, data, smtp=conn)
+                    envelope = None
+                    if verp:
+                        token = bounces.new_token()
+                        envelope = bounces.envelope_for(token)
+                        trails[recipient_id] = (token, to)
+                    provider.send_bytes(to, data, smtp=conn, envelope_from=envelope)
                 else:
                     provider.send(email_parser.BytesParser(policy=_POLICY).parsebytes(data))
             except email.EmailError as exc:
@@ -196,7 +220,7 @@ def deliver(msg: Delivery) -> None:
             else:
                 marks["sent"].append(recipient_id)
     except email.EmailError as exc:
-        _mark(campaign_id, marks)  # what went out stays out; a retry sends the rest
+        _mark(campaign_id, marks, trails)  # what went out stays out; a retry sends the rest
         raise Retry(str(exc)) from exc
     finally:
         if conn is not None:
@@ -204,4 +228,4 @@ def deliver(msg: Delivery) -> None:
                 conn.quit()
             except Exception:  # the connection may be gone already
                 conn.close()
-    _mark(campaign_id, marks)
+    _mark(campaign_id, marks, trails)

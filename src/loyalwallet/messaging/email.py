@@ -90,14 +90,19 @@ class SmtpProvider:
             raise EmailError(f"smtp connect: {type(exc).__name__}: {exc}"[:300]) from exc
         return smtp
 
-    def send(self, message: EmailMessage, smtp: smtplib.SMTP | None = None) -> None:
+    def send(
+        self, message: EmailMessage, smtp: smtplib.SMTP | None = None, envelope_from: str | None = None
+    ) -> None:
+        """`envelope_from`: the Return-Path late bounces come back to (messaging.bounces)."""
         if "From" not in message:
             message["From"] = self.settings.sender
-        self._deliver(smtp, lambda conn: conn.send_message(message))
+        self._deliver(smtp, lambda conn: conn.send_message(message, from_addr=envelope_from))
 
-    def send_bytes(self, to: str, data: bytes, smtp: smtplib.SMTP | None = None) -> None:
+    def send_bytes(
+        self, to: str, data: bytes, smtp: smtplib.SMTP | None = None, envelope_from: str | None = None
+    ) -> None:
         """A message already rendered (its From is the configured sender)."""
-        self._deliver(smtp, lambda conn: conn.sendmail(self.settings.sender, [to], data))
+        self._deliver(smtp, lambda conn: conn.sendmail(envelope_from or self.settings.sender, [to], data))
 
     def _deliver(self, smtp: smtplib.SMTP | None, action: Callable[[smtplib.SMTP], object]) -> None:
         own = smtp is None

@@ -17,7 +17,7 @@ from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.webcard import brand, load_card_by_id
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.models import Merchant
-from loyalwallet.messaging import email, reports, rules
+from loyalwallet.messaging import bounces, email, reports, rules
 from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.text import gettext_for
@@ -77,8 +77,14 @@ def send_email(msg: Delivery) -> None:
     except DomainError as exc:
         raise Permanent(str(exc)) from exc
     send_id = msg.payload.get("send_id")
+    provider = email.get_provider()
+    token = bounces.new_token()
+    envelope = bounces.envelope_for(token) if isinstance(provider, email.SmtpProvider) else None
     try:
-        email.get_provider().send(message)
+        if isinstance(provider, email.SmtpProvider):
+            provider.send(message, envelope_from=envelope)
+        else:
+            provider.send(message)
     except email.EmailError as exc:
         if exc.permanent:
             log.info("outbox %s: e-mail bounced or refused: %s", msg.id, exc)
@@ -86,6 +92,15 @@ def send_email(msg: Delivery) -> None:
             raise Permanent(str(exc)) from exc
         raise Retry(str(exc)) from exc
     _mark(send_id, "sent")
+    if envelope is not None:  # a late bounce can find this send
+        with db.transaction() as session:
+            bounces.record(
+                session,
+                msg.merchant_id,
+                token,
+                to,
+                card_send_id=send_id if isinstance(send_id, int) else None,
+            )
 
 
 def _mark(send_id: object, status: str) -> None:
