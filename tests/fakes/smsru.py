@@ -232,7 +232,7 @@ def start() -> FakeSmsRu:
             else:
                 with fake.lock:
                     n = len(fake.received) + 1
-                    sms_id = f"{fake.prefix}-{n:08d}"
+                    sms_id = f"000000-{fake.prefix}{n:06d}"
                     fake.received.append(Received(to, form.get("msg", ""), form.get("from"), form, sms_id))
                 entry = {"status": "OK", "status_code": 100, "sms_id": sms_id}
             self._answer(200, {"status": "OK", "status_code": 100, "sms": {to: entry}, "balance": 100.5})

@@ -8,6 +8,7 @@ retries the rest."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from email import parser as email_parser
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -96,21 +97,60 @@ def compose(
     return message.as_bytes()
 
 
-def render(template: bytes, merchant_id: int, card: Card, customer: Customer, to: str) -> bytes:
+# The looks composed in this process, kept across the campaign's chunks (composing is most
+# of a chunk's own work): keyed by everything a look is made of, short-lived so a change
+# of the merchant's logo or name shows within minutes, bounded.
+_LOOKS: dict[tuple[Any, ...], tuple[float, bytes]] = {}
+_LOOKS_MAX = 64
+_LOOKS_TTL = 600.0
+
+
+def look_of(
+    c: Campaign, merchant: Merchant, program: Program, tier: str | None, lang: str, sender: str
+) -> bytes:
+    key = (
+        c.id,
+        c.updated_at,
+        c.header,
+        c.body,
+        program.id,
+        program.updated_at,
+        tier,
+        lang,
+        sender,
+        merchant.name,
+    )
+    now = time.monotonic()
+    hit = _LOOKS.get(key)
+    if hit is not None and now - hit[0] < _LOOKS_TTL:
+        return hit[1]
+    template = compose(c, merchant, program, tier, lang, sender)
+    if len(_LOOKS) >= _LOOKS_MAX:
+        _LOOKS.pop(next(iter(_LOOKS)))
+    _LOOKS[key] = (now, template)
+    return template
+
+
+def render(template: bytes, merchant_id: int, public_token: str, customer_id: int, to: str) -> bytes:
+    """One guest's copy of a look: the address, card link, unsubscribe link, Message-ID."""
     base = base_url().rstrip("/")
     return (
-        template.replace(_TO.encode(), to.encode())
-        .replace(_CARD.encode(), f"{base}/c/{card.public_token}".encode())
-        .replace(_LEAVE.encode(), unsubscribe.url(merchant_id, customer.id).encode())
-        .replace(_MID.encode(), make_msgid(domain="loyalwallet").encode())
+        template.replace(_TO_B, to.encode())
+        .replace(_CARD_B, f"{base}/c/{public_token}".encode())
+        .replace(_LEAVE_B, unsubscribe.url(merchant_id, customer_id).encode())
+        .replace(_MID_B, make_msgid(domain="loyalwallet").encode())
     )
+
+
+_TO_B, _CARD_B, _LEAVE_B, _MID_B = (_TO.encode(), _CARD.encode(), _LEAVE.encode(), _MID.encode())
 
 
 def _prepare(
     campaign_id: int, recipient_ids: list[int], sender: str
 ) -> tuple[list[tuple[int, str, bytes]], list[int]]:
     """The messages (recipient, address, bytes) of the recipients still pending, and
-    those to skip."""
+    those to skip. Only the columns a message needs are read (whole card and guest rows
+    cost more to load than the message costs to send); programs once each."""
     out: list[tuple[int, str, bytes]] = []
     looks: dict[tuple[int, str | None, str], bytes] = {}
     skip: list[int] = []
@@ -121,9 +161,19 @@ def _prepare(
         merchant = session.get(Merchant, c.merchant_id)
         assert merchant is not None
         rows = session.execute(
-            select(CampaignRecipient.id, Card, Program, Customer)
+            select(
+                CampaignRecipient.id,
+                Card.status,
+                Card.tier,
+                Card.public_token,
+                Card.program_id,
+                Customer.id,
+                Customer.email_enc,
+                Customer.marketing_consent,
+                Customer.erased_at,
+                Customer.locale,
+            )
             .join(Card, Card.id == CampaignRecipient.card_id)
-            .join(Program, Program.id == Card.program_id)
             .join(Customer, Customer.id == Card.customer_id)
             .where(CampaignRecipient.id.in_(recipient_ids), CampaignRecipient.status == "pending")
             .order_by(CampaignRecipient.id)
@@ -132,23 +182,34 @@ def _prepare(
         skip += [i for i in recipient_ids if i not in seen]
         if c.status == "cancelled":
             return [], [*skip, *seen]
-        for recipient_id, card, program, customer in rows:
-            to = crypto.open_(customer.email_enc, merchant_id=merchant.id, column="email")
-            if (
-                not to
-                or not customer.marketing_consent
-                or customer.erased_at is not None
-                or card.status != "active"
-            ):
+        programs: dict[int, Program] = {}
+        for (
+            recipient_id,
+            status,
+            tier,
+            public_token,
+            program_id,
+            customer_id,
+            email_enc,
+            consent,
+            erased,
+            locale,
+        ) in rows:
+            to = crypto.open_(email_enc, merchant_id=merchant.id, column="email")
+            if not to or not consent or erased is not None or status != "active":
                 skip.append(recipient_id)
                 continue
             if not to.isascii():  # an internationalised address: not handled yet
                 skip.append(recipient_id)
                 continue
-            key = (program.id, card.tier, customer.locale or merchant.locale or "ru")
+            key = (program_id, tier, locale or merchant.locale or "ru")
             if key not in looks:
-                looks[key] = compose(c, merchant, program, card.tier, key[2], sender)
-            out.append((recipient_id, to, render(looks[key], merchant.id, card, customer, to)))
+                if program_id not in programs:
+                    program = session.get(Program, program_id)
+                    assert program is not None
+                    programs[program_id] = program
+                looks[key] = look_of(c, merchant, programs[program_id], tier, key[2], sender)
+            out.append((recipient_id, to, render(looks[key], merchant.id, public_token, customer_id, to)))
     return out, skip
 
 
