@@ -1,8 +1,8 @@
 """E-mail campaigns: campaigns.delivery.CHANNELS["email"] hands a chunk of recipients
 to `email.campaign` rows; the worker composes each message (the campaign's text, the
 card's colours, logo and link, List-Unsubscribe headers) and sends the chunk over one
-SMTP connection. Each recipient ends sent, bounced (the address was refused) or skipped
-(no address, consent withdrawn since); a connection failure marks what went out and
+SMTP connection, kept for the next chunk (email.borrow). Each recipient ends sent,
+bounced (the address was refused) or skipped (no address, consent withdrawn since); a connection failure marks what went out and
 retries the rest."""
 
 from __future__ import annotations
@@ -257,9 +257,10 @@ def deliver(msg: Delivery) -> None:
     trails: dict[int, tuple[str, str]] = {}
     verp = isinstance(provider, email.SmtpProvider) and bounces.bounce_address() is not None
     conn: Any = None
+    kept = False
     try:
         if isinstance(provider, email.SmtpProvider) and items:
-            conn = provider.connect()
+            conn = email.borrow(provider)
         for recipient_id, to, data in items:
             try:
                 if isinstance(provider, email.SmtpProvider):
@@ -280,13 +281,13 @@ def deliver(msg: Delivery) -> None:
                     raise
             else:
                 marks["sent"].append(recipient_id)
+        if conn is not None and isinstance(provider, email.SmtpProvider):
+            email.give_back(provider, conn)  # the next chunk goes on over it
+            kept = True
     except email.EmailError as exc:
         _mark(campaign_id, marks, trails)  # what went out stays out; a retry sends the rest
         raise Retry(str(exc)) from exc
     finally:
-        if conn is not None:
-            try:
-                conn.quit()
-            except Exception:  # the connection may be gone already
-                conn.close()
+        if conn is not None and not kept:
+            email.close(conn)
     _mark(campaign_id, marks, trails)

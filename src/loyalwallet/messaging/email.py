@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -123,6 +125,44 @@ class SmtpProvider:
                     conn.quit()
                 except (OSError, smtplib.SMTPException):
                     conn.close()
+
+
+# One SMTP connection kept per worker thread between a campaign's chunks: a fresh
+# connection costs the TCP handshake, the greeting and EHLO (and TLS, and the login) for
+# every 100 messages. Checked with NOOP before reuse; dropped after IDLE_SECONDS.
+IDLE_SECONDS = 30.0
+_held = threading.local()
+
+
+def borrow(provider: SmtpProvider) -> smtplib.SMTP:
+    """A live connection for these settings: the one this thread kept, else a new one."""
+    held = getattr(_held, "conn", None)
+    _held.conn = None
+    if held is not None:
+        settings, conn, since = held
+        if settings == provider.settings and time.monotonic() - since < IDLE_SECONDS:
+            try:
+                if conn.noop()[0] == 250:
+                    return conn
+            except (OSError, smtplib.SMTPException):
+                pass
+        close(conn)
+    return provider.connect()
+
+
+def give_back(provider: SmtpProvider, conn: smtplib.SMTP) -> None:
+    """Keep a connection whose last transaction ended well for this thread's next chunk."""
+    old = getattr(_held, "conn", None)
+    if old is not None:
+        close(old[1])
+    _held.conn = (provider.settings, conn, time.monotonic())
+
+
+def close(conn: smtplib.SMTP) -> None:
+    try:
+        conn.quit()
+    except (OSError, smtplib.SMTPException):
+        conn.close()
 
 
 class ConsoleProvider:
