@@ -2,8 +2,8 @@
 to `email.campaign` rows; the worker composes each message (the campaign's text, the
 card's colours, logo and link, List-Unsubscribe headers) and sends the chunk over one
 SMTP connection, kept for the next chunk (email.borrow). Each recipient ends sent,
-bounced (the address was refused) or skipped (no address, consent withdrawn since); a connection failure marks what went out and
-retries the rest."""
+bounced (the address was refused) or skipped (no address, consent withdrawn since); a
+connection failure marks what went out and retries the rest."""
 
 from __future__ import annotations
 
