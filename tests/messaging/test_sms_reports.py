@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from fakes import smsru
 from loyalwallet import db
+from loyalwallet.cards.models import Card
 from loyalwallet.messaging import reports
 from loyalwallet.messaging.models import CardSend, MessageDelivery
 from loyalwallet.outbox import worker
@@ -25,7 +26,9 @@ def _send_status(shop: Shop) -> list[str]:
         )
 
 
-def test_a_card_link_is_followed_by_the_status_poll(shop: Shop, fake_smsru: smsru.FakeSmsRu) -> None:
+def test_a_card_link_is_followed_by_the_status_poll(
+    shop: Shop, fake_smsru: smsru.FakeSmsRu, app: object
+) -> None:
     program = shop.program("bonus")
     phone = random_phone()
     card = shop.card(program, phone=phone)
@@ -53,6 +56,14 @@ def test_a_card_link_is_followed_by_the_status_poll(shop: Shop, fake_smsru: smsr
     asked = len(fake_smsru.status_requests)
     reports.poll(now + dt.timedelta(days=3))
     assert all(got.sms_id not in r["sms_id"] for r in fake_smsru.status_requests[asked:])
+
+    # The guest's admin page shows how the card went.
+    from staff_support import add_staff, login
+
+    with db.read() as session:
+        customer_id = session.scalar(select(Card.customer_id).where(Card.code == card["code"]))
+    page = login(app, add_staff(shop, "manager")).get(f"/admin/guests/{customer_id}?lang=ru").text
+    assert 'data-send-status="delivered"' in page and "доставлено" in page
 
 
 def test_the_poll_gives_up(shop: Shop, fake_smsru: smsru.FakeSmsRu) -> None:
