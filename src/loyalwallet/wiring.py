@@ -273,6 +273,7 @@ CLI_APPS: list[tuple[str, typer.Typer]] = [
     ("staff", staff_cli.app),
     ("iiko", iiko_cli.app),
     ("email", messaging_cli.app),
+    ("sms", messaging_cli.sms_app),
 ]
 
 

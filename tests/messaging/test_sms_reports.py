@@ -126,3 +126,24 @@ def test_a_campaign_counts_the_callbacks_reports(
     manager = login(live_server.app, add_staff(shop, "manager"))  # type: ignore[attr-defined]
     page = manager.get(f"/admin/campaigns/{cid}").text
     assert "data-sms-delivered>2<" in page and "data-sms-undelivered>1<" in page
+
+
+def test_the_callback_address_command(settings) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "LOYALWALLET_DATABASE_URL": settings.database_url,
+        "LOYALWALLET_DATA_DIR": str(settings.data_dir),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "loyalwallet.cli", "sms", "callback-url"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith(f"/sms/callback/{reports.callback_secret()}")

@@ -41,3 +41,15 @@ def bounce(
         typer.echo(f"database unavailable: {type(exc).__name__}", err=True)
         raise typer.Exit(75) from None
     typer.echo(outcome)
+
+
+sms_app = typer.Typer(no_args_is_help=True, help="SMS: delivery reports.")
+
+
+@sms_app.command("callback-url")
+def callback_url() -> None:
+    """Print the address to give SMS.ru's callback settings (delivery reports)."""
+    from loyalwallet.messaging import reports
+
+    runtime.start()
+    typer.echo(reports.callback_url())
