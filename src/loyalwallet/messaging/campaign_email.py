@@ -8,6 +8,7 @@ connection failure marks what went out and retries the rest."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from email import parser as email_parser
 from email import policy as email_policy
@@ -103,6 +104,7 @@ def compose(
 _LOOKS: dict[tuple[Any, ...], tuple[float, bytes]] = {}
 _LOOKS_MAX = 64
 _LOOKS_TTL = 600.0
+_LOOKS_LOCK = threading.Lock()
 
 
 def look_of(
@@ -121,13 +123,15 @@ def look_of(
         merchant.name,
     )
     now = time.monotonic()
-    hit = _LOOKS.get(key)
+    with _LOOKS_LOCK:  # the worker's threads share it
+        hit = _LOOKS.get(key)
     if hit is not None and now - hit[0] < _LOOKS_TTL:
         return hit[1]
     template = compose(c, merchant, program, tier, lang, sender)
-    if len(_LOOKS) >= _LOOKS_MAX:
-        _LOOKS.pop(next(iter(_LOOKS)))
-    _LOOKS[key] = (now, template)
+    with _LOOKS_LOCK:
+        while len(_LOOKS) >= _LOOKS_MAX:
+            _LOOKS.pop(next(iter(_LOOKS)))
+        _LOOKS[key] = (now, template)
     return template
 
 
