@@ -28,6 +28,7 @@ from loyalwallet.imports import cli as imports_cli
 from loyalwallet.integrations.iiko import cli as iiko_cli
 from loyalwallet.integrations.rkeeper import cli as rkeeper_cli
 from loyalwallet.merchants import cli as merchants_cli
+from loyalwallet.messaging import cli as messaging_cli
 from loyalwallet.outbox import handlers as outbox
 from loyalwallet.outbox.handlers import Handler, Periodic
 from loyalwallet.search import cli as search_cli
@@ -132,6 +133,7 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
     "email.send": Ref("loyalwallet.messaging.handlers:send_email"),  # messaging.service.EMAIL_TOPIC
     "email.campaign": Ref("loyalwallet.messaging.campaign_email:deliver"),  # campaign_email.TOPIC
     "sms.campaign": Ref("loyalwallet.messaging.campaign_sms:deliver"),  # campaign_sms.TOPIC
+    "sms.card": Ref("loyalwallet.messaging.handlers:send_card_sms"),  # messaging.service.SMS_TOPIC
     # A guest's message to the café's bot; the bot's answer, the card, a notice; campaigns.
     "tgcard.update": Ref("loyalwallet.tgcard.handlers:on_update"),  # tgcard.service.UPDATE_TOPIC
     "tgcard.send": Ref("loyalwallet.tgcard.handlers:deliver"),  # tgcard.service.SEND_TOPIC
@@ -155,6 +157,8 @@ PERIODIC: list[Periodic] = [
     Periodic("telegram-link", 5.0, Ref("loyalwallet.fraud.linking:poll_pending")),
     # The guests' bots without a webhook (no HTTPS address): getUpdates.
     Periodic("telegram-card-poll", 3.0, Ref("loyalwallet.tgcard.bots:poll")),
+    # SMS still on their way: sms/status after growing pauses, given up after a day.
+    Periodic("sms-status", 60.0, Ref("loyalwallet.messaging.reports:poll")),
     # Objects not known saved are asked about again now and then (bounded per run).
     Periodic(
         "google-saves",
@@ -271,6 +275,8 @@ CLI_APPS: list[tuple[str, typer.Typer]] = [
     ("staff", staff_cli.app),
     ("iiko", iiko_cli.app),
     ("rkeeper", rkeeper_cli.app),
+    ("email", messaging_cli.app),
+    ("sms", messaging_cli.sms_app),
 ]
 
 

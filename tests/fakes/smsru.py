@@ -1,5 +1,12 @@
-"""A local fake of SMS.ru's HTTP API (POST /sms/send, POST /sms/cost, POST /my/balance), on
-127.0.0.1 in a thread.
+"""A local fake of SMS.ru's HTTP API (POST /sms/send, POST /sms/cost, POST /my/balance,
+GET or POST /sms/status), on 127.0.0.1 in a thread, and its callback.
+
+/sms/status answers as sms.ru/api/status describes: `sms_id` is a comma-separated list;
+per id {"status": "OK", "status_code": <the message's status>, "cost", "status_text"}, or
+{"status": "ERROR", "status_code": -1} for an id it never gave. A sent message is 102
+("on its way") until a test sets its status (`set_status`). `report(url, ...)` calls
+a callback as sms.ru/api/callback describes: POST form fields `data[]`, each
+"sms_status\n<sms_id>\n<code>\n<unix time>", and checks the answer is "100".
 
 /sms/cost answers as sms.ru/api/cost describes: per number {"status", "status_code",
 "cost", "sms"} (the parts: 70 characters a part for Cyrillic, 160 for Latin text, 67/153
@@ -37,6 +44,7 @@ class Received:
     msg: str
     sender: str | None
     form: dict[str, str]
+    sms_id: str | None = None
 
 
 @dataclass
@@ -47,6 +55,31 @@ class FakeSmsRu:
     cost_requests: list[dict[str, str]] = field(default_factory=list)
     script: deque[tuple[str, Any]] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    statuses: dict[str, int] = field(default_factory=dict)
+    # ids unique across runs against a kept database, like the real service's
+    prefix: str = field(default_factory=lambda: f"{__import__('secrets').randbelow(10**6):06d}")
+    status_requests: list[dict[str, str]] = field(default_factory=list)
+
+    def set_status(self, sms_id: str, code: int) -> None:
+        with self.lock:
+            self.statuses[sms_id] = code
+
+    def report(self, url: str, items: list[tuple[str, int]]) -> str:
+        """Call a callback the way SMS.ru does; returns its answer's text (must be "100")."""
+        import time
+        import urllib.request
+
+        body = urllib.parse.urlencode(
+            [("data[]", f"sms_status\n{sms_id}\n{code}\n{int(time.time())}") for sms_id, code in items]
+        ).encode()
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}"
 
     @property
     def url(self) -> str:
@@ -127,7 +160,40 @@ def start() -> FakeSmsRu:
                 },
             )
 
+        def _status(self, form: dict[str, str]) -> None:
+            if form.get("api_id") != API_ID:
+                self._answer(
+                    200, {"status": "ERROR", "status_code": 200, "status_text": "Неправильный api_id"}
+                )
+                return
+            ids = [i for i in form.get("sms_id", "").split(",") if i]
+            if not ids or len(ids) > 100 or form.get("json") != "1":
+                self._answer(200, {"status": "ERROR", "status_code": 202, "status_text": "bad sms_id"})
+                return
+            with fake.lock:
+                fake.status_requests.append(form)
+                known = {r.sms_id for r in fake.received}
+                out: dict[str, Any] = {}
+                for sms_id in ids:
+                    if sms_id not in known:
+                        out[sms_id] = {"status": "ERROR", "status_code": -1, "status_text": "Не найдено"}
+                    else:
+                        code = fake.statuses.get(sms_id, 102)
+                        out[sms_id] = {"status": "OK", "status_code": code, "cost": PRICE, "status_text": ""}
+            self._answer(200, {"status": "OK", "status_code": 100, "sms": out, "balance": 100.5})
+
+        def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            if path != "/sms/status":
+                self._answer(404, {"status": "ERROR", "status_code": 211, "status_text": "method not found"})
+                return
+            self._status(dict(urllib.parse.parse_qsl(query)))
+
         def do_POST(self) -> None:
+            if self.path.split("?")[0] == "/sms/status":
+                length = int(self.headers.get("Content-Length", "0"))
+                self._status(dict(urllib.parse.parse_qsl(self.rfile.read(length).decode())))
+                return
             if self.path.split("?")[0] == "/my/balance":  # sms.ru/api/my_balance
                 length = int(self.headers.get("Content-Length", "0"))
                 form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
@@ -165,9 +231,10 @@ def start() -> FakeSmsRu:
                 entry = {"status": "ERROR", "status_code": code, "status_text": text}
             else:
                 with fake.lock:
-                    fake.received.append(Received(to, form.get("msg", ""), form.get("from"), form))
-                    n = len(fake.received)
-                entry = {"status": "OK", "status_code": 100, "sms_id": f"000000-{n:08d}"}
+                    n = len(fake.received) + 1
+                    sms_id = f"000000-{fake.prefix}{n:06d}"
+                    fake.received.append(Received(to, form.get("msg", ""), form.get("from"), form, sms_id))
+                entry = {"status": "OK", "status_code": 100, "sms_id": sms_id}
             self._answer(200, {"status": "OK", "status_code": 100, "sms": {to: entry}, "balance": 100.5})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -53,6 +53,11 @@ class FakeTelegram:
         self._target = FakeTarget(respond=self._respond).start()
         return self
 
+    def calls(self, method: str, token: str) -> int:
+        """How many times `method` was called with `token` (a revoked one included)."""
+        assert self._target is not None
+        return sum(1 for r in self._target.received() if r.path == f"/bot{token}/{method}")
+
     def stop(self) -> None:
         if self._target is not None:
             self._target.stop()

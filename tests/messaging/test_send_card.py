@@ -56,7 +56,7 @@ def test_send_by_sms_and_email_with_the_cards_links(
         statuses = session.execute(
             select(CardSend.channel, CardSend.status).where(CardSend.merchant_id == shop.merchant_id)
         ).all()
-    assert sorted(tuple(r) for r in statuses) == [("email", "sent"), ("sms", "queued")]
+    assert sorted(tuple(r) for r in statuses) == [("email", "sent"), ("sms", "sent")]
 
 
 def test_bad_input_is_refused_and_writes_nothing(shop: Shop, smtp: FakeSmtp) -> None:

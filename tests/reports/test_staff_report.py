@@ -7,9 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from enrollment_support import sms_code, start
 from feedback_support import card_row, enable
 from loyalwallet import db
+from loyalwallet.cards.models import Card
 from loyalwallet.feedback.queries import make_filters
 from loyalwallet.merchants.actors import system
 from loyalwallet.merchants.service import create_location, get_merchant, today
@@ -119,3 +122,55 @@ def test_staff_report_per_cashier_and_location(shop: Shop, app: Any) -> None:
     assert owner.get("/admin/reports/staff?from=yesterday").status_code == 422
     cashier_view = login(app, olga_login).get("/admin/reports/staff")
     assert cashier_view.status_code in (303, 403)
+
+
+def _report(shop: Shop, group: str, location_id: int | None = None) -> dict[Any, dict[str, Any]]:
+    with db.read() as session:
+        merchant = get_merchant(session, shop.merchant_id)
+        f = make_filters(
+            merchant.timezone, today(merchant), location=str(location_id) if location_id else None
+        )
+        return {r["id"]: r for r in staff_report.report(session, system(shop.merchant_id), f, group)}
+
+
+def test_cards_issued_by_location(shop: Shop, app: Any) -> None:
+    program = shop.program("bonus")
+    with db.transaction() as session:
+        riverside = create_location(session, system(shop.merchant_id), "Riverside").id
+    olga_login = add_staff(shop, "cashier", locations=[shop.location_id])
+    ivan_login = add_staff(shop, "cashier", locations=[riverside])
+    olga, ivan = Till(login(app, olga_login)), Till(login(app, ivan_login))
+    mine = [olga.card(program), olga.card(program), ivan.card(program)]
+
+    # A guest joins through the Riverside counter QR.
+    body = {"program_id": program, "kind": "counter_qr", "name": "River till", "location_id": riverside}
+    channel = shop.post("/api/v1/channels", body, role="manager").json()
+    phone = random_phone()
+    verify = start(shop.client, program, phone, channel=channel["slug"])
+    assert shop.client.post(verify, data={"code": sms_code(phone)}, follow_redirects=False).status_code == 303
+    joined = shop.get(f"/api/v1/cards?phone={phone}").json()["items"][0]["code"]
+
+    with db.read() as session:
+        where = dict(
+            session.execute(
+                select(Card.code, Card.issued_location_id).where(Card.code.in_([*mine, joined]))
+            ).all()
+        )
+    assert [where[c] for c in mine] == [shop.location_id, shop.location_id, riverside]
+    assert where[joined] == riverside
+
+    by_location = _report(shop, "location")
+    assert by_location[shop.location_id]["cards_issued"] == 2
+    assert by_location[riverside]["cards_issued"] == 2
+    # Per cashier at one location: only the cards issued there.
+    at_riverside = _report(shop, "cashier", riverside)
+    assert at_riverside[ivan_login.staff_id]["cards_issued"] == 1
+    assert at_riverside.get(olga_login.staff_id, {"cards_issued": 0})["cards_issued"] == 0
+    assert _report(shop, "cashier")[olga_login.staff_id]["cards_issued"] == 2
+
+    owner = login(app, add_staff(shop, "owner"))
+    csv = owner.get("/admin/reports/staff.csv?group=location").text
+    header, *lines = csv.lstrip("\ufeff").strip().splitlines()
+    column = header.split(",").index("cards_issued")
+    riverside_line = next(line for line in lines if line.startswith("Riverside")).split(",")
+    assert riverside_line[column] == "2"

@@ -502,6 +502,10 @@ def stats(session: Session, c: Campaign) -> dict[str, int]:
     out["google_delivered"] = int(google.get("done", 0))
     out["google_failed"] = int(google.get("dead", 0))
     out["google_pending"] = int(google.get("pending", 0))
+    if c.channel == "sms":  # SMS.ru's delivery reports (messaging.reports)
+        from loyalwallet.messaging.reports import campaign_counts
+
+        out.update(campaign_counts(session, c.id))
     return out
 
 

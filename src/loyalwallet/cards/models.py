@@ -58,6 +58,8 @@ class Card(Base):
     referrer_card_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("cards.id"))
     referral_rewarded: Mapped[bool] = mapped_column(default=False)
     channel: Mapped[str | None] = mapped_column(String(64))
+    # The location whose cashier, POS key or join link issued the card (staff reports).
+    issued_location_id: Mapped[int | None] = mapped_column(BigID)
     # The latest message for the guest (a campaign push); wallets show it with a
     # change alert. Written by campaigns, shown by the Apple pass and the web card.
     message: Mapped[str | None] = mapped_column(String(500))

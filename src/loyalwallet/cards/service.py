@@ -96,6 +96,7 @@ def enroll(
     referrer: Card | None = None,
     code: str | None = None,
     now: dt.datetime | None = None,
+    location_id: int | None = None,
 ) -> tuple[Card, bool]:
     """The guest's card in this program: the existing one, or a new one with the
     welcome gift. Returns (card, created). `now` is the clock (the demo backdates)."""
@@ -112,6 +113,8 @@ def enroll(
     if opener is not None:  # another engine holds the card (iiko): its number, made there first
         code, opened = opener(session, program, guest)
     card = new_card(session, program, customer.id, channel, code, now=now)
+    # Where it was issued (staff reports): the join channel's location, else the till's.
+    card.issued_location_id = location_id if location_id is not None else actor.location_id
     if opened is not None:
         opened(card)
     if referrer is not None and referrer.program_id == program.id and referrer.customer_id != customer.id:

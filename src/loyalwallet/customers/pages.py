@@ -15,6 +15,7 @@ from loyalwallet.customers import directory, erasure
 from loyalwallet.customers import service as customers
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.service import audit
+from loyalwallet.messaging.service import sends_of as card_sends
 from loyalwallet.web.pages import form_data, redirect, render_staff, staff_page
 from loyalwallet.web.sessions import StaffSession
 
@@ -60,6 +61,7 @@ def guest(customer_id: int, request: Request, who: StaffSession = Depends(staff_
                     "view": card_view(session, card, program, with_customer=False),
                     "history": ledger_view(session, card, limit=30),
                     "purchases": directory.recent_purchases(session, card.id),
+                    "sends": card_sends(session, card.id, limit=10),
                 }
             )
     return render_staff(

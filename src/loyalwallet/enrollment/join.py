@@ -29,7 +29,7 @@ from loyalwallet.enrollment.forms import consent_texts, form_settings, remember_
 from loyalwallet.enrollment.invitations import claim_invitation, merge_invitation, usable_invitation
 from loyalwallet.enrollment.limits import check_limit, count_hit, derived_key, device_hash, ip_hash, serialise
 from loyalwallet.enrollment.links import base_url, guest_actor, public_program
-from loyalwallet.enrollment.models import Join, OtpChallenge
+from loyalwallet.enrollment.models import Channel, Join, OtpChallenge
 from loyalwallet.enrollment.referral import referral_verdict, referrer_for
 from loyalwallet.enrollment.sms import queue_sms
 from loyalwallet.errors import DomainError, Explained, not_found
@@ -340,6 +340,13 @@ def _complete(session: Session, challenge: OtpChallenge, ip: str | None, now: dt
         channel_slug = "plastic"
     else:
         card, created = enroll(session, actor, program, guest, channel=channel_slug, referrer=accepted)
+    if created and card.issued_location_id is None and data.get("channel"):
+        # A join link (QR) of a location: the card was issued there (staff reports).
+        card.issued_location_id = session.scalar(
+            select(Channel.location_id).where(
+                Channel.merchant_id == merchant.id, Channel.slug == str(data["channel"])[:64]
+            )
+        )
     version = (data.get("consents") or {}).get("personal_data")
     details = {"program_id": program.id, "card": card.code, "channel": data.get("channel") or channel_slug}
     record_consent(session, customer, "personal_data", True, version or "unknown", source, details)

@@ -1,13 +1,15 @@
 """E-mail campaigns: campaigns.delivery.CHANNELS["email"] hands a chunk of recipients
 to `email.campaign` rows; the worker composes each message (the campaign's text, the
 card's colours, logo and link, List-Unsubscribe headers) and sends the chunk over one
-SMTP connection. Each recipient ends sent, bounced (the address was refused) or skipped
-(no address, consent withdrawn since); a connection failure marks what went out and
-retries the rest."""
+SMTP connection, kept for the next chunk (email.borrow). Each recipient ends sent,
+bounced (the address was refused) or skipped (no address, consent withdrawn since); a
+connection failure marks what went out and retries the rest."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from email import parser as email_parser
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -25,7 +27,7 @@ from loyalwallet.customers.models import Customer
 from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.webcard import brand
 from loyalwallet.merchants.models import Merchant
-from loyalwallet.messaging import email, rules, unsubscribe
+from loyalwallet.messaging import bounces, email, rules, unsubscribe
 from loyalwallet.outbox.handlers import Delivery, Retry
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
@@ -96,21 +98,63 @@ def compose(
     return message.as_bytes()
 
 
-def render(template: bytes, merchant_id: int, card: Card, customer: Customer, to: str) -> bytes:
+# The looks composed in this process, kept across the campaign's chunks (composing is most
+# of a chunk's own work): keyed by everything a look is made of, short-lived so a change
+# of the merchant's logo or name shows within minutes, bounded.
+_LOOKS: dict[tuple[Any, ...], tuple[float, bytes]] = {}
+_LOOKS_MAX = 64
+_LOOKS_TTL = 600.0
+_LOOKS_LOCK = threading.Lock()
+
+
+def look_of(
+    c: Campaign, merchant: Merchant, program: Program, tier: str | None, lang: str, sender: str
+) -> bytes:
+    key = (
+        c.id,
+        c.updated_at,
+        c.header,
+        c.body,
+        program.id,
+        program.updated_at,
+        tier,
+        lang,
+        sender,
+        merchant.name,
+    )
+    now = time.monotonic()
+    with _LOOKS_LOCK:  # the worker's threads share it
+        hit = _LOOKS.get(key)
+    if hit is not None and now - hit[0] < _LOOKS_TTL:
+        return hit[1]
+    template = compose(c, merchant, program, tier, lang, sender)
+    with _LOOKS_LOCK:
+        while len(_LOOKS) >= _LOOKS_MAX:
+            _LOOKS.pop(next(iter(_LOOKS)))
+        _LOOKS[key] = (now, template)
+    return template
+
+
+def render(template: bytes, merchant_id: int, public_token: str, customer_id: int, to: str) -> bytes:
+    """One guest's copy of a look: the address, card link, unsubscribe link, Message-ID."""
     base = base_url().rstrip("/")
     return (
-        template.replace(_TO.encode(), to.encode())
-        .replace(_CARD.encode(), f"{base}/c/{card.public_token}".encode())
-        .replace(_LEAVE.encode(), unsubscribe.url(merchant_id, customer.id).encode())
-        .replace(_MID.encode(), make_msgid(domain="loyalwallet").encode())
+        template.replace(_TO_B, to.encode())
+        .replace(_CARD_B, f"{base}/c/{public_token}".encode())
+        .replace(_LEAVE_B, unsubscribe.url(merchant_id, customer_id).encode())
+        .replace(_MID_B, make_msgid(domain="loyalwallet").encode())
     )
+
+
+_TO_B, _CARD_B, _LEAVE_B, _MID_B = (_TO.encode(), _CARD.encode(), _LEAVE.encode(), _MID.encode())
 
 
 def _prepare(
     campaign_id: int, recipient_ids: list[int], sender: str
 ) -> tuple[list[tuple[int, str, bytes]], list[int]]:
     """The messages (recipient, address, bytes) of the recipients still pending, and
-    those to skip."""
+    those to skip. Only the columns a message needs are read (whole card and guest rows
+    cost more to load than the message costs to send); programs once each."""
     out: list[tuple[int, str, bytes]] = []
     looks: dict[tuple[int, str | None, str], bytes] = {}
     skip: list[int] = []
@@ -121,9 +165,19 @@ def _prepare(
         merchant = session.get(Merchant, c.merchant_id)
         assert merchant is not None
         rows = session.execute(
-            select(CampaignRecipient.id, Card, Program, Customer)
+            select(
+                CampaignRecipient.id,
+                Card.status,
+                Card.tier,
+                Card.public_token,
+                Card.program_id,
+                Customer.id,
+                Customer.email_enc,
+                Customer.marketing_consent,
+                Customer.erased_at,
+                Customer.locale,
+            )
             .join(Card, Card.id == CampaignRecipient.card_id)
-            .join(Program, Program.id == Card.program_id)
             .join(Customer, Customer.id == Card.customer_id)
             .where(CampaignRecipient.id.in_(recipient_ids), CampaignRecipient.status == "pending")
             .order_by(CampaignRecipient.id)
@@ -132,29 +186,56 @@ def _prepare(
         skip += [i for i in recipient_ids if i not in seen]
         if c.status == "cancelled":
             return [], [*skip, *seen]
-        for recipient_id, card, program, customer in rows:
-            to = crypto.open_(customer.email_enc, merchant_id=merchant.id, column="email")
-            if (
-                not to
-                or not customer.marketing_consent
-                or customer.erased_at is not None
-                or card.status != "active"
-            ):
+        programs: dict[int, Program] = {}
+        for (
+            recipient_id,
+            status,
+            tier,
+            public_token,
+            program_id,
+            customer_id,
+            email_enc,
+            consent,
+            erased,
+            locale,
+        ) in rows:
+            to = crypto.open_(email_enc, merchant_id=merchant.id, column="email")
+            if not to or not consent or erased is not None or status != "active":
                 skip.append(recipient_id)
                 continue
             if not to.isascii():  # an internationalised address: not handled yet
                 skip.append(recipient_id)
                 continue
-            key = (program.id, card.tier, customer.locale or merchant.locale or "ru")
+            key = (program_id, tier, locale or merchant.locale or "ru")
             if key not in looks:
-                looks[key] = compose(c, merchant, program, card.tier, key[2], sender)
-            out.append((recipient_id, to, render(looks[key], merchant.id, card, customer, to)))
+                if program_id not in programs:
+                    program = session.get(Program, program_id)
+                    assert program is not None
+                    programs[program_id] = program
+                looks[key] = look_of(c, merchant, programs[program_id], tier, key[2], sender)
+            out.append((recipient_id, to, render(looks[key], merchant.id, public_token, customer_id, to)))
     return out, skip
 
 
-def _mark(campaign_id: int, marks: dict[str, list[int]]) -> None:
+def _mark(
+    campaign_id: int, marks: dict[str, list[int]], trails: dict[int, tuple[str, str]] | None = None
+) -> None:
     now = db.utcnow()
     with db.transaction() as session:
+        if trails:
+            c = session.get(Campaign, campaign_id)
+            sent = set(marks.get("sent", ()))
+            for recipient_id, (token, to) in trails.items():
+                if c is not None and recipient_id in sent:
+                    bounces.record(
+                        session,
+                        c.merchant_id,
+                        token,
+                        to,
+                        campaign_id=campaign_id,
+                        recipient_id=recipient_id,
+                        now=now,
+                    )
         for status, ids in marks.items():
             if ids:
                 session.execute(
@@ -176,14 +257,23 @@ def deliver(msg: Delivery) -> None:
     sender = provider.settings.sender if isinstance(provider, email.SmtpProvider) else "loyalwallet@localhost"
     items, skip = _prepare(campaign_id, [int(i) for i in msg.payload["recipient_ids"]], sender)
     marks: dict[str, list[int]] = {"sent": [], "bounced": [], "failed": [], "skipped": skip}
+    # recipient -> (bounce token, address): each message's own Return-Path (messaging.bounces)
+    trails: dict[int, tuple[str, str]] = {}
+    verp = isinstance(provider, email.SmtpProvider) and bounces.bounce_address() is not None
     conn: Any = None
+    kept = False
     try:
         if isinstance(provider, email.SmtpProvider) and items:
-            conn = provider.connect()
+            conn = email.borrow(provider)
         for recipient_id, to, data in items:
             try:
                 if isinstance(provider, email.SmtpProvider):
-                    provider.send_bytes(to, data, smtp=conn)
+                    envelope = None
+                    if verp:
+                        token = bounces.new_token()
+                        envelope = bounces.envelope_for(token)
+                        trails[recipient_id] = (token, to)
+                    provider.send_bytes(to, data, smtp=conn, envelope_from=envelope)
                 else:
                     provider.send(email_parser.BytesParser(policy=_POLICY).parsebytes(data))
             except email.EmailError as exc:
@@ -195,13 +285,13 @@ def deliver(msg: Delivery) -> None:
                     raise
             else:
                 marks["sent"].append(recipient_id)
+        if conn is not None and isinstance(provider, email.SmtpProvider):
+            email.give_back(provider, conn)  # the next chunk goes on over it
+            kept = True
     except email.EmailError as exc:
-        _mark(campaign_id, marks)  # what went out stays out; a retry sends the rest
+        _mark(campaign_id, marks, trails)  # what went out stays out; a retry sends the rest
         raise Retry(str(exc)) from exc
     finally:
-        if conn is not None:
-            try:
-                conn.quit()
-            except Exception:  # the connection may be gone already
-                conn.close()
-    _mark(campaign_id, marks)
+        if conn is not None and not kept:
+            email.close(conn)
+    _mark(campaign_id, marks, trails)

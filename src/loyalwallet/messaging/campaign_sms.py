@@ -29,6 +29,7 @@ from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_merchant, today
+from loyalwallet.messaging import reports
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
 
@@ -135,9 +136,25 @@ def _release(campaign_id: int, parts: int, cost: int) -> None:
         )
 
 
-def _mark(campaign_id: int, marks: dict[str, list[int]], reasons: dict[str, str]) -> None:
+def _mark(
+    campaign_id: int,
+    marks: dict[str, list[int]],
+    reasons: dict[str, str],
+    sms_ids: dict[int, str | None] | None = None,
+) -> None:
     now = db.utcnow()
     with db.transaction() as session:
+        c = session.get(Campaign, campaign_id)
+        for recipient_id, sms_id in (sms_ids or {}).items():
+            if c is not None and recipient_id in marks.get("sent", ()):
+                reports.record_sms(
+                    session,
+                    c.merchant_id,
+                    sms_id,
+                    campaign_id=campaign_id,
+                    recipient_id=recipient_id,
+                    now=now,
+                )
         for status, ids in marks.items():
             if ids:
                 session.execute(
@@ -155,6 +172,7 @@ def deliver(msg: Delivery) -> None:
     campaign_id = int(msg.payload["campaign_id"])
     ids = [int(i) for i in msg.payload["recipient_ids"]]
     marks: dict[str, list[int]] = {"sent": [], "failed": [], "skipped": [], "capped": []}
+    sms_ids: dict[int, str | None] = {}  # recipient -> SMS.ru's sms_id, to follow delivery
     with db.read() as session:
         c = session.get(Campaign, campaign_id)
         if c is None:
@@ -196,7 +214,7 @@ def deliver(msg: Delivery) -> None:
                 marks["capped"].append(recipient_id)
                 continue
             try:
-                provider.send(phone, text, sender=env("SMS_SENDER"))
+                result = provider.send(phone, text, sender=env("SMS_SENDER"))
             except sms.SmsError as exc:
                 if not exc.permanent:
                     _release(campaign_id, *price)
@@ -205,10 +223,11 @@ def deliver(msg: Delivery) -> None:
                 marks["failed"].append(recipient_id)
             else:
                 marks["sent"].append(recipient_id)
+                sms_ids[recipient_id] = result.message_id
     except sms.SmsError as exc:
-        _mark(campaign_id, _merge(marks), _REASONS)  # what went out stays out
+        _mark(campaign_id, _merge(marks), _REASONS, sms_ids)  # what went out stays out
         raise Retry(str(exc)) from exc
-    _mark(campaign_id, _merge(marks), _REASONS)
+    _mark(campaign_id, _merge(marks), _REASONS, sms_ids)
 
 
 _REASONS = {"skipped": "no phone or consent", "failed": "the SMS provider refused the number"}

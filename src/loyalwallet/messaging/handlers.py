@@ -12,10 +12,12 @@ from sqlalchemy import update
 
 from loyalwallet import crypto, db
 from loyalwallet.cards.views import card_view
+from loyalwallet.enrollment import sms
 from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.webcard import brand, load_card_by_id
 from loyalwallet.errors import DomainError
-from loyalwallet.messaging import email, rules
+from loyalwallet.merchants.models import Merchant
+from loyalwallet.messaging import bounces, email, reports, rules
 from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.text import gettext_for
@@ -75,8 +77,14 @@ def send_email(msg: Delivery) -> None:
     except DomainError as exc:
         raise Permanent(str(exc)) from exc
     send_id = msg.payload.get("send_id")
+    provider = email.get_provider()
+    token = bounces.new_token()
+    envelope = bounces.envelope_for(token) if isinstance(provider, email.SmtpProvider) else None
     try:
-        email.get_provider().send(message)
+        if isinstance(provider, email.SmtpProvider):
+            provider.send(message, envelope_from=envelope)
+        else:
+            provider.send(message)
     except email.EmailError as exc:
         if exc.permanent:
             log.info("outbox %s: e-mail bounced or refused: %s", msg.id, exc)
@@ -84,6 +92,15 @@ def send_email(msg: Delivery) -> None:
             raise Permanent(str(exc)) from exc
         raise Retry(str(exc)) from exc
     _mark(send_id, "sent")
+    if envelope is not None:  # a late bounce can find this send
+        with db.transaction() as session:
+            bounces.record(
+                session,
+                msg.merchant_id,
+                token,
+                to,
+                card_send_id=send_id if isinstance(send_id, int) else None,
+            )
 
 
 def _mark(send_id: object, status: str) -> None:
@@ -91,3 +108,29 @@ def _mark(send_id: object, status: str) -> None:
         return
     with db.transaction() as session:
         session.execute(update(CardSend).where(CardSend.id == send_id).values(status=status))
+
+
+def send_card_sms(msg: Delivery) -> None:
+    """sms.card: the card's link by SMS; SMS.ru's sms_id is kept to follow its delivery."""
+    if msg.merchant_id is None:
+        raise Permanent("an SMS needs a merchant")
+    phone, text = sms.open_payload(msg.merchant_id, msg.payload)
+    with db.read() as session:
+        config = sms.config_for(session.get(Merchant, msg.merchant_id))
+    send_id = msg.payload.get("send_id")
+    try:
+        result = sms.build_provider(config).send(phone, text, sender=config.sender)
+    except sms.SmsError as exc:
+        if exc.permanent:
+            _mark(send_id, "failed")
+            raise Permanent(str(exc)) from exc
+        raise Retry(str(exc)) from exc
+    with db.transaction() as session:
+        if isinstance(send_id, int):
+            session.execute(update(CardSend).where(CardSend.id == send_id).values(status="sent"))
+        reports.record_sms(
+            session,
+            msg.merchant_id,
+            result.message_id,
+            card_send_id=send_id if isinstance(send_id, int) else None,
+        )

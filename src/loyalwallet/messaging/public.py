@@ -5,12 +5,12 @@ one-click request — withdraws marketing consent."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
 from loyalwallet import db
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.models import Merchant
-from loyalwallet.messaging import unsubscribe
+from loyalwallet.messaging import reports, unsubscribe
 from loyalwallet.web.templating import language, render
 
 router = APIRouter(include_in_schema=False)
@@ -51,3 +51,15 @@ async def unsubscribe_post(request: Request, token: str) -> Response:
     except DomainError:
         return _page(request, {"invalid": True}, status=404)
     return _page(request, {"merchant_name": merchant.name if merchant else "", "done": True}, lang=lang)
+
+
+@router.post("/sms/callback/{secret}")
+async def sms_callback(request: Request, secret: str) -> Response:
+    """SMS.ru's delivery reports (messaging.reports): answered "100" as SMS.ru asks; a
+    wrong secret is a 404 and changes nothing."""
+    if len(secret) > 64 or not reports.check_secret(secret):
+        return PlainTextResponse("not found", status_code=404)
+    form = await request.form()
+    entries = [str(v) for v in form.getlist("data[]")][:100]
+    reports.on_callback(entries)
+    return PlainTextResponse("100")

@@ -70,3 +70,53 @@ def retry_after(limits: tuple[Limit, ...], sends: list[dt.datetime], now: dt.dat
     from loyalwallet.enrollment.rules import retry_after as wait
 
     return wait(limits, sends, now)
+
+
+# --- SMS delivery reports (sms.ru/api/status and its callback) -------------------------
+# SMS.ru's status codes of one message: 100 queued, 101 passed to the operator, 102 sent
+# (on its way), 103 delivered, 104 not delivered (its lifetime ran out), 105 deleted by
+# the operator, 106 the phone failed, 107 not delivered (unknown reason), 108 rejected,
+# 110 read (Viber), 150 no route to the number; -1 the message is not found.
+SMS_DELIVERED = frozenset({103, 110})
+SMS_UNDELIVERED = frozenset({104, 105, 106, 107, 108, 150})
+# Asked again after these pauses while the message is on its way; then given up (the
+# message stays "sent": nobody said it failed). With a callback the first ask comes late:
+# the callback normally tells first, the poll only catches one that was lost.
+SMS_POLL_PAUSES = (
+    dt.timedelta(minutes=2),
+    dt.timedelta(minutes=10),
+    dt.timedelta(hours=1),
+    dt.timedelta(hours=6),
+    dt.timedelta(hours=24),
+)
+SMS_POLL_AFTER_CALLBACK = dt.timedelta(hours=1)
+
+
+def sms_outcome(code: int | None) -> str | None:
+    """delivered | undelivered for a final SMS.ru status code, None while on its way."""
+    if code in SMS_DELIVERED:
+        return "delivered"
+    if code in SMS_UNDELIVERED:
+        return "undelivered"
+    return None
+
+
+def next_sms_poll(polls: int, now: dt.datetime) -> dt.datetime | None:
+    """When to ask again after `polls` asks that found the message on its way."""
+    return now + SMS_POLL_PAUSES[polls] if polls < len(SMS_POLL_PAUSES) else None
+
+
+def parse_sms_callback(entries: list[str]) -> list[tuple[str, int]]:
+    """SMS.ru's callback posts `data[]` fields (up to 100), each a few lines:
+    "sms_status", the sms_id, the status code, the time. -> [(sms_id, code)]; other
+    kinds of entry and malformed ones are left out."""
+    out: list[tuple[str, int]] = []
+    for entry in entries:
+        lines = [line.strip() for line in entry.splitlines()]
+        if len(lines) < 3 or lines[0] != "sms_status":
+            continue
+        sms_id, code = lines[1], lines[2]
+        if not sms_id or len(sms_id) > 64 or not code.lstrip("-").isdigit():
+            continue
+        out.append((sms_id, int(code)))
+    return out

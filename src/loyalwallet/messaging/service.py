@@ -21,7 +21,6 @@ from loyalwallet.cards.book import get_card
 from loyalwallet.cards.models import Card
 from loyalwallet.customers.models import Consent, Customer
 from loyalwallet.enrollment.links import base_url
-from loyalwallet.enrollment.sms import queue_sms
 from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit, get_merchant
@@ -32,6 +31,29 @@ from loyalwallet.text import gettext_for
 from loyalwallet.tgcard import service as tgcard
 
 EMAIL_TOPIC = "email.send"
+SMS_TOPIC = "sms.card"
+
+
+def _sealed(merchant_id: int, column: str, value: str) -> str:
+    blob = crypto.seal(value, merchant_id=merchant_id, column=column)
+    assert blob is not None
+    return base64.b64encode(blob).decode()
+
+
+def queue_card_sms(session: Session, merchant_id: int, send_id: int, phone: str, text: str) -> None:
+    """The card's link by SMS: like enrollment's `sms` rows (phone and text sealed), but
+    delivered by messaging.handlers.send_card_sms, which keeps SMS.ru's sms_id."""
+    enqueue(
+        session,
+        merchant_id,
+        SMS_TOPIC,
+        {
+            "phone": _sealed(merchant_id, "sms_phone", phone),
+            "text": _sealed(merchant_id, "sms_text", text),
+            "send_id": send_id,
+        },
+        max_attempts=6,
+    )
 
 
 def _consent_withdrawn(session: Session, customer: Customer) -> bool:
@@ -105,12 +127,12 @@ def send_card(
         _check_limit(session, card, now)
         session.add(send)
         session.flush()
-        queue_sms(
+        queue_card_sms(
             session,
             merchant.id,
+            send.id,
             phone,
             rules.sms_text(merchant.name, web_url, _("your loyalty card:")),
-            purpose="card",
         )
     elif channel == "email":
         email = crypto.open_(customer.email_enc, merchant_id=merchant.id, column="email")
@@ -155,6 +177,11 @@ def sends_of(session: Session, card_id: int, limit: int = 20) -> list[dict[str, 
         select(CardSend).where(CardSend.card_id == card_id).order_by(CardSend.id.desc()).limit(limit)
     )
     return [
-        {"channel": s.channel, "created_at": s.created_at.isoformat(), "actor_type": s.actor_type}
+        {
+            "channel": s.channel,
+            "status": s.status,
+            "created_at": s.created_at.isoformat(),
+            "actor_type": s.actor_type,
+        }
         for s in rows
     ]

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase, Refund
 from loyalwallet.errors import DomainError
 from loyalwallet.feedback.models import Feedback
@@ -133,8 +134,9 @@ def report(session: Session, actor: Actor, f: Filters, group: str = "cashier") -
             feedback_count=int(n), feedback_average=round(float(avg), 2) if avg is not None else None
         )
 
-    # Cards issued by a staff member (the audit log knows who; cards have no location).
-    if group == "cashier" and f.location_id is None:
+    # Cards issued: by a staff member (the audit log knows who), or by the location the
+    # card was issued at (cards.issued_location_id: the till's or the join link's).
+    if group == "cashier":
         c_where = [
             AuditLog.merchant_id == actor.merchant_id,
             AuditLog.action == "card.create",
@@ -142,11 +144,21 @@ def report(session: Session, actor: Actor, f: Filters, group: str = "cashier") -
             AuditLog.created_at >= lo,
             AuditLog.created_at < hi,
         ]
-        for key, n in session.execute(
-            select(AuditLog.actor_id, func.count()).where(*c_where).group_by(AuditLog.actor_id)
-        ):
+        query = select(AuditLog.actor_id, func.count()).where(*c_where)
+        if f.location_id is not None:
+            query = query.join(
+                Card, (Card.merchant_id == AuditLog.merchant_id) & (Card.code == AuditLog.target_id)
+            ).where(*where_location(Card.issued_location_id))
+        for key, n in session.execute(query.group_by(AuditLog.actor_id)):
             if allowed is None or key in rows:
                 rows[key]["cards_issued"] = int(n)
+    else:
+        c_where = [Card.merchant_id == actor.merchant_id, Card.created_at >= lo, Card.created_at < hi]
+        c_where += where_location(Card.issued_location_id)
+        for key, n in session.execute(
+            select(Card.issued_location_id, func.count()).where(*c_where).group_by(Card.issued_location_id)
+        ):
+            rows[key]["cards_issued"] = int(n)
 
     names = _names(session, actor.merchant_id, group)
     out = []

@@ -11,19 +11,23 @@ Either way an update becomes a `tgcard.update` outbox row (tgcard.service.intake
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto, db
 from loyalwallet.enrollment.links import base_url
 from loyalwallet.errors import DomainError
 from loyalwallet.fraud import linking, telegram
+from loyalwallet.fraud import service as fraud_service
 from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.models import AuditLog, Merchant
 from loyalwallet.merchants.service import audit
+from loyalwallet.text import gettext_for
 from loyalwallet.tgcard.models import TelegramBot, TelegramChat
 
 log = logging.getLogger("loyalwallet.tgcard")
@@ -95,6 +99,7 @@ def connect(actor: Actor, token: str) -> dict[str, Any]:
         bot.username = username[:64]
         bot.mode = "webhook" if webhook else "polling"
         bot.secret_hash = crypto.sha256_hex(secret) if secret else None
+        bot.broken_at = bot.broken_reason = None  # a new (or re-checked) token works again
         bot.updated_at = now
         session.flush()
         audit(
@@ -126,7 +131,14 @@ def view(session: Session, merchant_id: int) -> dict[str, Any]:
     if bot is None:
         return {"connected": False}
     chats = session.scalar(select(func.count()).where(TelegramChat.merchant_id == merchant_id)) or 0
-    return {"connected": True, "username": bot.username, "mode": bot.mode, "chats": int(chats)}
+    return {
+        "connected": True,
+        "username": bot.username,
+        "mode": bot.mode,
+        "chats": int(chats),
+        "broken_at": bot.broken_at,
+        "broken_reason": bot.broken_reason,
+    }
 
 
 def check_secret(session: Session, merchant_id: int, secret: str | None) -> str | None:
@@ -141,15 +153,64 @@ def check_secret(session: Session, merchant_id: int, secret: str | None) -> str 
 
 def poll() -> int:
     """Periodic job: read the updates of every bot in polling mode (owners' link codes
-    among them are bound by fraud.linking; the rest become tgcard.update rows)."""
+    among them are bound by fraud.linking; the rest become tgcard.update rows). A bot
+    whose token Telegram rejects is marked broken and no longer polled."""
     with db.read() as session:
-        tokens = [
-            token_of(b) for b in session.scalars(select(TelegramBot).where(TelegramBot.mode == "polling"))
+        bots = [
+            (b.merchant_id, token_of(b))
+            for b in session.scalars(
+                select(TelegramBot).where(TelegramBot.mode == "polling", TelegramBot.broken_at.is_(None))
+            )
         ]
     read = 0
-    for token in tokens:
+    for merchant_id, token in bots:
         try:
             read += linking.poll(token)
         except telegram.TelegramError as exc:
-            log.warning("telegram getUpdates failed: %s", exc)
+            if rejected(exc):
+                mark_broken(merchant_id, str(exc))
+            else:
+                log.warning("telegram getUpdates failed: %s", exc)
     return read
+
+
+def rejected(exc: telegram.TelegramError) -> bool:
+    """Telegram no longer accepts the token (revoked or regenerated in @BotFather)."""
+    return exc.status == 401
+
+
+def mark_broken(merchant_id: int, reason: str, now: dt.datetime | None = None) -> bool:
+    """Mark the bot broken; the first to do so (a guarded UPDATE: once across workers)
+    tells the owner in their alert chat, if they have one, and writes the audit log."""
+    now = now or db.utcnow()
+    with db.transaction() as session:
+        done = session.execute(  # type: ignore[attr-defined]  # a CursorResult at run time
+            update(TelegramBot)
+            .where(TelegramBot.merchant_id == merchant_id, TelegramBot.broken_at.is_(None))
+            .values(broken_at=now, broken_reason=reason[:200], updated_at=now)
+        ).rowcount
+        if not done:
+            return False
+        bot = bot_of(session, merchant_id)
+        merchant = session.get(Merchant, merchant_id)
+        if bot is not None and merchant is not None:
+            _ = gettext_for(merchant.locale or "ru")
+            text = _(
+                "Telegram rejected the token of your guests' bot @%(bot)s. Guests get nothing in "
+                "Telegram until you paste a new token from @BotFather: %(url)s"
+            ) % {"bot": bot.username, "url": f"{base_url().rstrip('/')}/admin/telegram-card"}
+            fraud_service.send_telegram(session, merchant, text)
+        session.add(
+            AuditLog(
+                merchant_id=merchant_id,
+                actor_type="system",
+                actor_id=None,
+                action="tgcard.bot_broken",
+                target_type="merchant",
+                target_id=str(merchant_id),
+                details={"reason": reason[:200]},
+                created_at=now,
+            )
+        )
+    log.warning("guest bot of merchant %s is broken: %s", merchant_id, reason)
+    return True

@@ -90,6 +90,8 @@ def deliver(msg: Delivery) -> None:
                     service.unbind_chat(merchant_id, card_id, None, "blocked")
                     marks["failed"].append(recipient_id)
                 elif exc.permanent:
+                    if bots.rejected(exc):
+                        bots.mark_broken(merchant_id, str(exc))
                     marks["failed"].append(recipient_id)
                 else:
                     raise

@@ -168,6 +168,8 @@ def deliver(msg: Delivery) -> None:
                 )
             service.unbind_chat(msg.merchant_id, int(card_id) if card_id else None, key, "blocked")
             return
+        if bots.rejected(exc):  # the token was revoked: the owner must paste a new one
+            bots.mark_broken(msg.merchant_id, str(exc))
         if exc.permanent:
             raise Permanent(str(exc)) from exc
         raise Retry(str(exc), after=exc.retry_after) from exc

@@ -24,6 +24,9 @@ class TelegramBot(Base):
     username: Mapped[str] = mapped_column(String(64))
     mode: Mapped[str] = mapped_column(String(16))
     secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # Set when Telegram rejects the token (401): polling stops, the owner is told once.
+    broken_at: Mapped[dt.datetime | None]
+    broken_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]
 

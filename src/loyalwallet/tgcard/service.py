@@ -52,7 +52,8 @@ def chat_hash(merchant_id: int, chat_id: str) -> str:
 
 def ready(session: Session, merchant_id: int) -> bool:
     """Whether the card pages offer "Open in Telegram" (the merchant has a guest bot)."""
-    return bots.bot_of(session, merchant_id) is not None
+    bot = bots.bot_of(session, merchant_id)
+    return bot is not None and bot.broken_at is None
 
 
 def binding(session: Session, card_id: int) -> TelegramChat | None:
