@@ -3,7 +3,7 @@ callback and sms/status), late e-mail bounces (a per-message bounce token); a gu
 whose token Telegram rejects is marked broken; cards remember the location that issued them
 
 Revision ID: i17c_delivery_reports
-Revises: i18b_subscriptions
+Revises: i16c_rkeeper
 Create Date: 2026-12-07 12:50:00.000000
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import loyalwallet.db
 
 revision: str = "i17c_delivery_reports"
-down_revision: str | Sequence[str] | None = "i18b_subscriptions"
+down_revision: str | Sequence[str] | None = "i16c_rkeeper"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
