@@ -152,3 +152,49 @@ def test_several_kinds_go_through_the_general_path(shop: Shop, is_pg: bool) -> N
     assert kinds(p)["Pastry"] == (1, 2)
     if is_pg and fast.enabled():
         assert fast.SERVED["fast"] == before["fast"] and fast.SERVED["general"] == before["general"] + 1
+
+
+def test_stamps_counted_by_hand_per_kind(shop: Shop) -> None:
+    """A check without lines: the cashier says how many of each kind."""
+    code = shop.card(shop.program("stamp", COFFEE_PASTRY))["code"]
+    plain = shop.buy(code, 30_000)  # no lines: the kinds with an item filter get nothing
+    assert kinds(plain) == {"Coffee": (0, 0), "Pastry": (0, 0)}
+    p = shop.buy(code, 30_000, stamps_by_kind=[{"kind": 1, "stamps": 1}, {"kind": 2, "stamps": 2}])
+    assert kinds(p) == {"Coffee": (1, 1), "Pastry": (2, 2)}
+    for bad in ([{"kind": 3, "stamps": 1}], [{"kind": 2, "stamps": 1}, {"kind": 2, "stamps": 1}]):
+        r = shop.post(
+            "/api/v1/purchases", {"card": code, "amount": 100, "stamps_by_kind": bad}, role="cashier"
+        )
+        assert r.status_code == 422 and r.json()["code"] == "validation_error", r.text
+    assert held(shop.get(f"/api/v1/cards/{code}").json()) == {"Coffee": 1, "Pastry": 2}
+    bonus = shop.card(shop.program("bonus"))["code"]
+    r = shop.post(
+        "/api/v1/purchases",
+        {"card": bonus, "amount": 100, "stamps_by_kind": [{"kind": 1, "stamps": 1}]},
+        role="cashier",
+    )
+    assert r.status_code == 422 and r.json()["code"] == "validation_error"
+
+
+def test_manager_corrects_one_kind(shop: Shop) -> None:
+    code = shop.card(shop.program("stamp", COFFEE_PASTRY))["code"]
+    r = shop.post(
+        f"/api/v1/cards/{code}/adjustments",
+        {"stamps": 2, "stamp_kind": 2, "reason": "paper card"},
+        role="manager",
+    )
+    assert r.status_code == 201, r.text
+    assert held(r.json()["card"]) == {"Coffee": 0, "Pastry": 2}
+    r = shop.post(
+        f"/api/v1/cards/{code}/adjustments",
+        {"stamps": -3, "stamp_kind": 2, "reason": "too many"},
+        role="manager",
+    )
+    assert r.status_code == 422 and r.json()["code"] == "validation_error"
+    r = shop.post(
+        f"/api/v1/cards/{code}/adjustments",
+        {"stamps": 1, "stamp_kind": 4, "reason": "no such"},
+        role="manager",
+    )
+    assert r.status_code == 422
+    assert ledger_problems(shop) == []

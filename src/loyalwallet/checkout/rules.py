@@ -142,10 +142,19 @@ def _coupon_discount(offer: Offer, left: int, lines: list[Line]) -> tuple[int, i
     raise Explained("coupon_invalid", "unknown coupon kind {kind!r}", kind=offer.kind)
 
 
-def _stamps_for(rules: StampRules | StampKind, lines: list[Line], to_pay: int, free_line: int | None) -> int:
+def _stamps_for(
+    rules: StampRules | StampKind,
+    lines: list[Line],
+    to_pay: int,
+    free_line: int | None,
+    by_hand: int | None = None,
+) -> int:
     if to_pay <= 0 or to_pay < rules.min_amount:
         return 0
-    if rules.qualifying is None:
+    if by_hand is not None:
+        # The cashier counted this kind by hand (no check lines): within the kind's limit.
+        stamps = by_hand
+    elif rules.qualifying is None:
         stamps = rules.stamps_per_purchase
     else:
         qty = 0
@@ -165,6 +174,7 @@ def compute(
     lines: list[Line] | None = None,
     redeem_points: int = 0,
     offer: Offer | None = None,
+    by_hand: dict[int, int] | None = None,
 ) -> Outcome:
     """Apply the checkout order to a check. Raises DomainError when the check cannot be
     done as asked (not enough points, over the limit, a coupon that does not fit)."""
@@ -173,6 +183,12 @@ def compute(
         raise DomainError("validation_error", "amount must be a positive integer of minor units")
     if redeem_points < 0:
         raise DomainError("validation_error", "redeem_points must not be negative")
+    by_hand = by_hand or {}
+    if by_hand:
+        if not isinstance(rules, StampRules):
+            raise DomainError("validation_error", "this program has no stamps", field="stamps_by_kind")
+        for number in by_hand:
+            rules.kind(number)  # validation_error for a kind the programme does not have
 
     # 1. Tier discount.
     tier_before: str | None = None
@@ -239,10 +255,10 @@ def compute(
     stamps_added = stamps_after = rewards_earned = 0
     kind_stamps: tuple[KindStamps, ...] = ()
     if isinstance(rules, StampRules):
-        stamps_added = _stamps_for(rules, lines, to_pay, free_line)
+        stamps_added = _stamps_for(rules, lines, to_pay, free_line, by_hand.get(1))
         total = state.stamps + stamps_added
         rewards_earned, stamps_after = divmod(total, rules.stamps_to_collect)
-        kind_stamps = stamps_by_kind(rules, state.kind_stamps, lines, to_pay, free_line)
+        kind_stamps = stamps_by_kind(rules, state.kind_stamps, lines, to_pay, free_line, by_hand)
     else:
         stamps_after = state.stamps
 
@@ -276,13 +292,20 @@ def compute(
 
 
 def stamps_by_kind(
-    rules: StampRules, held: dict[int, int], lines: list[Line], to_pay: int, free_line: int | None
+    rules: StampRules,
+    held: dict[int, int],
+    lines: list[Line],
+    to_pay: int,
+    free_line: int | None,
+    by_hand: dict[int, int] | None = None,
 ) -> tuple[KindStamps, ...]:
     """Kinds 2..4: the stamps each earns from the check's lines (its own qualifying items,
-    count and limits), what the card then holds of it and the rewards it fills."""
+    count and limits) or as the cashier counted them by hand, what the card then holds of
+    it and the rewards it fills."""
+    by_hand = by_hand or {}
     out = []
     for number, kind in enumerate(rules.kinds, start=2):
-        added = _stamps_for(kind, lines, to_pay, free_line)
+        added = _stamps_for(kind, lines, to_pay, free_line, by_hand.get(number))
         rewards, after = divmod(held.get(number, 0) + added, kind.stamps_to_collect)
         out.append(KindStamps(number, added, after, rewards))
     return tuple(out)

@@ -114,7 +114,8 @@ def _compute(session: Session, book: CardBook, body: PurchaseIn, offer: rules.Of
         balance=book.card.balance,
         kind_stamps=stamp_kinds.held(book),
     )
-    return rules.compute(book.rules, state, body.amount, _lines(body), body.redeem_points, offer)
+    by_hand = {k.kind: k.stamps for k in body.stamps_by_kind or ()}
+    return rules.compute(book.rules, state, body.amount, _lines(body), body.redeem_points, offer, by_hand)
 
 
 def _outcome_view(o: rules.Outcome) -> dict[str, Any]:
