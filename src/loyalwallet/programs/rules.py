@@ -220,6 +220,19 @@ class StampRules(_Strict):
         return self.stamps_required
 
 
+def stamp_kinds_line(kinds: tuple[tuple[str, int, int], ...]) -> str:
+    """ "Coffee 3/5 · Pastry 1/4": every stamp kind of a card, (name, held, cells) each."""
+    return " · ".join(f"{name} {held}/{cells}" for name, held, cells in kinds)
+
+
+def held_by_kind(
+    rules: StampRules, stamps: int, kind_stamps: dict[str, Any] | None
+) -> tuple[tuple[str, int, int], ...]:
+    """(name, stamps held, cells) of each kind of a card, kind 1 first."""
+    held = [stamps] + [int((kind_stamps or {}).get(str(n), 0)) for n in range(2, len(rules.kinds) + 2)]
+    return tuple((k.name, h, k.stamps_to_collect) for k, h in zip(rules.stamp_kinds(), held, strict=True))
+
+
 def stamps_to_collect(stamps_required: int) -> int:
     """Paid stamps per reward for a programme's `stamps_required` (see StampRules)."""
     return max(1, stamps_required - 1)

@@ -193,6 +193,9 @@ def card_facts(
         web_card_url=urls["web_card_url"],
         places=_places(session, card.merchant_id, design, design.logo_text or program.name),
         notes=_notes(session, card, merchant),
+        stamp_kinds=tuple(
+            (k["name"], k["stamps"], k["stamps_to_collect"]) for k in view.get("stamp_kinds", ())
+        ),
     )
 
 

@@ -245,6 +245,7 @@ def card_facts(session: Session, card: Card) -> objects.CardFacts:
         web_url=card_urls(card)["web_card_url"],
         hero=hero,
         notes=_notes(session, card),
+        kind_stamps=card.kind_stamps,
     )
 
 
