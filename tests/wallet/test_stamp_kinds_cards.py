@@ -111,3 +111,40 @@ def test_a_single_kind_card_shows_what_it_did(client: TestClient, shop: Shop) ->
     assert all(m["id"] != "stamp_kinds" for m in obj.get("textModulesData", []))
     text = client.get(path + "?lang=en").text
     assert "data-stamp-kind" not in text and text.count('<li class="on">') == 1
+
+
+def test_the_pass_strip_has_a_band_of_cups_per_kind(client: TestClient, shop: Shop) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    from enrollment_support import connect_wallets
+    from loyalwallet.programs import images
+    from loyalwallet.wallet.apple.service import card_pass_json
+
+    code, _ = stamped_card(client, shop, RULES)
+    connect_wallets(shop.merchant_id)
+    with db.read() as session:
+        card = session.scalars(
+            select(Card).where(Card.code == code, Card.merchant_id == shop.merchant_id)
+        ).one()
+        program = session.get(Program, card.program_id)
+        assert program is not None
+        _pj, files, _cert = card_pass_json(session, card, program)
+        design = parse_design(program.design)
+    # The pass's strip is the two-band one of this card: Coffee 1 of 5, Pastry 3 of 4.
+    bands = images.strip(design, 2, stamps=(1, 3), required=(5, 4))
+    assert files.hashes["strip@2x.png"] == bands.sha1
+    single = images.strip(design, 2, stamps=1, required=5)
+    assert bands.data != single.data and (bands.width, bands.height) == (single.width, single.height)
+    # More cups filled in the lower band (pastry) than in the upper (coffee).
+    img = Image.open(BytesIO(bands.data)).convert("L")
+    empty = Image.open(BytesIO(images.strip(design, 2, stamps=(0, 0), required=(5, 4)).data)).convert("L")
+
+    def changed(top: int, bottom: int) -> int:
+        a = img.crop((0, top, img.width, bottom)).tobytes()
+        b = empty.crop((0, top, img.width, bottom)).tobytes()
+        return sum(1 for x, y in zip(a, b, strict=True) if abs(x - y) > 30)
+
+    upper, lower = changed(0, img.height // 2), changed(img.height // 2, img.height)
+    assert 0 < upper < lower

@@ -101,8 +101,8 @@ def fileset(
     design: CardDesign,
     *,
     tier: str | None,
-    stamps: int | None,
-    required: int | None,
+    stamps: images.Marks,
+    required: images.Marks,
     coupon: bool = False,
 ) -> pkpass.FileSet:
     # (program id, version) names the design exactly: any design change bumps the version.
@@ -233,9 +233,13 @@ def card_pass_json(
         if program.kind == "stamp" and facts.stamps_required
         else None
     )
-    files = fileset(
-        session, program, design, tier=card.tier, stamps=card.stamps if required else None, required=required
-    )
+    stamps: images.Marks = card.stamps if required else None
+    marks: images.Marks = required
+    if facts.stamp_kinds:
+        # Several stamp kinds: a band of cups per kind on the strip.
+        stamps = tuple(held for _name, held, _cells in facts.stamp_kinds)
+        marks = tuple(cells for _name, _held, cells in facts.stamp_kinds)
+    files = fileset(session, program, design, tier=card.tier, stamps=stamps, required=marks)
     return body, files, cert
 
 
