@@ -148,3 +148,25 @@ def test_the_pass_strip_has_a_band_of_cups_per_kind(client: TestClient, shop: Sh
 
     upper, lower = changed(0, img.height // 2), changed(img.height // 2, img.height)
     assert 0 < upper < lower
+
+
+def test_the_google_hero_image_has_a_band_per_kind(client: TestClient, shop: Shop) -> None:
+    from urllib.parse import urlsplit
+
+    from loyalwallet.programs import images
+
+    code, _ = stamped_card(client, shop, RULES)
+    _pj, obj = built(shop, code)
+    uri = obj["heroImage"]["sourceUri"]["uri"]
+    assert uri.endswith("/stamps/1.png?kinds=3")
+    parts = urlsplit(uri)
+    r = client.get(f"{parts.path}?{parts.query}")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    with db.read() as session:
+        program = session.scalars(select(Program).where(Program.merchant_id == shop.merchant_id)).one()
+        design = parse_design(program.design)
+    assert r.content == images.strip(design, 3, stamps=(1, 3), required=(5, 4)).data
+    # Counts beyond a kind's cells, or a kind too many, are no image.
+    assert client.get(f"{parts.path}?kinds=9").status_code == 404
+    assert client.get(f"{parts.path}?kinds=1-1").status_code == 404
+    assert client.get(parts.path).status_code == 404

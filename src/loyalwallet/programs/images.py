@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet.programs.design import CardDesign, Colours, look_for_tier, rgb_tuple
 from loyalwallet.programs.models import Asset
-from loyalwallet.programs.rules import stamps_to_collect
+from loyalwallet.programs.rules import StampRules, held_by_kind, stamps_to_collect
 
 # Sizes in points (Apple's storeCard/coupon layout); files are drawn at @1x/@2x/@3x.
 ICON_PT = (29, 29)
@@ -458,7 +458,18 @@ def strip_for(session: Session, program: Any, card: Any | None = None, *, scale:
 
     design = parse_design(program.design)
     # A stamp card's cells are the paid stamps (stamps_required - 1; see StampRules).
-    required = stamps_to_collect(int(program.rules["stamps_required"])) if program.kind == "stamp" else None
+    required: Marks = (
+        stamps_to_collect(int(program.rules["stamps_required"])) if program.kind == "stamp" else None
+    )
+    stamps: Marks = (card.stamps if card is not None else 0) if required else None
+    if program.kind == "stamp" and program.rules.get("kinds"):
+        # Several stamp kinds: a band per kind.
+        held = held_by_kind(
+            StampRules.model_validate(program.rules),
+            card.stamps if card is not None else 0,
+            getattr(card, "kind_stamps", None),
+        )
+        stamps, required = tuple(h for _n, h, _c in held), tuple(c for _n, _h, c in held)
     return render(
         session,
         program.merchant_id,
@@ -466,7 +477,7 @@ def strip_for(session: Session, program: Any, card: Any | None = None, *, scale:
         "strip",
         scale=scale,
         tier=card.tier if card is not None else None,
-        stamps=(card.stamps if card is not None else 0) if required else None,
+        stamps=stamps,
         required=required,
     )
 
