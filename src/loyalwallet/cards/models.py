@@ -53,7 +53,7 @@ class Card(Base):
     stamps: Mapped[int] = mapped_column(Integer, default=0)
     # A card with several stamp kinds: the stamps of kinds 2..4, {"2": n, ...} (kind 1 is
     # `stamps`); NULL for every single-kind card.
-    kind_stamps: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    kind_stamps: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     tier: Mapped[str | None] = mapped_column(String(100))
     spend: Mapped[int] = mapped_column(BigInteger, default=0)  # lifetime, minor units
     visits: Mapped[int] = mapped_column(Integer, default=0)
