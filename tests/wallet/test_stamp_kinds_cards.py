@@ -87,6 +87,9 @@ def test_each_kind_on_the_pass_the_google_object_and_the_web_card(client: TestCl
     }
     back = {f["key"]: f["value"] for f in store["backFields"]}
     assert back["back_stamp_kinds"] == "Coffee 1/5 · Pastry 3/4"
+    # What each kind promises, one line each (in the merchant's language).
+    terms = back["back_stamp_terms"].split("\n")
+    assert [t.split(":")[0] for t in terms] == ["Coffee", "Pastry"] and "4" in terms[1]
     assert passes.problems(pj) == []  # what Apple would refuse
 
     assert obj["loyaltyPoints"] == {"label": "Coffee", "balance": {"string": "1/5"}}
@@ -99,6 +102,8 @@ def test_each_kind_on_the_pass_the_google_object_and_the_web_card(client: TestCl
     assert "Coffee 1/5 · Pastry 3/4" in text
     assert text.count('data-stamp-kind="') == 2
     assert text.count('<li class="on">') == 1 + 3 and text.count('<li class="off">') == 4 + 1
+    assert "Stamps to collect: 5, then on the next visit: Free coffee" in text
+    assert "Stamps to collect: 4, then on the next visit: Free pastry" in text
 
 
 def test_a_single_kind_card_shows_what_it_did(client: TestClient, shop: Shop) -> None:

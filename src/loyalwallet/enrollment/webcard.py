@@ -146,8 +146,14 @@ def card_page(session: Session, card: Card, program: Program, merchant: Merchant
             kinds = held_by_kind(rules_, card.stamps, card.kind_stamps)
             stamps["line"] = stamp_kinds_line(kinds)
             stamps["kinds"] = [
-                {"name": name, "have": have, "required": cells, "cells": [i < have for i in range(cells)]}
-                for name, have, cells in kinds
+                {
+                    "name": name,
+                    "have": have,
+                    "required": cells,
+                    "cells": [i < have for i in range(cells)],
+                    "terms": stamp_terms(kind),
+                }
+                for (name, have, cells), kind in zip(kinds, rules_.stamp_kinds(), strict=True)
             ]
     locations = session.scalars(
         select(Location)

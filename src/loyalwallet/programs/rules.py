@@ -143,6 +143,10 @@ class StampKind(_Strict):
     def stamps_to_collect(self) -> int:
         return stamps_to_collect(self.stamps_required)
 
+    @property
+    def free_visit(self) -> int:
+        return self.stamps_required
+
 
 MAX_STAMP_KINDS = 4
 
@@ -244,7 +248,7 @@ STAMP_TERMS_PER_VISIT = "Paid visits: %(paid)s, then on visit %(n)s: %(reward)s"
 STAMP_TERMS = "Stamps to collect: %(paid)s, then on the next visit: %(reward)s"
 
 
-def stamp_terms(rules: StampRules) -> tuple[str, dict[str, Any]]:
+def stamp_terms(rules: StampRules | StampKind) -> tuple[str, dict[str, Any]]:
     """What the stamp card promises, as (message, params): one stamp a visit reads
     "Paid visits: 5, then on visit 6: Free coffee"; stamps per item or several a
     visit count stamps."""

@@ -204,8 +204,12 @@ def _stamp_terms(program: Program, merchant: Merchant) -> str | None:
     rules = rules_of(program)
     if not isinstance(rules, StampRules):
         return None
+    lang = merchant.locale if merchant.locale in ("ru", "en") else "ru"
+    if rules.multi_kind:
+        # Several stamp kinds: what each promises, one line each.
+        return "\n".join(f"{k.name}: {translate(lang, *stamp_terms(k))}" for k in rules.stamp_kinds())
     msg, params = stamp_terms(rules)
-    return translate(merchant.locale if merchant.locale in ("ru", "en") else "ru", msg, params)
+    return translate(lang, msg, params)
 
 
 def _notes(session: Session, card: Card, merchant: Merchant) -> tuple[tuple[str, str, str], ...]:
