@@ -91,6 +91,8 @@ def test_each_kind_from_the_check_lines(shop: Shop) -> None:
     r = shop.post(f"/api/v1/purchases/{p['id']}/refunds", {}, role="cashier")
     assert r.json()["stamp_kinds"] == [{"kind": 1, "stamps_reversed": 1}, {"kind": 2, "stamps_reversed": 2}]
     assert held(r.json()["card"]) == {"Coffee": 0, "Pastry": 0}
+    view = shop.get(f"/api/v1/purchases/{p['id']}").json()
+    assert view["stamp_kinds"] == [{"kind": 2, "stamps_added": 3, "stamps_reversed": 3}]
     assert ledger_problems(shop) == []
 
 
@@ -102,6 +104,7 @@ def test_single_kind_answers_are_unchanged(shop: Shop) -> None:
     assert "stamp_kinds" not in p and "stamp_kinds" not in p["card"] and p["card"]["stamps"] == 1
     r = shop.post(f"/api/v1/purchases/{p['id']}/refunds", {}, role="cashier").json()
     assert "stamp_kinds" not in r and r["stamps_reversed"] == 1
+    assert "stamp_kinds" not in shop.get(f"/api/v1/purchases/{p['id']}").json()
     entries = shop.get(f"/api/v1/cards/{code}/transactions").json()["items"]
     assert all("stamp_kind" not in e for e in entries)
 

@@ -398,6 +398,17 @@ def purchase_view(session: Session, p: Purchase) -> dict[str, Any]:
             for r in refunds
         ],
         "created_at": p.created_at.isoformat(),
+        # Stamp kinds 2..4 of a card with several (only when the purchase gave some).
+        **(
+            {
+                "stamp_kinds": [
+                    {"kind": int(k), "stamps_added": v[0], "stamps_reversed": v[1]}
+                    for k, v in sorted(p.kind_stamps.items())
+                ]
+            }
+            if p.kind_stamps
+            else {}
+        ),
     }
 
 
