@@ -34,9 +34,18 @@ import uuid
 import psycopg
 
 from benchkit import create_database, drop_database, free_port
-from checkout import pct, report, start_server
+from checkout import pct, start_server
 
 SPEND = 100
+
+
+def report(name: str, n: int, seconds: float, latencies: list[float]) -> float:
+    rate = n / seconds
+    print(
+        f"  {name:<5} {rate:8.0f} tx/s   p50 {pct(latencies, 0.5) * 1000:7.1f} ms   "
+        f"p99 {pct(latencies, 0.99) * 1000:7.1f} ms   (n={n})"
+    )
+    return rate
 
 
 def seed(url: str, data_dir: str, n: int) -> tuple[str, list[str], list[int], int]:
@@ -105,7 +114,7 @@ def run_raw(
 
 
 async def http_client(
-    port: int,
+    port: int | list[int],
     key: str,
     codes: list[str],
     start: int,
@@ -114,6 +123,9 @@ async def http_client(
     out: list[float],
     errors: list[str],
 ) -> None:
+    # One server per process (bench/checkout.start_server): client i talks to server i mod n.
+    if isinstance(port, list):
+        port = port[start % len(port)]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     n = start
     body = json.dumps({"amount": SPEND}).encode()
@@ -144,7 +156,7 @@ async def http_client(
 
 
 def run_http(
-    port: int, key: str, codes: list[str], clients: int, seconds: float
+    port: list[int], key: str, codes: list[str], clients: int, seconds: float
 ) -> tuple[int, list[float], list[str]]:
     latencies: list[float] = []
     errors: list[str] = []
@@ -174,8 +186,9 @@ def main() -> None:
     failed: list[str] = []
     try:
         key, codes, ids, merchant_id = seed(url, data_dir, args.certificates)
-        port = free_port()
-        server = start_server(url, data_dir, port, args.workers)
+        ports = [free_port() for _ in range(args.workers)]
+        servers = [start_server(url, data_dir, p) for p in ports]
+        port = ports
         try:
             run_http(port, key, codes, args.clients, 2)  # warm-up: imports, prepared statements
             run_raw(url, ids, merchant_id, args.clients, 1)
@@ -183,6 +196,7 @@ def main() -> None:
                 f"certificate spend bench: {args.clients} concurrent clients, {args.rounds} rounds of "
                 f"{args.seconds:.0f} s per side, {args.certificates} certificates, {args.workers} server process(es)"
             )
+            print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             for r in range(args.rounds):
                 n_http, lat_http, errors = run_http(port, key, codes, args.clients, args.seconds)
                 n_raw, lat_raw = run_raw(url, ids, merchant_id, args.clients, args.seconds)
@@ -191,14 +205,20 @@ def main() -> None:
                 raw = report("raw", n_raw, args.seconds, lat_raw)
                 http = report("http", n_http, args.seconds, lat_http)
                 ratios.append(http / raw)
-                print(f"  ratio http/raw = {http / raw:.2f}   http p99 {pct(lat_http, 0.99) * 1000:.1f} ms")
+                print(
+                    f"  ratio http/raw = {http / raw:.2f}   http p99 {pct(lat_http, 0.99) * 1000:.1f} ms   "
+                    f"load {os.getloadavg()[0]:.2f}"
+                )
         finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
+            for server in servers:
+                server.send_signal(signal.SIGINT)
+            for server in servers:
+                server.wait(timeout=30)
         print(
             f"ratio http/raw over {len(ratios)} rounds: min {min(ratios):.2f}  median {statistics.median(ratios):.2f}  "
             f"max {max(ratios):.2f}   (goal >= 0.35, as for purchases)"
         )
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if failed:
             print(f"{len(failed)} failed requests, first: {failed[0]}")
             sys.exit(1)

@@ -85,7 +85,13 @@ def transactions(
 def adjust(code: str, body: AdjustmentIn, who: Actor = Depends(manager)) -> dict[str, Any]:
     with db.transaction() as session:
         card, program, book = service.adjust(
-            session, who, code, points=body.points, stamps=body.stamps, reason=body.reason
+            session,
+            who,
+            code,
+            points=body.points,
+            stamps=body.stamps,
+            reason=body.reason,
+            stamp_kind=body.stamp_kind,
         )
         return {
             "points": body.points,

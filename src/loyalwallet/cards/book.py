@@ -386,19 +386,29 @@ class CardBook:
         purchase_id: int | None = None,
         refund_id: int | None = None,
         reason: str | None = None,
+        stamp_kind: int = 1,
     ) -> list[int]:
-        """Add (or with a negative number remove) stamps; a full card becomes rewards.
-        Returns the ids of rewards issued."""
+        """Add (or with a negative number remove) stamps of one stamp kind; a full card
+        becomes rewards. Returns the ids of rewards issued."""
         if stamps == 0:
             return []
-        self._stamp_entry(kind, stamps, purchase_id=purchase_id, refund_id=refund_id, reason=reason)
+        self._stamp_entry(
+            kind, stamps, stamp_kind, purchase_id=purchase_id, refund_id=refund_id, reason=reason
+        )
         issued: list[int] = []
         if isinstance(self.rules, StampRules):
-            while self.card.stamps >= self.rules.stamps_to_collect:
-                issued.append(self._issue_reward(purchase_id))
+            to_collect = self.rules.kind(stamp_kind).stamps_to_collect
+            while self.stamps_of(stamp_kind) >= to_collect:
+                issued.append(self._issue_reward(purchase_id, stamp_kind))
         return issued
 
-    def _stamp_entry(self, kind: str, stamps: int, **values: Any) -> None:
+    def stamps_of(self, stamp_kind: int) -> int:
+        """The stamps the card holds of one kind (kind 1 is `card.stamps`)."""
+        if stamp_kind == 1:
+            return self.card.stamps
+        return int((self.card.kind_stamps or {}).get(str(stamp_kind), 0))
+
+    def _stamp_entry(self, kind: str, stamps: int, stamp_kind: int = 1, **values: Any) -> None:
         params = dict.fromkeys(_STAMP_OPTIONAL)
         params.update(values)
         params.update(
@@ -406,17 +416,24 @@ class CardBook:
             card_id=self.card.id,
             kind=kind,
             stamps=stamps,
+            stamp_kind=stamp_kind,
             created_at=self.now,
         )
         self.session.execute(_INSERT_STAMP_ENTRY, params)
-        self.set(stamps=self.card.stamps + stamps)
+        if stamp_kind == 1:
+            self.set(stamps=self.card.stamps + stamps)
+        else:
+            held = dict(self.card.kind_stamps or {})
+            held[str(stamp_kind)] = int(held.get(str(stamp_kind), 0)) + stamps
+            self.set(kind_stamps=held)
         self.changed = True
 
-    def _issue_reward(self, purchase_id: int | None) -> int:
+    def _issue_reward(self, purchase_id: int | None, stamp_kind: int = 1) -> int:
         self.rewards_touched = True
         rules = self.rules
         assert isinstance(rules, StampRules)
-        reward = rules.reward
+        stamp = rules.kind(stamp_kind)
+        reward = stamp.reward
         coupon_id = self.session.execute(
             insert(Coupon.__table__)
             .values(
@@ -439,17 +456,26 @@ class CardBook:
             )
             .returning(Coupon.__table__.c.id)
         ).scalar_one()
-        self._stamp_entry("reward", -rules.stamps_to_collect, coupon_id=coupon_id, purchase_id=purchase_id)
+        self._stamp_entry(
+            "reward", -stamp.stamps_to_collect, stamp_kind, coupon_id=coupon_id, purchase_id=purchase_id
+        )
         return int(coupon_id)
 
-    def remove_stamps(self, stamps: int, *, refund_id: int | None = None, reason: str | None = None) -> int:
-        """Take stamps off (a refund). When the stamps already turned into a reward that
-        is still unused, the reward is revoked and the card gets its stamps back first.
-        Stamps never go below zero. Returns the stamps removed."""
+    def remove_stamps(
+        self,
+        stamps: int,
+        *,
+        refund_id: int | None = None,
+        reason: str | None = None,
+        stamp_kind: int = 1,
+    ) -> int:
+        """Take stamps of one kind off (a refund). When the stamps already turned into a
+        reward of that kind that is still unused, the reward is revoked and the card gets
+        its stamps back first. Stamps never go below zero. Returns the stamps removed."""
         if stamps <= 0:
             return 0
-        while self.card.stamps < stamps and isinstance(self.rules, StampRules):
-            reward = self.session.execute(
+        while self.stamps_of(stamp_kind) < stamps and isinstance(self.rules, StampRules):
+            stmt = (
                 select(Coupon.id)
                 .where(
                     Coupon.card_id == self.card.id,
@@ -458,7 +484,19 @@ class CardBook:
                 )
                 .order_by(Coupon.id.desc())
                 .limit(1)
-            ).scalar()
+            )
+            if self.rules.multi_kind:
+                # The reward of this kind: the one whose "reward" entry is of this kind.
+                stmt = stmt.where(
+                    select(StampEntry.id)
+                    .where(
+                        StampEntry.coupon_id == Coupon.id,
+                        StampEntry.kind == "reward",
+                        StampEntry.stamp_kind == stamp_kind,
+                    )
+                    .exists()
+                )
+            reward = self.session.execute(stmt).scalar()
             if reward is None:
                 break
             self.session.execute(update(Coupon).where(Coupon.id == reward).values(status="revoked"))
@@ -474,13 +512,14 @@ class CardBook:
             ).scalar()
             self._stamp_entry(
                 "reward_revoked",
-                -int(took) if took else self.rules.stamps_to_collect,
+                -int(took) if took else self.rules.kind(stamp_kind).stamps_to_collect,
+                stamp_kind,
                 coupon_id=reward,
                 refund_id=refund_id,
             )
-        removed = min(stamps, self.card.stamps)
+        removed = min(stamps, self.stamps_of(stamp_kind))
         if removed:
-            self._stamp_entry("refund", -removed, refund_id=refund_id, reason=reason)
+            self._stamp_entry("refund", -removed, stamp_kind, refund_id=refund_id, reason=reason)
         return removed
 
     # Tier -------------------------------------------------------------------------------

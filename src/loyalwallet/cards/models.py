@@ -8,8 +8,9 @@ and card.stamps == sum(stamp_entries.stamps), checked by `loyalwallet check-ledg
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalwallet.db import Base, BigID, IdPK, Timestamp
@@ -50,6 +51,9 @@ class Card(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | blocked
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     stamps: Mapped[int] = mapped_column(Integer, default=0)
+    # A card with several stamp kinds: the stamps of kinds 2..4, {"2": n, ...} (kind 1 is
+    # `stamps`); NULL for every single-kind card.
+    kind_stamps: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     tier: Mapped[str | None] = mapped_column(String(100))
     spend: Mapped[int] = mapped_column(BigInteger, default=0)  # lifetime, minor units
     visits: Mapped[int] = mapped_column(Integer, default=0)
@@ -117,6 +121,8 @@ class StampEntry(Base):
     card_id: Mapped[int] = mapped_column(BigID, ForeignKey("cards.id"))
     kind: Mapped[str] = mapped_column(String(16))  # purchase | reward | refund | adjustment
     stamps: Mapped[int] = mapped_column(Integer)
+    # Which stamp kind of the programme (1 = the only kind of a single-kind card).
+    stamp_kind: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     purchase_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("purchases.id"))
     refund_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("refunds.id"))
     coupon_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("coupons.id"))

@@ -141,6 +141,7 @@ def adjust(
     points: int = 0,
     stamps: int = 0,
     reason: str,
+    stamp_kind: int = 1,
 ) -> tuple[Card, Program, CardBook]:
     """A manual correction by a manager or owner, with a reason, audit-logged."""
     actor.require("manager")
@@ -153,6 +154,8 @@ def adjust(
         raise DomainError("validation_error", "this program has no points", field="points")
     if stamps and program.kind != "stamp":
         raise DomainError("validation_error", "this program has no stamps", field="stamps")
+    if stamps and isinstance(book.rules, StampRules):
+        book.rules.kind(stamp_kind)  # validation_error for a kind the programme lacks
     if points > 0:
         book.credit("adjustment", points, actor=actor, reason=reason)
     elif points < 0:
@@ -160,16 +163,16 @@ def adjust(
             raise Explained("insufficient_points", "the card has {balance} points", balance=card.balance)
         book.take_back("adjustment", -points, allow_debt=False, actor=actor, reason=reason)
     if stamps > 0:
-        book.add_stamps("adjustment", stamps, reason=reason)
+        book.add_stamps("adjustment", stamps, reason=reason, stamp_kind=stamp_kind)
     elif stamps < 0:
-        if -stamps > card.stamps:
+        if -stamps > book.stamps_of(stamp_kind):
             raise Explained(
                 "validation_error",
                 "the card has {stamps} stamps",
-                stamps=card.stamps,
+                stamps=book.stamps_of(stamp_kind),
                 extra={"field": "stamps"},
             )
-        book.add_stamps("adjustment", stamps, reason=reason)
+        book.add_stamps("adjustment", stamps, reason=reason, stamp_kind=stamp_kind)
     book.retier()
     book.touch("adjustment")
     audit(
@@ -178,7 +181,8 @@ def adjust(
         "card.adjust",
         "card",
         card.code,
-        {"points": points, "stamps": stamps, "reason": reason},
+        {"points": points, "stamps": stamps, "reason": reason}
+        | ({"stamp_kind": stamp_kind} if stamp_kind != 1 else {}),
     )
     return card, program, book
 

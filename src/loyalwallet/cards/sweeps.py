@@ -63,6 +63,7 @@ def check_ledger(session: Session) -> list[dict[str, Any]]:
     )
     stamps = (
         select(StampEntry.card_id, func.sum(StampEntry.stamps).label("total"))
+        .where(StampEntry.stamp_kind == 1)
         .group_by(StampEntry.card_id)
         .subquery()
     )
@@ -76,13 +77,22 @@ def check_ledger(session: Session) -> list[dict[str, Any]]:
             func.coalesce(points.c.total, 0),
             func.coalesce(lots.c.open, 0),
             func.coalesce(stamps.c.total, 0),
+            Card.kind_stamps,
         )
         .outerjoin(points, points.c.card_id == Card.id)
         .outerjoin(lots, lots.c.card_id == Card.id)
         .outerjoin(stamps, stamps.c.card_id == Card.id)
     ).all()
+    # Kinds 2..4 of cards with several stamp kinds: each kind's entries on their own.
+    by_kind: dict[int, dict[str, int]] = {}
+    for card_id, stamp_kind, kind_total in session.execute(
+        select(StampEntry.card_id, StampEntry.stamp_kind, func.sum(StampEntry.stamps))
+        .where(StampEntry.stamp_kind != 1)
+        .group_by(StampEntry.card_id, StampEntry.stamp_kind)
+    ):
+        by_kind.setdefault(card_id, {})[str(stamp_kind)] = int(kind_total)
     bad = []
-    for card_id, merchant_id, code, balance, card_stamps, total, open_lots, stamp_total in rows:
+    for card_id, merchant_id, code, balance, card_stamps, total, open_lots, stamp_total, held in rows:
         problems = []
         if balance != total:
             problems.append(f"balance {balance} != entries {total}")
@@ -92,6 +102,19 @@ def check_ledger(session: Session) -> list[dict[str, Any]]:
             problems.append(f"stamps {card_stamps} != entries {stamp_total}")
         if card_stamps < 0:
             problems.append(f"stamps {card_stamps} < 0")
+        problems += _kind_problems(held or {}, by_kind.get(card_id, {}))
         if problems:
             bad.append({"card_id": card_id, "merchant_id": merchant_id, "code": code, "problems": problems})
     return bad
+
+
+def _kind_problems(held: dict[str, Any], entries: dict[str, int]) -> list[str]:
+    """Stamp kinds 2..4: the card's cached count of each kind == the sum of its entries."""
+    problems = []
+    for kind in sorted(set(held) | set(entries)):
+        cached, total = int(held.get(kind, 0)), entries.get(kind, 0)
+        if cached != total:
+            problems.append(f"stamps of kind {kind} {cached} != entries {total}")
+        if cached < 0:
+            problems.append(f"stamps of kind {kind} {cached} < 0")
+    return problems

@@ -134,6 +134,8 @@ def card_view(
         "created": created,
         "created_at": card.created_at.isoformat(),
     }
+    if isinstance(rules, StampRules) and rules.multi_kind:
+        out["stamp_kinds"] = stamp_kinds_view(rules, book)
     if isinstance(rules, (BonusRules, DiscountRules)):
         tier = next((t for t in rules.tiers if t.name == card.tier), rules.tiers[0])
         if isinstance(tier, DiscountTier):
@@ -149,6 +151,21 @@ def card_view(
     else:
         out["customer"] = None
     return out
+
+
+def stamp_kinds_view(rules: StampRules, book: CardBook) -> list[dict[str, Any]]:
+    """Each stamp kind of a card with several (kind 1 first): what it holds of how many."""
+    return [
+        {
+            "kind": number,
+            "name": kind.name,
+            "stamps": book.stamps_of(number),
+            "stamps_required": kind.stamps_required,
+            "stamps_to_collect": kind.stamps_to_collect,
+            "reward": kind.reward.name,
+        }
+        for number, kind in enumerate(rules.stamp_kinds(), start=1)
+    ]
 
 
 def ledger_view(
@@ -187,6 +204,8 @@ def ledger_view(
             "refund_id": e.refund_id,
             "reason": e.reason,
             "created_at": e.created_at.isoformat(),
+            # Which stamp kind, only on cards with several (single-kind answers as before).
+            **({"stamp_kind": e.stamp_kind} if e.stamp_kind != 1 else {}),
         }
         for e in stamps
     ]

@@ -308,6 +308,7 @@ async def _run(
     if (
         row["status"] != "active"
         or row["rewards"]
+        or getattr(prules, "multi_kind", False)  # several stamp kinds: the general path
         or not isinstance(prules, BonusRules)
         or prules.pending_hours
         or prules.tier_period_days

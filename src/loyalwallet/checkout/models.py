@@ -53,6 +53,9 @@ class Purchase(Base):
     points_returned: Mapped[int] = mapped_column(BigInteger, default=0)
     stamps_reversed: Mapped[int] = mapped_column(Integer, default=0)
     spend_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Stamp kinds 2..4 of a card with several kinds: {"2": [added, reversed], ...};
+    # NULL for every other purchase.
+    kind_stamps: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     status: Mapped[str] = mapped_column(String(24), default="completed")
     created_at: Mapped[Timestamp]
 
@@ -85,6 +88,8 @@ class Refund(Base):
     points_returned: Mapped[int] = mapped_column(BigInteger, default=0)
     stamps_reversed: Mapped[int] = mapped_column(Integer, default=0)
     spend_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Stamps of kinds 2..4 this refund took off: {"2": n, ...}; NULL when none.
+    kind_stamps: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     lines: Mapped[list[Any]] = mapped_column(JSON, default=list)
     reason: Mapped[str | None] = mapped_column(String(500))
     actor_type: Mapped[str] = mapped_column(String(16))

@@ -80,6 +80,7 @@ JS_STRINGS = (
     "The amount cannot be negative.",
     "The amount is too large.",
     "A large sale: press Enter or Confirm once more to record",
+    "By hand",
 )
 # Messages for the API's error codes, shown instead of the English detail.
 ERROR_STRINGS = {

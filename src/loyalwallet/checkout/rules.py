@@ -19,6 +19,7 @@ from loyalwallet.programs.rules import (
     DiscountRules,
     DiscountTier,
     Rules,
+    StampKind,
     StampRules,
     bp,
     tier_for,
@@ -62,6 +63,18 @@ class CardState:
     stamps: int
     tier_spend: int  # spend that decides the tier before this purchase
     balance: int = 0
+    # Stamps of kinds 2..4 (a card with several stamp kinds), by kind number.
+    kind_stamps: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KindStamps:
+    """What a purchase does to one stamp kind of a card."""
+
+    kind: int
+    added: int
+    after: int
+    rewards: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,8 @@ class Outcome:
     cashback_bp: int = 0
     free_line: int | None = None
     notes: list[str] = field(default_factory=list)
+    # Kinds 2..4 of a card with several stamp kinds (kind 1 is stamps_added/_after).
+    kind_stamps: tuple[KindStamps, ...] = ()
 
     @property
     def discount(self) -> int:
@@ -127,10 +142,19 @@ def _coupon_discount(offer: Offer, left: int, lines: list[Line]) -> tuple[int, i
     raise Explained("coupon_invalid", "unknown coupon kind {kind!r}", kind=offer.kind)
 
 
-def _stamps_for(rules: StampRules, lines: list[Line], to_pay: int, free_line: int | None) -> int:
+def _stamps_for(
+    rules: StampRules | StampKind,
+    lines: list[Line],
+    to_pay: int,
+    free_line: int | None,
+    by_hand: int | None = None,
+) -> int:
     if to_pay <= 0 or to_pay < rules.min_amount:
         return 0
-    if rules.qualifying is None:
+    if by_hand is not None:
+        # The cashier counted this kind by hand (no check lines): within the kind's limit.
+        stamps = by_hand
+    elif rules.qualifying is None:
         stamps = rules.stamps_per_purchase
     else:
         qty = 0
@@ -150,6 +174,7 @@ def compute(
     lines: list[Line] | None = None,
     redeem_points: int = 0,
     offer: Offer | None = None,
+    by_hand: dict[int, int] | None = None,
 ) -> Outcome:
     """Apply the checkout order to a check. Raises DomainError when the check cannot be
     done as asked (not enough points, over the limit, a coupon that does not fit)."""
@@ -158,6 +183,12 @@ def compute(
         raise DomainError("validation_error", "amount must be a positive integer of minor units")
     if redeem_points < 0:
         raise DomainError("validation_error", "redeem_points must not be negative")
+    by_hand = by_hand or {}
+    if by_hand:
+        if not isinstance(rules, StampRules):
+            raise DomainError("validation_error", "this program has no stamps", field="stamps_by_kind")
+        for number in by_hand:
+            rules.kind(number)  # validation_error for a kind the programme does not have
 
     # 1. Tier discount.
     tier_before: str | None = None
@@ -222,10 +253,12 @@ def compute(
 
     # 6. Stamps.
     stamps_added = stamps_after = rewards_earned = 0
+    kind_stamps: tuple[KindStamps, ...] = ()
     if isinstance(rules, StampRules):
-        stamps_added = _stamps_for(rules, lines, to_pay, free_line)
+        stamps_added = _stamps_for(rules, lines, to_pay, free_line, by_hand.get(1))
         total = state.stamps + stamps_added
         rewards_earned, stamps_after = divmod(total, rules.stamps_to_collect)
+        kind_stamps = stamps_by_kind(rules, state.kind_stamps, lines, to_pay, free_line, by_hand)
     else:
         stamps_after = state.stamps
 
@@ -254,7 +287,28 @@ def compute(
         discount_bp=discount_bp,
         cashback_bp=cashback_bp,
         free_line=free_line,
+        kind_stamps=kind_stamps,
     )
+
+
+def stamps_by_kind(
+    rules: StampRules,
+    held: dict[int, int],
+    lines: list[Line],
+    to_pay: int,
+    free_line: int | None,
+    by_hand: dict[int, int] | None = None,
+) -> tuple[KindStamps, ...]:
+    """Kinds 2..4: the stamps each earns from the check's lines (its own qualifying items,
+    count and limits) or as the cashier counted them by hand, what the card then holds of
+    it and the rewards it fills."""
+    by_hand = by_hand or {}
+    out = []
+    for number, kind in enumerate(rules.kinds, start=2):
+        added = _stamps_for(kind, lines, to_pay, free_line, by_hand.get(number))
+        rewards, after = divmod(held.get(number, 0) + added, kind.stamps_to_collect)
+        out.append(KindStamps(number, added, after, rewards))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -273,6 +327,9 @@ class PurchaseTotals:
     points_returned: int = 0
     stamps_reversed: int = 0
     spend_reversed: int = 0
+    # Kinds 2..4: stamps the purchase added and earlier refunds took back, by kind.
+    kind_added: dict[int, int] = field(default_factory=dict)
+    kind_reversed: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -283,6 +340,7 @@ class RefundOutcome:
     points_returned: int  # redeemed points given back
     stamps_reversed: int
     spend_reversed: int
+    kind_stamps_reversed: dict[int, int] = field(default_factory=dict)
 
 
 def refund(p: PurchaseTotals, amount: int) -> RefundOutcome:
@@ -315,4 +373,7 @@ def refund(p: PurchaseTotals, amount: int) -> RefundOutcome:
         points_returned=share(p.points_redeemed, p.points_returned),
         stamps_reversed=share(p.stamps_added, p.stamps_reversed),
         spend_reversed=share(p.spend_added, p.spend_reversed),
+        kind_stamps_reversed={
+            k: share(added, p.kind_reversed.get(k, 0)) for k, added in sorted(p.kind_added.items())
+        },
     )

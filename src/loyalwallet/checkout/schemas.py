@@ -30,6 +30,15 @@ class LineIn(BaseModel):
     price: Money
 
 
+class KindStampsIn(BaseModel):
+    """Stamps of one stamp kind counted by hand at the till (a check without lines)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Annotated[StrictInt, Field(ge=1, le=4)]
+    stamps: Annotated[StrictInt, Field(ge=0, le=100)]
+
+
 class PurchaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,14 +58,18 @@ class PurchaseIn(BaseModel):
     # A subscription's id on this card: one unit pays for one piece of the dearest line
     # it covers (subscriptions.rules), after the points and before a certificate.
     subscription: Annotated[StrictInt, Field(ge=1)] | None = None
+    # A stamp card: the stamps of these kinds as the cashier counted them, instead of
+    # what the check lines give (programs.rules.StampRules.kinds).
+    stamps_by_kind: Annotated[list[KindStampsIn], Field(max_length=4)] | None = None
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # Without a subscription the dump (and so the Idempotency-Key's body hash) is what
         # it was before the field existed: a retry spanning the upgrade still replays.
         data: dict[str, Any] = handler(self)
-        if data.get("subscription") is None:
-            data.pop("subscription", None)
+        for optional in ("subscription", "stamps_by_kind"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
         return data
 
     @model_validator(mode="after")
@@ -69,6 +82,8 @@ class PurchaseIn(BaseModel):
             raise ValueError("give either coupon or use_reward, not both")
         if self.certificate_amount is not None and self.certificate is None:
             raise ValueError("certificate_amount needs a certificate")
+        if self.stamps_by_kind and len({k.kind for k in self.stamps_by_kind}) != len(self.stamps_by_kind):
+            raise ValueError("stamps_by_kind names each kind once")
         return self
 
 
@@ -98,4 +113,6 @@ class AdjustmentIn(BaseModel):
 
     points: Annotated[StrictInt, Field(ge=-(10**9), le=10**9)] = 0
     stamps: Annotated[StrictInt, Field(ge=-1000, le=1000)] = 0
+    # Which stamp kind the stamps are of (a card with several kinds; 1 otherwise).
+    stamp_kind: Annotated[StrictInt, Field(ge=1, le=4)] = 1
     reason: Annotated[StrictStr, Field(min_length=3, max_length=500)]

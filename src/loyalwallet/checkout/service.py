@@ -18,7 +18,7 @@ from loyalwallet.cards.book import CardBook, get_card, lock_card_for_purchase
 from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.cards.views import card_view
 from loyalwallet.certificates import till
-from loyalwallet.checkout import rules, steps
+from loyalwallet.checkout import rules, stamp_kinds, steps
 from loyalwallet.checkout.models import Purchase, PurchaseLine, Refund
 from loyalwallet.checkout.schemas import PurchaseIn, RefundIn
 from loyalwallet.db import for_update, utcnow
@@ -112,8 +112,10 @@ def _compute(session: Session, book: CardBook, body: PurchaseIn, offer: rules.Of
         stamps=book.card.stamps,
         tier_spend=book.tier_spend(),
         balance=book.card.balance,
+        kind_stamps=stamp_kinds.held(book),
     )
-    return rules.compute(book.rules, state, body.amount, _lines(body), body.redeem_points, offer)
+    by_hand = {k.kind: k.stamps for k in body.stamps_by_kind or ()}
+    return rules.compute(book.rules, state, body.amount, _lines(body), body.redeem_points, offer, by_hand)
 
 
 def _outcome_view(o: rules.Outcome) -> dict[str, Any]:
@@ -144,6 +146,8 @@ def quote(session: Session, actor: Actor, body: PurchaseIn) -> dict[str, Any]:
     coupon, offer = _find_offer(session, card, body, now, lock=False)
     outcome = _compute(session, book, body, offer)
     result = _outcome_view(outcome)
+    if stamp_kinds.multi(book.rules):
+        result["stamp_kinds"] = stamp_kinds.outcome_view(book.rules, outcome)
     result["max_redeem_points"] = outcome.max_redeem_points
     result["points_available"] = max(0, book.available())
     result["coupon"] = coupon.code if coupon else None
@@ -276,6 +280,8 @@ def _purchase_response(
     location_id: int | None,
 ) -> dict[str, Any]:
     response = {"id": purchase_id, **_outcome_view(outcome)}
+    if stamp_kinds.multi(book.rules):
+        response["stamp_kinds"] = stamp_kinds.outcome_view(book.rules, outcome)
     response["rewards_issued"] = len(rewards)
     response["coupon"] = coupon.code if coupon else None
     response["external_id"] = body.external_id
@@ -307,8 +313,10 @@ def refund(
     refund_id = steps.write_refund(session, actor, card, p, outcome, refund_lines, body.reason, now)
     book = CardBook(session, card, program, now)
     reversed_points, stamps_removed = steps.reverse_on_card(session, book, actor, p, outcome, refund_id)
+    kind_removed = stamp_kinds.reverse(book, outcome, refund_id)
     tiers = steps.retier(book)
     steps.record_refund(session, p, outcome, refund_id, reversed_points, stamps_removed)
+    stamp_kinds.record(session, p, outcome, refund_id, kind_removed)
     # The certificates that paid it get their share of the money back.
     returned = till.refund(session, actor, p.id, p.to_pay, p.refunded_money, refund_id, now)
     # A purchase refunded in full gives its subscription use back.
@@ -326,6 +334,8 @@ def refund(
     response = steps.refund_response(
         session, book, p, outcome, refund_id, refund_lines, reversed_points, stamps_removed
     )
+    if stamp_kinds.multi(book.rules):
+        response["stamp_kinds"] = stamp_kinds.refund_view(stamps_removed, kind_removed)
     if returned is not None:
         response.update(returned)
         response["cash_returned"] = outcome.money_returned - returned["certificate_returned"]
@@ -388,6 +398,17 @@ def purchase_view(session: Session, p: Purchase) -> dict[str, Any]:
             for r in refunds
         ],
         "created_at": p.created_at.isoformat(),
+        # Stamp kinds 2..4 of a card with several (only when the purchase gave some).
+        **(
+            {
+                "stamp_kinds": [
+                    {"kind": int(k), "stamps_added": v[0], "stamps_reversed": v[1]}
+                    for k, v in sorted(p.kind_stamps.items())
+                ]
+            }
+            if p.kind_stamps
+            else {}
+        ),
     }
 
 

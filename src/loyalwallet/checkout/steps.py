@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from loyalwallet.cards.book import CardBook, lock_card_by_id
 from loyalwallet.cards.models import Card, Coupon, LedgerEntry
 from loyalwallet.cards.views import card_view
-from loyalwallet.checkout import idempotency, rules
+from loyalwallet.checkout import idempotency, rules, stamp_kinds
 from loyalwallet.checkout.models import Purchase, PurchaseLine, Refund
 from loyalwallet.checkout.schemas import PurchaseIn, RefundIn
 from loyalwallet.db import for_update
@@ -116,6 +116,7 @@ def write_purchase(
             "accrual_base": outcome.accrual_base,
             "points_accrued": outcome.points_accrued,
             "stamps_added": outcome.stamps_added,
+            "kind_stamps": stamp_kinds.purchase_column(outcome),
             "spend_added": outcome.spend_added,
             "coupon_id": coupon.id if coupon else None,
             "tier_before": outcome.tier_before,
@@ -169,7 +170,8 @@ def credit_purchase(book: CardBook, actor: Actor, outcome: rules.Outcome, purcha
             purchase_id=purchase_id,
             pending_hours=pending_hours,
         )
-    return book.add_stamps("purchase", outcome.stamps_added, purchase_id=purchase_id)
+    issued = book.add_stamps("purchase", outcome.stamps_added, purchase_id=purchase_id)
+    return issued + stamp_kinds.credit(book, outcome, purchase_id)
 
 
 def count_visit(
@@ -297,6 +299,7 @@ def price_refund(p: Purchase, amount: int) -> rules.RefundOutcome:
         points_returned=p.points_returned,
         stamps_reversed=p.stamps_reversed,
         spend_reversed=p.spend_reversed,
+        **stamp_kinds.totals(p),
     )
     return rules.refund(totals, amount)
 

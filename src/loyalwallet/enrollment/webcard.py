@@ -27,7 +27,7 @@ from loyalwallet.feedback.service import pending_rate_path
 from loyalwallet.merchants.models import Location, Merchant
 from loyalwallet.programs.design import CardDesign, look_for_tier, parse_design
 from loyalwallet.programs.models import Program
-from loyalwallet.programs.rules import StampRules, stamp_terms
+from loyalwallet.programs.rules import StampRules, held_by_kind, stamp_kinds_line, stamp_terms
 from loyalwallet.programs.service import rules_of
 
 
@@ -141,6 +141,20 @@ def card_page(session: Session, card: Card, program: Program, merchant: Merchant
             "cells": [i < card.stamps for i in range(required)],
             "terms": (terms, params),
         }
+        if rules_.multi_kind:
+            # Several stamp kinds: each with its own row of cells, and all on one line.
+            kinds = held_by_kind(rules_, card.stamps, card.kind_stamps)
+            stamps["line"] = stamp_kinds_line(kinds)
+            stamps["kinds"] = [
+                {
+                    "name": name,
+                    "have": have,
+                    "required": cells,
+                    "cells": [i < have for i in range(cells)],
+                    "terms": stamp_terms(kind),
+                }
+                for (name, have, cells), kind in zip(kinds, rules_.stamp_kinds(), strict=True)
+            ]
     locations = session.scalars(
         select(Location)
         .where(Location.merchant_id == merchant.id, Location.active.is_(True))

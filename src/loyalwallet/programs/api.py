@@ -104,7 +104,12 @@ async def upload_asset(request: Request, who: Actor = Depends(manager)) -> Respo
     include_in_schema=False,
 )
 def stamp_strip(
-    merchant_id: int, program_id: int, version: int, stamps: int, tier: str | None = None
+    merchant_id: int,
+    program_id: int,
+    version: int,
+    stamps: int,
+    tier: str | None = None,
+    kinds: str | None = Query(None, pattern=r"^\d{1,3}(-\d{1,3}){0,2}$"),
 ) -> Response:
     """Rendered on demand from the program's design (and cached in-process): Google
     Wallet shows it as the card's hero image. The program version in the path makes a
@@ -119,7 +124,17 @@ def stamp_strip(
         required = stamps_to_collect(int(program.rules.get("stamps_required", 2)))
         if not 0 <= stamps <= required:
             raise not_found("image")
-        card = SimpleNamespace(stamps=stamps, tier=tier)
+        # Several stamp kinds: the stamps of kinds 2..4, each within its own cells.
+        others = [int(n) for n in kinds.split("-")] if kinds else []
+        extra = program.rules.get("kinds") or []
+        if len(others) != len(extra) or any(
+            n > stamps_to_collect(int(k.get("stamps_required", 2)))
+            for n, k in zip(others, extra, strict=False)
+        ):
+            raise not_found("image")
+        card = SimpleNamespace(
+            stamps=stamps, tier=tier, kind_stamps={str(i): n for i, n in enumerate(others, start=2)}
+        )
         png = images.strip_for(session, program, card).data
     cache = "public, max-age=31536000, immutable" if version == program.version else "no-cache"
     return Response(png, media_type="image/png", headers={"Cache-Control": cache})

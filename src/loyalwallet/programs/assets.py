@@ -75,7 +75,9 @@ def url(merchant_id: int, sha: str) -> str:
     return f"{get_settings().base_url}/assets/{merchant_id}/{sha}"
 
 
-def stamp_strip_url(program: Any, stamps: int) -> str:
-    """Public URL of a stamp card's strip with `stamps` filled (see api.py)."""
+def stamp_strip_url(program: Any, stamps: int, kind_stamps: list[int] | None = None) -> str:
+    """Public URL of a stamp card's strip with `stamps` filled (see api.py); a card with
+    several stamp kinds adds the stamps of kinds 2..4 (?kinds=3-0)."""
     base = get_settings().base_url
-    return f"{base}/assets/{program.merchant_id}/programs/{program.id}/v{program.version}/stamps/{stamps}.png"
+    path = f"{base}/assets/{program.merchant_id}/programs/{program.id}/v{program.version}/stamps/{stamps}.png"
+    return path + ("?kinds=" + "-".join(map(str, kind_stamps)) if kind_stamps else "")

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from loyalwallet.programs import kind_form
 from loyalwallet.programs.rules import RULES_BY_KIND, Rules, rules_to_json
 from loyalwallet.text import CURRENCY_SYMBOLS, amount
 
@@ -98,8 +99,9 @@ class Field:
     unit: str = ""  # after the input; "money" shows the merchant's currency
 
     @property
-    def path(self) -> tuple[str, ...]:
-        return tuple(self.name.split("-"))
+    def path(self) -> tuple[str | int, ...]:
+        # "kinds-0-name" lives at rules["kinds"][0]["name"]
+        return tuple(int(p) if p.isdigit() else p for p in self.name.split("-"))
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ BONUS = (
 
 DISCOUNT = (Section("Tiers", (), tiers=True),)
 
-STAMP = (
+STAMP: tuple[Section, ...] = (
     Section(
         "Stamps",
         (
@@ -238,6 +240,13 @@ STAMP = (
                 unit="stamps",
             ),
             Field("welcome_stamps", "int", "Welcome stamps", "Given once when a guest joins.", unit="stamps"),
+            Field(
+                "kind_name",
+                "text",
+                "Name of the stamp kind",
+                "With several stamp kinds, e.g. “Coffee”: the card shows each kind by its name.",
+                optional=True,
+            ),
             Field(
                 "min_amount",
                 "money",
@@ -323,6 +332,51 @@ STAMP = (
     ),
 )
 
+
+def _kind_section(i: int) -> Section:
+    """Stamp kind i + 2 of a card with several kinds: the fields of kind 1 that matter."""
+    p = f"kinds-{i}-"
+    return Section(
+        kind_form.TITLES[i],
+        (
+            Field(p + "name", "text", "Name of the stamp kind", "Empty: no such kind. E.g. “Pastry”."),
+            Field(
+                p + "stamps_required",
+                "int",
+                "Every N-th visit is the reward",
+                "6: five paid stamps fill the card, the reward is used on the sixth visit.",
+                unit="stamps",
+            ),
+            Field(p + "stamp_mode", "choice", STAMP_MODE.label, STAMP_MODE.help, choices=STAMP_MODE.choices),
+            Field(
+                p + "stamps_per_purchase", "int", "Stamps per purchase", "With “per purchase”.", unit="stamps"
+            ),
+            Field(
+                p + "stamps_per_item", "int", "Stamps per item", "With “per qualifying item”.", unit="stamps"
+            ),
+            Field(
+                p + "qualifying-skus",
+                "list",
+                "Qualifying SKUs",
+                "Item codes from the POS, separated by commas.",
+            ),
+            Field(
+                p + "qualifying-categories",
+                "list",
+                "Qualifying categories",
+                "Categories from the POS, separated by commas.",
+            ),
+            *(
+                Field(p + f.name, f.type, f.label, f.help, f.optional, f.choices, f.unit)
+                for f in STAMP[-1].fields
+                if f.name in ("reward-kind", "reward-name", "reward-value", "reward-pct", "reward-category")
+            ),
+        ),
+    )
+
+
+STAMP = (*STAMP, *(_kind_section(i) for i in range(kind_form.SLOTS)))
+
 # An iiko programme has no rules of ours to edit: iiko keeps them (integrations/iiko).
 SECTIONS: dict[str, tuple[Section, ...]] = {"bonus": BONUS, "discount": DISCOUNT, "stamp": STAMP, "iiko": ()}
 TIER_PCT = {"bonus": "cashback_pct", "discount": "discount_pct"}
@@ -364,10 +418,13 @@ class RulesForm:
         return next((name for name in order if name in self.errors), None)
 
 
-def _get(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+def _get(data: Mapping[str, Any], path: tuple[str | int, ...]) -> Any:
     value: Any = data
     for key in path:
-        value = value.get(key) if isinstance(value, Mapping) else None
+        if isinstance(key, int):
+            value = value[key] if isinstance(value, list) and key < len(value) else None
+        else:
+            value = value.get(key) if isinstance(value, Mapping) else None
     return value
 
 
@@ -404,6 +461,7 @@ def rules_to_form(kind: str, rules: Mapping[str, Any], sep: str = ",") -> RulesF
         ]
     if kind == "stamp":
         values["stamp_mode"] = "purchase" if full.get("qualifying") is None else "item"
+        kind_form.modes_for_form(full, values)
     return RulesForm(kind, values, tiers)
 
 
@@ -432,10 +490,11 @@ _MODEL_MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "a percent_off reward needs pct": ("reward-pct", "Enter the percent off."),
     "a fixed_off reward needs a positive value": ("reward-value", "Enter the amount off."),
+    "stamp kind names must be unique": ("form", "Each stamp kind needs its own name."),
 }
 
 
-def _set(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+def _set(raw: dict[Any, Any], path: tuple[str | int, ...], value: Any) -> None:
     for key in path[:-1]:
         raw = raw.setdefault(key, {})
     raw[path[-1]] = value
@@ -488,7 +547,7 @@ def _input_name(kind: str, loc: tuple[Any, ...]) -> str:
             column = "pct" if loc[2] == TIER_PCT.get(kind) else str(loc[2])
             return f"tier-{loc[1]}-{column}"
         return "tiers"
-    name = "-".join(str(p) for p in loc if not isinstance(p, int))
+    name = "-".join(str(p) for p in loc if not isinstance(p, int) or loc[0] == "kinds")
     known = {f.name for f in fields_of(kind)}
     while name and name not in known:  # a nested model's own error: its first input
         if "-" not in name:
@@ -516,7 +575,7 @@ def form_to_rules(
             return None
 
     for f in fields:
-        if f.name in ("tier_period", "tier_period_days", "stamp_mode"):
+        if f.name in ("tier_period", "tier_period_days", "stamp_mode", *kind_form.mode_names()):
             continue
         text = values[f.name]
         if f.type == "bool":
@@ -569,6 +628,7 @@ def form_to_rules(
 
     if kind == "stamp" and values["stamp_mode"] != "item":
         raw.pop("qualifying", None)  # stamps per purchase: the SKU lists are not used
+    kept = kind_form.collect(raw, values, errors, _) if kind == "stamp" else []
 
     try:
         rules = model.model_validate(raw)
@@ -576,11 +636,14 @@ def form_to_rules(
         by_name = {f.name: f for f in fields}
         for e in exc.errors(include_url=False, include_input=False):
             text = str(e["msg"]).removeprefix("Value error, ")
+            loc = kind_form.remap(tuple(e["loc"]), kept)
             if e["type"] == "value_error" and text in _MODEL_MESSAGES:
                 name, message = _MODEL_MESSAGES[text]
                 message = _(message)
+                if loc[:1] == ("kinds",) and len(loc) >= 2 and name != "form":
+                    name = f"kinds-{loc[1]}-{name}"  # a kind's own cross-field rule
             else:
-                name = _input_name(kind, tuple(e["loc"]))
+                name = _input_name(kind, loc)
                 tier_column = name.rsplit("-", 1)[-1] if name.startswith("tier-") else None
                 field_ = by_name.get(name) or (
                     Field(name, "money" if tier_column == "min_spend" else "percent", "", "")

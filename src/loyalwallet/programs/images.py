@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet.programs.design import CardDesign, Colours, look_for_tier, rgb_tuple
 from loyalwallet.programs.models import Asset
-from loyalwallet.programs.rules import stamps_to_collect
+from loyalwallet.programs.rules import StampRules, held_by_kind, stamps_to_collect
 
 # Sizes in points (Apple's storeCard/coupon layout); files are drawn at @1x/@2x/@3x.
 ICON_PT = (29, 29)
@@ -214,6 +214,22 @@ def _mark_image(
     return img.resize(size, Image.Resampling.LANCZOS)
 
 
+# The marks of a stamp strip: one count (a card's one kind), or one per stamp kind of a
+# card with several (each drawn in its own band of the strip, kind 1 at the top).
+Marks = int | tuple[int, ...] | None
+
+
+def _kind_bands(
+    img: Image.Image, style: str, colours: Colours, stamps: tuple[int, ...], required: tuple[int, ...]
+) -> Image.Image:
+    w, h = img.size
+    n = len(required)
+    for i, (have, cells) in enumerate(zip(stamps, required, strict=True)):
+        box = (0, h * i // n, w, h * (i + 1) // n)
+        img.paste(_stamps(img.crop(box), style, colours, have, cells), box[:2])
+    return img
+
+
 def _grid(n: int, width: float, height: float) -> tuple[int, int]:
     """Columns and rows that give the largest marks for n marks in width×height."""
     best = (n, 1)
@@ -278,8 +294,8 @@ def _draw_strip(
     style: str,
     scale: int,
     source: Source | None,
-    stamps: int | None,
-    required: int | None,
+    stamps: Marks,
+    required: Marks,
     coupon: bool,
 ) -> Rendered:
     pt = STRIP_PT["coupon" if coupon else "store"]
@@ -291,8 +307,10 @@ def _draw_strip(
             img = Image.alpha_composite(img, Image.new("RGBA", size, (0, 0, 0, 110)))
     else:
         img = _gradient(size, rgb_tuple(colours.background))
-    if required:
-        img = _stamps(img, style, colours, stamps or 0, required)
+    if isinstance(required, tuple) and isinstance(stamps, tuple):
+        img = _kind_bands(img, style, colours, stamps, required)
+    elif isinstance(required, int) and required:
+        img = _stamps(img, style, colours, stamps if isinstance(stamps, int) else 0, required)
     return _rendered(img.convert("RGB") if not source or required else img)
 
 
@@ -324,15 +342,18 @@ def strip(
     *,
     colours: Colours | None = None,
     source: Source | None = None,
-    stamps: int | None = None,
-    required: int | None = None,
+    stamps: Marks = None,
+    required: Marks = None,
     coupon: bool = False,
 ) -> Rendered:
     """The wide image behind the front fields (375×123 pt; 375×144 pt for coupons). With
     `required`, a stamp card: `stamps` filled marks and the rest empty."""
     colours = colours or design.colours
-    if required is not None:
-        stamps = max(0, min(stamps or 0, required))
+    if isinstance(required, tuple):
+        held = stamps if isinstance(stamps, tuple) else (0,) * len(required)
+        stamps = tuple(max(0, min(s, r)) for s, r in zip(held, required, strict=True))
+    elif required is not None:
+        stamps = max(0, min(stamps if isinstance(stamps, int) else 0, required))
     key = (
         "strip",
         scale,
@@ -378,8 +399,8 @@ def card_images(
     design: CardDesign,
     *,
     tier: str | None = None,
-    stamps: int | None = None,
-    required: int | None = None,
+    stamps: Marks = None,
+    required: Marks = None,
     coupon: bool = False,
 ) -> dict[str, Rendered]:
     """Every image file of a pass: icon, logo and strip at @1x/@2x/@3x, named as Apple
@@ -407,8 +428,8 @@ def render(
     *,
     scale: int = 3,
     tier: str | None = None,
-    stamps: int | None = None,
-    required: int | None = None,
+    stamps: Marks = None,
+    required: Marks = None,
     coupon: bool = False,
 ) -> Rendered:
     """One image of a card (Google Wallet's logo and hero image, the web card)."""
@@ -437,7 +458,18 @@ def strip_for(session: Session, program: Any, card: Any | None = None, *, scale:
 
     design = parse_design(program.design)
     # A stamp card's cells are the paid stamps (stamps_required - 1; see StampRules).
-    required = stamps_to_collect(int(program.rules["stamps_required"])) if program.kind == "stamp" else None
+    required: Marks = (
+        stamps_to_collect(int(program.rules["stamps_required"])) if program.kind == "stamp" else None
+    )
+    stamps: Marks = (card.stamps if card is not None else 0) if required else None
+    if program.kind == "stamp" and program.rules.get("kinds"):
+        # Several stamp kinds: a band per kind.
+        held = held_by_kind(
+            StampRules.model_validate(program.rules),
+            card.stamps if card is not None else 0,
+            getattr(card, "kind_stamps", None),
+        )
+        stamps, required = tuple(h for _n, h, _c in held), tuple(c for _n, _h, c in held)
     return render(
         session,
         program.merchant_id,
@@ -445,7 +477,7 @@ def strip_for(session: Session, program: Any, card: Any | None = None, *, scale:
         "strip",
         scale=scale,
         tier=card.tier if card is not None else None,
-        stamps=(card.stamps if card is not None else 0) if required else None,
+        stamps=stamps,
         required=required,
     )
 

@@ -125,6 +125,32 @@ class StampReward(_Strict):
         return bp(self.pct) if self.kind == "percent_off" and self.pct is not None else self.value
 
 
+class StampKind(_Strict):
+    """One more kind of stamp on a stamp card (kinds 2..4; kind 1 is the programme's own
+    fields): its own name, qualifying items, count and reward. `stamps_required` means
+    what it means for kind 1 (see StampRules)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    stamps_required: Annotated[StrictInt, Field(ge=2, le=100)]
+    stamps_per_purchase: Annotated[StrictInt, Field(ge=1, le=100)] = 1
+    qualifying: Qualifying | None = None
+    stamps_per_item: Annotated[StrictInt, Field(ge=1, le=100)] = 1
+    max_stamps_per_purchase: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
+    min_amount: Money = 0
+    reward: StampReward = StampReward()
+
+    @property
+    def stamps_to_collect(self) -> int:
+        return stamps_to_collect(self.stamps_required)
+
+    @property
+    def free_visit(self) -> int:
+        return self.stamps_required
+
+
+MAX_STAMP_KINDS = 4
+
+
 class StampRules(_Strict):
     """A stamp card. THE one definition of `stamps_required` (everything that shows or
     counts stamps reads it through `stamps_to_collect` / `free_visit`):
@@ -142,6 +168,50 @@ class StampRules(_Strict):
     min_amount: Money = 0
     welcome_stamps: Annotated[StrictInt, Field(ge=0, le=100)] = 0
     reward: StampReward = StampReward()
+    # Several stamp kinds on one card (issue 18): kind 1 is the fields above (named
+    # `kind_name` when there are others), `kinds` lists kinds 2..4. Both absent = the
+    # single-kind card it always was (and rules_to_json leaves them out).
+    kind_name: Annotated[str, Field(min_length=1, max_length=60)] | None = None
+    kinds: Annotated[list[StampKind], Field(max_length=MAX_STAMP_KINDS - 1)] = []
+
+    @model_validator(mode="after")
+    def _kinds(self) -> StampRules:
+        names = [k.name for k in self.kinds]
+        if self.kind_name is not None:
+            names.append(self.kind_name)
+        if len({n.casefold() for n in names}) != len(names):
+            raise ValueError("stamp kind names must be unique")
+        return self
+
+    def stamp_kinds(self) -> list[StampKind]:
+        """Every kind, kind 1 first (kind n is stamp_kinds()[n - 1])."""
+        first = StampKind(
+            name=self.kind_name or self.reward.name,
+            stamps_required=self.stamps_required,
+            stamps_per_purchase=self.stamps_per_purchase,
+            qualifying=self.qualifying,
+            stamps_per_item=self.stamps_per_item,
+            max_stamps_per_purchase=self.max_stamps_per_purchase,
+            min_amount=self.min_amount,
+            reward=self.reward,
+        )
+        return [first, *self.kinds]
+
+    @property
+    def multi_kind(self) -> bool:
+        return bool(self.kinds)
+
+    def kind(self, number: int) -> StampKind:
+        """Kind `number` (1-based); DomainError when the programme has no such kind."""
+        kinds = self.stamp_kinds()
+        if not 1 <= number <= len(kinds):
+            raise Explained(
+                "validation_error",
+                "this programme has no stamp kind {number}",
+                number=number,
+                extra={"field": "stamp_kind"},
+            )
+        return kinds[number - 1]
 
     @property
     def stamps_to_collect(self) -> int:
@@ -152,6 +222,19 @@ class StampRules(_Strict):
     def free_visit(self) -> int:
         """The visit on which the reward is used (the N of "the N-th is free")."""
         return self.stamps_required
+
+
+def stamp_kinds_line(kinds: tuple[tuple[str, int, int], ...]) -> str:
+    """ "Coffee 3/5 · Pastry 1/4": every stamp kind of a card, (name, held, cells) each."""
+    return " · ".join(f"{name} {held}/{cells}" for name, held, cells in kinds)
+
+
+def held_by_kind(
+    rules: StampRules, stamps: int, kind_stamps: dict[str, Any] | None
+) -> tuple[tuple[str, int, int], ...]:
+    """(name, stamps held, cells) of each kind of a card, kind 1 first."""
+    held = [stamps] + [int((kind_stamps or {}).get(str(n), 0)) for n in range(2, len(rules.kinds) + 2)]
+    return tuple((k.name, h, k.stamps_to_collect) for k, h in zip(rules.stamp_kinds(), held, strict=True))
 
 
 def stamps_to_collect(stamps_required: int) -> int:
@@ -165,7 +248,7 @@ STAMP_TERMS_PER_VISIT = "Paid visits: %(paid)s, then on visit %(n)s: %(reward)s"
 STAMP_TERMS = "Stamps to collect: %(paid)s, then on the next visit: %(reward)s"
 
 
-def stamp_terms(rules: StampRules) -> tuple[str, dict[str, Any]]:
+def stamp_terms(rules: StampRules | StampKind) -> tuple[str, dict[str, Any]]:
     """What the stamp card promises, as (message, params): one stamp a visit reads
     "Paid visits: 5, then on visit 6: Free coffee"; stamps per item or several a
     visit count stamps."""
@@ -230,7 +313,12 @@ def parse_rules(kind: str, raw: dict[str, Any]) -> Rules:
 
 
 def rules_to_json(rules: Rules) -> dict[str, Any]:
-    return rules.model_dump(mode="json", exclude_none=False)
+    out = rules.model_dump(mode="json", exclude_none=False)
+    if isinstance(rules, StampRules) and not rules.kinds and rules.kind_name is None:
+        # A single-kind card stores and answers exactly what it did before kinds existed.
+        out.pop("kinds", None)
+        out.pop("kind_name", None)
+    return out
 
 
 def tier_for(tiers: list[BonusTier] | list[DiscountTier], spend: int) -> BonusTier | DiscountTier:

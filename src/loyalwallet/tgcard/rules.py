@@ -91,11 +91,7 @@ def card_caption(
     e = html.escape
     lines = [f"<b>{e(merchant)}</b> · {e(view['program_name'])}", f"<code>{e(code)}</code>"]
     if view["program_kind"] == "stamp":
-        lines.append(
-            _("Stamps: {have} of {need}").format(
-                have=view["stamps"], need=view.get("stamps_to_collect") or view["stamps_required"]
-            )
-        )
+        lines.append(_stamps_line(view, _))
     elif view["program_kind"] == "bonus":
         lines.append(_("Points: {n}").format(n=view["balance"]))
     if view.get("tier"):
@@ -114,6 +110,17 @@ def card_caption(
     lines += ["", _("Show the QR code or the number at the counter.")]
     text = "\n".join(lines)
     return text if len(text) <= 1024 else text[:1020] + "…"
+
+
+def _stamps_line(view: dict[str, Any], _: Callable[[str], str]) -> str:
+    """ "Stamps: 3 of 5", or each kind of a card with several: "Coffee 3/5 · Pastry 1/4"."""
+    if view.get("stamp_kinds"):
+        return html.escape(
+            " · ".join(f"{k['name']} {k['stamps']}/{k['stamps_to_collect']}" for k in view["stamp_kinds"])
+        )
+    return _("Stamps: {have} of {need}").format(
+        have=view["stamps"], need=view.get("stamps_to_collect") or view["stamps_required"]
+    )
 
 
 def history_text(items: list[dict[str, Any]], *, when: Callable[[str], str], _: Callable[[str], str]) -> str:
@@ -138,11 +145,7 @@ def change_text(view: dict[str, Any], *, message: str | None, _: Callable[[str],
     if message:
         parts.append(html.escape(message))
     if view["program_kind"] == "stamp":
-        parts.append(
-            _("Stamps: {have} of {need}").format(
-                have=view["stamps"], need=view.get("stamps_to_collect") or view["stamps_required"]
-            )
-        )
+        parts.append(_stamps_line(view, _))
     elif view["program_kind"] == "bonus":
         parts.append(_("Points: {n}").format(n=view["balance"]))
     return "\n\n".join(parts) if parts else None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loyalwallet.programs.design import CardDesign, Colours, rgb
-from loyalwallet.programs.rules import stamps_to_collect
+from loyalwallet.programs.rules import stamp_kinds_line, stamps_to_collect
 
 BARCODE_FORMATS = {
     "qr": "PKBarcodeFormatQR",
@@ -152,6 +152,8 @@ class CardFacts:
     # (key, label, value) lines other parts add (a subscription: its name, "Left: 12 ·
     # until 31.12.2026"): on the front where there is room, always on the back.
     notes: tuple[tuple[str, str, str], ...] = ()
+    # A card with several stamp kinds: (name, stamps held, cells) of each, kind 1 first.
+    stamp_kinds: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,10 @@ def _front(facts: CardFacts, design: CardDesign) -> dict[str, dict[str, Any]]:
         # stamps_required = N: N - 1 stamps fill the card (see programs.rules.StampRules).
         cells = stamps_to_collect(facts.stamps_required)
         out["stamps"] = _field("stamps", L_STAMPS, f"{facts.stamps}/{cells}", C_STAMPS)
+    for n, (name, held, cells) in enumerate(facts.stamp_kinds, start=1):
+        # Several stamp kinds: each by its own name (the merchant's words, not translated).
+        key = "stamps" if n == 1 else f"stamps_{n}"
+        out[key] = _field(key, name, f"{held}/{cells}", f"{name}: %@")
     if facts.tier and facts.kind != "stamp":
         out["tier"] = _field("tier", L_LEVEL, facts.tier, C_LEVEL)
     if facts.holder:
@@ -217,6 +223,8 @@ def _layout(facts: CardFacts, design: CardDesign) -> dict[str, list[dict[str, An
     rest = [available[n] for n in chosen if n not in (header_name, primary_name)]
     if facts.kind == "stamp" and "rewards" not in chosen:
         rest.append(available["rewards"])
+    # Kinds 2..4 come right after the header's kind 1, before the design's other fields.
+    rest = [available[f"stamps_{n}"] for n in range(2, len(facts.stamp_kinds) + 1)] + rest
     rest += [_field(key, label, value, "%@") for key, label, value in facts.notes]
     rest = rest[:SECONDARY_AUX_MAX]
     return {
@@ -292,6 +300,8 @@ def store_card(issuer: Issuer, facts: CardFacts, design: CardDesign, colours: Co
         back.append(_field("back_rewards", L_YOUR_REWARDS, "\n".join(facts.rewards)))
     if facts.next_tier:
         back.append(_field("back_next_tier", L_NEXT, facts.next_tier))
+    if facts.stamp_kinds:
+        back.append(_field("back_stamp_kinds", L_STAMPS, stamp_kinds_line(facts.stamp_kinds)))
     if facts.stamp_terms:
         back.append(_field("back_stamp_terms", L_HOW, facts.stamp_terms))
     back += [_field(f"back_{key}", label, value) for key, label, value in facts.notes]

@@ -101,8 +101,8 @@ def fileset(
     design: CardDesign,
     *,
     tier: str | None,
-    stamps: int | None,
-    required: int | None,
+    stamps: images.Marks,
+    required: images.Marks,
     coupon: bool = False,
 ) -> pkpass.FileSet:
     # (program id, version) names the design exactly: any design change bumps the version.
@@ -193,6 +193,9 @@ def card_facts(
         web_card_url=urls["web_card_url"],
         places=_places(session, card.merchant_id, design, design.logo_text or program.name),
         notes=_notes(session, card, merchant),
+        stamp_kinds=tuple(
+            (k["name"], k["stamps"], k["stamps_to_collect"]) for k in view.get("stamp_kinds", ())
+        ),
     )
 
 
@@ -201,8 +204,12 @@ def _stamp_terms(program: Program, merchant: Merchant) -> str | None:
     rules = rules_of(program)
     if not isinstance(rules, StampRules):
         return None
+    lang = merchant.locale if merchant.locale in ("ru", "en") else "ru"
+    if rules.multi_kind:
+        # Several stamp kinds: what each promises, one line each.
+        return "\n".join(f"{k.name}: {translate(lang, *stamp_terms(k))}" for k in rules.stamp_kinds())
     msg, params = stamp_terms(rules)
-    return translate(merchant.locale if merchant.locale in ("ru", "en") else "ru", msg, params)
+    return translate(lang, msg, params)
 
 
 def _notes(session: Session, card: Card, merchant: Merchant) -> tuple[tuple[str, str, str], ...]:
@@ -230,9 +237,13 @@ def card_pass_json(
         if program.kind == "stamp" and facts.stamps_required
         else None
     )
-    files = fileset(
-        session, program, design, tier=card.tier, stamps=card.stamps if required else None, required=required
-    )
+    stamps: images.Marks = card.stamps if required else None
+    marks: images.Marks = required
+    if facts.stamp_kinds:
+        # Several stamp kinds: a band of cups per kind on the strip.
+        stamps = tuple(held for _name, held, _cells in facts.stamp_kinds)
+        marks = tuple(cells for _name, _held, cells in facts.stamp_kinds)
+    files = fileset(session, program, design, tier=card.tier, stamps=stamps, required=marks)
     return body, files, cert
 
 

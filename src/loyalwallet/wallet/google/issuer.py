@@ -231,7 +231,11 @@ def card_facts(session: Session, card: Card) -> objects.CardFacts:
     program = session.get(Program, card.program_id)
     if program is not None and program.kind == "stamp":
         # The same strip of filled and empty cups the Apple pass shows, rendered on demand.
-        hero = assets.stamp_strip_url(program, card.stamps)
+        others = [
+            int((card.kind_stamps or {}).get(str(n), 0))
+            for n in range(2, 2 + len(program.rules.get("kinds") or []))
+        ]
+        hero = assets.stamp_strip_url(program, card.stamps, others)
     return objects.CardFacts(
         code=card.code,
         serial=card.serial,
@@ -245,6 +249,7 @@ def card_facts(session: Session, card: Card) -> objects.CardFacts:
         web_url=card_urls(card)["web_card_url"],
         hero=hero,
         notes=_notes(session, card),
+        kind_stamps=card.kind_stamps,
     )
 
 

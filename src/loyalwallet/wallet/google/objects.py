@@ -32,7 +32,9 @@ from loyalwallet.programs.rules import (
     IikoRules,
     Rules,
     StampRules,
+    held_by_kind,
     next_tier,
+    stamp_kinds_line,
     stamp_terms,
 )
 from loyalwallet.text import money, translate_with
@@ -82,6 +84,8 @@ class CardFacts:
     hero: str | None = None
     # (id, header, body) lines other parts add (a subscription: "Left: 12 · until ...").
     notes: tuple[tuple[str, str, str], ...] = ()
+    # Stamps of kinds 2..4 of a card with several stamp kinds ({"2": n}, as on the card).
+    kind_stamps: dict[str, Any] | None = None
 
 
 # --- ids ---------------------------------------------------------------------------------
@@ -225,6 +229,12 @@ def loyalty_object(
         body["loyaltyPoints"] = _points(_("Stamps"), f"{card.stamps}/{rules.stamps_to_collect}")
         if card.rewards:
             body["secondaryLoyaltyPoints"] = _points(_("Rewards"), len(card.rewards))
+        if rules.multi_kind:
+            # Several stamp kinds: the first two by name in the two figures, all on one line.
+            kinds = held_by_kind(rules, card.stamps, card.kind_stamps)
+            body["loyaltyPoints"] = _points(kinds[0][0], f"{kinds[0][1]}/{kinds[0][2]}")
+            body["secondaryLoyaltyPoints"] = _points(kinds[1][0], f"{kinds[1][1]}/{kinds[1][2]}")
+            modules.append({"id": "stamp_kinds", "header": _("Stamps"), "body": stamp_kinds_line(kinds)})
         terms, params = stamp_terms(rules)
         modules.append(
             {"id": "stamp_terms", "header": _("How it works"), "body": translate_with(_, terms, params)}

@@ -124,8 +124,14 @@
     box.querySelector("button").focus(); // so 1–9 pick a card instead of typing into the scan box
   }
 
+  // A card with several stamp kinds: "Coffee 1/5 · Pastry 3/4".
+  function kindsLine(c) {
+    return (c.stamp_kinds || []).map((k) => k.name + " " + k.stamps + "/" + k.stamps_to_collect).join(" · ");
+  }
+
   function describe(c) {
     if (c.program_kind === "bonus") return count(c.points_available, "points");
+    if (c.stamp_kinds) return kindsLine(c);
     if (c.program_kind === "stamp") return c.stamps + "/" + count(c.stamps_to_collect, "stamps");
     return (c.tier || "") + (c.discount_pct != null ? " · " + c.discount_pct + "%" : "");
   }
@@ -183,6 +189,13 @@
     $("g-cups").textContent = c.program_kind === "stamp" && cells
       ? "●".repeat(Math.min(c.stamps, cells)) + "○".repeat(Math.max(0, cells - c.stamps)) + " 🎁"
       : "";
+    if (c.stamp_kinds) {
+      $("g-stamps").textContent = kindsLine(c);
+      $("g-cups").textContent = c.stamp_kinds.map((k) => k.name + " "
+        + "●".repeat(Math.min(k.stamps, k.stamps_to_collect))
+        + "○".repeat(Math.max(0, k.stamps_to_collect - k.stamps)) + " 🎁").join("\n");
+    }
+    showKinds(c);
     $("g-next").textContent = c.next_tier
       ? t("Next tier") + ": " + c.next_tier.name + " — " + money(c.next_tier.spend_needed) : "";
     const rewards = $("g-rewards");
@@ -379,7 +392,64 @@
     if (card.program_kind === "bonus" && redeem > 0) b.redeem_points = redeem;
     if (ls.length) b.items = ls;
     if ($("use-reward").checked) b.use_reward = true;
+    const hand = Object.keys(byHand).filter((k) => byHand[k] > 0);
+    if (card.stamp_kinds && hand.length) {
+      b.stamps_by_kind = hand.map((k) => ({ kind: parseInt(k, 10), stamps: byHand[k] }));
+    }
     return b;
+  }
+
+  // --- several stamp kinds: a button per kind adds its stamps by hand -----------------
+  let byHand = {};  // kind number -> stamps the cashier counted for this sale
+  function showKinds(c) {
+    const box = $("kind-buttons");
+    box.innerHTML = "";
+    byHand = {};
+    $("kinds-box").hidden = !c.stamp_kinds;
+    (c.stamp_kinds || []).forEach((k) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "secondary small kind-add";
+      b.dataset.kind = String(k.kind);
+      b.textContent = "+ " + k.name;
+      b.addEventListener("click", () => {
+        byHand[k.kind] = (byHand[k.kind] || 0) + 1;
+        showHand();
+        scheduleQuote();
+      });
+      box.appendChild(b);
+    });
+    showHand();
+    if ($("sa-kinds")) {
+      // Manager corrections of one kind: a pair of buttons per kind.
+      const sa = $("sa-kinds");
+      sa.innerHTML = "";
+      $("sa-add").hidden = $("sa-remove").hidden = !!c.stamp_kinds;
+      (c.stamp_kinds || []).forEach((k) => {
+        for (const delta of [1, -1]) {
+          const b = document.createElement("button");
+          b.type = "button";
+          b.className = "secondary small";
+          b.dataset.kind = String(k.kind);
+          b.dataset.delta = String(delta);
+          b.textContent = (delta > 0 ? "+1 " : "−1 ") + k.name;
+          b.addEventListener("click", () => adjustStamps(delta, k.kind));
+          sa.appendChild(b);
+        }
+      });
+    }
+  }
+  function showHand() {
+    const names = {};
+    ((card && card.stamp_kinds) || []).forEach((k) => { names[k.kind] = k.name; });
+    const parts = Object.keys(byHand).filter((k) => byHand[k] > 0).map((k) => names[k] + " +" + byHand[k]);
+    $("kinds-hand").textContent = parts.length ? t("By hand") + ": " + parts.join(" · ") : "";
+    $("kinds-clear").hidden = !parts.length;
+  }
+  function stampsText(p) {
+    // Per kind when the card has several: "Coffee +1 · Pastry +2".
+    if (!p.stamp_kinds) return null;
+    return p.stamp_kinds.map((k) => k.name + " +" + k.stamps_added).join(" · ");
   }
 
   function scheduleQuote() {
@@ -404,7 +474,7 @@
       $("q-redeemed").textContent = q.points_redeemed + " (" + money(q.redeem_value) + ")";
       $("q-topay").textContent = money(q.to_pay);
       $("q-accrued").textContent = q.points_accrued;
-      $("q-stamps").textContent = q.stamps_added;
+      $("q-stamps").textContent = stampsText(q) || q.stamps_added;
       $("redeem-max").textContent = card.program_kind === "bonus" ? "(" + t("up to") + " " + q.max_redeem_points + ")" : "";
       $("quote").hidden = false;
       $("confirm").disabled = false;
@@ -467,7 +537,7 @@
     const dl = document.createElement("p");
     dl.textContent = t("Check") + " " + money(p.amount) + " · " + t("To pay") + " " + money(p.to_pay)
       + " · " + t("points") + " −" + p.points_redeemed + " / +" + p.points_accrued
-      + (p.stamps_added ? " · +" + count(p.stamps_added, "stamps") : "");
+      + (stampsText(p) ? " · " + stampsText(p) : p.stamps_added ? " · +" + count(p.stamps_added, "stamps") : "");
     r.appendChild(dl);
     const b = document.createElement("button");
     b.type = "button";
@@ -567,7 +637,7 @@
   }
 
   // --- stamp corrections by a manager (through the ledger, audited) ---------------------
-  async function adjustStamps(delta) {
+  async function adjustStamps(delta, kind) {
     if (busy || !card) return;
     const reason = $("sa-reason").value.trim();
     if (reason.length < 3) {
@@ -579,7 +649,7 @@
     $("sa-error").textContent = "";
     try {
       const r = await api("POST", "/api/v1/cards/" + encodeURIComponent(card.code) + "/adjustments",
-        { stamps: delta, reason });
+        kind ? { stamps: delta, stamp_kind: kind, reason } : { stamps: delta, reason });
       $("sa-reason").value = "";
       showCard(r.card);
       say((delta > 0 ? t("Stamp added.") : t("Stamp removed.")) + " " + describe(r.card), "ok");
@@ -618,6 +688,8 @@
     largeConfirmed = null;
     $("amount-error").textContent = "";
     $("amount").setAttribute("aria-invalid", "false");
+    byHand = {};
+    showHand();
   }
 
   function newSale() {
@@ -708,6 +780,7 @@
     $("sa-remove").addEventListener("click", () => adjustStamps(-1));
   }
   $("add-line").addEventListener("click", addLine);
+  $("kinds-clear").addEventListener("click", () => { byHand = {}; showHand(); scheduleQuote(); });
   $("send-box").addEventListener("click", sendCard);
   $("new-sale").addEventListener("click", newSale);
   $("camera-btn").addEventListener("click", openCamera);
