@@ -1,7 +1,7 @@
 """stamp kinds: several stamp kinds on one card (issue 18 point 3)
 
 Revision ID: i18c_stamp_kinds
-Revises: i18b_subscriptions
+Revises: i17c_delivery_reports
 Create Date: 2026-12-07 12:50:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i18c_stamp_kinds"
-down_revision: str | Sequence[str] | None = "i18b_subscriptions"
+down_revision: str | Sequence[str] | None = "i17c_delivery_reports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
