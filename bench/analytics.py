@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from loyalwallet.config import normalise_database_url
 
-DB_NAME = "lwbench_analytics"
+DB_NAME = os.environ.get("LOYALWALLET_BENCH_DB", "lwbench_analytics")
 MERCHANT_NAME = "Bench café"
 SPAN_DAYS = 730
 BONUS_RULES = (

@@ -24,6 +24,7 @@ import typer
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from loyalwallet.analytics import cli as analytics_cli
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.integrations.iiko import cli as iiko_cli
 from loyalwallet.merchants import cli as merchants_cli
@@ -144,6 +145,8 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
 PERIODIC: list[Periodic] = [
     Periodic("expire-points", 60.0, Ref("loyalwallet.cards.sweeps:expire_points")),
     Periodic("analytics-rollup", 30.0, Ref("loyalwallet.analytics.rollup:catch_up_some")),
+    # The guests' purchase-day bitmaps (buyers of any period); resumable backfill.
+    Periodic("analytics-guest-days", 30.0, Ref("loyalwallet.analytics.activity:catch_up_some")),
     # Only the merchants whose cards changed since the last run (a changed-since index).
     Periodic("analytics-snapshot", 60.0, Ref("loyalwallet.analytics.snapshot:refresh_changed")),
     # Cheap when nothing is due (one indexed query), so often: the runs' jitter holds.
@@ -268,6 +271,7 @@ CLI_APPS: list[tuple[str, typer.Typer]] = [
     ("search", search_cli.app),
     ("staff", staff_cli.app),
     ("iiko", iiko_cli.app),
+    ("analytics", analytics_cli.app),
 ]
 
 

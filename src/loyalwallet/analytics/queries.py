@@ -83,16 +83,19 @@ def _purchases_in(f: Filters) -> list[ColumnElement[bool]]:
     return where
 
 
-def period_totals(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
+def period_totals(
+    session: Session, f: Filters, now: dt.datetime, counted: dict[str, int] | None = None
+) -> dict[str, int]:
     """Purchases and revenue (the day rollup plus the purchases it has not folded in yet),
     the refunds of those purchases (see refunded_by_day()) and buyers and repeat buyers
-    (see buyers())."""
+    (`counted` when the caller has them from the guests' purchase days, analytics/activity.py;
+    else buyers())."""
     refunded = refunded_by_day(session, f)
     return {
         **sales(session, f),
         "refunded_purchases": sum(n for _, n, _ in refunded),
         "refunded": sum(total for _, _, total in refunded),
-        **buyers(session, f, now),
+        **(counted if counted is not None else buyers(session, f, now)),
     }
 
 

@@ -1,0 +1,331 @@
+"""analytics_guest_days: kept from the purchases, read for buyers and repeat buyers.
+
+The fold has its own watermark in analytics_state (`guest-days`: every purchase id at or
+below it is in the bitmaps). It moves in one of two ways, each step its own transaction
+that writes the rows and moves its state together, under the watermark row's lock:
+
+- incremental: the settled purchases above the watermark, a bounded range of ids, are
+  grouped by card and day and merged into their cards' rows (as rollup.step does for
+  the other rollups);
+- backfill, when the backlog is large (an existing database after the upgrade, or a
+  worker that was off for long): the target (`guest-days-target`) is fixed at the
+  highest settled id, and the cards are walked in id order (`guest-days-cards`, the last
+  card done), each step folding all the purchases up to the target of a range of cards.
+  At the end the watermark jumps to the target. Killing it anywhere and starting again
+  resumes at the last committed card range; merging is saturating addition of per-day
+  counts, so the result is the same as one uninterrupted pass.
+
+Until the backfill is done, the dashboard counts buyers from the purchases, as before,
+and says how far the preparation is (`progress`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from loyalwallet import db
+from loyalwallet.analytics import activity_rules as rules
+from loyalwallet.analytics.models import GuestDays, RollupState
+from loyalwallet.analytics.queries import Filters, local_day
+from loyalwallet.cards.models import Card
+from loyalwallet.checkout.models import Purchase
+from loyalwallet.merchants.models import Merchant
+
+WATERMARK = "guest-days"
+TARGET = "guest-days-target"
+CURSOR = "guest-days-cards"
+SETTLE = dt.timedelta(seconds=60)
+# A backlog of more purchase ids than this is folded card by card (a backfill).
+BACKFILL_OVER = 200_000
+CARDS_PER_STEP = 20_000
+IDS_PER_STEP = 50_000
+# More unfolded purchases than this at a merchant: buyers are counted from the purchases.
+TAIL_MAX = 20_000
+
+Row = tuple[int, int, int, str, int]  # card, merchant, program, local day, purchases
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _state(session: Session, name: str, lock: bool = False) -> RollupState:
+    stmt = select(RollupState).where(RollupState.name == name)
+    if lock:
+        stmt = db.for_update(stmt)
+    state = session.scalar(stmt)
+    if state is None:
+        session.execute(
+            _insert(session)(RollupState)
+            .values(name=name, value=0, updated_at=db.utcnow())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        state = session.scalar(stmt)
+    assert state is not None
+    return state
+
+
+def _values(session: Session, *names: str) -> dict[str, int]:
+    rows = session.execute(select(RollupState.name, RollupState.value).where(RollupState.name.in_(names)))
+    return {**dict.fromkeys(names, 0), **{n: int(v) for n, v in rows}}
+
+
+# --- folding -------------------------------------------------------------------------------
+
+
+def _grouped(session: Session, where: Callable[[], list[ColumnElement[bool]]]) -> list[Row]:
+    """(card, merchant, program, local day, purchases) of the purchases matching `where`,
+    one query per merchant (the local day is the merchant's)."""
+    merchants = session.execute(
+        select(Purchase.merchant_id, Merchant.timezone)
+        .distinct()
+        .join(Merchant, Merchant.id == Purchase.merchant_id)
+        .where(*where())
+    ).all()
+    out: list[Row] = []
+    for merchant_id, tz in merchants:
+        day = local_day(session, Purchase.created_at, tz)
+        rows = session.execute(
+            select(Purchase.card_id, Card.program_id, day, func.count())
+            .join(Card, Card.id == Purchase.card_id)
+            .where(Purchase.merchant_id == merchant_id, *where())
+            .group_by(Purchase.card_id, Card.program_id, day)
+        ).all()
+        out += [(int(c), int(merchant_id), int(p), str(d), int(n)) for c, p, d, n in rows]
+    return out
+
+
+def _merge(session: Session, rows: Iterable[Row]) -> int:
+    """Merge the per-day counts into their cards' rows; returns how many cards."""
+    counts: dict[int, dict[int, int]] = defaultdict(dict)
+    owner: dict[int, tuple[int, int]] = {}
+    for card, merchant, program, day, n in rows:
+        d = dt.date.fromisoformat(day).toordinal()
+        counts[card][d] = counts[card].get(d, 0) + n
+        owner[card] = (merchant, program)
+    if not counts:
+        return 0
+    existing: dict[int, rules.Activity] = {}
+    ids = sorted(counts)
+    for i in range(0, len(ids), 5_000):
+        for card_id, first, days, multi in session.execute(
+            select(GuestDays.card_id, GuestDays.first_day, GuestDays.days, GuestDays.multi).where(
+                GuestDays.card_id.in_(ids[i : i + 5_000])
+            )
+        ):
+            existing[int(card_id)] = rules.Activity(int(first), days, multi)
+    values = []
+    for card_id in ids:
+        merged = rules.merge(existing.get(card_id), counts[card_id])
+        assert merged is not None
+        merchant, program = owner[card_id]
+        values.append(
+            {
+                "card_id": card_id,
+                "merchant_id": merchant,
+                "program_id": program,
+                "first_day": merged.first,
+                "last_day": merged.last,
+                "days": merged.days,
+                "multi": merged.multi,
+            }
+        )
+    stmt = _insert(session)(GuestDays)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["card_id"],
+        set_={k: getattr(stmt.excluded, k) for k in ("program_id", "first_day", "last_day", "days", "multi")},
+    )
+    for i in range(0, len(values), 5_000):
+        session.execute(stmt, values[i : i + 5_000])
+    return len(values)
+
+
+def _settled_up_to(session: Session, lo: int, hi: int, cutoff: dt.datetime) -> int:
+    """The highest id <= hi such that every purchase in (lo, id] is older than `cutoff`
+    (an id is assigned before its transaction commits: a younger one may still come)."""
+    young = session.scalar(
+        select(func.min(Purchase.id)).where(Purchase.id > lo, Purchase.id <= hi, Purchase.created_at > cutoff)
+    )
+    return hi if young is None else young - 1
+
+
+def step(
+    now: dt.datetime | None = None,
+    settle: dt.timedelta = SETTLE,
+    cards: int = CARDS_PER_STEP,
+    ids: int = IDS_PER_STEP,
+    backfill_over: int = BACKFILL_OVER,
+) -> int:
+    """One step of the fold in its own transaction; returns how much it did (cards or
+    purchase ids; 0 when there is nothing to do). A backlog of more than `backfill_over`
+    purchase ids starts a backfill."""
+    now = now or db.utcnow()
+    with db.transaction() as session:
+        mark = _state(session, WATERMARK, lock=True)
+        target = _state(session, TARGET)
+        cursor = _state(session, CURSOR)
+        lo = mark.value
+        if target.value > lo:
+            return _backfill(session, mark, target, cursor, cards, now)
+        top = session.scalar(select(func.max(Purchase.id)))
+        if top is None or top <= lo:
+            return 0
+        if top - lo > backfill_over:
+            goal = _settled_up_to(session, lo, int(top), now - settle)
+            if goal <= lo:
+                return 0
+            target.value, cursor.value = goal, 0
+            target.updated_at = cursor.updated_at = now
+            return 1
+        hi = _settled_up_to(session, lo, min(int(top), lo + ids), now - settle)
+        if hi <= lo:
+            return 0
+        _merge(session, _grouped(session, lambda: [Purchase.id > lo, Purchase.id <= hi]))
+        mark.value, mark.updated_at = hi, now
+        return hi - lo
+
+
+def _backfill(
+    session: Session,
+    mark: RollupState,
+    target: RollupState,
+    cursor: RollupState,
+    cards: int,
+    now: dt.datetime,
+) -> int:
+    lo, goal, first = mark.value, target.value, cursor.value
+    last_card = session.scalar(select(func.max(Card.id))) or 0
+    if first >= last_card:
+        mark.value, mark.updated_at = goal, now
+        return 1
+    upto = first + cards
+    done = _merge(
+        session,
+        _grouped(
+            session,
+            lambda: [
+                Purchase.card_id > first,
+                Purchase.card_id <= upto,
+                Purchase.id > lo,
+                Purchase.id <= goal,
+            ],
+        ),
+    )
+    cursor.value, cursor.updated_at = upto, now
+    return max(done, 1)
+
+
+def catch_up(
+    settle: dt.timedelta = SETTLE,
+    max_steps: int | None = None,
+    on_step: Callable[[float | None], None] | None = None,
+    cards: int = CARDS_PER_STEP,
+    backfill_over: int = BACKFILL_OVER,
+) -> int:
+    """Fold until nothing is left (or `max_steps`); `on_step` gets the progress after each."""
+    steps = 0
+    while max_steps is None or steps < max_steps:
+        if step(settle=settle, cards=cards, backfill_over=backfill_over) == 0:
+            break
+        steps += 1
+        if on_step is not None:
+            with db.read() as session:
+                on_step(progress(session))
+    return steps
+
+
+def catch_up_some() -> None:
+    """The periodic job: a bounded number of steps."""
+    catch_up(max_steps=20)
+
+
+def progress(session: Session) -> float | None:
+    """How far the backfill is (0..1), or None when the bitmaps are up to date enough
+    to be read (no backfill running and no backlog that would start one)."""
+    v = _values(session, WATERMARK, TARGET, CURSOR)
+    if v[TARGET] > v[WATERMARK]:
+        lo, hi = session.execute(select(func.min(Card.id), func.max(Card.id))).one()
+        if not hi or hi <= (lo or 0):
+            return 0.99
+        return min(0.99, max(0.0, (v[CURSOR] - (lo or 0) + 1) / (hi - (lo or 0) + 1)))
+    top = session.scalar(select(func.max(Purchase.id))) or 0
+    return 0.0 if top - v[WATERMARK] > BACKFILL_OVER else None
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _window_columns(session: Session, start: int, end: int) -> tuple[Any, Any]:
+    """(purchase days in the window, whether a day of it had two purchases) per row."""
+    offset = start - GuestDays.first_day + 1  # 1-based position of the window's first day
+    begin = case((offset < 1, 1), else_=offset)
+    length = (end - start + 1) - (begin - offset)
+    if session.get_bind().dialect.name == "postgresql":
+        hits: Any = func.bit_count(func.substring(GuestDays.days, begin, length))
+        multi: Any = func.coalesce(func.bit_count(func.substring(GuestDays.multi, begin, length)), 0)
+        return hits, multi
+    window = func.substr(GuestDays.days, begin, length)
+    hits = func.length(window) - func.length(func.replace(window, "1", ""))
+    multi = func.coalesce(func.instr(func.substr(GuestDays.multi, begin, length), "1"), 0)
+    return hits, multi
+
+
+def window_buyers(session: Session, f: Filters) -> dict[str, int] | None:
+    """Buyers and repeat buyers of the filters' period at every location, from the
+    bitmaps plus the purchases not folded in yet; None when the bitmaps cannot answer
+    (being prepared, a location asked, or too many purchases not folded in)."""
+    if f.location_id is not None:
+        return None
+    v = _values(session, WATERMARK, TARGET)
+    if v[TARGET] > v[WATERMARK]:
+        return None
+    mark = v[WATERMARK]
+    start, end = f.period.start.toordinal(), f.period.end.toordinal()
+    tail_where = [Purchase.merchant_id == f.merchant_id, Purchase.id > mark]
+    if f.program_id is not None:
+        tail_where.append(Purchase.program_id == f.program_id)
+    unfolded = select(Purchase.id).where(*tail_where).limit(TAIL_MAX + 1).subquery()
+    if (session.scalar(select(func.count()).select_from(unfolded)) or 0) > TAIL_MAX:
+        return None
+    hits, multi = _window_columns(session, start, end)
+    where = [GuestDays.merchant_id == f.merchant_id, GuestDays.first_day <= end, GuestDays.last_day >= start]
+    if f.program_id is not None:
+        where.append(GuestDays.program_id == f.program_id)
+    inner = select(GuestDays.first_day.label("first"), hits.label("hits"), multi.label("multi")).where(*where)
+    w = inner.subquery()
+    bought = w.c.hits > 0
+    repeat = bought & ((w.c.first < start) | (w.c.hits >= 2) | (w.c.multi > 0))
+    buyers, repeaters = session.execute(
+        select(
+            func.coalesce(func.sum(case((bought, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((repeat, 1), else_=0)), 0),
+        )
+    ).one()
+    buyers, repeaters = int(buyers), int(repeaters)
+    # The purchases above the watermark: their cards' figures, before and after them.
+    tail = _grouped(session, lambda: tail_where)
+    counts: dict[int, dict[int, int]] = defaultdict(dict)
+    for card, _m, _p, day, n in tail:
+        d = dt.date.fromisoformat(day).toordinal()
+        counts[card][d] = counts[card].get(d, 0) + n
+    if counts:
+        before: dict[int, rules.Activity | None] = dict.fromkeys(counts)
+        for card_id, first, days, multi_bits in session.execute(
+            select(GuestDays.card_id, GuestDays.first_day, GuestDays.days, GuestDays.multi).where(
+                GuestDays.card_id.in_(list(counts))
+            )
+        ):
+            before[int(card_id)] = rules.Activity(int(first), days, multi_bits)
+        after = {c: rules.merge(a, counts[c]) for c, a in before.items()}
+        b0, r0 = rules.window_counts(before, start, end)
+        b1, r1 = rules.window_counts(after, start, end)
+        buyers, repeaters = buyers - b0 + b1, repeaters - r0 + r1
+    return {"buyers": buyers, "repeaters": repeaters}
