@@ -37,6 +37,7 @@ from loyalwallet.analytics.models import GuestDays, RollupState
 from loyalwallet.analytics.queries import Filters, local_day
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase
+from loyalwallet.config import env
 from loyalwallet.merchants.models import Merchant
 
 WATERMARK = "guest-days"
@@ -49,6 +50,9 @@ CARDS_PER_STEP = 20_000
 IDS_PER_STEP = 50_000
 # More unfolded purchases than this at a merchant: buyers are counted from the purchases.
 TAIL_MAX = 20_000
+# "0": the dashboard does not read the bitmaps (counts buyers from the purchases, as
+# before; the bench measures both ways in one run). The worker keeps them either way.
+READ = (env("ANALYTICS_GUEST_DAYS", "1") or "1") != "0"
 
 Row = tuple[int, int, int, str, int]  # card, merchant, program, local day, purchases
 
@@ -282,7 +286,7 @@ def window_buyers(session: Session, f: Filters) -> dict[str, int] | None:
     """Buyers and repeat buyers of the filters' period at every location, from the
     bitmaps plus the purchases not folded in yet; None when the bitmaps cannot answer
     (being prepared, a location asked, or too many purchases not folded in)."""
-    if f.location_id is not None:
+    if f.location_id is not None or not READ:
         return None
     v = _values(session, WATERMARK, TARGET)
     if v[TARGET] > v[WATERMARK]:
