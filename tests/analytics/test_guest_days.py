@@ -21,12 +21,13 @@ from sqlalchemy import func, insert, select, update
 from loyalwallet import db
 from loyalwallet.analytics import activity, queries, rollup, service
 from loyalwallet.analytics import activity_rules as rules
-from loyalwallet.analytics.models import GuestDays, RollupState
+from loyalwallet.analytics.models import GuestDays, GuestLocationDays, RollupState
 from loyalwallet.analytics.rules import Period
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.config import Settings
-from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.actors import Actor, system
+from loyalwallet.merchants.service import create_location
 from support import Shop, new_shop
 
 TZ = "Europe/Moscow"
@@ -35,19 +36,29 @@ FAR = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)  # no period ends after it: always 
 BONUS = {"tiers": [{"name": "Base", "min_spend": 0, "cashback_pct": 5}]}
 
 
-def _seed(shop: Shop, programs: list[int], cards: int, purchases: list[tuple[int, int]]) -> list[int]:
-    """Cards (spread over the programs) and purchases (card index, minutes after BASE)
-    written straight to the tables, with the cards' cached figures, as bench/ does."""
+def _seed(
+    shop: Shop,
+    programs: list[int],
+    cards: int,
+    purchases: list[tuple[int, int]],
+    locations: list[int | None] | None = None,
+) -> list[int]:
+    """Cards (spread over the programs) and purchases (card index, minutes after BASE;
+    the location by turns) written straight to the tables, with the cards' cached
+    figures, as bench/ does."""
+    places = locations or [shop.location_id]
     codes = [shop.card(programs[i % len(programs)])["code"] for i in range(cards)]
     with db.transaction() as session:
         by_code = dict(session.execute(select(Card.code, Card.id).where(Card.code.in_(codes))).all())
         ids = [int(by_code[c]) for c in codes]
         programs_of = dict(session.execute(select(Card.id, Card.program_id).where(Card.id.in_(ids))).all())
         rows = []
-        for k, minutes in purchases:
+        for i, (k, minutes) in enumerate(purchases):
             card = ids[k % cards]
             at = BASE + dt.timedelta(minutes=minutes)
-            rows.append(_purchase(shop.merchant_id, card, programs_of[card], shop.location_id, at))
+            rows.append(
+                _purchase(shop.merchant_id, card, programs_of[card], places[(i + k) % len(places)], at)
+            )
         if rows:
             session.execute(insert(Purchase), rows)
         for card in ids:
@@ -102,8 +113,10 @@ def _purchase(
     }
 
 
-def _filters(shop: Shop, start: dt.date, end: dt.date, program: int | None = None) -> queries.Filters:
-    return queries.Filters(shop.merchant_id, Period(start, end, TZ), None, program)
+def _filters(
+    shop: Shop, start: dt.date, end: dt.date, program: int | None = None, location: int | None = None
+) -> queries.Filters:
+    return queries.Filters(shop.merchant_id, Period(start, end, TZ), location, program)
 
 
 def _both(shop: Shop, f: queries.Filters) -> tuple[dict[str, int] | None, dict[str, int]]:
@@ -123,7 +136,9 @@ DAY0 = BASE.astimezone(zoneinfo.ZoneInfo(TZ)).date()
     cards=st.integers(1, 6),
     purchases=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 60 * 24 * 100)), max_size=30),
     late=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 60 * 24 * 100)), max_size=6),
-    windows=st.lists(st.tuples(st.integers(-5, 100), st.integers(1, 120)), min_size=1, max_size=6),
+    windows=st.lists(
+        st.tuples(st.integers(-5, 100), st.integers(1, 120), st.integers(0, 2)), min_size=1, max_size=6
+    ),
     by_program=st.booleans(),
 )
 def test_any_window_equals_the_purchase_scan(
@@ -131,12 +146,15 @@ def test_any_window_equals_the_purchase_scan(
     cards: int,
     purchases: list[tuple[int, int]],
     late: list[tuple[int, int]],
-    windows: list[tuple[int, int]],
+    windows: list[tuple[int, int, int]],
     by_program: bool,
 ) -> None:
     shop = new_shop(client, "Bitmap café")
     programs = [shop.program("bonus", BONUS), shop.program("stamp")]
-    ids = _seed(shop, programs, cards, purchases)
+    with db.transaction() as session:
+        other = create_location(session, system(shop.merchant_id), "Second").id
+    places: list[int | None] = [shop.location_id, other, None]
+    ids = _seed(shop, programs, cards, purchases, places)
     _fold()
     # Purchases the fold has not reached yet are counted on top of the bitmaps.
     with db.transaction() as session:
@@ -151,17 +169,19 @@ def test_any_window_equals_the_purchase_scan(
         for card in ids:  # the cached first purchase, as the checkout keeps it
             first = session.scalar(select(func.min(Purchase.created_at)).where(Purchase.card_id == card))
             session.execute(update(Card).where(Card.id == card).values(first_purchase_at=first))
-    for offset, length in windows:
+    for offset, length, place in windows:
         start = DAY0 + dt.timedelta(days=offset)
-        f = _filters(shop, start, start + dt.timedelta(days=length - 1), programs[0] if by_program else None)
+        end = start + dt.timedelta(days=length - 1)
+        f = _filters(shop, start, end, programs[0] if by_program else None, [None, *places[:2]][place])
         fast, slow = _both(shop, f)
-        assert fast == slow, (offset, length)
+        assert fast == slow, (offset, length, place)
     _fold()
-    for offset, length in windows:
+    for offset, length, place in windows:
         start = DAY0 + dt.timedelta(days=offset)
-        f = _filters(shop, start, start + dt.timedelta(days=length - 1), programs[0] if by_program else None)
+        end = start + dt.timedelta(days=length - 1)
+        f = _filters(shop, start, end, programs[0] if by_program else None, [None, *places[:2]][place])
         fast, slow = _both(shop, f)
-        assert fast == slow, (offset, length)
+        assert fast == slow, (offset, length, place)
 
 
 def test_refunds_leave_buyers_and_the_dashboard_uses_the_bitmaps(shop: Shop) -> None:
@@ -191,33 +211,41 @@ def test_refunds_leave_buyers_and_the_dashboard_uses_the_bitmaps(shop: Shop) -> 
         assert activity.window_buyers(session, f) == {"buyers": 2, "repeaters": 2}
 
 
-def _expected_rows(merchant_id: int) -> dict[int, tuple[int, str, str | None]]:
+def _expected_rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[int, str, str | None]]:
     """What the bitmaps must hold, computed here from the purchases."""
-    counts: dict[int, dict[int, int]] = {}
+    counts: dict[Any, dict[int, int]] = {}
     zone = zoneinfo.ZoneInfo(TZ)
     with db.read() as session:
-        for card, at in session.execute(
-            select(Purchase.card_id, Purchase.created_at).where(Purchase.merchant_id == merchant_id)
+        for card, place, at in session.execute(
+            select(Purchase.card_id, Purchase.location_id, Purchase.created_at).where(
+                Purchase.merchant_id == merchant_id
+            )
         ):
             d = at.astimezone(zone).date().toordinal()
-            counts.setdefault(card, {})
-            counts[card][d] = counts[card].get(d, 0) + 1
+            key = (card, place or 0) if by_place else card
+            counts.setdefault(key, {})
+            counts[key][d] = counts[key].get(d, 0) + 1
     out = {}
-    for card, c in counts.items():
+    for key, c in counts.items():
         built = rules.build(c)
         assert built is not None
-        out[card] = (built.first, built.days, built.multi)
+        out[key] = (built.first, built.days, built.multi)
     return out
 
 
-def _rows(merchant_id: int) -> dict[int, tuple[int, str, str | None]]:
+def _rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[int, str, str | None]]:
+    table: Any = GuestLocationDays if by_place else GuestDays
     with db.read() as session:
         return {
-            c: (f, d, m)
-            for c, f, d, m in session.execute(
-                select(GuestDays.card_id, GuestDays.first_day, GuestDays.days, GuestDays.multi).where(
-                    GuestDays.merchant_id == merchant_id
-                )
+            ((row[0], row[1]) if by_place else row[0]): (row[-3], row[-2], row[-1])
+            for row in session.execute(
+                select(
+                    table.card_id,
+                    *([table.location_id] if by_place else []),
+                    table.first_day,
+                    table.days,
+                    table.multi,
+                ).where(table.merchant_id == merchant_id)
             )
         }
 
@@ -236,7 +264,9 @@ def test_fold_killed_midway_resumes_to_the_same_result(client: TestClient, setti
     shop = new_shop(client, "Resumed café")
     program = shop.program("bonus", BONUS)
     purchases = [(k, (k * 7919 + j * 1543) % (60 * 24 * 90)) for k in range(80) for j in range(k % 4 + 1)]
-    _seed(shop, [program], 80, purchases)
+    with db.transaction() as session:
+        other = create_location(session, system(shop.merchant_id), "Second").id
+    _seed(shop, [program], 80, purchases, [shop.location_id, other, None])
     env = {
         **os.environ,
         "LOYALWALLET_DATA_DIR": str(settings.data_dir),
@@ -275,6 +305,7 @@ def test_fold_killed_midway_resumes_to_the_same_result(client: TestClient, setti
     state = _state()
     assert state[activity.WATERMARK] == state[activity.TARGET]
     assert _rows(shop.merchant_id) == _expected_rows(shop.merchant_id)
+    assert _rows(shop.merchant_id, True) == _expected_rows(shop.merchant_id, True)
     with db.read() as session:
         assert activity.progress(session) is None
 

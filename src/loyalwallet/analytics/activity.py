@@ -33,7 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from loyalwallet import db
 from loyalwallet.analytics import activity_rules as rules
-from loyalwallet.analytics.models import GuestDays, RollupState
+from loyalwallet.analytics.models import GuestDays, GuestLocationDays, RollupState
 from loyalwallet.analytics.queries import Filters, local_day
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase
@@ -54,7 +54,7 @@ TAIL_MAX = 20_000
 # before; the bench measures both ways in one run). The worker keeps them either way.
 READ = (env("ANALYTICS_GUEST_DAYS", "1") or "1") != "0"
 
-Row = tuple[int, int, int, str, int]  # card, merchant, program, local day, purchases
+Row = tuple[int, int, int, int, str, int]  # card, merchant, program, location, local day, purchases
 
 
 def _insert(session: Session) -> Any:
@@ -86,8 +86,8 @@ def _values(session: Session, *names: str) -> dict[str, int]:
 
 
 def _grouped(session: Session, where: Callable[[], list[ColumnElement[bool]]]) -> list[Row]:
-    """(card, merchant, program, local day, purchases) of the purchases matching `where`,
-    one query per merchant (the local day is the merchant's)."""
+    """(card, merchant, program, location (0: none), local day, purchases) of the
+    purchases matching `where`, one query per merchant (the local day is the merchant's)."""
     merchants = session.execute(
         select(Purchase.merchant_id, Merchant.timezone)
         .distinct()
@@ -95,61 +95,93 @@ def _grouped(session: Session, where: Callable[[], list[ColumnElement[bool]]]) -
         .where(*where())
     ).all()
     out: list[Row] = []
+    location = func.coalesce(Purchase.location_id, 0)
     for merchant_id, tz in merchants:
         day = local_day(session, Purchase.created_at, tz)
         rows = session.execute(
-            select(Purchase.card_id, Card.program_id, day, func.count())
+            select(Purchase.card_id, Card.program_id, location, day, func.count())
             .join(Card, Card.id == Purchase.card_id)
             .where(Purchase.merchant_id == merchant_id, *where())
-            .group_by(Purchase.card_id, Card.program_id, day)
+            .group_by(Purchase.card_id, Card.program_id, location, day)
         ).all()
-        out += [(int(c), int(merchant_id), int(p), str(d), int(n)) for c, p, d, n in rows]
+        out += [(int(c), int(merchant_id), int(p), int(loc), str(d), int(n)) for c, p, loc, d, n in rows]
     return out
 
 
-def _merge(session: Session, rows: Iterable[Row]) -> int:
-    """Merge the per-day counts into their cards' rows; returns how many cards."""
-    counts: dict[int, dict[int, int]] = defaultdict(dict)
-    owner: dict[int, tuple[int, int]] = {}
-    for card, merchant, program, day, n in rows:
+Counts = dict[int, dict[int, int]]  # key -> local day ordinal -> purchases
+
+
+def _counts(rows: Iterable[Row]) -> tuple[Counts, dict[tuple[int, int], dict[int, int]]]:
+    """Per card, and per (card, location), the purchases of each day."""
+    per_card: Counts = defaultdict(dict)
+    per_place: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
+    for card, _merchant, _program, location, day, n in rows:
         d = dt.date.fromisoformat(day).toordinal()
-        counts[card][d] = counts[card].get(d, 0) + n
-        owner[card] = (merchant, program)
-    if not counts:
-        return 0
-    existing: dict[int, rules.Activity] = {}
-    ids = sorted(counts)
-    for i in range(0, len(ids), 5_000):
-        for card_id, first, days, multi in session.execute(
-            select(GuestDays.card_id, GuestDays.first_day, GuestDays.days, GuestDays.multi).where(
-                GuestDays.card_id.in_(ids[i : i + 5_000])
+        per_card[card][d] = per_card[card].get(d, 0) + n
+        per_place[(card, location)][d] = per_place[(card, location)].get(d, 0) + n
+    return per_card, per_place
+
+
+def _read(session: Session, cards: list[int], table: Any) -> dict[Any, rules.Activity]:
+    """The stored activities of these cards: by card (GuestDays) or (card, location)."""
+    by_place = table is GuestLocationDays
+    out: dict[Any, rules.Activity] = {}
+    key_cols = [table.card_id, table.location_id] if by_place else [table.card_id]
+    for i in range(0, len(cards), 5_000):
+        for row in session.execute(
+            select(*key_cols, table.first_day, table.days, table.multi).where(
+                table.card_id.in_(cards[i : i + 5_000])
             )
         ):
-            existing[int(card_id)] = rules.Activity(int(first), days, multi)
-    values = []
-    for card_id in ids:
-        merged = rules.merge(existing.get(card_id), counts[card_id])
-        assert merged is not None
-        merchant, program = owner[card_id]
-        values.append(
-            {
-                "card_id": card_id,
-                "merchant_id": merchant,
-                "program_id": program,
-                "first_day": merged.first,
-                "last_day": merged.last,
-                "days": merged.days,
-                "multi": merged.multi,
-            }
-        )
-    stmt = _insert(session)(GuestDays)
+            key = (int(row[0]), int(row[1])) if by_place else int(row[0])
+            out[key] = rules.Activity(int(row[-3]), row[-2], row[-1])
+    return out
+
+
+def _write(session: Session, table: Any, values: list[dict[str, Any]], keys: list[str]) -> None:
+    stmt = _insert(session)(table)
     stmt = stmt.on_conflict_do_update(
-        index_elements=["card_id"],
+        index_elements=keys,
         set_={k: getattr(stmt.excluded, k) for k in ("program_id", "first_day", "last_day", "days", "multi")},
     )
     for i in range(0, len(values), 5_000):
         session.execute(stmt, values[i : i + 5_000])
-    return len(values)
+
+
+def _merge(session: Session, rows: list[Row]) -> int:
+    """Merge the per-day counts into their cards' rows (all locations, and each
+    location); returns how many cards."""
+    per_card, per_place = _counts(rows)
+    if not per_card:
+        return 0
+    owner = {card: (merchant, program) for card, merchant, program, *_ in rows}
+    ids = sorted(per_card)
+    tables: list[tuple[Any, dict[Any, dict[int, int]], list[str]]] = [
+        (GuestDays, dict(per_card), ["card_id"]),
+        (GuestLocationDays, dict(per_place), ["card_id", "location_id"]),
+    ]
+    for table, counts, keys in tables:
+        existing = _read(session, ids, table)
+        values = []
+        for key in sorted(counts):
+            merged = rules.merge(existing.get(key), counts[key])
+            assert merged is not None
+            card = key[0] if isinstance(key, tuple) else key
+            merchant, program = owner[card]
+            values.append(
+                {
+                    "card_id": card,
+                    **({"location_id": key[1]} if isinstance(key, tuple) else {}),
+                    "merchant_id": merchant,
+                    "program_id": program,
+                    "first_day": merged.first,
+                    "last_day": merged.last,
+                    "days": merged.days,
+                    "multi": merged.multi,
+                }
+            )
+        _write(session, table, values, keys)
+    return len(ids)
 
 
 def _settled_up_to(session: Session, lo: int, hi: int, cutoff: dt.datetime) -> int:
@@ -267,26 +299,26 @@ def progress(session: Session) -> float | None:
 # --- reading -------------------------------------------------------------------------------
 
 
-def _window_columns(session: Session, start: int, end: int) -> tuple[Any, Any]:
-    """(purchase days in the window, whether a day of it had two purchases) per row."""
-    offset = start - GuestDays.first_day + 1  # 1-based position of the window's first day
+def _window_columns(session: Session, table: Any, start: int, end: int) -> tuple[Any, Any]:
+    """(purchase days in the window, days in it with two purchases or more) per row."""
+    offset = start - table.first_day + 1  # 1-based position of the window's first day
     begin = case((offset < 1, 1), else_=offset)
     length = (end - start + 1) - (begin - offset)
     if session.get_bind().dialect.name == "postgresql":
-        hits: Any = func.bit_count(func.substring(GuestDays.days, begin, length))
-        multi: Any = func.coalesce(func.bit_count(func.substring(GuestDays.multi, begin, length)), 0)
+        hits: Any = func.bit_count(func.substring(table.days, begin, length))
+        multi: Any = func.coalesce(func.bit_count(func.substring(table.multi, begin, length)), 0)
         return hits, multi
-    window = func.substr(GuestDays.days, begin, length)
+    window = func.substr(table.days, begin, length)
     hits = func.length(window) - func.length(func.replace(window, "1", ""))
-    multi = func.coalesce(func.instr(func.substr(GuestDays.multi, begin, length), "1"), 0)
+    multi = func.coalesce(func.instr(func.substr(table.multi, begin, length), "1"), 0)
     return hits, multi
 
 
 def window_buyers(session: Session, f: Filters) -> dict[str, int] | None:
-    """Buyers and repeat buyers of the filters' period at every location, from the
-    bitmaps plus the purchases not folded in yet; None when the bitmaps cannot answer
-    (being prepared, a location asked, or too many purchases not folded in)."""
-    if f.location_id is not None or not READ:
+    """Buyers and repeat buyers of the filters' period from the bitmaps plus the
+    purchases not folded in yet; None when the bitmaps cannot answer (being prepared, or
+    too many purchases not folded in): then they are counted from the purchases."""
+    if not READ:
         return None
     v = _values(session, WATERMARK, TARGET)
     if v[TARGET] > v[WATERMARK]:
@@ -299,12 +331,20 @@ def window_buyers(session: Session, f: Filters) -> dict[str, int] | None:
     unfolded = select(Purchase.id).where(*tail_where).limit(TAIL_MAX + 1).subquery()
     if (session.scalar(select(func.count()).select_from(unfolded)) or 0) > TAIL_MAX:
         return None
-    hits, multi = _window_columns(session, start, end)
-    where = [GuestDays.merchant_id == f.merchant_id, GuestDays.first_day <= end, GuestDays.last_day >= start]
+    table: Any = GuestDays if f.location_id is None else GuestLocationDays
+    hits, multi = _window_columns(session, table, start, end)
+    where = [table.merchant_id == f.merchant_id, table.first_day <= end, table.last_day >= start]
     if f.program_id is not None:
-        where.append(GuestDays.program_id == f.program_id)
-    inner = select(GuestDays.first_day.label("first"), hits.label("hits"), multi.label("multi")).where(*where)
-    w = inner.subquery()
+        where.append(table.program_id == f.program_id)
+    first: Any = table.first_day
+    inner = select(first.label("first"), hits.label("hits"), multi.label("multi"))
+    if f.location_id is not None:
+        # "Bought before" counts any location: the guest's first day anywhere.
+        inner = select(GuestDays.first_day.label("first"), hits.label("hits"), multi.label("multi")).join(
+            GuestDays, GuestDays.card_id == table.card_id
+        )
+        where.append(table.location_id == f.location_id)
+    w = inner.where(*where).subquery()
     bought = w.c.hits > 0
     repeat = bought & ((w.c.first < start) | (w.c.hits >= 2) | (w.c.multi > 0))
     buyers, repeaters = session.execute(
@@ -313,23 +353,24 @@ def window_buyers(session: Session, f: Filters) -> dict[str, int] | None:
             func.coalesce(func.sum(case((repeat, 1), else_=0)), 0),
         )
     ).one()
-    buyers, repeaters = int(buyers), int(repeaters)
     # The purchases above the watermark: their cards' figures, before and after them.
-    tail = _grouped(session, lambda: tail_where)
-    counts: dict[int, dict[int, int]] = defaultdict(dict)
-    for card, _m, _p, day, n in tail:
-        d = dt.date.fromisoformat(day).toordinal()
-        counts[card][d] = counts[card].get(d, 0) + n
-    if counts:
-        before: dict[int, rules.Activity | None] = dict.fromkeys(counts)
-        for card_id, first, days, multi_bits in session.execute(
-            select(GuestDays.card_id, GuestDays.first_day, GuestDays.days, GuestDays.multi).where(
-                GuestDays.card_id.in_(list(counts))
-            )
-        ):
-            before[int(card_id)] = rules.Activity(int(first), days, multi_bits)
-        after = {c: rules.merge(a, counts[c]) for c, a in before.items()}
-        b0, r0 = rules.window_counts(before, start, end)
-        b1, r1 = rules.window_counts(after, start, end)
-        buyers, repeaters = buyers - b0 + b1, repeaters - r0 + r1
-    return {"buyers": buyers, "repeaters": repeaters}
+    per_card, per_place = _counts(_grouped(session, lambda: tail_where))
+    if not per_card:
+        return {"buyers": int(buyers), "repeaters": int(repeaters)}
+    cards = sorted(per_card)
+    overall = _read(session, cards, GuestDays)
+    overall_after = {c: rules.merge(overall.get(c), per_card[c]) for c in cards}
+    if f.location_id is None:
+        before: dict[int, rules.Activity | None] = {c: overall.get(c) for c in cards}
+        after = overall_after
+        first_before: dict[int, int | None] = {}
+        first_after: dict[int, int | None] = {}
+    else:
+        places = _read(session, cards, GuestLocationDays)
+        before = {c: places.get((c, f.location_id)) for c in cards}
+        after = {c: rules.merge(before[c], per_place.get((c, f.location_id), {})) for c in cards}
+        first_before = {c: a.first if (a := overall.get(c)) else None for c in cards}
+        first_after = {c: a.first if (a := overall_after[c]) else None for c in cards}
+    b0, r0 = rules.window_counts(before, start, end, first_before)
+    b1, r1 = rules.window_counts(after, start, end, first_after)
+    return {"buyers": int(buyers) - b0 + b1, "repeaters": int(repeaters) - r0 + r1}

@@ -66,25 +66,34 @@ def merge(activity: Activity | None, counts: Mapping[int, int]) -> Activity | No
     return build(total)
 
 
-def in_window(activity: Activity | None, start: int, end: int) -> tuple[bool, bool]:
+def in_window(
+    activity: Activity | None, start: int, end: int, first_anywhere: int | None = None
+) -> tuple[bool, bool]:
     """(bought in the days start..end, bought at least twice by its end: twice in it, or
-    before it and again in it)."""
+    before it and again in it). For one location's activity, `first_anywhere` is the
+    guest's first purchase day at any location ("before" counts any location)."""
     if activity is None or activity.first > end or activity.last < start:
         return False, False
+    first = activity.first if first_anywhere is None else min(first_anywhere, activity.first)
     lo = max(start, activity.first) - activity.first
     hi = min(end, activity.last) - activity.first + 1
     hits = activity.days.count("1", lo, hi)
     if hits == 0:
         return False, False
     multi = activity.multi is not None and "1" in activity.multi[lo:hi]
-    return True, activity.first < start or hits >= 2 or multi
+    return True, first < start or hits >= 2 or multi
 
 
-def window_counts(activities: Mapping[int, Activity | None], start: int, end: int) -> tuple[int, int]:
-    """(buyers, repeat buyers) of the window among these guests."""
+def window_counts(
+    activities: Mapping[int, Activity | None],
+    start: int,
+    end: int,
+    first_anywhere: Mapping[int, int | None] | None = None,
+) -> tuple[int, int]:
+    """(buyers, repeat buyers) of the window among these guests (by card id)."""
     buyers = repeaters = 0
-    for activity in activities.values():
-        bought, repeat = in_window(activity, start, end)
+    for card, activity in activities.items():
+        bought, repeat = in_window(activity, start, end, (first_anywhere or {}).get(card))
         buyers += bought
         repeaters += repeat
     return buyers, repeaters

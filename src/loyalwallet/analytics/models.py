@@ -128,3 +128,22 @@ class GuestDays(Base):
     last_day: Mapped[int] = mapped_column(Integer)
     days: Mapped[str] = mapped_column(Bits)
     multi: Mapped[str | None] = mapped_column(Bits, nullable=True)
+
+
+class GuestLocationDays(Base):
+    """The same per card and location (location 0: none), for a dashboard filtered by
+    location; "bought before" still counts any location (GuestDays.first_day)."""
+
+    __tablename__ = "analytics_guest_location_days"
+    __table_args__ = (
+        Index("ix_analytics_guest_location_days_merchant", "merchant_id", "location_id", "last_day"),
+    )
+
+    card_id: Mapped[int] = mapped_column(BigID, ForeignKey("cards.id"), primary_key=True)
+    location_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"))
+    program_id: Mapped[int] = mapped_column(BigInteger)
+    first_day: Mapped[int] = mapped_column(Integer)
+    last_day: Mapped[int] = mapped_column(Integer)
+    days: Mapped[str] = mapped_column(Bits)
+    multi: Mapped[str | None] = mapped_column(Bits, nullable=True)

@@ -1,4 +1,4 @@
-"""analytics_guest_days: per card, the local days it bought on (a bitmap)
+"""analytics_guest_days, analytics_guest_location_days: per card (and location), the local days it bought on (a bitmap)
 
 Revision ID: i14d_guest_activity
 Revises: i18b_subscriptions
@@ -47,6 +47,30 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "analytics_guest_location_days",
+        sa.Column("card_id", loyalwallet.db.BigID, nullable=False),
+        sa.Column("location_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("merchant_id", loyalwallet.db.BigID, nullable=False),
+        sa.Column("program_id", sa.BigInteger(), nullable=False),
+        sa.Column("first_day", sa.Integer(), nullable=False),
+        sa.Column("last_day", sa.Integer(), nullable=False),
+        sa.Column("days", BITS, nullable=False),
+        sa.Column("multi", BITS, nullable=True),
+        sa.ForeignKeyConstraint(["card_id"], ["cards.id"]),
+        sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"]),
+        sa.PrimaryKeyConstraint("card_id", "location_id"),
+    )
+    op.create_index(
+        "ix_analytics_guest_location_days_merchant",
+        "analytics_guest_location_days",
+        ["merchant_id", "location_id", "last_day"],
+        unique=False,
+    )
+
+
 def downgrade() -> None:
+    op.drop_index("ix_analytics_guest_location_days_merchant", table_name="analytics_guest_location_days")
+    op.drop_table("analytics_guest_location_days")
     op.drop_index("ix_analytics_guest_days_merchant", table_name="analytics_guest_days")
     op.drop_table("analytics_guest_days")
