@@ -336,22 +336,25 @@ def window_buyers(session: Session, f: Filters) -> dict[str, int] | None:
     where = [table.merchant_id == f.merchant_id, table.first_day <= end, table.last_day >= start]
     if f.program_id is not None:
         where.append(table.program_id == f.program_id)
-    first: Any = table.first_day
-    inner = select(first.label("first"), hits.label("hits"), multi.label("multi"))
+    inner = select(table.card_id, table.first_day.label("first"), hits.label("hits"), multi.label("multi"))
     if f.location_id is not None:
-        # "Bought before" counts any location: the guest's first day anywhere.
-        inner = select(GuestDays.first_day.label("first"), hits.label("hits"), multi.label("multi")).join(
-            GuestDays, GuestDays.card_id == table.card_id
-        )
         where.append(table.location_id == f.location_id)
     w = inner.where(*where).subquery()
     bought = w.c.hits > 0
-    repeat = bought & ((w.c.first < start) | (w.c.hits >= 2) | (w.c.multi > 0))
-    buyers, repeaters = session.execute(
-        select(
-            func.coalesce(func.sum(case((bought, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((repeat, 1), else_=0)), 0),
+    here = (w.c.first < start) | (w.c.hits >= 2) | (w.c.multi > 0)
+    if f.location_id is None:
+        repeat: Any = case((bought & here, 1), else_=0)
+    else:
+        # "Bought before" counts any location: only a guest who bought once here in the
+        # period, for the first time here, is looked up among all locations (by key).
+        elsewhere = (
+            select(GuestDays.card_id)
+            .where(GuestDays.card_id == w.c.card_id, GuestDays.first_day < start)
+            .exists()
         )
+        repeat = case((~bought, 0), (here, 1), (elsewhere, 1), else_=0)
+    buyers, repeaters = session.execute(
+        select(func.coalesce(func.sum(case((bought, 1), else_=0)), 0), func.coalesce(func.sum(repeat), 0))
     ).one()
     # The purchases above the watermark: their cards' figures, before and after them.
     per_card, per_place = _counts(_grouped(session, lambda: tail_where))
