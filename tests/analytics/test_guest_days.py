@@ -124,8 +124,10 @@ def _both(shop: Shop, f: queries.Filters) -> tuple[dict[str, int] | None, dict[s
         return activity.window_buyers(session, f), queries.buyers(session, f, FAR)
 
 
-def _fold() -> None:
-    activity.catch_up(settle=dt.timedelta(0))
+def _fold(backfill: bool = False) -> None:
+    """Fold what is waiting: purchase range by purchase range, or card range by card
+    range (the backfill after an upgrade)."""
+    activity.catch_up(settle=dt.timedelta(0), backfill_over=0 if backfill else 10**9, cards=2)
 
 
 DAY0 = BASE.astimezone(zoneinfo.ZoneInfo(TZ)).date()
@@ -140,6 +142,7 @@ DAY0 = BASE.astimezone(zoneinfo.ZoneInfo(TZ)).date()
         st.tuples(st.integers(-5, 100), st.integers(1, 120), st.integers(0, 2)), min_size=1, max_size=6
     ),
     by_program=st.booleans(),
+    backfill=st.booleans(),
 )
 def test_any_window_equals_the_purchase_scan(
     client: TestClient,
@@ -148,6 +151,7 @@ def test_any_window_equals_the_purchase_scan(
     late: list[tuple[int, int]],
     windows: list[tuple[int, int, int]],
     by_program: bool,
+    backfill: bool,
 ) -> None:
     shop = new_shop(client, "Bitmap café")
     programs = [shop.program("bonus", BONUS), shop.program("stamp")]
@@ -155,7 +159,7 @@ def test_any_window_equals_the_purchase_scan(
         other = create_location(session, system(shop.merchant_id), "Second").id
     places: list[int | None] = [shop.location_id, other, None]
     ids = _seed(shop, programs, cards, purchases, places)
-    _fold()
+    _fold(backfill)
     # Purchases the fold has not reached yet are counted on top of the bitmaps.
     with db.transaction() as session:
         programs_of = dict(session.execute(select(Card.id, Card.program_id).where(Card.id.in_(ids))).all())

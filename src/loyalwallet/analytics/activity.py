@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -98,11 +98,11 @@ def _grouped(session: Session, where: Callable[[], list[ColumnElement[bool]]]) -
     location = func.coalesce(Purchase.location_id, 0)
     for merchant_id, tz in merchants:
         day = local_day(session, Purchase.created_at, tz)
+        # A card's purchases are all of its program (Purchase.program_id, no join).
         rows = session.execute(
-            select(Purchase.card_id, Card.program_id, location, day, func.count())
-            .join(Card, Card.id == Purchase.card_id)
+            select(Purchase.card_id, Purchase.program_id, location, day, func.count())
             .where(Purchase.merchant_id == merchant_id, *where())
-            .group_by(Purchase.card_id, Card.program_id, location, day)
+            .group_by(Purchase.card_id, Purchase.program_id, location, day)
         ).all()
         out += [(int(c), int(merchant_id), int(p), int(loc), str(d), int(n)) for c, p, loc, d, n in rows]
     return out
@@ -139,13 +139,15 @@ def _read(session: Session, cards: list[int], table: Any) -> dict[Any, rules.Act
 
 
 def _write(session: Session, table: Any, values: list[dict[str, Any]], keys: list[str]) -> None:
-    stmt = _insert(session)(table)
+    """Upsert the rows: one Core statement, executed for many rows (batched by the
+    driver; the ORM's bulk path would split them by which values are NULL)."""
+    stmt = _insert(session)(table.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=keys,
-        set_={k: getattr(stmt.excluded, k) for k in ("program_id", "first_day", "last_day", "days", "multi")},
+        set_={k: stmt.excluded[k] for k in ("program_id", "first_day", "last_day", "days", "multi")},
     )
     for i in range(0, len(values), 5_000):
-        session.execute(stmt, values[i : i + 5_000])
+        session.connection().execute(stmt, values[i : i + 5_000])
 
 
 def _merge(session: Session, rows: list[Row]) -> int:
@@ -237,26 +239,63 @@ def _backfill(
     cards: int,
     now: dt.datetime,
 ) -> int:
-    lo, goal, first = mark.value, target.value, cursor.value
+    """One range of cards: their rows rebuilt from all their purchases up to the target
+    (so a range redone after a crash, or cards folded before, come out the same)."""
+    goal, first = target.value, cursor.value
     last_card = session.scalar(select(func.max(Card.id))) or 0
     if first >= last_card:
         mark.value, mark.updated_at = goal, now
         return 1
     upto = first + cards
-    done = _merge(
-        session,
-        _grouped(
-            session,
-            lambda: [
-                Purchase.card_id > first,
-                Purchase.card_id <= upto,
-                Purchase.id > lo,
-                Purchase.id <= goal,
-            ],
-        ),
-    )
+    for table in (GuestDays, GuestLocationDays):
+        session.execute(delete(table).where(table.card_id > first, table.card_id <= upto))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(REBUILD), {"lo": first, "hi": upto, "goal": goal})
+    else:
+        where = [Purchase.card_id > first, Purchase.card_id <= upto, Purchase.id <= goal]
+        _merge(session, _grouped(session, lambda: where))
     cursor.value, cursor.updated_at = upto, now
-    return max(done, 1)
+    return 1
+
+
+# PostgreSQL builds a range's bitmaps itself (no rows through Python), reading the
+# purchases once: per card, location and local day the purchases; then per card (and per
+# card and location) a bit string as long as its first to last day with a 1 at each day
+# (lpad/rpad), OR-ed together. The same result as activity_rules.build(), which the
+# tests check.
+_BITS = """
+SELECT card_id, place, max(merchant_id) AS merchant_id, max(program_id) AS program_id,
+       min(first) AS first, min(last) AS last, bit_or(bits) AS days,
+       CASE WHEN bool_or(n >= 2) THEN bit_or(CASE WHEN n >= 2 THEN bits ELSE bits # bits END) END AS multi
+FROM (
+  SELECT d.*, min(day) OVER w AS first, max(day) OVER w AS last,
+         CAST(rpad(lpad('1', (day - min(day) OVER w + 1)::int, '0'),
+                   (max(day) OVER w - min(day) OVER w + 1)::int, '0') AS varbit) AS bits
+  FROM {source} d WINDOW w AS (PARTITION BY card_id, place)
+) x GROUP BY card_id, place
+"""
+REBUILD = f"""
+WITH days AS MATERIALIZED (
+  SELECT p.card_id, p.merchant_id, p.program_id, coalesce(p.location_id, 0) AS place,
+         (timezone(m.timezone, p.created_at))::date - DATE '0001-01-01' + 1 AS day, count(*) AS n
+  FROM purchases p JOIN merchants m ON m.id = p.merchant_id
+  WHERE p.card_id > :lo AND p.card_id <= :hi AND p.id <= :goal
+  GROUP BY 1, 2, 3, 4, 5
+), cards AS (
+  INSERT INTO analytics_guest_days (card_id, merchant_id, program_id, first_day, last_day, days, multi)
+  SELECT card_id, merchant_id, program_id, first, last, days, multi FROM ({
+    _BITS.format(
+        source="(SELECT card_id, max(merchant_id) AS merchant_id, max(program_id) AS program_id, 0 AS place, day,"
+        " sum(n) AS n FROM days GROUP BY card_id, day)"
+    )
+}) b
+)
+INSERT INTO analytics_guest_location_days
+  (card_id, location_id, merchant_id, program_id, first_day, last_day, days, multi)
+SELECT card_id, place, merchant_id, program_id, first, last, days, multi FROM ({
+    _BITS.format(source="days")
+}) b
+"""
 
 
 def catch_up(
