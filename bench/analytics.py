@@ -229,6 +229,11 @@ def main() -> None:
     )
     ap.add_argument("--guest-cards", type=int, default=20_000, help="cards per step of the first fold")
     ap.add_argument(
+        "--buyers-only",
+        action="store_true",
+        help="time only the buyers query, old (purchases) against new (guests' purchase days)",
+    )
+    ap.add_argument(
         "--rebuild-rollups", action="store_true", help="empty the rollups and fold every purchase again"
     )
     args = ap.parse_args()
@@ -240,6 +245,9 @@ def main() -> None:
         say(f"generating {args.guests:,} guests and {args.purchases:,} purchases in {DB_NAME}")
         generate(args.guests, args.purchases)
     if args.seed_only:
+        return
+    if args.buyers_only:
+        buyers_only(args.runs)
         return
     measure(args.runs, args.rebuild_rollups, args.baseline_runs, args.rebuild_guest_days, args.guest_cards)
 
@@ -430,6 +438,75 @@ def measure(
             flush=True,
         )
     print(f"load average after the run: {os.getloadavg()}")
+
+
+def buyers_only(runs: int) -> None:
+    """Buyers and repeat buyers alone: the old query (the cards' cached figures for a
+    period ending today at every location, else the period's purchases grouped by card)
+    against the guests' purchase days, alternating, the same figures asserted."""
+    import tempfile
+
+    from loyalwallet import db, wiring
+    from loyalwallet.analytics import activity, queries
+    from loyalwallet.config import Settings, configure, load_settings
+
+    s = configure(load_settings(Path(tempfile.mkdtemp(prefix="lwbench-")), bench_url()))
+    configure(Settings(**{**s.__dict__, "run_worker": False}))
+    db.init_engine()
+    wiring.install()
+    engine = db.get_engine()
+    merchant_id = seeded_merchant(engine)
+    assert merchant_id is not None
+    with engine.connect() as conn:
+        location = conn.scalar(
+            text("SELECT min(id) FROM locations WHERE merchant_id = :m"), {"m": merchant_id}
+        )
+        tz = conn.scalar(text("SELECT timezone FROM merchants WHERE id = :m"), {"m": merchant_id})
+    with db.read() as session:
+        assert activity.progress(session) is None, "fold the guests' purchase days first"
+    today = dt.datetime.now(dt.UTC).date()
+    now = dt.datetime.now(dt.UTC)
+    print("| period | old buyers query | new (guests' purchase days) | old/new |")
+    print("|---|---|---|---|")
+    for name, days, loc, ago in SCENARIOS:
+        period = type_period()(today - dt.timedelta(days=days - 1 + ago), today - dt.timedelta(days=ago), tz)
+        f = queries.Filters(merchant_id, period, location if loc else None)
+        old: list[float] = []
+        new: list[float] = []
+        for _ in range(runs):
+            with db.read() as session:
+                queries.tune(session)
+                t0 = time.perf_counter()
+                a = queries.buyers(session, f, now)
+                old.append(time.perf_counter() - t0)
+            with db.read() as session:
+                queries.tune(session)
+                t0 = time.perf_counter()
+                b = activity.window_buyers(session, f)
+                new.append(time.perf_counter() - t0)
+            assert a == b, (name, a, b)
+        ratio = statistics.median(old) / statistics.median(new)
+        print(f"| {name} | {_spread(old)} | {_spread(new)} | {ratio:.1f}× |", flush=True)
+    print(f"load average after the run: {os.getloadavg()}")
+
+
+def type_period():  # type: ignore[no-untyped-def]
+    from loyalwallet.analytics.rules import Period
+
+    return Period
+
+
+# (name, days, one location?, days before today the period ends)
+SCENARIOS = [
+    ("last 30 days", 30, False, 0),
+    ("last 30 days, one location", 30, True, 0),
+    ("last 90 days", 90, False, 0),
+    ("last 365 days", 365, False, 0),
+    ("30 days that ended 60 days ago", 30, False, 60),
+    ("90 days that ended 60 days ago", 90, False, 60),
+    ("365 days that ended 60 days ago", 365, False, 60),
+    ("90 days that ended 60 days ago, one location", 90, True, 60),
+]
 
 
 def _naive(f, merchant_id: int, loc: int | None) -> float:  # type: ignore[no-untyped-def]
