@@ -124,8 +124,8 @@ def buyers(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
     figures: a card bought in it exactly when its last purchase is on or after the start,
     and one whose first purchase is in the period made all its purchases in it. Otherwise
     the period's purchases are grouped by card (a pass over the covering index)."""
-    lo, hi = f.period.utc_bounds()
-    if f.location_id is None and hi >= now:
+    lo, _hi = f.period.utc_bounds()
+    if from_cached_figures(f, now):
         repeat = case(((Card.first_purchase_at < lo) | (Card.visits >= 2), 1), else_=0)
         stmt = select(func.count(), func.coalesce(func.sum(repeat), 0)).where(
             Card.merchant_id == f.merchant_id, Card.last_visit_at >= lo
@@ -147,6 +147,12 @@ def buyers(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
         )
     ).one()
     return {"buyers": int(count), "repeaters": int(repeaters)}
+
+
+def from_cached_figures(f: Filters, now: dt.datetime) -> bool:
+    """Whether buyers() answers from the cards' cached figures: a period that ends now,
+    at every location."""
+    return f.location_id is None and f.period.utc_bounds()[1] >= now
 
 
 def _days_in(f: Filters, table: Any) -> list[ColumnElement[bool]]:
