@@ -46,7 +46,6 @@ def upgrade() -> None:
         "ix_analytics_guest_days_merchant", "analytics_guest_days", ["merchant_id", "last_day"], unique=False
     )
 
-
     op.create_table(
         "analytics_guest_location_days",
         sa.Column("card_id", loyalwallet.db.BigID, nullable=False),
