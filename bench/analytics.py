@@ -5,18 +5,21 @@
     .venv/bin/python bench/analytics.py --drop     # drop the bench database and exit
 
 The data is generated with SQL generate_series in its own database (lwbench_analytics on
-127.0.0.1:5432, or LOYALWALLET_BENCH_PG): one merchant, three locations, a bonus program,
-N guests with a card each (joined evenly over two years, channels mixed), M purchases
-(older guests buy more; 30 % of checks have lines, half of those with a dessert), and the
-cards' cached figures (visits, spend, first/last visit) recomputed from the purchases.
+127.0.0.1:5432, or LOYALWALLET_BENCH_DB / LOYALWALLET_BENCH_PG): one merchant, three
+locations, a bonus program, N guests with a card each (joined evenly over two years,
+channels mixed), M purchases (older guests buy more; 30 % of checks have lines, half of
+those with a dessert), and the cards' cached figures (visits, spend, first/last visit)
+recomputed from the purchases.
 
-Measured, in the same run:
-- baseline: the same numbers computed the naive way, straight from the purchases table
-  (cohorts and RFM by grouping every purchase ever made);
-- the dashboard as the admin page builds it (analytics.service.dashboard), which reads
-  the rollup for cohorts, the cards' cached figures for RFM and guest status, and the
-  covering index for the period figures.
-The catch-up of the rollup over all 10M purchases is timed once, when it is first built.
+Measured, in the same run, per period (`--runs` rounds, old and new alternating):
+- old: the dashboard (analytics.service.dashboard) counting buyers and repeat buyers from
+  the purchases (the covering index; the cards' cached figures for a period ending today);
+- new: the same dashboard reading the guests' purchase-day bitmaps
+  (analytics/activity.py), one pass over the guests whatever the period;
+  both give the same figures (asserted);
+- optionally (`--baseline-runs`) every figure computed naively from the raw tables.
+The first fold of the rollups and of the guests' purchase days (card by card, resumable)
+are timed once, when first built (`--rebuild-rollups`, `--rebuild-guest-days` redo them).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from loyalwallet.config import normalise_database_url
 
-DB_NAME = "lwbench_analytics"
+DB_NAME = os.environ.get("LOYALWALLET_BENCH_DB", "lwbench_analytics")
 MERCHANT_NAME = "Bench café"
 SPAN_DAYS = 730
 BONUS_RULES = (
@@ -217,8 +220,19 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse the database generated before")
     ap.add_argument("--drop", action="store_true", help="drop the bench database and exit")
     ap.add_argument("--seed-only", action="store_true", help="generate the data and exit")
-    ap.add_argument("--runs", type=int, default=3, help="dashboard loads per scenario")
-    ap.add_argument("--baseline-runs", type=int, default=1, help="naive baseline runs per scenario (slow)")
+    ap.add_argument("--runs", type=int, default=5, help="dashboard loads per scenario (old and new each)")
+    ap.add_argument("--baseline-runs", type=int, default=0, help="naive baseline runs per scenario (slow)")
+    ap.add_argument(
+        "--rebuild-guest-days",
+        action="store_true",
+        help="empty the guests' purchase days and fold them again",
+    )
+    ap.add_argument("--guest-cards", type=int, default=20_000, help="cards per step of the first fold")
+    ap.add_argument(
+        "--buyers-only",
+        action="store_true",
+        help="time only the buyers query, old (purchases) against new (guests' purchase days)",
+    )
     ap.add_argument(
         "--rebuild-rollups", action="store_true", help="empty the rollups and fold every purchase again"
     )
@@ -232,7 +246,10 @@ def main() -> None:
         generate(args.guests, args.purchases)
     if args.seed_only:
         return
-    measure(args.runs, args.rebuild_rollups, args.baseline_runs)
+    if args.buyers_only:
+        buyers_only(args.runs)
+        return
+    measure(args.runs, args.rebuild_rollups, args.baseline_runs, args.rebuild_guest_days, args.guest_cards)
 
 
 NAIVE_WHERE = "p.merchant_id = :m AND p.created_at >= :lo AND p.created_at < :hi AND (CAST(:loc AS bigint) IS NULL OR p.location_id = :loc)"
@@ -268,12 +285,17 @@ def _spread(samples: list[float]) -> str:
     return f"median {statistics.median(samples):.2f} s (min {min(samples):.2f}, max {max(samples):.2f})"
 
 
-def measure(runs: int, rebuild: bool = False, baseline_runs: int = 1) -> None:
+def measure(
+    runs: int,
+    rebuild: bool = False,
+    baseline_runs: int = 0,
+    rebuild_guest_days: bool = False,
+    guest_cards: int = 20_000,
+) -> None:
     import tempfile
 
     from loyalwallet import db, wiring
     from loyalwallet.analytics import queries, rollup, service
-    from loyalwallet.analytics.rules import month_add, month_of
     from loyalwallet.config import Settings, configure, load_settings
     from loyalwallet.merchants.actors import Actor
     from loyalwallet.migrations import migrate
@@ -318,7 +340,32 @@ def measure(runs: int, rebuild: bool = False, baseline_runs: int = 1) -> None:
             conn.execute(
                 text("VACUUM ANALYZE analytics_card_months, analytics_days, analytics_day_categories")
             )
-    from loyalwallet.analytics import snapshot
+    from loyalwallet.analytics import activity, snapshot
+
+    if rebuild_guest_days:
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE analytics_guest_days"))
+            conn.execute(text("DELETE FROM analytics_state WHERE name LIKE 'guest-days%'"))
+    with db.read() as session:
+        pending = activity.progress(session)
+    if pending is not None:
+        # The first fold of an existing database: card by card, resumable, with progress.
+        t0 = time.perf_counter()
+        shown = [-1]
+
+        def show(done: float | None) -> None:
+            pct = 100 if done is None else int(done * 100)
+            if pct // 10 != shown[0] // 10:
+                shown[0] = pct
+                say(f"  guests' purchase days: {pct} % ({time.perf_counter() - t0:.0f} s)")
+
+        steps = activity.catch_up(settle=dt.timedelta(0), on_step=show, cards=guest_cards)
+        say(
+            f"first fold of the guests' purchase days: {time.perf_counter() - t0:.0f} s ({steps} steps, once)"
+        )
+        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text("VACUUM ANALYZE analytics_guest_days"))
+    activity.catch_up(settle=dt.timedelta(0))
 
     t0 = time.perf_counter()
     snapshot.refresh_all(max_age=0)
@@ -335,9 +382,13 @@ def measure(runs: int, rebuild: bool = False, baseline_runs: int = 1) -> None:
         ("30 days that ended 60 days ago", 30, None, 60),
         ("90 days that ended 60 days ago", 90, None, 60),
     ]
+    scenarios.append(("365 days that ended 60 days ago", 365, None, 60))
     print()
-    print("| scenario | naive baseline | dashboard (rollups) | ratio |")
-    print("|---|---|---|---|")
+    print(
+        "| scenario | old dashboard (buyers from purchases) | new dashboard (guests' purchase days)"
+        " | old/new | buyers query old → new |"
+    )
+    print("|---|---|---|---|---|")
     for name, days, loc, ago in scenarios:
         with db.read() as session:
             f = service.filters_for(session, actor, None, None, loc)
@@ -351,48 +402,142 @@ def measure(runs: int, rebuild: bool = False, baseline_runs: int = 1) -> None:
                 loc,
             )
         fast: list[float] = []
+        old: list[float] = []
         naive: list[float] = []
+        parts: dict[str, list[float]] = {"old": [], "new": []}
         timings: dict[str, float] = {}
         for i in range(runs):
-            t0 = time.perf_counter()
-            with db.read() as session:
-                board = service.dashboard(session, actor, f)
-            fast.append(time.perf_counter() - t0)
-            timings = board.timings
+            # Old and new alternate within the round, so both see the same machine.
+            figures = {}
+            for way, samples in (("old", old), ("new", fast)):
+                activity.READ = way == "new"
+                t0 = time.perf_counter()
+                with db.read() as session:
+                    board = service.dashboard(session, actor, f)
+                samples.append(time.perf_counter() - t0)
+                figures[way] = board.totals
+                parts[way].append(board.timings.get("buyers", 0) + board.timings["period_totals"])
+                if way == "new":
+                    timings = board.timings
+            activity.READ = True
+            assert figures["old"] == figures["new"], (name, figures)
             if i >= baseline_runs:
                 continue
-            # Baseline: the same figures computed naively from the raw tables: the trend and
-            # the upsell from purchases and their lines, cohorts and RFM from every purchase.
-            t0 = time.perf_counter()
-            with db.read() as session:
-                queries.tune(session)
-                # The period figures grouped by card over the period's purchases.
-                queries.period_totals(session, f, dt.datetime.max.replace(tzinfo=dt.UTC))
-                queries.refunds(session, f)
-                queries.issued(session, f)
-                last = month_of(f.period.end)
-                first = month_add(last, -11)
-                lo, hi = f.period.utc_bounds()
-                first_dt = dt.datetime.fromisoformat(first + "-01T00:00:00+00:00")
-                p = {
-                    "m": merchant_id,
-                    "tz": f.period.tz,
-                    "first": first_dt,
-                    "lo": lo,
-                    "hi": hi,
-                    "loc": loc,
-                    "now": dt.datetime.now(dt.UTC),
-                }
-                for sql in (NAIVE_TREND, NAIVE_UPSELL, NAIVE_CATEGORIES, NAIVE_COHORTS, NAIVE_RFM):
-                    session.execute(text(sql), p).all()
-            naive.append(time.perf_counter() - t0)
-        ratio = statistics.median(naive) / statistics.median(fast)
-        print(f"| {name} | {_spread(naive)} | {_spread(fast)} | {ratio:.1f}× |", flush=True)
+            naive.append(_naive(f, merchant_id, loc))
+        ratio = statistics.median(old) / statistics.median(fast)
         print(
-            "  parts (three groups run at once): "
+            f"| {name} | {_spread(old)} | {_spread(fast)} | {ratio:.1f}× |"
+            f" {statistics.median(parts['old']):.2f} → {statistics.median(parts['new']):.2f} s |",
+            flush=True,
+        )
+        if naive:
+            print(f"  naive baseline (every figure from the raw tables): {_spread(naive)}")
+        print(
+            "  parts of the new one (three groups run at once): "
             + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items()),
             flush=True,
         )
+    print(f"load average after the run: {os.getloadavg()}")
+
+
+def buyers_only(runs: int) -> None:
+    """Buyers and repeat buyers alone: the old query (the cards' cached figures for a
+    period ending today at every location, else the period's purchases grouped by card)
+    against the guests' purchase days, alternating, the same figures asserted."""
+    import tempfile
+
+    from loyalwallet import db, wiring
+    from loyalwallet.analytics import activity, queries
+    from loyalwallet.config import Settings, configure, load_settings
+
+    s = configure(load_settings(Path(tempfile.mkdtemp(prefix="lwbench-")), bench_url()))
+    configure(Settings(**{**s.__dict__, "run_worker": False}))
+    db.init_engine()
+    wiring.install()
+    engine = db.get_engine()
+    merchant_id = seeded_merchant(engine)
+    assert merchant_id is not None
+    with engine.connect() as conn:
+        location = conn.scalar(
+            text("SELECT min(id) FROM locations WHERE merchant_id = :m"), {"m": merchant_id}
+        )
+        tz = conn.scalar(text("SELECT timezone FROM merchants WHERE id = :m"), {"m": merchant_id})
+    with db.read() as session:
+        assert activity.progress(session) is None, "fold the guests' purchase days first"
+    today = dt.datetime.now(dt.UTC).date()
+    now = dt.datetime.now(dt.UTC)
+    print("| period | old buyers query | new (guests' purchase days) | old/new |")
+    print("|---|---|---|---|")
+    for name, days, loc, ago in SCENARIOS:
+        period = type_period()(today - dt.timedelta(days=days - 1 + ago), today - dt.timedelta(days=ago), tz)
+        f = queries.Filters(merchant_id, period, location if loc else None)
+        old: list[float] = []
+        new: list[float] = []
+        for _ in range(runs):
+            with db.read() as session:
+                queries.tune(session)
+                t0 = time.perf_counter()
+                a = queries.buyers(session, f, now)
+                old.append(time.perf_counter() - t0)
+            with db.read() as session:
+                queries.tune(session)
+                t0 = time.perf_counter()
+                b = activity.window_buyers(session, f)
+                new.append(time.perf_counter() - t0)
+            assert a == b, (name, a, b)
+        ratio = statistics.median(old) / statistics.median(new)
+        print(f"| {name} | {_spread(old)} | {_spread(new)} | {ratio:.1f}× |", flush=True)
+    print(f"load average after the run: {os.getloadavg()}")
+
+
+def type_period():  # type: ignore[no-untyped-def]
+    from loyalwallet.analytics.rules import Period
+
+    return Period
+
+
+# (name, days, one location?, days before today the period ends)
+SCENARIOS = [
+    ("last 30 days", 30, False, 0),
+    ("last 30 days, one location", 30, True, 0),
+    ("last 90 days", 90, False, 0),
+    ("last 365 days", 365, False, 0),
+    ("30 days that ended 60 days ago", 30, False, 60),
+    ("90 days that ended 60 days ago", 90, False, 60),
+    ("365 days that ended 60 days ago", 365, False, 60),
+    ("90 days that ended 60 days ago, one location", 90, True, 60),
+]
+
+
+def _naive(f, merchant_id: int, loc: int | None) -> float:  # type: ignore[no-untyped-def]
+    """The same figures computed naively from the raw tables: the trend and the upsell from
+    purchases and their lines, cohorts and RFM from every purchase."""
+    from loyalwallet import db
+    from loyalwallet.analytics import queries
+    from loyalwallet.analytics.rules import month_add, month_of
+
+    t0 = time.perf_counter()
+    with db.read() as session:
+        queries.tune(session)
+        queries.period_totals(session, f, dt.datetime.max.replace(tzinfo=dt.UTC))
+        queries.refunds(session, f)
+        queries.issued(session, f)
+        last = month_of(f.period.end)
+        first = month_add(last, -11)
+        lo, hi = f.period.utc_bounds()
+        first_dt = dt.datetime.fromisoformat(first + "-01T00:00:00+00:00")
+        p = {
+            "m": merchant_id,
+            "tz": f.period.tz,
+            "first": first_dt,
+            "lo": lo,
+            "hi": hi,
+            "loc": loc,
+            "now": dt.datetime.now(dt.UTC),
+        }
+        for sql in (NAIVE_TREND, NAIVE_UPSELL, NAIVE_CATEGORIES, NAIVE_COHORTS, NAIVE_RFM):
+            session.execute(text(sql), p).all()
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":

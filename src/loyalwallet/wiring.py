@@ -24,6 +24,7 @@ import typer
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from loyalwallet.analytics import cli as analytics_cli
 from loyalwallet.imports import cli as imports_cli
 from loyalwallet.integrations.iiko import cli as iiko_cli
 from loyalwallet.integrations.rkeeper import cli as rkeeper_cli
@@ -147,6 +148,8 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
 PERIODIC: list[Periodic] = [
     Periodic("expire-points", 60.0, Ref("loyalwallet.cards.sweeps:expire_points")),
     Periodic("analytics-rollup", 30.0, Ref("loyalwallet.analytics.rollup:catch_up_some")),
+    # The guests' purchase-day bitmaps (buyers of any period); resumable backfill.
+    Periodic("analytics-guest-days", 30.0, Ref("loyalwallet.analytics.activity:catch_up_some")),
     # Only the merchants whose cards changed since the last run (a changed-since index).
     Periodic("analytics-snapshot", 60.0, Ref("loyalwallet.analytics.snapshot:refresh_changed")),
     # Cheap when nothing is due (one indexed query), so often: the runs' jitter holds.
@@ -277,6 +280,7 @@ CLI_APPS: list[tuple[str, typer.Typer]] = [
     ("rkeeper", rkeeper_cli.app),
     ("email", messaging_cli.app),
     ("sms", messaging_cli.sms_app),
+    ("analytics", analytics_cli.app),
 ]
 
 

@@ -20,7 +20,8 @@ Indexes declared here on core tables serve the dashboard's live queries.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalwallet.cards.models import Card
@@ -106,3 +107,43 @@ Index(
     Purchase.location_id,
     Purchase.program_id,
 )
+
+
+# A bit string: BIT VARYING on PostgreSQL (bit_count, substring), text of '0'/'1' elsewhere.
+Bits = Text().with_variant(postgresql.BIT(varying=True), "postgresql")
+
+
+class GuestDays(Base):
+    """Per card, the local days it bought on (analytics/activity_rules.py): buyers and
+    repeat buyers of any window in one pass over the guests. Maintained by
+    analytics/activity.py from the purchases (its own watermark in analytics_state)."""
+
+    __tablename__ = "analytics_guest_days"
+    __table_args__ = (Index("ix_analytics_guest_days_merchant", "merchant_id", "last_day"),)
+
+    card_id: Mapped[int] = mapped_column(BigID, ForeignKey("cards.id"), primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"))
+    program_id: Mapped[int] = mapped_column(BigInteger)
+    first_day: Mapped[int] = mapped_column(Integer)  # date.toordinal() of the first local purchase day
+    last_day: Mapped[int] = mapped_column(Integer)
+    days: Mapped[str] = mapped_column(Bits)
+    multi: Mapped[str | None] = mapped_column(Bits, nullable=True)
+
+
+class GuestLocationDays(Base):
+    """The same per card and location (location 0: none), for a dashboard filtered by
+    location; "bought before" still counts any location (GuestDays.first_day)."""
+
+    __tablename__ = "analytics_guest_location_days"
+    __table_args__ = (
+        Index("ix_analytics_guest_location_days_merchant", "merchant_id", "location_id", "last_day"),
+    )
+
+    card_id: Mapped[int] = mapped_column(BigID, ForeignKey("cards.id"), primary_key=True)
+    location_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"))
+    program_id: Mapped[int] = mapped_column(BigInteger)
+    first_day: Mapped[int] = mapped_column(Integer)
+    last_day: Mapped[int] = mapped_column(Integer)
+    days: Mapped[str] = mapped_column(Bits)
+    multi: Mapped[str | None] = mapped_column(Bits, nullable=True)

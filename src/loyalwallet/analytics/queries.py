@@ -83,16 +83,19 @@ def _purchases_in(f: Filters) -> list[ColumnElement[bool]]:
     return where
 
 
-def period_totals(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
+def period_totals(
+    session: Session, f: Filters, now: dt.datetime, counted: dict[str, int] | None = None
+) -> dict[str, int]:
     """Purchases and revenue (the day rollup plus the purchases it has not folded in yet),
     the refunds of those purchases (see refunded_by_day()) and buyers and repeat buyers
-    (see buyers())."""
+    (`counted` when the caller has them from the guests' purchase days, analytics/activity.py;
+    else buyers())."""
     refunded = refunded_by_day(session, f)
     return {
         **sales(session, f),
         "refunded_purchases": sum(n for _, n, _ in refunded),
         "refunded": sum(total for _, _, total in refunded),
-        **buyers(session, f, now),
+        **(counted if counted is not None else buyers(session, f, now)),
     }
 
 
@@ -121,8 +124,8 @@ def buyers(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
     figures: a card bought in it exactly when its last purchase is on or after the start,
     and one whose first purchase is in the period made all its purchases in it. Otherwise
     the period's purchases are grouped by card (a pass over the covering index)."""
-    lo, hi = f.period.utc_bounds()
-    if f.location_id is None and hi >= now:
+    lo, _hi = f.period.utc_bounds()
+    if from_cached_figures(f, now):
         repeat = case(((Card.first_purchase_at < lo) | (Card.visits >= 2), 1), else_=0)
         stmt = select(func.count(), func.coalesce(func.sum(repeat), 0)).where(
             Card.merchant_id == f.merchant_id, Card.last_visit_at >= lo
@@ -144,6 +147,12 @@ def buyers(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
         )
     ).one()
     return {"buyers": int(count), "repeaters": int(repeaters)}
+
+
+def from_cached_figures(f: Filters, now: dt.datetime) -> bool:
+    """Whether buyers() answers from the cards' cached figures: a period that ends now,
+    at every location."""
+    return f.location_id is None and f.period.utc_bounds()[1] >= now
 
 
 def _days_in(f: Filters, table: Any) -> list[ColumnElement[bool]]:

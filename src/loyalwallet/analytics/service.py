@@ -13,7 +13,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
-from loyalwallet.analytics import queries, rules, snapshot
+from loyalwallet.analytics import activity, queries, rules, snapshot
 from loyalwallet.analytics import wallets as _wallets  # noqa: F401  (registers the wallets' queries)
 from loyalwallet.analytics.models import DayCategory
 from loyalwallet.analytics.queries import Filters
@@ -51,6 +51,9 @@ class Dashboard:
     # `guests_live` (no fresh snapshot, or a sale since it at a small merchant).
     updated_at: dt.datetime = field(default_factory=utcnow)
     guests_live: bool = False
+    # While the guests' purchase-day bitmaps are being built (analytics/activity.py): how
+    # far (0..1); buyers are counted from the purchases meanwhile.
+    preparing: float | None = None
 
     @property
     def frequency(self) -> float | None:
@@ -126,7 +129,17 @@ def dashboard(
     def live() -> dict[str, Any]:
         with db.read() as s:
             queries.tune(s)
-            return {"totals": timed("period_totals", queries.period_totals, s, f, now)}
+            # Buyers of a period from the guests' purchase days; a period ending now at
+            # every location reads the cards' cached figures (as fast, measured in
+            # bench/RESULTS.md); None while the days are being prepared (then
+            # period_totals counts them from the purchases).
+            counted = None
+            if not queries.from_cached_figures(f, now):
+                counted = timed("buyers", activity.window_buyers, s, f)
+            return {
+                "totals": timed("period_totals", queries.period_totals, s, f, now, counted),
+                "preparing": activity.progress(s),
+            }
 
     def rollups() -> dict[str, Any]:
         with db.read() as s:
@@ -177,6 +190,7 @@ def dashboard(
         guests_as_of=parts["taken"] or now,
         updated_at=now,
         guests_live=parts["taken"] is None,
+        preparing=parts["preparing"],
     )
 
 
