@@ -102,3 +102,46 @@ def test_delivered_rows_go_after_the_retention_dead_ones_stay() -> None:
     finally:
         with db.transaction() as session:
             session.execute(delete(OutboxMessage).where(OutboxMessage.topic == "test.retention"))
+
+
+def test_a_card_update_is_delivered_while_a_long_wave_row_runs() -> None:
+    """Issue 19: the bulk lane has its own loop. A wave row that takes long (a trigger run
+    listing thousands of guests) must not hold up the interactive lane: before, one claim
+    loop waited for its whole batch, bulk rows included."""
+    import threading
+
+    started, release, person = threading.Event(), threading.Event(), threading.Event()
+
+    def long_wave(msg: handlers.Delivery) -> None:
+        started.set()
+        assert release.wait(120), "the test never released the wave row"
+
+    handlers.HANDLERS["test.long-wave"] = long_wave
+    handlers.HANDLERS["test.person"] = lambda msg: person.set()
+    w = worker.Worker(poll_seconds=0.05, run_periodic=False)
+    thread = w.start_thread()
+    try:
+        with db.transaction() as session:
+            enqueue(session, None, "test.long-wave", {}, priority=BULK)
+        assert started.wait(60), "the wave row was never claimed"
+        with db.transaction() as session:
+            enqueue(session, None, "test.person", {})  # a purchase's card update, say
+        # Delivered while the wave row still runs (it runs until released below).
+        delivered = person.wait(60)
+        still_running = not release.is_set()
+        assert delivered and still_running
+    finally:
+        release.set()
+        w.stop()
+        thread.join(timeout=60)
+        handlers.HANDLERS.pop("test.long-wave")
+        handlers.HANDLERS.pop("test.person")
+    with db.read() as session:
+        statuses = dict(
+            session.execute(
+                select(OutboxMessage.topic, OutboxMessage.status).where(
+                    OutboxMessage.topic.in_(["test.long-wave", "test.person"])
+                )
+            ).all()
+        )
+    assert statuses == {"test.long-wave": "done", "test.person": "done"}
