@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import delete, select, update
 
 from loyalwallet import db
@@ -145,3 +146,13 @@ def test_a_card_update_is_delivered_while_a_long_wave_row_runs() -> None:
             ).all()
         )
     assert statuses == {"test.long-wave": "done", "test.person": "done"}
+
+
+def test_a_periodic_jobs_interval_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A soak (or an operator) runs the idempotency expiry every minute instead of ten."""
+    job = handlers.Periodic("idempotency-expiry", 600.0, lambda: None)
+    assert job.interval() == 600.0
+    monkeypatch.setenv("LOYALWALLET_PERIODIC_SECONDS_IDEMPOTENCY_EXPIRY", "60")
+    assert job.interval() == 60.0
+    monkeypatch.setenv("LOYALWALLET_PERIODIC_SECONDS_IDEMPOTENCY_EXPIRY", "soon")
+    assert job.interval() == 600.0
