@@ -58,16 +58,21 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def setup(url: str) -> None:
+def setup(url: str, data_dir: Path | None = None, *, migrated: bool = False) -> Path:
+    """This process on the database (migrated first unless `migrated`); returns the data
+    directory (its secrets seal the guests' data: every builder process shares it)."""
     from loyalwallet import db, wiring
     from loyalwallet.config import Settings, configure, load_settings
     from loyalwallet.migrations import migrate
 
-    s = configure(load_settings(Path(tempfile.mkdtemp(prefix="lwtenants-")), url))
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="lwtenants-"))
+    s = configure(load_settings(data_dir, url))
     s = configure(Settings(**{**s.__dict__, "run_worker": False}))
-    migrate(s.database_url)
+    if not migrated:
+        migrate(s.database_url)
     db.init_engine(s)
     wiring.install()
+    return data_dir
 
 
 PER_TRANSACTION = 100  # merchants built per transaction
@@ -136,17 +141,59 @@ def _row_shape(row: Any) -> dict[str, bool]:
     return {c.key: getattr(row, c.key) is not None for c in row.__table__.columns}
 
 
-def build(n: int, cards: int) -> float:
-    """N merchants through the services (merchant, programme, two triggers: the service
+def _build_slice(url: str, data_dir: str, first: int, last: int, cards: int) -> None:
+    """A builder process (multiprocessing, spawned): merchants first..last-1."""
+    setup(url, Path(data_dir), migrated=True)
+    _build_range(first, last, cards)
+
+
+def build(n: int, cards: int, processes: int = 1) -> float:
+    """N merchants (`_build_range`), split over `processes` processes (each its own
+    connection: the build waits on round trips, not on one CPU). Returns seconds taken."""
+    import multiprocessing
+
+    from sqlalchemy import update
+
+    from loyalwallet import db
+    from loyalwallet.campaigns.models import Trigger
+    from loyalwallet.cards.models import Card
+    from loyalwallet.config import get_settings
+    from loyalwallet.customers.models import Customer
+
+    started = time.perf_counter()
+    step = -(-n // max(1, processes))
+    if processes <= 1 or n <= PER_TRANSACTION:
+        _build_range(0, n, cards)
+    else:
+        # Merchant 0 (enroll's rows, the check) first, then the slices side by side.
+        _build_range(0, PER_TRANSACTION, cards)
+        settings = get_settings()
+        spawn = multiprocessing.get_context("spawn")
+        with spawn.Pool(processes) as pool:
+            slices = [(lo, min(n, lo + step)) for lo in range(PER_TRANSACTION, n, step)]
+            pool.starmap(
+                _build_slice,
+                [(settings.database_url, str(settings.data_dir), lo, hi, cards) for lo, hi in slices],
+            )
+    with db.transaction() as session:  # the guests last came 40 days ago and take news
+        session.execute(update(Card).values(last_visit_at=db.utcnow() - dt.timedelta(days=40), visits=1))
+        session.execute(update(Customer).values(marketing_consent=True))
+        # Today's 10:00 runs made (Moscow's date): next look tomorrow.
+        today = (db.utcnow() + dt.timedelta(hours=3)).date()
+        session.execute(update(Trigger).values(last_run_on=today))
+    return time.perf_counter() - started
+
+
+def _build_range(first_merchant: int, last: int, cards: int) -> None:
+    """Merchants first_merchant..last-1 through the services (merchant, programme, two triggers: the service
     functions, PER_TRANSACTION merchants a transaction); the guests of merchant 0 through
     `enroll`, the others' as the same rows added in bulk (`_guest_rows`, checked against
     merchant 0's). Today's trigger runs count as made (a built installation is idle until
-    tomorrow's 10:00; the wave sets them due). Returns seconds taken."""
-    from sqlalchemy import select, update
+    tomorrow's 10:00; the wave sets them due)."""
+    from sqlalchemy import select
 
     from loyalwallet import db
     from loyalwallet.campaigns import triggers
-    from loyalwallet.campaigns.models import Trigger
     from loyalwallet.cards.models import Card
     from loyalwallet.cards.service import enroll
     from loyalwallet.customers.models import Customer
@@ -155,12 +202,11 @@ def build(n: int, cards: int) -> float:
     from loyalwallet.merchants.service import create_merchant
     from loyalwallet.programs.service import create_program
 
-    started = time.perf_counter()
     message = {"header": "Hi", "body": "We miss you"}
-    for first in range(0, n, PER_TRANSACTION):
+    for first in range(first_merchant, last, PER_TRANSACTION):
         with db.transaction() as session:
             now = db.utcnow()
-            for i in range(first, min(n, first + PER_TRANSACTION)):
+            for i in range(first, min(last, first + PER_TRANSACTION)):
                 merchant = create_merchant(session, f"Café {i}", timezone="Europe/Moscow")
                 actor = system(merchant.id)
                 program = create_program(
@@ -183,19 +229,12 @@ def build(n: int, cards: int) -> float:
                 else:
                     _guest_rows(session, actor, program, phones, now)
             session.flush()
-        if first == 0 and n > 1 and cards:
+        if first == 0 and last > 1 and cards:
             with db.read() as session:  # the bulk rows fill the same columns as enroll's
                 for model in (Card, Customer):
                     rows = session.scalars(select(model).order_by(model.id)).all()
                     shapes = {str(_row_shape(r)) for r in rows}
                     assert len(shapes) == 1, (model, shapes)
-    with db.transaction() as session:  # the guests last came 40 days ago and take news
-        session.execute(update(Card).values(last_visit_at=db.utcnow() - dt.timedelta(days=40), visits=1))
-        session.execute(update(Customer).values(marketing_consent=True))
-        # Today's 10:00 runs made (Moscow's date): next look tomorrow.
-        today = (db.utcnow() + dt.timedelta(hours=3)).date()
-        session.execute(update(Trigger).values(last_run_on=today))
-    return time.perf_counter() - started
 
 
 def catch_up() -> None:
@@ -413,6 +452,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--wave-merchants", type=int, default=1000)
     parser.add_argument("--no-wave", action="store_true")
+    parser.add_argument("--build-processes", type=int, default=4)
     parser.add_argument(
         "--wave-baseline", action="store_true", help="first a wave with the one-loop worker (before issue 19)"
     )
@@ -424,7 +464,7 @@ def main() -> None:
         url, name = create_database("lwtenants")
         try:
             setup(url)
-            took = build(n, args.cards)
+            took = build(n, args.cards, args.build_processes)
             catch_up()
             print(f"{n} merchants built in {took:.0f} s", flush=True)
             table[n] = idle(name, args.seconds, args.rounds)

@@ -302,7 +302,7 @@ class Worker:
     run_periodic: bool = True
     threads: int = int(env("WORKER_THREADS", "4") or 4)
     # The bulk lane's own loop and threads (campaign and trigger waves).
-    bulk_threads: int = int(env("WORKER_BULK_THREADS", "2") or 2)
+    bulk_threads: int = int(env("WORKER_BULK_THREADS", "4") or 4)
     batch: int = 50
     stop_event: threading.Event = field(default_factory=threading.Event)
     _last_run: dict[str, float] = field(default_factory=dict)
