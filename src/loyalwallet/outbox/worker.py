@@ -303,6 +303,9 @@ class Worker:
     threads: int = int(env("WORKER_THREADS", "4") or 4)
     # The bulk lane's own loop and threads (campaign and trigger waves).
     bulk_threads: int = int(env("WORKER_BULK_THREADS", "4") or 4)
+    # An idle bulk lane looks less often: a wave may start a second later, and an idle
+    # worker sends a quarter of the bulk loop's claims.
+    bulk_poll_seconds: float = float(env("WORKER_BULK_POLL_SECONDS", "2") or 2)
     batch: int = 50
     stop_event: threading.Event = field(default_factory=threading.Event)
     _last_run: dict[str, float] = field(default_factory=dict)
@@ -360,7 +363,7 @@ class Worker:
                     log.exception("worker bulk loop error")
                     handled = 0
                 if handled == 0:
-                    self.stop_event.wait(self.poll_seconds)
+                    self.stop_event.wait(max(self.poll_seconds, self.bulk_poll_seconds))
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
