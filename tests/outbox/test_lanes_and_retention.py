@@ -156,3 +156,37 @@ def test_a_periodic_jobs_interval_can_be_set(monkeypatch: pytest.MonkeyPatch) ->
     assert job.interval() == 60.0
     monkeypatch.setenv("LOYALWALLET_PERIODIC_SECONDS_IDEMPOTENCY_EXPIRY", "soon")
     assert job.interval() == 600.0
+
+
+def test_a_slow_periodic_job_does_not_hold_up_the_others() -> None:
+    """Issue 19's soak: an analytics roll-up that ran for minutes kept the outbox retention
+    (the next job in the list) from running, and the table grew. Each job now runs in the
+    periodic pool; only the same job waits for itself."""
+    import threading
+    import uuid
+
+    slow_started, release, quick_ran = threading.Event(), threading.Event(), threading.Event()
+    tag = uuid.uuid4().hex[:8]
+
+    def slow() -> None:
+        slow_started.set()
+        assert release.wait(120), "the test never released the slow job"
+
+    saved = list(handlers.PERIODIC)
+    handlers.PERIODIC[:] = [
+        handlers.Periodic(f"test-slow-{tag}", 0.1, slow),
+        handlers.Periodic(f"test-quick-{tag}", 0.1, quick_ran.set),
+    ]
+    w = worker.Worker(poll_seconds=0.05)
+    thread = w.start_thread()
+    try:
+        assert slow_started.wait(60), "the slow job never started"
+        quick_ran.clear()  # it may have run before the slow one started: again, now
+        ran_meanwhile = quick_ran.wait(60)
+        still_slow = not release.is_set()
+        assert ran_meanwhile and still_slow
+    finally:
+        release.set()
+        w.stop()
+        thread.join(timeout=60)
+        handlers.PERIODIC[:] = saved

@@ -22,6 +22,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -306,10 +307,13 @@ class Worker:
     # An idle bulk lane looks less often: a wave may start a second later, and an idle
     # worker sends a quarter of the bulk loop's claims.
     bulk_poll_seconds: float = float(env("WORKER_BULK_POLL_SECONDS", "2") or 2)
+    # Periodic jobs running at once (each job one at a time).
+    periodic_threads: int = int(env("WORKER_PERIODIC_THREADS", "3") or 3)
     batch: int = 50
     stop_event: threading.Event = field(default_factory=threading.Event)
     _last_run: dict[str, float] = field(default_factory=dict)
     _intervals: dict[str, float] = field(default_factory=dict)  # each job's seconds, read once
+    _running: set[str] = field(default_factory=set)  # periodic jobs started and not finished
     kind: str = "worker"  # "embedded" in serve
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     handled: int = 0
@@ -325,25 +329,38 @@ class Worker:
         except Exception:
             log.exception("worker heartbeat failed")
 
-    def _periodic(self) -> None:
+    def _periodic(self, pool: ThreadPoolExecutor | None = None) -> None:
+        """Start every job whose time has come and that is not still running (in `pool`,
+        or here one after the other)."""
         now = time.monotonic()
         for job in list(PERIODIC):
             name, interval, fn = job.name, self._intervals.setdefault(job.name, job.interval()), job.run
-            if now - self._last_run.get(name, -interval) < interval:
+            if name in self._running or now - self._last_run.get(name, -interval) < interval:
                 continue
             self._last_run[name] = now
-            try:
-                if claim_periodic(name, interval):
-                    fn()
-            except Exception:
-                log.exception("periodic job %s failed", name)
+            if pool is None:
+                self._run_job(name, interval, fn)
+            else:
+                self._running.add(name)
+                pool.submit(self._run_job, name, interval, fn)
+
+    def _run_job(self, name: str, interval: float, fn: Callable[[], object]) -> None:
+        try:
+            if claim_periodic(name, interval):
+                fn()
+        except Exception:
+            log.exception("periodic job %s failed", name)
+        finally:
+            self._running.discard(name)
 
     def _periodic_loop(self) -> None:
-        """The periodic jobs, in their own thread: a long job never holds up delivery.
+        """The periodic jobs, in their own threads: a long job never holds up delivery,
+        nor the other jobs (a slow analytics roll-up does not stop the retention).
         Each job does a bounded amount of work per run (its own batch limits)."""
-        while not self.stop_event.is_set():
-            self._periodic()
-            self.stop_event.wait(PERIODIC_TICK)
+        with ThreadPoolExecutor(self.periodic_threads, thread_name_prefix="outbox-periodic") as pool:
+            while not self.stop_event.is_set():
+                self._periodic(pool)
+                self.stop_event.wait(PERIODIC_TICK)
 
     def _bulk_loop(self) -> None:
         """The bulk lane in its own thread: a wave's rows (a trigger run listing its
