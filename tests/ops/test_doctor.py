@@ -178,3 +178,33 @@ def test_a_database_behind_the_code_is_a_blocker(tmp_path: Path) -> None:
     assert "migrations pending" in found["database"]["detail"]
     assert found["database"]["fix"] == "loyalwallet migrate"
     assert found["worker"]["level"] == "skip"
+
+
+def test_a_pool_larger_than_the_servers_max_connections_is_a_warning(settings: Any, tmp_path: Path) -> None:
+    """Issue 19: processes x pool against the server's own max_connections (read here, so
+    the test holds whatever the server is set to)."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the budget is a PostgreSQL check")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(settings.database_url)
+    with engine.connect() as conn:
+        limit = int(conn.exec_driver_sql("SHOW max_connections").scalar_one())
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALWALLET_")}
+    env.update(
+        LOYALWALLET_DATA_DIR=str(tmp_path / "data"),
+        LOYALWALLET_DATABASE_URL=settings.database_url,
+        LOYALWALLET_BASE_URL="http://127.0.0.1:9",
+        LOYALWALLET_DB_PROCESSES="4",
+        LOYALWALLET_DB_POOL=str(limit * 4 + 40),  # each process alone asks for more than the server has
+    )
+    _, found = doctor(env)
+    assert found["connections"]["level"] == "warn", found["connections"]
+    detail = found["connections"]["detail"]
+    assert f"max_connections {limit}" in detail and "4 process(es)" in detail
+    assert "PgBouncer" in detail and found["connections"]["fix"] == "see docs/scaling.md"
+    # A budget that fits: no warning.
+    _, found = doctor({**env, "LOYALWALLET_DB_POOL": "8"})
+    assert found["connections"]["level"] == "ok", found["connections"]
+    assert "1+1 per process fit" in found["connections"]["detail"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import delete, select, update
 
 from loyalwallet import db
@@ -102,3 +103,90 @@ def test_delivered_rows_go_after_the_retention_dead_ones_stay() -> None:
     finally:
         with db.transaction() as session:
             session.execute(delete(OutboxMessage).where(OutboxMessage.topic == "test.retention"))
+
+
+def test_a_card_update_is_delivered_while_a_long_wave_row_runs() -> None:
+    """Issue 19: the bulk lane has its own loop. A wave row that takes long (a trigger run
+    listing thousands of guests) must not hold up the interactive lane: before, one claim
+    loop waited for its whole batch, bulk rows included."""
+    import threading
+
+    started, release, person = threading.Event(), threading.Event(), threading.Event()
+
+    def long_wave(msg: handlers.Delivery) -> None:
+        started.set()
+        assert release.wait(120), "the test never released the wave row"
+
+    handlers.HANDLERS["test.long-wave"] = long_wave
+    handlers.HANDLERS["test.person"] = lambda msg: person.set()
+    w = worker.Worker(poll_seconds=0.05, run_periodic=False)
+    thread = w.start_thread()
+    try:
+        with db.transaction() as session:
+            enqueue(session, None, "test.long-wave", {}, priority=BULK)
+        assert started.wait(60), "the wave row was never claimed"
+        with db.transaction() as session:
+            enqueue(session, None, "test.person", {})  # a purchase's card update, say
+        # Delivered while the wave row still runs (it runs until released below).
+        delivered = person.wait(60)
+        still_running = not release.is_set()
+        assert delivered and still_running
+    finally:
+        release.set()
+        w.stop()
+        thread.join(timeout=60)
+        handlers.HANDLERS.pop("test.long-wave")
+        handlers.HANDLERS.pop("test.person")
+    with db.read() as session:
+        statuses = dict(
+            session.execute(
+                select(OutboxMessage.topic, OutboxMessage.status).where(
+                    OutboxMessage.topic.in_(["test.long-wave", "test.person"])
+                )
+            ).all()
+        )
+    assert statuses == {"test.long-wave": "done", "test.person": "done"}
+
+
+def test_a_periodic_jobs_interval_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A soak (or an operator) runs the idempotency expiry every minute instead of ten."""
+    job = handlers.Periodic("idempotency-expiry", 600.0, lambda: None)
+    assert job.interval() == 600.0
+    monkeypatch.setenv("LOYALWALLET_PERIODIC_SECONDS_IDEMPOTENCY_EXPIRY", "60")
+    assert job.interval() == 60.0
+    monkeypatch.setenv("LOYALWALLET_PERIODIC_SECONDS_IDEMPOTENCY_EXPIRY", "soon")
+    assert job.interval() == 600.0
+
+
+def test_a_slow_periodic_job_does_not_hold_up_the_others() -> None:
+    """Issue 19's soak: an analytics roll-up that ran for minutes kept the outbox retention
+    (the next job in the list) from running, and the table grew. Each job now runs in the
+    periodic pool; only the same job waits for itself."""
+    import threading
+    import uuid
+
+    slow_started, release, quick_ran = threading.Event(), threading.Event(), threading.Event()
+    tag = uuid.uuid4().hex[:8]
+
+    def slow() -> None:
+        slow_started.set()
+        assert release.wait(120), "the test never released the slow job"
+
+    saved = list(handlers.PERIODIC)
+    handlers.PERIODIC[:] = [
+        handlers.Periodic(f"test-slow-{tag}", 0.1, slow),
+        handlers.Periodic(f"test-quick-{tag}", 0.1, quick_ran.set),
+    ]
+    w = worker.Worker(poll_seconds=0.05)
+    thread = w.start_thread()
+    try:
+        assert slow_started.wait(60), "the slow job never started"
+        quick_ran.clear()  # it may have run before the slow one started: again, now
+        ran_meanwhile = quick_ran.wait(60)
+        still_slow = not release.is_set()
+        assert ran_meanwhile and still_slow
+    finally:
+        release.set()
+        w.stop()
+        thread.join(timeout=60)
+        handlers.PERIODIC[:] = saved

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from loyalwallet.config import env
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -47,13 +49,21 @@ Handler = Callable[[Delivery], None]
 
 class Periodic(NamedTuple):
     """A job the worker runs every `seconds` (once per interval across all workers);
-    `seconds` may be a function, asked when the worker starts (a setting)."""
+    `seconds` may be a function, asked when the worker starts (a setting).
+    LOYALWALLET_PERIODIC_SECONDS_<NAME> (the name in capitals, "-" as "_", e.g.
+    LOYALWALLET_PERIODIC_SECONDS_IDEMPOTENCY_EXPIRY=60) sets another interval."""
 
     name: str
     seconds: float | Callable[[], float]
     run: Callable[[], Any]
 
     def interval(self) -> float:
+        override = env("PERIODIC_SECONDS_" + self.name.upper().replace("-", "_"))
+        if override:
+            try:
+                return max(0.1, float(override))
+            except ValueError:
+                pass
         return float(self.seconds() if callable(self.seconds) else self.seconds)
 
 

@@ -22,6 +22,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from loyalwallet import db
 from loyalwallet.config import env
 from loyalwallet.outbox.handlers import HANDLERS, OBSERVERS, PERIODIC, Delivery, Permanent, Retry
-from loyalwallet.outbox.models import INTERACTIVE, OutboxMessage, PeriodicRun, WorkerHeartbeat
+from loyalwallet.outbox.models import BULK, INTERACTIVE, OutboxMessage, PeriodicRun, WorkerHeartbeat
 from loyalwallet.outbox.service import current_lane, wakeup
 
 log = logging.getLogger("loyalwallet.worker")
@@ -50,12 +51,18 @@ def backoff(attempts: int) -> float:
 
 
 # Bulk-lane rows claimed at once (LOYALWALLET_WORKER_BULK_BATCH): a wave is taken a few
-# rows at a time, so the loop comes back to claim often and an interactive row queued
-# meanwhile waits for one bulk row at most, not a whole batch of them.
+# rows at a time, so other worker processes share it and few leases are held at once.
+# The bulk lane runs in its own loop (Worker._bulk_loop): an interactive row never waits
+# for a bulk one, however long it takes.
 BULK_BATCH = int(env("WORKER_BULK_BATCH", "8") or 8)
 
 
-def claim(batch: int = 50, now: dt.datetime | None = None, bulk_batch: int | None = None) -> list[Delivery]:
+def claim(
+    batch: int = 50, now: dt.datetime | None = None, bulk_batch: int | None = None, lane: int | None = None
+) -> list[Delivery]:
+    """Lease due rows: the interactive ones first, at most `bulk_batch` bulk ones.
+    `lane` (INTERACTIVE or BULK) claims that lane's rows only: the worker runs each lane
+    in its own loop, so a long bulk row never holds up a purchase's card update."""
     now = now or db.utcnow()
     bulk_batch = BULK_BATCH if bulk_batch is None else bulk_batch
     due = and_(
@@ -63,6 +70,10 @@ def claim(batch: int = 50, now: dt.datetime | None = None, bulk_batch: int | Non
         OutboxMessage.next_attempt_at <= now,
         or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
     )
+    if lane is not None:
+        due = and_(due, OutboxMessage.priority == lane)
+        if lane != INTERACTIVE:
+            batch = min(batch, max(1, bulk_batch))
     with db.transaction() as session:
         pick = (
             select(OutboxMessage.id, OutboxMessage.priority)
@@ -206,9 +217,10 @@ def deliver(msg: Delivery) -> bool:
     return outcome.error is None
 
 
-def run_once(batch: int = 50, pool: ThreadPoolExecutor | None = None) -> int:
-    """Deliver what is due now; returns how many rows were handled."""
-    msgs = claim(batch)
+def run_once(batch: int = 50, pool: ThreadPoolExecutor | None = None, lane: int | None = None) -> int:
+    """Deliver what is due now (in `lane` only, if given); returns how many rows were
+    handled."""
+    msgs = claim(batch, lane=lane)
     if not msgs:
         return 0
     # Rows not started before half the lease are handed back, so a slow batch never
@@ -290,10 +302,18 @@ class Worker:
     poll_seconds: float = 0.5
     run_periodic: bool = True
     threads: int = int(env("WORKER_THREADS", "4") or 4)
+    # The bulk lane's own loop and threads (campaign and trigger waves).
+    bulk_threads: int = int(env("WORKER_BULK_THREADS", "4") or 4)
+    # An idle bulk lane looks less often: a wave may start a second later, and an idle
+    # worker sends a quarter of the bulk loop's claims.
+    bulk_poll_seconds: float = float(env("WORKER_BULK_POLL_SECONDS", "2") or 2)
+    # Periodic jobs running at once (each job one at a time).
+    periodic_threads: int = int(env("WORKER_PERIODIC_THREADS", "3") or 3)
     batch: int = 50
     stop_event: threading.Event = field(default_factory=threading.Event)
     _last_run: dict[str, float] = field(default_factory=dict)
     _intervals: dict[str, float] = field(default_factory=dict)  # each job's seconds, read once
+    _running: set[str] = field(default_factory=set)  # periodic jobs started and not finished
     kind: str = "worker"  # "embedded" in serve
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     handled: int = 0
@@ -309,39 +329,77 @@ class Worker:
         except Exception:
             log.exception("worker heartbeat failed")
 
-    def _periodic(self) -> None:
+    def _periodic(self, pool: ThreadPoolExecutor | None = None) -> None:
+        """Start every job whose time has come and that is not still running (in `pool`,
+        or here one after the other)."""
         now = time.monotonic()
         for job in list(PERIODIC):
             name, interval, fn = job.name, self._intervals.setdefault(job.name, job.interval()), job.run
-            if now - self._last_run.get(name, -interval) < interval:
+            if name in self._running or now - self._last_run.get(name, -interval) < interval:
                 continue
             self._last_run[name] = now
-            try:
-                if claim_periodic(name, interval):
-                    fn()
-            except Exception:
-                log.exception("periodic job %s failed", name)
+            if pool is None:
+                self._run_job(name, interval, fn)
+            else:
+                self._running.add(name)
+                pool.submit(self._run_job, name, interval, fn)
+
+    def _run_job(self, name: str, interval: float, fn: Callable[[], object]) -> None:
+        try:
+            if claim_periodic(name, interval):
+                fn()
+        except Exception:
+            log.exception("periodic job %s failed", name)
+        finally:
+            self._running.discard(name)
 
     def _periodic_loop(self) -> None:
-        """The periodic jobs, in their own thread: a long job never holds up delivery.
+        """The periodic jobs, in their own threads: a long job never holds up delivery,
+        nor the other jobs (a slow analytics roll-up does not stop the retention).
         Each job does a bounded amount of work per run (its own batch limits)."""
-        while not self.stop_event.is_set():
-            self._periodic()
-            self.stop_event.wait(PERIODIC_TICK)
+        with ThreadPoolExecutor(self.periodic_threads, thread_name_prefix="outbox-periodic") as pool:
+            while not self.stop_event.is_set():
+                self._periodic(pool)
+                self.stop_event.wait(PERIODIC_TICK)
+
+    def _bulk_loop(self) -> None:
+        """The bulk lane in its own thread: a wave's rows (a trigger run listing its
+        guests, a chunk of a campaign) may take seconds each; meanwhile the main loop
+        keeps claiming the interactive lane."""
+        pool = (
+            ThreadPoolExecutor(self.bulk_threads, thread_name_prefix="outbox-bulk")
+            if self.bulk_threads > 1
+            else None
+        )
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    handled = run_once(self.batch, pool, lane=BULK)
+                    self.handled += handled
+                except Exception:
+                    log.exception("worker bulk loop error")
+                    handled = 0
+                if handled == 0:
+                    self.stop_event.wait(max(self.poll_seconds, self.bulk_poll_seconds))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
 
     def run(self) -> None:
-        log.info("outbox worker started (%s thread(s))", self.threads)
+        log.info("outbox worker started (%s + %s bulk thread(s))", self.threads, self.bulk_threads)
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="outbox") if self.threads > 1 else None
         periodic = None
         if self.run_periodic:
             periodic = threading.Thread(target=self._periodic_loop, name="outbox-periodic", daemon=True)
             periodic.start()
+        bulk = threading.Thread(target=self._bulk_loop, name="outbox-bulk", daemon=True)
+        bulk.start()
         started_at = db.utcnow()
         try:
             while not self.stop_event.is_set():
                 self._beat(started_at)
                 try:
-                    handled = run_once(self.batch, pool)
+                    handled = run_once(self.batch, pool, lane=INTERACTIVE)
                     self.handled += handled
                 except Exception:
                     log.exception("worker loop error")
@@ -353,6 +411,7 @@ class Worker:
             self.stop_event.set()
             if pool is not None:
                 pool.shutdown(wait=True)
+            bulk.join(timeout=60)
             if periodic is not None:
                 periodic.join(timeout=30)
 
