@@ -61,6 +61,7 @@ class Customer:
     name: str | None = None
     birthday: str | None = None
     consent: int | None = None
+    promo: bool = True  # shouldReceivePromoActionsInfo: iiko's default for a new customer
     cards: list[dict[str, str]] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)  # category ids
     balances: dict[str, Decimal] = field(default_factory=dict)  # wallet id -> balance
@@ -307,6 +308,7 @@ class FakeIiko:
         c.name = body.get("name") or c.name
         c.birthday = body.get("birthday") or c.birthday
         c.consent = body.get("consentStatus", c.consent)
+        c.promo = body.get("shouldReceivePromoActionsInfo", c.promo)
         return 200, {"id": c.id}, {}
 
     def _customer_card_add(self, body: Any) -> tuple[int, Any, dict[str, str]]:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet.cards.book import CardBook, cards_changed, lock_card_by_id
 from loyalwallet.cards.models import Card
-from loyalwallet.customers.service import GuestData
+from loyalwallet.customers.service import GuestData, find_by_phone
 from loyalwallet.db import utcnow
 from loyalwallet.errors import DomainError, Explained
 from loyalwallet.integrations.iiko import rules
@@ -73,6 +73,14 @@ def open_card(session: Session, program: Program, guest: GuestData) -> tuple[str
             "email": guest.email,
             "consentStatus": 1,  # our join records consent to personal-data processing
         }
+        # Promo messages only with the guest's marketing consent: iiko assumes "yes" for a
+        # new customer not told otherwise. A consent given in this join follows as an
+        # iiko.consent row (consent.py); a customer iiko knows keeps its own flag unless
+        # our guest has said yes.
+        ours = find_by_phone(session, program.merchant_id, guest.phone)
+        promo = bool(ours is not None and ours.marketing_consent)
+        if found is None or promo:
+            body["shouldReceivePromoActionsInfo"] = promo
         if found is not None:
             body["id"] = found.id
         body = {k: v for k, v in body.items() if v is not None}

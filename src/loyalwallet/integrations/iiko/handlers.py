@@ -40,7 +40,7 @@ log = logging.getLogger("loyalwallet.iiko")
 SYNC_CHUNK = 50
 
 
-def _guarded(merchant_id: int | None, fn: Callable[[], Any]) -> Any:
+def guarded(merchant_id: int | None, fn: Callable[[], Any]) -> Any:
     if merchant_id is None:
         raise Permanent("an iiko row without a merchant")
     try:
@@ -66,7 +66,7 @@ def iiko_sync(msg: Delivery) -> None:
     except (KeyError, TypeError, ValueError) as exc:
         raise Permanent(f"bad iiko.sync payload: {exc!r}") from exc
     merchant_id = msg.merchant_id
-    _guarded(merchant_id, lambda: guests.sync_cards(int(merchant_id or 0), card_ids))
+    guarded(merchant_id, lambda: guests.sync_cards(int(merchant_id or 0), card_ids))
 
 
 def _topup(merchant_id: int, operation_id: str) -> None:
@@ -94,7 +94,7 @@ def iiko_topup(msg: Delivery) -> None:
     if not operation_id:
         raise Permanent("bad iiko.topup payload: no operation_id")
     merchant_id = msg.merchant_id
-    _guarded(merchant_id, lambda: _topup(int(merchant_id or 0), operation_id))
+    guarded(merchant_id, lambda: _topup(int(merchant_id or 0), operation_id))
 
 
 def queue_gift(session: Any, card: Any, points: int, operation_id: str, comment: str) -> bool:
