@@ -117,6 +117,8 @@ class Guest:
 
     id: str
     card_numbers: list[str] = field(default_factory=list)
+    card_tracks: list[str] = field(default_factory=list)
+    phone: str | None = None
     category_ids: list[str] = field(default_factory=list)
     category_names: list[str] = field(default_factory=list)
     balances: dict[str, Decimal] = field(default_factory=dict)  # wallet id -> balance
@@ -133,6 +135,8 @@ class Guest:
         return cls(
             id=str(doc["id"]),
             card_numbers=cards,
+            card_tracks=[str(c["track"]) for c in doc.get("cards") or [] if c.get("track")],
+            phone=str(doc["phone"]) if doc.get("phone") else None,
             category_ids=[str(c.get("id")) for c in cats],
             category_names=[str(c.get("name") or "") for c in cats],
             balances={
