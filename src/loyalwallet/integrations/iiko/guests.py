@@ -206,3 +206,11 @@ def topup(
     merchant_id: int, client: IikoClient, customer_id: str, wallet_id: str, points: int, comment: str
 ) -> None:
     client.topup(customer_id, wallet_id, Decimal(points), comment)
+
+
+def topup_applied(client: IikoClient, customer_id: str, mark: str, since: dt.datetime) -> bool:
+    """Whether iiko's transaction report of the customer holds a transaction whose comment
+    carries `mark` (our operation id), from a minute before the gift was queued to now."""
+    start = since.replace(tzinfo=since.tzinfo or dt.UTC) - dt.timedelta(minutes=1)
+    end = utcnow() + dt.timedelta(minutes=5)  # iiko's clock may run a little ahead
+    return any(mark in str(t.get("comment") or "") for t in client.transactions(customer_id, start, end))
