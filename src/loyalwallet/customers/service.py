@@ -139,7 +139,6 @@ def record_consent(
     session.add(consent)
     if kind == "marketing":
         customer.marketing_consent = granted
-    session.flush()
     for listener in CONSENT_LISTENERS:
         listener(session, customer)
     return consent
