@@ -220,9 +220,10 @@ def reconcile_once(fake: FakeIiko, merchant_id: int, rate: str) -> tuple[float, 
         worker.run_once()
         read = sum(1 for c in fake.calls if c.status == 200 and c.path.endswith("/customer/info"))
         now = time.perf_counter()
-        while read >= mark + SLICE:
-            slices.append(SLICE / max(now - mark_at, 1e-9))
-            mark, mark_at = mark + SLICE, now
+        crossed = (read - mark) // SLICE
+        if crossed:  # slices finished in this worker round share its time evenly
+            slices += [SLICE * crossed / max(now - mark_at, 1e-9)] * crossed
+            mark, mark_at = mark + crossed * SLICE, now
         if read >= queued or not pending(merchant_id, start_row):
             break
     drain_until_done(merchant_id, start_row)  # the last chunk's transaction and card.changed
