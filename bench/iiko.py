@@ -54,24 +54,31 @@ def stats(values: list[float]) -> str:
     return f"min {min(values):.1f} / median {statistics.median(values):.1f} / max {max(values):.1f}"
 
 
-def drain_until_done(merchant_id: int, after_id: int) -> None:
+def pending(merchant_id: int, after_id: int) -> int:
     from sqlalchemy import func, select
 
     from loyalwallet import db
-    from loyalwallet.outbox import worker
     from loyalwallet.outbox.models import OutboxMessage
 
-    while True:
-        worker.run_once()
-        with db.read() as session:
-            left = session.scalar(
+    with db.read() as session:
+        return (
+            session.scalar(
                 select(func.count()).where(
                     OutboxMessage.merchant_id == merchant_id,
                     OutboxMessage.id > after_id,
                     OutboxMessage.status == "pending",
                 )
             )
-        if not left:
+            or 0
+        )
+
+
+def drain_until_done(merchant_id: int, after_id: int) -> None:
+    from loyalwallet.outbox import worker
+
+    while True:
+        worker.run_once()
+        if not pending(merchant_id, after_id):
             return
 
 
@@ -194,17 +201,35 @@ def seed_guests(fake: FakeIiko, n: int) -> int:
     return merchant_id
 
 
-def reconcile_once(fake: FakeIiko, merchant_id: int, rate: str) -> tuple[float, int, int]:
+SLICE = 1000  # cards per slice of a pass: the pass's min / median / max come from them
+
+
+def reconcile_once(fake: FakeIiko, merchant_id: int, rate: str) -> tuple[float, int, int, list[float]]:
+    """One reconciliation pass of every guest: cards/s over the pass, 429 answers, cards,
+    and cards/s of each slice of SLICE cards (customer/info calls answered by the fake)."""
     from loyalwallet.integrations.iiko import handlers
+    from loyalwallet.outbox import worker
 
     os.environ["LOYALWALLET_IIKO_RATE"] = rate
     fake.calls.clear()
     start_row, t0 = last_row(), time.perf_counter()
     queued = handlers.reconcile()
-    drain_until_done(merchant_id, start_row)
+    slices: list[float] = []
+    mark, mark_at = 0, t0
+    while True:
+        worker.run_once()
+        read = sum(1 for c in fake.calls if c.status == 200 and c.path.endswith("/customer/info"))
+        now = time.perf_counter()
+        crossed = (read - mark) // SLICE
+        if crossed:  # slices finished in this worker round share its time evenly
+            slices += [SLICE * crossed / max(now - mark_at, 1e-9)] * crossed
+            mark, mark_at = mark + crossed * SLICE, now
+        if read >= queued or not pending(merchant_id, start_row):
+            break
+    drain_until_done(merchant_id, start_row)  # the last chunk's transaction and card.changed
     seconds = time.perf_counter() - t0
     refused = sum(1 for c in fake.calls if c.status == 429)
-    return queued / seconds, refused, queued
+    return queued / seconds, refused, queued, slices
 
 
 def main() -> None:
@@ -226,14 +251,16 @@ def main() -> None:
     latency(fake, args.rounds)
     merchant_id = seed_guests(fake, args.cards)
     fake.rate_limit = None
-    free, _, n = reconcile_once(fake, merchant_id, "100000")
+    free, _, n, free_slices = reconcile_once(fake, merchant_id, "100000")
     fake.rate_limit = args.rate
-    paced, refused, _ = reconcile_once(fake, merchant_id, str(args.rate))
+    paced, refused, _, paced_slices = reconcile_once(fake, merchant_id, str(args.rate))
     print(f"reconciliation of {n} guests, unlimited rate (our side alone): {free:.0f} cards/s")
+    print(f"  per {SLICE} cards, cards/s: {stats(free_slices)}")
     print(
         f"reconciliation under {args.rate:.0f} requests/s (iiko refuses past that): {paced:.0f} cards/s, "
         f"{refused} answers 429; {paced / args.rate:.2f} of the rate, {paced / free:.2f} of unlimited"
     )
+    print(f"  per {SLICE} cards, cards/s: {stats(paced_slices)}")
     fake.stop()
 
 

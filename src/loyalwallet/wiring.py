@@ -131,6 +131,7 @@ OUTBOX_HANDLERS: dict[str, Handler] = {
     "iiko.sync": Ref("loyalwallet.integrations.iiko.handlers:iiko_sync"),
     "iiko.topup": Ref("loyalwallet.integrations.iiko.handlers:iiko_topup"),
     "iiko.order": Ref("loyalwallet.integrations.iiko.orders:book"),
+    "iiko.consent": Ref("loyalwallet.integrations.iiko.consent:iiko_consent"),
     "email.send": Ref("loyalwallet.messaging.handlers:send_email"),  # messaging.service.EMAIL_TOPIC
     "email.campaign": Ref("loyalwallet.messaging.campaign_email:deliver"),  # campaign_email.TOPIC
     "sms.campaign": Ref("loyalwallet.messaging.campaign_sms:deliver"),  # campaign_sms.TOPIC
@@ -205,6 +206,9 @@ CARD_URL_HOOKS = [Ref("loyalwallet.wallet.google.links:card_view_hook")]
 
 # Program kind -> who opens a card in the engine that runs it (joining an iiko programme).
 CARD_OPENERS = {"iiko": Ref("loyalwallet.integrations.iiko.guests:open_card")}
+# A guest's consents changed (given at joining, withdrawn by unsubscribing, erased): iiko's
+# customer is told (its consent status and promo messages), for guests holding iiko cards.
+CONSENT_LISTENERS = [Ref("loyalwallet.integrations.iiko.consent:consent_changed")]
 
 # Program kind -> who credits a campaign's or trigger's gift of points in that engine.
 GIFT_SENDERS = {"iiko": Ref("loyalwallet.integrations.iiko.handlers:queue_gift")}
@@ -290,6 +294,7 @@ def install() -> None:
     from loyalwallet.campaigns import delivery as campaign_delivery
     from loyalwallet.cards import service as cards_service
     from loyalwallet.cards import views as cards_views
+    from loyalwallet.customers import service as customers_service
     from loyalwallet.fraud import linking as telegram_linking
 
     outbox.HANDLERS.clear()
@@ -300,6 +305,7 @@ def install() -> None:
     cards_views.CARD_NOTES[:] = CARD_NOTES
     cards_service.CARD_OPENERS.clear()
     cards_service.CARD_OPENERS.update(CARD_OPENERS)
+    customers_service.CONSENT_LISTENERS[:] = CONSENT_LISTENERS
     campaign_delivery.GIFT_SENDERS.clear()
     campaign_delivery.GIFT_SENDERS.update(GIFT_SENDERS)
     campaign_delivery.CHANNELS.clear()

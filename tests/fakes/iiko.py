@@ -61,6 +61,7 @@ class Customer:
     name: str | None = None
     birthday: str | None = None
     consent: int | None = None
+    promo: bool = True  # shouldReceivePromoActionsInfo: iiko's default for a new customer
     cards: list[dict[str, str]] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)  # category ids
     balances: dict[str, Decimal] = field(default_factory=dict)  # wallet id -> balance
@@ -93,6 +94,8 @@ class FakeIiko:
         self.rate_limit: float | None = None
         self._window: list[float] = []
         self.topups: list[dict[str, Any]] = []
+        self.transactions: dict[str, list[dict[str, Any]]] = {}  # customer id -> report items
+        self.hangs: dict[str, list[float]] = {}  # path -> [seconds, times]: apply, then answer late
         self.rejected_phones: set[str] = set()
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
@@ -105,6 +108,12 @@ class FakeIiko:
     def fail(self, path: str, status: int, times: int = 1) -> None:
         with self.lock:
             self.faults.append(Fault(path, status, times))
+
+    def hang_after_applying(self, path: str, seconds: float, times: int = 1) -> None:
+        """The next `times` calls of `path` are carried out, and answered only after
+        `seconds` (past the client's timeout: it never learns that they were applied)."""
+        with self.lock:
+            self.hangs[path] = [seconds, times]
 
     def category_id(self, name: str) -> str:
         return next(k for k, v in self.categories.items() if v == name)
@@ -210,7 +219,14 @@ class FakeIiko:
                     call.status = fault.status
                     return self._error(fault.status, "Internal server error (fault injected)")
             status, doc, headers = self._answer(path, auth, body)
+            hang = self.hangs.get(path)
+            late = 0.0
+            if hang is not None and hang[1] > 0:
+                hang[1] -= 1
+                late = hang[0]
         call.status = status
+        if late:
+            time.sleep(late)
         if status == 200:
             check = _validator("responses", path)
             if check is not None:
@@ -307,6 +323,7 @@ class FakeIiko:
         c.name = body.get("name") or c.name
         c.birthday = body.get("birthday") or c.birthday
         c.consent = body.get("consentStatus", c.consent)
+        c.promo = body.get("shouldReceivePromoActionsInfo", c.promo)
         return 200, {"id": c.id}, {}
 
     def _customer_card_add(self, body: Any) -> tuple[int, Any, dict[str, str]]:
@@ -330,10 +347,36 @@ class FakeIiko:
         c = self.customers.get(body["customerId"])
         if c is None or body["walletId"] not in c.balances:
             return self._error(400, "Customer has no such wallet")
+        before = c.balances[body["walletId"]]
         c.balances[body["walletId"]] += sign * Decimal(str(body["sum"]))
         if sign > 0:
             self.topups.append(dict(body))
+        items = self.transactions.setdefault(c.id, [])
+        items.append(
+            {
+                "id": str(uuid.uuid4()),
+                "organizationId": self.org_id,
+                "revision": len(items) + 1,
+                "comment": body.get("comment"),
+                "sum": float(body["sum"]),
+                "walletId": body["walletId"],
+                "type": 2 if sign > 0 else 3,
+                "typeName": "RefillWalletFromApi" if sign > 0 else "PayFromWalletFromApi",
+                "whenCreated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+                "balanceBefore": float(before),
+                "balanceAfter": float(c.balances[body["walletId"]]),
+            }
+        )
         return 200, {}, {}
+
+    def _customer_transactions_by_date(self, body: Any) -> tuple[int, Any, dict[str, str]]:
+        if body["customerId"] not in self.customers:
+            return self._error(400, "Customer not found")
+        start, end = body["dateFrom"], body["dateTo"]  # one format: compared as text
+        items = [t for t in self.transactions.get(body["customerId"], []) if start <= t["whenCreated"] <= end]
+        size, number = min(body["pageSize"], 100), body["pageNumber"]
+        page = items[number * size : (number + 1) * size]
+        return 200, {"transactions": page, "pageNumber": number, "pageSize": size}, {}
 
     def _customer_wallet_topup(self, body: Any) -> tuple[int, Any, dict[str, str]]:
         return self._wallet(body, 1)

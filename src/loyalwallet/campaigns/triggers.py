@@ -127,6 +127,15 @@ def _validated(
             raise DomainError(
                 "validation_error", "only bonus and discount programs have tiers", field="program_id"
             )
+        if kind == "points_expiring" and program.kind == "iiko":
+            # iikoCloud publishes balances, not when points burn (customer/info, get_counters
+            # and the transaction report carry no expiry dates): nobody to warn in advance.
+            raise DomainError(
+                "validation_error",
+                "iiko does not tell when its points burn, so this trigger cannot warn iiko guests; "
+                "set the reminder up in iiko",
+                field="program_id",
+            )
     return parsed.model_dump(mode="json", exclude_none=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,11 @@ def view(customer: Customer, *, full: bool = False) -> dict[str, Any]:
     return out
 
 
+# Who hears that a guest's consents changed (wiring.py: iiko passes them on to the iiko
+# customer). Called as (session, customer) in the caller's transaction, after the change.
+CONSENT_LISTENERS: list[Callable[[Session, Customer], None]] = []
+
+
 def record_consent(
     session: Session,
     customer: Customer,
@@ -133,6 +139,8 @@ def record_consent(
     session.add(consent)
     if kind == "marketing":
         customer.marketing_consent = granted
+    for listener in CONSENT_LISTENERS:
+        listener(session, customer)
     return consent
 
 
@@ -183,4 +191,6 @@ def erase(session: Session, customer: Customer) -> list[str]:
             TelegramChat.card_id.in_(select(Card.id).where(Card.customer_id == customer.id))
         )
     )
+    for listener in CONSENT_LISTENERS:  # erased: no consent left (iiko hears "revoked")
+        listener(session, customer)
     return values

@@ -462,6 +462,8 @@ def rules_to_form(kind: str, rules: Mapping[str, Any], sep: str = ",") -> RulesF
     if kind == "stamp":
         values["stamp_mode"] = "purchase" if full.get("qualifying") is None else "item"
         kind_form.modes_for_form(full, values)
+    if kind == "iiko":  # shown, not edited: iiko's categories are mapped to them
+        tiers = [{"name": str(t.get("name", ""))} for t in full.get("tiers") or []]
     return RulesForm(kind, values, tiers)
 
 

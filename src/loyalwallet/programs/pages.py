@@ -26,7 +26,7 @@ from loyalwallet.programs.forms import (
     rules_to_form,
 )
 from loyalwallet.programs.models import KINDS, Program
-from loyalwallet.programs.rules import parse_rules, rules_to_json
+from loyalwallet.programs.rules import Rules, parse_rules, rules_to_json
 from loyalwallet.text import gettext_for, symbol
 from loyalwallet.web.pages import form_data, merchant_of, redirect, render_staff, staff_language, staff_page
 from loyalwallet.web.sessions import StaffSession
@@ -52,14 +52,35 @@ STARTER_RULES: dict[str, dict[str, Any]] = {
 }
 
 
-KIND_TITLES = {"bonus": "Bonus points", "discount": "Discount card", "stamp": "Stamp card"}
+KIND_TITLES = {
+    "bonus": "Bonus points",
+    "discount": "Discount card",
+    "stamp": "Stamp card",
+    "iiko": "iiko loyalty",
+}
 KIND_HELP = {
     "bonus": "Guests earn a percent of each check in points and pay part of a check with them.",
     "discount": "A permanent discount that grows with the guest's spend.",
     "stamp": "A stamp per purchase; a full card gives a free item or a discount.",
+    "iiko": "The café's iiko keeps points and statuses; cards show iiko's balance and the till finds the guest by the card number.",
 }
 # Tier and reward names of the starter rules, shown in the owner's language.
 STARTER_NAMES = ("Bronze", "Silver", "Guest", "Free coffee")
+
+
+def _iiko_tiers(merchant_id: int) -> list[str] | None:
+    """The tiers of a new iiko programme (from the iiko connection), None when not connected."""
+    from loyalwallet.integrations.iiko.service import programme_tiers
+
+    with db.read() as session:
+        return programme_tiers(session, merchant_id)
+
+
+def _iiko_rules(merchant_id: int) -> dict[str, Any]:
+    tiers = _iiko_tiers(merchant_id)
+    if tiers is None:
+        raise DomainError("iiko_not_connected", "connect iiko first (the owner's iiko page)")
+    return {"tiers": [{"name": name} for name in tiers]}
 
 
 def _errors(exc: DomainError, _: Gettext = str) -> list[str]:
@@ -102,6 +123,7 @@ def list_page(request: Request, who: StaffSession = Depends(staff_page("manager"
             "kinds": [k for k in KINDS if k in KIND_TITLES],
             "kind_titles": KIND_TITLES,
             "kind_help": KIND_HELP,
+            "iiko_connected": _iiko_tiers(who.merchant_id) is not None,
         },
         section="programs",
     )
@@ -124,7 +146,9 @@ def _new_page(
             **_form_context(form, merchant.currency),
             "name": name,
             "name_error": name_error,
-            "rules_text": json.dumps(STARTER_RULES[form.kind], indent=2, ensure_ascii=False),
+            "rules_text": json.dumps(
+                STARTER_RULES.get(form.kind) or _iiko_rules(who.merchant_id), indent=2, ensure_ascii=False
+            ),
             "json_errors": None,
             "json_action": "/admin/programs",
             "json_hidden": {"kind": form.kind, "name": name or KIND_TITLES[form.kind]},
@@ -142,10 +166,13 @@ def new_page(
     name: str = "",
     who: StaffSession = Depends(staff_page("manager")),
 ) -> Response:
-    if kind not in STARTER_RULES:  # an iiko programme is made from the iiko page's API
+    if kind == "iiko" and _iiko_tiers(who.merchant_id) is None:
+        return redirect("/admin/programs#new-program", "Connect iiko first (the owner's iiko page).")
+    if kind not in KIND_TITLES:
         return redirect("/admin/programs#new-program")
     _, sep = _gettext(request, who)
-    form = rules_to_form(kind, STARTER_RULES[kind], sep)
+    starter = STARTER_RULES[kind] if kind in STARTER_RULES else _iiko_rules(who.merchant_id)
+    form = rules_to_form(kind, starter, sep)
     for row in form.tiers:
         row["name"] = _(row["name"]) if row["name"] in STARTER_NAMES else row["name"]
     if form.values.get("reward-name") in STARTER_NAMES:
@@ -158,6 +185,8 @@ async def create(request: Request, who: StaffSession = Depends(staff_page("manag
     form = await form_data(request, who)
     kind = str(form.get("kind") or "")
     name = str(form.get("name") or "").strip()
+    if kind == "iiko":
+        _iiko_rules(who.merchant_id)  # an iiko programme needs the merchant's iiko connection
     if "rules" in form:  # the JSON of the advanced section (or an API-style post)
         try:
             rules = json.loads(str(form.get("rules") or "") or json.dumps(STARTER_RULES.get(kind, {})))
@@ -172,7 +201,12 @@ async def create(request: Request, who: StaffSession = Depends(staff_page("manag
             "validation_error", "kind must be one of {kinds}", kinds=", ".join(KINDS), extra={"field": "kind"}
         )
     _, sep = _gettext(request, who)
-    state, parsed = form_to_rules(kind, _posted(form), _, sep)
+    parsed: Rules | None
+    if kind == "iiko":  # no rules of ours to fill in: the tiers come from the iiko connection
+        starter = _iiko_rules(who.merchant_id)
+        state, parsed = rules_to_form(kind, starter, sep), parse_rules(kind, starter)
+    else:
+        state, parsed = form_to_rules(kind, _posted(form), _, sep)
     name_error = _("Required") if not name else None
     if len(name) > 200:
         name_error = _("Too long: at most {n} characters").format(n=200)
@@ -282,6 +316,10 @@ async def update(
     state: list[RulesForm] = []
 
     def from_form(program: Program) -> dict[str, Any] | None:
+        if program.kind == "iiko":
+            # The form has no rules of an iiko programme (iiko keeps them): its tiers, which
+            # iiko's customer categories map to, stay as they are; name and status are saved.
+            return dict(program.rules)
         rules_form, parsed = form_to_rules(program.kind, _posted(form), _, sep)
         state.append(rules_form)
         return None if parsed is None else rules_to_json(parsed)

@@ -161,3 +161,41 @@ def test_a_campaign_gift_is_one_topup_in_iiko_even_when_retried(ishop: IikoShop)
     # The same delivery handled again sends nothing.
     handlers._topup(ishop.merchant_id, op.operation_id)
     assert len(ishop.fake.topups) == 1
+
+
+def test_a_topup_iiko_applied_before_timing_out_is_not_sent_again(ishop: IikoShop, monkeypatch: Any) -> None:
+    """iiko credits the gift but its answer comes after our timeout: the retry finds the
+    operation id in iiko's transaction report and sends nothing again."""
+    card, guest = _join(ishop)
+    monkeypatch.setenv("LOYALWALLET_IIKO_TIMEOUT", "0.5")
+    path = "/api/1/loyalty/iiko/customer/wallet/topup"
+    ishop.fake.hang_after_applying(path, 1.5)
+    with db.transaction() as session:
+        locked, program = lock_card(session, ishop.merchant_id, card["code"])
+        message_card(
+            session,
+            locked,
+            program,
+            header="Подарок",
+            body="100 бонусов",
+            message_id=f"campaign-11-{locked.id}",
+            source="campaign",
+            source_id=11,
+            points=100,
+        )
+    worker.drain()  # iiko applies it; we hear nothing in time
+    assert len(ishop.fake.topups) == 1
+    rows = _rows(ishop.merchant_id, "iiko.topup")
+    assert len(rows) == 1 and rows[0].status == "pending"  # to be retried
+    with db.transaction() as session:
+        row = session.get(OutboxMessage, rows[0].id)
+        assert row is not None
+        row.next_attempt_at = row.created_at
+    worker.drain()
+    assert len(ishop.fake.topups) == 1  # not sent twice
+    assert "/api/1/loyalty/iiko/customer/transactions/by_date" in ishop.fake.paths()
+    assert _card(ishop, card["code"])["balance"] == 100
+    with db.read() as session:
+        op = session.scalar(select(IikoTopup).where(IikoTopup.merchant_id == ishop.merchant_id))
+        assert op is not None and op.state == "done"
+    assert guest.balances[ishop.fake.wallet_id] == 100

@@ -15,8 +15,10 @@ module beyond what iiko itself answers; callers log only ids.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -111,12 +113,19 @@ def _error(response: httpx.Response) -> IikoError:
     return IikoError(response.status_code, description[:500], retry_after)
 
 
+def _iiko_time(moment: dt.datetime) -> str:
+    """iiko's date format, in UTC: 2026-12-07 12:30:00.000."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
 @dataclass
 class Guest:
     """What loyalwallet reads of an iiko customer (customer/info)."""
 
     id: str
     card_numbers: list[str] = field(default_factory=list)
+    card_tracks: list[str] = field(default_factory=list)
+    phone: str | None = None
     category_ids: list[str] = field(default_factory=list)
     category_names: list[str] = field(default_factory=list)
     balances: dict[str, Decimal] = field(default_factory=dict)  # wallet id -> balance
@@ -133,6 +142,8 @@ class Guest:
         return cls(
             id=str(doc["id"]),
             card_numbers=cards,
+            card_tracks=[str(c["track"]) for c in doc.get("cards") or [] if c.get("track")],
+            phone=str(doc["phone"]) if doc.get("phone") else None,
             category_ids=[str(c.get("id")) for c in cats],
             category_names=[str(c.get("name") or "") for c in cats],
             balances={
@@ -246,6 +257,34 @@ class IikoClient:
             "/api/1/loyalty/iiko/customer/program/add",
             {"customerId": customer_id, "programId": program_id, "organizationId": self._org()},
         )
+
+    def transactions(
+        self,
+        customer_id: str,
+        since: dt.datetime,
+        until: dt.datetime,
+        *,
+        page_size: int = 100,
+        pages: int = 20,
+    ) -> Iterator[dict[str, Any]]:
+        """The customer's transactions between two UTC moments (the report by period),
+        page by page; at most `pages` pages are read."""
+        for number in range(pages):
+            doc = self.call(
+                "/api/1/loyalty/iiko/customer/transactions/by_date",
+                {
+                    "customerId": customer_id,
+                    "dateFrom": _iiko_time(since),
+                    "dateTo": _iiko_time(until),
+                    "pageNumber": number,
+                    "pageSize": page_size,
+                    "organizationId": self._org(),
+                },
+            )
+            items = [t for t in doc.get("transactions") or [] if isinstance(t, dict)]
+            yield from items
+            if len(items) < page_size:
+                return
 
     def topup(self, customer_id: str, wallet_id: str, amount: Decimal, comment: str) -> None:
         self.call(

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet.cards.book import CardBook, cards_changed, lock_card_by_id
 from loyalwallet.cards.models import Card
-from loyalwallet.customers.service import GuestData
+from loyalwallet.customers.service import GuestData, find_by_phone
 from loyalwallet.db import utcnow
 from loyalwallet.errors import DomainError, Explained
 from loyalwallet.integrations.iiko import rules
@@ -73,6 +73,14 @@ def open_card(session: Session, program: Program, guest: GuestData) -> tuple[str
             "email": guest.email,
             "consentStatus": 1,  # our join records consent to personal-data processing
         }
+        # Promo messages only with the guest's marketing consent: iiko assumes "yes" for a
+        # new customer not told otherwise. A consent given in this join follows as an
+        # iiko.consent row (consent.py); a customer iiko knows keeps its own flag unless
+        # our guest has said yes.
+        ours = find_by_phone(session, program.merchant_id, guest.phone)
+        promo = bool(ours is not None and ours.marketing_consent)
+        if found is None or promo:
+            body["shouldReceivePromoActionsInfo"] = promo
         if found is not None:
             body["id"] = found.id
         body = {k: v for k, v in body.items() if v is not None}
@@ -198,3 +206,11 @@ def topup(
     merchant_id: int, client: IikoClient, customer_id: str, wallet_id: str, points: int, comment: str
 ) -> None:
     client.topup(customer_id, wallet_id, Decimal(points), comment)
+
+
+def topup_applied(client: IikoClient, customer_id: str, mark: str, since: dt.datetime) -> bool:
+    """Whether iiko's transaction report of the customer holds a transaction whose comment
+    carries `mark` (our operation id), from a minute before the gift was queued to now."""
+    start = since.replace(tzinfo=since.tzinfo or dt.UTC) - dt.timedelta(minutes=1)
+    end = utcnow() + dt.timedelta(minutes=5)  # iiko's clock may run a little ahead
+    return any(mark in str(t.get("comment") or "") for t in client.transactions(customer_id, start, end))

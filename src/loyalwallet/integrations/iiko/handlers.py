@@ -40,7 +40,7 @@ log = logging.getLogger("loyalwallet.iiko")
 SYNC_CHUNK = 50
 
 
-def _guarded(merchant_id: int | None, fn: Callable[[], Any]) -> Any:
+def guarded(merchant_id: int | None, fn: Callable[[], Any]) -> Any:
     if merchant_id is None:
         raise Permanent("an iiko row without a merchant")
     try:
@@ -66,11 +66,15 @@ def iiko_sync(msg: Delivery) -> None:
     except (KeyError, TypeError, ValueError) as exc:
         raise Permanent(f"bad iiko.sync payload: {exc!r}") from exc
     merchant_id = msg.merchant_id
-    _guarded(merchant_id, lambda: guests.sync_cards(int(merchant_id or 0), card_ids))
+    guarded(merchant_id, lambda: guests.sync_cards(int(merchant_id or 0), card_ids))
 
 
 def _topup(merchant_id: int, operation_id: str) -> None:
-    with db.read() as session:
+    """Credit the gift once. iiko's wallet/topup has no idempotency key, so the row is
+    marked "sent" before the call; a later delivery of a "sent" row (the call timed out,
+    or the worker died, after iiko may have applied it) first looks the operation id up
+    in iiko's transaction report (it is in the topup's comment) and sends only if absent."""
+    with db.transaction() as session:
         row = session.get(IikoTopup, operation_id)
         if row is None or row.state == "done":
             return  # never queued with a row, or already credited: nothing to send again
@@ -80,8 +84,13 @@ def _topup(merchant_id: int, operation_id: str) -> None:
         if link is None or not conn.wallet_id:
             raise Explained("iiko_not_connected", "card {card_id} has no iiko guest", card_id=row.card_id)
         customer_id, wallet_id, points, comment = link.customer_id, conn.wallet_id, row.points, row.comment
-        card_id = row.card_id
-    guests.topup(merchant_id, client, customer_id, wallet_id, points, f"{comment} [{operation_id}]"[:200])
+        card_id, sent_before, since = row.card_id, row.state == "sent", row.created_at
+        row.state = "sent"
+    mark = f"[{operation_id}]"
+    applied = sent_before and guests.topup_applied(client, customer_id, mark, since)
+    if not applied:
+        text = f"{comment[: 199 - len(mark)]} {mark}"  # the mark whole: it is looked up
+        guests.topup(merchant_id, client, customer_id, wallet_id, points, text)
     with db.transaction() as session:
         done = session.get(IikoTopup, operation_id)
         if done is not None:
@@ -94,7 +103,7 @@ def iiko_topup(msg: Delivery) -> None:
     if not operation_id:
         raise Permanent("bad iiko.topup payload: no operation_id")
     merchant_id = msg.merchant_id
-    _guarded(merchant_id, lambda: _topup(int(merchant_id or 0), operation_id))
+    guarded(merchant_id, lambda: _topup(int(merchant_id or 0), operation_id))
 
 
 def queue_gift(session: Any, card: Any, points: int, operation_id: str, comment: str) -> bool:

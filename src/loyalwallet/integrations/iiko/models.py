@@ -81,7 +81,8 @@ class IikoTopup(Base):
     card_id: Mapped[int] = mapped_column(BigID, ForeignKey("cards.id"))
     points: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(String(200))
-    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    # pending | sent (asked of iiko, answer unknown: looked up before sending again) | done | failed
+    state: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[Timestamp]
     done_at: Mapped[dt.datetime | None]

@@ -10,6 +10,13 @@ TableOrderUpdate and DeliveryOrderUpdate whose order is Closed or Deleted:
   order's phone belongs to a guest holding a card there: an `iiko.order` row books the
   closed order as a purchase (idempotent by iiko order id) or reverses it when deleted.
 
+The guest is found by the order's iiko customer (its id, which iikoFront sets when the
+barista scans the guest's card), else by the order's phone. When only the iiko customer
+id is there and we hold no link for it (a guest of our programme who rang up in iiko
+with the card this programme gave them, or an iiko guest iiko merged), the `iiko.order`
+row carries that id and its handler asks iiko (customer/info) for the customer's cards:
+the card whose number or track is our card's code is the guest's, then iiko's phone.
+
 The receiver only queues rows (quick answer to iiko); phones are looked up by their
 blind index and never put into the outbox or logs.
 """
@@ -31,6 +38,8 @@ from loyalwallet.checkout.schemas import PurchaseIn, RefundIn
 from loyalwallet.customers.service import find_by_phone
 from loyalwallet.db import utcnow
 from loyalwallet.errors import DomainError
+from loyalwallet.integrations.iiko import guests
+from loyalwallet.integrations.iiko.client import Guest
 from loyalwallet.integrations.iiko.models import IikoConnection, IikoGuest, IikoOrder
 from loyalwallet.merchants.actors import system
 from loyalwallet.outbox.handlers import Delivery, Permanent
@@ -88,13 +97,16 @@ def receive(session: Session, merchant_id: int, token: str | None, events: Any) 
         if not isinstance(order, dict) or order.get("status") not in FINAL:
             continue
         customer = order.get("customer") or {}
+        iiko_id = str(customer["id"]) if isinstance(customer, dict) and customer.get("id") else None
         link = None
-        if isinstance(customer, dict) and customer.get("id"):
+        if iiko_id is not None:
             link = session.scalar(
                 select(IikoGuest).where(
-                    IikoGuest.merchant_id == merchant_id, IikoGuest.customer_id == str(customer["id"])
+                    IikoGuest.merchant_id == merchant_id, IikoGuest.customer_id == iiko_id
                 )
             )
+        if link is None:
+            link = _link_by_phone(session, conn, order)
         if link is not None:
             link.activity_at = now
             enqueue(
@@ -106,13 +118,14 @@ def receive(session: Session, merchant_id: int, token: str | None, events: Any) 
             synced += 1
             continue
         card_id = _ledger_card(session, conn, order)
-        if card_id is None:
+        if card_id is None and iiko_id is None:
             continue
         amount = _kopecks(order.get("sum"))
         payload = {
             "order_id": str(info.get("id")),
             "status": order["status"],
-            "card_id": card_id,
+            "card_id": card_id,  # None: found by the iiko customer's cards when delivered
+            "iiko_customer_id": iiko_id,
             "amount": amount,
             "items": _lines(order),
         }
@@ -121,21 +134,107 @@ def receive(session: Session, merchant_id: int, token: str | None, events: Any) 
     return {"synced": synced, "orders": booked}
 
 
-def _ledger_card(session: Session, conn: IikoConnection, order: dict[str, Any]) -> int | None:
-    if conn.ledger_program_id is None:
-        return None
-    phone = order.get("phone") or (order.get("customer") or {}).get("phone")
+def _customer_by_phone(session: Session, merchant_id: int, phone: Any) -> int | None:
     if not phone:
         return None
     try:
-        customer = find_by_phone(session, conn.merchant_id, str(phone))
+        customer = find_by_phone(session, merchant_id, str(phone))
     except DomainError:
         return None
-    if customer is None:
+    return customer.id if customer is not None else None
+
+
+def _order_phone(order: dict[str, Any]) -> Any:
+    customer = order.get("customer")
+    return order.get("phone") or (customer.get("phone") if isinstance(customer, dict) else None)
+
+
+def _link_by_phone(session: Session, conn: IikoConnection, order: dict[str, Any]) -> IikoGuest | None:
+    """The iiko programme's guest whose phone the order carries (no iiko customer on it)."""
+    customer_id = _customer_by_phone(session, conn.merchant_id, _order_phone(order))
+    if customer_id is None:
         return None
     return session.scalar(
-        select(Card.id).where(Card.program_id == conn.ledger_program_id, Card.customer_id == customer.id)
+        select(IikoGuest)
+        .join(Card, Card.id == IikoGuest.card_id)
+        .where(IikoGuest.merchant_id == conn.merchant_id, Card.customer_id == customer_id)
+        .limit(1)
     )
+
+
+def _ledger_card(session: Session, conn: IikoConnection, order: dict[str, Any]) -> int | None:
+    if conn.ledger_program_id is None:
+        return None
+    customer_id = _customer_by_phone(session, conn.merchant_id, _order_phone(order))
+    if customer_id is None:
+        return None
+    return session.scalar(
+        select(Card.id).where(Card.program_id == conn.ledger_program_id, Card.customer_id == customer_id)
+    )
+
+
+def card_of_iiko_customer(session: Session, conn: IikoConnection, info: Guest) -> tuple[str, int] | None:
+    """What iiko's customer holds of ours: ("relink", card id) for the iiko programme's
+    card found by its number or track, ("sync", card id) for one found by phone, or
+    ("book", card id) for the ledger programme's card (its code is the number or track;
+    then the phone iiko has)."""
+    numbers = set(info.card_numbers) | set(info.card_tracks)
+    if numbers:
+        link = session.scalar(
+            select(IikoGuest).where(
+                IikoGuest.merchant_id == conn.merchant_id, IikoGuest.card_number.in_(sorted(numbers))
+            )
+        )
+        if link is not None:  # the card is the identity iikoFront uses
+            return "relink", link.card_id
+        if conn.ledger_program_id is not None:
+            card_id = session.scalar(
+                select(Card.id).where(
+                    Card.program_id == conn.ledger_program_id, Card.code.in_(sorted(numbers))
+                )
+            )
+            if card_id is not None:
+                return "book", card_id
+    if info.phone:
+        by_phone = _link_by_phone(session, conn, {"phone": info.phone})
+        if by_phone is not None:
+            return "sync", by_phone.card_id
+        card_id = _ledger_card(session, conn, {"phone": info.phone})
+        if card_id is not None:
+            return "book", card_id
+    return None
+
+
+def _relink(merchant_id: int, card_id: int, iiko_customer_id: str) -> None:
+    """Our iiko card now sits on another iiko customer (iiko merged two, or the dealer
+    moved the card): follow the customer that holds the card, unless another card of
+    ours is linked to it already."""
+    with db.transaction() as session:
+        link = session.get(IikoGuest, card_id)
+        taken = session.scalar(
+            select(IikoGuest.card_id).where(
+                IikoGuest.merchant_id == merchant_id, IikoGuest.customer_id == iiko_customer_id
+            )
+        )
+        if link is not None and taken is None:
+            link.customer_id = iiko_customer_id
+
+
+def _resolve(merchant_id: int, iiko_customer_id: str) -> tuple[str, int] | None:
+    """Our card of an iiko customer, asking iiko for its cards (outage: Retry)."""
+    from loyalwallet.integrations.iiko import handlers, service
+
+    with db.read() as session:
+        conn = service.connection(session, merchant_id)
+        if conn is None:
+            return None
+        client = service.client_for(conn)
+    info = handlers.guarded(merchant_id, lambda: client.find("id", iiko_customer_id))
+    if info is None:
+        return None
+    with db.read() as session:
+        conn = service.require(session, merchant_id)
+        return card_of_iiko_customer(session, conn, info)
 
 
 def book(msg: Delivery) -> None:
@@ -143,12 +242,25 @@ def book(msg: Delivery) -> None:
     iiko order id (IikoOrder row and the purchase's Idempotency-Key)."""
     p = msg.payload
     merchant_id = msg.merchant_id
+    if merchant_id is None:
+        raise Permanent("an iiko.order row without a merchant")
+    if p.get("card_id") is None and p.get("iiko_customer_id"):
+        found = _resolve(merchant_id, str(p["iiko_customer_id"]))
+        if found is None:
+            return  # iiko's customer holds none of our cards: not our guest
+        action, card_id = found
+        if action == "relink":
+            _relink(merchant_id, card_id, str(p["iiko_customer_id"]))
+        if action in ("sync", "relink"):
+            from loyalwallet.integrations.iiko import handlers
+
+            handlers.guarded(merchant_id, lambda: guests.sync_cards(merchant_id, [card_id]))
+            return
+        p = {**p, "card_id": card_id}
     try:
         order_id, status, card_id = str(p["order_id"]), str(p["status"]), int(p["card_id"])
     except (KeyError, TypeError, ValueError) as exc:
         raise Permanent(f"bad iiko.order payload: {exc!r}") from exc
-    if merchant_id is None:
-        raise Permanent("an iiko.order row without a merchant")
     actor = system(merchant_id)
     try:
         with db.transaction() as session:

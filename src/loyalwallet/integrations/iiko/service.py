@@ -36,6 +36,17 @@ def require(session: Session, merchant_id: int) -> IikoConnection:
     return row
 
 
+def programme_tiers(session: Session, merchant_id: int) -> list[str] | None:
+    """The tiers a new iiko programme starts with: the tier names the connection maps iiko
+    customer categories to, in mapping order ("Guest" when none is mapped); None when the
+    merchant has no iiko connection (an iiko programme cannot be made then)."""
+    row = connection(session, merchant_id)
+    if row is None:
+        return None
+    names = list(dict.fromkeys(str(t) for t in (row.tiers or {}).values()))
+    return names or ["Guest"]
+
+
 def client_for(row: IikoConnection) -> IikoClient:
     login = crypto.open_(row.api_login_sealed, merchant_id=row.merchant_id, column=COLUMN)
     assert login is not None
