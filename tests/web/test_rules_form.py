@@ -7,17 +7,15 @@ from typing import Any
 
 import pytest
 
-from loyalwallet.programs.forms import (
+from loyalwallet.programs.form_values import (
     FieldError,
-    RulesForm,
-    form_to_rules,
     format_money,
     format_percent,
     parse_int,
     parse_money,
     parse_percent,
-    rules_to_form,
 )
+from loyalwallet.programs.forms import RulesForm, form_to_rules, rules_to_form
 from loyalwallet.programs.pages import STARTER_RULES
 from loyalwallet.programs.rules import BonusRules, DiscountRules, StampRules, rules_to_json
 from loyalwallet.text import gettext_for

@@ -19,7 +19,7 @@ from loyalwallet.errors import not_found
 from loyalwallet.imports import service as plastic
 from loyalwallet.merchants import service as merchants
 from loyalwallet.merchants.actors import Actor
-from loyalwallet.programs.forms import FieldError, format_money, parse_money
+from loyalwallet.programs.form_values import FieldError, format_money, parse_money
 from loyalwallet.programs.service import list_programs
 from loyalwallet.text import gettext_for, plural_forms
 from loyalwallet.web.pages import form_data, redirect, render_staff, staff_language, staff_page
