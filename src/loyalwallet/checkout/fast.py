@@ -27,12 +27,11 @@ runs the general path, which answers exactly as before.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from fastapi import APIRouter
@@ -43,22 +42,22 @@ from starlette.types import Receive, Scope, Send
 
 from loyalwallet.cards import lots as lotrules
 from loyalwallet.cards.codes import normalise
-from loyalwallet.cards.models import Card, LedgerEntry
-from loyalwallet.cards.views import CARD_URL_HOOKS, card_view
+from loyalwallet.cards.models import Card
+from loyalwallet.cards.views import CARD_URL_HOOKS
+from loyalwallet.checkout import fast_sql as q
 from loyalwallet.checkout import idempotency, rules
-from loyalwallet.checkout.models import IdempotencyRecord, Purchase
+from loyalwallet.checkout.fast_write import Fallback, Read, write
 from loyalwallet.checkout.schemas import PurchaseIn
-from loyalwallet.checkout.steps import PURCHASE_EVENT_FIELDS
 from loyalwallet.config import get_settings
 from loyalwallet.customers.models import Customer
+from loyalwallet.errors import DomainError
 from loyalwallet.fraud import rules as fr
 from loyalwallet.fraud.service import cached_rules
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import cached_api_key_actor
-from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.outbox.service import wakeup
 from loyalwallet.programs.models import Program
-from loyalwallet.programs.rules import BonusRules
+from loyalwallet.programs.rules import BonusRules, DiscountRules, StampRules
 from loyalwallet.programs.service import rules_of
 
 log = logging.getLogger("loyalwallet.checkout")
@@ -67,135 +66,11 @@ PATH = "/api/v1/purchases"
 # test compares both), or by LOYALWALLET_FAST_CHECKOUT=0.
 ENABLED = True
 # How many purchases each path answered in this process (tests check the fast one ran).
-SERVED = {"fast": 0, "general": 0}
-_BODY_KEYS = frozenset({"card", "amount", "external_id"})
-
-# --- statements ---------------------------------------------------------------------------
-
-# Every column of the card and of its guest (the view and anti-fraud read them; a column
-# added later comes along).
-_CARD_COLUMNS = tuple(c.name for c in Card.__table__.columns)
-_GUEST_COLUMNS = tuple(c.name for c in Customer.__table__.columns)
-_COLS = ", ".join([f"c.{c}" for c in _CARD_COLUMNS] + [f"u.{c} AS u_{c}" for c in _GUEST_COLUMNS])
-_READ = """
-SELECT {claim} AS record_id, nextval(pg_get_serial_sequence('purchases', 'id')) AS purchase_id,
-       {cols},
-       p.kind AS p_kind, p.name AS p_name, p.rules AS p_rules, p.version AS p_version, p.status AS p_status,
-       (SELECT count(*) FROM coupons WHERE coupons.card_id = c.id AND coupons.status = 'available') AS rewards,
-       (SELECT count(*) FROM purchases WHERE purchases.card_id = c.id AND purchases.created_at >= $3) AS hourly,
-       (SELECT max(created_at) FROM purchases WHERE purchases.card_id = c.id) AS last_purchase
-FROM cards c JOIN programs p ON p.id = c.program_id LEFT JOIN customers u ON u.id = c.customer_id
-WHERE c.merchant_id = $1 AND c.code = $2
-FOR UPDATE OF c
-"""
-_CLAIM = """
-WITH claim AS (
-    INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, created_at, expires_at)
-    VALUES ($1, 'purchase', $4, $5, $6, $7)
-    ON CONFLICT (merchant_id, scope, key) DO NOTHING RETURNING id
-)"""
-READ_WITH_KEY = _CLAIM + _READ.format(claim="(SELECT id FROM claim)", cols=_COLS)
-READ_WITHOUT_KEY = _READ.format(claim="NULL::bigint", cols=_COLS)
-
-
-def _defaults(table: Any) -> dict[str, Any]:
-    """The Python-side scalar defaults of a table's columns (Core inserts apply them;
-    this path writes SQL, so it applies them too: a column added with a default keeps
-    working here)."""
-    out = {}
-    for col in table.columns:
-        default = col.default
-        if default is not None and getattr(default, "is_scalar", False):
-            out[col.name] = default.arg
-    return out
-
-
-_PURCHASE_DEFAULTS = _defaults(Purchase.__table__)
-_LEDGER_DEFAULTS = _defaults(LedgerEntry.__table__)
-_OUTBOX_DEFAULTS = _defaults(OutboxMessage.__table__)
-_IDEM_TABLE = IdempotencyRecord.__table__.name
-
-
-class _Writer:
-    """Builds statement 2 (one data-modifying WITH), numbering the parameters."""
-
-    def __init__(self) -> None:
-        self.args: list[Any] = []
-        self.parts: list[str] = []
-
-    def p(self, value: Any) -> str:
-        self.args.append(value)
-        return f"${len(self.args)}"
-
-    def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
-        names = list(rows[0])
-        values = ", ".join("(" + ", ".join(self.p(row[n]) for n in names) + ")" for row in rows)
-        self.parts.append(f"INSERT INTO {table} ({', '.join(names)}) VALUES {values}")
-
-    def update(self, table: str, key: int, values: dict[str, Any]) -> None:
-        sets = ", ".join(f"{n} = {self.p(v)}" for n, v in values.items())
-        self.parts.append(f"UPDATE {table} SET {sets} WHERE id = {self.p(key)}")
-
-    def sql(self) -> str:
-        ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(self.parts))
-        return f"WITH {ctes} SELECT 1"
-
-
-# --- connections --------------------------------------------------------------------------
-
-# One pool per event loop (a server process has one). Held strongly: a pool dropped with
-# its loop would have its connections finalised by the garbage collector in whatever
-# thread runs it, on a loop that is gone (a segfault under uvloop, seen in the tests'
-# several in-process servers).
-_pools: dict[asyncio.AbstractEventLoop, Any] = {}
-
-
-async def _init(conn: Any) -> None:
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            name, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
-        )
-
-
-async def _no_reset(conn: Any) -> None:
-    return None
-
-
-async def _pool() -> Any:
-    """One asyncpg pool per event loop (the server has one; tests may make several)."""
-    import asyncpg
-
-    loop = asyncio.get_running_loop()
-    pool = _pools.get(loop)
-    if pool is None:
-        url = get_settings().database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        # No reset query when a connection goes back to the pool (asyncpg's default is
-        # one more round trip per purchase): this path leaves no session state behind,
-        # and every transaction is committed or rolled back before the release.
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=10, init=_init, reset=_no_reset)
-        _pools[loop] = pool
-    return pool
-
-
-# --- the route ----------------------------------------------------------------------------
-
-
-class _Fallback(Exception):
-    """This purchase is not one the fast path covers: run the general path."""
-
-
-class _Stub:
-    """What card_view needs of a session when nothing has to be read: its info (the
-    reward count read with the card) and the guest read with the card."""
-
-    def __init__(self, info: dict[str, Any], guest: Customer | None) -> None:
-        self.info = info
-        self._guest = guest
-
-    def get(self, model: Any, ident: Any) -> Any:
-        if model is Customer and self._guest is not None and self._guest.id == ident:
-            return self._guest
-        raise _Fallback
+SERVED = {"fast": 0, "general": 0, "replay": 0}
+_BODY_KEYS = frozenset(
+    {"card", "amount", "external_id", "redeem_points", "items", "coupon", "use_reward", "location_id"}
+)
+_Fallback = Fallback  # the name older callers know
 
 
 def enabled() -> bool:
@@ -213,26 +88,24 @@ def _actor(request: Request) -> Actor:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer":
-        raise _Fallback
+        raise Fallback
     hit, actor = cached_api_key_actor(value.strip())
     if not hit or actor is None:
-        raise _Fallback
+        raise Fallback
     return actor
 
 
-def _body(raw: bytes) -> tuple[PurchaseIn, dict[str, Any]]:
+def _body(raw: bytes) -> PurchaseIn:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _Fallback from None
-    if isinstance(data, dict) and type(data.get("redeem_points")) is int and data["redeem_points"] == 0:
-        data = {k: v for k, v in data.items() if k != "redeem_points"}  # the default: nothing redeemed
+        raise Fallback from None
     if not isinstance(data, dict) or not _BODY_KEYS.issuperset(data):
-        raise _Fallback
+        raise Fallback
     try:
-        return PurchaseIn.model_validate(data), data
+        return PurchaseIn.model_validate(data)
     except ValueError:
-        raise _Fallback from None
+        raise Fallback from None
 
 
 def _no_google(merchant_id: int) -> bool:
@@ -244,30 +117,42 @@ def _no_google(merchant_id: int) -> bool:
     return cached is not None and cached[0] > time.monotonic() and cached[1] is None
 
 
+def _location(actor: Actor, body: PurchaseIn) -> int | None:
+    """checkout.service._location without its look-up: another location than the key's
+    (or a location for a key bound to none) goes to the general path."""
+    if body.location_id is not None and body.location_id != actor.location_id:
+        raise Fallback
+    try:
+        actor.check_location(actor.location_id)
+    except Exception:
+        raise Fallback from None
+    return actor.location_id
+
+
 async def purchase(request: Request, raw: bytes) -> Response:
-    """The fast purchase, or _Fallback before anything is committed."""
+    """The fast purchase, or Fallback before anything is committed."""
     actor = _actor(request)
-    body, _data = _body(raw)
+    body = _body(raw)
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= idempotency.MAX_KEY_LENGTH:
-        raise _Fallback
+        raise Fallback
     fraud_rules = cached_rules(actor.merchant_id)
     if fraud_rules is None or len(CARD_URL_HOOKS) > 1 or not _no_google(actor.merchant_id):
-        raise _Fallback
-    location_id = actor.location_id
-    try:
-        actor.check_location(location_id)
-    except Exception:
-        raise _Fallback from None
+        raise Fallback
+    location_id = _location(actor, body)
     now = dt.datetime.now(dt.UTC)
-    code = normalise(body.card)
-    pool = await _pool()
+    pool = await q.pool()
     async with pool.acquire() as conn:
         tr = conn.transaction()
         await tr.start()
         try:
-            response, write = await _run(conn, actor, body, key, code, now, location_id, fraud_rules)
-            await conn.execute(write.sql(), *write.args)
+            done = await _run(conn, actor, body, key, now, location_id, fraud_rules)
+            if isinstance(done, Response):  # a replay: nothing was written
+                await tr.rollback()
+                return done
+            response, w = done
+            if await conn.fetchval(w.sql(), *w.args):
+                raise Fallback  # a coupon used up by another purchase meanwhile
         except BaseException:
             await tr.rollback()
             raise
@@ -276,26 +161,78 @@ async def purchase(request: Request, raw: bytes) -> Response:
     return Response(orjson.dumps(response), status_code=201, media_type="application/json")
 
 
+async def _read(
+    conn: Any, actor: Actor, body: PurchaseIn, key: str | None, now: dt.datetime
+) -> tuple[Any, dict[str, Any]]:
+    """Statement 1 (and, when a purchase of the card committed while it waited for the
+    lock, its look-ups again: the card row is then newer than the statement's snapshot)."""
+    hour_ago = now - dt.timedelta(hours=1)
+    lots = bool(body.redeem_points)
+    code = rules.coupon_code(body.coupon) if body.coupon is not None and not body.use_reward else None
+    args: list[Any] = [actor.merchant_id, normalise(body.card), hour_ago]
+    if key is not None:
+        body_hash = idempotency.request_hash(body.model_dump())
+        args += [key, body_hash, now, now + idempotency.ttl()]
+    if code is not None:
+        args.append(code)
+    row = await conn.fetchrow(q.read(key is not None, lots, code is not None), *args)
+    if row is None:
+        raise Fallback  # an unknown card: the general path says 404
+    facts = dict(row)
+    if row["snapshot_version"] != row["version"] and (key is None or row["record_id"] is not None):
+        again = [row["id"], hour_ago] + ([actor.merchant_id, code] if code is not None else [])
+        facts.update(await conn.fetchrow(q.refresh(lots, code is not None), *again))
+    return row, facts
+
+
+def _replay(
+    row: Any, facts: dict[str, Any], guest: Customer | None, body: PurchaseIn, now: dt.datetime
+) -> Response:
+    """The answer stored under the key (idempotency.claim's replay), from statement 1."""
+    stored = facts.get("stored")
+    if stored is None:
+        raise Fallback  # claimed by a purchase that committed after statement 1 began
+    body_hash, status, response, expires_at = stored
+    expires = q.parse_time(expires_at)
+    if (expires is not None and expires <= now) or body_hash != idempotency.request_hash(body.model_dump()):
+        raise Fallback  # expired (claimed again) or another body (409): the general path
+    if not isinstance(response, dict):
+        raise Fallback
+    card = response.get("card")
+    ref = card.get("customer") if isinstance(card, dict) else None
+    if isinstance(card, dict) and isinstance(ref, dict) and ref.get("_ref"):
+        from loyalwallet.customers.service import view as customer_view
+
+        if ref.get("id") is None:
+            shown = None
+        elif guest is not None and guest.id == ref.get("id"):
+            shown = customer_view(guest)
+        else:
+            raise Fallback
+        response = {**response, "card": {**card, "customer": shown}}
+    SERVED["replay"] += 1
+    return Response(
+        orjson.dumps(response, option=orjson.OPT_NON_STR_KEYS),
+        status_code=int(status or 200),
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
 async def _run(
     conn: Any,
     actor: Actor,
     body: PurchaseIn,
     key: str | None,
-    code: str,
     now: dt.datetime,
     location_id: int | None,
     fraud_rules: fr.FraudRules,
-) -> tuple[dict[str, Any], _Writer]:
-    hour_ago = now - dt.timedelta(hours=1)
-    if key is not None:
-        body_hash = idempotency.request_hash(body.model_dump())
-        row = await conn.fetchrow(
-            READ_WITH_KEY, actor.merchant_id, code, hour_ago, key, body_hash, now, now + idempotency.ttl()
-        )
-    else:
-        row = await conn.fetchrow(READ_WITHOUT_KEY, actor.merchant_id, code, hour_ago)
-    if row is None or (key is not None and row["record_id"] is None):
-        raise _Fallback  # unknown card (404), or a replay / conflict of the key
+) -> tuple[dict[str, Any], q.Writer] | Response:
+    row, facts = await _read(conn, actor, body, key, now)
+    card = Card(**{c: row[c] for c in q.CARD_COLUMNS})
+    guest = Customer(**{c: row[f"u_{c}"] for c in q.GUEST_COLUMNS}) if card.customer_id is not None else None
+    if key is not None and row["record_id"] is None:
+        return _replay(row, facts, guest, body, now)
     program = Program(
         id=row["program_id"],
         merchant_id=actor.merchant_id,
@@ -306,26 +243,78 @@ async def _run(
     )
     prules = rules_of(program)
     if (
-        row["status"] != "active"
-        or row["rewards"]
-        or not isinstance(prules, BonusRules)
-        or prules.pending_hours
-        or prules.tier_period_days
-        or (
-            row["first_purchase_at"] is None
-            and row["referrer_card_id"] is not None
-            and not row["referral_rewarded"]
-        )
+        card.status != "active"
+        or program.kind == "iiko"
+        or not isinstance(prules, (BonusRules, DiscountRules, StampRules))
+        or (isinstance(prules, BonusRules) and prules.pending_hours)
+        or (isinstance(prules, (BonusRules, DiscountRules)) and prules.tier_period_days)
+        or getattr(prules, "kinds", None)  # several stamp kinds (issue 18): the general path
     ):
-        raise _Fallback
-    card = Card(**{c: row[c] for c in _CARD_COLUMNS})
-    guest = Customer(**{c: row[f"u_{c}"] for c in _GUEST_COLUMNS}) if card.customer_id is not None else None
-    state = rules.CardState(
-        available=max(card.balance, 0), stamps=card.stamps, tier_spend=card.spend, balance=card.balance
+        raise Fallback
+    r = Read(
+        row=row,
+        card=card,
+        guest=guest,
+        program=program,
+        rules=prules,
+        rewards=[q.parse_coupon(c) for c in facts["rewards"] or []],
+        lots=q.parse_lots(facts["lots"]) if "lots" in facts else None,
     )
-    outcome = rules.compute(prules, state, body.amount, [], 0, None)
-    _check_fraud(fraud_rules, actor, card, guest, row, outcome, hour_ago)
-    return _write(actor, body, card, guest, program, prules, outcome, row, key, now, location_id)
+    offer = _offer(r, body, facts, now)
+    available = max(card.balance, 0)
+    balance = card.balance
+    if r.lots is not None:  # a redemption: exact spendable points (CardBook.expire_due)
+        r.expired = lotrules.expired(r.lots, now)
+        balance -= sum(lot.remaining for lot in r.expired)
+        available = lotrules.available(r.lots, now)
+    state = rules.CardState(available=available, stamps=card.stamps, tier_spend=card.spend, balance=balance)
+    lines = [
+        rules.Line(qty=i.qty, price=i.price, sku=i.sku, name=i.name, category=i.category)
+        for i in body.items or []
+    ]
+    try:
+        outcome = rules.compute(prules, state, body.amount, lines, body.redeem_points, offer)
+    except DomainError:
+        raise Fallback from None  # the general path says why
+    _check_fraud(fraud_rules, actor, card, guest, facts, outcome, now - dt.timedelta(hours=1))
+    first = card.first_purchase_at is None
+    referral = rules.referral_due(prules, first, card.referrer_card_id, card.referral_rewarded)
+    return write(actor, body, r, outcome, referral, row["record_id"], now, location_id)
+
+
+def _offer(r: Read, body: PurchaseIn, facts: dict[str, Any], now: dt.datetime) -> rules.Offer | None:
+    """checkout.service._find_offer on what statement 1 read; a coupon that cannot be
+    used goes to the general path, which says why."""
+    if body.coupon is None and not body.use_reward:
+        return None
+    if body.use_reward:
+        usable = [c for c in r.rewards if c["valid_until"] is None or c["valid_until"] > now]
+        coupon = usable[0] if usable else None
+    else:
+        coupon = q.parse_coupon(facts["coupon"]) if facts.get("coupon") is not None else None
+    if coupon is None:
+        raise Fallback
+    error = rules.coupon_error(
+        status=coupon["status"],
+        uses_left=coupon["uses_left"],
+        card_id=coupon["card_id"],
+        program_id=coupon["program_id"],
+        valid_from=coupon["valid_from"],
+        valid_until=coupon["valid_until"],
+        for_card=r.card.id,
+        for_program=r.card.program_id,
+        now=now,
+    )
+    if error is not None:
+        raise Fallback
+    r.coupon = coupon
+    return rules.Offer(
+        kind=coupon["kind"],
+        value=coupon["value"],
+        sku=coupon["sku"],
+        category=coupon["category"],
+        min_amount=coupon["min_amount"],
+    )
 
 
 def _check_fraud(
@@ -333,192 +322,49 @@ def _check_fraud(
     actor: Actor,
     card: Card,
     guest: Customer | None,
-    row: Any,
+    facts: dict[str, Any],
     outcome: rules.Outcome,
     hour_ago: dt.datetime,
 ) -> None:
     """The anti-fraud facts this path can know without a look-up; a rule that needs one,
     or any hit (alerts and blocks are written by the general path), falls back."""
     if outcome.points_accrued and fr.needs(fraud_rules, "max_accrual_per_day"):
-        raise _Fallback
+        raise Fallback
+    if outcome.points_redeemed and fr.needs(fraud_rules, "max_redemption_per_day"):
+        raise Fallback
     if actor.kind == "staff" and fr.needs(fraud_rules, "cashier_burst"):
-        raise _Fallback
+        raise Fallback
     hourly = 0
     if (
         card.last_visit_at is not None
         and card.last_visit_at >= hour_ago
         and fr.needs(fraud_rules, "max_purchases_per_hour")
     ):
-        last = row["last_purchase"]
+        last = facts["last_purchase"]
         if last is None or last < card.last_visit_at:
-            raise _Fallback  # a purchase committed while we waited for the lock
-        hourly = int(row["hourly"])
-    facts = fr.PurchaseFacts(
+            raise Fallback  # a purchase committed while we waited for the lock
+        hourly = int(facts["hourly"])
+    own = (
+        fr.needs(fraud_rules, "own_card")
+        and actor.phone_index is not None
+        and guest is not None
+        and guest.phone_index == actor.phone_index
+    )
+    facts_ = fr.PurchaseFacts(
         points_accrued=outcome.points_accrued,
-        points_redeemed=0,
+        points_redeemed=outcome.points_redeemed,
         purchases_last_hour=hourly,
-        own_card=(
-            fr.needs(fraud_rules, "own_card")
-            and actor.phone_index is not None
-            and guest is not None
-            and guest.phone_index == actor.phone_index
-        ),
+        own_card=own,
         staff_ops_recent=None,  # not staff, or the burst rule is off (else fallen back above)
     )
-    if fr.check_purchase(fraud_rules, facts):
-        raise _Fallback
-
-
-def _write(
-    actor: Actor,
-    body: PurchaseIn,
-    card: Card,
-    guest: Customer | None,
-    program: Program,
-    prules: BonusRules,
-    outcome: rules.Outcome,
-    row: Any,
-    key: str | None,
-    now: dt.datetime,
-    location_id: int | None,
-) -> tuple[dict[str, Any], _Writer]:
-    from loyalwallet.cards.book import CardBook
-    from loyalwallet.checkout.service import _outcome_view
-    from loyalwallet.programs.rules import tier_for
-
-    purchase_id = int(row["purchase_id"])
-    w = _Writer()
-    w.insert(
-        "purchases",
-        [
-            {
-                **_PURCHASE_DEFAULTS,
-                "id": purchase_id,
-                "merchant_id": actor.merchant_id,
-                "card_id": card.id,
-                "program_id": program.id,
-                "location_id": location_id,
-                "actor_type": actor.kind,
-                "actor_id": actor.id,
-                "external_id": body.external_id,
-                "amount": outcome.amount,
-                "tier_discount": outcome.tier_discount,
-                "coupon_discount": outcome.coupon_discount,
-                "discount": outcome.discount,
-                "points_redeemed": outcome.points_redeemed,
-                "redeem_value": outcome.redeem_value,
-                "to_pay": outcome.to_pay,
-                "accrual_base": outcome.accrual_base,
-                "points_accrued": outcome.points_accrued,
-                "stamps_added": outcome.stamps_added,
-                "spend_added": outcome.spend_added,
-                "coupon_id": None,
-                "tier_before": outcome.tier_before,
-                "tier_after": outcome.tier_after,
-                "status": "completed",
-                "created_at": now,
-            }
-        ],
-    )
-    figures: dict[str, Any] = {}
-    if outcome.points_accrued > 0:
-        points = outcome.points_accrued
-        w.insert(
-            "ledger_entries",
-            [
-                {
-                    **_LEDGER_DEFAULTS,
-                    "merchant_id": actor.merchant_id,
-                    "card_id": card.id,
-                    "kind": "accrual",
-                    "points": points,
-                    "remaining": lotrules.new_lot_remaining(points, card.balance),
-                    "expires_at": now + dt.timedelta(days=prules.ttl_days) if prules.ttl_days else None,
-                    "available_at": None,
-                    "purchase_id": purchase_id,
-                    "refund_id": None,
-                    "actor_type": actor.kind,
-                    "actor_id": actor.id,
-                    "reason": None,
-                    "created_at": now,
-                }
-            ],
-        )
-        figures["balance"] = card.balance + points
-    first = card.first_purchase_at is None
-    figures.update(spend=card.spend + outcome.spend_added, visits=card.visits + 1, last_visit_at=now)
-    if first:
-        figures["first_purchase_at"] = now
-    tier_before = card.tier
-    tier_after = tier_for(prules.tiers, figures["spend"]).name
-    if tier_after != tier_before:
-        figures["tier"] = tier_after
-    figures.update(version=card.version + 1, updated_at=now, pass_updated_at=now)
-    for name, value in figures.items():
-        setattr(card, name, value)
-    w.update("cards", card.id, figures)
-
-    stub = _Stub({"rewards_hint": {card.id: 0}}, guest)
-    book = CardBook(cast(Any, stub), card, program, now)
-    response: dict[str, Any] = {"id": purchase_id, **_outcome_view(outcome)}
-    response["rewards_issued"] = 0
-    response["coupon"] = None
-    response["external_id"] = body.external_id
-    response["location_id"] = location_id
-    response["created_at"] = now.isoformat()
-    response["card"] = card_view(cast(Any, stub), card, program, book=book)
-
-    event_at = dt.datetime.now(dt.UTC)
-    payloads: list[tuple[str, dict[str, Any]]] = [
-        ("card.changed", {"card_id": card.id, "version": card.version, "reason": "purchase"}),
-        (
-            "event",
-            {
-                "name": "purchase.created",
-                "data": {k: response[k] for k in PURCHASE_EVENT_FIELDS} | {"card": card.code},
-                "at": event_at.isoformat(),
-            },
-        ),
-    ]
-    if tier_after != tier_before:
-        payloads.append(
-            (
-                "event",
-                {
-                    "name": "card.tier_changed",
-                    "data": {"card": card.code, "from": tier_before, "to": tier_after},
-                    "at": event_at.isoformat(),
-                },
-            )
-        )
-    w.insert(
-        OutboxMessage.__table__.name,
-        [
-            {
-                **_OUTBOX_DEFAULTS,
-                "merchant_id": actor.merchant_id,
-                "topic": topic,
-                "payload": payload,
-                "status": "pending",
-                "attempts": 0,
-                "max_attempts": 12,
-                "next_attempt_at": event_at,
-                "created_at": event_at,
-            }
-            for topic, payload in payloads
-        ],
-    )
-    if row["record_id"] is not None:
-        # Stored as the general path stores it: the guest as an id only (no personal data).
-        stored = idempotency.without_guest(response)
-        w.update(_IDEM_TABLE, int(row["record_id"]), {"status_code": 201, "response": stored})
-    return response, w
+    if fr.check_purchase(fraud_rules, facts_):
+        raise Fallback
 
 
 # --- mounting -----------------------------------------------------------------------------
 
 
-def _replay(body: bytes) -> Receive:
+def _receive_once(body: bytes) -> Receive:
     sent = False
 
     async def receive() -> dict[str, Any]:
@@ -564,11 +410,12 @@ class _Endpoint:
             except Exception:  # never worse than the general path: it answers instead
                 log.exception("checkout fast path failed; the general path answers")
             else:
-                SERVED["fast"] += 1
+                if "idempotent-replayed" not in response.headers:
+                    SERVED["fast"] += 1
                 await response(scope, receive, send)
                 return
         SERVED["general"] += 1
-        await _general_route().handle(scope, _replay(raw), send)
+        await _general_route().handle(scope, _receive_once(raw), send)
 
 
 FAST = _Endpoint()
