@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from functools import lru_cache
 from typing import Any
 
@@ -52,7 +51,6 @@ from loyalwallet.config import get_settings
 from loyalwallet.customers.models import Customer
 from loyalwallet.errors import DomainError
 from loyalwallet.fraud import rules as fr
-from loyalwallet.fraud.service import cached_rules
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import cached_api_key_actor
 from loyalwallet.outbox.service import wakeup
@@ -67,6 +65,8 @@ PATH = "/api/v1/purchases"
 ENABLED = True
 # How many purchases each path answered in this process (tests check the fast one ran).
 SERVED = {"fast": 0, "general": 0, "replay": 0}
+# Why purchases fell back, by the place that sent them ("fast.py:123"): what to cover next.
+FELL_BACK: dict[str, int] = {}
 _BODY_KEYS = frozenset(
     {"card", "amount", "external_id", "redeem_points", "items", "coupon", "use_reward", "location_id"}
 )
@@ -108,13 +108,23 @@ def _body(raw: bytes) -> PurchaseIn:
         raise Fallback from None
 
 
-def _no_google(merchant_id: int) -> bool:
-    """True when this process knows the merchant has no Google issuer (the general path
-    fills that cache; a link to sign goes through it)."""
-    from loyalwallet.wallet.google import issuer as google
+# The merchant's anti-fraud rules, parsed once per distinct stored form (statement 1
+# reads them with the card: always the current ones, no cache to warm or to expire).
+_FRAUD: dict[bytes, fr.FraudRules] = {}
 
-    cached = google._issuers.get(merchant_id)
-    return cached is not None and cached[0] > time.monotonic() and cached[1] is None
+
+def _fraud_rules(raw: Any) -> fr.FraudRules:
+    stored = orjson.dumps(raw or {}, option=orjson.OPT_SORT_KEYS)
+    found = _FRAUD.get(stored)
+    if found is None:
+        try:
+            found = fr.FraudRules.model_validate(raw or {})
+        except ValueError:
+            raise Fallback from None  # stored by an older version: the general path warns
+        if len(_FRAUD) > 1000:
+            _FRAUD.clear()
+        _FRAUD[stored] = found
+    return found
 
 
 def _location(actor: Actor, body: PurchaseIn) -> int | None:
@@ -136,8 +146,7 @@ async def purchase(request: Request, raw: bytes) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= idempotency.MAX_KEY_LENGTH:
         raise Fallback
-    fraud_rules = cached_rules(actor.merchant_id)
-    if fraud_rules is None or len(CARD_URL_HOOKS) > 1 or not _no_google(actor.merchant_id):
+    if len(CARD_URL_HOOKS) > 1:
         raise Fallback
     location_id = _location(actor, body)
     now = dt.datetime.now(dt.UTC)
@@ -146,7 +155,7 @@ async def purchase(request: Request, raw: bytes) -> Response:
         tr = conn.transaction()
         await tr.start()
         try:
-            done = await _run(conn, actor, body, key, now, location_id, fraud_rules)
+            done = await _run(conn, actor, body, key, now, location_id)
             if isinstance(done, Response):  # a replay: nothing was written
                 await tr.rollback()
                 return done
@@ -226,9 +235,11 @@ async def _run(
     key: str | None,
     now: dt.datetime,
     location_id: int | None,
-    fraud_rules: fr.FraudRules,
 ) -> tuple[dict[str, Any], q.Writer] | Response:
     row, facts = await _read(conn, actor, body, key, now)
+    if row["google"]:
+        raise Fallback  # the card's Google link is signed by the general path (wallet.google)
+    fraud_rules = _fraud_rules(row["fraud"])
     card = Card(**{c: row[c] for c in q.CARD_COLUMNS})
     guest = Customer(**{c: row[f"u_{c}"] for c in q.GUEST_COLUMNS}) if card.customer_id is not None else None
     if key is not None and row["record_id"] is None:
@@ -405,8 +416,13 @@ class _Endpoint:
             request = Request(scope)
             try:
                 response = await purchase(request, raw)
-            except _Fallback:
-                pass
+            except Fallback as e:
+                tb = e.__traceback__
+                while tb is not None and tb.tb_next is not None:
+                    tb = tb.tb_next
+                if tb is not None:
+                    place = f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+                    FELL_BACK[place] = FELL_BACK.get(place, 0) + 1
             except Exception:  # never worse than the general path: it answers instead
                 log.exception("checkout fast path failed; the general path answers")
             else:

@@ -102,6 +102,8 @@ SELECT {"(SELECT id FROM claim)" if key else "NULL::bigint"} AS record_id,
        {_COLS},
        p.kind AS p_kind, p.name AS p_name, p.rules AS p_rules, p.version AS p_version, p.status AS p_status,
        (SELECT s.version FROM cards s WHERE s.id = c.id) AS snapshot_version,
+       (SELECT m.settings -> 'fraud' FROM merchants m WHERE m.id = $1) AS fraud,
+       EXISTS (SELECT 1 FROM google_issuers g WHERE g.merchant_id = $1 OR g.merchant_id IS NULL) AS google,
        {",".join(extra)}
 FROM cards c JOIN programs p ON p.id = c.program_id LEFT JOIN customers u ON u.id = c.customer_id
 WHERE c.merchant_id = $1 AND c.code = $2
