@@ -1,34 +1,63 @@
 """The purchase's fast path on PostgreSQL: four round trips, no ORM session.
 
-POST /api/v1/purchases is answered here when the purchase is an everyday one; anything
-else goes, untouched, to the general path (checkout.api.purchase -> service.purchase),
-which stays the reference for every rule and every error. The fast path is
+POST /api/v1/purchases is answered here when it can be; anything else goes, untouched,
+to the general path (checkout.api.purchase -> service.purchase), which stays the
+reference for every rule and every error. The fast path is
 
     BEGIN
-    1. claim the Idempotency-Key, lock the card, read its program, its reward count, its
-       purchases of the last hour (anti-fraud) and a purchase id, in one statement
-    -- the pure rules in Python: checkout.rules.compute, fraud.rules.check_purchase,
-       cards.lots.new_lot_remaining, the card's view (cards.views.card_view) --
-    2. insert the purchase, its ledger entry and outbox rows, update the card and store
-       the answer under the key, in one statement
+    1. claim the Idempotency-Key, lock the card, read its programme, its guest, its
+       available coupons, its purchases of the last hour and last purchase (anti-fraud),
+       its open lots (when redeeming), the coupon typed (when one is), the answer stored
+       under the key (a replay), the merchant's fraud rules, whether a Google issuer
+       exists, and a purchase id, in one statement (checkout/fast_sql.py)
+    -- the pure rules in Python, the same functions as the general path:
+       checkout.rules.compute / coupon_error / referral_due, cards.lots (expired, available,
+       take_spendable, new_lot_remaining), fraud.rules.check_purchase, cards.views.card_view --
+    2. insert the purchase, its lines, ledger entries (expiry, redemption, accrual,
+       referral), stamp entries and the rewards they issue, outbox rows; spend the lots,
+       use the coupon, update the card, store the answer under the key: one statement
+       (checkout/fast_write.py)
     COMMIT
 
-on asyncpg (measured in bench/checkout.py: the driver's and the ORM's Python cost per
-statement is what limits a purchase on this machine, not PostgreSQL).
+on asyncpg behind a plain Starlette route (measured in bench/checkout.py: the driver's
+and the ORM's Python cost per statement is what limits a purchase on this machine).
+A replay of a stored answer is answered from statement 1 (BEGIN, 1, ROLLBACK). When a
+purchase of the same card committed while statement 1 waited for the card's lock, the
+card row is newer than the statement's snapshot (its version differs from the one the
+snapshot saw) and the look-ups are read once more under the lock (a fifth round trip,
+only under contention on one card).
 
-Covered (the daily case of a bonus programme): a card that is active, has no reward waiting and no referral to pay; a body with only card, amount and
-external_id; a programme without pending points or a rolling tier period; fraud rules
-that need no extra look-up and do not fire; no Google Wallet issuer for the merchant;
-the API key and the merchant's fraud rules already in this process's caches. Everything
-else — a replayed or conflicting Idempotency-Key, an unknown card, any error, any field
-the general path knows and this one does not — rolls back (if anything was begun) and
-runs the general path, which answers exactly as before.
+Covered: bonus, discount and stamp programmes (one stamp kind); accrual, redemption with
+lots, items, coupons and rewards (`coupon`, `use_reward`), stamps and the rewards they
+fill, tiers (lifetime spend), the friend's referral bonus on a first purchase, replays,
+the key's own location; fraud rules that do not fire.
+
+Falls back to the general path (statement 1 rolled back, if it ran), and why:
+- any error (unknown card, blocked card, insufficient points, redeem limit, invalid
+  coupon, an idempotency conflict or an expired key, a validation error): the general
+  path writes the problem+json, and errors are not the hot path;
+- a fraud rule that fires (the general path writes the alert or blocks), and the rules
+  that need a look-up of their own: max_accrual_per_day / max_redemption_per_day (off
+  by default) and cashier_burst for a staff member's own login (API keys are not staff);
+- a programme with pending_hours or a rolling tier period (tier_period_days): rare
+  settings needing a sum over purchases or pending lots; iiko programmes (a conflict);
+  stamp programmes with several stamp kinds (issue 18, branch i18-stamps);
+- gift certificates, subscriptions, another location than the key's own: they lock
+  other rows (certificates, subscriptions) or need a look-up;
+- a merchant with a Google Wallet issuer, or a wallet hook besides the default (the
+  card's Google link is signed by the general path);
+- a coupon used up by another purchase between statement 1 and 2 (statement 2 reports
+  it, everything is rolled back), a replay whose answer was stored after statement 1
+  began, a bearer token not in this process's cache of API keys (its first use);
+- SQLite, or LOYALWALLET_FAST_CHECKOUT=0.
+`FELL_BACK` counts fallbacks by the place that sent them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
@@ -45,6 +74,8 @@ from loyalwallet.cards.models import Card
 from loyalwallet.cards.views import CARD_URL_HOOKS
 from loyalwallet.checkout import fast_sql as q
 from loyalwallet.checkout import idempotency, rules
+from loyalwallet.checkout.fast_input import actor_of, body_of, lines_of, location_of, not_covered, offer_of
+from loyalwallet.checkout.fast_quote import QUOTE_PATH, quote
 from loyalwallet.checkout.fast_write import Fallback, Read, write
 from loyalwallet.checkout.schemas import PurchaseIn
 from loyalwallet.config import get_settings
@@ -52,10 +83,8 @@ from loyalwallet.customers.models import Customer
 from loyalwallet.errors import DomainError
 from loyalwallet.fraud import rules as fr
 from loyalwallet.merchants.actors import Actor
-from loyalwallet.merchants.service import cached_api_key_actor
 from loyalwallet.outbox.service import wakeup
 from loyalwallet.programs.models import Program
-from loyalwallet.programs.rules import BonusRules, DiscountRules, StampRules
 from loyalwallet.programs.service import rules_of
 
 log = logging.getLogger("loyalwallet.checkout")
@@ -64,13 +93,9 @@ PATH = "/api/v1/purchases"
 # test compares both), or by LOYALWALLET_FAST_CHECKOUT=0.
 ENABLED = True
 # How many purchases each path answered in this process (tests check the fast one ran).
-SERVED = {"fast": 0, "general": 0, "replay": 0}
+SERVED = {"fast": 0, "general": 0, "replay": 0, "quote": 0}
 # Why purchases fell back, by the place that sent them ("fast.py:123"): what to cover next.
 FELL_BACK: dict[str, int] = {}
-_BODY_KEYS = frozenset(
-    {"card", "amount", "external_id", "redeem_points", "items", "coupon", "use_reward", "location_id"}
-)
-_Fallback = Fallback  # the name older callers know
 
 
 def enabled() -> bool:
@@ -82,30 +107,6 @@ def _env_on() -> bool:
     from loyalwallet.config import env
 
     return (env("FAST_CHECKOUT", "1") or "1") != "0"
-
-
-def _actor(request: Request) -> Actor:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer":
-        raise Fallback
-    hit, actor = cached_api_key_actor(value.strip())
-    if not hit or actor is None:
-        raise Fallback
-    return actor
-
-
-def _body(raw: bytes) -> PurchaseIn:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise Fallback from None
-    if not isinstance(data, dict) or not _BODY_KEYS.issuperset(data):
-        raise Fallback
-    try:
-        return PurchaseIn.model_validate(data)
-    except ValueError:
-        raise Fallback from None
 
 
 # The merchant's anti-fraud rules, parsed once per distinct stored form (statement 1
@@ -127,28 +128,16 @@ def _fraud_rules(raw: Any) -> fr.FraudRules:
     return found
 
 
-def _location(actor: Actor, body: PurchaseIn) -> int | None:
-    """checkout.service._location without its look-up: another location than the key's
-    (or a location for a key bound to none) goes to the general path."""
-    if body.location_id is not None and body.location_id != actor.location_id:
-        raise Fallback
-    try:
-        actor.check_location(actor.location_id)
-    except Exception:
-        raise Fallback from None
-    return actor.location_id
-
-
 async def purchase(request: Request, raw: bytes) -> Response:
     """The fast purchase, or Fallback before anything is committed."""
-    actor = _actor(request)
-    body = _body(raw)
+    actor = actor_of(request)
+    body = body_of(raw)
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= idempotency.MAX_KEY_LENGTH:
         raise Fallback
     if len(CARD_URL_HOOKS) > 1:
         raise Fallback
-    location_id = _location(actor, body)
+    location_id = location_of(actor, body)
     now = dt.datetime.now(dt.UTC)
     pool = await q.pool()
     async with pool.acquire() as conn:
@@ -253,14 +242,7 @@ async def _run(
         version=row["p_version"],
     )
     prules = rules_of(program)
-    if (
-        card.status != "active"
-        or program.kind == "iiko"
-        or not isinstance(prules, (BonusRules, DiscountRules, StampRules))
-        or (isinstance(prules, BonusRules) and prules.pending_hours)
-        or (isinstance(prules, (BonusRules, DiscountRules)) and prules.tier_period_days)
-        or getattr(prules, "kinds", None)  # several stamp kinds (issue 18): the general path
-    ):
+    if not_covered(card, program, prules):
         raise Fallback
     r = Read(
         row=row,
@@ -271,7 +253,7 @@ async def _run(
         rewards=[q.parse_coupon(c) for c in facts["rewards"] or []],
         lots=q.parse_lots(facts["lots"]) if "lots" in facts else None,
     )
-    offer = _offer(r, body, facts, now)
+    offer = offer_of(r, body, facts, now)
     available = max(card.balance, 0)
     balance = card.balance
     if r.lots is not None:  # a redemption: exact spendable points (CardBook.expire_due)
@@ -279,53 +261,14 @@ async def _run(
         balance -= sum(lot.remaining for lot in r.expired)
         available = lotrules.available(r.lots, now)
     state = rules.CardState(available=available, stamps=card.stamps, tier_spend=card.spend, balance=balance)
-    lines = [
-        rules.Line(qty=i.qty, price=i.price, sku=i.sku, name=i.name, category=i.category)
-        for i in body.items or []
-    ]
     try:
-        outcome = rules.compute(prules, state, body.amount, lines, body.redeem_points, offer)
+        outcome = rules.compute(prules, state, body.amount, lines_of(body), body.redeem_points, offer)
     except DomainError:
         raise Fallback from None  # the general path says why
     _check_fraud(fraud_rules, actor, card, guest, facts, outcome, now - dt.timedelta(hours=1))
     first = card.first_purchase_at is None
     referral = rules.referral_due(prules, first, card.referrer_card_id, card.referral_rewarded)
     return write(actor, body, r, outcome, referral, row["record_id"], now, location_id)
-
-
-def _offer(r: Read, body: PurchaseIn, facts: dict[str, Any], now: dt.datetime) -> rules.Offer | None:
-    """checkout.service._find_offer on what statement 1 read; a coupon that cannot be
-    used goes to the general path, which says why."""
-    if body.coupon is None and not body.use_reward:
-        return None
-    if body.use_reward:
-        usable = [c for c in r.rewards if c["valid_until"] is None or c["valid_until"] > now]
-        coupon = usable[0] if usable else None
-    else:
-        coupon = q.parse_coupon(facts["coupon"]) if facts.get("coupon") is not None else None
-    if coupon is None:
-        raise Fallback
-    error = rules.coupon_error(
-        status=coupon["status"],
-        uses_left=coupon["uses_left"],
-        card_id=coupon["card_id"],
-        program_id=coupon["program_id"],
-        valid_from=coupon["valid_from"],
-        valid_until=coupon["valid_until"],
-        for_card=r.card.id,
-        for_program=r.card.program_id,
-        now=now,
-    )
-    if error is not None:
-        raise Fallback
-    r.coupon = coupon
-    return rules.Offer(
-        kind=coupon["kind"],
-        value=coupon["value"],
-        sku=coupon["sku"],
-        category=coupon["category"],
-        min_amount=coupon["min_amount"],
-    )
 
 
 def _check_fraud(
@@ -388,19 +331,33 @@ def _receive_once(body: bytes) -> Receive:
     return receive
 
 
-@lru_cache(maxsize=1)
-def _general_route() -> Any:
-    """The general path's route (checkout.api.purchase)."""
+@lru_cache(maxsize=2)
+def _general_route(path: str) -> Any:
+    """The general path's route for POST `path` (checkout.api)."""
     from loyalwallet.checkout import api
 
     for route in api.router.routes:
-        if getattr(route, "path", None) == PATH and "POST" in (getattr(route, "methods", None) or ()):
+        if getattr(route, "path", None) == path and "POST" in (getattr(route, "methods", None) or ()):
             return route
-    raise LookupError("no general purchase route")
+    raise LookupError(f"no general route for {path}")
+
+
+def _note_fallback(e: Fallback) -> None:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        place = f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+        FELL_BACK[place] = FELL_BACK.get(place, 0) + 1
 
 
 class _Endpoint:
-    """The ASGI endpoint in front of the general route for POST /api/v1/purchases."""
+    """The ASGI endpoint in front of the general route for POST `path`."""
+
+    def __init__(self, path: str, handler: Callable[[Request, bytes], Awaitable[Response]], served: str):
+        self.path = path
+        self.handler = handler
+        self.served = served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks = []
@@ -415,28 +372,25 @@ class _Endpoint:
         if enabled():
             request = Request(scope)
             try:
-                response = await purchase(request, raw)
+                response = await self.handler(request, raw)
             except Fallback as e:
-                tb = e.__traceback__
-                while tb is not None and tb.tb_next is not None:
-                    tb = tb.tb_next
-                if tb is not None:
-                    place = f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
-                    FELL_BACK[place] = FELL_BACK.get(place, 0) + 1
+                _note_fallback(e)
             except Exception:  # never worse than the general path: it answers instead
                 log.exception("checkout fast path failed; the general path answers")
             else:
                 if "idempotent-replayed" not in response.headers:
-                    SERVED["fast"] += 1
+                    SERVED[self.served] += 1
                 await response(scope, receive, send)
                 return
         SERVED["general"] += 1
-        await _general_route().handle(scope, _receive_once(raw), send)
+        await _general_route(self.path).handle(scope, _receive_once(raw), send)
 
 
-FAST = _Endpoint()
+FAST = _Endpoint(PATH, purchase, "fast")
 
+FAST_QUOTE = _Endpoint(QUOTE_PATH, quote, "quote")
 
-# Listed in wiring.ROUTERS before the checkout's router, so this route comes first.
+# Listed in wiring.ROUTERS before the checkout's router, so these routes come first.
 router = APIRouter()
 router.routes.append(Route(PATH, FAST, methods=["POST"], include_in_schema=False))
+router.routes.append(Route(QUOTE_PATH, FAST_QUOTE, methods=["POST"], include_in_schema=False))

@@ -111,6 +111,21 @@ FOR UPDATE OF c
 """
 
 
+@lru_cache(maxsize=2)
+def quote(coupon: bool) -> str:
+    """The quote's one statement (no lock, nothing claimed): $1 merchant, $2 card code,
+    $3 an hour ago (unused by the rules, kept for one text of the look-ups), $4 the
+    coupon code."""
+    return f"""
+SELECT {_COLS},
+       p.kind AS p_kind, p.name AS p_name, p.rules AS p_rules, p.version AS p_version,
+       EXISTS (SELECT 1 FROM google_issuers g WHERE g.merchant_id = $1 OR g.merchant_id IS NULL) AS google,
+       {_facts("c.id", "$3", "$1", "$4" if coupon else None, False)}
+FROM cards c JOIN programs p ON p.id = c.program_id LEFT JOIN customers u ON u.id = c.customer_id
+WHERE c.merchant_id = $1 AND c.code = $2
+"""
+
+
 @lru_cache(maxsize=8)
 def refresh(lots: bool, coupon: bool) -> str:
     """The look-ups again, with a new snapshot, for the card already locked: $1 card id,

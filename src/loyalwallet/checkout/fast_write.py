@@ -46,6 +46,20 @@ class Stub:
             return self._guest
         raise Fallback
 
+    def scalars(self, stmt: Any) -> Any:
+        """The one look-up a card-view hook makes: the Google issuer's row, which
+        statement 1 found absent (else the general path answers)."""
+        from loyalwallet.wallet.google.models import GoogleIssuer
+
+        if GoogleIssuer.__table__ in stmt.get_final_froms():
+            return _NoRows()
+        raise Fallback
+
+
+class _NoRows:
+    def first(self) -> None:
+        return None
+
 
 @dataclass
 class Read:
@@ -266,19 +280,7 @@ def write(
     response["location_id"] = location_id
     response["created_at"] = now.isoformat()
     view = card_view(cast(Any, stub), card, program, book=book)
-    view["rewards"] = [
-        {
-            "code": c["code"],
-            "name": c["name"],
-            "kind": c["kind"],
-            "value": c["value"],
-            "source": c["source"],
-            "valid_until": c["valid_until"].isoformat() if c["valid_until"] else None,
-        }
-        for c in rewards
-        if (c["valid_until"] is None or c["valid_until"] > now)
-        and (c["valid_from"] is None or c["valid_from"] <= now)
-    ]
+    view["rewards"] = rewards_view(rewards, now)
     # The key order of the general path's view (rewards where card_view puts them).
     response["card"] = view
 
@@ -309,6 +311,23 @@ def write(
         stored = idempotency.without_guest(response)
         w.update(q.IDEM_TABLE, key_record, {"status_code": 201, "response": stored})
     return response, w
+
+
+def rewards_view(rewards: list[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
+    """cards.views.available_rewards on the coupons statement 1 read (and those issued)."""
+    return [
+        {
+            "code": c["code"],
+            "name": c["name"],
+            "kind": c["kind"],
+            "value": c["value"],
+            "source": c["source"],
+            "valid_until": c["valid_until"].isoformat() if c["valid_until"] else None,
+        }
+        for c in rewards
+        if (c["valid_until"] is None or c["valid_until"] > now)
+        and (c["valid_from"] is None or c["valid_from"] <= now)
+    ]
 
 
 def _stamps(
