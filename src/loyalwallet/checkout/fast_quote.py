@@ -37,7 +37,7 @@ async def quote(request: Request, raw: bytes) -> Response:
     location_of(actor, body)
     now = dt.datetime.now(dt.UTC)
     code = rules.coupon_code(body.coupon) if body.coupon is not None and not body.use_reward else None
-    args: list[Any] = [actor.merchant_id, normalise(body.card), now - dt.timedelta(hours=1)]
+    args: list[Any] = [actor.merchant_id, normalise(body.card)]
     if code is not None:
         args.append(code)
     pool = await q.pool()

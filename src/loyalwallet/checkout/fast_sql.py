@@ -49,7 +49,7 @@ COUPON_FIELDS = (
 _COUPON_ARRAY = "json_build_array(" + ", ".join(f"k.{f}" for f in COUPON_FIELDS) + ")"
 
 
-def _facts(card: str, hour_ago: str, merchant: str, code: str | None, lots: bool) -> str:
+def _facts(card: str, hour_ago: str | None, merchant: str, code: str | None, lots: bool) -> str:
     """The look-ups read with the card (for card `card`): its available coupons, its
     purchases of the last hour, its last purchase and, when asked, its open lots and the
     coupon with code `code`. Read by statement 1's snapshot, or again by REFRESH when a
@@ -57,10 +57,15 @@ def _facts(card: str, hour_ago: str, merchant: str, code: str | None, lots: bool
     parts = [
         f"(SELECT json_agg({_COUPON_ARRAY} ORDER BY k.id) FROM coupons k"
         f" WHERE k.card_id = {card} AND k.status = 'available') AS rewards",
-        f"(SELECT count(*) FROM purchases WHERE purchases.card_id = {card}"
-        f" AND purchases.created_at >= {hour_ago}) AS hourly",
-        f"(SELECT max(created_at) FROM purchases WHERE purchases.card_id = {card}) AS last_purchase",
     ]
+    if hour_ago is not None:  # anti-fraud (a quote needs none)
+        parts.append(
+            f"(SELECT count(*) FROM purchases WHERE purchases.card_id = {card}"
+            f" AND purchases.created_at >= {hour_ago}) AS hourly"
+        )
+        parts.append(
+            f"(SELECT max(created_at) FROM purchases WHERE purchases.card_id = {card}) AS last_purchase"
+        )
     if lots:
         parts.append(
             "(SELECT json_agg(json_build_array(l.id, l.remaining, l.expires_at, l.available_at))"
@@ -113,14 +118,13 @@ FOR UPDATE OF c
 
 @lru_cache(maxsize=2)
 def quote(coupon: bool) -> str:
-    """The quote's one statement (no lock, nothing claimed): $1 merchant, $2 card code,
-    $3 an hour ago (unused by the rules, kept for one text of the look-ups), $4 the
-    coupon code."""
+    """The quote's one statement (no lock, nothing claimed, no anti-fraud look-ups):
+    $1 merchant, $2 card code, $3 the coupon code."""
     return f"""
 SELECT {_COLS},
        p.kind AS p_kind, p.name AS p_name, p.rules AS p_rules, p.version AS p_version,
        EXISTS (SELECT 1 FROM google_issuers g WHERE g.merchant_id = $1 OR g.merchant_id IS NULL) AS google,
-       {_facts("c.id", "$3", "$1", "$4" if coupon else None, False)}
+       {_facts("c.id", None, "$1", "$3" if coupon else None, False)}
 FROM cards c JOIN programs p ON p.id = c.program_id LEFT JOIN customers u ON u.id = c.customer_id
 WHERE c.merchant_id = $1 AND c.code = $2
 """
