@@ -264,7 +264,9 @@ def start_server(url: str, data_dir: str, port: int, fast: bool = True) -> subpr
         [sys.executable, "-m", "loyalwallet.cli", "serve", "--port", str(port), "--workers", "1"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        # LWBENCH_SERVER_LOG=file: the servers' log there (a fast path that fails says so);
+        # the file stays open for the child, as long as the bench runs.
+        stderr=open(log, "ab") if (log := os.environ.get("LWBENCH_SERVER_LOG")) else subprocess.DEVNULL,  # noqa: SIM115
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -11,6 +11,8 @@ floors, so the guest is never given a fraction the merchant did not promise.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass, field
 
 from loyalwallet.errors import DomainError, Explained
@@ -104,6 +106,52 @@ class Outcome:
     @property
     def discount(self) -> int:
         return self.tier_discount + self.coupon_discount
+
+
+def coupon_code(raw: str) -> str:
+    """The stored form of a typed coupon code: printed codes are grouped ("ABCDE-FGHJK");
+    the stored form has no spaces or dashes."""
+    return re.sub(r"[\s-]+", "", raw).upper()
+
+
+def coupon_error(
+    *,
+    status: str,
+    uses_left: int,
+    card_id: int | None,
+    program_id: int | None,
+    valid_from: dt.datetime | None,
+    valid_until: dt.datetime | None,
+    for_card: int,
+    for_program: int,
+    now: dt.datetime,
+) -> DomainError | None:
+    """Why this coupon cannot pay for a purchase of this card now, or None."""
+    if status != "available" or uses_left <= 0:
+        return DomainError("coupon_invalid", "this coupon was already used")
+    if card_id is not None and card_id != for_card:
+        return DomainError("coupon_invalid", "this coupon belongs to another card")
+    if program_id is not None and program_id != for_program:
+        return DomainError("coupon_invalid", "this coupon is for another program")
+    if valid_from is not None and valid_from > now:
+        return DomainError("coupon_invalid", "this coupon is not valid yet")
+    if valid_until is not None and valid_until <= now:
+        return DomainError("coupon_invalid", "this coupon has expired")
+    return None
+
+
+def referral_due(
+    rules: Rules, first_purchase: bool, referrer_card_id: int | None, referral_rewarded: bool
+) -> int:
+    """8. The points the friend gets on this purchase for having been referred (0: none)."""
+    if (
+        first_purchase
+        and referrer_card_id is not None
+        and not referral_rewarded
+        and isinstance(rules, BonusRules)
+    ):
+        return rules.referral_points
+    return 0
 
 
 def max_redeem_points(rules: BonusRules, available: int, left: int) -> int:

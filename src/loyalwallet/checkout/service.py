@@ -8,7 +8,6 @@ and the idempotency record together. Any error rolls all of it back.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from sqlalchemy import select
@@ -52,24 +51,25 @@ def _find_offer(
             .limit(1)
         )
     else:
-        # Printed codes are grouped ("ABCDE-FGHJK"); the stored form has no spaces or dashes.
-        code = re.sub(r"[\s-]+", "", body.coupon or "").upper()
-        stmt = stmt.where(Coupon.code == code)
+        stmt = stmt.where(Coupon.code == rules.coupon_code(body.coupon or ""))
     coupon = session.scalar(for_update(stmt) if lock else stmt)
     if coupon is None:
         if body.use_reward:
             raise DomainError("coupon_invalid", "the card has no available reward")
         raise DomainError("coupon_invalid", "no such coupon")
-    if coupon.status != "available" or coupon.uses_left <= 0:
-        raise DomainError("coupon_invalid", "this coupon was already used")
-    if coupon.card_id is not None and coupon.card_id != card.id:
-        raise DomainError("coupon_invalid", "this coupon belongs to another card")
-    if coupon.program_id is not None and coupon.program_id != card.program_id:
-        raise DomainError("coupon_invalid", "this coupon is for another program")
-    if coupon.valid_from is not None and coupon.valid_from > now:
-        raise DomainError("coupon_invalid", "this coupon is not valid yet")
-    if coupon.valid_until is not None and coupon.valid_until <= now:
-        raise DomainError("coupon_invalid", "this coupon has expired")
+    error = rules.coupon_error(
+        status=coupon.status,
+        uses_left=coupon.uses_left,
+        card_id=coupon.card_id,
+        program_id=coupon.program_id,
+        valid_from=coupon.valid_from,
+        valid_until=coupon.valid_until,
+        for_card=card.id,
+        for_program=card.program_id,
+        now=now,
+    )
+    if error is not None:
+        raise error
     offer = rules.Offer(
         kind=coupon.kind,
         value=coupon.value,

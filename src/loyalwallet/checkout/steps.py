@@ -190,18 +190,13 @@ def reward_referral(
 ) -> None:
     """8. Referral: the friend is credited here; the referrer in its own transaction
     through the outbox, so this one never locks two cards."""
-    card, rules_ = book.card, book.rules
-    if (
-        first_purchase
-        and card.referrer_card_id is not None
-        and not card.referral_rewarded
-        and isinstance(rules_, BonusRules)
-        and rules_.referral_points
-    ):
+    card = book.card
+    points = rules.referral_due(book.rules, first_purchase, card.referrer_card_id, card.referral_rewarded)
+    if points:
         book.set(referral_rewarded=True)
         book.credit(
             "referral",
-            rules_.referral_points,
+            points,
             actor=actor,
             purchase_id=purchase_id,
             reason="referral: your first purchase",
@@ -210,7 +205,7 @@ def reward_referral(
             session,
             actor.merchant_id,
             "referral.reward",
-            {"card_id": card.referrer_card_id, "friend_card_id": card.id, "points": rules_.referral_points},
+            {"card_id": card.referrer_card_id, "friend_card_id": card.id, "points": points},
         )
 
 

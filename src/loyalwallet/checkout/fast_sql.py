@@ -1,0 +1,276 @@
+"""The fast purchase's statements (checkout/fast.py) and its asyncpg pool.
+
+Statement 1 claims the Idempotency-Key, locks the card and reads everything the rules
+need in one round trip; statement 2 (built by `Writer`) writes everything in one
+data-modifying WITH. Every text here is fixed per variant (key or not, lots or not,
+coupon code or not), so asyncpg prepares each once per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from loyalwallet.cards import lots as lotrules
+from loyalwallet.cards.models import Card, Coupon, LedgerEntry, StampEntry
+from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLine
+from loyalwallet.config import get_settings
+from loyalwallet.customers.models import Customer
+from loyalwallet.outbox.models import OutboxMessage
+
+# Every column of the card and of its guest (the view and anti-fraud read them; a column
+# added later comes along).
+CARD_COLUMNS = tuple(c.name for c in Card.__table__.columns)
+GUEST_COLUMNS = tuple(c.name for c in Customer.__table__.columns)
+_COLS = ", ".join([f"c.{c}" for c in CARD_COLUMNS] + [f"u.{c} AS u_{c}" for c in GUEST_COLUMNS])
+# What the rules and the view read of a coupon, in this order (json arrays: one value
+# for every available coupon of the card, in one column).
+COUPON_FIELDS = (
+    "id",
+    "code",
+    "name",
+    "kind",
+    "value",
+    "source",
+    "valid_from",
+    "valid_until",
+    "uses_left",
+    "sku",
+    "category",
+    "min_amount",
+    "program_id",
+    "card_id",
+    "status",
+)
+_COUPON_ARRAY = "json_build_array(" + ", ".join(f"k.{f}" for f in COUPON_FIELDS) + ")"
+
+
+def _facts(card: str, hour_ago: str | None, merchant: str, code: str | None, lots: bool) -> str:
+    """The look-ups read with the card (for card `card`): its available coupons, its
+    purchases of the last hour, its last purchase and, when asked, its open lots and the
+    coupon with code `code`. Read by statement 1's snapshot, or again by REFRESH when a
+    purchase of this card committed while statement 1 waited for the lock."""
+    parts = [
+        f"(SELECT json_agg({_COUPON_ARRAY} ORDER BY k.id) FROM coupons k"
+        f" WHERE k.card_id = {card} AND k.status = 'available') AS rewards",
+    ]
+    if hour_ago is not None:  # anti-fraud (a quote needs none)
+        parts.append(
+            f"(SELECT count(*) FROM purchases WHERE purchases.card_id = {card}"
+            f" AND purchases.created_at >= {hour_ago}) AS hourly"
+        )
+        parts.append(
+            f"(SELECT max(created_at) FROM purchases WHERE purchases.card_id = {card}) AS last_purchase"
+        )
+    if lots:
+        parts.append(
+            "(SELECT json_agg(json_build_array(l.id, l.remaining, l.expires_at, l.available_at))"
+            f" FROM ledger_entries l WHERE l.card_id = {card} AND l.remaining > 0) AS lots"
+        )
+    if code is not None:
+        parts.append(
+            f"(SELECT {_COUPON_ARRAY} FROM coupons k WHERE k.merchant_id = {merchant} AND k.code = {code})"
+            " AS coupon"
+        )
+    return ",\n       ".join(parts)
+
+
+_CLAIM = """
+WITH claim AS (
+    INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, created_at, expires_at)
+    VALUES ($1, 'purchase', $4, $5, $6, $7)
+    ON CONFLICT (merchant_id, scope, key) DO NOTHING RETURNING id
+)"""
+# The answer stored under the key, when the key was claimed before this statement began
+# (a replay answered from statement 1).
+_STORED = (
+    "(SELECT json_build_array(r.request_hash, r.status_code, r.response, r.expires_at)"
+    " FROM idempotency_records r WHERE r.merchant_id = $1 AND r.scope = 'purchase' AND r.key = $4) AS stored"
+)
+
+
+@lru_cache(maxsize=16)
+def read(key: bool, lots: bool, coupon: bool) -> str:
+    """Statement 1. Parameters: $1 merchant, $2 card code, $3 an hour ago; with a key
+    $4 key, $5 body hash, $6 now, $7 expiry; then the coupon code."""
+    code = f"${8 if key else 4}" if coupon else None
+    extra = [_facts("c.id", "$3", "$1", code, lots)]
+    if key:
+        extra.append(_STORED)
+    return f"""{_CLAIM if key else ""}
+SELECT {"(SELECT id FROM claim)" if key else "NULL::bigint"} AS record_id,
+       nextval(pg_get_serial_sequence('purchases', 'id')) AS purchase_id,
+       {_COLS},
+       p.kind AS p_kind, p.name AS p_name, p.rules AS p_rules, p.version AS p_version, p.status AS p_status,
+       (SELECT s.version FROM cards s WHERE s.id = c.id) AS snapshot_version,
+       (SELECT m.settings -> 'fraud' FROM merchants m WHERE m.id = $1) AS fraud,
+       EXISTS (SELECT 1 FROM google_issuers g WHERE g.merchant_id = $1 OR g.merchant_id IS NULL) AS google,
+       {",".join(extra)}
+FROM cards c JOIN programs p ON p.id = c.program_id LEFT JOIN customers u ON u.id = c.customer_id
+WHERE c.merchant_id = $1 AND c.code = $2
+FOR UPDATE OF c
+"""
+
+
+@lru_cache(maxsize=2)
+def quote(coupon: bool) -> str:
+    """The quote's one statement (no lock, nothing claimed, no anti-fraud look-ups):
+    $1 merchant, $2 card code, $3 the coupon code."""
+    return f"""
+SELECT {_COLS},
+       p.kind AS p_kind, p.name AS p_name, p.rules AS p_rules, p.version AS p_version,
+       EXISTS (SELECT 1 FROM google_issuers g WHERE g.merchant_id = $1 OR g.merchant_id IS NULL) AS google,
+       {_facts("c.id", None, "$1", "$3" if coupon else None, False)}
+FROM cards c JOIN programs p ON p.id = c.program_id LEFT JOIN customers u ON u.id = c.customer_id
+WHERE c.merchant_id = $1 AND c.code = $2
+"""
+
+
+@lru_cache(maxsize=8)
+def refresh(lots: bool, coupon: bool) -> str:
+    """The look-ups again, with a new snapshot, for the card already locked: $1 card id,
+    $2 an hour ago, with a coupon code $3 merchant, $4 code."""
+    return f"SELECT {_facts('$1', '$2', '$3', '$4' if coupon else None, lots)}"
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+def parse_lots(raw: list[list[Any]] | None) -> list[lotrules.Lot]:
+    return [lotrules.Lot(int(i), int(r), parse_time(e), parse_time(a)) for i, r, e, a in raw or []]
+
+
+def parse_coupon(raw: list[Any]) -> dict[str, Any]:
+    out = dict(zip(COUPON_FIELDS, raw, strict=True))
+    out["valid_from"] = parse_time(out["valid_from"])
+    out["valid_until"] = parse_time(out["valid_until"])
+    return out
+
+
+def _defaults(table: Any) -> dict[str, Any]:
+    """The Python-side scalar defaults of a table's columns (Core inserts apply them;
+    this path writes SQL, so it applies them too: a column added with a default keeps
+    working here)."""
+    out = {}
+    for col in table.columns:
+        default = col.default
+        if default is not None and getattr(default, "is_scalar", False):
+            out[col.name] = default.arg
+    return out
+
+
+PURCHASE_DEFAULTS = _defaults(Purchase.__table__)
+LEDGER_DEFAULTS = _defaults(LedgerEntry.__table__)
+OUTBOX_DEFAULTS = _defaults(OutboxMessage.__table__)
+LINE_DEFAULTS = _defaults(PurchaseLine.__table__)
+STAMP_DEFAULTS = _defaults(StampEntry.__table__)
+COUPON_DEFAULTS = _defaults(Coupon.__table__)
+IDEM_TABLE = IdempotencyRecord.__table__.name
+OUTBOX_TABLE = OutboxMessage.__table__.name
+
+
+class Writer:
+    """Builds statement 2 (one data-modifying WITH), numbering the parameters. The rows
+    of one table go in one INSERT (their ids follow the order given, as the general
+    path's one-by-one inserts do). `checked` updates must touch a row: the statement
+    returns how many did not, and the caller rolls back when any did not."""
+
+    def __init__(self) -> None:
+        self.args: list[Any] = []
+        self.parts: list[str] = []
+        self.checks: list[str] = []
+
+    def p(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def _cte(self, sql: str) -> str:
+        name = f"w{len(self.parts)}"
+        self.parts.append(f"{name} AS ({sql})")
+        return name
+
+    def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        names = list(rows[0])
+        values = ", ".join("(" + ", ".join(self.p(row[n]) for n in names) + ")" for row in rows)
+        self._cte(f"INSERT INTO {table} ({', '.join(names)}) VALUES {values}")
+
+    def insert_returning(self, table: str, rows: list[dict[str, Any]]) -> str:
+        """An INSERT whose ids a later part reads (the CTE's name)."""
+        names = list(rows[0])
+        values = ", ".join("(" + ", ".join(self.p(row[n]) for n in names) + ")" for row in rows)
+        return self._cte(f"INSERT INTO {table} ({', '.join(names)}) VALUES {values} RETURNING id")
+
+    def insert_with_ids(self, table: Any, rows: list[dict[str, Any]], ref: str, column: str) -> None:
+        """rows[:-1], then one copy of rows[-1] per id of CTE `ref` (in `column`), in one
+        INSERT: ids in that order, as the general path's inserts one by one."""
+        from sqlalchemy.dialects import postgresql
+
+        names = list(rows[0])
+        types = {c.name: c.type.compile(dialect=postgresql.dialect()) for c in table.columns}
+
+        def typed(row: dict[str, Any]) -> str:
+            return ", ".join(
+                f"{ref}.id" if n == column and row is tail else f"{self.p(row[n])}::{types[n]}" for n in names
+            )
+
+        tail = rows[-1]
+        parts = [f"SELECT 0, NULL::bigint, {typed(row)}" for row in rows[:-1]]
+        parts.append(f"SELECT 1, {ref}.id, {typed(tail)} FROM {ref}")
+        self._cte(
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(f'x.{n}' for n in names)} FROM "
+            f"({' UNION ALL '.join(parts)}) AS x(o, i, {', '.join(names)}) ORDER BY x.o, x.i"
+        )
+
+    def update(self, table: str, key: int, values: dict[str, Any], *, checked: bool = False) -> None:
+        sets = ", ".join(f"{n} = {self.p(v)}" for n, v in values.items())
+        self.raw_update(f"UPDATE {table} SET {sets} WHERE id = {self.p(key)}", checked=checked)
+
+    def raw_update(self, sql: str, *, checked: bool = False) -> None:
+        name = self._cte(sql + (" RETURNING 1" if checked else ""))
+        if checked:
+            self.checks.append(name)
+
+    def sql(self) -> str:
+        missed = " + ".join(f"(1 - (SELECT count(*) FROM {name}))" for name in self.checks) or "0"
+        return f"WITH {', '.join(self.parts)} SELECT {missed} AS missed"
+
+
+# --- connections --------------------------------------------------------------------------
+
+# One pool per event loop (a server process has one). Held strongly: a pool dropped with
+# its loop would have its connections finalised by the garbage collector in whatever
+# thread runs it, on a loop that is gone (a segfault under uvloop, seen in the tests'
+# several in-process servers).
+_pools: dict[asyncio.AbstractEventLoop, Any] = {}
+
+
+async def _init(conn: Any) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+async def _no_reset(conn: Any) -> None:
+    return None
+
+
+async def pool() -> Any:
+    """One asyncpg pool per event loop (the server has one; tests may make several)."""
+    import asyncpg
+
+    loop = asyncio.get_running_loop()
+    found = _pools.get(loop)
+    if found is None:
+        url = get_settings().database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        # No reset query when a connection goes back to the pool (asyncpg's default is
+        # one more round trip per purchase): this path leaves no session state behind,
+        # and every transaction is committed or rolled back before the release.
+        found = await asyncpg.create_pool(url, min_size=1, max_size=10, init=_init, reset=_no_reset)
+        _pools[loop] = found
+    return found
