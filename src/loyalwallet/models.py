@@ -40,7 +40,7 @@ from loyalwallet.wallet.apple.models import (
     ApplePushPending,
     AppleRegistration,
 )
-from loyalwallet.wallet.google.models import GoogleClass, GoogleIssuer, GoogleObject
+from loyalwallet.wallet.google.models import GoogleClass, GoogleIssuer, GoogleMessageSend, GoogleObject
 from loyalwallet.web.models import LoginAttempt, WebSession
 from loyalwallet.webhooks.models import WebhookEndpoint
 
@@ -76,6 +76,7 @@ __all__ = [
     "GiftCertificate",
     "GoogleClass",
     "GoogleIssuer",
+    "GoogleMessageSend",
     "GoogleObject",
     "GuestCell",
     "IdempotencyRecord",

@@ -8,6 +8,8 @@ them. A touch that changed nothing but the message has the reason MESSAGE_ONLY: 
 Google object does not show Card.message, so the Google listener skips it.
 Google: an outbox row `google.message` for the Wallet object's messages, written only
 when a handler for that topic is registered (otherwise the worker would dead-letter it).
+A campaign chunk collects its Google cards (`google_items`) and queues ONE batched row
+for all of them (queue_google_messages), sent concurrently by the Google part.
 """
 
 from __future__ import annotations
@@ -78,11 +80,14 @@ def message_card(
     google: bool = True,
     now: dt.datetime | None = None,
     changes: dict[str, list[int]] | None = None,
+    google_items: list[tuple[int, str]] | None = None,
 ) -> Sent:
     """The card must be locked by the caller's transaction (cards.book.lock_card*).
     `google`: whether the card is in Google Wallet (see google_cards).
     `changes`: collect the card id under its touch reason instead of queueing its own
     `card.changed` (the caller queues them in bulk with cards_changed).
+    `google_items`: collect (card id, message id) instead of queueing the card's own
+    `google.message` (the caller queues them in one row with queue_google_messages).
     Raises DomainError (offer used up or ended) before writing anything."""
     book = CardBook(session, card, program, now)
     # The coupon first: when the offer is used up or over, DomainError leaves nothing written.
@@ -103,7 +108,9 @@ def message_card(
     book.touch(touched, queue=changes is None)
     if changes is not None:
         changes.setdefault(touched, []).append(card.id)
-    if google and google_messages_enabled():
+    if google and google_items is not None:
+        google_items.append((card.id, message_id))
+    elif google and google_messages_enabled():
         enqueue(
             session,
             card.merchant_id,
@@ -111,6 +118,20 @@ def message_card(
             {"card_id": card.id, "header": header, "body": body, "message_id": message_id},
         )
     return Sent(credited, coupon)
+
+
+def queue_google_messages(
+    session: Session, merchant_id: int, items: list[tuple[int, str]], header: str, body: str, batch: str
+) -> None:
+    """One batched `google.message` row for a chunk's cards (wallet.google.handlers):
+    `batch` names the sender ("campaign-12") for its delivered / failed counts."""
+    if items and google_messages_enabled():
+        enqueue(
+            session,
+            merchant_id,
+            GOOGLE_TOPIC,
+            {"cards": [list(i) for i in items], "header": header, "body": body, "batch": batch},
+        )
 
 
 def google_cards(session: Session, card_ids: list[int]) -> set[int]:

@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.campaigns import segments
-from loyalwallet.campaigns.delivery import CHANNELS, GOOGLE_TOPIC, google_cards, message_card
+from loyalwallet.campaigns.delivery import (
+    CHANNELS,
+    GOOGLE_TOPIC,
+    google_cards,
+    message_card,
+    queue_google_messages,
+)
 from loyalwallet.campaigns.models import Campaign, CampaignRecipient, Offer
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import Message, Segment, in_holdout, parse, parse_segment
@@ -35,6 +41,7 @@ from loyalwallet.outbox.handlers import Delivery
 from loyalwallet.outbox.models import BULK, OutboxMessage
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
+from loyalwallet.wallet.google.models import GoogleMessageSend
 
 log = logging.getLogger("loyalwallet.campaigns")
 
@@ -371,6 +378,7 @@ def deliver(msg: Delivery) -> None:
         now = db.utcnow()
         marks: dict[str, list[int]] = {"sent": [], "skipped": []}
         changes: dict[str, list[int]] = {}  # touch reason -> card ids: one card.changed each
+        google_items: list[tuple[int, str]] = []  # (card id, message id): one google.message row
         if c.status == "cancelled":
             _mark(session, list(pending.values()), "skipped", now, "campaign cancelled")
             return
@@ -407,6 +415,7 @@ def deliver(msg: Delivery) -> None:
                     google=card.id in in_google,
                     now=now,
                     changes=changes,
+                    google_items=google_items,
                 )
             except DomainError as exc:  # the offer ran out or ended: this guest gets nothing
                 _mark(session, [recipient_id], "failed", now, exc.detail[:200])
@@ -421,6 +430,7 @@ def deliver(msg: Delivery) -> None:
                 marks["sent"].append(recipient_id)
         for reason, card_ids in changes.items():
             cards_changed(session, c.merchant_id, card_ids, reason)
+        queue_google_messages(session, c.merchant_id, google_items, c.header, c.body, f"campaign-{c.id}")
         _mark(session, marks["sent"], "sent", now)
         _mark(session, marks["skipped"], "skipped", now, "card blocked or gone")
         session.flush()
@@ -499,9 +509,40 @@ def stats(session: Session, c: Campaign) -> dict[str, int]:
             .group_by(OutboxMessage.status)
         ).all()
     )
-    out["google_delivered"] = int(google.get("done", 0))
-    out["google_failed"] = int(google.get("dead", 0))
-    out["google_pending"] = int(google.get("pending", 0))
+    # Batched rows (one per chunk): each card's outcome is in google_message_sends; the
+    # cards of a chunk row still pending (or dead) and not recorded are pending (failed).
+    batch = f"campaign-{c.id}"
+    sends = dict(
+        session.execute(
+            select(GoogleMessageSend.status, func.count())
+            .where(GoogleMessageSend.batch == batch)
+            .group_by(GoogleMessageSend.status)
+        ).all()
+    )
+    open_rows = session.execute(
+        select(OutboxMessage.status, OutboxMessage.payload).where(
+            OutboxMessage.merchant_id == c.merchant_id,
+            OutboxMessage.topic == GOOGLE_TOPIC,
+            OutboxMessage.status.in_(("pending", "dead")),
+            OutboxMessage.payload["batch"].as_string() == batch,
+        )
+    ).all()
+    waiting = {"pending": set(), "dead": set()}
+    for status, payload in open_rows:
+        waiting[status].update(str(m) for _, m in payload.get("cards") or [])
+    if waiting["pending"] or waiting["dead"]:
+        recorded = set(
+            session.scalars(
+                select(GoogleMessageSend.message_id).where(
+                    GoogleMessageSend.message_id.in_(list(waiting["pending"] | waiting["dead"]))
+                )
+            )
+        )
+        waiting = {k: v - recorded for k, v in waiting.items()}
+    waiting["dead"] -= waiting["pending"]  # queued again after a dead row: pending
+    out["google_delivered"] = int(google.get("done", 0)) + int(sends.get("sent", 0))
+    out["google_failed"] = int(google.get("dead", 0)) + int(sends.get("failed", 0)) + len(waiting["dead"])
+    out["google_pending"] = int(google.get("pending", 0)) + len(waiting["pending"])
     return out
 
 

@@ -1,0 +1,383 @@
+"""Batched campaign messages: one `google.message` row per campaign chunk,
+{"cards": [[card_id, message_id], ...], "header", "body", "batch"}, its addMessage calls
+made concurrently over the process's pooled client (at most CONCURRENCY at once).
+
+Per card, what became of its message is recorded in google_message_sends (sent, skipped,
+failed) in the transaction that records the object's messages: a retried chunk skips
+the cards done (and Google's object keeps the message ids, so a card whose outcome was
+lost with a crash is still not messaged twice: its id is in google_objects.messages).
+A card Google refuses for good is recorded `failed` and does not hold up the others;
+the cards to try again (an outage, a 5xx, a row another worker holds) are returned to
+the handler, which queues them again on their own.
+
+The chunk is read in one statement (objects and their cards), the outcomes written in
+a few statements whatever its size. Rare cases go through the one-card path of sync.py
+after the chunk (an object not at Google yet, or deleted there: it is inserted first).
+
+PostgreSQL: the chunk's object rows are locked (SKIP LOCKED) for the sends, as the
+one-card path does, so a `google.patch` and a message never cross. SQLite: the
+notification slots are taken in a short write transaction before the calls and the
+outcome written in another (never a write transaction across calls to Google).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from loyalwallet import db
+from loyalwallet.cards.models import Card
+from loyalwallet.config import env
+from loyalwallet.errors import DomainError
+from loyalwallet.wallet.google import objects
+from loyalwallet.wallet.google.client import GoogleApiError, WalletClient, access_token
+from loyalwallet.wallet.google.issuer import Issuer, id_prefix, issuer_for
+from loyalwallet.wallet.google.models import GoogleMessageSend, GoogleObject
+from loyalwallet.wallet.google.sync import MAX_MESSAGES, NOTIFY_PER_DAY, _recent, saved_values, send_message
+
+# addMessage calls in flight at once per process (shared by the worker's threads).
+CONCURRENCY = int(env("GOOGLE_CONCURRENCY", "16") or 16)
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="google-send")
+        return _pool
+
+
+@dataclass
+class Job:
+    card_id: int
+    message_id: str
+    object_id: str
+    messages: list[Any]
+    notified_at: list[Any]
+    notify: bool
+    # Filled by the send:
+    status: str = ""  # sent | failed | retry | fallback
+    error: str = ""
+    retry_after: float | None = None
+    answer: dict[str, Any] | None = None
+    kept: list[Any] = field(default_factory=list)
+    message: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BatchResult:
+    done: int = 0  # sent, skipped or failed for good (recorded)
+    retry: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # why the retried ones failed
+    retry_after: float | None = None
+    failed: list[str] = field(default_factory=list)  # why some were refused for good
+
+
+def _send(client: WalletClient, job: Job, header: str, body: str) -> Job:
+    """One card's addMessage (in a pool thread): no database here."""
+    job.message = {
+        "id": job.message_id,
+        "header": header,
+        "body": body,
+        "messageType": "TEXT_AND_NOTIFY" if job.notify else "TEXT",
+    }
+    job.kept = list(job.messages)
+    try:
+        if len(job.kept) >= MAX_MESSAGES:
+            job.kept = job.kept[-(MAX_MESSAGES - 1) :]
+            job.answer = client.patch("loyaltyObject", job.object_id, {"messages": job.kept})
+        try:
+            added = client.add_message("loyaltyObject", job.object_id, job.message)
+        except GoogleApiError as exc:
+            if not (job.notify and exc.status == 429):
+                raise
+            # Over Google's own notification count: the message still goes, silently.
+            job.notify = False
+            job.message["messageType"] = "TEXT"
+            added = client.add_message("loyaltyObject", job.object_id, job.message)
+        if isinstance(added.get("resource"), dict):
+            job.answer = added["resource"]
+        job.status = "sent"
+    except GoogleApiError as exc:
+        if exc.status == 404:  # deleted at Google meanwhile: the one-card path inserts it again
+            job.status = "fallback"
+        elif exc.retryable or exc.status == 401:
+            job.status, job.error, job.retry_after = "retry", str(exc), exc.retry_after
+        else:
+            job.status, job.error = "failed", str(exc)
+    except httpx.HTTPError as exc:
+        job.status, job.error = "retry", f"Google Wallet unreachable: {type(exc).__name__}: {exc}"
+    return job
+
+
+def _sends_insert(session: Session) -> Any:
+    return (sqlite if db.is_sqlite() else postgresql).insert(GoogleMessageSend)
+
+
+def _record_sends(session: Session, merchant_id: int | None, batch: str, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        now = db.utcnow()
+        values = [
+            {"merchant_id": merchant_id, "batch": batch[:64], "created_at": now, "error": None, **r}
+            for r in rows
+        ]
+        session.execute(_sends_insert(session).values(values).on_conflict_do_nothing())
+
+
+def _update_objects(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One executemany per set of columns (the saved_at expression is the same for all)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    exprs: dict[tuple[str, ...], dict[str, Any]] = {}
+    for values in rows:
+        plain = {k: v for k, v in values.items() if not hasattr(v, "compile")}
+        key = tuple(sorted(values))
+        groups.setdefault(key, []).append({f"v_{k}": v for k, v in plain.items()})
+        exprs.setdefault(key, {k: v for k, v in values.items() if hasattr(v, "compile")})
+    table = GoogleObject.__table__
+    for key, params in groups.items():
+        sets = {k: bindparam(f"v_{k}") for k in key if k not in exprs[key] and k != "card_id"}
+        stmt = update(table).where(table.c.card_id == bindparam("v_card_id")).values(**sets, **exprs[key])
+        session.connection().execute(stmt, params)
+
+
+def send_batch(
+    merchant_id: int | None, header: str, body: str, batch: str, items: Sequence[tuple[int, str]]
+) -> BatchResult:
+    """addMessage to every (card, message id) of a chunk not yet done; see the module doc."""
+    result = BatchResult()
+    if not items:
+        return result
+    by_message = {m: c for c, m in items}
+    locked = not db.is_sqlite()
+    fallback: list[tuple[int, str]] = []
+    with db.transaction() if locked else db.read() as session:
+        done = set(
+            session.scalars(
+                select(GoogleMessageSend.message_id).where(GoogleMessageSend.message_id.in_(list(by_message)))
+            )
+        )
+        todo = [(c, m) for c, m in items if m not in done]
+        result.done += len(items) - len(todo)
+        if not todo:
+            return result
+        stmt = (
+            select(
+                GoogleObject.card_id,
+                GoogleObject.object_id,
+                GoogleObject.inserted,
+                GoogleObject.messages,
+                GoogleObject.notified_at,
+                Card.serial,
+                Card.merchant_id,
+            )
+            .join(Card, Card.id == GoogleObject.card_id)
+            .where(GoogleObject.card_id.in_([c for c, _ in todo]))
+            .order_by(GoogleObject.card_id)
+        )
+        if locked:
+            stmt = stmt.with_for_update(of=GoogleObject, skip_locked=True)
+        found = {r.card_id: r for r in session.execute(stmt)}
+        missing = [c for c, _ in todo if c not in found]
+        busy = set()
+        if locked and missing:  # held by another worker (a patch of the card): later
+            busy = set(session.scalars(select(GoogleObject.card_id).where(GoogleObject.card_id.in_(missing))))
+        issuer = issuer_for(session, merchant_id) if merchant_id is not None else None
+        now = db.utcnow()
+        outcomes: list[dict[str, Any]] = []
+        jobs: list[Job] = []
+        for card_id, message_id in todo:
+            row = found.get(card_id)
+            if card_id in busy:
+                result.retry.append((card_id, message_id))
+                result.errors.append("another worker is syncing this card")
+            elif row is None or issuer is None or not issuer.syncs:
+                outcomes.append({"message_id": message_id, "card_id": card_id, "status": "skipped"})
+            elif row.merchant_id != merchant_id:
+                outcomes.append(
+                    {
+                        "message_id": message_id,
+                        "card_id": card_id,
+                        "status": "failed",
+                        "error": "card not found",
+                    }
+                )
+            elif any(m.get("id") == message_id for m in row.messages or []):
+                outcomes.append(
+                    {"message_id": message_id, "card_id": card_id, "status": "sent"}
+                )  # added before
+            elif not row.inserted or row.object_id != _object_id(issuer, row.serial):
+                fallback.append((card_id, message_id))
+            else:
+                notify = len(_recent(row.notified_at, now)) < NOTIFY_PER_DAY
+                jobs.append(
+                    Job(
+                        card_id,
+                        message_id,
+                        row.object_id,
+                        list(row.messages or []),
+                        list(row.notified_at or []),
+                        notify,
+                    )
+                )
+        if not locked and jobs:
+            _reserve(jobs, now)
+        if jobs:
+            assert issuer is not None
+            access_token(issuer.creds)  # one token for the chunk (a refused key fails it whole)
+            client = WalletClient(issuer.creds)
+            list(pool().map(lambda j: _send(client, j, header, body), jobs))
+        with db.transaction() if not locked else _same(session) as write:
+            _record(write, jobs, outcomes, result, now, locked, fallback)
+            _record_sends(write, merchant_id, batch, outcomes)
+    for card_id, message_id in fallback:
+        _one(merchant_id, header, body, batch, card_id, message_id, result)
+    return result
+
+
+class _same:
+    """The reading session is the writing one (PostgreSQL: the rows stay locked)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def __enter__(self) -> Session:
+        return self.session
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _object_id(issuer: Issuer, serial: str) -> str:
+    return objects.object_id(issuer.issuer_id, id_prefix(), serial)
+
+
+def _reserve(jobs: list[Job], now: dt.datetime) -> None:
+    """SQLite: take the cards' notification slots in one short write transaction, so two
+    sends at once cannot both see 2 and both notify."""
+    with db.transaction() as write:
+        current = dict(
+            write.execute(
+                select(GoogleObject.card_id, GoogleObject.notified_at).where(
+                    GoogleObject.card_id.in_([j.card_id for j in jobs])
+                )
+            ).all()
+        )
+        rows = []
+        for job in jobs:
+            recent = _recent(current.get(job.card_id), now)
+            job.notify = len(recent) < NOTIFY_PER_DAY
+            if job.notify:
+                rows.append({"card_id": job.card_id, "notified_at": [*recent, now.isoformat()]})
+        _update_objects(write, rows)
+
+
+def _record(
+    write: Session,
+    jobs: list[Job],
+    outcomes: list[dict[str, Any]],
+    result: BatchResult,
+    now: dt.datetime,
+    locked: bool,
+    fallback: list[tuple[int, str]],
+) -> None:
+    rows: list[dict[str, Any]] = []
+    current: dict[int, tuple[list[Any], list[Any]]] = {}
+    if not locked and jobs:  # SQLite: another send may have changed them since the read
+        current = {
+            r.card_id: (list(r.messages or []), list(r.notified_at or []))
+            for r in write.execute(
+                select(GoogleObject.card_id, GoogleObject.messages, GoogleObject.notified_at).where(
+                    GoogleObject.card_id.in_([j.card_id for j in jobs])
+                )
+            )
+        }
+    stamp = now.isoformat()
+    for job in jobs:
+        values: dict[str, Any] = {"card_id": job.card_id}
+        if locked:
+            recent = _recent(job.notified_at, now)
+            if job.status == "sent" and job.notify:
+                values["notified_at"] = [*recent, stamp]
+        elif stamp in current.get(job.card_id, ([], []))[1] and not (job.status == "sent" and job.notify):
+            values["notified_at"] = [t for t in current[job.card_id][1] if t != stamp]  # give the slot back
+        if job.status == "sent":
+            base = job.kept
+            if not locked:
+                dropped = {m.get("id") for m in job.messages} - {m.get("id") for m in job.kept}
+                base = [m for m in current.get(job.card_id, ([], []))[0] if m.get("id") not in dropped]
+            values.update(messages=[*base, job.message][-MAX_MESSAGES:], updated_at=now)
+            values.update(saved_values(job.answer, now))
+            outcomes.append({"message_id": job.message_id, "card_id": job.card_id, "status": "sent"})
+        elif job.status == "failed":
+            outcomes.append(
+                {
+                    "message_id": job.message_id,
+                    "card_id": job.card_id,
+                    "status": "failed",
+                    "error": job.error[:500],
+                }
+            )
+            result.failed.append(job.error)
+        elif job.status == "retry":
+            result.retry.append((job.card_id, job.message_id))
+            result.errors.append(job.error)
+            if job.retry_after is not None:
+                result.retry_after = max(result.retry_after or 0.0, job.retry_after)
+        elif job.status == "fallback":
+            fallback.append((job.card_id, job.message_id))
+        if len(values) > 1:
+            rows.append(values)
+    _update_objects(write, rows)
+    result.done += len(outcomes)
+
+
+def _one(
+    merchant_id: int | None,
+    header: str,
+    body: str,
+    batch: str,
+    card_id: int,
+    message_id: str,
+    result: BatchResult,
+) -> None:
+    """The one-card path (inserts the object first when Google does not have it)."""
+    from loyalwallet.outbox.handlers import Retry
+
+    status, error = "sent", None
+    try:
+        outcome = send_message(card_id, merchant_id, header, body, message_id)
+        status = "skipped" if outcome == "skipped" else "sent"
+    except GoogleApiError as exc:
+        if exc.retryable or exc.status == 401:
+            result.retry.append((card_id, message_id))
+            result.errors.append(str(exc))
+            return
+        status, error = "failed", str(exc)[:500]
+    except (httpx.HTTPError, Retry) as exc:
+        result.retry.append((card_id, message_id))
+        result.errors.append(str(exc))
+        return
+    except DomainError as exc:
+        status, error = "failed", exc.detail[:500]
+    if error:
+        result.failed.append(error)
+    with db.transaction() as write:
+        _record_sends(
+            write,
+            merchant_id,
+            batch,
+            [{"message_id": message_id, "card_id": card_id, "status": status, "error": error}],
+        )
+    result.done += 1
