@@ -527,7 +527,7 @@ def stats(session: Session, c: Campaign) -> dict[str, int]:
             OutboxMessage.payload["batch"].as_string() == batch,
         )
     ).all()
-    waiting = {"pending": set(), "dead": set()}
+    waiting: dict[str, set[str]] = {"pending": set(), "dead": set()}
     for status, payload in open_rows:
         waiting[status].update(str(m) for _, m in payload.get("cards") or [])
     if waiting["pending"] or waiting["dead"]:

@@ -145,9 +145,9 @@ def _update_objects(session: Session, rows: list[dict[str, Any]]) -> None:
         key = tuple(sorted(values))
         groups.setdefault(key, []).append({f"v_{k}": v for k, v in plain.items()})
         exprs.setdefault(key, {k: v for k, v in values.items() if hasattr(v, "compile")})
-    table = GoogleObject.__table__
+    table: Any = GoogleObject.__table__
     for key, params in groups.items():
-        sets = {k: bindparam(f"v_{k}") for k in key if k not in exprs[key] and k != "card_id"}
+        sets: dict[str, Any] = {k: bindparam(f"v_{k}") for k in key if k not in exprs[key] and k != "card_id"}
         stmt = update(table).where(table.c.card_id == bindparam("v_card_id")).values(**sets, **exprs[key])
         session.connection().execute(stmt, params)
 
@@ -267,7 +267,7 @@ def _reserve(jobs: list[Job], now: dt.datetime) -> None:
     """SQLite: take the cards' notification slots in one short write transaction, so two
     sends at once cannot both see 2 and both notify."""
     with db.transaction() as write:
-        current = dict(
+        current: dict[int, Any] = dict(
             write.execute(
                 select(GoogleObject.card_id, GoogleObject.notified_at).where(
                     GoogleObject.card_id.in_([j.card_id for j in jobs])
