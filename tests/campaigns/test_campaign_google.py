@@ -17,7 +17,7 @@ from loyalwallet.outbox import worker
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.wallet.google import client
 from loyalwallet.wallet.google.issuer import import_key, remove_issuer, reset_cache
-from loyalwallet.wallet.google.models import GoogleMessageSend
+from loyalwallet.wallet.google.models import GoogleMessageSend, GoogleObject
 from support import Shop
 from wallet.google.helpers import new_key
 
@@ -169,6 +169,7 @@ def test_a_campaign_makes_one_google_row_per_chunk(
     assert sorted(len(r.payload["cards"]) for r in rows) == [1, 3, 3]
     assert all(r.status == "done" and r.attempts == 1 for r in rows)
     assert sorted(_added(google).values()) == [1] * 7
+    assert len(google.calls_to("POST", "/batch")) == 3  # one batch request per chunk
     assert _stats(shop, campaign_id)["google_delivered"] == 7
 
 
@@ -276,3 +277,46 @@ def test_an_outage_retries_the_whole_chunk(shop: Shop, google: FakeGoogleWallet)
     worker.drain()
     assert [r.status for r in _message_rows(shop)] == ["done"]
     assert sorted(_added(google).values()) == [1, 1, 1]
+
+
+def test_a_failed_batch_request_retries_the_chunk(shop: Shop, google: FakeGoogleWallet) -> None:
+    bonus = shop.program("bonus")
+    for _ in range(3):
+        shop.card(bonus, marketing_consent=True)
+    worker.drain()
+    google.calls.clear()
+    google.fail(502, times=1, method="POST", path="/batch")
+    campaign_id = _campaign(shop)
+    worker.drain()
+    (row,) = _message_rows(shop)
+    assert row.status == "pending" and _stats(shop, campaign_id)["google_pending"] == 3
+    with db.transaction() as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == row.id).values(next_attempt_at=db.utcnow())
+        )
+    worker.drain()
+    assert sorted(_added(google).values()) == [1, 1, 1]
+    assert _stats(shop, campaign_id)["google_delivered"] == 3
+
+
+def test_a_full_object_is_trimmed_in_the_batch(shop: Shop, google: FakeGoogleWallet) -> None:
+    """Google keeps 10 messages: an object holding 10 of ours drops the oldest first."""
+    bonus = shop.program("bonus")
+    shop.card(bonus, marketing_consent=True)
+    worker.drain()
+    old = [{"id": f"old-{n}", "header": "Old", "body": "News", "messageType": "TEXT"} for n in range(10)]
+    (oid,) = google.objects
+    google.objects[oid]["messages"] = list(old)
+    with db.transaction() as session:
+        session.execute(
+            update(GoogleObject).where(GoogleObject.merchant_id == shop.merchant_id).values(messages=old)
+        )
+    _campaign(shop, header="Fresh")
+    worker.drain()
+    ids = [m["id"] for m in google.objects[oid]["messages"]]
+    assert len(ids) == 10 and ids[0] == "old-1" and ids[-1].startswith("campaign-")
+    with db.read() as session:
+        (stored,) = session.scalars(
+            select(GoogleObject.messages).where(GoogleObject.merchant_id == shop.merchant_id)
+        )
+    assert [m["id"] for m in stored] == ids

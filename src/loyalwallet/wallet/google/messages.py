@@ -1,6 +1,8 @@
 """Batched campaign messages: one `google.message` row per campaign chunk,
 {"cards": [[card_id, message_id], ...], "header", "body", "batch"}, its addMessage calls
-made concurrently over the process's pooled client (at most CONCURRENCY at once).
+sent in Google's batch requests (client.WalletClient.batch: BATCH_SIZE calls per round
+trip over the process's pooled client; several batches of a big chunk concurrently, at
+most CONCURRENCY at once per process). Each inner answer is handled as a single call's.
 
 Per card, what became of its message is recorded in google_message_sends (sent, skipped,
 failed) in the transaction that records the object's messages: a retried chunk skips
@@ -39,13 +41,16 @@ from loyalwallet.cards.models import Card
 from loyalwallet.config import env
 from loyalwallet.errors import DomainError
 from loyalwallet.wallet.google import objects
-from loyalwallet.wallet.google.client import GoogleApiError, WalletClient, access_token
+from loyalwallet.wallet.google.client import GoogleApiError, WalletClient, access_token, answer_error
 from loyalwallet.wallet.google.issuer import Issuer, id_prefix, issuer_for
 from loyalwallet.wallet.google.models import GoogleMessageSend, GoogleObject
 from loyalwallet.wallet.google.sync import MAX_MESSAGES, NOTIFY_PER_DAY, _recent, saved_values, send_message
 
-# addMessage calls in flight at once per process (shared by the worker's threads).
-CONCURRENCY = int(env("GOOGLE_CONCURRENCY", "16") or 16)
+# Calls per batch request: a chunk of 100 cards is one round trip.
+BATCH_SIZE = int(env("GOOGLE_BATCH_SIZE", "100") or 100)
+# Batch requests in flight at once per process (shared by the worker's threads), for
+# chunks bigger than BATCH_SIZE.
+CONCURRENCY = int(env("GOOGLE_CONCURRENCY", "8") or 8)
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -85,41 +90,83 @@ class BatchResult:
     failed: list[str] = field(default_factory=list)  # why some were refused for good
 
 
-def _send(client: WalletClient, job: Job, header: str, body: str) -> Job:
-    """One card's addMessage (in a pool thread): no database here."""
-    job.message = {
-        "id": job.message_id,
-        "header": header,
-        "body": body,
-        "messageType": "TEXT_AND_NOTIFY" if job.notify else "TEXT",
-    }
-    job.kept = list(job.messages)
-    try:
-        if len(job.kept) >= MAX_MESSAGES:
-            job.kept = job.kept[-(MAX_MESSAGES - 1) :]
-            job.answer = client.patch("loyaltyObject", job.object_id, {"messages": job.kept})
-        try:
-            added = client.add_message("loyaltyObject", job.object_id, job.message)
-        except GoogleApiError as exc:
-            if not (job.notify and exc.status == 429):
-                raise
-            # Over Google's own notification count: the message still goes, silently.
-            job.notify = False
-            job.message["messageType"] = "TEXT"
-            added = client.add_message("loyaltyObject", job.object_id, job.message)
-        if isinstance(added.get("resource"), dict):
-            job.answer = added["resource"]
-        job.status = "sent"
-    except GoogleApiError as exc:
+def _fail(job: Job, exc: Exception) -> None:
+    """Classify a failed call of this card: retried later, or refused for good."""
+    if isinstance(exc, GoogleApiError):
         if exc.status == 404:  # deleted at Google meanwhile: the one-card path inserts it again
             job.status = "fallback"
         elif exc.retryable or exc.status == 401:
             job.status, job.error, job.retry_after = "retry", str(exc), exc.retry_after
         else:
             job.status, job.error = "failed", str(exc)
-    except httpx.HTTPError as exc:
+    else:
         job.status, job.error = "retry", f"Google Wallet unreachable: {type(exc).__name__}: {exc}"
-    return job
+
+
+def _calls(client: WalletClient, jobs: list[Job], make: Any) -> list[tuple[Job, int, dict[str, Any]]]:
+    """One batch request per BATCH_SIZE jobs, the batches concurrent over the pooled
+    client; (job, status, answer) of each call. A batch that fails as a whole fails its
+    jobs (classified as a single call's failure)."""
+    groups = [jobs[i : i + BATCH_SIZE] for i in range(0, len(jobs), BATCH_SIZE)]
+
+    def run(group: list[Job]) -> list[tuple[Job, int, dict[str, Any]]]:
+        try:
+            answers = client.batch([make(j) for j in group])
+        except (GoogleApiError, httpx.HTTPError) as exc:
+            for job in group:
+                _fail(job, exc)
+            return []
+        return [(job, status, doc) for job, (status, doc) in zip(group, answers, strict=True)]
+
+    if len(groups) == 1:
+        return run(groups[0])
+    return [r for part in pool().map(run, groups) for r in part]
+
+
+def _send_all(client: WalletClient, jobs: list[Job], header: str, body: str) -> None:
+    """The chunk's addMessage calls in batches (no database here): objects holding 10
+    messages are trimmed first (a patch), and a message over Google's own notification
+    count goes again as TEXT (shown without a notification)."""
+    for job in jobs:
+        job.kept = list(job.messages)
+        job.message = {
+            "id": job.message_id,
+            "header": header,
+            "body": body,
+            "messageType": "TEXT_AND_NOTIFY" if job.notify else "TEXT",
+        }
+    full = [j for j in jobs if len(j.kept) >= MAX_MESSAGES]
+    for job in full:
+        job.kept = job.kept[-(MAX_MESSAGES - 1) :]
+    patch = "PATCH"
+    for job, status, doc in _calls(client, full, lambda j: (patch, _path(j.object_id), {"messages": j.kept})):
+        if status >= 400:
+            _fail(job, answer_error(status, doc))
+        else:
+            job.answer = doc
+    todo = [j for j in jobs if not j.status]
+    for _ in range(2):  # the second round: the notifying ones Google's count refused, as TEXT
+        again = []
+        for job, status, doc in _calls(
+            client, todo, lambda j: ("POST", _path(j.object_id, "addMessage"), {"message": j.message})
+        ):
+            if status == 429 and job.notify:
+                job.notify = False
+                job.message["messageType"] = "TEXT"
+                again.append(job)
+            elif status >= 400:
+                _fail(job, answer_error(status, doc))
+            else:
+                if isinstance(doc.get("resource"), dict):
+                    job.answer = doc["resource"]
+                job.status = "sent"
+        todo = again
+    for job in todo:
+        _fail(job, GoogleApiError(429, "notification quota"))
+
+
+def _path(object_id: str, verb: str = "") -> str:
+    return WalletClient._path("loyaltyObject", object_id, verb)
 
 
 def _sends_insert(session: Session) -> Any:
@@ -236,8 +283,7 @@ def send_batch(
         if jobs:
             assert issuer is not None
             access_token(issuer.creds)  # one token for the chunk (a refused key fails it whole)
-            client = WalletClient(issuer.creds)
-            list(pool().map(lambda j: _send(client, j, header, body), jobs))
+            _send_all(WalletClient(issuer.creds), jobs, header, body)
         with db.transaction() if not locked else _same(session) as write:
             _record(write, jobs, outcomes, result, now, locked, fallback)
             _record_sends(write, merchant_id, batch, outcomes)
