@@ -180,7 +180,7 @@ def _record_sends(session: Session, merchant_id: int | None, batch: str, rows: l
             {"merchant_id": merchant_id, "batch": batch[:64], "created_at": now, "error": None, **r}
             for r in rows
         ]
-        session.execute(_sends_insert(session).values(values).on_conflict_do_nothing())
+        session.execute(_sends_insert(session).on_conflict_do_nothing(), values)  # executemany: compiled once
 
 
 def _update_objects(session: Session, rows: list[dict[str, Any]]) -> None:
