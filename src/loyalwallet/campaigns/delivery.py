@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from loyalwallet import db
 from loyalwallet.campaigns.models import Offer
 from loyalwallet.campaigns.offers import issue
-from loyalwallet.cards.book import MESSAGE_ONLY, CardBook
+from loyalwallet.cards.book import MESSAGE_ONLY, CardBook, cards_changed
 from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.outbox import handlers
 from loyalwallet.outbox.service import enqueue
@@ -118,6 +119,41 @@ def message_card(
             {"card_id": card.id, "header": header, "body": body, "message_id": message_id},
         )
     return Sent(credited, coupon)
+
+
+def message_cards(
+    session: Session,
+    merchant_id: int,
+    card_ids: list[int],
+    *,
+    header: str,
+    body: str,
+    batch: str,
+    in_google: set[int],
+    now: dt.datetime,
+) -> list[int]:
+    """A message without points or a coupon on many cards: what message_card does to
+    each (the message, a touch with MESSAGE_ONLY), for the chunk in two statements (lock
+    in id order, update) instead of an ORM card and a CardBook per card; then one
+    card.changed and one batched google.message. Message ids: "<batch>-<card id>".
+    Returns the active cards messaged (blocked or gone ones are left out)."""
+    stmt = select(Card.id, Card.status).where(Card.id.in_(card_ids)).order_by(Card.id)
+    rows = session.execute(stmt if db.is_sqlite() else stmt.with_for_update()).all()
+    active = [card_id for card_id, status in rows if status == "active"]
+    if not active:
+        return []
+    session.execute(
+        update(Card)
+        .where(Card.id.in_(active))
+        .values(
+            message=body[:500], message_at=now, version=Card.version + 1, updated_at=now, pass_updated_at=now
+        )
+        .execution_options(synchronize_session=False)
+    )
+    cards_changed(session, merchant_id, active, MESSAGE_ONLY)
+    items = [(card_id, f"{batch}-{card_id}") for card_id in active if card_id in in_google]
+    queue_google_messages(session, merchant_id, items, header, body, batch)
+    return active
 
 
 def queue_google_messages(

@@ -25,6 +25,7 @@ from loyalwallet.campaigns.delivery import (
     GOOGLE_TOPIC,
     google_cards,
     message_card,
+    message_cards,
     queue_google_messages,
 )
 from loyalwallet.campaigns.models import Campaign, CampaignRecipient, Offer
@@ -41,7 +42,7 @@ from loyalwallet.outbox.handlers import Delivery
 from loyalwallet.outbox.models import BULK, OutboxMessage
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
-from loyalwallet.wallet.google.models import GoogleMessageSend
+from loyalwallet.wallet.google.messages import batch_counts
 
 log = logging.getLogger("loyalwallet.campaigns")
 
@@ -387,6 +388,9 @@ def deliver(msg: Delivery) -> None:
             return
         offer = session.get(Offer, c.offer_id) if c.offer_id else None
         in_google = google_cards(session, list(pending))
+        if not c.points and offer is None:
+            _deliver_message_only(session, c, pending, in_google, now)
+            return
         stmt = (
             select(Card, Program)
             .join(Program, Program.id == Card.program_id)
@@ -435,6 +439,26 @@ def deliver(msg: Delivery) -> None:
         _mark(session, marks["skipped"], "skipped", now, "card blocked or gone")
         session.flush()
         _finish_if_done(session, c, now)
+
+
+def _deliver_message_only(
+    session: Session, c: Campaign, pending: dict[int, int], in_google: set[int], now: dt.datetime
+) -> None:
+    """A campaign without points or a coupon: the chunk messaged in bulk (delivery.message_cards)."""
+    active = message_cards(
+        session,
+        c.merchant_id,
+        list(pending),
+        header=c.header,
+        body=c.body,
+        batch=f"campaign-{c.id}",
+        in_google=in_google,
+        now=now,
+    )
+    done = set(active)
+    _mark(session, [pending[i] for i in active], "sent", now)
+    _mark(session, [r for i, r in pending.items() if i not in done], "skipped", now, "card blocked or gone")
+    _finish_if_done(session, c, now)
 
 
 def _mark(session: Session, ids: list[int], status: str, now: dt.datetime, error: str | None = None) -> None:
@@ -509,40 +533,11 @@ def stats(session: Session, c: Campaign) -> dict[str, int]:
             .group_by(OutboxMessage.status)
         ).all()
     )
-    # Batched rows (one per chunk): each card's outcome is in google_message_sends; the
-    # cards of a chunk row still pending (or dead) and not recorded are pending (failed).
-    batch = f"campaign-{c.id}"
-    sends = dict(
-        session.execute(
-            select(GoogleMessageSend.status, func.count())
-            .where(GoogleMessageSend.batch == batch)
-            .group_by(GoogleMessageSend.status)
-        ).all()
-    )
-    open_rows = session.execute(
-        select(OutboxMessage.status, OutboxMessage.payload).where(
-            OutboxMessage.merchant_id == c.merchant_id,
-            OutboxMessage.topic == GOOGLE_TOPIC,
-            OutboxMessage.status.in_(("pending", "dead")),
-            OutboxMessage.payload["batch"].as_string() == batch,
-        )
-    ).all()
-    waiting: dict[str, set[str]] = {"pending": set(), "dead": set()}
-    for status, payload in open_rows:
-        waiting[status].update(str(m) for _, m in payload.get("cards") or [])
-    if waiting["pending"] or waiting["dead"]:
-        recorded = set(
-            session.scalars(
-                select(GoogleMessageSend.message_id).where(
-                    GoogleMessageSend.message_id.in_(list(waiting["pending"] | waiting["dead"]))
-                )
-            )
-        )
-        waiting = {k: v - recorded for k, v in waiting.items()}
-    waiting["dead"] -= waiting["pending"]  # queued again after a dead row: pending
-    out["google_delivered"] = int(google.get("done", 0)) + int(sends.get("sent", 0))
-    out["google_failed"] = int(google.get("dead", 0)) + int(sends.get("failed", 0)) + len(waiting["dead"])
-    out["google_pending"] = int(google.get("pending", 0)) + len(waiting["pending"])
+    # Batched rows (one per chunk): counted per card by the Google part.
+    batched = batch_counts(session, c.merchant_id, f"campaign-{c.id}")
+    out["google_delivered"] = int(google.get("done", 0)) + batched["sent"]
+    out["google_failed"] = int(google.get("dead", 0)) + batched["failed"]
+    out["google_pending"] = int(google.get("pending", 0)) + batched["pending"]
     return out
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,11 +40,14 @@ from loyalwallet import db
 from loyalwallet.cards.models import Card
 from loyalwallet.config import env
 from loyalwallet.errors import DomainError
+from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.wallet.google import objects
 from loyalwallet.wallet.google.client import GoogleApiError, WalletClient, access_token, answer_error
 from loyalwallet.wallet.google.issuer import Issuer, id_prefix, issuer_for
 from loyalwallet.wallet.google.models import GoogleMessageSend, GoogleObject
 from loyalwallet.wallet.google.sync import MAX_MESSAGES, NOTIFY_PER_DAY, _recent, saved_values, send_message
+
+TOPIC = "google.message"
 
 # Calls per batch request: a chunk of 100 cards is one round trip.
 BATCH_SIZE = int(env("GOOGLE_BATCH_SIZE", "100") or 100)
@@ -427,3 +430,41 @@ def _one(
             [{"message_id": message_id, "card_id": card_id, "status": status, "error": error}],
         )
     result.done += 1
+
+
+def batch_counts(session: Session, merchant_id: int, batch: str) -> dict[str, int]:
+    """The cards of a batch ("campaign-12") by outcome: sent, failed (refused for good, or
+    in a row that went dead), pending (in a row still queued, not recorded yet)."""
+    sends = dict(
+        session.execute(
+            select(GoogleMessageSend.status, func.count())
+            .where(GoogleMessageSend.batch == batch)
+            .group_by(GoogleMessageSend.status)
+        ).all()
+    )
+    open_rows = session.execute(
+        select(OutboxMessage.status, OutboxMessage.payload).where(
+            OutboxMessage.merchant_id == merchant_id,
+            OutboxMessage.topic == TOPIC,
+            OutboxMessage.status.in_(("pending", "dead")),
+            OutboxMessage.payload["batch"].as_string() == batch,
+        )
+    ).all()
+    waiting: dict[str, set[str]] = {"pending": set(), "dead": set()}
+    for status, payload in open_rows:
+        waiting[status].update(str(m) for _, m in payload.get("cards") or [])
+    if waiting["pending"] or waiting["dead"]:
+        recorded = set(
+            session.scalars(
+                select(GoogleMessageSend.message_id).where(
+                    GoogleMessageSend.message_id.in_(list(waiting["pending"] | waiting["dead"]))
+                )
+            )
+        )
+        waiting = {k: v - recorded for k, v in waiting.items()}
+    waiting["dead"] -= waiting["pending"]  # queued again after a dead row: pending
+    return {
+        "sent": int(sends.get("sent", 0)),
+        "failed": int(sends.get("failed", 0)) + len(waiting["dead"]),
+        "pending": len(waiting["pending"]),
+    }
