@@ -62,7 +62,7 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
     from loyalwallet.programs.models import Program
     from loyalwallet.programs.service import create_program
     from loyalwallet.wallet.google import objects
-    from loyalwallet.wallet.google.issuer import build_object, import_key, issuer_for
+    from loyalwallet.wallet.google.issuer import build_object, id_prefix, import_key, issuer_for
     from loyalwallet.wallet.google.keys import development_key_file
     from loyalwallet.wallet.google.models import GoogleObject
     from loyalwallet.wallet.google.sync import sync_program
@@ -126,14 +126,26 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
         issuer = issuer_for(session, merchant_id)
         assert issuer is not None
         program = session.get(Program, program_id)
-        cards = session.scalars(select(Card).where(Card.merchant_id == merchant_id)).all()
-        sample = build_object(session, issuer, cards[0], program)
+        first = session.scalars(select(Card).where(Card.merchant_id == merchant_id).order_by(Card.id)).first()
+        sample = build_object(session, issuer, first, program)
         class_id = sample["classId"]
         oids = []
         rows = []
+        cards = session.execute(
+            select(Card.id, Card.serial, Card.code, Card.version)
+            .where(Card.merchant_id == merchant_id)
+            .order_by(Card.id)
+        ).all()
         card_keys = [(card.id, card.serial) for card in cards]
         for card in cards:
-            obj = build_object(session, issuer, card, program)
+            # The Google part's object for the first card; the others differ in their id,
+            # number and barcode (building each costs seconds per thousand cards).
+            obj = {
+                **sample,
+                "id": objects.object_id(issuer.issuer_id, id_prefix(), card.serial),
+                "accountId": card.code,
+                "barcode": {**sample["barcode"], "value": card.code, "alternateText": card.code},
+            }
             fake.objects[obj["id"]] = obj
             oids.append(obj["id"])
             rows.append(
