@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the local fakes of outside services l
 from benchkit import create_database, drop_database, start_fake_apns  # noqa: E402
 
 
-def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
+def seed(n_cards: int, fake, apple: bool = True) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
     """A merchant with a Google issuer the fake knows, N guests who agreed to marketing,
     each with a card whose Google object exists (at the fake and in our table)."""
     from cryptography.hazmat.primitives import serialization
@@ -198,7 +198,7 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
             }
             for n, (card_id, serial) in enumerate(card_keys)
         ]
-        for i in range(0, len(regs), batch):
+        for i in range(0, len(regs) if apple else 0, batch):  # --no-apple: no devices
             session.execute(insert(AppleRegistration), regs[i : i + batch])
     return merchant_id, oids
 
@@ -322,6 +322,8 @@ def main() -> None:
     parser.add_argument("--raw", type=int, default=4000)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--points", type=int, default=0)
+    # --no-apple: no Apple devices, the Google side alone (the raw APNs client still runs).
+    parser.add_argument("--apple", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--raw-client", type=int, default=0, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
     if args.raw_client:  # the raw side, in its own process like the workers
@@ -367,7 +369,7 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         t = time.perf_counter()
-        merchant_id, oids = seed(args.cards, fake)
+        merchant_id, oids = seed(args.cards, fake, args.apple)
         print(
             f"seeded {args.cards} cards in Apple and Google Wallet in {time.perf_counter() - t:.0f} s",
             flush=True,
@@ -513,7 +515,7 @@ def one_round(  # type: ignore[no-untyped-def]
             first_message = now - started
         if messages_at is None and messaged >= args.cards:
             messages_at = now - started
-        if pushes_at is None and pushed >= args.cards:
+        if pushes_at is None and pushed >= (args.cards if args.apple else 0):
             pushes_at = now - started
         if now - last_report > 15:
             print(
@@ -544,7 +546,8 @@ def one_round(  # type: ignore[no-untyped-def]
                 .group_by(OutboxMessage.topic)
             ).all()
         )
-    push_rate, message_rate = args.cards / pushes_at, args.cards / messages_at
+    push_rate = args.cards / pushes_at if args.apple else float("nan")
+    message_rate = args.cards / messages_at
     r = {
         "apple": push_rate / raw["apns"],
         "google": message_rate / raw["google"],
