@@ -1,24 +1,29 @@
 """Campaign fan-out: a push campaign to N cards through the outbox worker, against the
-raw wallet clients' rates, in the same run, to the same local fakes.
+raw wallet clients' rates, in the same run, to the same local fakes, over several rounds.
 
 Every card is in Apple Wallet (one registered device) and in Google Wallet (an object).
-- raw:    our APNs client (wallet.apple.apns.Pusher, the one the outbox uses: `push` one
-          by one, and the multiplexed `push_many`) to the local fake APNs (HTTP/2 + TLS,
-          its own process); the Google Wallet REST client (WalletClient.add_message) from
-          `--threads` threads. Both from a process of their own.
-- worker: a campaign (campaigns.service.create with send_now) to the N cards, then
-          `--workers` `loyalwallet worker` processes with `--threads` threads each do what
-          a real send does: campaign.start, campaign.deliver (the message on every card,
-          one card.changed per chunk of 100), the Apple listener (one multiplexed
-          apple.push row per chunk), the pushes, the Google addMessage, and the
-          google.patch of each changed card (none for a message-only campaign: the Google
-          object does not show the message). `--points N` adds points (then every Google
-          object is patched too).
+- raw:    our APNs client (wallet.apple.apns.Pusher.push_many, multiplexed, batches of
+          100) to the local fake APNs (HTTP/2 + TLS, its own process), and the Google
+          Wallet REST client (WalletClient.add_message) from `--threads` threads to the
+          fake Google (in this process). From a process of its own, each round, measured
+          one after the other ("alone") and both at once ("together").
+- worker: `--workers` `loyalwallet worker` processes with `--threads` threads each,
+          started before the first round (as in production: workers are running when a
+          campaign is sent). Each round a campaign (campaigns.service.create with
+          send_now) to the N cards: campaign.start, campaign.deliver (the message on
+          every card, one card.changed and ONE batched google.message row per chunk of
+          100), the Apple listener (one multiplexed apple.push row per chunk), the
+          pushes, the Google addMessage calls (concurrent within a chunk).
+          The clock starts when the campaign is committed; Apple's rate is N / the time
+          the last push was done, Google's N / the time the last message was recorded.
 
-Prints pushes and messages per second for both and their ratios.
+Prints per round and min/median/max: the Apple and Google ratios worker/raw (against the
+raw client measured alone in the same round, and against both raw clients at once), the
+worker CPU per card (utime+stime of the worker processes from /proc, over the round),
+PostgreSQL CPU per card (its backends, from /proc) and the campaign's wall time.
 
-Usage: .venv/bin/python bench/fanout.py [--cards 100000] [--threads 8] [--workers 2]
-           [--raw 4000] [--points 0] [--database-url URL]
+Usage: .venv/bin/python bench/fanout.py [--cards 10000] [--rounds 5] [--threads 8]
+           [--workers 2] [--raw 4000] [--points 0] [--database-url URL]
 Default database: a fresh PostgreSQL database at 127.0.0.1:5432 (trust auth), dropped
 at the end; `--database-url sqlite:///path` for the embedded default.
 """
@@ -28,12 +33,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the local fakes of outside services live there
@@ -41,7 +48,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the local fakes of outside services l
 from benchkit import create_database, drop_database, start_fake_apns  # noqa: E402
 
 
-def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
+def seed(n_cards: int, fake, apple: bool = True) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
     """A merchant with a Google issuer the fake knows, N guests who agreed to marketing,
     each with a card whose Google object exists (at the fake and in our table)."""
     from cryptography.hazmat.primitives import serialization
@@ -55,7 +62,7 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
     from loyalwallet.programs.models import Program
     from loyalwallet.programs.service import create_program
     from loyalwallet.wallet.google import objects
-    from loyalwallet.wallet.google.issuer import build_object, import_key, issuer_for
+    from loyalwallet.wallet.google.issuer import build_object, id_prefix, import_key, issuer_for
     from loyalwallet.wallet.google.keys import development_key_file
     from loyalwallet.wallet.google.models import GoogleObject
     from loyalwallet.wallet.google.sync import sync_program
@@ -119,14 +126,26 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
         issuer = issuer_for(session, merchant_id)
         assert issuer is not None
         program = session.get(Program, program_id)
-        cards = session.scalars(select(Card).where(Card.merchant_id == merchant_id)).all()
-        sample = build_object(session, issuer, cards[0], program)
+        first = session.scalars(select(Card).where(Card.merchant_id == merchant_id).order_by(Card.id)).first()
+        sample = build_object(session, issuer, first, program)
         class_id = sample["classId"]
         oids = []
         rows = []
+        cards = session.execute(
+            select(Card.id, Card.serial, Card.code, Card.version)
+            .where(Card.merchant_id == merchant_id)
+            .order_by(Card.id)
+        ).all()
         card_keys = [(card.id, card.serial) for card in cards]
         for card in cards:
-            obj = build_object(session, issuer, card, program)
+            # The Google part's object for the first card; the others differ in their id,
+            # number and barcode (building each costs seconds per thousand cards).
+            obj = {
+                **sample,
+                "id": objects.object_id(issuer.issuer_id, id_prefix(), card.serial),
+                "accountId": card.code,
+                "barcode": {**sample["barcode"], "value": card.code, "alternateText": card.code},
+            }
             fake.objects[obj["id"]] = obj
             oids.append(obj["id"])
             rows.append(
@@ -179,12 +198,14 @@ def seed(n_cards: int, fake) -> tuple[int, list[str]]:  # type: ignore[no-untype
             }
             for n, (card_id, serial) in enumerate(card_keys)
         ]
-        for i in range(0, len(regs), batch):
+        for i in range(0, len(regs) if apple else 0, batch):  # --no-apple: no devices
             session.execute(insert(AppleRegistration), regs[i : i + batch])
     return merchant_id, oids
 
 
-def raw_rate(merchant_id: int, oids: list[str], n: int, threads: int) -> float:
+def raw_google(merchant_id: int, oids: list[str], n: int, threads: int, batch: int = 1) -> float:
+    """addMessage calls from `threads` threads: one by one (batch=1), or `batch` calls per
+    batch request (WalletClient.batch, as the worker sends a chunk)."""
     from loyalwallet import db
     from loyalwallet.wallet.google.client import WalletClient
     from loyalwallet.wallet.google.issuer import issuer_for
@@ -195,19 +216,32 @@ def raw_rate(merchant_id: int, oids: list[str], n: int, threads: int) -> float:
     client = WalletClient(issuer.creds)
     client.get("loyaltyObject", oids[0])  # a token first, as the worker has one too
 
+    def message(i: int) -> dict[str, Any]:
+        return {"id": f"raw-{batch}-{i}", "header": "Raw", "body": "Raw client", "messageType": "TEXT"}
+
     def one(i: int) -> None:
-        message = {"id": f"raw-{i}", "header": "Raw", "body": "Raw client", "messageType": "TEXT"}
-        client.add_message("loyaltyObject", oids[i % len(oids)], message)
+        if batch == 1:
+            client.add_message("loyaltyObject", oids[i % len(oids)], message(i))
+            return
+        calls = [
+            (
+                "POST",
+                WalletClient._path("loyaltyObject", oids[k % len(oids)], "addMessage"),
+                {"message": message(k)},
+            )
+            for k in range(i, min(n, i + batch))
+        ]
+        assert all(status == 200 for status, _ in client.batch(calls))
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(one, range(n)))
+        list(pool.map(one, range(0, n, batch)))
     return n / (time.perf_counter() - started)
 
 
-def raw_apns(n: int) -> tuple[float, float]:
-    """Our APNs client to the fake: `push` one by one (the outbox path: one apple.push row
-    is one push) and `push_many` (multiplexed, batches of 100)."""
+def raw_apns(n: int) -> float:
+    """Our APNs client to the fake: `push_many` (multiplexed, batches of 100, as a
+    campaign chunk's apple.push row)."""
     from sqlalchemy import select
 
     from loyalwallet import db
@@ -224,24 +258,72 @@ def raw_apns(n: int) -> tuple[float, float]:
     tokens = [f"{i:064x}" for i in range(n)]
     assert route.pusher.push(tokens[0], route.topic).ok  # connect and sign the provider token
     started = time.perf_counter()
-    for token in tokens:
-        assert route.pusher.push(token, route.topic).ok
-    one_by_one = n / (time.perf_counter() - started)
-    started = time.perf_counter()
     for i in range(0, n, 100):
         assert all(r.ok for r in route.pusher.push_many([(t, route.topic) for t in tokens[i : i + 100]]))
-    many = n / (time.perf_counter() - started)
-    return one_by_one, many
+    return n / (time.perf_counter() - started)
+
+
+def raw_client(merchant_id: int, oids: list[str], n: int, threads: int) -> dict[str, float]:
+    google_one = raw_google(merchant_id, oids, n, threads)
+    google = raw_google(merchant_id, oids, n, threads, batch=100)
+    apns = raw_apns(n)
+    with ThreadPoolExecutor(2) as pool:  # both at once, as the worker delivers them
+        g = pool.submit(raw_google, merchant_id, oids, n, threads, 100)
+        a = pool.submit(raw_apns, n)
+        google_together, apns_together = g.result(), a.result()
+    return {
+        "google_one": google_one,
+        "google": google,
+        "apns": apns,
+        "google_together": google_together,
+        "apns_together": apns_together,
+    }
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (all their threads), from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def postgres_pids(database: str) -> list[int]:
+    """The server processes of this database's connections (PostgreSQL on this machine)."""
+    import psycopg
+
+    from benchkit import SERVER
+
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        return [
+            int(r[0])
+            for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))
+        ]
+
+
+def spread(values: list[float]) -> str:
+    ordered = sorted(values)
+    return f"{ordered[0]:.2f} / {statistics.median(ordered):.2f} / {ordered[-1]:.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cards", type=int, default=100_000)
+    parser.add_argument("--cards", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--raw", type=int, default=4000)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--points", type=int, default=0)
+    # --no-apple: no Apple devices, the Google side alone (the raw APNs client still runs).
+    parser.add_argument("--apple", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--raw-client", type=int, default=0, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
     if args.raw_client:  # the raw side, in its own process like the workers
@@ -251,9 +333,7 @@ def main() -> None:
         db.init_engine(configure(load_settings()))
         wiring.install()  # as every entry point: handlers, hooks, wallet sources
         oids = json.loads(sys.stdin.read())
-        google_rate = raw_rate(args.raw_client, oids, args.raw, args.threads)
-        one, many = raw_apns(args.raw)
-        print(json.dumps({"google": google_rate, "apns_one": one, "apns_many": many}))
+        print(json.dumps(raw_client(args.raw_client, oids, args.raw, args.threads)))
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="lwfanout-"))
@@ -289,150 +369,43 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         t = time.perf_counter()
-        merchant_id, oids = seed(args.cards, fake)
+        merchant_id, oids = seed(args.cards, fake, args.apple)
         print(
             f"seeded {args.cards} cards in Apple and Google Wallet in {time.perf_counter() - t:.0f} s",
             flush=True,
         )
-
-        # The raw clients run in a process of their own, as the workers do; the fake
-        # Google stays in this one, the fake APNs in its own, for both measurements.
         env = {**os.environ, "LOYALWALLET_DATABASE_URL": settings.database_url}
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--raw-client",
-                str(merchant_id),
-                "--raw",
-                str(args.raw),
-                "--threads",
-                str(args.threads),
-            ],
-            input=json.dumps(oids[: args.raw]),
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        raw = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"raw Google client: {raw['google']:.0f} addMessage/s ({args.threads} threads, {args.raw} calls)"
-        )
-        print(
-            f"raw APNs client: {raw['apns_one']:.0f} pushes/s one by one (Pusher.push), "
-            f"{raw['apns_many']:.0f} pushes/s multiplexed (push_many x100)",
-            flush=True,
-        )
-        for obj in fake.objects.values():  # the raw messages must not crowd the campaign's out
-            obj["messages"] = []
-
-        from sqlalchemy import func, select
-
-        from loyalwallet.campaigns import service as campaigns
-        from loyalwallet.campaigns.models import Campaign
-        from loyalwallet.merchants.actors import system
-        from loyalwallet.outbox.models import OutboxMessage
-
-        with db.transaction() as session:
-            c = campaigns.create(
-                session,
-                system(merchant_id),
-                {
-                    "name": "Fan-out",
-                    "header": "Autumn menu",
-                    "body": "Pumpkin latte is back",
-                    "points": args.points,
-                    "send_now": True,
-                },
-            )
-            campaign_id = c.id
-        env = {
+        worker_env = {
             **env,
             "LOYALWALLET_WORKER_THREADS": str(args.threads),
             "LOYALWALLET_WORKER_POLL_SECONDS": "0.05",
         }
-        started = time.perf_counter()
         for _ in range(args.workers):
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "loyalwallet.cli", "worker"],
-                    env=env,
+                    env=worker_env,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
             )
-
-        def counts() -> tuple[int, int, int, bool]:
-            with db.read() as session:
-                messaged = session.scalar(
-                    select(func.count()).where(
-                        OutboxMessage.topic == "google.message", OutboxMessage.status != "pending"
-                    )
-                )
-                # An apple.push row is one token {"token"} or a batch {"tokens": [...]}.
-                pushed = sum(
-                    len(p.get("tokens") or [p["token"]])
-                    for p in session.scalars(
-                        select(OutboxMessage.payload).where(
-                            OutboxMessage.topic == "apple.push", OutboxMessage.status != "pending"
-                        )
-                    )
-                )
-                pending = session.scalar(select(func.count()).where(OutboxMessage.status == "pending"))
-                status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
-            return int(messaged or 0), pushed, int(pending or 0), status == "sent"
-
-        messages_at = pushes_at = None
-        last_report = started
-        while True:
-            time.sleep(0.5)
-            messaged, pushed, pending, sent = counts()
-            now = time.perf_counter()
-            if messages_at is None and messaged >= args.cards:
-                messages_at = now - started
-            if pushes_at is None and pushed >= args.cards:
-                pushes_at = now - started
-            if now - last_report > 15:
-                print(
-                    f"  {now - started:5.0f} s: {pushed} Apple pushes, {messaged} Google messages, "
-                    f"{pending} rows pending",
-                    flush=True,
-                )
-                last_report = now
-            if messages_at is not None and pushes_at is not None and pending == 0 and sent:
-                all_at = now - started
-                break
-            if now - started > 7200:
-                raise SystemExit("gave up after two hours")
-        delivered = sum(
-            1 for o in fake.objects.values() for m in o.get("messages", []) if m["header"] == "Autumn menu"
-        )
-        with db.read() as session:
-            dead = session.scalar(select(func.count()).where(OutboxMessage.status == "dead"))
-            # Tried more than once: a provider error, or (google.*) the object's row lock
-            # held by another worker (Retry after 2 s).
-            retried = session.scalar(select(func.count()).where(OutboxMessage.attempts > 1))
-            c = session.get(Campaign, campaign_id)
-            assert c is not None and c.started_at is not None and c.finished_at is not None
-            ours = (c.finished_at - c.started_at).total_seconds()
-            topics = dict(
-                session.execute(select(OutboxMessage.topic, func.count()).group_by(OutboxMessage.topic)).all()
-            )
-        push_rate, message_rate = args.cards / pushes_at, args.cards / messages_at
-        print(f"outbox rows by topic: {topics}")
-        print(f"campaign.start + campaign.deliver (the message on every card, pushes queued): {ours:.1f} s")
-        print(
-            f"worker ({args.workers} process(es) x {args.threads} threads), all at once: "
-            f"{args.cards} Apple pushes in {pushes_at:.1f} s = {push_rate:.0f}/s; "
-            f"{args.cards} Google messages in {messages_at:.1f} s = {message_rate:.0f}/s; "
-            f"everything (with the Google object patches) in {all_at:.1f} s; "
-            f"{delivered} messages at the fake Google; {dead} dead rows, {retried} rows tried more than once"
-        )
-        print(
-            f"ratio worker/raw: Apple {push_rate / raw['apns_one']:.2f} of push one by one, "
-            f"{push_rate / raw['apns_many']:.2f} of push_many; Google {message_rate / raw['google']:.2f}"
-        )
+        rounds = [
+            one_round(n, args, merchant_id, oids, fake, env, procs, pg_name) for n in range(args.rounds)
+        ]
+        print(f"\nsummary over {len(rounds)} rounds, {args.cards} cards, min / median / max:")
+        for key, label in (
+            ("apple", "Apple pushes / raw push_many alone"),
+            ("google", "Google messages / raw addMessage in batches of 100 alone"),
+            ("google_one", "Google messages / raw addMessage one by one (8 threads) alone"),
+            ("apple_together", "Apple pushes / raw push_many (both raw clients at once)"),
+            ("google_together", "Google messages / raw addMessage batches (both raw clients at once)"),
+            ("cpu_ms", "worker CPU per card, ms"),
+            ("pg_ms", "PostgreSQL CPU per card, ms"),
+            ("wall", "campaign wall time (every row done), s"),
+            ("first", "first push / first message after the send, s"),
+        ):
+            print(f"  {label}: {spread([r[key] for r in rounds])}")
+        print(f"load average: {Path('/proc/loadavg').read_text().strip()}")
     finally:
         for proc in procs:
             proc.terminate()
@@ -445,6 +418,160 @@ def main() -> None:
         db.get_engine().dispose()
         if pg_name:
             drop_database(pg_name)
+
+
+def one_round(  # type: ignore[no-untyped-def]
+    n: int, args, merchant_id: int, oids: list[str], fake, env: dict[str, str], procs, pg_name: str | None
+) -> dict[str, float]:
+    from sqlalchemy import func, select, update
+
+    from loyalwallet import db
+    from loyalwallet.campaigns import service as campaigns
+    from loyalwallet.campaigns.models import Campaign
+    from loyalwallet.merchants.actors import system
+    from loyalwallet.outbox.models import OutboxMessage
+    from loyalwallet.wallet.google.models import GoogleMessageSend, GoogleObject
+
+    # The raw clients run in a process of their own, as the workers do; the fake Google
+    # stays in this one, the fake APNs in its own, for both measurements.
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--raw-client",
+            str(merchant_id),
+            "--raw",
+            str(args.raw),
+            "--threads",
+            str(args.threads),
+        ],
+        input=json.dumps(oids[: args.raw]),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    raw = json.loads(out.stdout.strip().splitlines()[-1])
+    # Every round starts alike: no messages on the objects, no notifications used up.
+    with fake.lock:
+        for obj in fake.objects.values():
+            obj["messages"] = []
+        fake.notified.clear()
+        fake.calls.clear()
+    with db.transaction() as session:
+        session.execute(update(GoogleObject).values(messages=[], notified_at=[]))
+        first_row = int(session.scalar(select(func.max(OutboxMessage.id))) or 0)
+    pids = [p.pid for p in procs]
+    pg = postgres_pids(pg_name) if pg_name else []
+    cpu0, pg0 = cpu_seconds(pids), cpu_seconds(pg)
+    with db.transaction() as session:
+        c = campaigns.create(
+            session,
+            system(merchant_id),
+            {
+                "name": f"Fan-out {n}",
+                "header": "Autumn menu",
+                "body": "Pumpkin latte is back",
+                "points": args.points,
+                "send_now": True,
+            },
+        )
+        campaign_id = c.id
+    started = time.perf_counter()
+    batch = f"campaign-{campaign_id}"
+
+    def counts() -> tuple[int, int, int, bool]:
+        with db.read() as session:
+            messaged = session.scalar(
+                select(func.count()).where(
+                    GoogleMessageSend.batch == batch, GoogleMessageSend.status == "sent"
+                )
+            )
+            pushed = sum(
+                len(p.get("tokens") or [p["token"]])
+                for p in session.scalars(
+                    select(OutboxMessage.payload).where(
+                        OutboxMessage.id > first_row,
+                        OutboxMessage.topic == "apple.push",
+                        OutboxMessage.status == "done",
+                    )
+                )
+            )
+            pending = session.scalar(
+                select(func.count()).where(OutboxMessage.id > first_row, OutboxMessage.status == "pending")
+            )
+            status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+        return int(messaged or 0), pushed, int(pending or 0), status == "sent"
+
+    messages_at = pushes_at = first_push = first_message = None
+    last_report = started
+    while True:
+        time.sleep(0.1)
+        messaged, pushed, pending, sent = counts()
+        now = time.perf_counter()
+        if first_push is None and pushed:
+            first_push = now - started
+        if first_message is None and messaged:
+            first_message = now - started
+        if messages_at is None and messaged >= args.cards:
+            messages_at = now - started
+        if pushes_at is None and pushed >= (args.cards if args.apple else 0):
+            pushes_at = now - started
+        if now - last_report > 15:
+            print(
+                f"  {now - started:5.0f} s: {pushed} Apple pushes, {messaged} Google messages, {pending} rows pending"
+            )
+            last_report = now
+        if messages_at is not None and pushes_at is not None and pending == 0 and sent:
+            wall = now - started
+            break
+        if now - started > 7200:
+            raise SystemExit("gave up after two hours")
+    cpu = cpu_seconds(pids) - cpu0
+    pg_cpu = cpu_seconds(pg) - pg0 if pg else float("nan")
+    delivered = sum(
+        1 for o in fake.objects.values() for m in o.get("messages", []) if m["header"] == "Autumn menu"
+    )
+    with db.read() as session:
+        dead = session.scalar(
+            select(func.count()).where(OutboxMessage.id > first_row, OutboxMessage.status == "dead")
+        )
+        retried = session.scalar(
+            select(func.count()).where(OutboxMessage.id > first_row, OutboxMessage.attempts > 1)
+        )
+        topics = dict(
+            session.execute(
+                select(OutboxMessage.topic, func.count())
+                .where(OutboxMessage.id > first_row)
+                .group_by(OutboxMessage.topic)
+            ).all()
+        )
+    push_rate = args.cards / pushes_at if args.apple else float("nan")
+    message_rate = args.cards / messages_at
+    r = {
+        "apple": push_rate / raw["apns"],
+        "google": message_rate / raw["google"],
+        "apple_together": push_rate / raw["apns_together"],
+        "google_together": message_rate / raw["google_together"],
+        "google_one": message_rate / raw["google_one"],
+        "cpu_ms": cpu * 1000 / args.cards,
+        "pg_ms": pg_cpu * 1000 / args.cards,
+        "wall": wall,
+        "first": min(first_push or wall, first_message or wall),
+    }
+    print(
+        f"round {n + 1}: raw alone APNs {raw['apns']:.0f}/s, Google {raw['google']:.0f}/s in batches, "
+        f"{raw['google_one']:.0f}/s one by one; together "
+        f"APNs {raw['apns_together']:.0f}/s, Google {raw['google_together']:.0f}/s | worker: "
+        f"{args.cards} pushes in {pushes_at:.1f} s = {push_rate:.0f}/s, {args.cards} messages in "
+        f"{messages_at:.1f} s = {message_rate:.0f}/s, all rows in {wall:.1f} s | ratio Apple "
+        f"{r['apple']:.2f} ({r['apple_together']:.2f} vs together), Google {r['google']:.2f} "
+        f"({r['google_together']:.2f}) | worker CPU {r['cpu_ms']:.2f} ms/card, PostgreSQL "
+        f"{r['pg_ms']:.2f} ms/card | {delivered} at the fake, {dead} dead, {retried} retried | rows {topics} "
+        f"| load {Path('/proc/loadavg').read_text().split()[0]}",
+        flush=True,
+    )
+    return r
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from loyalwallet.wallet.apple.models import (
     ApplePushPending,
     AppleRegistration,
 )
-from loyalwallet.wallet.google.models import GoogleClass, GoogleIssuer, GoogleObject
+from loyalwallet.wallet.google.models import GoogleClass, GoogleIssuer, GoogleMessageSend, GoogleObject
 from loyalwallet.web.models import LoginAttempt, WebSession
 from loyalwallet.webhooks.models import WebhookEndpoint
 
@@ -77,6 +77,7 @@ __all__ = [
     "GiftCertificate",
     "GoogleClass",
     "GoogleIssuer",
+    "GoogleMessageSend",
     "GoogleObject",
     "GuestCell",
     "IdempotencyRecord",

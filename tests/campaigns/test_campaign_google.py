@@ -4,17 +4,20 @@ in Google Wallet, delivered by the Google part's client to the local fake Google
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from fakes.google_wallet import FakeGoogleWallet
 from loyalwallet import db
+from loyalwallet.campaigns import service as campaigns_service
 from loyalwallet.outbox import worker
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.wallet.google import client
 from loyalwallet.wallet.google.issuer import import_key, remove_issuer, reset_cache
+from loyalwallet.wallet.google.models import GoogleMessageSend, GoogleObject
 from support import Shop
 from wallet.google.helpers import new_key
 
@@ -111,3 +114,209 @@ def test_a_message_only_campaign_does_not_patch_google_objects(shop: Shop, googl
         assert obj["loyaltyPoints"]["balance"] == {"int": 50}
         assert [m["header"] for m in obj["messages"]] == ["New hours", "A gift"]
     assert len(codes) == 3
+
+
+# --- batched google.message rows (issue 14: fan-out near the raw client) -------------------
+
+
+def _message_rows(shop: Shop) -> list[OutboxMessage]:
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.merchant_id == shop.merchant_id, OutboxMessage.topic == "google.message")
+                .order_by(OutboxMessage.id)
+            )
+        )
+
+
+def _campaign(shop: Shop, header: str = "Pumpkin latte") -> int:
+    r = shop.post(
+        "/api/v1/campaigns",
+        {"name": "Autumn", "header": header, "body": "Is back", "send_now": True},
+        role="manager",
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def _stats(shop: Shop, campaign_id: int) -> dict[str, int]:
+    return shop.get(f"/api/v1/campaigns/{campaign_id}", role="manager").json()["stats"]
+
+
+def _added(google: FakeGoogleWallet) -> dict[str, int]:
+    """Successful addMessage calls per object."""
+    out: dict[str, int] = {}
+    for call in google.calls_to("POST", "/addMessage"):
+        oid = call.path.split("/")[-2]
+        out[oid] = out.get(oid, 0) + 1
+    return out
+
+
+def test_a_campaign_makes_one_google_row_per_chunk(
+    shop: Shop, google: FakeGoogleWallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(campaigns_service, "CHUNK", 3)
+    bonus = shop.program("bonus")
+    for _ in range(7):
+        shop.card(bonus, marketing_consent=True)
+    worker.drain()
+    google.calls.clear()
+    campaign_id = _campaign(shop)
+    worker.drain()
+    rows = _message_rows(shop)
+    assert len(rows) == math.ceil(7 / 3) == 3
+    assert sorted(len(r.payload["cards"]) for r in rows) == [1, 3, 3]
+    assert all(r.status == "done" and r.attempts == 1 for r in rows)
+    assert sorted(_added(google).values()) == [1] * 7
+    assert len(google.calls_to("POST", "/batch")) == 3  # one batch request per chunk
+    assert _stats(shop, campaign_id)["google_delivered"] == 7
+
+
+def test_a_retried_chunk_does_not_send_twice(
+    shop: Shop, google: FakeGoogleWallet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker ran the chunk but its outcome was lost (its lease ran out, or it died
+    before recording it): the row runs again and messages nobody a second time."""
+    bonus = shop.program("bonus")
+    for _ in range(4):
+        shop.card(bonus, marketing_consent=True)
+    worker.drain()
+    google.calls.clear()
+    campaign_id = _campaign(shop)
+    worker.drain()
+    (row,) = _message_rows(shop)
+    with db.transaction() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row.id)
+            .values(status="pending", next_attempt_at=db.utcnow())
+        )
+    worker.drain()
+    assert [r.status for r in _message_rows(shop)] == ["done"]
+    assert sorted(_added(google).values()) == [1, 1, 1, 1]
+    assert _stats(shop, campaign_id)["google_delivered"] == 4
+    # Even with its per-card record gone, the message id on the object stops a resend.
+    with db.transaction() as session:
+        session.execute(delete(GoogleMessageSend))
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row.id)
+            .values(status="pending", next_attempt_at=db.utcnow())
+        )
+    worker.drain()
+    assert sorted(_added(google).values()) == [1, 1, 1, 1]
+    for obj in google.objects.values():
+        assert [m["header"] for m in obj["messages"]] == ["Pumpkin latte"]
+
+
+def test_a_card_google_refuses_does_not_block_the_rest(shop: Shop, google: FakeGoogleWallet) -> None:
+    bonus = shop.program("bonus")
+    for _ in range(5):
+        shop.card(bonus, marketing_consent=True)
+    worker.drain()
+    google.calls.clear()
+    refused = sorted(google.objects)[2]
+    google.fail(400, times=100, method="POST", path=f"{refused}/addMessage")
+    campaign_id = _campaign(shop)
+    worker.drain()
+    assert [r.status for r in _message_rows(shop)] == ["done"]  # the chunk is not held up
+    added = _added(google)
+    assert refused not in added and sorted(added.values()) == [1, 1, 1, 1]
+    stats = _stats(shop, campaign_id)
+    assert (stats["google_delivered"], stats["google_failed"], stats["google_pending"]) == (4, 1, 0)
+    assert stats["sent"] == 5
+    with db.read() as session:
+        (failed,) = session.scalars(select(GoogleMessageSend).where(GoogleMessageSend.status == "failed"))
+    assert "400" in (failed.error or "")
+
+
+def test_cards_that_failed_for_a_while_are_tried_again_alone(shop: Shop, google: FakeGoogleWallet) -> None:
+    """A 503 for two cards: the three others are delivered, the two go in a row of their
+    own, which delivers them once Google answers again (and nobody gets two)."""
+    bonus = shop.program("bonus")
+    for _ in range(5):
+        shop.card(bonus, marketing_consent=True)
+    worker.drain()
+    google.calls.clear()
+    flaky = sorted(google.objects)[1:3]
+    for oid in flaky:
+        google.fail(503, times=1, method="POST", path=f"{oid}/addMessage")
+    campaign_id = _campaign(shop)
+    worker.drain()
+    first, again = _message_rows(shop)
+    assert first.status == "done" and again.status == "pending"
+    assert len(again.payload["cards"]) == 2
+    assert _stats(shop, campaign_id)["google_pending"] == 2
+    with db.transaction() as session:  # its delay has passed
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == again.id).values(next_attempt_at=db.utcnow())
+        )
+    worker.drain()
+    assert [r.status for r in _message_rows(shop)] == ["done", "done"]
+    assert sorted(_added(google).values()) == [1] * 5
+    stats = _stats(shop, campaign_id)
+    assert (stats["google_delivered"], stats["google_failed"], stats["google_pending"]) == (5, 0, 0)
+
+
+def test_an_outage_retries_the_whole_chunk(shop: Shop, google: FakeGoogleWallet) -> None:
+    bonus = shop.program("bonus")
+    for _ in range(3):
+        shop.card(bonus, marketing_consent=True)
+    worker.drain()
+    google.calls.clear()
+    google.fail(503, times=3, method="POST", path="/addMessage")
+    _campaign(shop)
+    worker.drain()
+    (row,) = _message_rows(shop)
+    assert row.status == "pending" and row.attempts == 1 and "503" in (row.last_error or "")
+    with db.transaction() as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == row.id).values(next_attempt_at=db.utcnow())
+        )
+    worker.drain()
+    assert [r.status for r in _message_rows(shop)] == ["done"]
+    assert sorted(_added(google).values()) == [1, 1, 1]
+
+
+def test_a_failed_batch_request_retries_the_chunk(shop: Shop, google: FakeGoogleWallet) -> None:
+    bonus = shop.program("bonus")
+    for _ in range(3):
+        shop.card(bonus, marketing_consent=True)
+    worker.drain()
+    google.calls.clear()
+    google.fail(502, times=1, method="POST", path="/batch")
+    campaign_id = _campaign(shop)
+    worker.drain()
+    (row,) = _message_rows(shop)
+    assert row.status == "pending" and _stats(shop, campaign_id)["google_pending"] == 3
+    with db.transaction() as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == row.id).values(next_attempt_at=db.utcnow())
+        )
+    worker.drain()
+    assert sorted(_added(google).values()) == [1, 1, 1]
+    assert _stats(shop, campaign_id)["google_delivered"] == 3
+
+
+def test_a_full_object_is_trimmed_in_the_batch(shop: Shop, google: FakeGoogleWallet) -> None:
+    """Google keeps 10 messages: an object holding 10 of ours drops the oldest first."""
+    bonus = shop.program("bonus")
+    shop.card(bonus, marketing_consent=True)
+    worker.drain()
+    old = [{"id": f"old-{n}", "header": "Old", "body": "News", "messageType": "TEXT"} for n in range(10)]
+    (oid,) = google.objects
+    google.objects[oid]["messages"] = list(old)
+    with db.transaction() as session:
+        session.execute(
+            update(GoogleObject).where(GoogleObject.merchant_id == shop.merchant_id).values(messages=old)
+        )
+    _campaign(shop, header="Fresh")
+    worker.drain()
+    ids = [m["id"] for m in google.objects[oid]["messages"]]
+    assert len(ids) == 10 and ids[0] == "old-1" and ids[-1].startswith("campaign-")
+    with db.read() as session:
+        (stored,) = session.scalars(
+            select(GoogleObject.messages).where(GoogleObject.merchant_id == shop.merchant_id)
+        )
+    assert [m["id"] for m in stored] == ids

@@ -15,6 +15,11 @@ It behaves like Google where our client depends on it:
 - the read-only `hasUsers` of an object: ignored when sent, true in every answer that
   shows the object (insert, get, patch, addMessage) once a test called `save(id)` (a
   guest saved it), left out while false;
+- POST /batch: Google's batch requests (multipart/mixed with a boundary, each part
+  `Content-Type: application/http` holding one inner request to /walletobjects/v1 with an
+  optional Content-ID, at most 1000 parts; the outer Authorization applies to every inner
+  request); answered multipart/mixed, part n with `Content-ID: <response-n>` holding the
+  inner HTTP answer. Each inner call is checked, recorded and faulted as a single call;
 - faults on demand: answer some calls with a status, or stall them past the client's
   timeout.
 """
@@ -28,6 +33,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -147,12 +153,13 @@ class FakeGoogleWallet:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 status, body, headers = fake.dispatch(self.command, self.path, self.headers, raw)
-                data = json.dumps(body).encode()
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 try:
                     self.send_response(status)
                     for name, value in headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Type", "application/json; charset=UTF-8")
+                    if "Content-Type" not in headers:
+                        self.send_header("Content-Type", "application/json; charset=UTF-8")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -244,6 +251,10 @@ class FakeGoogleWallet:
             call.status = fault.status
             return fault.status, fault.body or _error(fault.status, "injected failure"), {}
         try:
+            if path == "/batch" and method == "POST":
+                status, body, answer_headers = self.batch(headers, raw)
+                call.status = status
+                return status, body, answer_headers
             if path == "/token" and method == "POST":
                 call.body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
                 status, body = self.token(call.body)
@@ -254,6 +265,49 @@ class FakeGoogleWallet:
             status, body = 400, _error(400, str(exc))
         call.status = status
         return status, body, {}
+
+    def batch(self, headers: Any, raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        """Google's batch request: every part one inner call, answered in a part of its own."""
+        match = re.match(r'multipart/mixed;\s*boundary="?([^";]+)"?', headers.get("content-type", ""))
+        if not match:
+            return 400, _error(400, "A batch request needs Content-Type multipart/mixed with a boundary"), {}
+        boundary = match.group(1).encode()
+        parts = []
+        for part in raw.split(b"--" + boundary)[1:]:
+            if part.startswith(b"--"):
+                break
+            parts.append(part.strip(b"\r\n"))
+        if not parts or len(parts) > 1000:
+            return 400, _error(400, "A batch holds 1 to 1000 requests"), {}
+        out = []
+        for part in parts:
+            head, _, inner = part.partition(b"\r\n\r\n")
+            part_headers = _header_lines(head)
+            if part_headers.get("content-type", "").split(";")[0].strip() != "application/http":
+                return 400, _error(400, "Each batch part must be Content-Type: application/http"), {}
+            request_head, _, body = inner.partition(b"\r\n\r\n")
+            request_line, _, rest = request_head.decode("latin-1").partition("\r\n")
+            words = request_line.split()
+            if (
+                len(words) != 3
+                or not words[2].startswith("HTTP/")
+                or not words[1].startswith("/walletobjects/v1/")
+            ):
+                return 400, _error(400, f"Bad inner request line {request_line!r}"), {}
+            inner_headers = _header_lines(rest.encode("latin-1"))
+            inner_headers.setdefault("authorization", headers.get("authorization", ""))
+            status, answer, _ = self.dispatch(words[0], words[1], inner_headers, body.strip(b"\r\n"))
+            data = json.dumps(answer)
+            cid = part_headers.get("content-id", "").strip("<>")
+            out.append(
+                "Content-Type: application/http\r\n"
+                + (f"Content-ID: <response-{cid}>\r\n" if cid else "")
+                + f"\r\nHTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+                + f"Content-Type: application/json; charset=UTF-8\r\nContent-Length: {len(data.encode())}\r\n\r\n{data}"
+            )
+        answer_boundary = "batch_" + secrets.token_hex(8)
+        payload = "".join(f"--{answer_boundary}\r\n{p}\r\n" for p in out) + f"--{answer_boundary}--\r\n"
+        return 200, payload.encode(), {"Content-Type": f"multipart/mixed; boundary={answer_boundary}"}
 
     def token(self, form: dict[str, str]) -> tuple[int, Any]:
         self.token_requests += 1
@@ -486,6 +540,16 @@ class FakeGoogleWallet:
                 raise Invalid(f"{name}.date is not an ISO 8601 date-time") from None
             if stamp.tzinfo is None:
                 raise Invalid(f"{name}.date needs an offset")
+
+
+def _header_lines(raw: bytes) -> dict[str, str]:
+    """Header lines as a dict with lower-case names."""
+    out = {}
+    for line in raw.decode("latin-1").split("\r\n"):
+        name, sep, value = line.partition(":")
+        if sep:
+            out[name.strip().lower()] = value.strip()
+    return out
 
 
 def _error(status: int, message: str, reason: str = "") -> dict[str, Any]:

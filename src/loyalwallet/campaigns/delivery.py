@@ -8,6 +8,8 @@ them. A touch that changed nothing but the message has the reason MESSAGE_ONLY: 
 Google object does not show Card.message, so the Google listener skips it.
 Google: an outbox row `google.message` for the Wallet object's messages, written only
 when a handler for that topic is registered (otherwise the worker would dead-letter it).
+A campaign chunk collects its Google cards (`google_items`) and queues ONE batched row
+for all of them (queue_google_messages), sent concurrently by the Google part.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from loyalwallet import db
 from loyalwallet.campaigns.models import Offer
 from loyalwallet.campaigns.offers import issue
-from loyalwallet.cards.book import MESSAGE_ONLY, CardBook
+from loyalwallet.cards.book import MESSAGE_ONLY, CardBook, cards_changed
 from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.outbox import handlers
 from loyalwallet.outbox.service import enqueue
@@ -78,11 +81,14 @@ def message_card(
     google: bool = True,
     now: dt.datetime | None = None,
     changes: dict[str, list[int]] | None = None,
+    google_items: list[tuple[int, str]] | None = None,
 ) -> Sent:
     """The card must be locked by the caller's transaction (cards.book.lock_card*).
     `google`: whether the card is in Google Wallet (see google_cards).
     `changes`: collect the card id under its touch reason instead of queueing its own
     `card.changed` (the caller queues them in bulk with cards_changed).
+    `google_items`: collect (card id, message id) instead of queueing the card's own
+    `google.message` (the caller queues them in one row with queue_google_messages).
     Raises DomainError (offer used up or ended) before writing anything."""
     book = CardBook(session, card, program, now)
     # The coupon first: when the offer is used up or over, DomainError leaves nothing written.
@@ -103,7 +109,9 @@ def message_card(
     book.touch(touched, queue=changes is None)
     if changes is not None:
         changes.setdefault(touched, []).append(card.id)
-    if google and google_messages_enabled():
+    if google and google_items is not None:
+        google_items.append((card.id, message_id))
+    elif google and google_messages_enabled():
         enqueue(
             session,
             card.merchant_id,
@@ -111,6 +119,55 @@ def message_card(
             {"card_id": card.id, "header": header, "body": body, "message_id": message_id},
         )
     return Sent(credited, coupon)
+
+
+def message_cards(
+    session: Session,
+    merchant_id: int,
+    card_ids: list[int],
+    *,
+    header: str,
+    body: str,
+    batch: str,
+    in_google: set[int],
+    now: dt.datetime,
+) -> list[int]:
+    """A message without points or a coupon on many cards: what message_card does to
+    each (the message, a touch with MESSAGE_ONLY), for the chunk in two statements (lock
+    in id order, update) instead of an ORM card and a CardBook per card; then one
+    card.changed and one batched google.message. Message ids: "<batch>-<card id>".
+    Returns the active cards messaged (blocked or gone ones are left out)."""
+    stmt = select(Card.id, Card.status).where(Card.id.in_(card_ids)).order_by(Card.id)
+    rows = session.execute(stmt if db.is_sqlite() else stmt.with_for_update()).all()
+    active = [card_id for card_id, status in rows if status == "active"]
+    if not active:
+        return []
+    session.execute(
+        update(Card)
+        .where(Card.id.in_(active))
+        .values(
+            message=body[:500], message_at=now, version=Card.version + 1, updated_at=now, pass_updated_at=now
+        )
+        .execution_options(synchronize_session=False)
+    )
+    cards_changed(session, merchant_id, active, MESSAGE_ONLY)
+    items = [(card_id, f"{batch}-{card_id}") for card_id in active if card_id in in_google]
+    queue_google_messages(session, merchant_id, items, header, body, batch)
+    return active
+
+
+def queue_google_messages(
+    session: Session, merchant_id: int, items: list[tuple[int, str]], header: str, body: str, batch: str
+) -> None:
+    """One batched `google.message` row for a chunk's cards (wallet.google.handlers):
+    `batch` names the sender ("campaign-12") for its delivered / failed counts."""
+    if items and google_messages_enabled():
+        enqueue(
+            session,
+            merchant_id,
+            GOOGLE_TOPIC,
+            {"cards": [list(i) for i in items], "header": header, "body": body, "batch": batch},
+        )
 
 
 def google_cards(session: Session, card_ids: list[int]) -> set[int]:

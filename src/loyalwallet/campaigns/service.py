@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.campaigns import segments
-from loyalwallet.campaigns.delivery import CHANNELS, GOOGLE_TOPIC, google_cards, message_card
+from loyalwallet.campaigns.delivery import (
+    CHANNELS,
+    GOOGLE_TOPIC,
+    google_cards,
+    message_card,
+    message_cards,
+    queue_google_messages,
+)
 from loyalwallet.campaigns.models import Campaign, CampaignRecipient, Offer
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import Message, Segment, in_holdout, parse, parse_segment
@@ -35,6 +42,7 @@ from loyalwallet.outbox.handlers import Delivery
 from loyalwallet.outbox.models import BULK, OutboxMessage
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
+from loyalwallet.wallet.google.messages import batch_counts
 
 log = logging.getLogger("loyalwallet.campaigns")
 
@@ -371,6 +379,7 @@ def deliver(msg: Delivery) -> None:
         now = db.utcnow()
         marks: dict[str, list[int]] = {"sent": [], "skipped": []}
         changes: dict[str, list[int]] = {}  # touch reason -> card ids: one card.changed each
+        google_items: list[tuple[int, str]] = []  # (card id, message id): one google.message row
         if c.status == "cancelled":
             _mark(session, list(pending.values()), "skipped", now, "campaign cancelled")
             return
@@ -379,6 +388,9 @@ def deliver(msg: Delivery) -> None:
             return
         offer = session.get(Offer, c.offer_id) if c.offer_id else None
         in_google = google_cards(session, list(pending))
+        if not c.points and offer is None:
+            _deliver_message_only(session, c, pending, in_google, now)
+            return
         stmt = (
             select(Card, Program)
             .join(Program, Program.id == Card.program_id)
@@ -407,6 +419,7 @@ def deliver(msg: Delivery) -> None:
                     google=card.id in in_google,
                     now=now,
                     changes=changes,
+                    google_items=google_items,
                 )
             except DomainError as exc:  # the offer ran out or ended: this guest gets nothing
                 _mark(session, [recipient_id], "failed", now, exc.detail[:200])
@@ -421,10 +434,31 @@ def deliver(msg: Delivery) -> None:
                 marks["sent"].append(recipient_id)
         for reason, card_ids in changes.items():
             cards_changed(session, c.merchant_id, card_ids, reason)
+        queue_google_messages(session, c.merchant_id, google_items, c.header, c.body, f"campaign-{c.id}")
         _mark(session, marks["sent"], "sent", now)
         _mark(session, marks["skipped"], "skipped", now, "card blocked or gone")
         session.flush()
         _finish_if_done(session, c, now)
+
+
+def _deliver_message_only(
+    session: Session, c: Campaign, pending: dict[int, int], in_google: set[int], now: dt.datetime
+) -> None:
+    """A campaign without points or a coupon: the chunk messaged in bulk (delivery.message_cards)."""
+    active = message_cards(
+        session,
+        c.merchant_id,
+        list(pending),
+        header=c.header,
+        body=c.body,
+        batch=f"campaign-{c.id}",
+        in_google=in_google,
+        now=now,
+    )
+    done = set(active)
+    _mark(session, [pending[i] for i in active], "sent", now)
+    _mark(session, [r for i, r in pending.items() if i not in done], "skipped", now, "card blocked or gone")
+    _finish_if_done(session, c, now)
 
 
 def _mark(session: Session, ids: list[int], status: str, now: dt.datetime, error: str | None = None) -> None:
@@ -499,9 +533,11 @@ def stats(session: Session, c: Campaign) -> dict[str, int]:
             .group_by(OutboxMessage.status)
         ).all()
     )
-    out["google_delivered"] = int(google.get("done", 0))
-    out["google_failed"] = int(google.get("dead", 0))
-    out["google_pending"] = int(google.get("pending", 0))
+    # Batched rows (one per chunk): counted per card by the Google part.
+    batched = batch_counts(session, c.merchant_id, f"campaign-{c.id}")
+    out["google_delivered"] = int(google.get("done", 0)) + batched["sent"]
+    out["google_failed"] = int(google.get("dead", 0)) + batched["failed"]
+    out["google_pending"] = int(google.get("pending", 0)) + batched["pending"]
     if c.channel == "sms":  # SMS.ru's delivery reports (messaging.reports)
         from loyalwallet.messaging.reports import campaign_counts
 

@@ -7,15 +7,21 @@ token that is cached until shortly before it expires.
 Base URLs are settings, so tests and staging point the client at a fake:
 LOYALWALLET_GOOGLE_API_URL (default https://walletobjects.googleapis.com/walletobjects/v1)
 and LOYALWALLET_GOOGLE_TOKEN_URL (default: the key file's token_uri).
+
+Batch requests (Google's documented `POST /batch`, multipart/mixed, one inner HTTP
+request per part, at most 1000): many calls in one round trip, which is how a campaign
+chunk's addMessage calls go (`WalletClient.batch`).
 """
 
 from __future__ import annotations
 
+import json
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import jwt
@@ -59,6 +65,78 @@ class Credentials:
 
 def api_url() -> str:
     return (env("GOOGLE_API_URL", API_URL) or API_URL).rstrip("/")
+
+
+def batch_url() -> str:
+    """Google's batch endpoint: /batch at the API's host (the path before /walletobjects)."""
+    return api_url().rsplit("/walletobjects/", 1)[0] + "/batch"
+
+
+# Calls per batch request (Google takes at most 1000).
+BATCH_MAX = 1000
+
+
+def encode_batch(calls: list[tuple[str, str, dict[str, Any] | None]], prefix: str) -> tuple[str, bytes]:
+    """(boundary, body) of a multipart/mixed batch: part n is `Content-ID: <n>` holding the
+    inner request `METHOD prefix/path HTTP/1.1` with its JSON body."""
+    boundary = "batch_" + secrets.token_hex(12)
+    out = []
+    for n, (method, path, body) in enumerate(calls):
+        data = json.dumps(body, separators=(",", ":")) if body is not None else ""
+        out.append(
+            f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <{n}>\r\n\r\n"
+            f"{method} {prefix}/{path} HTTP/1.1\r\nContent-Type: application/json; charset=UTF-8\r\n"
+            f"Content-Length: {len(data.encode())}\r\n\r\n{data}\r\n"
+        )
+    out.append(f"--{boundary}--\r\n")
+    return boundary, "".join(out).encode()
+
+
+def decode_batch(content_type: str, raw: bytes, count: int) -> list[tuple[int, dict[str, Any]]]:
+    """The inner answers of a batch response, in the order of the calls (by Content-ID
+    `<response-n>`); a call without an answer counts as 503 (tried again)."""
+    boundary = ""
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "boundary":
+            boundary = value.strip('"')
+    if not boundary:
+        raise GoogleApiError(502, f"batch answer without a multipart boundary ({content_type!r})")
+    answers: list[tuple[int, dict[str, Any]]] = [
+        (503, {"error": {"message": "no answer in the batch"}})
+    ] * count
+    for part in raw.split(b"--" + boundary.encode())[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, inner = part.strip(b"\r\n").partition(b"\r\n\r\n")
+        cid = ""
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-id":
+                cid = value.strip().strip("<>").removeprefix("response-")
+        status_head, _, body = inner.partition(b"\r\n\r\n")
+        status_line = status_head.split(b"\r\n", 1)[0].split()
+        if not cid.isdigit() or int(cid) >= count or len(status_line) < 2:
+            continue
+        try:
+            doc = json.loads(body) if body.strip() else {}
+        except ValueError:
+            doc = {}
+        answers[int(cid)] = (int(status_line[1]), doc if isinstance(doc, dict) else {})
+    return answers
+
+
+def answer_error(status: int, doc: dict[str, Any]) -> GoogleApiError:
+    """A batch's inner error answer as the error a single call would raise."""
+    err = doc.get("error") if isinstance(doc, dict) else None
+    message, reason = "error", ""
+    if isinstance(err, dict):
+        message = str(err.get("message") or message)
+        reason = str(err.get("status") or "")
+        details = err.get("errors")
+        if isinstance(details, list) and details and isinstance(details[0], dict):
+            reason = str(details[0].get("reason") or reason)
+    return GoogleApiError(status, message[:500], reason)
 
 
 def token_url(creds: Credentials) -> str:
@@ -175,6 +253,28 @@ class WalletClient:
             if response.status_code >= 400:
                 raise _error(response)
             return response.json() if response.content else {}
+        raise AssertionError("unreachable")
+
+    def batch(self, calls: list[tuple[str, str, dict[str, Any] | None]]) -> list[tuple[int, dict[str, Any]]]:
+        """Several calls (method, path as _path makes it, body) in one batch request; their
+        (status, answer) in order. The batch itself failing raises as a single call does."""
+        if not calls:
+            return []
+        if len(calls) > BATCH_MAX:
+            raise ValueError(f"a batch holds at most {BATCH_MAX} calls")
+        boundary, payload = encode_batch(calls, urlsplit(api_url()).path)
+        for attempt in (1, 2):
+            headers = {
+                "Authorization": f"Bearer {access_token(self.creds)}",
+                "Content-Type": f"multipart/mixed; boundary={boundary}",
+            }
+            response = http().post(batch_url(), content=payload, headers=headers, timeout=_timeout())
+            if response.status_code == 401 and attempt == 1:
+                forget_token(self.creds)
+                continue
+            if response.status_code >= 400:
+                raise _error(response)
+            return decode_batch(response.headers.get("content-type", ""), response.content, len(calls))
         raise AssertionError("unreachable")
 
     @staticmethod

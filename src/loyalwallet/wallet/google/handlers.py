@@ -10,6 +10,11 @@
   TEXT_AND_NOTIFY (Google's limit for notifications); later ones go as TEXT: shown on
   the card, without a notification. A card whose guest never got a Google link is
   skipped. A repeated message_id is not added twice.
+  Batched (a campaign chunk): {"cards": [[card_id, message_id], ...], "header", "body",
+  "batch"}: the cards' addMessage calls go concurrently (messages.py); each card's
+  outcome is recorded, so a retry skips the cards done; a card Google refuses for good
+  is recorded failed and the others go on; the cards to try again (outage, 5xx) are
+  queued again in a row of their own (or, when none went, this row is retried).
 - google.check {"card_ids", "at"}: GET objects not known saved, recording hasUsers;
   queued by the periodic job `google-saves` (saves.py), a bounded number per run.
 
@@ -21,6 +26,7 @@ with Google's message, where the admin's failed deliveries show it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -33,11 +39,13 @@ from loyalwallet.cards.handlers import changed_cards
 from loyalwallet.errors import DomainError
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
-from loyalwallet.wallet.google import gifts, saves
+from loyalwallet.wallet.google import gifts, messages, saves
 from loyalwallet.wallet.google.client import GoogleApiError, TokenError
 from loyalwallet.wallet.google.issuer import issuer_for
 from loyalwallet.wallet.google.models import GoogleObject
 from loyalwallet.wallet.google.sync import send_message, sync_card, sync_program
+
+log = logging.getLogger("loyalwallet.google")
 
 
 def _guarded(fn: Callable[[], Any]) -> Any:
@@ -110,12 +118,46 @@ def google_class(msg: Delivery) -> None:
 
 def google_message(msg: Delivery) -> None:
     p = msg.payload
+    if "cards" in p:
+        _google_messages(msg)
+        return
     try:
         card_id, header, body = int(p["card_id"]), str(p["header"]), str(p["body"])
         message_id = str(p["message_id"])
     except (KeyError, TypeError, ValueError) as exc:
         raise Permanent(f"bad google.message payload: {exc!r}") from exc
     _guarded(lambda: send_message(card_id, msg.merchant_id, header, body, message_id))
+
+
+def _google_messages(msg: Delivery) -> None:
+    p = msg.payload
+    try:
+        items = [(int(c), str(m)) for c, m in p["cards"]]
+        header, body, batch = str(p["header"]), str(p["body"]), str(p.get("batch") or "")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Permanent(f"bad google.message payload: {exc!r}") from exc
+    result: messages.BatchResult = _guarded(
+        lambda: messages.send_batch(msg.merchant_id, header, body, batch, items)
+    )
+    if result.failed:
+        log.warning("%s Google message(s) of %s refused: %s", len(result.failed), batch, result.failed[0])
+    if not result.retry:
+        return
+    if len(result.retry) == len(items):  # nothing went: the row itself is tried again
+        raise Retry(result.errors[0], after=result.retry_after)
+    # Some went: only the others are tried again, in a row of their own.
+    with db.transaction() as session:
+        enqueue(
+            session,
+            msg.merchant_id,
+            "google.message",
+            {**p, "cards": [list(i) for i in result.retry]},
+            delay=dt.timedelta(seconds=result.retry_after or RETRY_SECONDS),
+        )
+
+
+# The delay before the cards of a chunk that failed for a while are tried again.
+RETRY_SECONDS = 30.0
 
 
 def google_check(msg: Delivery) -> None:

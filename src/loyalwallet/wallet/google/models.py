@@ -89,3 +89,24 @@ class GoogleObject(Base):
     checked_at: Mapped[dt.datetime | None]
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]
+
+
+class GoogleMessageSend(Base):
+    """What became of one message to one card's object, sent as part of a batched
+    `google.message` row (a campaign chunk): the per-card progress that lets a retried
+    chunk skip the cards already done, and the campaign's delivered / failed counts.
+
+    status: sent | skipped (no object, or Google not set up) | failed (Google refused it
+    for good; `error` says why)."""
+
+    __tablename__ = "google_message_sends"
+    __table_args__ = (Index("ix_google_message_sends_batch", "batch", "status"),)
+
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    card_id: Mapped[int] = mapped_column(BigID, ForeignKey("cards.id"))
+    merchant_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("merchants.id"))
+    # The batch the message belongs to ("campaign-12"): its counts in one index range.
+    batch: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[Timestamp]
