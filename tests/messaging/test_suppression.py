@@ -168,9 +168,18 @@ def test_a_late_bounce_stops_mail_and_erasure_leaves_nothing(
     assert r.status_code == 200, r.text
     assert _marks(shop) == []
     with db.read() as session:
-        left = session.scalars(select(MessageDelivery.id).where(MessageDelivery.address_hash == digest)).all()
+        left = session.scalars(
+            select(MessageDelivery.id).where(
+                MessageDelivery.merchant_id == shop.merchant_id, MessageDelivery.address_hash == digest
+            )
+        ).all()
         assert left == []
         assert (
-            session.scalar(select(MessageSuppression).where(MessageSuppression.address_hash == digest))
+            session.scalar(
+                select(MessageSuppression).where(
+                    MessageSuppression.merchant_id == shop.merchant_id,
+                    MessageSuppression.address_hash == digest,
+                )
+            )
             is None
         )
