@@ -150,4 +150,5 @@ def send_card_sms(msg: Delivery) -> None:
             msg.merchant_id,
             result.message_id,
             card_send_id=send_id if isinstance(send_id, int) else None,
+            phone=phone,
         )

@@ -127,9 +127,8 @@ def forget(
                 MessageSuppression.address_hash == digest,
             )
         )
-        if channel == "email":
-            session.execute(
-                update(MessageDelivery)
-                .where(MessageDelivery.merchant_id == merchant_id, MessageDelivery.address_hash == digest)
-                .values(address_hash=None)
-            )
+        session.execute(
+            update(MessageDelivery)
+            .where(MessageDelivery.merchant_id == merchant_id, MessageDelivery.address_hash == digest)
+            .values(address_hash=None)
+        )
