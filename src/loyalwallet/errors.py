@@ -74,6 +74,7 @@ CODES: dict[str, tuple[int, str]] = {
     # Visit feedback and sending the card to its guest.
     "feedback_closed": (410, "This visit can no longer be rated"),
     "channel_unavailable": (409, "The guest cannot be reached on this channel"),
+    "email_bounced": (409, "The guest's e-mail address bounced; it is not mailed again"),
     "sms_unavailable": (502, "The SMS provider did not answer as expected"),
     # Hardening (issue 13): bodies over the cap, images too big to draw.
     "payload_too_large": (413, "The request body is too large"),

@@ -20,12 +20,14 @@ from support import free_port
 class FakeSmtp:
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # every RCPT answered 5xx
     port: int = 0
     _controller: Controller | None = None
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         domain = address.rsplit("@", 1)[-1].lower()
         if domain == "bounce.test":
+            self.refused.append(address)
             return "550 5.1.1 mailbox unavailable"
         if domain == "busy.test":
             return "451 4.3.0 try again later"

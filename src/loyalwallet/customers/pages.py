@@ -15,6 +15,7 @@ from loyalwallet.customers import directory, erasure
 from loyalwallet.customers import service as customers
 from loyalwallet.errors import DomainError, not_found
 from loyalwallet.merchants.service import audit
+from loyalwallet.messaging import suppression
 from loyalwallet.messaging.service import sends_of as card_sends
 from loyalwallet.web.pages import form_data, redirect, render_staff, staff_page
 from loyalwallet.web.sessions import StaffSession
@@ -54,6 +55,12 @@ def guest(customer_id: int, request: Request, who: StaffSession = Depends(staff_
     with db.read() as session:
         customer = directory.get_guest(session, who.merchant_id, customer_id)
         data = customers.export(session, customer)
+        bounced = suppression.mark_of(session, who.merchant_id, "email", data.get("email"))
+        email_bounce = (
+            {"code": bounced.code or "", "at": bounced.created_at.isoformat()}
+            if bounced is not None
+            else None
+        )
         card_rows = []
         for card, program in cards_of_customer(session, customer):
             card_rows.append(
@@ -68,7 +75,7 @@ def guest(customer_id: int, request: Request, who: StaffSession = Depends(staff_
         request,
         who,
         "admin/guest.html",
-        {"guest": data, "cards": card_rows, "customer_id": customer_id},
+        {"guest": data, "cards": card_rows, "customer_id": customer_id, "email_bounce": email_bounce},
         section="guests",
     )
 

@@ -67,7 +67,14 @@ def get_or_create(
     if data.name:
         customer.name_enc = _seal(merchant_id, "name", data.name)
     if data.email:
+        old = None if created else crypto.open_(customer.email_enc, merchant_id=merchant_id, column="email")
         customer.email_enc = _seal(merchant_id, "email", data.email)
+        if old is not None and old.strip().lower() != data.email.strip().lower():
+            # A new address may work: the old one's bounce mark no longer stops mail.
+            from loyalwallet.messaging import suppression
+
+            session.flush()
+            suppression.clear(session, merchant_id, "email", old, customer.id)
     if data.birthday:
         customer.birthday_enc = _seal(merchant_id, "birthday", data.birthday.isoformat())
         customer.birth_md = data.birthday.month * 100 + data.birthday.day
@@ -171,6 +178,10 @@ def erase(session: Session, customer: Customer) -> list[str]:
     reason); call erasure.after_commit() once the transaction is committed."""
     plain = view(customer, full=True)
     values = erasure.values_of(plain)
+    # Bounce marks and bounce records keyed by the guest's addresses go too.
+    from loyalwallet.messaging import suppression
+
+    suppression.forget(session, customer.merchant_id, customer.id, plain.get("email"), plain.get("phone"))
     erasure.scrub(session, customer.merchant_id, values)
     customer.phone_index = None
     customer.phone_enc = None

@@ -18,8 +18,6 @@ Anything else (a forged or unknown DSN, a delay notice, an auto-reply) changes n
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from sqlalchemy.orm import Session
 from loyalwallet import db
 from loyalwallet.campaigns.models import CampaignRecipient
 from loyalwallet.config import env
-from loyalwallet.enrollment.limits import derived_key
+from loyalwallet.messaging import suppression
 from loyalwallet.messaging.models import CardSend, MessageDelivery
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{20}$")
@@ -50,8 +48,7 @@ def bounce_address() -> tuple[str, str] | None:
 
 
 def address_hash(address: str) -> str:
-    mac = hmac.new(derived_key("email-bounce"), address.strip().lower().encode(), hashlib.sha256)
-    return mac.hexdigest()
+    return suppression.key("email", address)
 
 
 def new_token() -> str:
@@ -174,6 +171,7 @@ def mark(session: Session, row: MessageDelivery, status: str, now: dt.datetime) 
     row.status = "bounced"
     row.code = status[:32]
     row.updated_at = now
+    _suppress(session, row, status, now)
     if row.card_send_id is not None:
         session.execute(update(CardSend).where(CardSend.id == row.card_send_id).values(status="bounced"))
     if row.recipient_id is not None:
@@ -182,3 +180,23 @@ def mark(session: Session, row: MessageDelivery, status: str, now: dt.datetime) 
             .where(CampaignRecipient.id == row.recipient_id, CampaignRecipient.status == "sent")
             .values(status="bounced", error=f"bounced later: {status}"[:200])
         )
+
+
+def _suppress(session: Session, row: MessageDelivery, status: str, now: dt.datetime) -> None:
+    """A late hard bounce: the address is not mailed again (messaging.suppression; the
+    record's hash is the suppression's key, so the address itself is not needed)."""
+    from loyalwallet.cards.models import Card
+
+    if row.address_hash is None:
+        return
+    card_id = None
+    if row.card_send_id is not None:
+        card_id = session.scalar(select(CardSend.card_id).where(CardSend.id == row.card_send_id))
+    elif row.recipient_id is not None:
+        card_id = session.scalar(
+            select(CampaignRecipient.card_id).where(CampaignRecipient.id == row.recipient_id)
+        )
+    customer_id = session.scalar(select(Card.customer_id).where(Card.id == card_id)) if card_id else None
+    suppression.add(
+        session, row.merchant_id, "email", row.address_hash, customer_id=customer_id, code=status, now=now
+    )

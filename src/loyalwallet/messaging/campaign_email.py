@@ -27,7 +27,7 @@ from loyalwallet.customers.models import Customer
 from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.webcard import brand
 from loyalwallet.merchants.models import Merchant
-from loyalwallet.messaging import bounces, email, rules, unsubscribe
+from loyalwallet.messaging import bounces, email, rules, suppression, unsubscribe
 from loyalwallet.outbox.handlers import Delivery, Retry
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
@@ -150,11 +150,12 @@ _TO_B, _CARD_B, _LEAVE_B, _MID_B = (_TO.encode(), _CARD.encode(), _LEAVE.encode(
 
 
 def _prepare(
-    campaign_id: int, recipient_ids: list[int], sender: str
+    campaign_id: int, recipient_ids: list[int], sender: str, guests: dict[int, int] | None = None
 ) -> tuple[list[tuple[int, str, bytes]], list[int]]:
     """The messages (recipient, address, bytes) of the recipients still pending, and
     those to skip. Only the columns a message needs are read (whole card and guest rows
     cost more to load than the message costs to send); programs once each."""
+    guests = {} if guests is None else guests  # filled: recipient -> guest, for a bounce's mark
     out: list[tuple[int, str, bytes]] = []
     looks: dict[tuple[int, str | None, str], bytes] = {}
     skip: list[int] = []
@@ -187,6 +188,9 @@ def _prepare(
         if c.status == "cancelled":
             return [], [*skip, *seen]
         programs: dict[int, Program] = {}
+        opened = [crypto.open_(r[6], merchant_id=merchant.id, column="email") for r in rows]
+        hashes = {to: suppression.key("email", to) for to in opened if to}
+        bounced = suppression.suppressed(session, merchant.id, "email", list(hashes.values()))
         for (
             recipient_id,
             status,
@@ -194,13 +198,15 @@ def _prepare(
             public_token,
             program_id,
             customer_id,
-            email_enc,
+            _email_enc,
             consent,
             erased,
             locale,
-        ) in rows:
-            to = crypto.open_(email_enc, merchant_id=merchant.id, column="email")
+        ), to in zip(rows, opened, strict=True):
             if not to or not consent or erased is not None or status != "active":
+                skip.append(recipient_id)
+                continue
+            if hashes[to] in bounced:  # bounced for good before: not mailed again
                 skip.append(recipient_id)
                 continue
             if not to.isascii():  # an internationalised address: not handled yet
@@ -214,14 +220,33 @@ def _prepare(
                     programs[program_id] = program
                 looks[key] = look_of(c, merchant, programs[program_id], tier, key[2], sender)
             out.append((recipient_id, to, render(looks[key], merchant.id, public_token, customer_id, to)))
+            guests[recipient_id] = customer_id
     return out, skip
 
 
 def _mark(
-    campaign_id: int, marks: dict[str, list[int]], trails: dict[int, tuple[str, str]] | None = None
+    campaign_id: int,
+    marks: dict[str, list[int]],
+    trails: dict[int, tuple[str, str]] | None = None,
+    refused: dict[int, tuple[int, str, str]] | None = None,
 ) -> None:
+    """`refused`: recipient -> (guest, address, code) of the addresses refused for good,
+    to be suppressed."""
     now = db.utcnow()
     with db.transaction() as session:
+        if refused:
+            c = session.get(Campaign, campaign_id)
+            for customer_id, to, code in refused.values():
+                if c is not None:
+                    suppression.add(
+                        session,
+                        c.merchant_id,
+                        "email",
+                        suppression.key("email", to),
+                        customer_id=customer_id,
+                        code=code,
+                        now=now,
+                    )
         if trails:
             c = session.get(Campaign, campaign_id)
             sent = set(marks.get("sent", ()))
@@ -255,7 +280,9 @@ def deliver(msg: Delivery) -> None:
     campaign_id = int(msg.payload["campaign_id"])
     provider = email.get_provider()
     sender = provider.settings.sender if isinstance(provider, email.SmtpProvider) else "loyalwallet@localhost"
-    items, skip = _prepare(campaign_id, [int(i) for i in msg.payload["recipient_ids"]], sender)
+    guests: dict[int, int] = {}
+    items, skip = _prepare(campaign_id, [int(i) for i in msg.payload["recipient_ids"]], sender, guests)
+    refused: dict[int, tuple[int, str, str]] = {}
     marks: dict[str, list[int]] = {"sent": [], "bounced": [], "failed": [], "skipped": skip}
     # recipient -> (bounce token, address): each message's own Return-Path (messaging.bounces)
     trails: dict[int, tuple[str, str]] = {}
@@ -279,6 +306,7 @@ def deliver(msg: Delivery) -> None:
             except email.EmailError as exc:
                 if exc.bounced:
                     marks["bounced"].append(recipient_id)
+                    refused[recipient_id] = (guests[recipient_id], to, exc.code or "5.0.0")
                 elif exc.permanent:
                     marks["failed"].append(recipient_id)
                 else:
@@ -289,9 +317,9 @@ def deliver(msg: Delivery) -> None:
             email.give_back(provider, conn)  # the next chunk goes on over it
             kept = True
     except email.EmailError as exc:
-        _mark(campaign_id, marks, trails)  # what went out stays out; a retry sends the rest
+        _mark(campaign_id, marks, trails, refused)  # what went out stays out; a retry sends the rest
         raise Retry(str(exc)) from exc
     finally:
         if conn is not None and not kept:
             email.close(conn)
-    _mark(campaign_id, marks, trails)
+    _mark(campaign_id, marks, trails, refused)

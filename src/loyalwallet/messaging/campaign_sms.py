@@ -29,7 +29,7 @@ from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
 from loyalwallet.merchants.service import audit, get_merchant, today
-from loyalwallet.messaging import reports
+from loyalwallet.messaging import reports, suppression
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.outbox.service import enqueue
 
@@ -141,6 +141,7 @@ def _mark(
     marks: dict[str, list[int]],
     reasons: dict[str, str],
     sms_ids: dict[int, str | None] | None = None,
+    phones: dict[int, str] | None = None,
 ) -> None:
     now = db.utcnow()
     with db.transaction() as session:
@@ -153,6 +154,7 @@ def _mark(
                     sms_id,
                     campaign_id=campaign_id,
                     recipient_id=recipient_id,
+                    phone=(phones or {}).get(recipient_id),
                     now=now,
                 )
         for status, ids in marks.items():
@@ -190,12 +192,18 @@ def deliver(msg: Delivery) -> None:
         session.expunge(c)
     marks["skipped"] += sorted(set(ids) - {r[0] for r in rows})
     to_send: list[tuple[int, str]] = []
-    for recipient_id, status, customer in rows:
-        phone = crypto.open_(customer.phone_enc, merchant_id=merchant.id, column="phone")
-        if c.status == "cancelled" or not phone or not customer.marketing_consent or status != "active":
+    opened = [crypto.open_(r[2].phone_enc, merchant_id=merchant.id, column="phone") for r in rows]
+    with db.read() as session:  # numbers SMS.ru found no route to: not texted again
+        no_route = suppression.suppressed(
+            session, merchant.id, "sms", [suppression.key("sms", p) for p in opened if p]
+        )
+    for (recipient_id, status, customer), phone in zip(rows, opened, strict=True):
+        unwanted = c.status == "cancelled" or not customer.marketing_consent or status != "active"
+        if unwanted or not phone or suppression.key("sms", phone) in no_route:
             marks["skipped"].append(recipient_id)
         else:
             to_send.append((recipient_id, phone))
+    phones = dict(to_send)
     provider = sms.get_provider()
     try:
         priced = provider.cost([p for _, p in to_send], text) if to_send else {}
@@ -225,9 +233,9 @@ def deliver(msg: Delivery) -> None:
                 marks["sent"].append(recipient_id)
                 sms_ids[recipient_id] = result.message_id
     except sms.SmsError as exc:
-        _mark(campaign_id, _merge(marks), _REASONS, sms_ids)  # what went out stays out
+        _mark(campaign_id, _merge(marks), _REASONS, sms_ids, phones)  # what went out stays out
         raise Retry(str(exc)) from exc
-    _mark(campaign_id, _merge(marks), _REASONS, sms_ids)
+    _mark(campaign_id, _merge(marks), _REASONS, sms_ids, phones)
 
 
 _REASONS = {"skipped": "no phone or consent", "failed": "the SMS provider refused the number"}

@@ -27,6 +27,7 @@ class EmailError(Exception):
     detail: str
     permanent: bool = False
     bounced: bool = False  # the address itself was refused
+    code: str | None = None  # the SMTP reply code of a refused address, e.g. "550"
 
     def __str__(self) -> str:
         return self.detail
@@ -114,7 +115,9 @@ class SmtpProvider:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _msg in exc.recipients.values()]
             permanent = all(500 <= c < 600 for c in codes)
-            raise EmailError(f"recipient refused: {codes}", permanent=permanent, bounced=permanent) from exc
+            raise EmailError(
+                f"recipient refused: {codes}", permanent=permanent, bounced=permanent, code=str(max(codes))
+            ) from exc
         except smtplib.SMTPResponseException as exc:
             raise EmailError(f"smtp {exc.smtp_code}", permanent=500 <= exc.smtp_code < 600) from exc
         except (OSError, smtplib.SMTPException) as exc:

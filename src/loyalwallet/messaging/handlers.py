@@ -11,13 +11,14 @@ from email.utils import make_msgid
 from sqlalchemy import update
 
 from loyalwallet import crypto, db
+from loyalwallet.cards.models import Card
 from loyalwallet.cards.views import card_view
 from loyalwallet.enrollment import sms
 from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.webcard import brand, load_card_by_id
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.models import Merchant
-from loyalwallet.messaging import bounces, email, reports, rules
+from loyalwallet.messaging import bounces, email, reports, rules, suppression
 from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.handlers import Delivery, Permanent, Retry
 from loyalwallet.text import gettext_for
@@ -89,6 +90,8 @@ def send_email(msg: Delivery) -> None:
         if exc.permanent:
             log.info("outbox %s: e-mail bounced or refused: %s", msg.id, exc)
             _mark(send_id, "bounced" if exc.bounced else "failed")
+            if exc.bounced:
+                _suppress(msg.merchant_id, int(msg.payload["card_id"]), to, exc.code)
             raise Permanent(str(exc)) from exc
         raise Retry(str(exc)) from exc
     _mark(send_id, "sent")
@@ -101,6 +104,20 @@ def send_email(msg: Delivery) -> None:
                 to,
                 card_send_id=send_id if isinstance(send_id, int) else None,
             )
+
+
+def _suppress(merchant_id: int, card_id: int, to: str, code: str | None) -> None:
+    """The address was refused for good: not mailed again (messaging.suppression)."""
+    with db.transaction() as session:
+        card = session.get(Card, card_id)
+        suppression.add(
+            session,
+            merchant_id,
+            "email",
+            suppression.key("email", to),
+            customer_id=card.customer_id if card is not None else None,
+            code=code,
+        )
 
 
 def _mark(send_id: object, status: str) -> None:
@@ -133,4 +150,5 @@ def send_card_sms(msg: Delivery) -> None:
             msg.merchant_id,
             result.message_id,
             card_send_id=send_id if isinstance(send_id, int) else None,
+            phone=phone,
         )

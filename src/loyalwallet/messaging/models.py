@@ -57,3 +57,24 @@ class MessageDelivery(Base):
     next_poll_at: Mapped[dt.datetime | None]
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]
+
+
+class MessageSuppression(Base):
+    """An address not to be used again: an e-mail address that bounced for good (5.x.x at
+    send time or a late DSN), a phone SMS.ru found no route to. Only a keyed hash of the
+    address is kept (messaging.suppression.key); `customer_id` is the guest it bounced
+    for, so the mark is cleared when that guest's address changes and erased with them."""
+
+    __tablename__ = "message_suppressions"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "channel", "address_hash"),
+        Index("ix_message_suppressions_customer", "customer_id"),
+    )
+
+    id: Mapped[IdPK]
+    merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"))
+    channel: Mapped[str] = mapped_column(String(8))  # email | sms
+    address_hash: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(BigID)
+    code: Mapped[str | None] = mapped_column(String(32))  # 5.1.1, or SMS.ru's 150
+    created_at: Mapped[Timestamp]

@@ -35,7 +35,7 @@ from loyalwallet.enrollment.limits import derived_key
 from loyalwallet.enrollment.links import base_url
 from loyalwallet.enrollment.sms.smsru import SmsRuProvider
 from loyalwallet.merchants.models import Merchant
-from loyalwallet.messaging import rules
+from loyalwallet.messaging import rules, suppression
 from loyalwallet.messaging.models import CardSend, MessageDelivery
 
 log = logging.getLogger("loyalwallet.messaging")
@@ -69,9 +69,11 @@ def record_sms(
     card_send_id: int | None = None,
     campaign_id: int | None = None,
     recipient_id: int | None = None,
+    phone: str | None = None,
     now: dt.datetime | None = None,
 ) -> None:
-    """Remember an accepted SMS (a provider without an id, like the console, is not followed)."""
+    """Remember an accepted SMS (a provider without an id, like the console, is not followed);
+    the keyed hash of the phone, so a "no route" report can suppress the number."""
     if not sms_id:
         return
     now = now or db.utcnow()
@@ -84,6 +86,7 @@ def record_sms(
             card_send_id=card_send_id,
             campaign_id=campaign_id,
             recipient_id=recipient_id,
+            address_hash=suppression.key("sms", phone) if phone else None,
             status="sent",
             next_poll_at=now + first,
             created_at=now,
@@ -103,7 +106,28 @@ def apply(session: Session, row: MessageDelivery, code: int, now: dt.datetime) -
     row.next_poll_at = None
     if row.card_send_id is not None:
         session.execute(update(CardSend).where(CardSend.id == row.card_send_id).values(status=outcome))
+    if code in rules.SMS_NO_ROUTE and row.address_hash is not None:
+        _suppress(session, row, code, now)
     return True
+
+
+def _suppress(session: Session, row: MessageDelivery, code: int, now: dt.datetime) -> None:
+    """SMS.ru found no route to the number: campaigns do not text it again."""
+    from loyalwallet.campaigns.models import CampaignRecipient
+    from loyalwallet.cards.models import Card
+
+    card_id = None
+    if row.card_send_id is not None:
+        card_id = session.scalar(select(CardSend.card_id).where(CardSend.id == row.card_send_id))
+    elif row.recipient_id is not None:
+        card_id = session.scalar(
+            select(CampaignRecipient.card_id).where(CampaignRecipient.id == row.recipient_id)
+        )
+    customer_id = session.scalar(select(Card.customer_id).where(Card.id == card_id)) if card_id else None
+    assert row.address_hash is not None
+    suppression.add(
+        session, row.merchant_id, "sms", row.address_hash, customer_id=customer_id, code=str(code), now=now
+    )
 
 
 def on_callback(entries: list[str]) -> int:

@@ -79,6 +79,10 @@ def retry_after(limits: tuple[Limit, ...], sends: list[dt.datetime], now: dt.dat
 # 110 read (Viber), 150 no route to the number; -1 the message is not found.
 SMS_DELIVERED = frozenset({103, 110})
 SMS_UNDELIVERED = frozenset({104, 105, 106, 107, 108, 150})
+# Only 150 ("cannot be delivered: no route found to this number") is about the number
+# itself; the others (lifetime ran out, deleted by the operator, the phone failed, unknown,
+# rejected) may pass next time. A number reported 150 is not texted again by campaigns.
+SMS_NO_ROUTE = frozenset({150})
 # Asked again after these pauses while the message is on its way; then given up (the
 # message stays "sent": nobody said it failed). With a callback the first ask comes late:
 # the callback normally tells first, the poll only catches one that was lost.

@@ -24,7 +24,7 @@ from loyalwallet.enrollment.links import base_url
 from loyalwallet.errors import DomainError, Explained
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import audit, get_merchant
-from loyalwallet.messaging import rules
+from loyalwallet.messaging import rules, suppression
 from loyalwallet.messaging.models import CardSend
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.text import gettext_for
@@ -88,7 +88,8 @@ def send_card(
     session: Session, actor: Actor, code: str, channel: str, *, now: dt.datetime | None = None
 ) -> dict[str, Any]:
     """Queue the card's link to its guest. DomainError (validation_error, not_found,
-    card_blocked, conflict, channel_unavailable, consent_required, rate_limited) before
+    card_blocked, conflict, channel_unavailable, email_bounced, consent_required,
+    rate_limited) before
     anything is written."""
     actor.require("cashier")
     now = now or db.utcnow()
@@ -138,6 +139,14 @@ def send_card(
         email = crypto.open_(customer.email_enc, merchant_id=merchant.id, column="email")
         if not email:
             raise DomainError("channel_unavailable", "the guest has no e-mail address")
+        mark = suppression.mark_of(session, merchant.id, "email", email)
+        if mark is not None:
+            raise Explained(
+                "email_bounced",
+                "the guest's e-mail address bounced ({code}); e-mails go again once the guest gives a new address",
+                code=mark.code or "5.0.0",
+                extra={"bounced_at": mark.created_at.isoformat()},
+            )
         _check_limit(session, card, now)
         session.add(send)
         session.flush()
