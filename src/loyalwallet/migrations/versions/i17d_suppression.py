@@ -2,7 +2,7 @@
 kept as keyed hashes (message_suppressions)
 
 Revision ID: i17d_suppression
-Revises: i17c_delivery_reports
+Revises: i14c_fanout
 Create Date: 2026-12-07 13:50:00.000000
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import loyalwallet.db
 
 revision: str = "i17d_suppression"
-down_revision: str | Sequence[str] | None = "i17c_delivery_reports"
+down_revision: str | Sequence[str] | None = "i14c_fanout"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
