@@ -180,6 +180,8 @@ def test_any_window_equals_the_purchase_scan(
         fast, slow = _both(shop, f)
         assert fast == slow, (offset, length, place)
     _fold()
+    # A late purchase may be the card's earliest: every location row learns it.
+    assert _rows(shop.merchant_id, True) == _expected_rows(shop.merchant_id, True)
     for offset, length, place in windows:
         start = DAY0 + dt.timedelta(days=offset)
         end = start + dt.timedelta(days=length - 1)
@@ -215,9 +217,11 @@ def test_refunds_leave_buyers_and_the_dashboard_uses_the_bitmaps(shop: Shop) -> 
         assert activity.window_buyers(session, f) == {"buyers": 2, "repeaters": 2}
 
 
-def _expected_rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[int, str, str | None]]:
-    """What the bitmaps must hold, computed here from the purchases."""
+def _expected_rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[Any, ...]]:
+    """What the bitmaps must hold, computed here from the purchases (a location row also
+    the card's first day at any location)."""
     counts: dict[Any, dict[int, int]] = {}
+    first_anywhere: dict[int, int] = {}
     zone = zoneinfo.ZoneInfo(TZ)
     with db.read() as session:
         for card, place, at in session.execute(
@@ -226,6 +230,7 @@ def _expected_rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[
             )
         ):
             d = at.astimezone(zone).date().toordinal()
+            first_anywhere[card] = min(d, first_anywhere.get(card, d))
             key = (card, place or 0) if by_place else card
             counts.setdefault(key, {})
             counts[key][d] = counts[key].get(d, 0) + 1
@@ -233,15 +238,15 @@ def _expected_rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[
     for key, c in counts.items():
         built = rules.build(c)
         assert built is not None
-        out[key] = (built.first, built.days, built.multi)
+        out[key] = (built.first, built.days, built.multi) + ((first_anywhere[key[0]],) if by_place else ())
     return out
 
 
-def _rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[int, str, str | None]]:
+def _rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[Any, ...]]:
     table: Any = GuestLocationDays if by_place else GuestDays
     with db.read() as session:
         return {
-            ((row[0], row[1]) if by_place else row[0]): (row[-3], row[-2], row[-1])
+            ((row[0], row[1]) if by_place else row[0]): tuple(row[2:] if by_place else row[1:])
             for row in session.execute(
                 select(
                     table.card_id,
@@ -249,6 +254,7 @@ def _rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[int, str,
                     table.first_day,
                     table.days,
                     table.multi,
+                    *([table.first_anywhere] if by_place else []),
                 ).where(table.merchant_id == merchant_id)
             )
         }

@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, text
+from sqlalchemy import bindparam, case, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -142,12 +142,26 @@ def _write(session: Session, table: Any, values: list[dict[str, Any]], keys: lis
     """Upsert the rows: one Core statement, executed for many rows (batched by the
     driver; the ORM's bulk path would split them by which values are NULL)."""
     stmt = _insert(session)(table.__table__)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={k: stmt.excluded[k] for k in ("program_id", "first_day", "last_day", "days", "multi")},
-    )
+    columns = ["program_id", "first_day", "last_day", "days", "multi"]
+    if table is GuestLocationDays:
+        columns.append("first_anywhere")
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in columns})
     for i in range(0, len(values), 5_000):
         session.connection().execute(stmt, values[i : i + 5_000])
+
+
+def _values_of(key: Any, merged: rules.Activity, owner: tuple[int, int]) -> dict[str, Any]:
+    card = key[0] if isinstance(key, tuple) else key
+    return {
+        "card_id": card,
+        **({"location_id": key[1]} if isinstance(key, tuple) else {}),
+        "merchant_id": owner[0],
+        "program_id": owner[1],
+        "first_day": merged.first,
+        "last_day": merged.last,
+        "days": merged.days,
+        "multi": merged.multi,
+    }
 
 
 def _merge(session: Session, rows: list[Row]) -> int:
@@ -158,31 +172,36 @@ def _merge(session: Session, rows: list[Row]) -> int:
         return 0
     owner = {card: (merchant, program) for card, merchant, program, *_ in rows}
     ids = sorted(per_card)
-    tables: list[tuple[Any, dict[Any, dict[int, int]], list[str]]] = [
-        (GuestDays, dict(per_card), ["card_id"]),
-        (GuestLocationDays, dict(per_place), ["card_id", "location_id"]),
+    existing = _read(session, ids, GuestDays)
+    first: dict[int, int] = {}  # the card's first day anywhere, these purchases included
+    values = []
+    for card in ids:
+        merged = rules.merge(existing.get(card), per_card[card])
+        assert merged is not None
+        first[card] = merged.first
+        values.append(_values_of(card, merged, owner[card]))
+    _write(session, GuestDays, values, ["card_id"])
+    places = _read(session, ids, GuestLocationDays)
+    values = []
+    for key in sorted(per_place):
+        merged = rules.merge(places.get(key), per_place[key])
+        assert merged is not None
+        values.append({**_values_of(key, merged, owner[key[0]]), "first_anywhere": first[key[0]]})
+    _write(session, GuestLocationDays, values, ["card_id", "location_id"])
+    # An earlier first day anywhere: the card's other location rows learn it too.
+    moved = [
+        {"c": card, "f": first[card]}
+        for card in ids
+        if (old := existing.get(card)) is not None and old.first != first[card]
     ]
-    for table, counts, keys in tables:
-        existing = _read(session, ids, table)
-        values = []
-        for key in sorted(counts):
-            merged = rules.merge(existing.get(key), counts[key])
-            assert merged is not None
-            card = key[0] if isinstance(key, tuple) else key
-            merchant, program = owner[card]
-            values.append(
-                {
-                    "card_id": card,
-                    **({"location_id": key[1]} if isinstance(key, tuple) else {}),
-                    "merchant_id": merchant,
-                    "program_id": program,
-                    "first_day": merged.first,
-                    "last_day": merged.last,
-                    "days": merged.days,
-                    "multi": merged.multi,
-                }
-            )
-        _write(session, table, values, keys)
+    if moved:
+        table = GuestLocationDays.__table__
+        session.connection().execute(
+            table.update()
+            .where(table.c.card_id == bindparam("c"), table.c.first_anywhere != bindparam("f"))
+            .values(first_anywhere=bindparam("f")),
+            moved,
+        )
     return len(ids)
 
 
@@ -291,10 +310,10 @@ WITH days AS MATERIALIZED (
 }) b
 )
 INSERT INTO analytics_guest_location_days
-  (card_id, location_id, merchant_id, program_id, first_day, last_day, days, multi)
-SELECT card_id, place, merchant_id, program_id, first, last, days, multi FROM ({
+  (card_id, location_id, merchant_id, program_id, first_day, last_day, days, multi, first_anywhere)
+SELECT b.card_id, place, merchant_id, program_id, first, last, days, multi, a.first_anywhere FROM ({
     _BITS.format(source="days")
-}) b
+}) b JOIN (SELECT card_id, min(day) AS first_anywhere FROM days GROUP BY card_id) a ON a.card_id = b.card_id
 """
 
 
@@ -375,23 +394,15 @@ def window_buyers(session: Session, f: Filters) -> dict[str, int] | None:
     where = [table.merchant_id == f.merchant_id, table.first_day <= end, table.last_day >= start]
     if f.program_id is not None:
         where.append(table.program_id == f.program_id)
-    inner = select(table.card_id, table.first_day.label("first"), hits.label("hits"), multi.label("multi"))
+    # "Bought before" counts any location: a location row carries the card's first day
+    # anywhere (no look-up among all locations).
+    first = table.first_day if f.location_id is None else table.first_anywhere
+    inner = select(first.label("first"), hits.label("hits"), multi.label("multi"))
     if f.location_id is not None:
         where.append(table.location_id == f.location_id)
     w = inner.where(*where).subquery()
     bought = w.c.hits > 0
-    here = (w.c.first < start) | (w.c.hits >= 2) | (w.c.multi > 0)
-    if f.location_id is None:
-        repeat: Any = case((bought & here, 1), else_=0)
-    else:
-        # "Bought before" counts any location: only a guest who bought once here in the
-        # period, for the first time here, is looked up among all locations (by key).
-        elsewhere = (
-            select(GuestDays.card_id)
-            .where(GuestDays.card_id == w.c.card_id, GuestDays.first_day < start)
-            .exists()
-        )
-        repeat = case((~bought, 0), (here, 1), (elsewhere, 1), else_=0)
+    repeat = case((bought & ((w.c.first < start) | (w.c.hits >= 2) | (w.c.multi > 0)), 1), else_=0)
     buyers, repeaters = session.execute(
         select(func.coalesce(func.sum(case((bought, 1), else_=0)), 0), func.coalesce(func.sum(repeat), 0))
     ).one()

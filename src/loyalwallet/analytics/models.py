@@ -132,7 +132,7 @@ class GuestDays(Base):
 
 class GuestLocationDays(Base):
     """The same per card and location (location 0: none), for a dashboard filtered by
-    location; "bought before" still counts any location (GuestDays.first_day)."""
+    location; "bought before" still counts any location (first_anywhere)."""
 
     __tablename__ = "analytics_guest_location_days"
     __table_args__ = (
@@ -145,5 +145,8 @@ class GuestLocationDays(Base):
     program_id: Mapped[int] = mapped_column(BigInteger)
     first_day: Mapped[int] = mapped_column(Integer)
     last_day: Mapped[int] = mapped_column(Integer)
+    # The card's first purchase day at ANY location (= its GuestDays.first_day), kept on
+    # every location row: "bought before" of one location needs no look-up.
+    first_anywhere: Mapped[int] = mapped_column(Integer)
     days: Mapped[str] = mapped_column(Bits)
     multi: Mapped[str | None] = mapped_column(Bits, nullable=True)

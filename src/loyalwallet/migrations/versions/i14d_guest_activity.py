@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("program_id", sa.BigInteger(), nullable=False),
         sa.Column("first_day", sa.Integer(), nullable=False),
         sa.Column("last_day", sa.Integer(), nullable=False),
+        sa.Column("first_anywhere", sa.Integer(), nullable=False),
         sa.Column("days", BITS, nullable=False),
         sa.Column("multi", BITS, nullable=True),
         sa.ForeignKeyConstraint(["card_id"], ["cards.id"]),
