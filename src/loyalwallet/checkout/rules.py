@@ -107,6 +107,24 @@ class Outcome:
     def discount(self) -> int:
         return self.tier_discount + self.coupon_discount
 
+    def purchase_figures(self) -> dict[str, int | str | None]:
+        """The figures a purchase row stores, the same from the general and the fast path."""
+        return {
+            "amount": self.amount,
+            "tier_discount": self.tier_discount,
+            "coupon_discount": self.coupon_discount,
+            "discount": self.discount,
+            "points_redeemed": self.points_redeemed,
+            "redeem_value": self.redeem_value,
+            "to_pay": self.to_pay,
+            "accrual_base": self.accrual_base,
+            "points_accrued": self.points_accrued,
+            "stamps_added": self.stamps_added,
+            "spend_added": self.spend_added,
+            "tier_before": self.tier_before,
+            "tier_after": self.tier_after,
+        }
+
 
 def coupon_code(raw: str) -> str:
     """The stored form of a typed coupon code: printed codes are grouped ("ABCDE-FGHJK");
