@@ -74,7 +74,15 @@ from loyalwallet.cards.models import Card
 from loyalwallet.cards.views import CARD_URL_HOOKS
 from loyalwallet.checkout import fast_sql as q
 from loyalwallet.checkout import idempotency, rules
-from loyalwallet.checkout.fast_input import actor_of, body_of, lines_of, location_of, not_covered, offer_of
+from loyalwallet.checkout.fast_input import (
+    actor_of,
+    body_of,
+    entities_of,
+    lines_of,
+    location_of,
+    not_covered,
+    offer_of,
+)
 from loyalwallet.checkout.fast_quote import QUOTE_PATH, quote
 from loyalwallet.checkout.fast_write import Fallback, Read, write
 from loyalwallet.checkout.schemas import PurchaseIn
@@ -84,7 +92,6 @@ from loyalwallet.errors import DomainError
 from loyalwallet.fraud import rules as fr
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.outbox.service import wakeup
-from loyalwallet.programs.models import Program
 from loyalwallet.programs.service import rules_of
 
 log = logging.getLogger("loyalwallet.checkout")
@@ -229,18 +236,9 @@ async def _run(
     if row["google"]:
         raise Fallback  # the card's Google link is signed by the general path (wallet.google)
     fraud_rules = _fraud_rules(row["fraud"])
-    card = Card(**{c: row[c] for c in q.CARD_COLUMNS})
-    guest = Customer(**{c: row[f"u_{c}"] for c in q.GUEST_COLUMNS}) if card.customer_id is not None else None
+    card, guest, program = entities_of(row, actor.merchant_id)
     if key is not None and row["record_id"] is None:
         return _replay(row, facts, guest, body, now)
-    program = Program(
-        id=row["program_id"],
-        merchant_id=actor.merchant_id,
-        kind=row["p_kind"],
-        name=row["p_name"],
-        rules=row["p_rules"],
-        version=row["p_version"],
-    )
     prules = rules_of(program)
     if not_covered(card, program, prules):
         raise Fallback

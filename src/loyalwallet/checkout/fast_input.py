@@ -16,6 +16,7 @@ from loyalwallet.checkout import fast_sql as q
 from loyalwallet.checkout import rules
 from loyalwallet.checkout.fast_write import Fallback, Read
 from loyalwallet.checkout.schemas import PurchaseIn
+from loyalwallet.customers.models import Customer
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import cached_api_key_actor
 from loyalwallet.programs.models import Program
@@ -61,6 +62,21 @@ def location_of(actor: Actor, body: PurchaseIn) -> int | None:
     except Exception:
         raise Fallback from None
     return actor.location_id
+
+
+def entities_of(row: Any, merchant_id: int) -> tuple[Card, Customer | None, Program]:
+    """The card, its guest and its programme as statement 1 (or the quote's) read them."""
+    card = Card(**{c: row[c] for c in q.CARD_COLUMNS})
+    guest = Customer(**{c: row[f"u_{c}"] for c in q.GUEST_COLUMNS}) if card.customer_id is not None else None
+    program = Program(
+        id=row["program_id"],
+        merchant_id=merchant_id,
+        kind=row["p_kind"],
+        name=row["p_name"],
+        rules=row["p_rules"],
+        version=row["p_version"],
+    )
+    return card, guest, program
 
 
 def not_covered(card: Card, program: Program, prules: Any) -> bool:

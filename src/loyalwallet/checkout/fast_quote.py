@@ -14,15 +14,20 @@ from starlette.responses import Response
 
 from loyalwallet.cards.book import CardBook
 from loyalwallet.cards.codes import normalise
-from loyalwallet.cards.models import Card
 from loyalwallet.cards.views import CARD_URL_HOOKS, card_view
 from loyalwallet.checkout import fast_sql as q
 from loyalwallet.checkout import rules
-from loyalwallet.checkout.fast_input import actor_of, body_of, lines_of, location_of, not_covered, offer_of
+from loyalwallet.checkout.fast_input import (
+    actor_of,
+    body_of,
+    entities_of,
+    lines_of,
+    location_of,
+    not_covered,
+    offer_of,
+)
 from loyalwallet.checkout.fast_write import Fallback, Read, Stub, rewards_view
-from loyalwallet.customers.models import Customer
 from loyalwallet.errors import DomainError
-from loyalwallet.programs.models import Program
 from loyalwallet.programs.service import rules_of
 
 QUOTE_PATH = "/api/v1/purchases/quote"
@@ -45,16 +50,7 @@ async def quote(request: Request, raw: bytes) -> Response:
         row = await conn.fetchrow(q.quote(code is not None), *args)
     if row is None or row["google"]:
         raise Fallback
-    card = Card(**{c: row[c] for c in q.CARD_COLUMNS})
-    guest = Customer(**{c: row[f"u_{c}"] for c in q.GUEST_COLUMNS}) if card.customer_id is not None else None
-    program = Program(
-        id=row["program_id"],
-        merchant_id=actor.merchant_id,
-        kind=row["p_kind"],
-        name=row["p_name"],
-        rules=row["p_rules"],
-        version=row["p_version"],
-    )
+    card, guest, program = entities_of(row, actor.merchant_id)
     prules = rules_of(program)
     if not_covered(card, program, prules):
         raise Fallback
