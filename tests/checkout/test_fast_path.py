@@ -467,3 +467,22 @@ def test_the_fast_path_answers_everyday_purchases(shop: Shop, caplog: Any) -> No
     assert shop.get(f"/api/v1/cards/{code}").json()["balance"] == first.json()["card"]["balance"]
     assert dt.datetime.fromisoformat(first.json()["created_at"]).tzinfo is not None
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_requests_racing_on_a_new_loop_share_one_pool(shop: Shop) -> None:
+    """The first requests a server takes come at once: they must share one pool, not each
+    make one and drop the rest to the garbage collector (which finalised their connections
+    in another thread: a segfault on PostgreSQL CI)."""
+    import asyncio
+
+    from loyalwallet.checkout import fast_sql
+
+    async def race() -> set[int]:
+        pools = await asyncio.gather(*(fast_sql.pool() for _ in range(8)))
+        try:
+            return {id(p) for p in pools}
+        finally:
+            del fast_sql._pools[asyncio.get_running_loop()]
+            await pools[0].close()
+
+    assert len(asyncio.run(race())) == 1

@@ -245,8 +245,10 @@ class Writer:
 # One pool per event loop (a server process has one). Held strongly: a pool dropped with
 # its loop would have its connections finalised by the garbage collector in whatever
 # thread runs it, on a loop that is gone (a segfault under uvloop, seen in the tests'
-# several in-process servers).
-_pools: dict[asyncio.AbstractEventLoop, Any] = {}
+# several in-process servers). The entry is the task creating the pool, put in place
+# before the first await: requests racing on a new loop share one pool, instead of each
+# making its own and all but one being dropped (the same segfault, seen on PostgreSQL CI).
+_pools: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = {}
 
 
 async def _init(conn: Any) -> None:
@@ -260,17 +262,26 @@ async def _no_reset(conn: Any) -> None:
     return None
 
 
-async def pool() -> Any:
-    """One asyncpg pool per event loop (the server has one; tests may make several)."""
+async def _new_pool() -> Any:
     import asyncpg
 
+    url = get_settings().database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    # No reset query when a connection goes back to the pool (asyncpg's default is one
+    # more round trip per purchase): this path leaves no session state behind, and every
+    # transaction is committed or rolled back before the release.
+    return await asyncpg.create_pool(url, min_size=1, max_size=10, init=_init, reset=_no_reset)
+
+
+async def pool() -> Any:
+    """One asyncpg pool per event loop (the server has one; tests may make several)."""
     loop = asyncio.get_running_loop()
-    found = _pools.get(loop)
-    if found is None:
-        url = get_settings().database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        # No reset query when a connection goes back to the pool (asyncpg's default is
-        # one more round trip per purchase): this path leaves no session state behind,
-        # and every transaction is committed or rolled back before the release.
-        found = await asyncpg.create_pool(url, min_size=1, max_size=10, init=_init, reset=_no_reset)
-        _pools[loop] = found
-    return found
+    task = _pools.get(loop)
+    if task is None:
+        task = _pools[loop] = loop.create_task(_new_pool())
+    try:
+        # shielded: a cancelled request must not cancel the pool other requests wait for
+        return await asyncio.shield(task)
+    except Exception:
+        if task.done() and _pools.get(loop) is task:
+            del _pools[loop]  # creating it failed: the next request tries again
+        raise
