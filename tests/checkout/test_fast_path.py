@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from typing import Any
 
 import pytest
@@ -154,10 +155,18 @@ def _strip(value: Any) -> Any:
         "valid_until",
     }
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in drop}
+        return {k: _issued(v) if k == "coupon" else _strip(v) for k, v in value.items() if k not in drop}
     if isinstance(value, list):
         return [_strip(v) for v in value]
     return value
+
+
+def _issued(code: Any) -> Any:
+    """A coupon code in an answer: the ones the test made are compared as they are; a
+    reward the purchases issued has a random code on each merchant."""
+    if isinstance(code, str) and not re.fullmatch(r"C\d+|X\d+|SHARED", code):
+        return "<issued>"
+    return code
 
 
 _IDS = ("id", "card", "code", "program_id", "card_id", "purchase_id")
@@ -474,6 +483,7 @@ def test_requests_racing_on_a_new_loop_share_one_pool(shop: Shop) -> None:
     make one and drop the rest to the garbage collector (which finalised their connections
     in another thread: a segfault on PostgreSQL CI)."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from loyalwallet.checkout import fast_sql
 
@@ -485,4 +495,6 @@ def test_requests_racing_on_a_new_loop_share_one_pool(shop: Shop) -> None:
             del fast_sql._pools[asyncio.get_running_loop()]
             await pools[0].close()
 
-    assert len(asyncio.run(race())) == 1
+    # A loop of its own in a thread of its own (this thread may have one running).
+    with ThreadPoolExecutor(1) as one:
+        assert len(one.submit(asyncio.run, race()).result()) == 1
