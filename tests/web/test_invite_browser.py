@@ -115,6 +115,8 @@ def test_invite_page_downloads_copy_and_channels(page, live_server, shop: Shop) 
     assert page.input_value("#join-url") == url
 
     owner.click("#join-link [data-copy]")
+    # the button's text changes after the clipboard promise resolves: wait for it
+    page.wait_for_function("document.querySelector('#join-link [data-copy]').innerText === 'Copied'")
     assert page.locator("#join-link [data-copy]").inner_text() == "Copied"
     assert page.evaluate("navigator.clipboard.readText()") == url
 

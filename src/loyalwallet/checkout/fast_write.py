@@ -21,7 +21,7 @@ from loyalwallet.cards.views import card_view
 from loyalwallet.checkout import fast_sql as q
 from loyalwallet.checkout import idempotency, rules
 from loyalwallet.checkout.schemas import PurchaseIn
-from loyalwallet.checkout.steps import PURCHASE_EVENT_FIELDS
+from loyalwallet.checkout.steps import PURCHASE_EVENT_FIELDS, line_rows
 from loyalwallet.customers.models import Customer
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.programs.models import Program
@@ -151,21 +151,7 @@ def write(
     if body.items:
         w.insert(
             "purchase_lines",
-            [
-                {
-                    **q.LINE_DEFAULTS,
-                    "merchant_id": actor.merchant_id,
-                    "purchase_id": purchase_id,
-                    "position": i,
-                    "sku": line.sku,
-                    "name": line.name,
-                    "category": line.category,
-                    "qty": line.qty,
-                    "price": line.price,
-                    "refunded_qty": 0,
-                }
-                for i, line in enumerate(body.items)
-            ],
+            [{**q.LINE_DEFAULTS, **row} for row in line_rows(actor.merchant_id, purchase_id, body)],
         )
     rewards = list(r.rewards)
     if coupon is not None:  # steps.use_coupon, as one guarded relative UPDATE

@@ -114,24 +114,26 @@ def write_purchase(
         },
     ).scalar_one()
     if body.items:
-        session.execute(
-            insert(PurchaseLine.__table__),
-            [
-                {
-                    "merchant_id": actor.merchant_id,
-                    "purchase_id": purchase_id,
-                    "position": i,
-                    "sku": line.sku,
-                    "name": line.name,
-                    "category": line.category,
-                    "qty": line.qty,
-                    "price": line.price,
-                    "refunded_qty": 0,
-                }
-                for i, line in enumerate(body.items)
-            ],
-        )
+        session.execute(insert(PurchaseLine.__table__), line_rows(actor.merchant_id, purchase_id, body))
     return purchase_id
+
+
+def line_rows(merchant_id: int, purchase_id: int, body: PurchaseIn) -> list[dict[str, Any]]:
+    """The check's lines as purchase_lines rows (the general and the fast path write these)."""
+    return [
+        {
+            "merchant_id": merchant_id,
+            "purchase_id": purchase_id,
+            "position": i,
+            "sku": line.sku,
+            "name": line.name,
+            "category": line.category,
+            "qty": line.qty,
+            "price": line.price,
+            "refunded_qty": 0,
+        }
+        for i, line in enumerate(body.items or [])
+    ]
 
 
 def use_coupon(book: CardBook, coupon: Coupon | None) -> None:
