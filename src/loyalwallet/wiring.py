@@ -331,6 +331,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.campaigns import pages as campaign_pages
     from loyalwallet.cards import api as cards_api
     from loyalwallet.certificates import api as certificates_api
+    from loyalwallet.certificates import fast as certificates_fast
     from loyalwallet.certificates import pages as certificate_pages
     from loyalwallet.certificates import public as certificates_public
     from loyalwallet.checkout import api as checkout_api
@@ -402,6 +403,7 @@ def routers() -> list[APIRouter]:
         campaign_pages.router,
         fraud_pages.router,
         webhook_pages.router,
+        certificates_fast.router,  # POST .../certificates/{code}/redemptions on PostgreSQL, first
         certificates_api.router,
         certificates_public.router,
         certificate_pages.router,
