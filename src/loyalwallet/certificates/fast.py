@@ -298,6 +298,7 @@ async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         if not message.get("more_body"):
             break
     raw = b"".join(chunks)
+    scope["route"] = _general_route()  # the metrics' route label (ops.metrics), either path
     if enabled():
         try:
             response = await redeem(Request(scope), raw)
