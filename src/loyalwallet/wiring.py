@@ -376,6 +376,9 @@ def routers() -> list[APIRouter]:
     from loyalwallet.webhooks import pages as webhook_pages
 
     return [
+        # POST .../certificates/{code}/redemptions on PostgreSQL, before the general route; first:
+        # FastAPI matches the routers one by one, and a spend is the hot path.
+        certificates_fast.router,
         programs_api.router,
         cards_api.router,
         checkout_fast.router,  # POST /api/v1/purchases on PostgreSQL, before the general route
@@ -403,7 +406,6 @@ def routers() -> list[APIRouter]:
         campaign_pages.router,
         fraud_pages.router,
         webhook_pages.router,
-        certificates_fast.router,  # POST .../certificates/{code}/redemptions on PostgreSQL, first
         certificates_api.router,
         certificates_public.router,
         certificate_pages.router,
