@@ -320,8 +320,9 @@ def _fire(url: str, key: str, path: str, bodies: list[dict[str, Any]]) -> list[h
 
 
 def test_fifty_concurrent_spends_of_one_certificate(shop: Shop, live_server: Any) -> None:
-    """Fifty spends at once, all by the spend route (the fast path on PostgreSQL): the
-    balance never goes below zero, each success saw its own balance, the ledger holds."""
+    """Fifty spends at once, all by the spend route (the fast path on PostgreSQL, the
+    general path for those that lose the race): the balance never goes below zero, each
+    success saw its own balance, the ledger holds."""
     cert = shop.post("/api/v1/certificates", {"amount": 10_000}, role="cashier").json()
     path = f"/api/v1/certificates/{cert['code']}/redemptions"
     shop.get(f"/api/v1/certificates/{cert['code']}", role="cashier")  # the key's cache
@@ -335,14 +336,16 @@ def test_fifty_concurrent_spends_of_one_certificate(shop: Shop, live_server: Any
     ]
     assert shop.get(f"/api/v1/certificates/{cert['code']}").json()["balance"] == 10_000 - 700 * 14
     if PG_URL:
-        assert fast.SERVED["fast"] - before == len(ok), fast.FELL_BACK
+        # Each spend that saw the row another changed meanwhile was answered by the
+        # general path (which locks); at least the first one was fast.
+        assert 1 <= fast.SERVED["fast"] - before <= len(ok), fast.FELL_BACK
     with db.read() as s:
         assert check_ledger(s) == []
 
 
 def test_concurrent_spends_respect_the_daily_limit(shop: Shop, live_server: Any) -> None:
-    """The daily limit counts the spends that committed while a spend waited for the
-    certificate's lock (the fast path reads them again under the lock)."""
+    """The daily limit counts the spends that committed after the fast path read what was
+    spent today (its write requires the certificate's row unchanged since that read)."""
     r = shop.call(
         "PUT",
         "/api/v1/fraud/rules",

@@ -1,38 +1,37 @@
-"""The certificate spend's fast path on PostgreSQL: four round trips, no ORM session.
+"""The certificate spend's fast path on PostgreSQL: two round trips, no ORM session.
 
 POST /api/v1/certificates/{code}/redemptions is answered here when it can be; anything
 else goes, untouched, to the general path (certificates.api.redeem -> service.redeem),
 which stays the reference for every rule and every error. The fast path is
 
-    BEGIN
-    1. claim the Idempotency-Key, lock the certificate, read the merchant's fraud rules
-       and time zone, what was spent from it today, the answer stored under the key (a
-       replay) and the spend entry's id, in one statement (certificates/fast_sql.py)
+    1. read the certificate and its row version, the merchant's fraud rules and time
+       zone, what was spent from it today, the answer stored under the key (a replay is
+       answered from here) and the spend entry's id: one statement, no lock
     -- the pure rules in Python, the same functions as the general path:
        certificates.rules.check_usable / pay, fraud.rules.check_certificate_spend,
        certificates.service.view / _event_data --
-    2. insert the spend entry, set the balance, insert the certificate.spent outbox row
-       (webhooks, the Apple and Google passes follow from it in the worker), store the
-       answer under the key: one statement
-    COMMIT
+    2. one atomic statement: claim the key with the answer, set the balance if the row
+       is still the version read, and then write the spend entry and the
+       certificate.spent outbox row (webhooks, the Apple and Google passes follow from it
+       in the worker); if the row changed or the key was claimed meanwhile, nothing
+       stays written and the general path answers (certificates/fast_sql.py)
 
 on asyncpg (the purchase fast path's pool, checkout.fast_sql.pool) behind a plain
-Starlette route. A replay is answered from statement 1 (BEGIN, 1, ROLLBACK). When a
-spend of the same certificate committed while statement 1 waited for its lock, the row
-is newer than the statement's snapshot and what was spent today is read once more under
-the lock (a fifth round trip, only under contention on one certificate, and only when
-the daily limit is on).
+Starlette route. The row-version check replaces the lock the general path takes: the
+balance can never go below zero (the update is conditional on the balance the rules
+saw), and under contention on one certificate the losers take the general path, which
+locks.
 
-Falls back to the general path (statement 1 rolled back, if it ran), and why:
+Falls back to the general path (nothing written), and why:
 - any error: an unknown or another merchant's certificate, one expired or cancelled,
   more than its balance, an idempotency conflict or an expired key, a bad body or a
   bad key: the general path writes the problem+json, and errors are not the hot path;
-- a fraud rule that fires (the general path writes the alert or blocks), fraud settings
+- a fraud rule that fires (the general path writes the alert, or blocks), fraud settings
   that do not parse, a local midnight that Python and PostgreSQL disagree on (a DST
   edge);
 - a location in the body (the general path checks it), a caller that is not an API key
   in this process's cache (a staff session, a key's first use);
-- a replay whose answer was stored after statement 1 began;
+- another write to the certificate, or the same key, between statements 1 and 2;
 - SQLite, or LOYALWALLET_FAST_CERTIFICATES=0 (by default it follows
   LOYALWALLET_FAST_CHECKOUT).
 `FELL_BACK` counts fallbacks by the place that sent them.
@@ -46,6 +45,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+from asyncpg.exceptions import DivisionByZeroError
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -138,19 +138,14 @@ async def redeem(request: Request, raw: bytes) -> Response:
     now = dt.datetime.now(dt.UTC)
     conns = await pool()
     async with conns.acquire() as conn:
-        tr = conn.transaction()
-        await tr.start()
+        done = await _run(conn, actor, code, body, key, now)
+        if isinstance(done, Response):  # a replay: nothing was written
+            return done
+        response, args = done
         try:
-            done = await _run(conn, actor, code, body, key, now)
-            if isinstance(done, Response):  # a replay: nothing was written
-                await tr.rollback()
-                return done
-            response, args = done
-            await conn.execute(q.WRITE, *args)
-        except BaseException:
-            await tr.rollback()
-            raise
-        await tr.commit()
+            await conn.fetchval(q.WRITE[key is not None], *args)
+        except DivisionByZeroError:
+            raise Fallback from None  # the row changed or the key was claimed: nothing written
     wakeup.set()
     return Response(orjson.dumps(response), status_code=201, media_type="application/json")
 
@@ -165,11 +160,11 @@ async def _run(
     args: list[Any] = [actor.merchant_id, code, now]
     body_hash = idempotency.request_hash(body.model_dump())
     if key is not None:
-        args += [_scope(code), key, body_hash, now + idempotency.ttl()]
+        args += [_scope(code), key]
     row = await conn.fetchrow(q.READ[key is not None], *args)
     if row is None:
         raise Fallback  # not this merchant's certificate: the general path says 404
-    if key is not None and row["record_id"] is None:
+    if key is not None and row["stored"] is not None:
         return _replay(row["stored"], body_hash, now)
     cert = GiftCertificate(**{c: row[c] for c in q.CERT_COLUMNS})
     try:
@@ -177,7 +172,7 @@ async def _run(
         paid = rules.pay(cert.balance, body.amount, body.amount)
     except DomainError:
         raise Fallback from None  # the general path says why
-    await _check_fraud(conn, row, cert, paid, now)
+    _check_fraud(row, cert, paid, now)
     if cert.balance - paid < 0:
         raise Fallback  # ledger.move's guard (rules.pay already refused it)
     entry_id = int(row["entry_id"])
@@ -194,7 +189,6 @@ async def _run(
         "refundable": paid,
         "certificate": view(cert, with_contacts=False, now=now),
     }
-    stored = idempotency.without_guest(response) if key is not None else None
     write = [
         entry_id,
         actor.merchant_id,
@@ -206,15 +200,17 @@ async def _run(
         actor.id,
         now,
         cert.balance,
+        row["row_version"],
         event,
         current_lane.get(),
-        stored,
-        row["record_id"],
     ]
+    if key is not None:
+        stored = idempotency.without_guest(response)
+        write += [stored, _scope(code), key, body_hash, now + idempotency.ttl()]
     return response, write
 
 
-async def _check_fraud(conn: Any, row: Any, cert: GiftCertificate, paid: int, now: dt.datetime) -> None:
+def _check_fraud(row: Any, cert: GiftCertificate, paid: int, now: dt.datetime) -> None:
     """fraud.certificates.check_certificate_spend on what statement 1 read; a hit (the
     general path writes the alert, or blocks) falls back."""
     fraud_rules = _fraud_rules(row["fraud"])
@@ -223,19 +219,15 @@ async def _check_fraud(conn: Any, row: Any, cert: GiftCertificate, paid: int, no
     midnight = _local_midnight(str(row["tz"]), now)
     if row["midnight"] is None or midnight != row["midnight"]:
         raise Fallback
-    spent = row["spent_today"]
-    if row["row_xmin"] != row["snapshot_xmin"]:
-        # A spend committed while statement 1 waited for the lock: its snapshot missed it.
-        spent = await conn.fetchval(q.SPENT_TODAY, cert.id, midnight)
-    facts = fr.CertificateSpendFacts(amount=paid, spent_today=int(spent or 0), currency=cert.currency)
+    facts = fr.CertificateSpendFacts(
+        amount=paid, spent_today=int(row["spent_today"] or 0), currency=cert.currency
+    )
     if fr.check_certificate_spend(fraud_rules, facts):
         raise Fallback
 
 
 def _replay(stored: Any, body_hash: str, now: dt.datetime) -> Response:
     """The answer stored under the key (idempotency.claim's replay), from statement 1."""
-    if stored is None:
-        raise Fallback  # claimed by a spend that committed after statement 1 began
     stored_hash, status, response, expires_at = stored
     expires = parse_time(expires_at)
     if (expires is not None and expires <= now) or stored_hash != body_hash:
