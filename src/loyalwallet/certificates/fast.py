@@ -45,7 +45,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from asyncpg.exceptions import DivisionByZeroError
+from asyncpg import DivisionByZeroError
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
