@@ -331,6 +331,7 @@ def routers() -> list[APIRouter]:
     from loyalwallet.campaigns import pages as campaign_pages
     from loyalwallet.cards import api as cards_api
     from loyalwallet.certificates import api as certificates_api
+    from loyalwallet.certificates import fast as certificates_fast
     from loyalwallet.certificates import pages as certificate_pages
     from loyalwallet.certificates import public as certificates_public
     from loyalwallet.checkout import api as checkout_api
@@ -375,6 +376,9 @@ def routers() -> list[APIRouter]:
     from loyalwallet.webhooks import pages as webhook_pages
 
     return [
+        # POST .../certificates/{code}/redemptions on PostgreSQL, before the general route; first:
+        # FastAPI matches the routers one by one, and a spend is the hot path.
+        certificates_fast.router,
         programs_api.router,
         cards_api.router,
         checkout_fast.router,  # POST /api/v1/purchases on PostgreSQL, before the general route
