@@ -91,6 +91,7 @@ from loyalwallet.customers.models import Customer
 from loyalwallet.errors import DomainError
 from loyalwallet.fraud import rules as fr
 from loyalwallet.merchants.actors import Actor
+from loyalwallet.ops.metrics import FAST_FALLBACKS
 from loyalwallet.outbox.service import wakeup
 from loyalwallet.programs.service import rules_of
 
@@ -347,6 +348,7 @@ def _note_fallback(e: Fallback) -> None:
     if tb is not None:
         place = f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
         FELL_BACK[place] = FELL_BACK.get(place, 0) + 1
+        FAST_FALLBACKS.labels(place).inc()
 
 
 class _Endpoint:
