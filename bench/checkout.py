@@ -448,6 +448,7 @@ def main() -> None:
         run_raw(url, ids, merchant_id, args.clients, 1)  # warm-up
 
         rows: list[dict[str, float]] = []
+        fell = fallbacks(ports)
         for r in range(args.rounds):
             row: dict[str, float] = {}
             sides = ["raw", "http"] + (["general"] if args.general else [])
@@ -479,6 +480,8 @@ def main() -> None:
                     f"PostgreSQL {row['gen_pg_ms']:.2f} ms CPU per purchase",
                     flush=True,
                 )
+            fell, before = fallbacks(ports), fell
+            print(f"         fast path fell back: {show_fallbacks(fell, before)}", flush=True)
         print()
         print(f"over {len(rows)} rounds (min / median / max):")
         col = {k: [row[k] for row in rows] for k in rows[0]}
@@ -493,6 +496,7 @@ def main() -> None:
         )
         with open("/proc/loadavg") as f:
             print(f"  load average after      {' '.join(f.read().split()[:3])}")
+        print(f"  fast path fallbacks     {show_fallbacks(fallbacks(ports), {})} (warm-up included)")
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGINT)
@@ -508,6 +512,28 @@ def main() -> None:
         drop_database(name)
     if rc != 0:
         sys.exit(1)
+
+
+def fallbacks(ports: list[int]) -> dict[str, float]:
+    """The fast path's fallbacks so far by place (loyalwallet_fast_path_fallbacks_total on
+    each fast server's /metrics): what sent purchases to the general path."""
+    import urllib.request
+
+    total: dict[str, float] = {}
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        for line in text.splitlines():
+            if line.startswith("loyalwallet_fast_path_fallbacks_total{"):
+                labels, _, value = line.rpartition(" ")
+                place = labels.split('place="', 1)[1].split('"', 1)[0]
+                total[place] = total.get(place, 0) + float(value)
+    return total
+
+
+def show_fallbacks(now: dict[str, float], before: dict[str, float]) -> str:
+    delta = {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
+    return ", ".join(f"{place} {n:.0f}" for place, n in sorted(delta.items(), key=lambda x: -x[1])) or "none"
 
 
 def _others(m: dict[str, float], ours: float) -> float:

@@ -22,6 +22,7 @@ from loyalwallet import db
 from loyalwallet.cards.models import Card, Coupon, LedgerEntry, StampEntry
 from loyalwallet.checkout import fast
 from loyalwallet.checkout.models import Purchase, PurchaseLine
+from loyalwallet.fraud.models import Alert
 from loyalwallet.outbox.models import OutboxMessage
 from support import Shop, new_shop, random_phone
 
@@ -140,6 +141,28 @@ purchases = st.lists(
     max_size=6,
 )
 
+# The merchant's anti-fraud rules: the defaults, or purchases per hour low enough to fire
+# within the drawn purchases (alert-only: served by the fast path with its alert; or
+# blocking), or a large redemption alert; with or without the owner's Telegram.
+fraud_settings = st.fixed_dictionaries(
+    {
+        "rules": st.sampled_from(
+            [
+                {},
+                {"max_purchases_per_hour": {"action": "alert", "count": 1}},
+                {"max_purchases_per_hour": {"action": "alert", "count": 2}},
+                {"max_purchases_per_hour": {"action": "block", "count": 2}},
+                {
+                    "large_redemption": {"action": "alert", "points": 100},
+                    "max_purchases_per_hour": {"action": "alert", "count": 1},
+                },
+            ]
+        ),
+        "telegram": st.booleans(),
+    }
+)
+TELEGRAM = {"chat_id": "12345", "bot_token": "123456:" + "a" * 30}
+
 
 def _strip(value: Any) -> Any:
     """The answer without what differs between two merchants or two moments."""
@@ -194,6 +217,9 @@ def _rows(merchant_id: int) -> dict[str, Any]:
             select(OutboxMessage).where(OutboxMessage.merchant_id == merchant_id).order_by(OutboxMessage.id)
         ):
             payload = dict(m.payload)
+            if m.topic == "telegram.send":  # the card's code and the minute differ
+                text = re.sub(r"<code>[^<]*</code>", "<code/>", payload["text"])
+                payload["text"] = text.rsplit("\n", 1)[0]
             payload.pop("at", None)
             payload.pop("card_id", None)
             payload.pop("friend_card_id", None)
@@ -256,7 +282,29 @@ def _rows(merchant_id: int) -> dict[str, Any]:
                 select(PurchaseLine).where(PurchaseLine.merchant_id == merchant_id).order_by(PurchaseLine.id)
             )
         ]
+        card_ids = list(s.scalars(select(Card.id).where(Card.merchant_id == merchant_id).order_by(Card.id)))
+        alerts = [
+            (
+                a.rule,
+                a.action,
+                a.operation,
+                card_ids.index(a.card_id) if a.card_id is not None else None,
+                a.card_code is not None,
+                a.actor_type,
+                a.actor_name,
+                a.location_id,
+                a.amount,
+                a.message,
+                a.details,
+                a.count,
+                a.dedup_key.split(":")[0],
+                a.dedup_key.split(":")[-1],
+                a.acknowledged_at,
+            )
+            for a in s.scalars(select(Alert).where(Alert.merchant_id == merchant_id).order_by(Alert.id))
+        ]
     return {
+        "alerts": alerts,
         "ledger": ledger,
         "outbox": outbox,
         "purchases": bought,
@@ -362,11 +410,16 @@ def _run(
     states: list[dict],
     bodies: list[dict[str, Any]],
     on: bool,
+    fraud: dict[str, Any] | None = None,
 ) -> list:
     kind, rules = programme
     fast.ENABLED = False
     try:
         codes = _prepare(shop, kind, rules, phones, states)
+        if fraud and fraud["rules"]:
+            assert shop.call("PUT", "/api/v1/fraud/rules", json=fraud["rules"]).status_code == 200
+        if fraud and fraud["telegram"]:
+            assert shop.call("PUT", "/api/v1/alerts/telegram", json=TELEGRAM).status_code == 200
         fast.ENABLED = on
         answers = []
         for i, body in enumerate(bodies):
@@ -401,9 +454,14 @@ def _run(
     programme=programmes,
     bodies=purchases,
     states=st.lists(cards_state, min_size=1, max_size=2),
+    fraud=fraud_settings,
 )
 def test_fast_and_general_paths_agree(
-    client: Any, programme: tuple[str, dict[str, Any]], bodies: list, states: list[dict]
+    client: Any,
+    programme: tuple[str, dict[str, Any]],
+    bodies: list,
+    states: list[dict],
+    fraud: dict[str, Any],
 ) -> None:
     phones = [random_phone() for _ in states]
     general, quick = new_shop(client), new_shop(client)
@@ -413,9 +471,9 @@ def test_fast_and_general_paths_agree(
         warm = shop.program("bonus")
         shop.buy(shop.card(warm)["code"], 1000)
     served, quotes = fast.SERVED["fast"], fast.SERVED["quote"]
-    expected = _run(general, programme, phones, states, bodies, on=False)
+    expected = _run(general, programme, phones, states, bodies, on=False, fraud=fraud)
     assert (fast.SERVED["fast"], fast.SERVED["quote"]) == (served, quotes)
-    got = _run(quick, programme, phones, states, bodies, on=True)
+    got = _run(quick, programme, phones, states, bodies, on=True, fraud=fraud)
     _same(got, expected)
     _same(_rows(quick.merchant_id), _rows(general.merchant_id))
     _kind, rules = programme
@@ -476,6 +534,48 @@ def test_the_fast_path_answers_everyday_purchases(shop: Shop, caplog: Any) -> No
     assert shop.get(f"/api/v1/cards/{code}").json()["balance"] == first.json()["card"]["balance"]
     assert dt.datetime.fromisoformat(first.json()["created_at"]).tzinfo is not None
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_an_alert_only_rule_that_fires_is_served_by_the_fast_path(client: Any) -> None:
+    """Purchases per hour set to alert at the second purchase of a card: every purchase
+    is still answered by the fast path (it fell back on each one that fired), and the
+    alerts, their counts and the owner's Telegram message are the general path's."""
+    rules = {"max_purchases_per_hour": {"action": "alert", "count": 1}}
+    seen = []
+    for on in (False, True):
+        shop = new_shop(client)
+        warm = shop.program("bonus")
+        shop.buy(shop.card(warm)["code"], 1000)  # the process's caches, as a server has them
+        assert shop.call("PUT", "/api/v1/fraud/rules", json=rules).status_code == 200
+        assert shop.call("PUT", "/api/v1/alerts/telegram", json=TELEGRAM).status_code == 200
+        codes = [shop.card(warm)["code"] for _ in range(2)]
+        fast.ENABLED = on
+        try:
+            before, fell = fast.SERVED["fast"], sum(fast.FELL_BACK.values())
+            for code in (codes[0], codes[0], codes[1], codes[0], codes[1], codes[1]):
+                r = shop.post("/api/v1/purchases", {"card": code, "amount": 35_000}, role="cashier")
+                assert r.status_code == 201, r.text
+            if on:
+                assert fast.SERVED["fast"] - before == 6
+                assert sum(fast.FELL_BACK.values()) == fell, fast.FELL_BACK
+        finally:
+            fast.ENABLED = True
+        alerts = shop.get("/api/v1/alerts", role="manager").json()
+        alerts = alerts["items"] if isinstance(alerts, dict) else alerts
+        rows = _rows(shop.merchant_id)
+        seen.append(
+            (
+                sorted((a["rule"], a["action"], a["count"], a["message"], a["details"]) for a in alerts),
+                rows["alerts"],
+                [o for o in rows["outbox"] if o[0] == "telegram.send"],
+                rows["outbox"],
+            )
+        )
+    general, quick = seen
+    # Two cards, the second purchase of each fired (a new alert each), the third counted.
+    assert [(a[0], a[2]) for a in general[0]] == [("max_purchases_per_hour", 2)] * 2
+    assert len(general[2]) == 2
+    assert quick == general
 
 
 def test_requests_racing_on_a_new_loop_share_one_pool(shop: Shop) -> None:

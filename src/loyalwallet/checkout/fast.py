@@ -30,14 +30,16 @@ only under contention on one card).
 Covered: bonus, discount and stamp programmes (one stamp kind); accrual, redemption with
 lots, items, coupons and rewards (`coupon`, `use_reward`), stamps and the rewards they
 fill, tiers (lifetime spend), the friend's referral bonus on a first purchase, replays,
-the key's own location; fraud rules that do not fire.
+the key's own location; fraud rules that do not fire or only alert.
 
 Falls back to the general path (statement 1 rolled back, if it ran), and why:
 - any error (unknown card, blocked card, insufficient points, redeem limit, invalid
   coupon, an idempotency conflict or an expired key, a validation error): the general
   path writes the problem+json, and errors are not the hot path;
-- a fraud rule that fires (the general path writes the alert or blocks), and the rules
-  that need a look-up of their own: max_accrual_per_day / max_redemption_per_day (off
+- a blocking fraud rule that fires (the general path refuses the purchase and writes
+  the alert after its rollback; alert-only rules that fire, e.g. purchases per hour,
+  are written here in statement 2, deduplicated as fraud.service.record_alert does,
+  Telegram message included), and the rules that need a look-up of their own: max_accrual_per_day / max_redemption_per_day (off
   by default) and cashier_burst for a staff member's own login (API keys are not staff);
 - a programme with pending_hours or a rolling tier period (tier_period_days): rare
   settings needing a sum over purchases or pending lots; iiko programmes (a conflict);
@@ -91,6 +93,7 @@ from loyalwallet.customers.models import Customer
 from loyalwallet.errors import DomainError
 from loyalwallet.fraud import rules as fr
 from loyalwallet.merchants.actors import Actor
+from loyalwallet.ops.metrics import FAST_FALLBACKS
 from loyalwallet.outbox.service import wakeup
 from loyalwallet.programs.service import rules_of
 
@@ -263,10 +266,10 @@ async def _run(
         outcome = rules.compute(prules, state, body.amount, lines_of(body), body.redeem_points, offer)
     except DomainError:
         raise Fallback from None  # the general path says why
-    _check_fraud(fraud_rules, actor, card, guest, facts, outcome, now - dt.timedelta(hours=1))
+    alerts = _check_fraud(fraud_rules, actor, card, guest, facts, outcome, now - dt.timedelta(hours=1))
     first = card.first_purchase_at is None
     referral = rules.referral_due(prules, first, card.referrer_card_id, card.referral_rewarded)
-    return write(actor, body, r, outcome, referral, row["record_id"], now, location_id)
+    return write(actor, body, r, outcome, referral, row["record_id"], now, location_id, alerts)
 
 
 def _check_fraud(
@@ -277,9 +280,11 @@ def _check_fraud(
     facts: dict[str, Any],
     outcome: rules.Outcome,
     hour_ago: dt.datetime,
-) -> None:
-    """The anti-fraud facts this path can know without a look-up; a rule that needs one,
-    or any hit (alerts and blocks are written by the general path), falls back."""
+) -> list[fr.Hit]:
+    """The anti-fraud facts this path can know without a look-up, and the alert-only
+    rules they trip (statement 2 writes their alerts, as fraud.service.record_alert
+    does); a rule that needs a look-up, or a blocking hit (the general path refuses the
+    purchase and writes the alert after its rollback), falls back."""
     if outcome.points_accrued and fr.needs(fraud_rules, "max_accrual_per_day"):
         raise Fallback
     if outcome.points_redeemed and fr.needs(fraud_rules, "max_redemption_per_day"):
@@ -309,8 +314,10 @@ def _check_fraud(
         own_card=own,
         staff_ops_recent=None,  # not staff, or the burst rule is off (else fallen back above)
     )
-    if fr.check_purchase(fraud_rules, facts_):
+    hits = fr.check_purchase(fraud_rules, facts_)
+    if fr.blocking(hits):
         raise Fallback
+    return hits
 
 
 # --- mounting -----------------------------------------------------------------------------
@@ -347,6 +354,7 @@ def _note_fallback(e: Fallback) -> None:
     if tb is not None:
         place = f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
         FELL_BACK[place] = FELL_BACK.get(place, 0) + 1
+        FAST_FALLBACKS.labels(place).inc()
 
 
 class _Endpoint:

@@ -20,6 +20,7 @@ from loyalwallet.cards.models import Card, Coupon, LedgerEntry, StampEntry
 from loyalwallet.checkout.models import IdempotencyRecord, Purchase, PurchaseLine
 from loyalwallet.config import get_settings
 from loyalwallet.customers.models import Customer
+from loyalwallet.fraud.models import Alert
 from loyalwallet.outbox.models import OutboxMessage
 
 # Every column of the card and of its guest (the view and anti-fraud read them; a column
@@ -108,6 +109,8 @@ SELECT {"(SELECT id FROM claim)" if key else "NULL::bigint"} AS record_id,
        p.kind AS p_kind, p.name AS p_name, p.rules AS p_rules, p.version AS p_version, p.status AS p_status,
        (SELECT s.version FROM cards s WHERE s.id = c.id) AS snapshot_version,
        (SELECT m.settings -> 'fraud' FROM merchants m WHERE m.id = $1) AS fraud,
+       (SELECT json_build_array(m.name, m.locale, m.timezone, m.currency, m.settings -> 'telegram')
+          FROM merchants m WHERE m.id = $1) AS merchant,
        EXISTS (SELECT 1 FROM google_issuers g WHERE g.merchant_id = $1 OR g.merchant_id IS NULL) AS google,
        {",".join(extra)}
 FROM cards c JOIN programs p ON p.id = c.program_id LEFT JOIN customers u ON u.id = c.customer_id
@@ -170,6 +173,7 @@ OUTBOX_DEFAULTS = _defaults(OutboxMessage.__table__)
 LINE_DEFAULTS = _defaults(PurchaseLine.__table__)
 STAMP_DEFAULTS = _defaults(StampEntry.__table__)
 COUPON_DEFAULTS = _defaults(Coupon.__table__)
+ALERT_DEFAULTS = _defaults(Alert.__table__)
 IDEM_TABLE = IdempotencyRecord.__table__.name
 OUTBOX_TABLE = OutboxMessage.__table__.name
 
@@ -229,6 +233,27 @@ class Writer:
     def update(self, table: str, key: int, values: dict[str, Any], *, checked: bool = False) -> None:
         sets = ", ".join(f"{n} = {self.p(v)}" for n, v in values.items())
         self.raw_update(f"UPDATE {table} SET {sets} WHERE id = {self.p(key)}", checked=checked)
+
+    def cte(self, sql: str) -> str:
+        """A part whose rows a later part reads (its name)."""
+        return self._cte(sql)
+
+    def insert_when(self, table: Any, rows: list[tuple[dict[str, Any], str | None]]) -> None:
+        """Rows of one table, each written only when its SQL condition holds (None:
+        always), in one INSERT: ids in the order given."""
+        from sqlalchemy.dialects import postgresql
+
+        names = list(rows[0][0])
+        types = {c.name: c.type.compile(dialect=postgresql.dialect()) for c in table.columns}
+        parts = [
+            f"SELECT {i}, {', '.join(f'{self.p(row[n])}::{types[n]}' for n in names)}"
+            + (f" WHERE {cond}" if cond else "")
+            for i, (row, cond) in enumerate(rows)
+        ]
+        self._cte(
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(f'x.{n}' for n in names)} FROM "
+            f"({' UNION ALL '.join(parts)}) AS x(o, {', '.join(names)}) ORDER BY x.o"
+        )
 
     def raw_update(self, sql: str, *, checked: bool = False) -> None:
         name = self._cte(sql + (" RETURNING 1" if checked else ""))

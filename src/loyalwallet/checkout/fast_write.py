@@ -11,6 +11,7 @@ card.changed, purchase.created, card.tier_changed); the answer under the key.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -23,7 +24,12 @@ from loyalwallet.checkout import idempotency, rules
 from loyalwallet.checkout.schemas import PurchaseIn
 from loyalwallet.checkout.steps import PURCHASE_EVENT_FIELDS, line_rows
 from loyalwallet.customers.models import Customer
+from loyalwallet.fraud import rules as fr
+from loyalwallet.fraud.models import Alert
+from loyalwallet.fraud.service import TELEGRAM_TOPIC, telegram_alert
 from loyalwallet.merchants.actors import Actor
+from loyalwallet.merchants.models import Merchant
+from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import BonusRules, DiscountRules, Rules, StampRules, tier_for
 
@@ -122,6 +128,7 @@ def write(
     key_record: int | None,
     now: dt.datetime,
     location_id: int | None,
+    alerts: Sequence[fr.Hit] = (),
 ) -> tuple[dict[str, Any], q.Writer]:
     from loyalwallet.checkout.service import _outcome_view
 
@@ -259,6 +266,8 @@ def write(
     response["card"] = view
 
     event_at = dt.datetime.now(dt.UTC)
+    # The alerts' Telegram messages first, as fraud.service queues them before the rest.
+    telegram = _alerts(w, actor, card, alerts, outcome.amount, r.row["merchant"], now, event_at)
     outbox: list[dict[str, Any]] = []
     if referral_points:
         payload = {"card_id": card.referrer_card_id, "friend_card_id": card.id, "points": referral_points}
@@ -279,12 +288,73 @@ def write(
         outbox.append(
             _outbox(actor, "event", {"name": "card.tier_changed", "data": data, "at": at}, event_at)
         )
-    w.insert(q.OUTBOX_TABLE, outbox)
+    if telegram:
+        w.insert_when(OutboxMessage.__table__, [*telegram, *((row, None) for row in outbox)])
+    else:
+        w.insert(q.OUTBOX_TABLE, outbox)
     if key_record is not None:
         # Stored as the general path stores it: the guest as an id only (no personal data).
         stored = idempotency.without_guest(response)
         w.update(q.IDEM_TABLE, key_record, {"status_code": 201, "response": stored})
     return response, w
+
+
+# One more count on the alert of the same rule, card and cashier if it fired within
+# fraud.rules.DEDUP (fraud.service._COUNT_AGAIN, in this path's SQL); a new alert only if
+# none was counted.
+_COUNT_AGAIN = (
+    "UPDATE fraud_alerts SET count = count + 1, last_seen_at = {now} WHERE id = ("
+    "SELECT a.id FROM fraud_alerts a WHERE a.merchant_id = {merchant} AND a.dedup_key = {key}"
+    " AND a.last_seen_at >= {since} ORDER BY a.id DESC LIMIT 1) RETURNING id"
+)
+
+
+def _alerts(
+    w: q.Writer,
+    actor: Actor,
+    card: Card,
+    hits: Sequence[fr.Hit],
+    amount: int,
+    merchant_row: list[Any] | None,
+    now: dt.datetime,
+    event_at: dt.datetime,
+) -> list[tuple[dict[str, Any], str | None]]:
+    """The alert-only rules that fired (fraud.service._act and record_alert): each one
+    more count on its recent alert, or a new alert; returns the new alerts' Telegram
+    outbox rows, each with the condition that its alert is new."""
+    if not hits:
+        return []
+    if merchant_row is None:
+        raise Fallback
+    name, locale, timezone, currency, telegram = merchant_row
+    merchant = Merchant(
+        id=actor.merchant_id,
+        name=name,
+        locale=locale,
+        timezone=timezone,
+        currency=currency,
+        settings={"telegram": telegram} if telegram is not None else {},
+    )
+    context = fr.alert_context("purchase", card.id, card.code, actor, amount)
+    new: list[tuple[dict[str, Any], str | None]] = []
+    messages: list[tuple[dict[str, Any], str | None]] = []
+    for hit in hits:
+        fields = fr.alert_fields(actor.merchant_id, hit, "alerted", context, now)
+        counted = w.cte(
+            _COUNT_AGAIN.format(
+                now=w.p(now),
+                merchant=w.p(actor.merchant_id),
+                key=w.p(fields["dedup_key"]),
+                since=w.p(now - fr.DEDUP),
+            )
+        )
+        when = f"NOT EXISTS (SELECT 1 FROM {counted})"
+        new.append(({**q.ALERT_DEFAULTS, **fields}, when))
+        text = telegram_alert(merchant, Alert(**fields))
+        if text is not None:
+            messages.append((_outbox(actor, TELEGRAM_TOPIC, {"text": text}, event_at), when))
+    w.insert_when(Alert.__table__, new)
+    return messages
 
 
 def rewards_view(rewards: list[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:

@@ -8,12 +8,16 @@ is told (the alert list, Telegram).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from loyalwallet.text import Message, Plural, translate
+
+if TYPE_CHECKING:
+    from loyalwallet.merchants.actors import Actor
 
 Action = Literal["off", "alert", "block"]
 
@@ -222,6 +226,73 @@ def check_refund(rules: FraudRules, f: RefundFacts) -> list[Hit]:
 
 def needs(rules: FraudRules, name: str) -> bool:
     return str(getattr(rules, name).action) != "off"
+
+
+def blocking(hits: list[Hit]) -> list[Hit]:
+    return [h for h in hits if h.action == "block"]
+
+
+# --- the alert rows (one copy for the general path, fraud.service, and checkout.fast) --
+
+DEDUP = dt.timedelta(minutes=10)  # the same rule for the same card/cashier: one alert
+
+
+def alert_context(
+    operation: str,
+    card_id: int | None,
+    card_code: str | None,
+    actor: Actor,
+    amount: int | None,
+    purchase_id: int | None = None,
+) -> dict[str, Any]:
+    """Who and what an alert is about."""
+    return {
+        "operation": operation,
+        "card_id": card_id,
+        "card_code": card_code,
+        "actor_type": actor.kind,
+        "actor_id": actor.id,
+        "actor_name": actor.name,
+        "location_id": actor.location_id,
+        "amount": amount,
+        "purchase_id": purchase_id,
+    }
+
+
+def dedup_key(hit: Hit, action: str, context: dict[str, Any]) -> str:
+    """The same rule for the same card and cashier within DEDUP counts on one alert."""
+    return (
+        f"{hit.rule}:{context.get('card_id') or ''}:{context.get('actor_type') or ''}:"
+        f"{context.get('actor_id') or ''}:{action}"
+    )
+
+
+def alert_fields(
+    merchant_id: int, hit: Hit, action: str, context: dict[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    """The columns of a new alert (fraud.models.Alert)."""
+    return {
+        "merchant_id": merchant_id,
+        "rule": hit.rule,
+        "action": action,
+        "operation": context["operation"],
+        "card_id": context.get("card_id"),
+        "card_code": context.get("card_code"),
+        "actor_type": context.get("actor_type"),
+        "actor_id": context.get("actor_id"),
+        "actor_name": context.get("actor_name") or None,
+        "location_id": context.get("location_id"),
+        "amount": context.get("amount"),
+        "message": hit.message[:500],
+        "details": {
+            **hit.details,
+            **({"purchase_id": context["purchase_id"]} if context.get("purchase_id") else {}),
+        },
+        "dedup_key": dedup_key(hit, action, context),
+        "count": 1,
+        "created_at": now,
+        "last_seen_at": now,
+    }
 
 
 @dataclass(frozen=True)

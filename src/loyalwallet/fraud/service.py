@@ -46,7 +46,7 @@ from loyalwallet.text import gettext_for, money, translate
 log = logging.getLogger("loyalwallet.fraud")
 
 TELEGRAM_TOPIC = "telegram.send"
-DEDUP = dt.timedelta(minutes=10)  # the same rule for the same card/cashier: one alert
+DEDUP = fr.DEDUP  # the same rule for the same card/cashier: one alert
 _BLOCKED_KEY = "fraud_blocked"
 
 
@@ -337,18 +337,8 @@ def _act(
 ) -> None:
     if not hits:
         return
-    context = {
-        "operation": operation,
-        "card_id": card.id,
-        "card_code": card.code,
-        "actor_type": actor.kind,
-        "actor_id": actor.id,
-        "actor_name": actor.name,
-        "location_id": actor.location_id,
-        "amount": amount,
-        "purchase_id": purchase_id,
-    }
-    blocks = [h for h in hits if h.action == "block"]
+    context = fr.alert_context(operation, card.id, card.code, actor, amount, purchase_id)
+    blocks = fr.blocking(hits)
     if blocks:
         # Written after the rollback (see _after_rollback): the attempt left no trace.
         session.info.setdefault(_BLOCKED_KEY, []).extend((merchant_id, h, context, now) for h in blocks)
@@ -385,37 +375,22 @@ def record_alert(
 ) -> Alert | None:
     """An alert, or one more count on the same one if it fired lately (no Telegram
     flood). Returns the new alert, or None when an existing one was counted."""
-    key = f"{hit.rule}:{context.get('card_id') or ''}:{context.get('actor_type') or ''}:{context.get('actor_id') or ''}:{action}"
-    params = {"m_id": merchant_id, "key": key, "since": now - DEDUP, "now": now}
+    fields = fr.alert_fields(merchant_id, hit, action, context, now)
+    params = {"m_id": merchant_id, "key": fields["dedup_key"], "since": now - DEDUP, "now": now}
     if session.execute(_COUNT_AGAIN, params).rowcount:  # type: ignore[attr-defined]
         return None
     merchant = get_merchant(session, merchant_id)
-    alert = Alert(
-        merchant_id=merchant.id,
-        rule=hit.rule,
-        action=action,
-        operation=context["operation"],
-        card_id=context.get("card_id"),
-        card_code=context.get("card_code"),
-        actor_type=context.get("actor_type"),
-        actor_id=context.get("actor_id"),
-        actor_name=context.get("actor_name") or None,
-        location_id=context.get("location_id"),
-        amount=context.get("amount"),
-        message=hit.message[:500],
-        details={
-            **hit.details,
-            **({"purchase_id": context["purchase_id"]} if context.get("purchase_id") else {}),
-        },
-        dedup_key=key,
-        count=1,
-        created_at=now,
-        last_seen_at=now,
-    )
+    alert = Alert(**fields)
     session.add(alert)
     session.flush()
     send_telegram(session, merchant, alert_text(merchant, alert))
     return alert
+
+
+def telegram_alert(merchant: Merchant, alert: Alert) -> str | None:
+    """The Telegram message record_alert queues for a new alert, or None when the
+    merchant's Telegram is not set up for alerts (checkout.fast writes it itself)."""
+    return alert_text(merchant, alert) if _telegram_ready(merchant, "alerts") else None
 
 
 @event.listens_for(Session, "after_rollback")

@@ -44,6 +44,12 @@ PURCHASES = Counter(
     "POST /api/v1/purchases answers: created, replayed (an Idempotency-Key seen before), refused (4xx/5xx).",
     ["outcome"],
 )
+FAST_FALLBACKS = Counter(
+    "loyalwallet_fast_path_fallbacks",
+    "Purchases and quotes the fast path (checkout.fast) handed to the general path, by the place"
+    " in the code that sent them (file:line): what the fast path does not cover yet.",
+    ["place"],
+)
 DELIVERIES = Counter(
     "loyalwallet_outbox_deliveries",
     "Outbox delivery attempts by topic, provider (apns, google, sms, telegram, webhook, internal) and outcome.",
