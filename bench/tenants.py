@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("LOYALWALLET_TRIGGER_JITTER_SECONDS", "60")
 os.environ.setdefault("LOYALWALLET_WORKER_THREADS", "4")
 
-from benchkit import create_database, drop_database
+from benchkit import create_database, database_url, drop_database
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -256,6 +256,38 @@ def catch_up() -> None:
             pass
 
 
+def _kept_data_dir(name: str) -> Path:
+    """A kept database's data directory (its secrets sealed the guests' data)."""
+    path = Path(tempfile.gettempdir()) / f"lwtenants-{name}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _is_built(name: str, n: int) -> bool:
+    """The kept database exists, its build finished (the marker) for `n` merchants, and
+    its data directory is still there."""
+    import psycopg
+
+    from benchkit import SERVER
+
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+    if not (Path(tempfile.gettempdir()) / f"lwtenants-{name}").is_dir():
+        return False
+    with psycopg.connect(database_url(name), autocommit=True) as conn:
+        row = conn.execute("SELECT obj_description('merchants'::regclass)").fetchone()
+    return bool(row and row[0] == f"lwtenants built: {n} merchants")
+
+
+def _mark_built(name: str, n: int) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url(name), autocommit=True) as conn:
+        conn.execute(f"COMMENT ON TABLE merchants IS 'lwtenants built: {n} merchants'")
+        conn.execute("VACUUM ANALYZE")  # as an installation that has run a while: no autovacuum in the idle rounds
+
+
 class Counter:
     def __init__(self) -> None:
         self.statements = 0
@@ -459,6 +491,12 @@ def main() -> None:
     parser.add_argument("--no-wave", action="store_true")
     parser.add_argument("--build-processes", type=int, default=4)
     parser.add_argument(
+        "--keep",
+        metavar="PREFIX",
+        help="build each size into database PREFIX_<size> and keep it; a later run with the same "
+        "PREFIX reuses a complete one (no build). Its data directory: /tmp/lwtenants-PREFIX_<size>",
+    )
+    parser.add_argument(
         "--wave-baseline", action="store_true", help="first a wave with the one-loop worker (before issue 19)"
     )
     args = parser.parse_args()
@@ -466,12 +504,26 @@ def main() -> None:
     table: dict[int, list[dict[str, float]]] = {}
     waves: dict[str, dict[str, Any]] = {}
     for n in sizes:
-        url, name = create_database("lwtenants")
+        kept = f"{args.keep}_{n}" if args.keep else None
+        reused = kept is not None and _is_built(kept, n)
+        if kept is None:
+            url, name = create_database("lwtenants")
+        elif reused:
+            url, name = database_url(kept), kept
+        else:
+            drop_database(kept)
+            url, name = create_database(kept, exact=True)
         try:
-            setup(url)
-            took = build(n, args.cards, args.build_processes)
-            catch_up()
-            print(f"{n} merchants built in {took:.0f} s", flush=True)
+            if reused:
+                setup(url, _kept_data_dir(name), migrated=True)
+                print(f"{n} merchants: reusing {name}", flush=True)
+            else:
+                setup(url, _kept_data_dir(name) if kept else None)
+                took = build(n, args.cards, args.build_processes)
+                catch_up()
+                if kept:
+                    _mark_built(name, n)
+                print(f"{n} merchants built in {took:.0f} s" + (f" (kept: {name})" if kept else ""), flush=True)
             table[n] = idle(name, args.seconds, args.rounds)
             for r in table[n]:
                 print(f"  idle {n}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()), flush=True)
@@ -483,7 +535,8 @@ def main() -> None:
             from loyalwallet import db
 
             db.get_engine().dispose()
-            drop_database(name)
+            if kept is None:
+                drop_database(name)
     base = sizes[0]
     print()
     print(
