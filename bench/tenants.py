@@ -285,7 +285,9 @@ def _mark_built(name: str, n: int) -> None:
 
     with psycopg.connect(database_url(name), autocommit=True) as conn:
         conn.execute(f"COMMENT ON TABLE merchants IS 'lwtenants built: {n} merchants'")
-        conn.execute("VACUUM ANALYZE")  # as an installation that has run a while: no autovacuum in the idle rounds
+        conn.execute(
+            "VACUUM ANALYZE"
+        )  # as an installation that has run a while: no autovacuum in the idle rounds
 
 
 class Counter:
@@ -314,6 +316,92 @@ def _pg(db_name: str) -> tuple[list[int], int]:
             "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s", (db_name,)
         ).fetchone()
     return pids, int(xacts[0]) if xacts else 0
+
+
+class StatementLog:
+    """Per statement text (numbers and lists of literals folded): count, seconds between
+    sending it and its result, rows returned or changed (the cursor's rowcount)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stats: dict[str, list[float]] = {}
+
+    def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info.setdefault("lw_started", []).append(time.perf_counter())
+
+    def after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        import re
+
+        took = time.perf_counter() - conn.info["lw_started"].pop()
+        key = re.sub(r"\s+", " ", re.sub(r"%\(\w+\)s(, %\(\w+\)s)*", "?", statement))[:300]
+        rows = max(0, cursor.rowcount or 0)
+        with self.lock:
+            entry = self.stats.setdefault(key, [0, 0.0, 0])
+            entry[0] += 1
+            entry[1] += took
+            entry[2] += rows
+
+    def report(self, path: Path, minutes: float) -> None:
+        ordered = sorted(self.stats.items(), key=lambda kv: -kv[1][1])
+        with path.open("w") as out:
+            out.write("per minute: calls, ms, rows | statement\n")
+            for key, (calls, took, rows) in ordered:
+                out.write(
+                    f"{calls / minutes:8.1f} {took * 1000 / minutes:9.1f} {rows / minutes:10.1f} | {key}\n"
+                )
+
+
+def profile_idle(db_name: str, seconds: float, out_dir: Path, n: int) -> None:
+    """The idle worker for `seconds` under cProfile (every thread it starts) and the
+    statement log; written to out_dir/idle-<n>.prof, idle-<n>.txt, statements-<n>.txt.
+    Profiling slows the worker: read where the time goes, not the CPU figures."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import event
+
+    from loyalwallet import db
+    from loyalwallet.outbox.worker import Worker
+
+    profiles: list[cProfile.Profile] = []
+    original_run = threading.Thread.run
+
+    def run(self: threading.Thread) -> None:
+        prof = cProfile.Profile()
+        profiles.append(prof)
+        prof.enable()
+        try:
+            original_run(self)
+        finally:
+            prof.disable()
+
+    log = StatementLog()
+    engine = db.get_engine()
+    event.listen(engine, "before_cursor_execute", log.before)
+    event.listen(engine, "after_cursor_execute", log.after)
+    threading.Thread.run = run  # type: ignore[method-assign]
+    w = Worker()
+    cpu0 = time.process_time()
+    thread = w.start_thread()
+    try:
+        time.sleep(seconds)
+    finally:
+        w.stop()
+        thread.join(timeout=60)
+        threading.Thread.run = original_run  # type: ignore[method-assign]
+        event.remove(engine, "before_cursor_execute", log.before)
+        event.remove(engine, "after_cursor_execute", log.after)
+    cpu = time.process_time() - cpu0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = pstats.Stats(*profiles) if profiles else None
+    if stats is not None:
+        stats.dump_stats(str(out_dir / f"idle-{n}.prof"))
+        with (out_dir / f"idle-{n}.txt").open("w") as out:
+            stats.stream = out  # type: ignore[attr-defined]
+            stats.sort_stats("tottime").print_stats(60)
+            stats.sort_stats("cumulative").print_stats(80)
+    log.report(out_dir / f"statements-{n}.txt", seconds / 60)
+    print(f"  profiled {n}: {cpu:.2f} s CPU (profiled) in {seconds:.0f} s -> {out_dir}", flush=True)
 
 
 def idle(db_name: str, seconds: float, rounds: int) -> list[dict[str, float]]:
@@ -491,6 +579,11 @@ def main() -> None:
     parser.add_argument("--no-wave", action="store_true")
     parser.add_argument("--build-processes", type=int, default=4)
     parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="instead of the idle rounds: one run of --seconds under cProfile and a statement log, written to DIR",
+    )
+    parser.add_argument(
         "--keep",
         metavar="PREFIX",
         help="build each size into database PREFIX_<size> and keep it; a later run with the same "
@@ -523,7 +616,12 @@ def main() -> None:
                 catch_up()
                 if kept:
                     _mark_built(name, n)
-                print(f"{n} merchants built in {took:.0f} s" + (f" (kept: {name})" if kept else ""), flush=True)
+                print(
+                    f"{n} merchants built in {took:.0f} s" + (f" (kept: {name})" if kept else ""), flush=True
+                )
+            if args.profile:
+                profile_idle(name, args.seconds, Path(args.profile), n)
+                continue
             table[n] = idle(name, args.seconds, args.rounds)
             for r in table[n]:
                 print(f"  idle {n}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()), flush=True)
@@ -537,6 +635,8 @@ def main() -> None:
             db.get_engine().dispose()
             if kept is None:
                 drop_database(name)
+    if not table:
+        return
     base = sizes[0]
     print()
     print(
