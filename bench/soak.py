@@ -366,15 +366,18 @@ def main() -> None:
         )
         procs += [server, worker]
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300  # a loaded machine starts the server slowly
+        last = "no answer"
         while True:
             try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                r = httpx.get(base + "/readyz", timeout=5)
+                if r.status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
+                last = f"{r.status_code} {r.text[:300]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((data_dir / "serve.log").read_text()[-3000:])
+                raise RuntimeError(f"/readyz: {last}\n" + (data_dir / "serve.log").read_text()[-3000:])
             time.sleep(0.3)
 
         samples: list[tuple[float, dict[str, float]]] = []

@@ -325,6 +325,7 @@ class StatementLog:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.stats: dict[str, list[float]] = {}
+        self.samples: dict[str, tuple[str, Any]] = {}  # one (statement, parameters) per key
 
     def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         conn.info.setdefault("lw_started", []).append(time.perf_counter())
@@ -333,13 +334,40 @@ class StatementLog:
         import re
 
         took = time.perf_counter() - conn.info["lw_started"].pop()
-        key = re.sub(r"\s+", " ", re.sub(r"%\(\w+\)s(, %\(\w+\)s)*", "?", statement))[:300]
+        key = re.sub(r"\s+", " ", re.sub(r"%\(\w+\)s(, %\(\w+\)s)*", "?", statement))[:2000]
         rows = max(0, cursor.rowcount or 0)
         with self.lock:
+            self.samples.setdefault(key, (statement, args[0] if args else None))
             entry = self.stats.setdefault(key, [0, 0.0, 0])
             entry[0] += 1
             entry[1] += took
             entry[2] += rows
+
+    def explain(self, path: Path) -> None:
+        """EXPLAIN (ANALYZE, BUFFERS) of one sample of each statement, in a transaction
+        rolled back (the writes too): the buffers and rows each one reads at this size."""
+        from loyalwallet import db
+
+        raw = db.get_engine().raw_connection()
+        try:
+            cursor = raw.cursor()
+            with path.open("w") as out:
+                for key, (statement, params) in self.samples.items():
+                    if (
+                        not statement.lstrip()
+                        .upper()
+                        .startswith(("SELECT", "UPDATE", "DELETE", "INSERT", "WITH"))
+                    ):
+                        continue
+                    try:
+                        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)
+                        plan = "\n".join(r[0] for r in cursor.fetchall())
+                    except Exception as exc:  # a statement EXPLAIN cannot take: noted, not fatal
+                        plan = f"(not explained: {exc!r})"
+                    raw.rollback()
+                    out.write(f"=== {key}\n{plan}\n\n")
+        finally:
+            raw.close()
 
     def report(self, path: Path, minutes: float) -> None:
         ordered = sorted(self.stats.items(), key=lambda kv: -kv[1][1])
@@ -401,6 +429,7 @@ def profile_idle(db_name: str, seconds: float, out_dir: Path, n: int) -> None:
             stats.sort_stats("tottime").print_stats(60)
             stats.sort_stats("cumulative").print_stats(80)
     log.report(out_dir / f"statements-{n}.txt", seconds / 60)
+    log.explain(out_dir / f"plans-{n}.txt")
     print(f"  profiled {n}: {cpu:.2f} s CPU (profiled) in {seconds:.0f} s -> {out_dir}", flush=True)
 
 
