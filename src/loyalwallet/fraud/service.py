@@ -564,7 +564,7 @@ def digest_text(session: Session, merchant: Merchant, day: dt.date) -> str:
     return "\n".join(lines)
 
 
-def digest_candidates() -> Select[tuple[Merchant]]:
+def digest_candidates() -> Select[Merchant]:
     """The merchants with an alert chat set (settings.telegram.chat_id): the digest job
     reads those, not every merchant of the installation every 5 minutes."""
     chat_id = Merchant.settings[("telegram", "chat_id")].as_string()
