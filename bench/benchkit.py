@@ -19,14 +19,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def create_database(prefix: str) -> tuple[str, str]:
-    """A fresh database on the local server: (its URL, its name)."""
+def database_url(name: str) -> str:
+    return SERVER.rsplit("/", 1)[0] + "/" + name
+
+
+def create_database(prefix: str, exact: bool = False) -> tuple[str, str]:
+    """A fresh database on the local server: (its URL, its name). Named `prefix` itself
+    when `exact`, else `prefix` and a random suffix."""
     import psycopg
 
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    name = prefix if exact else f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(SERVER, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return SERVER.rsplit("/", 1)[0] + "/" + name, name
+    return database_url(name), name
 
 
 def drop_database(name: str) -> None:

@@ -128,6 +128,65 @@ def sample(conn: psycopg.Connection[Any], db_name: str, server: int, worker: int
     }
 
 
+# Tables whose on-disk size the soak prints at the start and the end: the ones retention
+# bounds (outbox, idempotency_records) and the others that grow with traffic, for scale.
+TABLES = [
+    "outbox",
+    "idempotency_records",
+    "message_deliveries",
+    "card_sends",
+    "google_message_sends",
+    "apple_push_pending",
+    "campaign_recipients",
+    "audit_log",
+    "purchases",
+    "purchase_lines",
+    "ledger_entries",
+    "refunds",
+    "rate_hits",
+    "web_sessions",
+    "worker_heartbeats",
+    "periodic_runs",
+]
+
+
+def table_sizes(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, int, int, str]]:
+    """Per table: (pg_total_relation_size bytes, live rows, dead rows, last (auto)vacuum)."""
+    out: dict[str, tuple[int, int, int, str]] = {}
+    for table in TABLES:
+        found = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+        if found is None or found[0] is None:
+            continue
+        row = conn.execute(
+            f"""SELECT pg_total_relation_size(c.oid), (SELECT count(*) FROM "{table}"),
+                       coalesce(s.n_dead_tup, 0),
+                       coalesce(to_char(greatest(s.last_vacuum, s.last_autovacuum), 'HH24:MI:SS'), '-')
+                FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+                WHERE c.oid = to_regclass(%s)""",
+            (table,),
+        ).fetchone()
+        assert row is not None
+        out[table] = (int(row[0]), int(row[1]), int(row[2]), str(row[3]))
+    return out
+
+
+def print_table_sizes(
+    before: dict[str, tuple[int, int, int, str]], after: dict[str, tuple[int, int, int, str]]
+) -> None:
+    print(
+        "| table | size before MB | size after MB | rows before | rows after | dead rows after | last vacuum (UTC) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for table in TABLES:
+        if table not in after:
+            continue
+        b = before.get(table, (0, 0, 0, "-"))
+        a = after[table]
+        print(
+            f"| {table} | {b[0] / 2**20:.2f} | {a[0] / 2**20:.2f} | {b[1]:,} | {a[1]:,} | {a[2]:,} | {a[3]} |"
+        )
+
+
 class Load:
     """Requests at a fixed rate from a pool of client threads."""
 
@@ -258,6 +317,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--retention-seconds", type=float, default=120.0)
     parser.add_argument("--campaign-seconds", type=float, default=120.0)
+    parser.add_argument(
+        "--retention-interval",
+        type=float,
+        default=60.0,
+        help="seconds between runs of the outbox retention and of the idempotency expiry",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database and its data directory at the end (printed)"
+    )
     args = parser.parse_args()
 
     url, name = create_database("lwsoak")
@@ -276,8 +344,16 @@ def main() -> None:
             LOYALWALLET_DB_PROCESSES="2",
             LOYALWALLET_OUTBOX_RETENTION_DAYS=str(args.retention_seconds / 86400),
             LOYALWALLET_IDEMPOTENCY_TTL_HOURS=str(args.retention_seconds / 3600),
-            LOYALWALLET_PERIODIC_SECONDS_IDEMPOTENCY_EXPIRY="60",
+            LOYALWALLET_PERIODIC_SECONDS_IDEMPOTENCY_EXPIRY=str(args.retention_interval),
+            LOYALWALLET_PERIODIC_SECONDS_OUTBOX_RETENTION=str(args.retention_interval),
         )
+        print(
+            f"retention: delivered outbox rows and Idempotency-Key answers kept {args.retention_seconds:.0f} s, "
+            f"purged every {args.retention_interval:.0f} s",
+            flush=True,
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            sizes_before = table_sizes(conn)
         log = (data_dir / "serve.log").open("wb")
         server = subprocess.Popen(
             [sys.executable, "-m", "loyalwallet.cli", "serve", "--port", str(port)],
@@ -290,15 +366,18 @@ def main() -> None:
         )
         procs += [server, worker]
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300  # a loaded machine starts the server slowly
+        last = "no answer"
         while True:
             try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                r = httpx.get(base + "/readyz", timeout=5)
+                if r.status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
+                last = f"{r.status_code} {r.text[:300]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((data_dir / "serve.log").read_text()[-3000:])
+                raise RuntimeError(f"/readyz: {last}\n" + (data_dir / "serve.log").read_text()[-3000:])
             time.sleep(0.3)
 
         samples: list[tuple[float, dict[str, float]]] = []
@@ -330,6 +409,7 @@ def main() -> None:
         time.sleep(5)
         with psycopg.connect(url, autocommit=True) as conn:
             samples.append((time.monotonic() - started, sample(conn, name, server.pid, worker.pid)))
+            sizes_after = table_sizes(conn)
         check = subprocess.run(
             [sys.executable, "-m", "loyalwallet.cli", "check-ledger"], env=env, capture_output=True, text=True
         )
@@ -341,7 +421,10 @@ def main() -> None:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
-        drop_database(name)
+        if args.keep:
+            print(f"kept: database {name}, data directory {data_dir}")
+        else:
+            drop_database(name)
 
     total = sum(len(v) for v in load.latency.values())
     server_errors = sum(n for counts in load.status.values() for code, n in counts.items() if code >= 500)
@@ -366,7 +449,12 @@ def main() -> None:
         f"| all | {len(everything)} | | {pct(everything, 0.5) * 1000:.0f} | "
         f"{pct(everything, 0.99) * 1000:.0f} | {max(everything) * 1000:.0f} |"
     )
-    first_purge = args.retention_seconds + 60  # the rows of the first minute are gone by then
+    print()
+    print(
+        "On-disk sizes (pg_total_relation_size: table, indexes, TOAST) at the start of the load and at the end:"
+    )
+    print_table_sizes(sizes_before, sizes_after)
+    first_purge = args.retention_seconds + args.retention_interval  # the first rows are gone by then
     keys = ["server_rss", "worker_rss", "connections", "outbox_rows", "outbox_mb", "idem_rows", "idem_mb"]
     picks = {
         "start": samples[0],

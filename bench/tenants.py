@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("LOYALWALLET_TRIGGER_JITTER_SECONDS", "60")
 os.environ.setdefault("LOYALWALLET_WORKER_THREADS", "4")
 
-from benchkit import create_database, drop_database
+from benchkit import create_database, database_url, drop_database
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -256,6 +256,48 @@ def catch_up() -> None:
             pass
 
 
+def _kept_data_dir(name: str) -> Path:
+    """A kept database's data directory (its secrets sealed the guests' data)."""
+    path = Path(tempfile.gettempdir()) / f"lwtenants-{name}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _is_built(name: str, n: int) -> bool:
+    """The kept database exists, its build finished (the marker) for `n` merchants, and
+    its data directory is still there."""
+    import psycopg
+
+    from benchkit import SERVER
+
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+    if not (Path(tempfile.gettempdir()) / f"lwtenants-{name}").is_dir():
+        return False
+    with psycopg.connect(database_url(name), autocommit=True) as conn:
+        row = conn.execute("SELECT obj_description('merchants'::regclass)").fetchone()
+    return bool(row and row[0] == f"lwtenants built: {n} merchants")
+
+
+def _mark_built(name: str, n: int) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url(name), autocommit=True) as conn:
+        conn.execute(f"COMMENT ON TABLE merchants IS 'lwtenants built: {n} merchants'")
+    _vacuum(name)
+
+
+def _vacuum(name: str) -> None:
+    """VACUUM ANALYZE after the build, as on an installation that has run a while: else
+    autovacuum and autoanalyze of the freshly written tables (tens of thousands of rows at
+    10,000 merchants) run during the idle rounds and count as the database's idle CPU."""
+    import psycopg
+
+    with psycopg.connect(database_url(name), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
 class Counter:
     def __init__(self) -> None:
         self.statements = 0
@@ -282,6 +324,121 @@ def _pg(db_name: str) -> tuple[list[int], int]:
             "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s", (db_name,)
         ).fetchone()
     return pids, int(xacts[0]) if xacts else 0
+
+
+class StatementLog:
+    """Per statement text (numbers and lists of literals folded): count, seconds between
+    sending it and its result, rows returned or changed (the cursor's rowcount)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stats: dict[str, list[float]] = {}
+        self.samples: dict[str, tuple[str, Any]] = {}  # one (statement, parameters) per key
+
+    def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info.setdefault("lw_started", []).append(time.perf_counter())
+
+    def after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        import re
+
+        took = time.perf_counter() - conn.info["lw_started"].pop()
+        key = re.sub(r"\s+", " ", re.sub(r"%\(\w+\)s(, %\(\w+\)s)*", "?", statement))[:2000]
+        rows = max(0, cursor.rowcount or 0)
+        with self.lock:
+            self.samples.setdefault(key, (statement, args[0] if args else None))
+            entry = self.stats.setdefault(key, [0, 0.0, 0])
+            entry[0] += 1
+            entry[1] += took
+            entry[2] += rows
+
+    def explain(self, path: Path) -> None:
+        """EXPLAIN (ANALYZE, BUFFERS) of one sample of each statement, in a transaction
+        rolled back (the writes too): the buffers and rows each one reads at this size."""
+        from loyalwallet import db
+
+        raw = db.get_engine().raw_connection()
+        try:
+            cursor = raw.cursor()
+            with path.open("w") as out:
+                for key, (statement, params) in self.samples.items():
+                    if (
+                        not statement.lstrip()
+                        .upper()
+                        .startswith(("SELECT", "UPDATE", "DELETE", "INSERT", "WITH"))
+                    ):
+                        continue
+                    try:
+                        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)
+                        plan = "\n".join(r[0] for r in cursor.fetchall())
+                    except Exception as exc:  # a statement EXPLAIN cannot take: noted, not fatal
+                        plan = f"(not explained: {exc!r})"
+                    raw.rollback()
+                    out.write(f"=== {key}\n{plan}\n\n")
+        finally:
+            raw.close()
+
+    def report(self, path: Path, minutes: float) -> None:
+        ordered = sorted(self.stats.items(), key=lambda kv: -kv[1][1])
+        with path.open("w") as out:
+            out.write("per minute: calls, ms, rows | statement\n")
+            for key, (calls, took, rows) in ordered:
+                out.write(
+                    f"{calls / minutes:8.1f} {took * 1000 / minutes:9.1f} {rows / minutes:10.1f} | {key}\n"
+                )
+
+
+def profile_idle(db_name: str, seconds: float, out_dir: Path, n: int) -> None:
+    """The idle worker for `seconds` under cProfile (every thread it starts) and the
+    statement log; written to out_dir/idle-<n>.prof, idle-<n>.txt, statements-<n>.txt.
+    Profiling slows the worker: read where the time goes, not the CPU figures."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import event
+
+    from loyalwallet import db
+    from loyalwallet.outbox.worker import Worker
+
+    profiles: list[cProfile.Profile] = []
+    original_run = threading.Thread.run
+
+    def run(self: threading.Thread) -> None:
+        prof = cProfile.Profile()
+        profiles.append(prof)
+        prof.enable()
+        try:
+            original_run(self)
+        finally:
+            prof.disable()
+
+    log = StatementLog()
+    engine = db.get_engine()
+    event.listen(engine, "before_cursor_execute", log.before)
+    event.listen(engine, "after_cursor_execute", log.after)
+    threading.Thread.run = run  # type: ignore[method-assign]
+    w = Worker()
+    cpu0 = time.process_time()
+    thread = w.start_thread()
+    try:
+        time.sleep(seconds)
+    finally:
+        w.stop()
+        thread.join(timeout=60)
+        threading.Thread.run = original_run  # type: ignore[method-assign]
+        event.remove(engine, "before_cursor_execute", log.before)
+        event.remove(engine, "after_cursor_execute", log.after)
+    cpu = time.process_time() - cpu0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = pstats.Stats(*profiles) if profiles else None
+    if stats is not None:
+        stats.dump_stats(str(out_dir / f"idle-{n}.prof"))
+        with (out_dir / f"idle-{n}.txt").open("w") as out:
+            stats.stream = out  # type: ignore[attr-defined]
+            stats.sort_stats("tottime").print_stats(60)
+            stats.sort_stats("cumulative").print_stats(80)
+    log.report(out_dir / f"statements-{n}.txt", seconds / 60)
+    log.explain(out_dir / f"plans-{n}.txt")
+    print(f"  profiled {n}: {cpu:.2f} s CPU (profiled) in {seconds:.0f} s -> {out_dir}", flush=True)
 
 
 def idle(db_name: str, seconds: float, rounds: int) -> list[dict[str, float]]:
@@ -459,6 +616,17 @@ def main() -> None:
     parser.add_argument("--no-wave", action="store_true")
     parser.add_argument("--build-processes", type=int, default=4)
     parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="instead of the idle rounds: one run of --seconds under cProfile and a statement log, written to DIR",
+    )
+    parser.add_argument(
+        "--keep",
+        metavar="PREFIX",
+        help="build each size into database PREFIX_<size> and keep it; a later run with the same "
+        "PREFIX reuses a complete one (no build). Its data directory: /tmp/lwtenants-PREFIX_<size>",
+    )
+    parser.add_argument(
         "--wave-baseline", action="store_true", help="first a wave with the one-loop worker (before issue 19)"
     )
     args = parser.parse_args()
@@ -466,14 +634,36 @@ def main() -> None:
     table: dict[int, list[dict[str, float]]] = {}
     waves: dict[str, dict[str, Any]] = {}
     for n in sizes:
-        url, name = create_database("lwtenants")
+        kept = f"{args.keep}_{n}" if args.keep else None
+        reused = kept is not None and _is_built(kept, n)
+        if kept is None:
+            url, name = create_database("lwtenants")
+        elif reused:
+            url, name = database_url(kept), kept
+        else:
+            drop_database(kept)
+            url, name = create_database(kept, exact=True)
         try:
-            setup(url)
-            took = build(n, args.cards, args.build_processes)
-            catch_up()
-            print(f"{n} merchants built in {took:.0f} s", flush=True)
-            table[n] = idle(name, args.seconds, args.rounds)
-            for r in table[n]:
+            if reused:
+                setup(url, _kept_data_dir(name), migrated=True)
+                print(f"{n} merchants: reusing {name}", flush=True)
+            else:
+                setup(url, _kept_data_dir(name) if kept else None)
+                took = build(n, args.cards, args.build_processes)
+                catch_up()
+                if kept:
+                    _mark_built(name, n)
+                else:
+                    _vacuum(name)
+                print(
+                    f"{n} merchants built in {took:.0f} s" + (f" (kept: {name})" if kept else ""), flush=True
+                )
+            if args.profile:
+                profile_idle(name, args.seconds, Path(args.profile), n)
+                continue
+            rounds = idle(name, args.seconds, args.rounds)
+            table.setdefault(n, []).extend(rounds)  # a size given twice (10,10000,10,10000): all its rounds
+            for r in rounds:
                 print(f"  idle {n}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()), flush=True)
             if not args.no_wave and n == args.wave_merchants:
                 if args.wave_baseline:
@@ -483,11 +673,14 @@ def main() -> None:
             from loyalwallet import db
 
             db.get_engine().dispose()
-            drop_database(name)
+            if kept is None:
+                drop_database(name)
+    if not table:
+        return
     base = sizes[0]
     print()
     print(
-        "| merchants | worker CPU s/min | PostgreSQL CPU s/min | transactions/min | worker statements/min | ratio (worker CPU, statements) vs",
+        "| merchants | worker CPU s/min | PostgreSQL CPU s/min | transactions/min | worker statements/min | ratio of medians (worker CPU, PostgreSQL CPU, statements) vs",
         base,
         "|",
     )
@@ -498,7 +691,8 @@ def main() -> None:
         print(
             f"| {n:,} | {_fmt([r['worker_cpu'] for r in rows])} | {_fmt([r['pg_cpu'] for r in rows])} | "
             f"{_fmt([r['xacts'] for r in rows])} | {_fmt([r['statements'] for r in rows])} | "
-            f"{med['worker_cpu'] / max(b['worker_cpu'], 1e-9):.2f}x, {med['statements'] / max(b['statements'], 1e-9):.2f}x |"
+            f"{med['worker_cpu'] / max(b['worker_cpu'], 1e-9):.2f}x, {med['pg_cpu'] / max(b['pg_cpu'], 1e-9):.2f}x, "
+            f"{med['statements'] / max(b['statements'], 1e-9):.2f}x |"
         )
     for label, w in waves.items():
         print()

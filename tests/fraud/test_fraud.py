@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from fakes.telegram import TOKEN, FakeTelegram
@@ -366,3 +367,29 @@ def test_alerts_are_scoped(shop: Shop, client) -> None:
     # The other merchant's audit log has its own set-up only.
     assert {e["action"] for e in other.get("/api/v1/audit").json()["items"]} == {"location.create"}
     assert "program.create" in {e["action"] for e in shop.get("/api/v1/audit").json()["items"]}
+
+
+def test_the_digest_job_reads_only_merchants_with_an_alert_chat(
+    shop: Shop, tg: FakeTelegram, client: TestClient
+) -> None:
+    """Every 5 minutes the digest job looked at every merchant of the installation (an
+    ORM object each: thousands on a big one) to find the few with Telegram set up; it
+    reads those only."""
+    from sqlalchemy import event
+
+    _telegram(shop, digest_hour=9)
+    quiet = new_shop(client)  # no Telegram
+    loaded: list[Merchant] = []
+
+    def on_load(target: Merchant, _context: object) -> None:
+        loaded.append(target)
+
+    event.listen(Merchant, "load", on_load)
+    try:
+        fraud.send_digests(_moscow(db.utcnow(), days=1, hour=8))
+    finally:
+        event.remove(Merchant, "load", on_load)
+    ids = {m.id for m in loaded}
+    assert shop.merchant_id in ids
+    assert quiet.merchant_id not in ids
+    assert all(fraud.telegram_settings(m).get("chat_id") for m in loaded)

@@ -21,7 +21,7 @@ import zoneinfo
 from typing import Any
 
 from cachetools import LRUCache
-from sqlalchemy import bindparam, event, func, select, update
+from sqlalchemy import Select, bindparam, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -539,12 +539,19 @@ def digest_text(session: Session, merchant: Merchant, day: dt.date) -> str:
     return "\n".join(lines)
 
 
+def digest_candidates() -> Select[Merchant]:
+    """The merchants with an alert chat set (settings.telegram.chat_id): the digest job
+    reads those, not every merchant of the installation every 5 minutes."""
+    chat_id = Merchant.settings[("telegram", "chat_id")].as_string()
+    return select(Merchant).where(chat_id.is_not(None), chat_id != "")
+
+
 def send_digests(now: dt.datetime | None = None) -> int:
     """Periodic job: once per merchant-local day, after digest_hour, yesterday's digest."""
     now = now or db.utcnow()
     sent = 0
     with db.read() as session:
-        merchants = [m for m in session.scalars(select(Merchant)) if _telegram_ready(m, "digest")]
+        merchants = [m for m in session.scalars(digest_candidates()) if _telegram_ready(m, "digest")]
     for merchant in merchants:
         local = now.astimezone(merchant_tz(merchant))
         if local.hour < int(telegram_settings(merchant).get("digest_hour", 9)):
