@@ -75,6 +75,14 @@ def main() -> None:
         type=int,
         help="LOYALWALLET_SMTP_CONNECTIONS for the campaign (default: the product's default)",
     )
+    ap.add_argument(
+        "--driver",
+        choices=("worker", "drain"),
+        default="worker",
+        help="worker: the outbox worker's bulk lane as `loyalwallet worker` runs it "
+        "(LOYALWALLET_WORKER_BULK_THREADS threads), without its idle waits; drain: every "
+        "row one after the other in one thread (the tests' outbox.worker.drain)",
+    )
     args = ap.parse_args()
     if args.connections is not None:
         os.environ["LOYALWALLET_SMTP_CONNECTIONS"] = str(args.connections)
@@ -171,6 +179,13 @@ def main() -> None:
             cpu["raw"].append(time.process_time() - c0)
             cpu["raw server"].append(proc_cpu(server_pid) - s0)
 
+        from concurrent.futures import ThreadPoolExecutor
+
+        from loyalwallet.outbox.models import BULK
+
+        # The worker's bulk lane (outbox.worker.Worker._bulk_loop): its batch and threads.
+        lanes = worker.Worker(run_periodic=False)
+        bulk_pool = ThreadPoolExecutor(lanes.bulk_threads, thread_name_prefix="outbox-bulk")
         server_pid = server.pid
         assert server_pid is not None
         for r in range(args.rounds):
@@ -197,7 +212,10 @@ def main() -> None:
             # From the manager's "send" to the last recipient marked sent.
             with db.transaction() as session:
                 campaigns.send(session, system(merchant_id), campaign_id)
-            worker.drain(max_rounds=10_000)
+            if args.driver == "worker":
+                while worker.run_once(lanes.batch, bulk_pool, lane=BULK):
+                    pass
+            worker.drain(max_rounds=10_000)  # anything left, e.g. in the interactive lane
             if profiler is not None:
                 profiler.disable()
             ours_times.append(time.perf_counter() - t0)
@@ -232,7 +250,10 @@ def main() -> None:
         )
         from loyalwallet.messaging.email import connections_limit
 
-        print(f"SMTP connections (LOYALWALLET_SMTP_CONNECTIONS): {connections_limit()}")
+        print(
+            f"SMTP connections (LOYALWALLET_SMTP_CONNECTIONS): {connections_limit()}, driver: {args.driver}"
+            + (f" ({lanes.bulk_threads} bulk threads)" if args.driver == "worker" else "")
+        )
         for side in cpu:
             per = [1000 * v / n for v in cpu[side]]
             print(
