@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -140,17 +141,35 @@ def look_of(
 
 
 def render(template: bytes, merchant_id: int, public_token: str, customer_id: int, to: str) -> bytes:
-    """One guest's copy of a look: the address, card link, unsubscribe link, Message-ID."""
-    base = base_url().rstrip("/")
-    return (
-        template.replace(_TO_B, to.encode())
-        .replace(_CARD_B, f"{base}/c/{public_token}".encode())
-        .replace(_LEAVE_B, unsubscribe.url(merchant_id, customer_id).encode())
-        .replace(_MID_B, make_msgid(domain="loyalwallet").encode())
-    )
+    """One guest's copy of a look: the address, card link, unsubscribe link, Message-ID
+    put in place of the stand-ins, in one pass over the look's pieces (`pieces`)."""
+    parts = pieces(template)
+    values = {
+        _TO_B: to.encode(),
+        _CARD_B: f"{base_url().rstrip('/')}/c/{public_token}".encode(),
+        _LEAVE_B: unsubscribe.url(merchant_id, customer_id).encode(),
+        _MID_B: make_msgid(domain="loyalwallet").encode(),
+    }
+    out = [parts[0]]
+    for i in range(1, len(parts), 2):
+        out += (values[parts[i]], parts[i + 1])
+    return b"".join(out)
 
 
 _TO_B, _CARD_B, _LEAVE_B, _MID_B = (_TO.encode(), _CARD.encode(), _LEAVE.encode(), _MID.encode())
+_STAND_INS = re.compile(b"(" + b"|".join(re.escape(x) for x in (_TO_B, _CARD_B, _LEAVE_B, _MID_B)) + b")")
+_PIECES: dict[bytes, list[bytes]] = {}
+
+
+def pieces(template: bytes) -> list[bytes]:
+    """A look split at its stand-ins: text, stand-in, text, ... (kept with the look)."""
+    found = _PIECES.get(template)
+    if found is None:
+        found = _STAND_INS.split(template)
+        if len(_PIECES) >= _LOOKS_MAX:
+            _PIECES.clear()
+        _PIECES[template] = found
+    return found
 
 
 @dataclass(frozen=True)
