@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from fakes.smtp import FakeSmtp
 from loyalwallet import db
@@ -100,3 +100,45 @@ def test_a_deferred_address_does_not_hold_up_the_chunk(
     worker.drain()
     assert len(smtp.envelopes) == 6  # still deferred: the others are not sent again
     assert _stats(shop, campaign_id)["pending"] == 1
+
+
+def test_a_chunk_marks_its_progress_so_a_dying_worker_resends_little(
+    shop: Shop, smtp: FakeSmtp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loyalwallet.campaigns.models import CampaignRecipient
+    from loyalwallet.messaging import campaign_email
+
+    monkeypatch.setenv("LOYALWALLET_SMTP_CONNECTIONS", "1")
+    monkeypatch.setattr(campaign_email, "MARK_EVERY", 5)
+    real_mark = campaign_email._mark
+    dying = [True]
+
+    def mark(campaign_id: int, marks: dict[str, list[int]], *args: object) -> None:
+        if "skipped" in marks and dying[0]:  # the chunk's last marks: the worker dies first
+            dying[0] = False
+            raise RuntimeError("worker killed")
+        real_mark(campaign_id, marks, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(campaign_email, "_mark", mark)
+    addresses = _guests(shop, 30)
+    campaign_id = _campaign(shop)
+    worker.drain()
+    assert len(smtp.envelopes) == 30 and not dying[0]
+    with db.read() as session:
+        marked = set(
+            session.scalars(
+                select(CampaignRecipient.id).where(
+                    CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.status == "sent"
+                )
+            )
+        )
+    assert len(marked) >= 5  # marked while the chunk went on
+
+    _retry_now()
+    worker.drain()
+    received = Counter(to for _, rcpts in smtp.envelopes for to in rcpts)
+    assert set(received) == set(addresses)
+    # Only the guests not yet marked when the worker died get a second copy.
+    assert sum(received.values()) == 30 + (30 - len(marked))
+    stats = _stats(shop, campaign_id)
+    assert (stats["sent"], stats["pending"]) == (30, 0), stats

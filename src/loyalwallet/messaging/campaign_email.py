@@ -10,10 +10,12 @@ retries the rest, in one statement per outcome."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import parser as email_parser
 from email import policy as email_policy
@@ -37,6 +39,8 @@ from loyalwallet.outbox.handlers import Delivery, Retry
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
 from loyalwallet.text import gettext_for
+
+log = logging.getLogger("loyalwallet.email")
 
 TOPIC = "email.campaign"
 
@@ -313,10 +317,11 @@ def deliver(msg: Delivery) -> None:
     sender = provider.settings.sender if isinstance(provider, email.SmtpProvider) else "loyalwallet@localhost"
     jobs, skip = _prepare(campaign_id, [int(i) for i in msg.payload["recipient_ids"]], sender)
     if isinstance(provider, email.SmtpProvider):
-        outcome = _send_smtp(provider, jobs)
+        outcome = _send_smtp(provider, jobs, lambda sent, trails: _mark(campaign_id, {"sent": sent}, trails))
     else:
         outcome = _send_console(provider, jobs)
     outcome.marks["skipped"] = skip
+    outcome.marks["sent"] = outcome.marks["sent"][outcome.marked :]
     _mark(campaign_id, outcome.marks, outcome.trails, outcome.refused)
     if outcome.error is not None:  # what went out stays out; a retry sends the rest
         raise Retry(outcome.error)
@@ -336,6 +341,7 @@ class Outcome:
     # recipient -> (guest, address, SMTP code) of the addresses refused for good
     refused: dict[int, tuple[int, str, str]] = field(default_factory=dict)
     error: str | None = None  # the first failure worth a retry
+    marked: int = 0  # marks["sent"][:marked] are marked sent already (MARK_EVERY)
 
     def settle(self, job: Job, exc: email.EmailError | None) -> bool:
         """Record one message's result; False when the connection is not to be used again."""
@@ -367,9 +373,16 @@ def _send_console(provider: email.EmailProvider, jobs: list[Job]) -> Outcome:
 
 # Messages per extra connection: a short chunk is not worth another connection's greeting.
 _PER_CONNECTION = 10
+# Recipients marked sent while the chunk goes on, every this many messages sent: a worker
+# that dies mid-chunk leaves no more than these (and those in flight) to be sent again.
+MARK_EVERY = 100
 
 
-def _send_smtp(provider: email.SmtpProvider, jobs: list[Job]) -> Outcome:
+def _send_smtp(
+    provider: email.SmtpProvider,
+    jobs: list[Job],
+    mark_sent: Callable[[list[int], dict[int, tuple[str, str]]], None] | None = None,
+) -> Outcome:
     """The chunk's messages over up to LOYALWALLET_SMTP_CONNECTIONS connections of the
     process's pool, each in a sender thread of its own, while this thread renders them
     into the queue the senders take from: rendering the next messages overlaps the wait
@@ -445,6 +458,21 @@ def _send_smtp(provider: email.SmtpProvider, jobs: list[Job]) -> Outcome:
     finally:
         for _ in senders:
             work.put(None)
-        for t in senders:
-            t.join()
+        while running := [t for t in senders if t.is_alive()]:
+            running[0].join(0.1)
+            if mark_sent is not None and len(outcome.marks["sent"]) - outcome.marked >= MARK_EVERY:
+                _mark_progress(outcome, mark_sent)
     return outcome
+
+
+def _mark_progress(
+    outcome: Outcome, mark_sent: Callable[[list[int], dict[int, tuple[str, str]]], None]
+) -> None:
+    """Mark the messages sent so far (a crash after this does not send them again)."""
+    done = outcome.marks["sent"][outcome.marked :]  # the senders only append
+    try:
+        mark_sent(done, {r: outcome.trails[r] for r in done if r in outcome.trails})
+    except Exception:  # the database is away: they are marked with the rest at the end
+        log.warning("e-mail campaign: marking sent recipients failed", exc_info=True)
+        return
+    outcome.marked += len(done)
