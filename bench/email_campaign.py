@@ -1,12 +1,16 @@
 """E-mail campaign rate: a whole e-mail campaign (audience, chunks through the outbox,
 each guest's message rendered with the card's look, link and List-Unsubscribe, sent over
-one SMTP connection per chunk of 100, recipients marked) against raw smtplib sending the
-same number of ready-made messages of the same size over one connection — the same local
-SMTP server (aiosmtpd) in the same run. The server runs in a process of its own, as a mail
-server does: in the bench's process it would share the GIL with the side being measured and
-be slowed by that side's own work.
+the process's pooled SMTP connections, LOYALWALLET_SMTP_CONNECTIONS at once, recipients
+marked), from the manager's "send" to the last recipient marked sent, against raw
+smtplib sending the same number of ready-made messages of the same size over one
+connection (`sendmail` in a loop) — the same local SMTP server (aiosmtpd) in the same
+run, each side first in every other round. The server runs in a process of its own, as
+a mail server does: in the bench's process it would share the GIL with the side being
+measured and be slowed by that side's own work. CPU per message (from /proc, robust to
+the machine's load) is given for the bench's process (the client side: smtplib, or the
+worker with its database) and for the server's.
 
-Usage:  .venv/bin/python bench/email_campaign.py [--guests 1000] [--rounds 5] [--profile FILE]
+Usage:  .venv/bin/python bench/email_campaign.py [--guests 1000] [--rounds 5] [--connections N] [--profile FILE]
 Runs on a temporary SQLite database (or LOYALWALLET_BENCH_DATABASE_URL).
 """
 
@@ -46,6 +50,13 @@ def serve_smtp(port: int, count: Any, ready: Any) -> None:
     threading.Event().wait()  # until the bench terminates this process
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process, from /proc: robust to the machine's load."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def raw_round(port: int, messages: list[tuple[str, bytes]]) -> float:
     t0 = time.perf_counter()
     with smtplib.SMTP("127.0.0.1", port) as smtp:
@@ -59,7 +70,22 @@ def main() -> None:
     ap.add_argument("--guests", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--profile", help="write a cProfile of the campaign rounds (not the baseline) here")
+    ap.add_argument(
+        "--connections",
+        type=int,
+        help="LOYALWALLET_SMTP_CONNECTIONS for the campaign (default: the product's default)",
+    )
+    ap.add_argument(
+        "--driver",
+        choices=("worker", "drain"),
+        default="worker",
+        help="worker: the outbox worker's bulk lane as `loyalwallet worker` runs it "
+        "(LOYALWALLET_WORKER_BULK_THREADS threads), without its idle waits; drain: every "
+        "row one after the other in one thread (the tests' outbox.worker.drain)",
+    )
     args = ap.parse_args()
+    if args.connections is not None:
+        os.environ["LOYALWALLET_SMTP_CONNECTIONS"] = str(args.connections)
     profiler = cProfile.Profile() if args.profile else None
 
     tmp = tempfile.mkdtemp(prefix="lw-bench-email-")
@@ -120,9 +146,9 @@ def main() -> None:
         # now, so the timed rounds carry only the campaign's own work.
         worker.drain(max_rounds=10_000)
         # The baseline's messages: what the campaign composes, built beforehand.
-        from sqlalchemy import select
+        from sqlalchemy import func, select
 
-        from loyalwallet.campaigns.models import Campaign
+        from loyalwallet.campaigns.models import Campaign, CampaignRecipient
         from loyalwallet.cards.models import Card
         from loyalwallet.merchants.models import Merchant
 
@@ -143,9 +169,29 @@ def main() -> None:
                 for card, customer in rows
             ]
 
-        raw_times, ours_times = [], []
-        for r in range(args.rounds):
+        raw_times: list[float] = []
+        ours_times: list[float] = []
+        cpu: dict[str, list[float]] = {"raw": [], "ours": [], "raw server": [], "ours server": []}
+
+        def timed_raw() -> None:
+            c0, s0 = time.process_time(), proc_cpu(server_pid)
             raw_times.append(raw_round(port, messages))
+            cpu["raw"].append(time.process_time() - c0)
+            cpu["raw server"].append(proc_cpu(server_pid) - s0)
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        from loyalwallet.outbox.models import BULK
+
+        # The worker's bulk lane (outbox.worker.Worker._bulk_loop): its batch and threads.
+        lanes = worker.Worker(run_periodic=False)
+        bulk_pool = ThreadPoolExecutor(lanes.bulk_threads, thread_name_prefix="outbox-bulk")
+        server_pid = server.pid
+        assert server_pid is not None
+        for r in range(args.rounds):
+            # Each side goes first in every other round: neither gets the warmer machine.
+            if r % 2 == 0:
+                timed_raw()
             with db.transaction() as session:
                 c = campaigns.create(
                     session,
@@ -159,16 +205,34 @@ def main() -> None:
                 )
                 campaign_id = c.id
             before = received.value
+            c0, s0 = time.process_time(), proc_cpu(server_pid)
             t0 = time.perf_counter()
             if profiler is not None:
                 profiler.enable()
+            # From the manager's "send" to the last recipient marked sent.
             with db.transaction() as session:
                 campaigns.send(session, system(merchant_id), campaign_id)
-            worker.drain(max_rounds=10_000)
+            if args.driver == "worker":
+                while worker.run_once(lanes.batch, bulk_pool, lane=BULK):
+                    pass
+            worker.drain(max_rounds=10_000)  # anything left, e.g. in the interactive lane
             if profiler is not None:
                 profiler.disable()
             ours_times.append(time.perf_counter() - t0)
+            cpu["ours"].append(time.process_time() - c0)
+            cpu["ours server"].append(proc_cpu(server_pid) - s0)
             assert received.value - before == args.guests, (received.value - before, args.guests)
+            with db.read() as session:
+                done = session.get(Campaign, campaign_id)
+                assert done is not None and done.status == "sent", done and done.status
+                sent = session.scalar(
+                    select(func.count()).where(
+                        CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.status == "sent"
+                    )
+                )
+                assert sent == args.guests, (sent, args.guests)
+            if r % 2 == 1:
+                timed_raw()
 
         n = args.guests
         raw_rates = [n / t for t in raw_times]
@@ -184,6 +248,17 @@ def main() -> None:
         print(
             f"ratio campaign / raw: min {min(ratios):.2f} / median {statistics.median(ratios):.2f} / max {max(ratios):.2f} (goal >= 0.80)"
         )
+        from loyalwallet.messaging.email import connections_limit
+
+        print(
+            f"SMTP connections (LOYALWALLET_SMTP_CONNECTIONS): {connections_limit()}, driver: {args.driver}"
+            + (f" ({lanes.bulk_threads} bulk threads)" if args.driver == "worker" else "")
+        )
+        for side in cpu:
+            per = [1000 * v / n for v in cpu[side]]
+            print(
+                f"CPU per message, {side + ':':12} min {min(per):.3f} / median {statistics.median(per):.3f} / max {max(per):.3f} ms"
+            )
         if profiler is not None:
             profiler.dump_stats(args.profile)
     finally:

@@ -1,7 +1,10 @@
 """A local SMTP server on 127.0.0.1 (aiosmtpd, a well-kept implementation of RFC 5321):
 it keeps every accepted message, and refuses recipients at `bounce.test` with
 "550 5.1.1 mailbox unavailable" and at `busy.test` with "451 4.3.0 try again later", as
-a real mail server does for a dead or a greylisted address."""
+a real mail server does for a dead or a greylisted address. `connections` lists the
+client ports of the connections that said EHLO; an address put in `drop` makes the
+server close the connection at its RCPT (once each), as a crashing or restarting server
+would, before the message was accepted."""
 
 from __future__ import annotations
 
@@ -21,10 +24,23 @@ class FakeSmtp:
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # every RCPT answered 5xx
+    connections: list[int] = field(default_factory=list)
+    drop: set[str] = field(default_factory=set)
     port: int = 0
     _controller: Controller | None = None
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.connections.append(session.peer[1])
+        session.host_name = hostname
+        return responses
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address in self.drop:
+            self.drop.discard(address)
+            server.transport.close()
+            return "421 4.3.2 closing"
         domain = address.rsplit("@", 1)[-1].lower()
         if domain == "bounce.test":
             self.refused.append(address)

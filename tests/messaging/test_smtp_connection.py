@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from fakes.smtp import FakeSmtp
 from loyalwallet.messaging import email
 
@@ -32,3 +34,22 @@ def test_a_kept_connection_is_reused_and_a_dead_one_replaced(smtp: FakeSmtp) -> 
         ["b@example.test"],
         ["c@example.test"],
     ]
+
+
+def test_the_process_opens_at_most_the_configured_connections(smtp: FakeSmtp, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LOYALWALLET_SMTP_CONNECTIONS", "2")
+    settings = email.smtp_settings()
+    assert settings is not None
+    provider = email.SmtpProvider(settings)
+    first = email.borrow(provider)
+    second = email.borrow_more(provider)
+    assert second is not None and second is not first
+    assert email.borrow_more(provider) is None  # both slots lent out
+    email.give_back(provider, first)
+    again = email.borrow_more(provider)
+    assert again is first  # the kept one, no new connection
+    email.close(again)
+    email.close(second)
+    monkeypatch.setenv("LOYALWALLET_SMTP_CONNECTIONS", "many")
+    with pytest.raises(ValueError):
+        email.connections_limit()

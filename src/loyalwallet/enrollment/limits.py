@@ -17,10 +17,21 @@ from loyalwallet.enrollment import rules
 from loyalwallet.enrollment.models import RateHit
 from loyalwallet.errors import Explained
 
+# (session key, purpose) -> derived key: a campaign derives the same two keys for every
+# guest (the unsubscribe link, the address's suppression hash).
+_DERIVED: dict[tuple[bytes, str], bytes] = {}
+
 
 def derived_key(purpose: str) -> bytes:
     """A key for one purpose, derived from the server's session key."""
-    return hmac.new(get_settings().session_key, purpose.encode(), hashlib.sha256).digest()
+    root = get_settings().session_key
+    found = _DERIVED.get((root, purpose))
+    if found is None:
+        found = hmac.new(root, purpose.encode(), hashlib.sha256).digest()
+        if len(_DERIVED) >= 64:  # keys of an earlier session key (tests switch settings)
+            _DERIVED.clear()
+        _DERIVED[(root, purpose)] = found
+    return found
 
 
 def ip_hash(ip: str | None) -> str | None:

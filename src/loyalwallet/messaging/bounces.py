@@ -26,7 +26,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
@@ -88,6 +88,37 @@ def record(
             updated_at=now,
         )
     )
+
+
+def record_many(
+    session: Session,
+    merchant_id: int,
+    items: list[tuple[str, str, int]],
+    *,
+    campaign_id: int,
+    now: dt.datetime,
+) -> None:
+    """`record` for a campaign chunk's messages, (token, address, recipient) each, in
+    one statement."""
+    if items:
+        session.execute(
+            insert(MessageDelivery),
+            [
+                {
+                    "merchant_id": merchant_id,
+                    "channel": "email",
+                    "ref": token,
+                    "campaign_id": campaign_id,
+                    "recipient_id": recipient_id,
+                    "address_hash": address_hash(to),
+                    "status": "sent",
+                    "polls": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for token, to, recipient_id in items
+            ],
+        )
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,22 @@
 """E-mail campaigns: campaigns.delivery.CHANNELS["email"] hands a chunk of recipients
 to `email.campaign` rows; the worker composes each message (the campaign's text, the
-card's colours, logo and link, List-Unsubscribe headers) and sends the chunk over one
-SMTP connection, kept for the next chunk (email.borrow). Each recipient ends sent,
-bounced (the address was refused) or skipped (no address, consent withdrawn since); a
-connection failure marks what went out and retries the rest."""
+card's colours, logo and link, List-Unsubscribe headers) and sends the chunk over up to
+LOYALWALLET_SMTP_CONNECTIONS SMTP connections at once (messaging.email's pool, kept for
+the next chunk), rendering the next messages while the server answers. Each recipient
+ends sent, bounced (the address was refused) or skipped (no address, consent withdrawn
+since); a connection failure or a deferred address (4xx) marks what went out and
+retries the rest, in one statement per outcome."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import queue
+import re
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from email import parser as email_parser
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -32,6 +39,8 @@ from loyalwallet.outbox.handlers import Delivery, Retry
 from loyalwallet.outbox.service import enqueue
 from loyalwallet.programs.models import Program
 from loyalwallet.text import gettext_for
+
+log = logging.getLogger("loyalwallet.email")
 
 TOPIC = "email.campaign"
 
@@ -136,27 +145,57 @@ def look_of(
 
 
 def render(template: bytes, merchant_id: int, public_token: str, customer_id: int, to: str) -> bytes:
-    """One guest's copy of a look: the address, card link, unsubscribe link, Message-ID."""
-    base = base_url().rstrip("/")
-    return (
-        template.replace(_TO_B, to.encode())
-        .replace(_CARD_B, f"{base}/c/{public_token}".encode())
-        .replace(_LEAVE_B, unsubscribe.url(merchant_id, customer_id).encode())
-        .replace(_MID_B, make_msgid(domain="loyalwallet").encode())
-    )
+    """One guest's copy of a look: the address, card link, unsubscribe link, Message-ID
+    put in place of the stand-ins, in one pass over the look's pieces (`pieces`)."""
+    parts = pieces(template)
+    values = {
+        _TO_B: to.encode(),
+        _CARD_B: f"{base_url().rstrip('/')}/c/{public_token}".encode(),
+        _LEAVE_B: unsubscribe.url(merchant_id, customer_id).encode(),
+        _MID_B: make_msgid(domain="loyalwallet").encode(),
+    }
+    out = [parts[0]]
+    for i in range(1, len(parts), 2):
+        out += (values[parts[i]], parts[i + 1])
+    return b"".join(out)
 
 
 _TO_B, _CARD_B, _LEAVE_B, _MID_B = (_TO.encode(), _CARD.encode(), _LEAVE.encode(), _MID.encode())
+_STAND_INS = re.compile(b"(" + b"|".join(re.escape(x) for x in (_TO_B, _CARD_B, _LEAVE_B, _MID_B)) + b")")
+_PIECES: dict[bytes, list[bytes]] = {}
 
 
-def _prepare(
-    campaign_id: int, recipient_ids: list[int], sender: str, guests: dict[int, int] | None = None
-) -> tuple[list[tuple[int, str, bytes]], list[int]]:
-    """The messages (recipient, address, bytes) of the recipients still pending, and
-    those to skip. Only the columns a message needs are read (whole card and guest rows
-    cost more to load than the message costs to send); programs once each."""
-    guests = {} if guests is None else guests  # filled: recipient -> guest, for a bounce's mark
-    out: list[tuple[int, str, bytes]] = []
+def pieces(template: bytes) -> list[bytes]:
+    """A look split at its stand-ins: text, stand-in, text, ... (kept with the look)."""
+    found = _PIECES.get(template)
+    if found is None:
+        found = _STAND_INS.split(template)
+        if len(_PIECES) >= _LOOKS_MAX:
+            _PIECES.clear()
+        _PIECES[template] = found
+    return found
+
+
+@dataclass(frozen=True)
+class Job:
+    """One guest's message, to be rendered (`render`) just before it is sent."""
+
+    recipient_id: int
+    to: str
+    look: bytes
+    merchant_id: int
+    public_token: str
+    customer_id: int
+
+    def data(self) -> bytes:
+        return render(self.look, self.merchant_id, self.public_token, self.customer_id, self.to)
+
+
+def _prepare(campaign_id: int, recipient_ids: list[int], sender: str) -> tuple[list[Job], list[int]]:
+    """The messages of the recipients still pending, and those to skip. Only the columns
+    a message needs are read (whole card and guest rows cost more to load than the
+    message costs to send); programs once each."""
+    out: list[Job] = []
     looks: dict[tuple[int, str | None, str], bytes] = {}
     skip: list[int] = []
     with db.read() as session:
@@ -219,8 +258,7 @@ def _prepare(
                     assert program is not None
                     programs[program_id] = program
                 looks[key] = look_of(c, merchant, programs[program_id], tier, key[2], sender)
-            out.append((recipient_id, to, render(looks[key], merchant.id, public_token, customer_id, to)))
-            guests[recipient_id] = customer_id
+            out.append(Job(recipient_id, to, looks[key], merchant.id, public_token, customer_id))
     return out, skip
 
 
@@ -250,17 +288,14 @@ def _mark(
         if trails:
             c = session.get(Campaign, campaign_id)
             sent = set(marks.get("sent", ()))
-            for recipient_id, (token, to) in trails.items():
-                if c is not None and recipient_id in sent:
-                    bounces.record(
-                        session,
-                        c.merchant_id,
-                        token,
-                        to,
-                        campaign_id=campaign_id,
-                        recipient_id=recipient_id,
-                        now=now,
-                    )
+            if c is not None:
+                bounces.record_many(
+                    session,
+                    c.merchant_id,
+                    [(token, to, r) for r, (token, to) in trails.items() if r in sent],
+                    campaign_id=campaign_id,
+                    now=now,
+                )
         for status, ids in marks.items():
             if ids:
                 session.execute(
@@ -276,50 +311,168 @@ def _mark(
 
 
 def deliver(msg: Delivery) -> None:
-    """email.campaign: send one chunk over one connection."""
+    """email.campaign: send one chunk, over several SMTP connections at once."""
     campaign_id = int(msg.payload["campaign_id"])
     provider = email.get_provider()
     sender = provider.settings.sender if isinstance(provider, email.SmtpProvider) else "loyalwallet@localhost"
-    guests: dict[int, int] = {}
-    items, skip = _prepare(campaign_id, [int(i) for i in msg.payload["recipient_ids"]], sender, guests)
-    refused: dict[int, tuple[int, str, str]] = {}
-    marks: dict[str, list[int]] = {"sent": [], "bounced": [], "failed": [], "skipped": skip}
+    jobs, skip = _prepare(campaign_id, [int(i) for i in msg.payload["recipient_ids"]], sender)
+    if isinstance(provider, email.SmtpProvider):
+        outcome = _send_smtp(provider, jobs, lambda sent, trails: _mark(campaign_id, {"sent": sent}, trails))
+    else:
+        outcome = _send_console(provider, jobs)
+    outcome.marks["skipped"] = skip
+    outcome.marks["sent"] = outcome.marks["sent"][outcome.marked :]
+    _mark(campaign_id, outcome.marks, outcome.trails, outcome.refused)
+    if outcome.error is not None:  # what went out stays out; a retry sends the rest
+        raise Retry(outcome.error)
+
+
+@dataclass
+class Outcome:
+    """What became of a chunk's messages. A recipient in none of `marks` stays pending
+    (a connection failed before or while sending it, or the address was deferred with
+    a 4xx): the row's retry sends it."""
+
+    marks: dict[str, list[int]] = field(
+        default_factory=lambda: {"sent": [], "bounced": [], "failed": [], "skipped": []}
+    )
     # recipient -> (bounce token, address): each message's own Return-Path (messaging.bounces)
-    trails: dict[int, tuple[str, str]] = {}
-    verp = isinstance(provider, email.SmtpProvider) and bounces.bounce_address() is not None
-    conn: Any = None
-    kept = False
+    trails: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # recipient -> (guest, address, SMTP code) of the addresses refused for good
+    refused: dict[int, tuple[int, str, str]] = field(default_factory=dict)
+    error: str | None = None  # the first failure worth a retry
+    marked: int = 0  # marks["sent"][:marked] are marked sent already (MARK_EVERY)
+
+    def settle(self, job: Job, exc: email.EmailError | None) -> bool:
+        """Record one message's result; False when the connection is not to be used again."""
+        if exc is None:
+            self.marks["sent"].append(job.recipient_id)
+        elif exc.bounced:
+            self.marks["bounced"].append(job.recipient_id)
+            self.refused[job.recipient_id] = (job.customer_id, job.to, exc.code or "5.0.0")
+        elif exc.permanent:
+            self.marks["failed"].append(job.recipient_id)
+        else:
+            self.error = self.error or str(exc)
+            return exc.deferred  # a greylisted address: the connection goes on
+        return True
+
+
+def _send_console(provider: email.EmailProvider, jobs: list[Job]) -> Outcome:
+    outcome = Outcome()
+    for job in jobs:
+        try:
+            provider.send(email_parser.BytesParser(policy=_POLICY).parsebytes(job.data()))
+        except email.EmailError as exc:
+            if not outcome.settle(job, exc):
+                break
+        else:
+            outcome.settle(job, None)
+    return outcome
+
+
+# Messages per extra connection: a short chunk is not worth another connection's greeting.
+_PER_CONNECTION = 10
+# Recipients marked sent while the chunk goes on, every this many messages sent: a worker
+# that dies mid-chunk leaves no more than these (and those in flight) to be sent again.
+MARK_EVERY = 100
+
+
+def _send_smtp(
+    provider: email.SmtpProvider,
+    jobs: list[Job],
+    mark_sent: Callable[[list[int], dict[int, tuple[str, str]]], None] | None = None,
+) -> Outcome:
+    """The chunk's messages over up to LOYALWALLET_SMTP_CONNECTIONS connections of the
+    process's pool, each in a sender thread of its own, while this thread renders them
+    into the queue the senders take from: rendering the next messages overlaps the wait
+    for the server's replies, and so do the connections' waits. Each message is taken by
+    exactly one sender; one whose connection fails is left pending for the row's retry
+    (never handed to another connection, which could send it twice), and that sender
+    stops while the others go on."""
+    outcome = Outcome()
+    if not jobs:
+        return outcome
     try:
-        if isinstance(provider, email.SmtpProvider) and items:
-            conn = email.borrow(provider)
-        for recipient_id, to, data in items:
-            try:
-                if isinstance(provider, email.SmtpProvider):
-                    envelope = None
-                    if verp:
-                        token = bounces.new_token()
-                        envelope = bounces.envelope_for(token)
-                        trails[recipient_id] = (token, to)
-                    provider.send_bytes(to, data, smtp=conn, envelope_from=envelope)
-                else:
-                    provider.send(email_parser.BytesParser(policy=_POLICY).parsebytes(data))
-            except email.EmailError as exc:
-                if exc.bounced:
-                    marks["bounced"].append(recipient_id)
-                    refused[recipient_id] = (guests[recipient_id], to, exc.code or "5.0.0")
-                elif exc.permanent:
-                    marks["failed"].append(recipient_id)
-                else:
-                    raise
-            else:
-                marks["sent"].append(recipient_id)
-        if conn is not None and isinstance(provider, email.SmtpProvider):
-            email.give_back(provider, conn)  # the next chunk goes on over it
-            kept = True
+        conns = [email.borrow(provider)]
     except email.EmailError as exc:
-        _mark(campaign_id, marks, trails, refused)  # what went out stays out; a retry sends the rest
-        raise Retry(str(exc)) from exc
+        outcome.error = str(exc)
+        return outcome
+    while len(conns) < min(email.connections_limit(), -(-len(jobs) // _PER_CONNECTION)):
+        try:
+            more = email.borrow_more(provider)
+        except email.EmailError:  # a connection refused: go on with those we have
+            break
+        if more is None:
+            break
+        conns.append(more)
+    verp = bounces.bounce_address() is not None
+    # (job, its bytes, bounce token or None); None: no more work
+    work: queue.SimpleQueue[tuple[Job, bytes, str | None] | None] = queue.SimpleQueue()
+    alive = [len(conns)]
+    lock = threading.Lock()
+    none_left = threading.Event()  # every sender stopped: rendering more is pointless
+
+    def send_over(conn: Any) -> None:
+        usable = True
+        try:
+            while (item := work.get()) is not None:
+                job, data, token = item
+                envelope = bounces.envelope_for(token) if token is not None else None
+                try:
+                    provider.send_bytes(job.to, data, smtp=conn, envelope_from=envelope)
+                except email.EmailError as exc:
+                    if not outcome.settle(job, exc):
+                        usable = False
+                        break
+                else:
+                    if token is not None:
+                        outcome.trails[job.recipient_id] = (token, job.to)
+                    outcome.settle(job, None)
+        except BaseException as exc:  # a bug, not a refusal: nothing more on this connection
+            usable = False
+            outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
+        finally:
+            if usable:
+                email.give_back(provider, conn)
+            else:
+                email.close(conn)
+                with lock:
+                    alive[0] -= 1
+                    if alive[0] == 0:
+                        none_left.set()
+
+    senders = [
+        threading.Thread(target=send_over, args=(conn,), name=f"smtp-send-{i}", daemon=True)
+        for i, conn in enumerate(conns)
+    ]
+    for t in senders:
+        t.start()
+    try:
+        for job in jobs:
+            if none_left.is_set():
+                break
+            work.put((job, job.data(), bounces.new_token() if verp else None))
+    except Exception as exc:  # what was sent is still marked (no second copy on the retry)
+        outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
     finally:
-        if conn is not None and not kept:
-            email.close(conn)
-    _mark(campaign_id, marks, trails, refused)
+        for _ in senders:
+            work.put(None)
+        while running := [t for t in senders if t.is_alive()]:
+            running[0].join(0.1)
+            if mark_sent is not None and len(outcome.marks["sent"]) - outcome.marked >= MARK_EVERY:
+                _mark_progress(outcome, mark_sent)
+    return outcome
+
+
+def _mark_progress(
+    outcome: Outcome, mark_sent: Callable[[list[int], dict[int, tuple[str, str]]], None]
+) -> None:
+    """Mark the messages sent so far (a crash after this does not send them again)."""
+    done = outcome.marks["sent"][outcome.marked :]  # the senders only append
+    try:
+        mark_sent(done, {r: outcome.trails[r] for r in done if r in outcome.trails})
+    except Exception:  # the database is away: they are marked with the rest at the end
+        log.warning("e-mail campaign: marking sent recipients failed", exc_info=True)
+        return
+    outcome.marked += len(done)

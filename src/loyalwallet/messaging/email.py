@@ -28,6 +28,7 @@ class EmailError(Exception):
     permanent: bool = False
     bounced: bool = False  # the address itself was refused
     code: str | None = None  # the SMTP reply code of a refused address, e.g. "550"
+    deferred: bool = False  # the address alone was put off (4xx): the connection is fine
 
     def __str__(self) -> str:
         return self.detail
@@ -116,7 +117,11 @@ class SmtpProvider:
             codes = [code for code, _msg in exc.recipients.values()]
             permanent = all(500 <= c < 600 for c in codes)
             raise EmailError(
-                f"recipient refused: {codes}", permanent=permanent, bounced=permanent, code=str(max(codes))
+                f"recipient refused: {codes}",
+                permanent=permanent,
+                bounced=permanent,
+                code=str(max(codes)),
+                deferred=not permanent,
             ) from exc
         except smtplib.SMTPResponseException as exc:
             raise EmailError(f"smtp {exc.smtp_code}", permanent=500 <= exc.smtp_code < 600) from exc
@@ -130,38 +135,126 @@ class SmtpProvider:
                     conn.close()
 
 
-# One SMTP connection kept per worker thread between a campaign's chunks: a fresh
-# connection costs the TCP handshake, the greeting and EHLO (and TLS, and the login) for
-# every 100 messages. Checked with NOOP before reuse; dropped after IDLE_SECONDS.
+# The SMTP connections of this process, shared by the worker's threads: at most
+# LOYALWALLET_SMTP_CONNECTIONS open at once (a campaign's chunk sends over several of
+# them in parallel: messaging.campaign_email), kept between chunks (a fresh connection
+# costs the TCP handshake, the greeting and EHLO, and TLS and the login, for every chunk),
+# checked with NOOP before reuse, dropped after IDLE_SECONDS.
 IDLE_SECONDS = 30.0
-_held = threading.local()
+DEFAULT_CONNECTIONS = 3
+MAX_CONNECTIONS = 16
 
 
-def borrow(provider: SmtpProvider) -> smtplib.SMTP:
-    """A live connection for these settings: the one this thread kept, else a new one."""
-    held = getattr(_held, "conn", None)
-    _held.conn = None
-    if held is not None:
-        settings, conn, since = held
-        if settings == provider.settings and time.monotonic() - since < IDLE_SECONDS:
-            try:
-                if conn.noop()[0] == 250:
-                    return conn
-            except (OSError, smtplib.SMTPException):
-                pass
-        close(conn)
-    return provider.connect()
+def connections_limit() -> int:
+    """LOYALWALLET_SMTP_CONNECTIONS (1-16, default 3): the SMTP connections a process
+    opens at once. Mail providers accept several per client; a few in parallel hide the
+    wait for each reply, which is most of the time of sending a message."""
+    raw = env("SMTP_CONNECTIONS") or ""
+    try:
+        value = int(raw) if raw.strip() else DEFAULT_CONNECTIONS
+    except ValueError:
+        raise ValueError("LOYALWALLET_SMTP_CONNECTIONS is a whole number (1-16)") from None
+    return max(1, min(MAX_CONNECTIONS, value))
+
+
+class _Pool:
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.idle: list[tuple[SmtpSettings, smtplib.SMTP, float]] = []
+        self.busy: set[int] = set()  # id() of the connections lent out
+
+    def take(self, provider: SmtpProvider, wait: float | None) -> smtplib.SMTP | None:
+        """A slot and a live connection; None when no slot is free within `wait`
+        seconds (None: wait as long as the provider's timeout, then EmailError)."""
+        limit = connections_limit()
+        deadline = time.monotonic() + (provider.settings.timeout if wait is None else wait)
+        with self.cond:
+            while len(self.busy) >= limit:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if wait is None:
+                        raise EmailError("no SMTP connection free (LOYALWALLET_SMTP_CONNECTIONS)")
+                    return None
+                self.cond.wait(left)
+            now = time.monotonic()
+            stale = [i for i in self.idle if i[0] != provider.settings or now - i[2] >= IDLE_SECONDS]
+            self.idle = [i for i in self.idle if i not in stale]
+            held = self.idle.pop()[1] if self.idle else None
+            marker = object()
+            self.busy.add(id(marker))  # the slot, held until the connection is known
+        try:
+            for _settings, old, _since in stale:
+                _quit(old)
+            conn = None
+            if held is not None:
+                try:
+                    if held.noop()[0] == 250:
+                        conn = held
+                except (OSError, smtplib.SMTPException):
+                    pass
+                if conn is None:
+                    _quit(held)
+            if conn is None:
+                conn = provider.connect()
+        except BaseException:
+            self._free(id(marker))
+            raise
+        with self.cond:
+            self.busy.discard(id(marker))
+            self.busy.add(id(conn))
+        return conn
+
+    def _free(self, key: int) -> bool:
+        with self.cond:
+            if key not in self.busy:
+                return False
+            self.busy.discard(key)
+            self.cond.notify()
+            return True
+
+    def put(self, provider: SmtpProvider, conn: smtplib.SMTP) -> None:
+        with self.cond:
+            self.busy.discard(id(conn))
+            self.idle.append((provider.settings, conn, time.monotonic()))
+            extra = self.idle[:-MAX_CONNECTIONS] if len(self.idle) > MAX_CONNECTIONS else []
+            del self.idle[: len(extra)]
+            self.cond.notify()
+        for _settings, old, _since in extra:
+            _quit(old)
+
+    def drop(self, conn: smtplib.SMTP) -> None:
+        self._free(id(conn))
+        _quit(conn)
+
+
+_POOL = _Pool()
+
+
+def borrow(provider: SmtpProvider, wait: float | None = None) -> smtplib.SMTP:
+    """A live connection for these settings: a kept one, else a new one; waits for a
+    free slot (at most the provider's timeout) when the process's are all lent out."""
+    conn = _POOL.take(provider, None if wait is None else wait)
+    if conn is None:
+        raise EmailError("no SMTP connection free (LOYALWALLET_SMTP_CONNECTIONS)")
+    return conn
+
+
+def borrow_more(provider: SmtpProvider) -> smtplib.SMTP | None:
+    """Another connection if a slot is free right now, else None (never waits)."""
+    return _POOL.take(provider, 0.0)
 
 
 def give_back(provider: SmtpProvider, conn: smtplib.SMTP) -> None:
-    """Keep a connection whose last transaction ended well for this thread's next chunk."""
-    old = getattr(_held, "conn", None)
-    if old is not None:
-        close(old[1])
-    _held.conn = (provider.settings, conn, time.monotonic())
+    """Keep a connection whose last transaction ended well for the next chunk."""
+    _POOL.put(provider, conn)
 
 
 def close(conn: smtplib.SMTP) -> None:
+    """Close a connection (a borrowed one gives its slot back)."""
+    _POOL.drop(conn)
+
+
+def _quit(conn: smtplib.SMTP) -> None:
     try:
         conn.quit()
     except (OSError, smtplib.SMTPException):
