@@ -4,26 +4,33 @@ raw wallet clients' rates, in the same run, to the same local fakes, over severa
 Every card is in Apple Wallet (one registered device) and in Google Wallet (an object).
 - raw:    our APNs client (wallet.apple.apns.Pusher.push_many, multiplexed, batches of
           100) to the local fake APNs (HTTP/2 + TLS, its own process), and the Google
-          Wallet REST client (WalletClient.add_message) from `--threads` threads to the
-          fake Google (in this process). From a process of its own, each round, measured
-          one after the other ("alone") and both at once ("together").
-- worker: `--workers` `loyalwallet worker` processes with `--threads` threads each,
+          Wallet REST client (WalletClient.batch: Google's batch request, 100 addMessage
+          calls each, as the worker sends them; and add_message one by one) from
+          `--raw-threads` threads (default: workers x the Google part's CONCURRENCY, the
+          batch requests the workers can have in flight at once) to the fake Google (in
+          this process). From a process of its own, each round, on `--raw` calls (default:
+          the campaign's cards, at most 10,000), measured one after the other ("alone")
+          and both at once ("together").
+- worker: `--workers` `loyalwallet worker` processes (`--bulk-threads` bulk-lane
+          threads each, the lane campaigns run in; the bulk lane polls every 0.05 s),
           started before the first round (as in production: workers are running when a
           campaign is sent). Each round a campaign (campaigns.service.create with
           send_now) to the N cards: campaign.start, campaign.deliver (the message on
-          every card, one card.changed and ONE batched google.message row per chunk of
-          100), the Apple listener (one multiplexed apple.push row per chunk), the
-          pushes, the Google addMessage calls (concurrent within a chunk).
-          The clock starts when the campaign is committed; Apple's rate is N / the time
-          the last push was done, Google's N / the time the last message was recorded.
+          every card of a chunk of MESSAGE_CHUNK cards, one card.changed and ONE batched
+          google.message row per chunk), the Apple listener (one multiplexed apple.push
+          row per 500 tokens), the pushes, the Google batch requests (concurrent).
+          The clock starts when the campaign is committed and stops at the last delivery
+          as the database recorded it: Apple's rate is N / (the last apple.push row's
+          delivered_at - start), Google's N / (the last google_message_sends row's
+          created_at, written when its batch answer is recorded, - start).
 
 Prints per round and min/median/max: the Apple and Google ratios worker/raw (against the
 raw client measured alone in the same round, and against both raw clients at once), the
 worker CPU per card (utime+stime of the worker processes from /proc, over the round),
 PostgreSQL CPU per card (its backends, from /proc) and the campaign's wall time.
 
-Usage: .venv/bin/python bench/fanout.py [--cards 10000] [--rounds 5] [--threads 8]
-           [--workers 2] [--raw 4000] [--points 0] [--database-url URL]
+Usage: .venv/bin/python bench/fanout.py [--cards 10000] [--rounds 5] [--bulk-threads 4]
+           [--workers 2] [--raw N] [--raw-threads T] [--points 0] [--no-apple] [--database-url URL]
 Default database: a fresh PostgreSQL database at 127.0.0.1:5432 (trust auth), dropped
 at the end; `--database-url sqlite:///path` for the embedded default.
 """
@@ -317,15 +324,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cards", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=8, help="interactive-lane threads per worker")
+    parser.add_argument("--bulk-threads", type=int, default=4, help="bulk-lane threads per worker")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--raw", type=int, default=4000)
+    parser.add_argument("--message-chunk", type=int, default=0, help="cards per chunk (product default)")
+    parser.add_argument("--raw", type=int, default=0, help="raw calls (default: cards, at most 10,000)")
+    parser.add_argument("--raw-threads", type=int, default=0, help="default: workers x Google CONCURRENCY")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--points", type=int, default=0)
     # --no-apple: no Apple devices, the Google side alone (the raw APNs client still runs).
     parser.add_argument("--apple", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--raw-client", type=int, default=0, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
+    if not args.raw:
+        args.raw = min(args.cards, 10_000)
     if args.raw_client:  # the raw side, in its own process like the workers
         from loyalwallet import db, wiring
         from loyalwallet.config import configure, load_settings
@@ -333,9 +345,11 @@ def main() -> None:
         db.init_engine(configure(load_settings()))
         wiring.install()  # as every entry point: handlers, hooks, wallet sources
         oids = json.loads(sys.stdin.read())
-        print(json.dumps(raw_client(args.raw_client, oids, args.raw, args.threads)))
+        print(json.dumps(raw_client(args.raw_client, oids, args.raw, args.raw_threads)))
         return
 
+    if args.message_chunk:  # read by campaigns.service at import, here and in the workers
+        os.environ["LOYALWALLET_CAMPAIGN_MESSAGE_CHUNK"] = str(args.message_chunk)
     tmp = Path(tempfile.mkdtemp(prefix="lwfanout-"))
     pg_name = None
     url = args.database_url
@@ -378,8 +392,21 @@ def main() -> None:
         worker_env = {
             **env,
             "LOYALWALLET_WORKER_THREADS": str(args.threads),
+            "LOYALWALLET_WORKER_BULK_THREADS": str(args.bulk_threads),
             "LOYALWALLET_WORKER_POLL_SECONDS": "0.05",
+            "LOYALWALLET_WORKER_BULK_POLL_SECONDS": "0.05",
         }
+        if not args.raw_threads:
+            from loyalwallet.wallet.google.messages import CONCURRENCY
+
+            args.raw_threads = args.workers * CONCURRENCY
+        from loyalwallet.campaigns.service import MESSAGE_CHUNK
+
+        print(
+            f"workers {args.workers} x {args.bulk_threads} bulk threads, {MESSAGE_CHUNK} cards per chunk; "
+            f"raw client: {args.raw} calls from {args.raw_threads} threads",
+            flush=True,
+        )
         for _ in range(args.workers):
             procs.append(
                 subprocess.Popen(
@@ -396,7 +423,7 @@ def main() -> None:
         for key, label in (
             ("apple", "Apple pushes / raw push_many alone"),
             ("google", "Google messages / raw addMessage in batches of 100 alone"),
-            ("google_one", "Google messages / raw addMessage one by one (8 threads) alone"),
+            ("google_one", "Google messages / raw addMessage one by one alone"),
             ("apple_together", "Apple pushes / raw push_many (both raw clients at once)"),
             ("google_together", "Google messages / raw addMessage batches (both raw clients at once)"),
             ("cpu_ms", "worker CPU per card, ms"),
@@ -442,8 +469,8 @@ def one_round(  # type: ignore[no-untyped-def]
             str(merchant_id),
             "--raw",
             str(args.raw),
-            "--threads",
-            str(args.threads),
+            "--raw-threads",
+            str(args.raw_threads),
         ],
         input=json.dumps(oids[: args.raw]),
         env=env,
@@ -478,6 +505,7 @@ def one_round(  # type: ignore[no-untyped-def]
         )
         campaign_id = c.id
     started = time.perf_counter()
+    started_at = db.utcnow()  # the campaign is committed: the clock starts
     batch = f"campaign-{campaign_id}"
 
     def counts() -> tuple[int, int, int, bool]:
@@ -546,6 +574,19 @@ def one_round(  # type: ignore[no-untyped-def]
                 .group_by(OutboxMessage.topic)
             ).all()
         )
+        # The last delivery as the database recorded it (not the poll's 0.1 s tick).
+        last_message = session.scalar(
+            select(func.max(GoogleMessageSend.created_at)).where(GoogleMessageSend.batch == batch)
+        )
+        last_push = session.scalar(
+            select(func.max(OutboxMessage.delivered_at)).where(
+                OutboxMessage.id > first_row, OutboxMessage.topic == "apple.push"
+            )
+        )
+    if last_message is not None:
+        messages_at = (last_message - started_at).total_seconds()
+    if args.apple and last_push is not None:
+        pushes_at = (last_push - started_at).total_seconds()
     push_rate = args.cards / pushes_at if args.apple else float("nan")
     message_rate = args.cards / messages_at
     r = {

@@ -156,7 +156,7 @@ def _added(google: FakeGoogleWallet) -> dict[str, int]:
 def test_a_campaign_makes_one_google_row_per_chunk(
     shop: Shop, google: FakeGoogleWallet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(campaigns_service, "CHUNK", 3)
+    monkeypatch.setattr(campaigns_service, "MESSAGE_CHUNK", 3)  # a message-only campaign
     bonus = shop.program("bonus")
     for _ in range(7):
         shop.card(bonus, marketing_consent=True)

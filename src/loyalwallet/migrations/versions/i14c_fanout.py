@@ -33,7 +33,9 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("error", sa.String(length=500), nullable=True),
         sa.Column("created_at", loyalwallet.db.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["card_id"], ["cards.id"], name=op.f("fk_google_message_sends_card_id_cards")),
+        sa.ForeignKeyConstraint(
+            ["card_id"], ["cards.id"], name=op.f("fk_google_message_sends_card_id_cards")
+        ),
         sa.ForeignKeyConstraint(
             ["merchant_id"], ["merchants.id"], name=op.f("fk_google_message_sends_merchant_id_merchants")
         ),
