@@ -574,6 +574,14 @@ def one_round(  # type: ignore[no-untyped-def]
                 .group_by(OutboxMessage.topic)
             ).all()
         )
+        # Where the time went: each topic's first row queued and last row done, after the send.
+        timeline = session.execute(
+            select(
+                OutboxMessage.topic, func.min(OutboxMessage.created_at), func.max(OutboxMessage.delivered_at)
+            )
+            .where(OutboxMessage.id > first_row)
+            .group_by(OutboxMessage.topic)
+        ).all()
         # The last delivery as the database recorded it (not the poll's 0.1 s tick).
         last_message = session.scalar(
             select(func.max(GoogleMessageSend.created_at)).where(GoogleMessageSend.batch == batch)
@@ -583,6 +591,15 @@ def one_round(  # type: ignore[no-untyped-def]
                 OutboxMessage.id > first_row, OutboxMessage.topic == "apple.push"
             )
         )
+    print(
+        "  timeline (queued first / done last, s after the send): "
+        + ", ".join(
+            f"{topic} {(a - started_at).total_seconds():.2f}/{(b - started_at).total_seconds():.2f}"
+            for topic, a, b in sorted(timeline, key=lambda t: t[1])
+            if a is not None and b is not None
+        ),
+        flush=True,
+    )
     if last_message is not None:
         messages_at = (last_message - started_at).total_seconds()
     if args.apple and last_push is not None:

@@ -3,6 +3,7 @@ in Google Wallet, delivered by the Google part's client to the local fake Google
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Iterator
@@ -320,3 +321,73 @@ def test_a_full_object_is_trimmed_in_the_batch(shop: Shop, google: FakeGoogleWal
             select(GoogleObject.messages).where(GoogleObject.merchant_id == shop.merchant_id)
         )
     assert [m["id"] for m in stored] == ids
+
+
+def test_a_trigger_chunk_makes_one_google_row_with_each_guests_text(
+    shop: Shop, google: FakeGoogleWallet
+) -> None:
+    """A scheduled trigger's chunk of guests queues ONE batched google.message row (was
+    one per card); each guest's own text ({days}) reaches their object, and a rerun of
+    the row messages nobody twice."""
+    from loyalwallet.campaigns import triggers
+    from loyalwallet.cards.models import Card
+    from loyalwallet.merchants.models import Merchant
+
+    offset = 12 - db.utcnow().hour  # a time zone where it is about noon: the 00:00 run is due
+    zone = "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+    with db.transaction() as session:
+        session.execute(update(Merchant).where(Merchant.id == shop.merchant_id).values(timezone=zone))
+    bonus = shop.program("bonus")
+    cards = [shop.card(bonus, marketing_consent=True) for _ in range(3)]
+    for c in cards:
+        shop.buy(c["code"], 10_000)
+    worker.drain()
+    away = {c["code"]: 31 + n for n, c in enumerate(cards)}
+    with db.transaction() as session:
+        for code, days in away.items():
+            session.execute(
+                update(Card)
+                .where(Card.code == code, Card.merchant_id == shop.merchant_id)
+                .values(last_visit_at=db.utcnow() - dt.timedelta(days=days, hours=1))
+            )
+    r = shop.post(
+        "/api/v1/triggers",
+        {
+            "kind": "lapsed",
+            "params": {
+                "days": 30,
+                "send_at": "00:00",
+                "message": {"header": "We miss you", "body": "{days} days away"},
+            },
+        },
+        role="manager",
+    )
+    assert r.status_code == 201, r.text
+    google.calls.clear()
+    triggers.schedule_due()
+    worker.drain()
+    rows = _message_rows(shop)
+    assert len(rows) == 1 and rows[0].status == "done"
+    assert len(rows[0].payload["cards"]) == 3
+    assert len(google.calls_to("POST", "/batch")) == 1
+    with db.read() as session:
+        objects = {
+            code: session.scalar(
+                select(GoogleObject.object_id)
+                .join(Card, Card.id == GoogleObject.card_id)
+                .where(Card.code == code, Card.merchant_id == shop.merchant_id)
+            )
+            for code in away
+        }
+    for code, days in away.items():
+        [message] = google.objects[objects[code]]["messages"]
+        assert (message["header"], message["body"]) == ("We miss you", f"{days} days away")
+    # The row runs again (its outcome lost): nobody is messaged twice.
+    with db.transaction() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == rows[0].id)
+            .values(status="pending", next_attempt_at=db.utcnow())
+        )
+    worker.drain()
+    assert sorted(_added(google).values()) == [1, 1, 1]
