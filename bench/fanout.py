@@ -476,8 +476,9 @@ def one_round(  # type: ignore[no-untyped-def]
         env=env,
         capture_output=True,
         text=True,
-        check=True,
     )
+    if out.returncode:
+        raise SystemExit(f"the raw client failed:\n{out.stderr[-3000:]}")
     raw = json.loads(out.stdout.strip().splitlines()[-1])
     # Every round starts alike: no messages on the objects, no notifications used up.
     with fake.lock:

@@ -391,3 +391,68 @@ def test_a_trigger_chunk_makes_one_google_row_with_each_guests_text(
         )
     worker.drain()
     assert sorted(_added(google).values()) == [1, 1, 1]
+
+
+def test_old_outcomes_of_finished_campaigns_are_deleted_in_batches(
+    shop: Shop, google: FakeGoogleWallet
+) -> None:
+    """google_message_sends does not grow forever: rows older than the outbox retention
+    go (in batches), except those of a campaign still open or finished recently."""
+    from loyalwallet.campaigns.models import Campaign
+    from loyalwallet.campaigns.retention import purge_google_sends
+
+    bonus = shop.program("bonus")
+    cards = [shop.card(bonus, marketing_consent=True) for _ in range(3)]
+    worker.drain()
+    old_id = _campaign(shop, "Old news")
+    worker.drain()
+    open_id = _campaign(shop, "Still going")
+    worker.drain()
+
+    def sends(campaign_id: int) -> int:
+        with db.read() as session:
+            return len(
+                session.scalars(
+                    select(GoogleMessageSend.message_id).where(
+                        GoogleMessageSend.batch == f"campaign-{campaign_id}"
+                    )
+                ).all()
+            )
+
+    assert sends(old_id) == sends(open_id) == 3
+    later = db.utcnow() + dt.timedelta(days=30)
+    with db.transaction() as session:
+        # The old campaign finished long ago; the other is still sending (its last chunk's
+        # Google row may be waiting): its rows stay whatever their age.
+        session.execute(
+            update(Campaign).where(Campaign.id == old_id).values(finished_at=later - dt.timedelta(days=20))
+        )
+        session.execute(update(Campaign).where(Campaign.id == open_id).values(status="sending"))
+        trigger_row = GoogleMessageSend(
+            message_id="trigger-1-1-welcome",
+            card_id=session.scalar(select(GoogleObject.card_id).limit(1)),
+            merchant_id=shop.merchant_id,
+            batch="trigger-1",
+            status="sent",
+            created_at=later - dt.timedelta(days=10),
+        )
+        session.add(trigger_row)
+    assert purge_google_sends(now=db.utcnow(), days=7) == 0  # nothing is old yet
+    # (Other tests' rows in the same database are as old by then: counted too.)
+    assert purge_google_sends(now=later, days=7, batch=1) >= 4  # batches of one still finish
+    assert sends(old_id) == 0 and sends(open_id) == 3
+    with db.read() as session:
+        assert session.get(GoogleMessageSend, "trigger-1-1-welcome") is None
+    # Finished recently: kept until the retention has passed since it finished.
+    with db.transaction() as session:
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == open_id)
+            .values(status="sent", finished_at=later - dt.timedelta(days=1))
+        )
+    purge_google_sends(now=later, days=7)
+    assert sends(open_id) == 3
+    assert purge_google_sends(now=later + dt.timedelta(days=7), days=0) == 0  # 0 keeps everything
+    assert purge_google_sends(now=later + dt.timedelta(days=7), days=7) >= 3
+    assert sends(open_id) == 0
+    assert len(cards) == 3

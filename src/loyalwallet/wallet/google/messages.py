@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -482,3 +482,27 @@ def batch_counts(session: Session, merchant_id: int, batch: str) -> dict[str, in
         "failed": int(sends.get("failed", 0)) + len(waiting["dead"]),
         "pending": len(waiting["pending"]),
     }
+
+
+def purge_sends(cutoff: dt.datetime, keep: Sequence[str], batch: int = 1000, max_batches: int = 50) -> int:
+    """Delete outcomes recorded before `cutoff`, except those of the batches in `keep`
+    (campaigns.retention decides which: the open campaigns'); small batches, each its own
+    transaction, found through the created_at index. Returns how many."""
+    total = 0
+    for _ in range(max_batches):
+        with db.transaction() as session:
+            pick = (
+                select(GoogleMessageSend.message_id)
+                .where(GoogleMessageSend.created_at < cutoff, GoogleMessageSend.batch.not_in(list(keep)))
+                .order_by(GoogleMessageSend.created_at)
+                .limit(batch)
+            )
+            if not db.is_sqlite():
+                pick = pick.with_for_update(skip_locked=True)
+            ids = list(session.scalars(pick))
+            if ids:
+                session.execute(delete(GoogleMessageSend).where(GoogleMessageSend.message_id.in_(ids)))
+        total += len(ids)
+        if len(ids) < batch:
+            break
+    return total
