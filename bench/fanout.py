@@ -291,13 +291,23 @@ def raw_apns(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def raw_client(merchant_id: int, oids: list[str], n: int, threads: int) -> dict[str, float]:
-    google_one = raw_google(merchant_id, oids, n, threads)
+def raw_client(merchant_id: int, oids: list[str], n: int, threads: int, apns_n: int) -> dict[str, float]:
+    """`n` Google calls in batches (one by one: at most 2,000, the old baseline); `apns_n`
+    pushes (0: no APNs, as with --no-apple; "together" is then Google alone again)."""
+    google_one = raw_google(merchant_id, oids, min(n, 2000), threads)
     google = raw_google(merchant_id, oids, n, threads, batch=100)
-    apns = raw_apns(n)
+    if not apns_n:
+        return {
+            "google_one": google_one,
+            "google": google,
+            "apns": float("nan"),
+            "google_together": google,
+            "apns_together": float("nan"),
+        }
+    apns = raw_apns(apns_n)
     with ThreadPoolExecutor(2) as pool:  # both at once, as the worker delivers them
         g = pool.submit(raw_google, merchant_id, oids, n, threads, 100)
-        a = pool.submit(raw_apns, n)
+        a = pool.submit(raw_apns, apns_n)
         google_together, apns_together = g.result(), a.result()
     return {
         "google_one": google_one,
@@ -350,6 +360,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--message-chunk", type=int, default=0, help="cards per chunk (product default)")
     parser.add_argument("--raw", type=int, default=0, help="raw calls (default: cards, at most 10,000)")
+    parser.add_argument(
+        "--raw-apns", type=int, default=-1, help="raw pushes (default: 2,000; 0 with --no-apple)"
+    )
     parser.add_argument("--raw-threads", type=int, default=0, help="default: workers x Google CONCURRENCY")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--points", type=int, default=0)
@@ -359,6 +372,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.raw:
         args.raw = min(args.cards, 10_000)
+    if args.raw_apns < 0:  # the fake APNs answers 20-70 pushes/s on a loaded machine
+        args.raw_apns = min(args.cards, 2000) if args.apple else 0
     if args.raw_client:  # the raw side, in its own process like the workers
         from loyalwallet import db, wiring
         from loyalwallet.config import configure, load_settings
@@ -366,7 +381,7 @@ def main() -> None:
         db.init_engine(configure(load_settings()))
         wiring.install()  # as every entry point: handlers, hooks, wallet sources
         oids = json.loads(sys.stdin.read())
-        print(json.dumps(raw_client(args.raw_client, oids, args.raw, args.raw_threads)))
+        print(json.dumps(raw_client(args.raw_client, oids, args.raw, args.raw_threads, args.raw_apns)))
         return
 
     if args.message_chunk:  # read by campaigns.service at import, here and in the workers
@@ -425,7 +440,7 @@ def main() -> None:
 
         print(
             f"workers {args.workers} x {args.bulk_threads} bulk threads, {MESSAGE_CHUNK} cards per chunk; "
-            f"raw client: {args.raw} calls from {args.raw_threads} threads",
+            f"raw client: {args.raw} Google calls from {args.raw_threads} threads, {args.raw_apns} APNs pushes",
             flush=True,
         )
         for _ in range(args.workers):
@@ -492,6 +507,8 @@ def one_round(  # type: ignore[no-untyped-def]
             str(args.raw),
             "--raw-threads",
             str(args.raw_threads),
+            "--raw-apns",
+            str(args.raw_apns),
         ],
         input=json.dumps(oids[: args.raw]),
         env=env,
