@@ -210,6 +210,9 @@ def seed(n_cards: int, fake, apple: bool = True) -> tuple[int, list[str]]:  # ty
     return merchant_id, oids
 
 
+RAW_CPU: dict[int, float] = {}
+
+
 def raw_google(merchant_id: int, oids: list[str], n: int, threads: int, batch: int = 1) -> float:
     """addMessage calls from `threads` threads: one by one (batch=1), or `batch` calls per
     batch request (WalletClient.batch, as the worker sends a chunk)."""
@@ -256,10 +259,11 @@ def raw_google(merchant_id: int, oids: list[str], n: int, threads: int, batch: i
         ]
         assert all(status == 200 for status, _ in client.batch(calls))
 
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, range(0, n, batch)))
     rate = n / (time.perf_counter() - started)
+    RAW_CPU[batch] = (time.process_time() - cpu0) * 1000 / n  # this process's CPU per call, ms
     if resets:
         print(
             f"raw Google (batch {batch}): {len(resets)} connection(s) reset and tried again", file=sys.stderr
@@ -296,6 +300,7 @@ def raw_client(merchant_id: int, oids: list[str], n: int, threads: int, apns_n: 
     pushes (0: no APNs, as with --no-apple; "together" is then Google alone again)."""
     google_one = raw_google(merchant_id, oids, min(n, 2000), threads)
     google = raw_google(merchant_id, oids, n, threads, batch=100)
+    cpu = RAW_CPU[100]
     if not apns_n:
         return {
             "google_one": google_one,
@@ -315,6 +320,7 @@ def raw_client(merchant_id: int, oids: list[str], n: int, threads: int, apns_n: 
         "apns": apns,
         "google_together": google_together,
         "apns_together": apns_together,
+        "google_cpu_ms": cpu,
     }
 
 
@@ -463,6 +469,7 @@ def main() -> None:
             ("apple_together", "Apple pushes / raw push_many (both raw clients at once)"),
             ("google_together", "Google messages / raw addMessage batches (both raw clients at once)"),
             ("cpu_ms", "worker CPU per card, ms"),
+            ("raw_cpu_ms", "raw Google client CPU per call (batches of 100, its process), ms"),
             ("pg_ms", "PostgreSQL CPU per card, ms"),
             ("wall", "campaign wall time (every row done), s"),
             ("first", "first push / first message after the send, s"),
@@ -655,6 +662,7 @@ def one_round(  # type: ignore[no-untyped-def]
         "google_together": message_rate / raw["google_together"],
         "google_one": message_rate / raw["google_one"],
         "cpu_ms": cpu * 1000 / args.cards,
+        "raw_cpu_ms": raw.get("google_cpu_ms", float("nan")),
         "pg_ms": pg_cpu * 1000 / args.cards,
         "wall": wall,
         "first": min(first_push or wall, first_message or wall),
@@ -666,7 +674,8 @@ def one_round(  # type: ignore[no-untyped-def]
         f"{args.cards} pushes in {pushes_at:.1f} s = {push_rate:.0f}/s, {args.cards} messages in "
         f"{messages_at:.1f} s = {message_rate:.0f}/s, all rows in {wall:.1f} s | ratio Apple "
         f"{r['apple']:.2f} ({r['apple_together']:.2f} vs together), Google {r['google']:.2f} "
-        f"({r['google_together']:.2f}) | worker CPU {r['cpu_ms']:.2f} ms/card, PostgreSQL "
+        f"({r['google_together']:.2f}) | worker CPU {r['cpu_ms']:.2f} ms/card (raw client "
+        f"{r['raw_cpu_ms']:.3f} ms/call), PostgreSQL "
         f"{r['pg_ms']:.2f} ms/card | {delivered} at the fake, {dead} dead, {retried} retried | rows {topics} "
         f"| load {Path('/proc/loadavg').read_text().split()[0]}",
         flush=True,
