@@ -4,26 +4,33 @@ raw wallet clients' rates, in the same run, to the same local fakes, over severa
 Every card is in Apple Wallet (one registered device) and in Google Wallet (an object).
 - raw:    our APNs client (wallet.apple.apns.Pusher.push_many, multiplexed, batches of
           100) to the local fake APNs (HTTP/2 + TLS, its own process), and the Google
-          Wallet REST client (WalletClient.add_message) from `--threads` threads to the
-          fake Google (in this process). From a process of its own, each round, measured
-          one after the other ("alone") and both at once ("together").
-- worker: `--workers` `loyalwallet worker` processes with `--threads` threads each,
+          Wallet REST client (WalletClient.batch: Google's batch request, 100 addMessage
+          calls each, as the worker sends them; and add_message one by one) from
+          `--raw-threads` threads (default: workers x the Google part's CONCURRENCY, the
+          batch requests the workers can have in flight at once) to the fake Google (in
+          this process). From a process of its own, each round, on `--raw` calls (default:
+          the campaign's cards, at most 10,000), measured one after the other ("alone")
+          and both at once ("together").
+- worker: `--workers` `loyalwallet worker` processes (`--bulk-threads` bulk-lane
+          threads each, the lane campaigns run in; the bulk lane polls every 0.05 s),
           started before the first round (as in production: workers are running when a
           campaign is sent). Each round a campaign (campaigns.service.create with
           send_now) to the N cards: campaign.start, campaign.deliver (the message on
-          every card, one card.changed and ONE batched google.message row per chunk of
-          100), the Apple listener (one multiplexed apple.push row per chunk), the
-          pushes, the Google addMessage calls (concurrent within a chunk).
-          The clock starts when the campaign is committed; Apple's rate is N / the time
-          the last push was done, Google's N / the time the last message was recorded.
+          every card of a chunk of MESSAGE_CHUNK cards, one card.changed and ONE batched
+          google.message row per chunk), the Apple listener (one multiplexed apple.push
+          row per 500 tokens), the pushes, the Google batch requests (concurrent).
+          The clock starts when the campaign is committed and stops at the last delivery
+          as the database recorded it: Apple's rate is N / (the last apple.push row's
+          delivered_at - start), Google's N / (the last google_message_sends row's
+          created_at, written when its batch answer is recorded, - start).
 
 Prints per round and min/median/max: the Apple and Google ratios worker/raw (against the
 raw client measured alone in the same round, and against both raw clients at once), the
 worker CPU per card (utime+stime of the worker processes from /proc, over the round),
 PostgreSQL CPU per card (its backends, from /proc) and the campaign's wall time.
 
-Usage: .venv/bin/python bench/fanout.py [--cards 10000] [--rounds 5] [--threads 8]
-           [--workers 2] [--raw 4000] [--points 0] [--database-url URL]
+Usage: .venv/bin/python bench/fanout.py [--cards 10000] [--rounds 5] [--bulk-threads 4]
+           [--workers 2] [--raw N] [--raw-threads T] [--points 0] [--no-apple] [--database-url URL]
 Default database: a fresh PostgreSQL database at 127.0.0.1:5432 (trust auth), dropped
 at the end; `--database-url sqlite:///path` for the embedded default.
 """
@@ -203,6 +210,9 @@ def seed(n_cards: int, fake, apple: bool = True) -> tuple[int, list[str]]:  # ty
     return merchant_id, oids
 
 
+RAW_CPU: dict[int, float] = {}
+
+
 def raw_google(merchant_id: int, oids: list[str], n: int, threads: int, batch: int = 1) -> float:
     """addMessage calls from `threads` threads: one by one (batch=1), or `batch` calls per
     batch request (WalletClient.batch, as the worker sends a chunk)."""
@@ -219,7 +229,23 @@ def raw_google(merchant_id: int, oids: list[str], n: int, threads: int, batch: i
     def message(i: int) -> dict[str, Any]:
         return {"id": f"raw-{batch}-{i}", "header": "Raw", "body": "Raw client", "messageType": "TEXT"}
 
+    import httpx
+
+    resets: list[int] = []
+
     def one(i: int) -> None:
+        # A connection the loaded machine reset is tried again (counted, printed), as the
+        # worker's outbox would try its row again.
+        for attempt in range(3):
+            try:
+                send(i)
+                return
+            except httpx.TransportError:
+                resets.append(i)
+                if attempt == 2:
+                    raise
+
+    def send(i: int) -> None:
         if batch == 1:
             client.add_message("loyaltyObject", oids[i % len(oids)], message(i))
             return
@@ -233,10 +259,16 @@ def raw_google(merchant_id: int, oids: list[str], n: int, threads: int, batch: i
         ]
         assert all(status == 200 for status, _ in client.batch(calls))
 
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, range(0, n, batch)))
-    return n / (time.perf_counter() - started)
+    rate = n / (time.perf_counter() - started)
+    RAW_CPU[batch] = (time.process_time() - cpu0) * 1000 / n  # this process's CPU per call, ms
+    if resets:
+        print(
+            f"raw Google (batch {batch}): {len(resets)} connection(s) reset and tried again", file=sys.stderr
+        )
+    return rate
 
 
 def raw_apns(n: int) -> float:
@@ -263,13 +295,24 @@ def raw_apns(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def raw_client(merchant_id: int, oids: list[str], n: int, threads: int) -> dict[str, float]:
-    google_one = raw_google(merchant_id, oids, n, threads)
+def raw_client(merchant_id: int, oids: list[str], n: int, threads: int, apns_n: int) -> dict[str, float]:
+    """`n` Google calls in batches (one by one: at most 2,000, the old baseline); `apns_n`
+    pushes (0: no APNs, as with --no-apple; "together" is then Google alone again)."""
+    google_one = raw_google(merchant_id, oids, min(n, 2000), threads)
     google = raw_google(merchant_id, oids, n, threads, batch=100)
-    apns = raw_apns(n)
+    cpu = RAW_CPU[100]
+    if not apns_n:
+        return {
+            "google_one": google_one,
+            "google": google,
+            "apns": float("nan"),
+            "google_together": google,
+            "apns_together": float("nan"),
+        }
+    apns = raw_apns(apns_n)
     with ThreadPoolExecutor(2) as pool:  # both at once, as the worker delivers them
         g = pool.submit(raw_google, merchant_id, oids, n, threads, 100)
-        a = pool.submit(raw_apns, n)
+        a = pool.submit(raw_apns, apns_n)
         google_together, apns_together = g.result(), a.result()
     return {
         "google_one": google_one,
@@ -277,6 +320,7 @@ def raw_client(merchant_id: int, oids: list[str], n: int, threads: int) -> dict[
         "apns": apns,
         "google_together": google_together,
         "apns_together": apns_together,
+        "google_cpu_ms": cpu,
     }
 
 
@@ -317,15 +361,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cards", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=8, help="interactive-lane threads per worker")
+    parser.add_argument("--bulk-threads", type=int, default=4, help="bulk-lane threads per worker")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--raw", type=int, default=4000)
+    parser.add_argument("--message-chunk", type=int, default=0, help="cards per chunk (product default)")
+    parser.add_argument("--raw", type=int, default=0, help="raw calls (default: cards, at most 10,000)")
+    parser.add_argument(
+        "--raw-apns", type=int, default=-1, help="raw pushes (default: 2,000; 0 with --no-apple)"
+    )
+    parser.add_argument("--raw-threads", type=int, default=0, help="default: workers x Google CONCURRENCY")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--points", type=int, default=0)
     # --no-apple: no Apple devices, the Google side alone (the raw APNs client still runs).
     parser.add_argument("--apple", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--raw-client", type=int, default=0, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
+    if not args.raw:
+        args.raw = min(args.cards, 10_000)
+    if args.raw_apns < 0:  # the fake APNs answers 20-70 pushes/s on a loaded machine
+        args.raw_apns = min(args.cards, 2000) if args.apple else 0
     if args.raw_client:  # the raw side, in its own process like the workers
         from loyalwallet import db, wiring
         from loyalwallet.config import configure, load_settings
@@ -333,9 +387,11 @@ def main() -> None:
         db.init_engine(configure(load_settings()))
         wiring.install()  # as every entry point: handlers, hooks, wallet sources
         oids = json.loads(sys.stdin.read())
-        print(json.dumps(raw_client(args.raw_client, oids, args.raw, args.threads)))
+        print(json.dumps(raw_client(args.raw_client, oids, args.raw, args.raw_threads, args.raw_apns)))
         return
 
+    if args.message_chunk:  # read by campaigns.service at import, here and in the workers
+        os.environ["LOYALWALLET_CAMPAIGN_MESSAGE_CHUNK"] = str(args.message_chunk)
     tmp = Path(tempfile.mkdtemp(prefix="lwfanout-"))
     pg_name = None
     url = args.database_url
@@ -378,8 +434,21 @@ def main() -> None:
         worker_env = {
             **env,
             "LOYALWALLET_WORKER_THREADS": str(args.threads),
+            "LOYALWALLET_WORKER_BULK_THREADS": str(args.bulk_threads),
             "LOYALWALLET_WORKER_POLL_SECONDS": "0.05",
+            "LOYALWALLET_WORKER_BULK_POLL_SECONDS": "0.05",
         }
+        if not args.raw_threads:
+            from loyalwallet.wallet.google.messages import CONCURRENCY
+
+            args.raw_threads = args.workers * CONCURRENCY
+        from loyalwallet.campaigns.service import MESSAGE_CHUNK
+
+        print(
+            f"workers {args.workers} x {args.bulk_threads} bulk threads, {MESSAGE_CHUNK} cards per chunk; "
+            f"raw client: {args.raw} Google calls from {args.raw_threads} threads, {args.raw_apns} APNs pushes",
+            flush=True,
+        )
         for _ in range(args.workers):
             procs.append(
                 subprocess.Popen(
@@ -396,10 +465,11 @@ def main() -> None:
         for key, label in (
             ("apple", "Apple pushes / raw push_many alone"),
             ("google", "Google messages / raw addMessage in batches of 100 alone"),
-            ("google_one", "Google messages / raw addMessage one by one (8 threads) alone"),
+            ("google_one", "Google messages / raw addMessage one by one alone"),
             ("apple_together", "Apple pushes / raw push_many (both raw clients at once)"),
             ("google_together", "Google messages / raw addMessage batches (both raw clients at once)"),
             ("cpu_ms", "worker CPU per card, ms"),
+            ("raw_cpu_ms", "raw Google client CPU per call (batches of 100, its process), ms"),
             ("pg_ms", "PostgreSQL CPU per card, ms"),
             ("wall", "campaign wall time (every row done), s"),
             ("first", "first push / first message after the send, s"),
@@ -442,15 +512,21 @@ def one_round(  # type: ignore[no-untyped-def]
             str(merchant_id),
             "--raw",
             str(args.raw),
-            "--threads",
-            str(args.threads),
+            "--raw-threads",
+            str(args.raw_threads),
+            "--raw-apns",
+            str(args.raw_apns),
         ],
         input=json.dumps(oids[: args.raw]),
         env=env,
         capture_output=True,
         text=True,
-        check=True,
     )
+    if out.returncode:
+        raise SystemExit(f"the raw client failed:\n{out.stderr[-3000:]}")
+    for line in out.stderr.splitlines():
+        if "tried again" in line:
+            print(f"  {line}")
     raw = json.loads(out.stdout.strip().splitlines()[-1])
     # Every round starts alike: no messages on the objects, no notifications used up.
     with fake.lock:
@@ -478,6 +554,7 @@ def one_round(  # type: ignore[no-untyped-def]
         )
         campaign_id = c.id
     started = time.perf_counter()
+    started_at = db.utcnow()  # the campaign is committed: the clock starts
     batch = f"campaign-{campaign_id}"
 
     def counts() -> tuple[int, int, int, bool]:
@@ -546,6 +623,36 @@ def one_round(  # type: ignore[no-untyped-def]
                 .group_by(OutboxMessage.topic)
             ).all()
         )
+        # Where the time went: each topic's first row queued and last row done, after the send.
+        timeline = session.execute(
+            select(
+                OutboxMessage.topic, func.min(OutboxMessage.created_at), func.max(OutboxMessage.delivered_at)
+            )
+            .where(OutboxMessage.id > first_row)
+            .group_by(OutboxMessage.topic)
+        ).all()
+        # The last delivery as the database recorded it (not the poll's 0.1 s tick).
+        last_message = session.scalar(
+            select(func.max(GoogleMessageSend.created_at)).where(GoogleMessageSend.batch == batch)
+        )
+        last_push = session.scalar(
+            select(func.max(OutboxMessage.delivered_at)).where(
+                OutboxMessage.id > first_row, OutboxMessage.topic == "apple.push"
+            )
+        )
+    print(
+        "  timeline (queued first / done last, s after the send): "
+        + ", ".join(
+            f"{topic} {(a - started_at).total_seconds():.2f}/{(b - started_at).total_seconds():.2f}"
+            for topic, a, b in sorted(timeline, key=lambda t: t[1])
+            if a is not None and b is not None
+        ),
+        flush=True,
+    )
+    if last_message is not None:
+        messages_at = (last_message - started_at).total_seconds()
+    if args.apple and last_push is not None:
+        pushes_at = (last_push - started_at).total_seconds()
     push_rate = args.cards / pushes_at if args.apple else float("nan")
     message_rate = args.cards / messages_at
     r = {
@@ -555,6 +662,7 @@ def one_round(  # type: ignore[no-untyped-def]
         "google_together": message_rate / raw["google_together"],
         "google_one": message_rate / raw["google_one"],
         "cpu_ms": cpu * 1000 / args.cards,
+        "raw_cpu_ms": raw.get("google_cpu_ms", float("nan")),
         "pg_ms": pg_cpu * 1000 / args.cards,
         "wall": wall,
         "first": min(first_push or wall, first_message or wall),
@@ -566,7 +674,8 @@ def one_round(  # type: ignore[no-untyped-def]
         f"{args.cards} pushes in {pushes_at:.1f} s = {push_rate:.0f}/s, {args.cards} messages in "
         f"{messages_at:.1f} s = {message_rate:.0f}/s, all rows in {wall:.1f} s | ratio Apple "
         f"{r['apple']:.2f} ({r['apple_together']:.2f} vs together), Google {r['google']:.2f} "
-        f"({r['google_together']:.2f}) | worker CPU {r['cpu_ms']:.2f} ms/card, PostgreSQL "
+        f"({r['google_together']:.2f}) | worker CPU {r['cpu_ms']:.2f} ms/card (raw client "
+        f"{r['raw_cpu_ms']:.3f} ms/call), PostgreSQL "
         f"{r['pg_ms']:.2f} ms/card | {delivered} at the fake, {dead} dead, {retried} retried | rows {topics} "
         f"| load {Path('/proc/loadavg').read_text().split()[0]}",
         flush=True,

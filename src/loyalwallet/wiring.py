@@ -173,6 +173,9 @@ PERIODIC: list[Periodic] = [
     Periodic("web-sessions-sweep", 3600.0, Ref("loyalwallet.web.sessions:sweep")),
     # Delivered outbox rows older than the retention (7 days), in small batches.
     Periodic("outbox-retention", 60.0, Ref("loyalwallet.outbox.retention:purge_delivered")),
+    # The per-card outcomes of batched Google messages, after the same retention (not an
+    # open campaign's), in small batches.
+    Periodic("google-sends-retention", 600.0, Ref("loyalwallet.campaigns.retention:purge_google_sends")),
     # iiko guests' cards read again from iiko, a bounded batch per merchant and run.
     Periodic(
         "iiko-reconcile",

@@ -3,6 +3,7 @@ in Google Wallet, delivered by the Google part's client to the local fake Google
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Iterator
@@ -156,7 +157,7 @@ def _added(google: FakeGoogleWallet) -> dict[str, int]:
 def test_a_campaign_makes_one_google_row_per_chunk(
     shop: Shop, google: FakeGoogleWallet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(campaigns_service, "CHUNK", 3)
+    monkeypatch.setattr(campaigns_service, "MESSAGE_CHUNK", 3)  # a message-only campaign
     bonus = shop.program("bonus")
     for _ in range(7):
         shop.card(bonus, marketing_consent=True)
@@ -320,3 +321,138 @@ def test_a_full_object_is_trimmed_in_the_batch(shop: Shop, google: FakeGoogleWal
             select(GoogleObject.messages).where(GoogleObject.merchant_id == shop.merchant_id)
         )
     assert [m["id"] for m in stored] == ids
+
+
+def test_a_trigger_chunk_makes_one_google_row_with_each_guests_text(
+    shop: Shop, google: FakeGoogleWallet
+) -> None:
+    """A scheduled trigger's chunk of guests queues ONE batched google.message row (was
+    one per card); each guest's own text ({days}) reaches their object, and a rerun of
+    the row messages nobody twice."""
+    from loyalwallet.campaigns import triggers
+    from loyalwallet.cards.models import Card
+    from loyalwallet.merchants.models import Merchant
+
+    offset = 12 - db.utcnow().hour  # a time zone where it is about noon: the 00:00 run is due
+    zone = "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+    with db.transaction() as session:
+        session.execute(update(Merchant).where(Merchant.id == shop.merchant_id).values(timezone=zone))
+    bonus = shop.program("bonus")
+    cards = [shop.card(bonus, marketing_consent=True) for _ in range(3)]
+    for c in cards:
+        shop.buy(c["code"], 10_000)
+    worker.drain()
+    away = {c["code"]: 31 + n for n, c in enumerate(cards)}
+    with db.transaction() as session:
+        for code, days in away.items():
+            session.execute(
+                update(Card)
+                .where(Card.code == code, Card.merchant_id == shop.merchant_id)
+                .values(last_visit_at=db.utcnow() - dt.timedelta(days=days, hours=1))
+            )
+    r = shop.post(
+        "/api/v1/triggers",
+        {
+            "kind": "lapsed",
+            "params": {
+                "days": 30,
+                "send_at": "00:00",
+                "message": {"header": "We miss you", "body": "{days} days away"},
+            },
+        },
+        role="manager",
+    )
+    assert r.status_code == 201, r.text
+    google.calls.clear()
+    triggers.schedule_due()
+    worker.drain()
+    rows = _message_rows(shop)
+    assert len(rows) == 1 and rows[0].status == "done"
+    assert len(rows[0].payload["cards"]) == 3
+    assert len(google.calls_to("POST", "/batch")) == 1
+    with db.read() as session:
+        objects = {
+            code: session.scalar(
+                select(GoogleObject.object_id)
+                .join(Card, Card.id == GoogleObject.card_id)
+                .where(Card.code == code, Card.merchant_id == shop.merchant_id)
+            )
+            for code in away
+        }
+    for code, days in away.items():
+        [message] = google.objects[objects[code]]["messages"]
+        assert (message["header"], message["body"]) == ("We miss you", f"{days} days away")
+    # The row runs again (its outcome lost): nobody is messaged twice.
+    with db.transaction() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == rows[0].id)
+            .values(status="pending", next_attempt_at=db.utcnow())
+        )
+    worker.drain()
+    assert sorted(_added(google).values()) == [1, 1, 1]
+
+
+def test_old_outcomes_of_finished_campaigns_are_deleted_in_batches(
+    shop: Shop, google: FakeGoogleWallet
+) -> None:
+    """google_message_sends does not grow forever: rows older than the outbox retention
+    go (in batches), except those of a campaign still open or finished recently."""
+    from loyalwallet.campaigns.models import Campaign
+    from loyalwallet.campaigns.retention import purge_google_sends
+
+    bonus = shop.program("bonus")
+    cards = [shop.card(bonus, marketing_consent=True) for _ in range(3)]
+    worker.drain()
+    old_id = _campaign(shop, "Old news")
+    worker.drain()
+    open_id = _campaign(shop, "Still going")
+    worker.drain()
+
+    def sends(campaign_id: int) -> int:
+        with db.read() as session:
+            return len(
+                session.scalars(
+                    select(GoogleMessageSend.message_id).where(
+                        GoogleMessageSend.batch == f"campaign-{campaign_id}"
+                    )
+                ).all()
+            )
+
+    assert sends(old_id) == sends(open_id) == 3
+    later = db.utcnow() + dt.timedelta(days=30)
+    with db.transaction() as session:
+        # The old campaign finished long ago; the other is still sending (its last chunk's
+        # Google row may be waiting): its rows stay whatever their age.
+        session.execute(
+            update(Campaign).where(Campaign.id == old_id).values(finished_at=later - dt.timedelta(days=20))
+        )
+        session.execute(update(Campaign).where(Campaign.id == open_id).values(status="sending"))
+        trigger_row = GoogleMessageSend(
+            message_id="trigger-1-1-welcome",
+            card_id=session.scalar(select(GoogleObject.card_id).limit(1)),
+            merchant_id=shop.merchant_id,
+            batch="trigger-1",
+            status="sent",
+            created_at=later - dt.timedelta(days=10),
+        )
+        session.add(trigger_row)
+    assert purge_google_sends(now=db.utcnow(), days=7) == 0  # nothing is old yet
+    # (Other tests' rows in the same database are as old by then: counted too.)
+    assert purge_google_sends(now=later, days=7, batch=1) >= 4  # batches of one still finish
+    assert sends(old_id) == 0 and sends(open_id) == 3
+    with db.read() as session:
+        assert session.get(GoogleMessageSend, "trigger-1-1-welcome") is None
+    # Finished recently: kept until the retention has passed since it finished.
+    with db.transaction() as session:
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == open_id)
+            .values(status="sent", finished_at=later - dt.timedelta(days=1))
+        )
+    purge_google_sends(now=later, days=7)
+    assert sends(open_id) == 3
+    assert purge_google_sends(now=later + dt.timedelta(days=7), days=0) == 0  # 0 keeps everything
+    assert purge_google_sends(now=later + dt.timedelta(days=7), days=7) >= 3
+    assert sends(open_id) == 0
+    assert len(cards) == 3

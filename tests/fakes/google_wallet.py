@@ -168,7 +168,7 @@ class FakeGoogleWallet:
 
             do_GET = do_POST = do_PATCH = do_PUT = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -540,6 +540,12 @@ class FakeGoogleWallet:
                 raise Invalid(f"{name}.date is not an ISO 8601 date-time") from None
             if stamp.tzinfo is None:
                 raise Invalid(f"{name}.date needs an offset")
+
+
+class _Server(ThreadingHTTPServer):
+    # A listen backlog for many clients at once (the default 5 resets connections when
+    # 16 threads connect to a loaded machine's fake at the same moment).
+    request_queue_size = 128
 
 
 def _header_lines(raw: bytes) -> dict[str, str]:

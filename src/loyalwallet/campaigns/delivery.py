@@ -8,8 +8,10 @@ them. A touch that changed nothing but the message has the reason MESSAGE_ONLY: 
 Google object does not show Card.message, so the Google listener skips it.
 Google: an outbox row `google.message` for the Wallet object's messages, written only
 when a handler for that topic is registered (otherwise the worker would dead-letter it).
-A campaign chunk collects its Google cards (`google_items`) and queues ONE batched row
-for all of them (queue_google_messages), sent concurrently by the Google part.
+A campaign or trigger chunk collects its Google cards (`google_items`) and queues ONE
+batched row for all of them (queue_google_messages), sent in batch requests by the
+Google part; a trigger's texts differ per guest ({points}, {days}), so a card whose text
+is not the row's carries its own.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ GOOGLE_TOPIC = "google.message"
 # recipient_id}, now), which leaves the recipients it hands on "pending" for its own
 # worker to mark. Put here by wiring.install() (wiring.CAMPAIGN_CHANNELS).
 CHANNELS: dict[str, Callable[..., None]] = {}
+
+# A card's Google message in a batched row: (card id, message id, header, body).
+GoogleItem = tuple[int, str, str, str]
 
 
 def google_messages_enabled() -> bool:
@@ -81,13 +86,13 @@ def message_card(
     google: bool = True,
     now: dt.datetime | None = None,
     changes: dict[str, list[int]] | None = None,
-    google_items: list[tuple[int, str]] | None = None,
+    google_items: list[GoogleItem] | None = None,
 ) -> Sent:
     """The card must be locked by the caller's transaction (cards.book.lock_card*).
     `google`: whether the card is in Google Wallet (see google_cards).
     `changes`: collect the card id under its touch reason instead of queueing its own
     `card.changed` (the caller queues them in bulk with cards_changed).
-    `google_items`: collect (card id, message id) instead of queueing the card's own
+    `google_items`: collect (card id, message id, header, body) instead of queueing the card's own
     `google.message` (the caller queues them in one row with queue_google_messages).
     Raises DomainError (offer used up or ended) before writing anything."""
     book = CardBook(session, card, program, now)
@@ -110,7 +115,7 @@ def message_card(
     if changes is not None:
         changes.setdefault(touched, []).append(card.id)
     if google and google_items is not None:
-        google_items.append((card.id, message_id))
+        google_items.append((card.id, message_id, header, body))
     elif google and google_messages_enabled():
         enqueue(
             session,
@@ -151,23 +156,23 @@ def message_cards(
         .execution_options(synchronize_session=False)
     )
     cards_changed(session, merchant_id, active, MESSAGE_ONLY)
-    items = [(card_id, f"{batch}-{card_id}") for card_id in active if card_id in in_google]
-    queue_google_messages(session, merchant_id, items, header, body, batch)
+    items = [(card_id, f"{batch}-{card_id}", header, body) for card_id in active if card_id in in_google]
+    queue_google_messages(session, merchant_id, items, batch)
     return active
 
 
-def queue_google_messages(
-    session: Session, merchant_id: int, items: list[tuple[int, str]], header: str, body: str, batch: str
-) -> None:
+def queue_google_messages(session: Session, merchant_id: int, items: list[GoogleItem], batch: str) -> None:
     """One batched `google.message` row for a chunk's cards (wallet.google.handlers):
-    `batch` names the sender ("campaign-12") for its delivered / failed counts."""
-    if items and google_messages_enabled():
-        enqueue(
-            session,
-            merchant_id,
-            GOOGLE_TOPIC,
-            {"cards": [list(i) for i in items], "header": header, "body": body, "batch": batch},
-        )
+    `batch` names the sender ("campaign-12", "trigger-3") for its delivered / failed
+    counts. The row's header and body are the first card's; a card with another text
+    carries its own: [card id, message id, header, body] instead of [card id, message id]."""
+    if not items or not google_messages_enabled():
+        return
+    header, body = items[0][2], items[0][3]
+    cards = [[c, m] if (h, b) == (header, body) else [c, m, h, b] for c, m, h, b in items]
+    enqueue(
+        session, merchant_id, GOOGLE_TOPIC, {"cards": cards, "header": header, "body": body, "batch": batch}
+    )
 
 
 def google_cards(session: Session, card_ids: list[int]) -> set[int]:

@@ -23,6 +23,7 @@ from loyalwallet.campaigns import segments
 from loyalwallet.campaigns.delivery import (
     CHANNELS,
     GOOGLE_TOPIC,
+    GoogleItem,
     google_cards,
     message_card,
     message_cards,
@@ -34,6 +35,7 @@ from loyalwallet.campaigns.rules import Message, Segment, in_holdout, parse, par
 from loyalwallet.cards.book import cards_changed
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase
+from loyalwallet.config import env
 from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
@@ -51,6 +53,21 @@ CHUNK = 100  # cards per campaign.deliver row (one transaction each)
 # every MARK_EVERY sent: a retried chunk re-sends no more than before), so the chunk's
 # own bookkeeping (outbox rows, the audience's read) is paid once for more messages.
 CHANNEL_CHUNKS: dict[str, int] = {"email": 500}
+# Cards per row of a message-only wallet campaign (no points, no coupon): the chunk is
+# messaged in a few bulk statements (delivery.message_cards) and its Google messages go
+# in one `google.message` row, sent as MESSAGE_CHUNK / BATCH_SIZE concurrent batch
+# requests (Google takes up to 1000 calls per batch request). Bigger chunks: fewer rows,
+# claims and transactions per card, the fixed per-chunk work spread over more cards.
+MESSAGE_CHUNK = int(env("CAMPAIGN_MESSAGE_CHUNK", "1000") or 1000)
+
+
+def chunk_size(c: Campaign) -> int:
+    """Cards per campaign.deliver row of this campaign."""
+    if c.channel == "wallet" and not c.points and c.offer_id is None:
+        return MESSAGE_CHUNK
+    return CHANNEL_CHUNKS.get(c.channel, CHUNK)
+
+
 EFFECT_DAYS = 7
 EDITABLE = ("draft", "scheduled")
 
@@ -351,7 +368,7 @@ def start(msg: Delivery) -> None:
             session.execute(insert(CampaignRecipient), rows[i : i + 2000])
         c.recipients, c.holdout = len(send_ids), len(ids) - len(send_ids)
         c.updated_at = now
-        size = CHANNEL_CHUNKS.get(c.channel, CHUNK)
+        size = chunk_size(c)
         for i in range(0, len(send_ids), size):
             enqueue(
                 session,
@@ -384,7 +401,7 @@ def deliver(msg: Delivery) -> None:
         now = db.utcnow()
         marks: dict[str, list[int]] = {"sent": [], "skipped": []}
         changes: dict[str, list[int]] = {}  # touch reason -> card ids: one card.changed each
-        google_items: list[tuple[int, str]] = []  # (card id, message id): one google.message row
+        google_items: list[GoogleItem] = []  # one google.message row for the chunk
         if c.status == "cancelled":
             _mark(session, list(pending.values()), "skipped", now, "campaign cancelled")
             return
@@ -439,7 +456,7 @@ def deliver(msg: Delivery) -> None:
                 marks["sent"].append(recipient_id)
         for reason, card_ids in changes.items():
             cards_changed(session, c.merchant_id, card_ids, reason)
-        queue_google_messages(session, c.merchant_id, google_items, c.header, c.body, f"campaign-{c.id}")
+        queue_google_messages(session, c.merchant_id, google_items, f"campaign-{c.id}")
         _mark(session, marks["sent"], "sent", now)
         _mark(session, marks["skipped"], "skipped", now, "card blocked or gone")
         session.flush()

@@ -12,7 +12,9 @@ after 10:00). The periodic job reads only the due triggers through that index (l
 SKIP LOCKED, so one process takes each), records the run's local day in last_run_on,
 queues `trigger.run` in the outbox's bulk lane and sets the next time. `trigger.run`
 lists the guests and queues `trigger.fire` rows of up to CHUNK cards, each one
-transaction; all of them stay in the bulk lane, behind what people are waiting for.
+transaction that queues one `card.changed` and ONE batched `google.message` row for its
+cards (as a campaign chunk does; each guest's own text in it); all of them stay in the
+bulk lane, behind what people are waiting for.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.campaigns import segments
-from loyalwallet.campaigns.delivery import CANDIDATE_SOURCES, google_cards, message_card
+from loyalwallet.campaigns.delivery import (
+    CANDIDATE_SOURCES,
+    GoogleItem,
+    google_cards,
+    message_card,
+    queue_google_messages,
+)
 from loyalwallet.campaigns.models import Offer, Trigger, TriggerFiring
 from loyalwallet.campaigns.offers import get_offer
 from loyalwallet.campaigns.rules import (
@@ -427,9 +435,13 @@ def fire_one(
     now: dt.datetime,
     cap: dt.datetime | None = None,
     changes: dict[str, list[int]] | None = None,
+    in_google: set[int] | None = None,
+    google_items: list[GoogleItem] | None = None,
 ) -> bool:
     """Message one locked card unless this trigger already did for this occasion.
-    `changes`: see delivery.message_card (a chunk queues one card.changed)."""
+    `changes`, `google_items`: see delivery.message_card (a chunk queues one card.changed
+    and one batched google.message). `in_google`: the chunk's cards in Google Wallet
+    (delivery.google_cards, read once for the chunk); None: looked up for this card."""
     if card.status != "active":
         return False
     if t.program_id is not None and card.program_id != t.program_id:
@@ -466,9 +478,10 @@ def fire_one(
             coupon_cap=cap,
             reason=f"trigger:{t.kind}",
             ledger_kind="birthday" if t.kind == "birthday" else "campaign",
-            google=bool(google_cards(session, [card.id])),
+            google=card.id in in_google if in_google is not None else bool(google_cards(session, [card.id])),
             now=now,
             changes=changes,
+            google_items=google_items,
         )
     except DomainError as exc:  # the offer ran out or ended
         log.warning("trigger %s: card %s skipped: %s", t.id, card.id, exc.detail)
@@ -499,7 +512,10 @@ def fire(msg: Delivery) -> None:
         now = db.utcnow()
         merchant = get_merchant(session, t.merchant_id) if t.kind == "happy_hour" else None
         changes: dict[str, list[int]] = {}  # the chunk's cards: one card.changed per touch reason
-        for card_id, occasion, values in sorted(msg.payload["items"], key=lambda item: item[0]):
+        google_items: list[GoogleItem] = []  # the chunk's Google messages: one google.message row
+        items = sorted(msg.payload["items"], key=lambda item: item[0])
+        in_google = google_cards(session, [int(item[0]) for item in items])
+        for card_id, occasion, values in items:
             try:
                 card, program = lock_card_by_id(session, card_id)
             except DomainError:
@@ -517,9 +533,12 @@ def fire(msg: Delivery) -> None:
                 now=now,
                 cap=cap,
                 changes=changes,
+                in_google=in_google,
+                google_items=google_items,
             )
         for reason, card_ids in changes.items():
             cards_changed(session, t.merchant_id, card_ids, reason)
+        queue_google_messages(session, t.merchant_id, google_items, f"trigger-{t.id}")
 
 
 # --- event triggers --------------------------------------------------------------------

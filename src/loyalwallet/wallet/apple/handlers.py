@@ -38,7 +38,10 @@ log = logging.getLogger("loyalwallet.apple")
 # A marker older than this is taken as lost (its push row died without running).
 PENDING_STALE = dt.timedelta(minutes=10)
 # Tokens per batched apple.push row: one multiplexed push_many, well within the lease.
-TOKENS_PER_ROW = 500
+# 100, as a campaign chunk had before message-only chunks grew to 1000 cards: 500 tokens
+# took longer than the 60 s lease against a slow APNs (10 pushes/s on a loaded machine),
+# and the row was taken again by another worker and pushed again (bench/fanout.py).
+TOKENS_PER_ROW = 100
 
 
 def _insert(session: Session) -> sqlite.Insert | postgresql.Insert:

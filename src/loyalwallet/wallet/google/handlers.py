@@ -10,8 +10,9 @@
   TEXT_AND_NOTIFY (Google's limit for notifications); later ones go as TEXT: shown on
   the card, without a notification. A card whose guest never got a Google link is
   skipped. A repeated message_id is not added twice.
-  Batched (a campaign chunk): {"cards": [[card_id, message_id], ...], "header", "body",
-  "batch"}: the cards' addMessage calls go concurrently (messages.py); each card's
+  Batched (a campaign or trigger chunk): {"cards": [[card_id, message_id], ...], "header",
+  "body", "batch"} (a card with a text of its own: [card_id, message_id, header, body]):
+  the cards' addMessage calls go in batch requests (messages.py); each card's
   outcome is recorded, so a retry skips the cards done; a card Google refuses for good
   is recorded failed and the others go on; the cards to try again (outage, 5xx) are
   queued again in a row of their own (or, when none went, this row is retried).
@@ -132,12 +133,15 @@ def google_message(msg: Delivery) -> None:
 def _google_messages(msg: Delivery) -> None:
     p = msg.payload
     try:
-        items = [(int(c), str(m)) for c, m in p["cards"]]
         header, body, batch = str(p["header"]), str(p["body"]), str(p.get("batch") or "")
-    except (KeyError, TypeError, ValueError) as exc:
+        entries = {str(e[1]): list(e) for e in p["cards"]}
+        items = [(int(e[0]), str(e[1])) for e in p["cards"]]
+        # A card whose text is not the row's (a trigger's {points}, {days}) carries its own.
+        texts = {str(e[1]): (str(e[2]), str(e[3])) for e in p["cards"] if len(e) >= 4}
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise Permanent(f"bad google.message payload: {exc!r}") from exc
     result: messages.BatchResult = _guarded(
-        lambda: messages.send_batch(msg.merchant_id, header, body, batch, items)
+        lambda: messages.send_batch(msg.merchant_id, header, body, batch, items, texts)
     )
     if result.failed:
         log.warning("%s Google message(s) of %s refused: %s", len(result.failed), batch, result.failed[0])
@@ -151,7 +155,7 @@ def _google_messages(msg: Delivery) -> None:
             session,
             msg.merchant_id,
             "google.message",
-            {**p, "cards": [list(i) for i in result.retry]},
+            {**p, "cards": [entries[m] for _, m in result.retry]},
             delay=dt.timedelta(seconds=result.retry_after or RETRY_SECONDS),
         )
 

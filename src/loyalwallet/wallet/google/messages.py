@@ -1,5 +1,6 @@
-"""Batched campaign messages: one `google.message` row per campaign chunk,
-{"cards": [[card_id, message_id], ...], "header", "body", "batch"}, its addMessage calls
+"""Batched campaign messages: one `google.message` row per campaign or trigger chunk,
+{"cards": [[card_id, message_id], ...], "header", "body", "batch"} (a card whose text is
+not the row's: [card_id, message_id, header, body]), its addMessage calls
 sent in Google's batch requests (client.WalletClient.batch: BATCH_SIZE calls per round
 trip over the process's pooled client; several batches of a big chunk concurrently, at
 most CONCURRENCY at once per process). Each inner answer is handled as a single call's.
@@ -26,13 +27,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -75,6 +76,8 @@ class Job:
     messages: list[Any]
     notified_at: list[Any]
     notify: bool
+    header: str = ""
+    body: str = ""
     # Filled by the send:
     status: str = ""  # sent | failed | retry | fallback
     error: str = ""
@@ -126,7 +129,7 @@ def _calls(client: WalletClient, jobs: list[Job], make: Any) -> list[tuple[Job, 
     return [r for part in pool().map(run, groups) for r in part]
 
 
-def _send_all(client: WalletClient, jobs: list[Job], header: str, body: str) -> None:
+def _send_all(client: WalletClient, jobs: list[Job]) -> None:
     """The chunk's addMessage calls in batches (no database here): objects holding 10
     messages are trimmed first (a patch), and a message over Google's own notification
     count goes again as TEXT (shown without a notification)."""
@@ -134,8 +137,8 @@ def _send_all(client: WalletClient, jobs: list[Job], header: str, body: str) -> 
         job.kept = list(job.messages)
         job.message = {
             "id": job.message_id,
-            "header": header,
-            "body": body,
+            "header": job.header,
+            "body": job.body,
             "messageType": "TEXT_AND_NOTIFY" if job.notify else "TEXT",
         }
     full = [j for j in jobs if len(j.kept) >= MAX_MESSAGES]
@@ -203,12 +206,19 @@ def _update_objects(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def send_batch(
-    merchant_id: int | None, header: str, body: str, batch: str, items: Sequence[tuple[int, str]]
+    merchant_id: int | None,
+    header: str,
+    body: str,
+    batch: str,
+    items: Sequence[tuple[int, str]],
+    texts: Mapping[str, tuple[str, str]] | None = None,
 ) -> BatchResult:
-    """addMessage to every (card, message id) of a chunk not yet done; see the module doc."""
+    """addMessage to every (card, message id) of a chunk not yet done; see the module doc.
+    `texts`: message id -> (header, body) of the cards whose text is not header/body."""
     result = BatchResult()
     if not items:
         return result
+    texts = texts or {}
     by_message = {m: c for c, m in items}
     locked = not db.is_sqlite()
     fallback: list[tuple[int, str]] = []
@@ -271,6 +281,7 @@ def send_batch(
                 fallback.append((card_id, message_id))
             else:
                 notify = len(_recent(row.notified_at, now)) < NOTIFY_PER_DAY
+                job_header, job_body = texts.get(message_id, (header, body))
                 jobs.append(
                     Job(
                         card_id,
@@ -279,6 +290,8 @@ def send_batch(
                         list(row.messages or []),
                         list(row.notified_at or []),
                         notify,
+                        job_header,
+                        job_body,
                     )
                 )
         if not locked and jobs:
@@ -286,12 +299,13 @@ def send_batch(
         if jobs:
             assert issuer is not None
             access_token(issuer.creds)  # one token for the chunk (a refused key fails it whole)
-            _send_all(WalletClient(issuer.creds), jobs, header, body)
+            _send_all(WalletClient(issuer.creds), jobs)
         with db.transaction() if not locked else _same(session) as write:
             _record(write, jobs, outcomes, result, now, locked, fallback)
             _record_sends(write, merchant_id, batch, outcomes)
     for card_id, message_id in fallback:
-        _one(merchant_id, header, body, batch, card_id, message_id, result)
+        one_header, one_body = texts.get(message_id, (header, body))
+        _one(merchant_id, one_header, one_body, batch, card_id, message_id, result)
     return result
 
 
@@ -452,7 +466,7 @@ def batch_counts(session: Session, merchant_id: int, batch: str) -> dict[str, in
     ).all()
     waiting: dict[str, set[str]] = {"pending": set(), "dead": set()}
     for status, payload in open_rows:
-        waiting[status].update(str(m) for _, m in payload.get("cards") or [])
+        waiting[status].update(str(item[1]) for item in payload.get("cards") or [])
     if waiting["pending"] or waiting["dead"]:
         recorded = set(
             session.scalars(
@@ -468,3 +482,27 @@ def batch_counts(session: Session, merchant_id: int, batch: str) -> dict[str, in
         "failed": int(sends.get("failed", 0)) + len(waiting["dead"]),
         "pending": len(waiting["pending"]),
     }
+
+
+def purge_sends(cutoff: dt.datetime, keep: Sequence[str], batch: int = 1000, max_batches: int = 50) -> int:
+    """Delete outcomes recorded before `cutoff`, except those of the batches in `keep`
+    (campaigns.retention decides which: the open campaigns'); small batches, each its own
+    transaction, found through the created_at index. Returns how many."""
+    total = 0
+    for _ in range(max_batches):
+        with db.transaction() as session:
+            pick = (
+                select(GoogleMessageSend.message_id)
+                .where(GoogleMessageSend.created_at < cutoff, GoogleMessageSend.batch.not_in(list(keep)))
+                .order_by(GoogleMessageSend.created_at)
+                .limit(batch)
+            )
+            if not db.is_sqlite():
+                pick = pick.with_for_update(skip_locked=True)
+            ids = list(session.scalars(pick))
+            if ids:
+                session.execute(delete(GoogleMessageSend).where(GoogleMessageSend.message_id.in_(ids)))
+        total += len(ids)
+        if len(ids) < batch:
+            break
+    return total

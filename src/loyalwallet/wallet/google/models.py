@@ -100,7 +100,11 @@ class GoogleMessageSend(Base):
     for good; `error` says why)."""
 
     __tablename__ = "google_message_sends"
-    __table_args__ = (Index("ix_google_message_sends_batch", "batch", "status"),)
+    __table_args__ = (
+        Index("ix_google_message_sends_batch", "batch", "status"),
+        # The retention's range (campaigns.retention): rows older than the outbox's.
+        Index("ix_google_message_sends_created", "created_at"),
+    )
 
     message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     card_id: Mapped[int] = mapped_column(BigID, ForeignKey("cards.id"))
