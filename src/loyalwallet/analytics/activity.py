@@ -17,6 +17,11 @@ that writes the rows and moves its state together, under the watermark row's loc
 
 Until the backfill is done, the dashboard counts buyers from the purchases, as before,
 and says how far the preparation is (`progress`).
+
+A merged invitation card (enrollment/invitations.py: its points, visits and first/last
+purchase move to the guest's kept card) is one guest with the kept card: its purchases
+are folded into the kept card's rows wherever they are folded (`owners`), it has no rows
+of its own, and the merge itself moves what was folded already (`merge_cards`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from loyalwallet.analytics.queries import Filters, local_day
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.config import env
+from loyalwallet.enrollment.models import Join
 from loyalwallet.merchants.models import Merchant
 
 WATERMARK = "guest-days"
@@ -85,6 +91,36 @@ def _values(session: Session, *names: str) -> dict[str, int]:
 # --- folding -------------------------------------------------------------------------------
 
 
+def owners(session: Session, cards: Iterable[int]) -> dict[int, int]:
+    """The kept card of each of these cards that was merged into another (the rest are
+    their own)."""
+    ids = sorted(set(cards))
+    out: dict[int, int] = {}
+    for i in range(0, len(ids), 5_000):
+        out.update(
+            (int(src or 0), int(dst))
+            for src, dst in session.execute(
+                select(Join.invitation_card_id, func.max(Join.card_id))
+                .where(
+                    Join.invitation_card_id.in_(ids[i : i + 5_000]),
+                    Join.card_id != Join.invitation_card_id,
+                )
+                .group_by(Join.invitation_card_id)
+            )
+        )
+    return out
+
+
+def _merged_into(lo: int, hi: int) -> Any:
+    """The merged cards whose kept card is in (lo, hi]."""
+    return select(Join.invitation_card_id).where(
+        Join.invitation_card_id.is_not(None),
+        Join.card_id != Join.invitation_card_id,
+        Join.card_id > lo,
+        Join.card_id <= hi,
+    )
+
+
 def _grouped(session: Session, where: Callable[[], list[ColumnElement[bool]]]) -> list[Row]:
     """(card, merchant, program, location (0: none), local day, purchases) of the
     purchases matching `where`, one query per merchant (the local day is the merchant's)."""
@@ -105,6 +141,10 @@ def _grouped(session: Session, where: Callable[[], list[ColumnElement[bool]]]) -
             .group_by(Purchase.card_id, Purchase.program_id, location, day)
         ).all()
         out += [(int(c), int(merchant_id), int(p), int(loc), str(d), int(n)) for c, p, loc, d, n in rows]
+    # A merged card's purchases are its kept card's.
+    kept = owners(session, {row[0] for row in out})
+    if kept:
+        out = [(kept.get(row[0], row[0]), *row[1:]) for row in out]
     return out
 
 
@@ -271,8 +311,11 @@ def _backfill(
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(REBUILD), {"lo": first, "hi": upto, "goal": goal})
     else:
-        where = [Purchase.card_id > first, Purchase.card_id <= upto, Purchase.id <= goal]
-        _merge(session, _grouped(session, lambda: where))
+        # The range's cards' purchases, and those of the cards merged into them.
+        mine = (Purchase.card_id > first) & (Purchase.card_id <= upto)
+        where = [mine | Purchase.card_id.in_(_merged_into(first, upto)), Purchase.id <= goal]
+        rows = _grouped(session, lambda: where)
+        _merge(session, [row for row in rows if first < row[0] <= upto])
     cursor.value, cursor.updated_at = upto, now
     return 1
 
@@ -293,12 +336,19 @@ FROM (
   FROM {source} d WINDOW w AS (PARTITION BY card_id, place)
 ) x GROUP BY card_id, place
 """
+# A merged card's purchases count as its kept card's (the range's cards' own, but not
+# those merged away, and those of the cards merged into them).
 REBUILD = f"""
-WITH days AS MATERIALIZED (
-  SELECT p.card_id, p.merchant_id, p.program_id, coalesce(p.location_id, 0) AS place,
+WITH merged AS MATERIALIZED (
+  SELECT invitation_card_id AS src, max(card_id) AS dst FROM joins
+  WHERE invitation_card_id IS NOT NULL AND card_id <> invitation_card_id GROUP BY invitation_card_id
+), days AS MATERIALIZED (
+  SELECT coalesce(mg.dst, p.card_id) AS card_id, p.merchant_id, p.program_id,
+         coalesce(p.location_id, 0) AS place,
          (timezone(m.timezone, p.created_at))::date - DATE '0001-01-01' + 1 AS day, count(*) AS n
-  FROM purchases p JOIN merchants m ON m.id = p.merchant_id
-  WHERE p.card_id > :lo AND p.card_id <= :hi AND p.id <= :goal
+  FROM purchases p JOIN merchants m ON m.id = p.merchant_id LEFT JOIN merged mg ON mg.src = p.card_id
+  WHERE (p.card_id > :lo AND p.card_id <= :hi OR p.card_id IN (SELECT src FROM merged WHERE dst > :lo AND dst <= :hi))
+    AND coalesce(mg.dst, p.card_id) > :lo AND coalesce(mg.dst, p.card_id) <= :hi AND p.id <= :goal
   GROUP BY 1, 2, 3, 4, 5
 ), cards AS (
   INSERT INTO analytics_guest_days (card_id, merchant_id, program_id, first_day, last_day, days, multi)
@@ -315,6 +365,25 @@ SELECT b.card_id, place, merchant_id, program_id, first, last, days, multi, a.fi
     _BITS.format(source="days")
 }) b JOIN (SELECT card_id, min(day) AS first_anywhere FROM days GROUP BY card_id) a ON a.card_id = b.card_id
 """
+
+
+def merge_cards(session: Session, source: int, target: int) -> None:
+    """The invitation card `source` was merged into `target` (in this transaction): its
+    rows go, and its purchases folded so far are folded into the kept card's rows; the
+    rest are folded there by the fold (`owners`). Under the watermark's lock, so no
+    step runs between reading how far the fold is and writing."""
+    mark = _state(session, WATERMARK, lock=True)
+    v = _values(session, TARGET, CURSOR)
+    for table in (GuestDays, GuestLocationDays):
+        session.execute(delete(table).where(table.card_id == source))
+    if v[TARGET] > mark.value:  # a backfill: done up to its target for the cards before the cursor
+        if target > v[CURSOR]:
+            return  # the kept card's range is rebuilt later, merged purchases included
+        upto = v[TARGET]
+    else:
+        upto = mark.value
+    rows = _grouped(session, lambda: [Purchase.card_id == source, Purchase.id <= upto])
+    _merge(session, [(target, *row[1:]) for row in rows])
 
 
 def catch_up(
