@@ -349,13 +349,18 @@ REBUILD = f"""
 WITH merged AS MATERIALIZED (
   SELECT invitation_card_id AS src, max(card_id) AS dst FROM joins
   WHERE invitation_card_id IS NOT NULL AND card_id <> invitation_card_id GROUP BY invitation_card_id
+), mine AS (
+  SELECT p.card_id, p.merchant_id, p.program_id, p.location_id, p.created_at FROM purchases p
+  WHERE p.card_id > :lo AND p.card_id <= :hi AND p.id <= :goal
+    AND NOT EXISTS (SELECT 1 FROM merged WHERE src = p.card_id)
+  UNION ALL
+  SELECT mg.dst, p.merchant_id, p.program_id, p.location_id, p.created_at
+  FROM merged mg JOIN purchases p ON p.card_id = mg.src
+  WHERE mg.dst > :lo AND mg.dst <= :hi AND p.id <= :goal
 ), days AS MATERIALIZED (
-  SELECT coalesce(mg.dst, p.card_id) AS card_id, p.merchant_id, p.program_id,
-         coalesce(p.location_id, 0) AS place,
+  SELECT p.card_id, p.merchant_id, p.program_id, coalesce(p.location_id, 0) AS place,
          (timezone(m.timezone, p.created_at))::date - DATE '0001-01-01' + 1 AS day, count(*) AS n
-  FROM purchases p JOIN merchants m ON m.id = p.merchant_id LEFT JOIN merged mg ON mg.src = p.card_id
-  WHERE (p.card_id > :lo AND p.card_id <= :hi OR p.card_id IN (SELECT src FROM merged WHERE dst > :lo AND dst <= :hi))
-    AND coalesce(mg.dst, p.card_id) > :lo AND coalesce(mg.dst, p.card_id) <= :hi AND p.id <= :goal
+  FROM mine p JOIN merchants m ON m.id = p.merchant_id
   GROUP BY 1, 2, 3, 4, 5
 ), cards AS (
   INSERT INTO analytics_guest_days (card_id, merchant_id, program_id, first_day, last_day, days, multi)
