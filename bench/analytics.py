@@ -20,6 +20,12 @@ Measured, in the same run, per period (`--runs` rounds, old and new alternating)
 - optionally (`--baseline-runs`) every figure computed naively from the raw tables.
 The first fold of the rollups and of the guests' purchase days (card by card, resumable)
 are timed once, when first built (`--rebuild-rollups`, `--rebuild-guest-days` redo them).
+
+`--full`: the whole dashboard page (GET /admin as a logged-in owner: every tile, chart and
+list of the page, rendered) for the windows today, the last 7/30/90/365 days, 30 and 90
+days that ended 60 days ago, and one location; old (buyers from the purchases) and new
+(the guests' purchase days) alternating, the dashboard's figures asserted equal, with the
+time of each query of the page (the slowest parts).
 """
 
 from __future__ import annotations
@@ -236,6 +242,14 @@ def main() -> None:
     ap.add_argument(
         "--rebuild-rollups", action="store_true", help="empty the rollups and fold every purchase again"
     )
+    ap.add_argument("--full", action="store_true", help="time the whole dashboard page per window")
+    ap.add_argument(
+        "--fold-ab",
+        type=int,
+        default=0,
+        metavar="RANGES",
+        help="time the first fold's SQL per card range (--guest-cards), old against new, rolled back",
+    )
     args = ap.parse_args()
     if args.drop:
         drop_db()
@@ -248,6 +262,12 @@ def main() -> None:
         return
     if args.buyers_only:
         buyers_only(args.runs)
+        return
+    if args.full:
+        full(args.runs)
+        return
+    if args.fold_ab:
+        fold_ab(args.fold_ab, args.guest_cards)
         return
     measure(args.runs, args.rebuild_rollups, args.baseline_runs, args.rebuild_guest_days, args.guest_cards)
 
@@ -488,6 +508,242 @@ def buyers_only(runs: int) -> None:
         ratio = statistics.median(old) / statistics.median(new)
         print(f"| {name} | {_spread(old)} | {_spread(new)} | {ratio:.1f}× |", flush=True)
     print(f"load average after the run: {os.getloadavg()}")
+
+
+# (name, days, one location?, days before today the period ends)
+FULL_WINDOWS = [
+    ("today", 1, False, 0),
+    ("last 7 days", 7, False, 0),
+    ("last 30 days", 30, False, 0),
+    ("last 90 days", 90, False, 0),
+    ("last 365 days", 365, False, 0),
+    ("30 days that ended 60 days ago", 30, False, 60),
+    ("90 days that ended 60 days ago", 90, False, 60),
+    ("last 30 days, one location", 30, True, 0),
+    ("90 days that ended 60 days ago, one location", 90, True, 60),
+]
+
+
+def _backends() -> list[int]:
+    """The PostgreSQL backends connected to the bench database (only this bench uses it)."""
+    with _admin().connect() as conn:
+        return list(conn.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = :n"), {"n": DB_NAME}))
+
+
+def _cpu(backends: list[int] | None = None) -> float:
+    """CPU seconds (from /proc) of this process and of the bench database's PostgreSQL
+    backends (the other engineers' backends are not counted)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in [os.getpid(), *(_backends() if backends is None else backends)]:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                stat = fh.read()
+            fields = stat[stat.rindex(")") + 2 :].split()
+        except (OSError, ValueError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+FIGURES = ("totals", "trend", "upsell", "refunds", "issued", "status", "rfm", "cohorts")
+
+
+def full(runs: int) -> None:
+    """The whole dashboard page per window, old and new alternating (see the docstring)."""
+    import re
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from loyalwallet import db, wiring
+    from loyalwallet.analytics import activity, queries, service, snapshot
+    from loyalwallet.api.app import create_app
+    from loyalwallet.config import Settings, configure, load_settings
+    from loyalwallet.merchants.actors import Actor
+    from loyalwallet.merchants.models import Staff
+    from loyalwallet.merchants.service import create_staff
+
+    s = configure(load_settings(Path(tempfile.mkdtemp(prefix="lwbench-")), bench_url()))
+    configure(Settings(**{**s.__dict__, "run_worker": False}))
+    db.init_engine()
+    wiring.install()
+    engine = db.get_engine()
+    merchant_id = seeded_merchant(engine)
+    assert merchant_id is not None
+    with db.read() as session:
+        assert activity.progress(session) is None, "fold the guests' purchase days first"
+    from loyalwallet.analytics import rollup
+
+    behind, _ = rollup.watermark()
+    with engine.connect() as conn:
+        top = conn.scalar(text("SELECT max(id) FROM purchases")) or 0
+        location = conn.scalar(
+            text("SELECT min(id) FROM locations WHERE merchant_id = :m"), {"m": merchant_id}
+        )
+    assert behind >= top, "fold the rollups first (run without --full once)"
+    login, password = "bench-owner@bench.test", "bench password 42"
+    with db.transaction() as session:
+        if session.query(Staff).filter_by(login=login).first() is None:
+            create_staff(session, merchant_id, login, password, "owner", name="Bench")
+    t0 = time.perf_counter()
+    snapshot.refresh_all(max_age=0)
+    say(f"snapshot of the cards' figures: {time.perf_counter() - t0:.1f} s (the worker's job)")
+    client = TestClient(create_app(run_worker=False), raise_server_exceptions=True)
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    r = client.post(
+        "/login",
+        data={"login": login, "password": password, "csrf": csrf.group(1)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    actor = Actor(merchant_id=merchant_id, role="owner", kind="system")
+    today = dt.datetime.now(dt.UTC).date()
+    print(f"load average before: {os.getloadavg()}")
+    print(
+        "| window | old page (buyers from purchases) | new page (guests' purchase days) | old/new | new CPU s/page | slowest queries (new) |"
+    )
+    print("|---|---|---|---|---|---|")
+    worst = 0.0
+    for name, days, loc, ago in FULL_WINDOWS:
+        with db.read() as session:
+            tz = service.filters_for(session, actor, None, None).period.tz
+        start, end = today - dt.timedelta(days=days - 1 + ago), today - dt.timedelta(days=ago)
+        f = queries.Filters(merchant_id, type_period()(start, end, tz), location if loc else None)
+        url = f"/admin?from={start.isoformat()}&to={end.isoformat()}" + (
+            f"&location={location}" if loc else ""
+        )
+        samples: dict[str, list[float]] = {"old": [], "new": []}
+        cpu: list[float] = []
+        parts: dict[str, float] = {}
+        for _ in range(runs):
+            figures = {}
+            for way in ("old", "new"):
+                activity.READ = way == "new"
+                c0, t0 = _cpu(), time.perf_counter()
+                r = client.get(url)
+                samples[way].append(time.perf_counter() - t0)
+                if way == "new":
+                    cpu.append(_cpu() - c0)
+                assert r.status_code == 200, r.text[:500]
+                with db.read() as session:
+                    board = service.dashboard(session, actor, f)
+                # (issued: rows of a GROUP BY, in no particular order)
+                figures[way] = tuple(
+                    sorted(map(repr, v)) if k == "issued" else v for k in FIGURES for v in [getattr(board, k)]
+                )
+                if way == "new":
+                    parts = board.timings
+            activity.READ = True
+            differ = [k for k, a, b in zip(FIGURES, figures["old"], figures["new"], strict=True) if a != b]
+            assert not differ, (
+                name,
+                differ,
+                [(figures["old"][FIGURES.index(k)], figures["new"][FIGURES.index(k)]) for k in differ],
+            )
+        worst = max(worst, max(samples["new"]))
+        slow = sorted(parts.items(), key=lambda kv: -kv[1])[:3]
+        ratio = statistics.median(samples["old"]) / statistics.median(samples["new"])
+        print(
+            f"| {name} | {_spread(samples['old'])} | {_spread(samples['new'])} | {ratio:.1f}× |"
+            f" {statistics.median(cpu):.2f} | " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in slow) + " |",
+            flush=True,
+        )
+    print(f"slowest new page: {worst:.2f} s; load average after: {os.getloadavg()}")
+
+
+# The first fold's bitmaps before this branch: one bit string per (card, place, day), as
+# long as the card's span of days, OR-ed together (quadratic in the span).
+OLD_BITS = """
+SELECT card_id, place, max(merchant_id) AS merchant_id, max(program_id) AS program_id,
+       min(first) AS first, min(last) AS last, bit_or(bits) AS days,
+       CASE WHEN bool_or(n >= 2) THEN bit_or(CASE WHEN n >= 2 THEN bits ELSE bits # bits END) END AS multi
+FROM (
+  SELECT d.*, min(day) OVER w AS first, max(day) OVER w AS last,
+         CAST(rpad(lpad('1', (day - min(day) OVER w + 1)::int, '0'),
+                   (max(day) OVER w - min(day) OVER w + 1)::int, '0') AS varbit) AS bits
+  FROM {source} d WINDOW w AS (PARTITION BY card_id, place)
+) x GROUP BY card_id, place
+"""
+CHECKSUM = """
+SELECT md5(string_agg(concat_ws(',', card_id, 0, first_day, last_day, days, multi), ';' ORDER BY card_id)),
+       count(*) FROM analytics_guest_days WHERE card_id > :lo AND card_id <= :hi
+UNION ALL
+SELECT md5(string_agg(concat_ws(',', card_id, location_id, first_day, last_day, days, multi, first_anywhere), ';'
+                      ORDER BY card_id, location_id)),
+       count(*) FROM analytics_guest_location_days WHERE card_id > :lo AND card_id <= :hi
+"""
+
+
+def fold_ab(ranges: int, cards: int) -> None:
+    """The first fold's statement (activity.REBUILD) for `ranges` card ranges spread over
+    the cards, old SQL and new alternating, each in a transaction rolled back; the rows
+    written are compared (checksums)."""
+    from loyalwallet.analytics import activity
+
+    old_sql = activity.REBUILD.replace(activity._BITS.format(source="days"), OLD_BITS.format(source="days"))
+    per_card = activity._BITS.format(
+        source="(SELECT card_id, max(merchant_id) AS merchant_id, max(program_id) AS program_id, 0 AS place, day,"
+        " sum(n) AS n FROM days GROUP BY card_id, day)"
+    )
+    old_sql = old_sql.replace(
+        per_card,
+        OLD_BITS.format(
+            source="(SELECT card_id, max(merchant_id) AS merchant_id, max(program_id) AS program_id, 0 AS place,"
+            " day, sum(n) AS n FROM days GROUP BY card_id, day)"
+        ),
+    )
+    assert old_sql != activity.REBUILD and activity._BITS not in old_sql
+    engine = create_engine(bench_url())
+    with engine.connect() as conn:
+        lo, hi = conn.execute(text("SELECT min(id), max(id) FROM cards")).one()
+        goal = conn.scalar(text("SELECT max(id) FROM purchases"))
+    print(f"load average before: {os.getloadavg()}")
+    print("| card range | guests | old s (CPU s) | new s (CPU s) | old/new wall | old/new CPU |")
+    print("|---|---|---|---|---|---|")
+    ratios: list[float] = []
+    cpu_ratios: list[float] = []
+    for k in range(ranges):
+        first = lo - 1 + (hi - lo) * k // ranges
+        p = {"lo": first, "hi": first + cards, "goal": goal}
+        out = {}
+        for way, sql in (("old", old_sql), ("new", activity.REBUILD)):
+            with engine.connect() as conn:
+                tx = conn.begin()
+                backend = [int(conn.scalar(text("SELECT pg_backend_pid()")) or 0)]
+                if way == "new":  # as activity._backfill runs it
+                    conn.execute(text(f"SET LOCAL work_mem = '{activity.FOLD_WORK_MEM}'"))
+                conn.execute(
+                    text("DELETE FROM analytics_guest_days WHERE card_id > :lo AND card_id <= :hi"), p
+                )
+                conn.execute(
+                    text("DELETE FROM analytics_guest_location_days WHERE card_id > :lo AND card_id <= :hi"),
+                    p,
+                )
+                c0, t0 = _cpu(backend), time.perf_counter()
+                conn.execute(text(sql), p)
+                out[way] = (
+                    time.perf_counter() - t0,
+                    _cpu(backend) - c0,
+                    conn.execute(text(CHECKSUM), p).all(),
+                )
+                tx.rollback()
+        assert out["old"][2] == out["new"][2], (first, out)
+        n = out["new"][2][0][1]
+        ratios.append(out["old"][0] / out["new"][0])
+        cpu_ratios.append(out["old"][1] / max(out["new"][1], 1e-9))
+        print(
+            f"| {first + 1}..{first + cards} | {n} | {out['old'][0]:.1f} ({out['old'][1]:.1f})"
+            f" | {out['new'][0]:.1f} ({out['new'][1]:.1f}) | {ratios[-1]:.1f}× | {cpu_ratios[-1]:.1f}× |",
+            flush=True,
+        )
+    print(
+        f"old/new wall: min {min(ratios):.1f}, median {statistics.median(ratios):.1f}, max {max(ratios):.1f};"
+        f" CPU: min {min(cpu_ratios):.1f}, median {statistics.median(cpu_ratios):.1f}, max {max(cpu_ratios):.1f}"
+    )
+    print(f"load average after: {os.getloadavg()}")
 
 
 def type_period():  # type: ignore[no-untyped-def]

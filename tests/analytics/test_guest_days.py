@@ -217,9 +217,11 @@ def test_refunds_leave_buyers_and_the_dashboard_uses_the_bitmaps(shop: Shop) -> 
         assert activity.window_buyers(session, f) == {"buyers": 2, "repeaters": 2}
 
 
-def _expected_rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[Any, ...]]:
+def _expected_rows(
+    merchant_id: int, by_place: bool = False, kept: dict[int, int] | None = None
+) -> dict[Any, tuple[Any, ...]]:
     """What the bitmaps must hold, computed here from the purchases (a location row also
-    the card's first day at any location)."""
+    the card's first day at any location; a merged card's purchases are its kept card's)."""
     counts: dict[Any, dict[int, int]] = {}
     first_anywhere: dict[int, int] = {}
     zone = zoneinfo.ZoneInfo(TZ)
@@ -230,6 +232,7 @@ def _expected_rows(merchant_id: int, by_place: bool = False) -> dict[Any, tuple[
             )
         ):
             d = at.astimezone(zone).date().toordinal()
+            card = (kept or {}).get(card, card)
             first_anywhere[card] = min(d, first_anywhere.get(card, d))
             key = (card, place or 0) if by_place else card
             counts.setdefault(key, {})
@@ -337,3 +340,143 @@ def test_bitmap_merge_is_order_free_and_windows_are_exact(
     before = any(d < start for d in together)
     expected = (inside > 0, inside > 0 and (inside >= 2 or before))
     assert rules.in_window(rules.build(together), start, end) == expected
+
+
+def _merge(shop: Shop, program: int, source: int, target: int) -> None:
+    """The invitation card `source` merged into the guest's card `target`, as the join
+    flow does (enrollment/join.py: the merge, then its Join row)."""
+    from loyalwallet.enrollment.invitations import merge_invitation
+    from loyalwallet.enrollment.models import Join
+    from loyalwallet.programs.models import Program
+
+    with db.transaction() as session:
+        prog = session.get(Program, program)
+        src, dst = session.get(Card, source), session.get(Card, target)
+        assert prog is not None and src is not None and dst is not None
+        merge_invitation(session, prog, src, dst, db.utcnow())
+        session.add(
+            Join(
+                merchant_id=shop.merchant_id,
+                program_id=program,
+                card_id=target,
+                kind="invitation",
+                created=False,
+                invitation_card_id=source,
+                created_at=db.utcnow(),
+            )
+        )
+
+
+def _expected_windows(
+    merchant_id: int, kept: dict[int, int], windows: list[tuple[int, int, int | None]]
+) -> list[tuple[int, int]]:
+    """(buyers, repeat buyers) of each window (start, end ordinals, location) from the
+    purchases, a merged card's counted as its kept card's."""
+    per_card: dict[int, dict[int, int]] = {}
+    per_place: dict[tuple[int, int], dict[int, int]] = {}
+    zone = zoneinfo.ZoneInfo(TZ)
+    with db.read() as session:
+        for card, place, at in session.execute(
+            select(Purchase.card_id, Purchase.location_id, Purchase.created_at).where(
+                Purchase.merchant_id == merchant_id
+            )
+        ):
+            owner, d = kept.get(card, card), at.astimezone(zone).date().toordinal()
+            per_card.setdefault(owner, {})[d] = per_card.get(owner, {}).get(d, 0) + 1
+            key = (owner, place or 0)
+            per_place.setdefault(key, {})[d] = per_place.get(key, {}).get(d, 0) + 1
+    out = []
+    for start, end, place in windows:
+        if place is None:
+            out.append(rules.window_counts({c: rules.build(n) for c, n in per_card.items()}, start, end))
+        else:
+            acts = {c: rules.build(n) for (c, p), n in per_place.items() if p == place}
+            firsts = {c: min(per_card[c]) for c in acts}
+            out.append(rules.window_counts(acts, start, end, firsts))
+    return out
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cards=st.integers(2, 6),
+    purchases=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 60 * 24 * 60)), max_size=25),
+    late=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 60 * 24 * 60)), max_size=5),
+    merges=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=1, max_size=3),
+    folded=st.sampled_from(["nothing", "all", "backfill half-way"]),
+    windows=st.lists(
+        st.tuples(st.integers(-5, 60), st.integers(1, 70), st.integers(0, 2)), min_size=1, max_size=4
+    ),
+)
+def test_a_merged_invitation_card_counts_as_its_kept_card(
+    client: TestClient,
+    cards: int,
+    purchases: list[tuple[int, int]],
+    late: list[tuple[int, int]],
+    merges: list[tuple[int, int]],
+    folded: str,
+    windows: list[tuple[int, int, int]],
+) -> None:
+    """After a merge (enrollment/invitations.py) the invitation card's purchases are the
+    kept card's: one guest in the purchase days, whether they were folded before the
+    merge, folded half-way by a backfill, or not folded yet; the purchase scan and the
+    cards' cached figures agree."""
+    shop = new_shop(client, "Merging café")
+    program = shop.program("bonus", BONUS)
+    with db.transaction() as session:
+        other = create_location(session, system(shop.merchant_id), "Second").id
+    places: list[int | None] = [shop.location_id, other, None]
+    ids = _seed(shop, [program], cards, purchases, places)
+    if folded == "all":
+        _fold()
+    elif folded == "backfill half-way":
+        activity.catch_up(settle=dt.timedelta(0), backfill_over=0, cards=1, max_steps=1 + cards // 2)
+    with db.transaction() as session:  # purchases the fold has not reached at the merge
+        for k, minutes in late:
+            card = ids[k % cards]
+            at = BASE + dt.timedelta(minutes=minutes)
+            session.execute(insert(Purchase), [_purchase(shop.merchant_id, card, program, other, at)])
+            n, first, last = session.execute(
+                select(func.count(), func.min(Purchase.created_at), func.max(Purchase.created_at)).where(
+                    Purchase.card_id == card
+                )
+            ).one()
+            session.execute(
+                update(Card)
+                .where(Card.id == card)
+                .values(visits=n, first_purchase_at=first, last_visit_at=last)
+            )
+    kept: dict[int, int] = {}
+    for a, b in merges:
+        src, dst = ids[a % cards], ids[b % cards]
+        # An invitation card is merged once, into a card that was not merged away.
+        if src == dst or src in kept or dst in kept or src in kept.values():
+            continue
+        _merge(shop, program, src, dst)
+        kept[src] = dst
+    spans = []
+    for offset, length, place in windows:
+        start = DAY0 + dt.timedelta(days=offset)
+        spans.append((start, start + dt.timedelta(days=length - 1), [None, *places[:2]][place]))
+    expected = _expected_windows(
+        shop.merchant_id, kept, [(s.toordinal(), e.toordinal(), p) for s, e, p in spans]
+    )
+    for stage in ("before the fold", "after it"):
+        for (start, end, place), want in zip(spans, expected, strict=True):
+            f = _filters(shop, start, end, None, place)
+            with db.read() as session:
+                fast = activity.window_buyers(session, f)
+                slow = queries.buyers(session, f, FAR)
+            if fast is not None:
+                assert (fast["buyers"], fast["repeaters"]) == want, (stage, start, end, place)
+            assert (slow["buyers"], slow["repeaters"]) == want, (stage, start, end, place)
+        _fold()
+    # The rows themselves: the kept card's hold both cards' days, a merged card has none.
+    assert _rows(shop.merchant_id) == _expected_rows(shop.merchant_id, kept=kept)
+    assert _rows(shop.merchant_id, True) == _expected_rows(shop.merchant_id, True, kept)
+    # A period ending today at every location: the cards' cached figures agree.
+    today = dt.datetime.now(zoneinfo.ZoneInfo(TZ)).date()
+    f = _filters(shop, DAY0 - dt.timedelta(days=5), today)
+    with db.read() as session:
+        cached = queries.buyers(session, f, db.utcnow())
+        assert activity.window_buyers(session, f) == cached
+        assert queries.buyers(session, f, FAR) == cached

@@ -17,6 +17,11 @@ that writes the rows and moves its state together, under the watermark row's loc
 
 Until the backfill is done, the dashboard counts buyers from the purchases, as before,
 and says how far the preparation is (`progress`).
+
+A merged invitation card (enrollment/invitations.py: its points, visits and first/last
+purchase move to the guest's kept card) is one guest with the kept card: its purchases
+are folded into the kept card's rows wherever they are folded (`owners`), it has no rows
+of its own, and the merge itself moves what was folded already (`merge_cards`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from loyalwallet.analytics.queries import Filters, local_day
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.config import env
+from loyalwallet.enrollment.models import Join
 from loyalwallet.merchants.models import Merchant
 
 WATERMARK = "guest-days"
@@ -48,6 +54,7 @@ SETTLE = dt.timedelta(seconds=60)
 BACKFILL_OVER = 200_000
 CARDS_PER_STEP = 20_000
 IDS_PER_STEP = 50_000
+FOLD_WORK_MEM = "256MB"  # per backfill step on PostgreSQL (its sorts and groupings)
 # More unfolded purchases than this at a merchant: buyers are counted from the purchases.
 TAIL_MAX = 20_000
 # "0": the dashboard does not read the bitmaps (counts buyers from the purchases, as
@@ -85,6 +92,36 @@ def _values(session: Session, *names: str) -> dict[str, int]:
 # --- folding -------------------------------------------------------------------------------
 
 
+def owners(session: Session, cards: Iterable[int]) -> dict[int, int]:
+    """The kept card of each of these cards that was merged into another (the rest are
+    their own)."""
+    ids = sorted(set(cards))
+    out: dict[int, int] = {}
+    for i in range(0, len(ids), 5_000):
+        out.update(
+            (int(src or 0), int(dst))
+            for src, dst in session.execute(
+                select(Join.invitation_card_id, func.max(Join.card_id))
+                .where(
+                    Join.invitation_card_id.in_(ids[i : i + 5_000]),
+                    Join.card_id != Join.invitation_card_id,
+                )
+                .group_by(Join.invitation_card_id)
+            )
+        )
+    return out
+
+
+def _merged_into(lo: int, hi: int) -> Any:
+    """The merged cards whose kept card is in (lo, hi]."""
+    return select(Join.invitation_card_id).where(
+        Join.invitation_card_id.is_not(None),
+        Join.card_id != Join.invitation_card_id,
+        Join.card_id > lo,
+        Join.card_id <= hi,
+    )
+
+
 def _grouped(session: Session, where: Callable[[], list[ColumnElement[bool]]]) -> list[Row]:
     """(card, merchant, program, location (0: none), local day, purchases) of the
     purchases matching `where`, one query per merchant (the local day is the merchant's)."""
@@ -105,6 +142,10 @@ def _grouped(session: Session, where: Callable[[], list[ColumnElement[bool]]]) -
             .group_by(Purchase.card_id, Purchase.program_id, location, day)
         ).all()
         out += [(int(c), int(merchant_id), int(p), int(loc), str(d), int(n)) for c, p, loc, d, n in rows]
+    # A merged card's purchases are its kept card's.
+    kept = owners(session, {row[0] for row in out})
+    if kept:
+        out = [(kept.get(row[0], row[0]), *row[1:]) for row in out]
     return out
 
 
@@ -269,36 +310,57 @@ def _backfill(
     for table in (GuestDays, GuestLocationDays):
         session.execute(delete(table).where(table.card_id > first, table.card_id <= upto))
     if session.get_bind().dialect.name == "postgresql":
+        # The range's days sorted and grouped in memory, not in files.
+        session.execute(text(f"SET LOCAL work_mem = '{FOLD_WORK_MEM}'"))
         session.execute(text(REBUILD), {"lo": first, "hi": upto, "goal": goal})
     else:
-        where = [Purchase.card_id > first, Purchase.card_id <= upto, Purchase.id <= goal]
-        _merge(session, _grouped(session, lambda: where))
+        # The range's cards' purchases, and those of the cards merged into them.
+        mine = (Purchase.card_id > first) & (Purchase.card_id <= upto)
+        where = [mine | Purchase.card_id.in_(_merged_into(first, upto)), Purchase.id <= goal]
+        rows = _grouped(session, lambda: where)
+        _merge(session, [row for row in rows if first < row[0] <= upto])
     cursor.value, cursor.updated_at = upto, now
     return 1
 
 
 # PostgreSQL builds a range's bitmaps itself (no rows through Python), reading the
 # purchases once: per card, location and local day the purchases; then per card (and per
-# card and location) a bit string as long as its first to last day with a 1 at each day
-# (lpad/rpad), OR-ed together. The same result as activity_rules.build(), which the
-# tests check.
+# card and location) its days in order, each written as the zeros since the day before
+# and a 1 or a 2 (two purchases or more) in one string_agg, turned into the two bit strings
+# (linear in the span of days, where OR-ing one bit string per day as long as the span was
+# quadratic). The same result as activity_rules.build(), which the tests check.
 _BITS = """
-SELECT card_id, place, max(merchant_id) AS merchant_id, max(program_id) AS program_id,
-       min(first) AS first, min(last) AS last, bit_or(bits) AS days,
-       CASE WHEN bool_or(n >= 2) THEN bit_or(CASE WHEN n >= 2 THEN bits ELSE bits # bits END) END AS multi
+SELECT card_id, place, merchant_id, program_id, first, last,
+       CAST(translate(s, '2', '1') AS varbit) AS days,
+       CASE WHEN strpos(s, '2') > 0 THEN CAST(translate(s, '12', '01') AS varbit) END AS multi
 FROM (
-  SELECT d.*, min(day) OVER w AS first, max(day) OVER w AS last,
-         CAST(rpad(lpad('1', (day - min(day) OVER w + 1)::int, '0'),
-                   (max(day) OVER w - min(day) OVER w + 1)::int, '0') AS varbit) AS bits
-  FROM {source} d WINDOW w AS (PARTITION BY card_id, place)
-) x GROUP BY card_id, place
+  SELECT card_id, place, max(merchant_id) AS merchant_id, max(program_id) AS program_id,
+         min(day) AS first, max(day) AS last,
+         string_agg(repeat('0', day - prev - 1) || CASE WHEN n >= 2 THEN '2' ELSE '1' END, '' ORDER BY day) AS s
+  FROM (
+    SELECT d.*, coalesce(lag(day) OVER (PARTITION BY card_id, place ORDER BY day), day - 1) AS prev
+    FROM {source} d
+  ) x GROUP BY card_id, place
+) y
 """
+# A merged card's purchases count as its kept card's (the range's cards' own, but not
+# those merged away, and those of the cards merged into them).
 REBUILD = f"""
-WITH days AS MATERIALIZED (
+WITH merged AS MATERIALIZED (
+  SELECT invitation_card_id AS src, max(card_id) AS dst FROM joins
+  WHERE invitation_card_id IS NOT NULL AND card_id <> invitation_card_id GROUP BY invitation_card_id
+), mine AS (
+  SELECT p.card_id, p.merchant_id, p.program_id, p.location_id, p.created_at FROM purchases p
+  WHERE p.card_id > :lo AND p.card_id <= :hi AND p.id <= :goal
+    AND NOT EXISTS (SELECT 1 FROM merged WHERE src = p.card_id)
+  UNION ALL
+  SELECT mg.dst, p.merchant_id, p.program_id, p.location_id, p.created_at
+  FROM merged mg JOIN purchases p ON p.card_id = mg.src
+  WHERE mg.dst > :lo AND mg.dst <= :hi AND p.id <= :goal
+), days AS MATERIALIZED (
   SELECT p.card_id, p.merchant_id, p.program_id, coalesce(p.location_id, 0) AS place,
          (timezone(m.timezone, p.created_at))::date - DATE '0001-01-01' + 1 AS day, count(*) AS n
-  FROM purchases p JOIN merchants m ON m.id = p.merchant_id
-  WHERE p.card_id > :lo AND p.card_id <= :hi AND p.id <= :goal
+  FROM mine p JOIN merchants m ON m.id = p.merchant_id
   GROUP BY 1, 2, 3, 4, 5
 ), cards AS (
   INSERT INTO analytics_guest_days (card_id, merchant_id, program_id, first_day, last_day, days, multi)
@@ -315,6 +377,25 @@ SELECT b.card_id, place, merchant_id, program_id, first, last, days, multi, a.fi
     _BITS.format(source="days")
 }) b JOIN (SELECT card_id, min(day) AS first_anywhere FROM days GROUP BY card_id) a ON a.card_id = b.card_id
 """
+
+
+def merge_cards(session: Session, source: int, target: int) -> None:
+    """The invitation card `source` was merged into `target` (in this transaction): its
+    rows go, and its purchases folded so far are folded into the kept card's rows; the
+    rest are folded there by the fold (`owners`). Under the watermark's lock, so no
+    step runs between reading how far the fold is and writing."""
+    mark = _state(session, WATERMARK, lock=True)
+    v = _values(session, TARGET, CURSOR)
+    for table in (GuestDays, GuestLocationDays):
+        session.execute(delete(table).where(table.card_id == source))
+    if v[TARGET] > mark.value:  # a backfill: done up to its target for the cards before the cursor
+        if target > v[CURSOR]:
+            return  # the kept card's range is rebuilt later, merged purchases included
+        upto = v[TARGET]
+    else:
+        upto = mark.value
+    rows = _grouped(session, lambda: [Purchase.card_id == source, Purchase.id <= upto])
+    _merge(session, [(target, *row[1:]) for row in rows])
 
 
 def catch_up(

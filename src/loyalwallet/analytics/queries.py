@@ -23,6 +23,7 @@ from loyalwallet.analytics.rules import Cell, Period
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase, Refund
 from loyalwallet.db import UTCDateTime
+from loyalwallet.enrollment.models import Join
 
 # Functions returning SELECT (card_id, wallet) for the cards saved in a wallet, e.g.
 # select(AppleRegistration.card_id, literal("apple")).distinct(); put here by
@@ -134,10 +135,20 @@ def buyers(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
             stmt = stmt.where(Card.program_id == f.program_id)
         count, repeaters = session.execute(stmt).one()
         return {"buyers": int(count), "repeaters": int(repeaters)}
+    # A merged invitation card's purchases are its kept card's (one guest).
+    merged = (
+        select(Join.invitation_card_id.label("src"), func.max(Join.card_id).label("dst"))
+        .where(Join.invitation_card_id.is_not(None), Join.card_id != Join.invitation_card_id)
+        .group_by(Join.invitation_card_id)
+        .subquery()
+    )
+    owner = func.coalesce(merged.c.dst, Purchase.card_id)
     per_card = (
-        select(Purchase.card_id, func.count().label("n"))
+        select(owner.label("card_id"), func.count().label("n"))
+        .select_from(Purchase)
+        .outerjoin(merged, merged.c.src == Purchase.card_id)
         .where(*_purchases_in(f))
-        .group_by(Purchase.card_id)
+        .group_by(owner)
         .subquery()
     )
     repeat = case(((per_card.c.n >= 2) | (Card.first_purchase_at < lo), 1), else_=0)

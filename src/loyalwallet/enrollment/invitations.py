@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
+from loyalwallet.analytics import activity as guest_activity
 from loyalwallet.cards.book import CardBook
 from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.customers.models import Customer
@@ -158,6 +159,11 @@ def merge_invitation(
         target.first_purchase_at = source.first_purchase_at
     if source.last_visit_at and (not target.last_visit_at or source.last_visit_at > target.last_visit_at):
         target.last_visit_at = source.last_visit_at
+    # Its purchases are the kept card's from now on (one guest): in the cached figures
+    # and in the dashboard's purchase days.
+    source.first_purchase_at = None
+    source.last_visit_at = None
+    guest_activity.merge_cards(session, source.id, target.id)
     dst.retier()
     source.status = "blocked"
     source.message = gettext_for(lang)("This card was joined to your card %(code)s: please use that one.") % {

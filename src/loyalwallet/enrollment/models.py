@@ -9,7 +9,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalwallet.db import Base, BigID, IdPK, Timestamp
@@ -105,6 +116,15 @@ class Join(Base):
     __table_args__ = (
         Index("ix_joins_merchant_created", "merchant_id", "created_at"),
         Index("ix_joins_referrer_created", "referrer_card_id", "created_at"),
+        # Which card an invitation card was merged into (analytics/activity.py folds its
+        # purchases into the kept card's purchase days).
+        Index(
+            "ix_joins_invitation_card",
+            "invitation_card_id",
+            "card_id",
+            postgresql_where=text("invitation_card_id IS NOT NULL"),
+            sqlite_where=text("invitation_card_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[IdPK]
