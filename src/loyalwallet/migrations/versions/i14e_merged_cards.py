@@ -3,7 +3,7 @@ invitation card was merged into; the merged cards' cached first/last purchase cl
 (their visits moved to the kept card); the purchase days folded again where merges exist
 
 Revision ID: i14e_merged_cards
-Revises: i17d_suppression
+Revises: i14e_sends_retention
 Create Date: 2026-12-07 15:45:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i14e_merged_cards"
-down_revision: str | Sequence[str] | None = "i17d_suppression"
+down_revision: str | Sequence[str] | None = "i14e_sends_retention"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
