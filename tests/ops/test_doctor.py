@@ -208,3 +208,26 @@ def test_a_pool_larger_than_the_servers_max_connections_is_a_warning(settings: A
     _, found = doctor({**env, "LOYALWALLET_DB_POOL": "8"})
     assert found["connections"]["level"] == "ok", found["connections"]
     assert "1+1 per process fit" in found["connections"]["detail"]
+
+
+def test_the_doctor_says_whether_autovacuum_is_on(settings: Any, tmp_path: Path) -> None:
+    """Autovacuum off (as in some tuned or CI configs) is a warning: tables written all day
+    keep their dead rows and grow. Read from the server itself, so the test holds either way."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL setting")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(settings.database_url)
+    with engine.connect() as conn:
+        on = conn.exec_driver_sql("SHOW autovacuum").scalar_one() == "on"
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALWALLET_")}
+    env.update(
+        LOYALWALLET_DATA_DIR=str(tmp_path / "data"),
+        LOYALWALLET_DATABASE_URL=settings.database_url,
+        LOYALWALLET_BASE_URL="http://127.0.0.1:9",
+    )
+    _, found = doctor(env)
+    assert found["autovacuum"]["level"] == ("ok" if on else "warn"), found["autovacuum"]
+    if not on:
+        assert "autovacuum = on" in found["autovacuum"]["fix"]

@@ -190,3 +190,46 @@ def test_a_slow_periodic_job_does_not_hold_up_the_others() -> None:
         w.stop()
         thread.join(timeout=60)
         handlers.PERIODIC[:] = saved
+
+
+def _vacuums(table: str) -> int:
+    with db.get_engine().connect() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = %(t)s", {"t": table}
+            ).scalar_one()
+        )
+
+
+def test_a_purge_that_deleted_rows_vacuums_the_table() -> None:
+    """The soak found the outbox and idempotency tables growing on disk with flat row counts
+    where autovacuum is off: a purge that deleted rows now vacuums its table (PostgreSQL)."""
+    if db.is_sqlite():
+        pytest.skip("VACUUM of one table is PostgreSQL's")
+    from loyalwallet.checkout import idempotency
+    from loyalwallet.checkout.models import IdempotencyRecord
+
+    old = db.utcnow() - dt.timedelta(days=8)
+    with db.transaction() as session:
+        session.add(
+            OutboxMessage(
+                topic="test.vacuum",
+                payload={},
+                status="done",
+                attempts=1,
+                max_attempts=1,
+                next_attempt_at=old,
+                created_at=old,
+                delivered_at=old,
+            )
+        )
+    before = _vacuums("outbox")
+    assert retention.purge_delivered() >= 1
+    assert _vacuums("outbox") == before + 1
+    assert retention.purge_delivered() == 0  # nothing deleted: no VACUUM
+    assert _vacuums("outbox") == before + 1
+
+    table = IdempotencyRecord.__table__.name
+    before = _vacuums(table)
+    assert idempotency.purge_expired() == 0
+    assert _vacuums(table) == before

@@ -150,4 +150,6 @@ def purge_expired(now: dt.datetime | None = None, batches: int = 50) -> int:
                 break
             session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(ids)))
             done += len(ids)
+    if done:
+        db.vacuum(IdempotencyRecord.__table__.name)
     return done

@@ -479,6 +479,26 @@ def connections(ctx: Context) -> list[Finding]:
     return [Finding("connections", "Database connections", "warn", problem, "see docs/scaling.md")]
 
 
+def autovacuum(ctx: Context) -> list[Finding]:
+    """PostgreSQL's autovacuum off: tables that are written all day (cards, purchases,
+    the ledger) keep their dead rows and grow; retention vacuums only the queue tables."""
+    if not ctx.database_ok or ctx.settings.is_sqlite:
+        return []
+    with db.get_engine().connect() as conn:
+        on = conn.exec_driver_sql("SHOW autovacuum").scalar() == "on"
+    if on:
+        return [Finding("autovacuum", "Autovacuum", "ok", "on")]
+    return [
+        Finding(
+            "autovacuum",
+            "Autovacuum",
+            "warn",
+            "off: updated and deleted rows are not reclaimed, tables and indexes grow",
+            "set autovacuum = on in postgresql.conf (or ALTER SYSTEM) and reload",
+        )
+    ]
+
+
 def disk(ctx: Context) -> list[Finding]:
     usage = shutil.disk_usage(ctx.settings.data_dir)
     free = usage.free / usage.total if usage.total else 1.0
@@ -542,6 +562,7 @@ CHECKS: list[Check] = [
     telegram,
     worker,
     connections,
+    autovacuum,
     disk,
     backups,
 ]
