@@ -58,7 +58,7 @@ from loyalwallet.certificates.models import GiftCertificate
 from loyalwallet.certificates.schemas import RedemptionIn
 from loyalwallet.certificates.service import _event_data, view
 from loyalwallet.checkout import idempotency
-from loyalwallet.checkout.fast_input import actor_of
+from loyalwallet.checkout.fast_input import actor_of, fraud_rules_of, parse_body
 from loyalwallet.checkout.fast_sql import parse_time, pool
 from loyalwallet.checkout.fast_write import Fallback
 from loyalwallet.config import get_settings
@@ -91,42 +91,10 @@ def _env_on() -> bool:
     return (env("FAST_CERTIFICATES", default) or default) != "0"
 
 
-# The merchant's anti-fraud rules, parsed once per distinct stored form (statement 1
-# reads them with the certificate: always the current ones).
-_FRAUD: dict[bytes, fr.FraudRules] = {}
-
-
-def _fraud_rules(raw: Any) -> fr.FraudRules:
-    stored = orjson.dumps(raw or {}, option=orjson.OPT_SORT_KEYS)
-    found = _FRAUD.get(stored)
-    if found is None:
-        try:
-            found = fr.FraudRules.model_validate(raw or {})
-        except ValueError:
-            raise Fallback from None  # stored by an older version: the general path warns
-        if len(_FRAUD) > 1000:
-            _FRAUD.clear()
-        _FRAUD[stored] = found
-    return found
-
-
-def _body(raw: bytes) -> RedemptionIn:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise Fallback from None
-    if not isinstance(data, dict) or not _BODY_KEYS.issuperset(data):
-        raise Fallback
-    try:
-        return RedemptionIn.model_validate(data)
-    except ValueError:
-        raise Fallback from None
-
-
 async def redeem(request: Request, raw: bytes) -> Response:
     """The fast spend, or Fallback before anything is committed."""
     actor = actor_of(request)
-    body = _body(raw)
+    body = parse_body(raw, RedemptionIn, _BODY_KEYS)
     if body.location_id is not None:
         raise Fallback  # service._location checks it against the key and the merchant
     code = rules.normalise_code(str(request.path_params.get("code", "")))
@@ -213,7 +181,7 @@ async def _run(
 def _check_fraud(row: Any, cert: GiftCertificate, paid: int, now: dt.datetime) -> None:
     """fraud.certificates.check_certificate_spend on what statement 1 read; a hit (the
     general path writes the alert, or blocks) falls back."""
-    fraud_rules = _fraud_rules(row["fraud"])
+    fraud_rules = fraud_rules_of(row["fraud"])
     if not fr.needs(fraud_rules, "max_certificate_spend_per_day"):
         return
     midnight = _local_midnight(str(row["tz"]), now)

@@ -80,6 +80,7 @@ from loyalwallet.checkout.fast_input import (
     actor_of,
     body_of,
     entities_of,
+    fraud_rules_of,
     lines_of,
     location_of,
     not_covered,
@@ -117,25 +118,6 @@ def _env_on() -> bool:
     from loyalwallet.config import env
 
     return (env("FAST_CHECKOUT", "1") or "1") != "0"
-
-
-# The merchant's anti-fraud rules, parsed once per distinct stored form (statement 1
-# reads them with the card: always the current ones, no cache to warm or to expire).
-_FRAUD: dict[bytes, fr.FraudRules] = {}
-
-
-def _fraud_rules(raw: Any) -> fr.FraudRules:
-    stored = orjson.dumps(raw or {}, option=orjson.OPT_SORT_KEYS)
-    found = _FRAUD.get(stored)
-    if found is None:
-        try:
-            found = fr.FraudRules.model_validate(raw or {})
-        except ValueError:
-            raise Fallback from None  # stored by an older version: the general path warns
-        if len(_FRAUD) > 1000:
-            _FRAUD.clear()
-        _FRAUD[stored] = found
-    return found
 
 
 async def purchase(request: Request, raw: bytes) -> Response:
@@ -238,7 +220,7 @@ async def _run(
     row, facts = await _read(conn, actor, body, key, now)
     if row["google"]:
         raise Fallback  # the card's Google link is signed by the general path (wallet.google)
-    fraud_rules = _fraud_rules(row["fraud"])
+    fraud_rules = fraud_rules_of(row["fraud"])
     card, guest, program = entities_of(row, actor.merchant_id)
     if key is not None and row["record_id"] is None:
         return _replay(row, facts, guest, body, now)

@@ -6,9 +6,10 @@ and whether the card and programme are ones it covers. Anything else raises Fall
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 
 from loyalwallet.cards.models import Card
@@ -17,6 +18,7 @@ from loyalwallet.checkout import rules
 from loyalwallet.checkout.fast_write import Fallback, Read
 from loyalwallet.checkout.schemas import PurchaseIn
 from loyalwallet.customers.models import Customer
+from loyalwallet.fraud import rules as fr
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.service import cached_api_key_actor
 from loyalwallet.programs.models import Program
@@ -39,17 +41,45 @@ def actor_of(request: Request) -> Actor:
     return actor
 
 
-def body_of(raw: bytes) -> PurchaseIn:
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(raw: bytes, model: type[M], keys: frozenset[str]) -> M:
+    """A JSON object with only `keys`, valid as `model`; anything else falls back (the
+    general path then answers with its problem+json)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Fallback from None
-    if not isinstance(data, dict) or not _BODY_KEYS.issuperset(data):
+    if not isinstance(data, dict) or not keys.issuperset(data):
         raise Fallback
     try:
-        return PurchaseIn.model_validate(data)
+        return model.model_validate(data)
     except ValueError:
         raise Fallback from None
+
+
+def body_of(raw: bytes) -> PurchaseIn:
+    return parse_body(raw, PurchaseIn, _BODY_KEYS)
+
+
+# The merchant's anti-fraud rules, parsed once per distinct stored form (statement 1 of
+# either fast path reads them: always the current ones, no cache to warm or to expire).
+_FRAUD: dict[bytes, fr.FraudRules] = {}
+
+
+def fraud_rules_of(raw: Any) -> fr.FraudRules:
+    stored = orjson.dumps(raw or {}, option=orjson.OPT_SORT_KEYS)
+    found = _FRAUD.get(stored)
+    if found is None:
+        try:
+            found = fr.FraudRules.model_validate(raw or {})
+        except ValueError:
+            raise Fallback from None  # stored by an older version: the general path warns
+        if len(_FRAUD) > 1000:
+            _FRAUD.clear()
+        _FRAUD[stored] = found
+    return found
 
 
 def location_of(actor: Actor, body: PurchaseIn) -> int | None:
