@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from enrollment.test_invite_page import check_pdf, check_png, check_svg
 from staff_support import add_staff
@@ -142,7 +143,9 @@ def test_invite_page_downloads_copy_and_channels(page, live_server, shop: Shop) 
     tent = owner.download(f"#{row.get_attribute('id')} a[href*='tent-a6']")
     check_pdf(tent, (105, 148), short, codes=1)
 
+    # A click that loads a page returns before the page is there: wait for what it shows.
     owner.click(f"#{row.get_attribute('id')} button:has-text('Archive')")
-    assert page.locator("#channel-list tr[id^=channel-]", has_text="Веранда").count() == 0
+    expect(page.locator("#show-archived")).to_be_visible()
+    expect(page.locator("#channel-list tr[id^=channel-]", has_text="Веранда")).to_have_count(0)
     owner.click("#show-archived")
-    assert page.locator("#archived-channels", has_text="Веранда").count() == 1
+    expect(page.locator("#archived-channels", has_text="Веранда")).to_have_count(1)
