@@ -24,6 +24,26 @@ from support import Shop, new_shop
 PG_URL = os.environ.get("LOYALWALLET_TEST_DATABASE_URL")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a test marked `slow` run first, the longest first (the mark's
+    `seconds`, an estimate on a quiet machine; 30 when not given), the rest after in
+    their own order. With two workers a long test collected last (the fresh-install
+    test sorts near the end) started when the other worker was nearly done and left it
+    idle for minutes."""
+    weight: dict[str, int] = {}
+    for item in items:
+        mark = item.get_closest_marker("slow")
+        if mark is not None:
+            name = _module_of(item)
+            weight[name] = max(weight.get(name, 0), int(mark.kwargs.get("seconds", 30)))
+    items.sort(key=lambda item: -weight.get(_module_of(item), 0))
+
+
+def _module_of(item: pytest.Item) -> str:
+    module = getattr(item, "module", None)
+    return module.__name__ if module is not None else ""
+
+
 def _ensure_admin_database(server_url: str) -> None:
     """Create the database named in LOYALWALLET_TEST_DATABASE_URL (say `test`) when the
     server has none by that name: the suite connects to it as its admin connection, and a

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import update
 
 from loyalwallet import db
@@ -70,6 +71,7 @@ def test_merchant_create_refuses_a_bad_time_zone(settings: Settings) -> None:
     assert out.returncode != 0 and "time zone" in out.stderr
 
 
+@pytest.mark.slow(seconds=40)
 def test_check_ledger_finds_a_tampered_card(settings: Settings, shop: Shop) -> None:
     code = shop.card(
         shop.program(

@@ -94,6 +94,7 @@ def _p12(identity: certs.PassIdentity, password: bytes) -> bytes:
     )
 
 
+@pytest.mark.slow(seconds=200)
 def test_every_command_as_its_own_process_on_a_fresh_database(fresh_url: str, tmp_path: Path) -> None:
     run = Cli(fresh_url, tmp_path)
 

@@ -14,7 +14,7 @@ import fuzzing
 from fakes.telegram import FakeTelegram
 from support import Shop
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=35)
 
 
 def test_the_api_survives_the_fuzzer(

@@ -86,6 +86,7 @@ def test_https_base_url_gets_hsts_and_secure_cookies(settings: Settings, shop: S
 
 
 @pytest.mark.browser
+@pytest.mark.slow(seconds=20)
 def test_pages_work_under_the_csp(browser: Any, live_server: Any, shop: Shop) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")  # CSP enforced
     page = context.new_page()

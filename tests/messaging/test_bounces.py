@@ -80,6 +80,7 @@ def _envelope(smtp: FakeSmtp, to: str) -> str:
     return mail_from
 
 
+@pytest.mark.slow(seconds=20)
 def test_a_late_bounce_counts_on_the_campaign(shop: Shop, smtp: FakeSmtp, verp: None, settings) -> None:  # type: ignore[no-untyped-def]
     program = shop.program("bonus")
     shop.card(program, email="anna@example.test", marketing_consent=True)

@@ -111,7 +111,7 @@ def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]
         time.sleep(0.2)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 @pytest.mark.xfail(
     not PG_URL,
     reason="known bug (issue 15, open): on SQLite, purchases made while the backup copies the "

@@ -23,7 +23,7 @@ from fakes.telegram import TOKEN, FakeTelegram
 from loyalwallet.wallet.apple import certs
 from support import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=35)
 
 KEY_ID = "DOCTORKEY1"
 

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from loyalwallet import db
@@ -120,6 +121,7 @@ def _env(settings_dir: Path, database_url: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow(seconds=30)
 def test_serve_with_two_processes_sums_counters_and_logs_json_with_request_ids(tmp_path: Path) -> None:
     """`serve --workers 2`: whichever process answers /metrics counts both; logs are JSON
     lines carrying the request id; the embedded workers' heartbeats show."""

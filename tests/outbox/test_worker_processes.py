@@ -94,6 +94,7 @@ def _hook(shop: Shop, url: str) -> None:
     assert r.status_code == 201, r.text
 
 
+@pytest.mark.slow(seconds=30)
 def test_kill_9_mid_delivery_loses_nothing(
     shop: Shop, target: FakeTarget, settings: Settings, tmp_path: Path
 ) -> None:

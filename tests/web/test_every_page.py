@@ -23,7 +23,7 @@ from page_walk import PageReport, Seed, axe_source, describe, expected_status, p
 from staff_support import PASSWORD, add_staff
 from support import new_shop, random_phone
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow(seconds=40)]  # the page walk's setup
 
 BONUS = {
     "tiers": [

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import select
 
 from fakes.iiko import FakeIiko
@@ -44,6 +45,7 @@ def _row(merchant_id: int) -> IikoConnection | None:
         return session.scalar(select(IikoConnection).where(IikoConnection.merchant_id == merchant_id))
 
 
+@pytest.mark.slow(seconds=50)
 def test_connect_status_disconnect(settings: Settings, shop: Shop, iiko: FakeIiko) -> None:
     m = str(shop.merchant_id)
     out = run(

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import select
 
 from fakes.rkeeper import FakeRkeeper
@@ -35,6 +36,7 @@ def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout, " ".join(done.stderr.split()))
 
 
+@pytest.mark.slow(seconds=40)
 def test_connect_prints_the_ini_lines_status_and_disconnect(settings: Settings, shop: Shop) -> None:
     m = str(shop.merchant_id)
     program = shop.program("bonus", RULES)

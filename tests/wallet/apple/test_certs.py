@@ -171,6 +171,7 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow(seconds=15)
 def test_the_command_line(settings: Settings, shop: Shop, chain: certs.PassIdentity, tmp_path: Path) -> None:
     good = tmp_path / "pass.p12"
     good.write_bytes(_p12(chain, b"s3cret"))

@@ -78,6 +78,7 @@ def _issuers(merchant_id: int) -> list[GoogleIssuer]:
         return list(session.scalars(select(GoogleIssuer).where(GoogleIssuer.merchant_id == merchant_id)))
 
 
+@pytest.mark.slow(seconds=45)
 def test_cli_import_key_checks_stores_sealed_and_reports(
     settings: Settings, shop: Shop, tmp_path: Path
 ) -> None:
