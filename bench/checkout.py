@@ -413,7 +413,7 @@ def main() -> None:
     if args.clients % args.workers:
         sys.exit("--clients must be a multiple of --workers (an even split)")
 
-    url, name = create_database("lwbench")
+    url, name = create_database("lwbench_i14_purchase")
     data_dir = tempfile.mkdtemp(prefix="lwbench-")
     servers: dict[int, int] = {}  # pid -> port
     procs: list[subprocess.Popen[bytes]] = []
