@@ -1,31 +1,37 @@
-"""The purchase's fast path on PostgreSQL: four round trips, no ORM session.
+"""The purchase's fast path on PostgreSQL: two round trips, no ORM session.
 
 POST /api/v1/purchases is answered here when it can be; anything else goes, untouched,
 to the general path (checkout.api.purchase -> service.purchase), which stays the
-reference for every rule and every error. The fast path is
+reference for every rule and every error. The fast path is optimistic, as the
+certificate spend's (certificates/fast.py):
 
-    BEGIN
-    1. claim the Idempotency-Key, lock the card, read its programme, its guest, its
-       available coupons, its purchases of the last hour and last purchase (anti-fraud),
-       its open lots (when redeeming), the coupon typed (when one is), the answer stored
-       under the key (a replay), the merchant's fraud rules, whether a Google issuer
-       exists, and a purchase id, in one statement (checkout/fast_sql.py)
+    1. read, without a lock and outside a transaction, the card and its row version
+       (xmin), its programme, its guest, its available coupons, its purchases of the
+       last hour and last purchase (anti-fraud), its open lots (when redeeming), the
+       coupon typed (when one is), the answer stored under the Idempotency-Key (a replay
+       is answered from here), the merchant's fraud rules, whether a Google issuer
+       exists, and a purchase id, in one statement (checkout/fast_sql.py: read_unlocked)
     -- the pure rules in Python, the same functions as the general path:
        checkout.rules.compute / coupon_error / referral_due, cards.lots (expired, available,
        take_spendable, new_lot_remaining), fraud.rules.check_purchase, cards.views.card_view --
-    2. insert the purchase, its lines, ledger entries (expiry, redemption, accrual,
-       referral), stamp entries and the rewards they issue, outbox rows; spend the lots,
-       use the coupon, update the card, store the answer under the key: one statement
-       (checkout/fast_write.py)
-    COMMIT
+    2. one atomic data-modifying WITH, its own transaction: claim the key with the
+       answer; update the card only if its row is still the version read; insert the
+       purchase, its lines, ledger entries (expiry, redemption, accrual, referral), stamp
+       entries and the rewards they issue, outbox rows; spend the lots, use the coupon
+       (checkout/fast_write.py). If the card changed, the key was claimed or the coupon
+       used up meanwhile, the statement fails on purpose (a division by zero) and none
+       of it stays written.
 
-on asyncpg behind a plain Starlette route (measured in bench/checkout.py: the driver's
-and the ORM's Python cost per statement is what limits a purchase on this machine).
-A replay of a stored answer is answered from statement 1 (BEGIN, 1, ROLLBACK). When a
-purchase of the same card committed while statement 1 waited for the card's lock, the
-card row is newer than the statement's snapshot (its version differs from the one the
-snapshot saw) and the look-ups are read once more under the lock (a fifth round trip,
-only under contention on one card).
+Every writer of the card's figures (a purchase, a refund, an adjustment, an expiry)
+changes its row, so an unchanged row means what statement 1 read of the card, its lots,
+its purchases of the hour and its stamps is still true; a concurrent statement 2 waits
+for the other writer's row lock and then sees the new version. A lost race (SERVED
+"lost_race") runs the locking shape on the same connection: BEGIN; statement 1 claiming
+the key and locking the card FOR UPDATE (fast_sql.read; its look-ups read once more when
+a purchase of the card committed while it waited for the lock); the rules; statement 2
+(the same writer, the key's record updated with the answer); COMMIT. So a key is claimed
+once, a replay is answered from a statement 1, and nothing is written twice; under
+contention on one card the purchases queue on its lock, as on the general path.
 
 Covered: bonus, discount and stamp programmes (one stamp kind); accrual, redemption with
 lots, items, coupons and rewards (`coupon`, `use_reward`), stamps and the rewards they
@@ -39,8 +45,8 @@ Falls back to the general path (statement 1 rolled back, if it ran), and why:
 - a blocking fraud rule that fires (the general path refuses the purchase and writes
   the alert after its rollback; alert-only rules that fire, e.g. purchases per hour,
   are written here in statement 2, deduplicated as fraud.service.record_alert does,
-  Telegram message included), and the rules that need a look-up of their own: max_accrual_per_day / max_redemption_per_day (off
-  by default) and cashier_burst for a staff member's own login (API keys are not staff);
+  Telegram message included), and the rules that need a look-up of their own:
+  max_accrual_per_day / max_redemption_per_day (off by default) and cashier_burst for a staff member's own login (API keys are not staff);
 - a programme with pending_hours or a rolling tier period (tier_period_days): rare
   settings needing a sum over purchases or pending lots; iiko programmes (a conflict);
   stamp programmes with several stamp kinds (issue 18, branch i18-stamps);
@@ -48,9 +54,11 @@ Falls back to the general path (statement 1 rolled back, if it ran), and why:
   other rows (certificates, subscriptions) or need a look-up;
 - a merchant with a Google Wallet issuer, or a wallet hook besides the default (the
   card's Google link is signed by the general path);
-- a coupon used up by another purchase between statement 1 and 2 (statement 2 reports
-  it, everything is rolled back), a replay whose answer was stored after statement 1
-  began, a bearer token not in this process's cache of API keys (its first use);
+- in the locking shape: a coupon used up by another purchase between its statements
+  (statement 2 reports it, everything is rolled back), a replay whose answer was stored
+  after its statement 1 began; in either shape, a stored answer that is expired or for
+  another body (the general path claims the key again, or says 409); a bearer token
+  not in this process's cache of API keys (its first use);
 - SQLite, or LOYALWALLET_FAST_CHECKOUT=0.
 `FELL_BACK` counts fallbacks by the place that sent them.
 """
