@@ -196,6 +196,17 @@ IDEM_TABLE = IdempotencyRecord.__table__.name
 OUTBOX_TABLE = OutboxMessage.__table__.name
 
 
+@lru_cache(maxsize=512)
+def _insert_head(table: str, names: tuple[str, ...], rows: int, before: int) -> str:
+    """The text of an INSERT of `rows` rows of columns `names`, its parameters numbered
+    from `before` + 1 (the same few shapes recur: built once each)."""
+    n = len(names)
+    values = ", ".join(
+        "(" + ", ".join(f"${before + r * n + i + 1}" for i in range(n)) + ")" for r in range(rows)
+    )
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES {values}"
+
+
 class Writer:
     """Builds statement 2 (one data-modifying WITH), numbering the parameters. The rows
     of one table go in one INSERT (their ids follow the order given, as the general
@@ -216,16 +227,20 @@ class Writer:
         self.parts.append(f"{name} AS ({sql})")
         return name
 
+    def _rows(self, table: str, rows: list[dict[str, Any]]) -> str:
+        """INSERT INTO table (...) VALUES (...), ... with the rows' values as parameters."""
+        names = tuple(rows[0])
+        head = _insert_head(table, names, len(rows), len(self.args))
+        for row in rows:
+            self.args.extend([row[n] for n in names])
+        return head
+
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
-        names = list(rows[0])
-        values = ", ".join("(" + ", ".join(self.p(row[n]) for n in names) + ")" for row in rows)
-        self._cte(f"INSERT INTO {table} ({', '.join(names)}) VALUES {values}")
+        self._cte(self._rows(table, rows))
 
     def insert_returning(self, table: str, rows: list[dict[str, Any]]) -> str:
         """An INSERT whose ids a later part reads (the CTE's name)."""
-        names = list(rows[0])
-        values = ", ".join("(" + ", ".join(self.p(row[n]) for n in names) + ")" for row in rows)
-        return self._cte(f"INSERT INTO {table} ({', '.join(names)}) VALUES {values} RETURNING id")
+        return self._cte(self._rows(table, rows) + " RETURNING id")
 
     def insert_with_ids(self, table: Any, rows: list[dict[str, Any]], ref: str, column: str) -> None:
         """rows[:-1], then one copy of rows[-1] per id of CTE `ref` (in `column`), in one
