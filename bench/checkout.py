@@ -405,6 +405,12 @@ def main() -> None:
     )
     ap.add_argument("--workers", type=int, default=2, help="server processes")
     ap.add_argument(
+        "--no-vacuum",
+        action="store_true",
+        help="do not VACUUM (ANALYZE) the written tables before each side of a round (PostgreSQL "
+        "here runs with autovacuum off: dead card versions pile up round after round)",
+    )
+    ap.add_argument(
         "--general",
         action="store_true",
         help="also measure the general path (servers with LOYALWALLET_FAST_CHECKOUT=0) in each round",
@@ -413,7 +419,7 @@ def main() -> None:
     if args.clients % args.workers:
         sys.exit("--clients must be a multiple of --workers (an even split)")
 
-    url, name = create_database("lwbench")
+    url, name = create_database("lwbench_i14_purchase")
     data_dir = tempfile.mkdtemp(prefix="lwbench-")
     servers: dict[int, int] = {}  # pid -> port
     procs: list[subprocess.Popen[bytes]] = []
@@ -453,6 +459,10 @@ def main() -> None:
             row: dict[str, float] = {}
             sides = ["raw", "http"] + (["general"] if args.general else [])
             for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
+                dead = dead_tuples(url)
+                row.update({f"dead_{side}_{t}": n for t, n in dead.items()})
+                if not args.no_vacuum:
+                    vacuum(url)  # the same for every side: each starts from the same tidy tables
                 if side == "raw":
                     row.update(measure_raw(url, ids, merchant_id, args))
                 elif side == "http":
@@ -480,6 +490,17 @@ def main() -> None:
                     f"PostgreSQL {row['gen_pg_ms']:.2f} ms CPU per purchase",
                     flush=True,
                 )
+            print(
+                "         dead tuples before each side (cards / idempotency_records / outbox; "
+                + ("vacuumed then" if not args.no_vacuum else "not vacuumed")
+                + "): "
+                + ", ".join(
+                    f"{side} {row[f'dead_{side}_cards']:.0f}/{row[f'dead_{side}_idempotency_records']:.0f}"
+                    f"/{row[f'dead_{side}_outbox']:.0f}"
+                    for side in sides
+                ),
+                flush=True,
+            )
             fell, before = fallbacks(ports), fell
             print(f"         fast path fell back: {show_fallbacks(fell, before)}", flush=True)
         print()
@@ -512,6 +533,28 @@ def main() -> None:
         drop_database(name)
     if rc != 0:
         sys.exit(1)
+
+
+# The tables a purchase or the raw transaction writes (and the card reads go through).
+WRITTEN = ("cards", "ledger_entries", "purchases", "outbox", "idempotency_records", "coupons")
+
+
+def dead_tuples(url: str) -> dict[str, float]:
+    """Dead row versions per written table (pg_stat_user_tables: approximate, and what
+    VACUUM would reclaim)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        rows = conn.execute(
+            "SELECT relname, n_dead_tup FROM pg_stat_user_tables WHERE relname = ANY(%s)", (list(WRITTEN),)
+        ).fetchall()
+    return {name: float(n) for name, n in rows}
+
+
+def vacuum(url: str) -> None:
+    """VACUUM (ANALYZE) the written tables, so no side pays for the dead versions the
+    sides before it left (this machine's PostgreSQL runs with autovacuum off)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"VACUUM (ANALYZE) {', '.join(WRITTEN)}")
 
 
 def fallbacks(ports: list[int]) -> dict[str, float]:

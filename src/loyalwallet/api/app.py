@@ -78,6 +78,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     install_pages(app)
     for router in wiring.install_http():
         app.include_router(router)
+    # Routers marked `hot` (the fast paths': exact paths of their own, nothing shadowed)
+    # are matched first: a purchase does not try every page's router before its own.
+    routes = app.router.routes
+    hot = [r for r in routes if getattr(getattr(r, "original_router", r), "hot", False)]
+    routes[:] = hot + [r for r in routes if not any(r is h for h in hot)]
     from starlette.staticfiles import StaticFiles
 
     from loyalwallet.web.templating import STATIC

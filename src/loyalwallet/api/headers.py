@@ -29,8 +29,10 @@ NO_STORE = ("/admin", "/cashier", "/login", "/logout", "/account", "/api/", "/jo
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
-    return any(k.lower() == name for k, _ in headers)
+# The policy's two forms (built once: this runs for every answer).
+_CSP = {
+    frameable: CSP.format(ancestors="*" if frameable else "'none'").encode() for frameable in (True, False)
+}
 
 
 def security_headers(https: bool) -> Any:
@@ -39,17 +41,17 @@ def security_headers(https: bool) -> Any:
     def hook(scope: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
         path = str(scope.get("path", ""))
         frameable = path.startswith(FRAMEABLE)
-        csp = CSP.format(ancestors="*" if frameable else "'none'")
-        if not _has(headers, b"content-security-policy"):
-            headers.append((b"content-security-policy", csp.encode()))
+        present = {k.lower() for k, _ in headers}  # what the route set itself stays
+        if b"content-security-policy" not in present:
+            headers.append((b"content-security-policy", _CSP[frameable]))
         for name, value in (
             (b"x-frame-options", None if frameable else b"DENY"),
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"strict-origin-when-cross-origin"),
         ):
-            if value is not None and not _has(headers, name):
+            if value is not None and name not in present:
                 headers.append((name, value))
-        if path.startswith(NO_STORE) and not _has(headers, b"cache-control"):
+        if path.startswith(NO_STORE) and b"cache-control" not in present:
             headers.append((b"cache-control", b"no-store"))
         if https:
             headers.append((b"strict-transport-security", HSTS.encode()))

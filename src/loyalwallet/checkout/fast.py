@@ -1,31 +1,37 @@
-"""The purchase's fast path on PostgreSQL: four round trips, no ORM session.
+"""The purchase's fast path on PostgreSQL: two round trips, no ORM session.
 
 POST /api/v1/purchases is answered here when it can be; anything else goes, untouched,
 to the general path (checkout.api.purchase -> service.purchase), which stays the
-reference for every rule and every error. The fast path is
+reference for every rule and every error. The fast path is optimistic, as the
+certificate spend's (certificates/fast.py):
 
-    BEGIN
-    1. claim the Idempotency-Key, lock the card, read its programme, its guest, its
-       available coupons, its purchases of the last hour and last purchase (anti-fraud),
-       its open lots (when redeeming), the coupon typed (when one is), the answer stored
-       under the key (a replay), the merchant's fraud rules, whether a Google issuer
-       exists, and a purchase id, in one statement (checkout/fast_sql.py)
+    1. read, without a lock and outside a transaction, the card and its row version
+       (xmin), its programme, its guest, its available coupons, its purchases of the
+       last hour and last purchase (anti-fraud), its open lots (when redeeming), the
+       coupon typed (when one is), the answer stored under the Idempotency-Key (a replay
+       is answered from here), the merchant's fraud rules, whether a Google issuer
+       exists, and a purchase id, in one statement (checkout/fast_sql.py: read_unlocked)
     -- the pure rules in Python, the same functions as the general path:
        checkout.rules.compute / coupon_error / referral_due, cards.lots (expired, available,
        take_spendable, new_lot_remaining), fraud.rules.check_purchase, cards.views.card_view --
-    2. insert the purchase, its lines, ledger entries (expiry, redemption, accrual,
-       referral), stamp entries and the rewards they issue, outbox rows; spend the lots,
-       use the coupon, update the card, store the answer under the key: one statement
-       (checkout/fast_write.py)
-    COMMIT
+    2. one atomic data-modifying WITH, its own transaction: claim the key with the
+       answer; update the card only if its row is still the version read; insert the
+       purchase, its lines, ledger entries (expiry, redemption, accrual, referral), stamp
+       entries and the rewards they issue, outbox rows; spend the lots, use the coupon
+       (checkout/fast_write.py). If the card changed, the key was claimed or the coupon
+       used up meanwhile, the statement fails on purpose (a division by zero) and none
+       of it stays written.
 
-on asyncpg behind a plain Starlette route (measured in bench/checkout.py: the driver's
-and the ORM's Python cost per statement is what limits a purchase on this machine).
-A replay of a stored answer is answered from statement 1 (BEGIN, 1, ROLLBACK). When a
-purchase of the same card committed while statement 1 waited for the card's lock, the
-card row is newer than the statement's snapshot (its version differs from the one the
-snapshot saw) and the look-ups are read once more under the lock (a fifth round trip,
-only under contention on one card).
+Every writer of the card's figures (a purchase, a refund, an adjustment, an expiry)
+changes its row, so an unchanged row means what statement 1 read of the card, its lots,
+its purchases of the hour and its stamps is still true; a concurrent statement 2 waits
+for the other writer's row lock and then sees the new version. A lost race (SERVED
+"lost_race") runs the locking shape on the same connection: BEGIN; statement 1 claiming
+the key and locking the card FOR UPDATE (fast_sql.read; its look-ups read once more when
+a purchase of the card committed while it waited for the lock); the rules; statement 2
+(the same writer, the key's record updated with the answer); COMMIT. So a key is claimed
+once, a replay is answered from a statement 1, and nothing is written twice; under
+contention on one card the purchases queue on its lock, as on the general path.
 
 Covered: bonus, discount and stamp programmes (one stamp kind); accrual, redemption with
 lots, items, coupons and rewards (`coupon`, `use_reward`), stamps and the rewards they
@@ -39,8 +45,8 @@ Falls back to the general path (statement 1 rolled back, if it ran), and why:
 - a blocking fraud rule that fires (the general path refuses the purchase and writes
   the alert after its rollback; alert-only rules that fire, e.g. purchases per hour,
   are written here in statement 2, deduplicated as fraud.service.record_alert does,
-  Telegram message included), and the rules that need a look-up of their own: max_accrual_per_day / max_redemption_per_day (off
-  by default) and cashier_burst for a staff member's own login (API keys are not staff);
+  Telegram message included), and the rules that need a look-up of their own:
+  max_accrual_per_day / max_redemption_per_day (off by default) and cashier_burst for a staff member's own login (API keys are not staff);
 - a programme with pending_hours or a rolling tier period (tier_period_days): rare
   settings needing a sum over purchases or pending lots; iiko programmes (a conflict);
   stamp programmes with several stamp kinds (issue 18, branch i18-stamps);
@@ -48,9 +54,11 @@ Falls back to the general path (statement 1 rolled back, if it ran), and why:
   other rows (certificates, subscriptions) or need a look-up;
 - a merchant with a Google Wallet issuer, or a wallet hook besides the default (the
   card's Google link is signed by the general path);
-- a coupon used up by another purchase between statement 1 and 2 (statement 2 reports
-  it, everything is rolled back), a replay whose answer was stored after statement 1
-  began, a bearer token not in this process's cache of API keys (its first use);
+- in the locking shape: a coupon used up by another purchase between its statements
+  (statement 2 reports it, everything is rolled back), a replay whose answer was stored
+  after its statement 1 began; in either shape, a stored answer that is expired or for
+  another body (the general path claims the key again, or says 409); a bearer token
+  not in this process's cache of API keys (its first use);
 - SQLite, or LOYALWALLET_FAST_CHECKOUT=0.
 `FELL_BACK` counts fallbacks by the place that sent them.
 """
@@ -63,6 +71,7 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -87,7 +96,7 @@ from loyalwallet.checkout.fast_input import (
     offer_of,
 )
 from loyalwallet.checkout.fast_quote import QUOTE_PATH, quote
-from loyalwallet.checkout.fast_write import Fallback, Read, write
+from loyalwallet.checkout.fast_write import Fallback, Guard, Read, write
 from loyalwallet.checkout.schemas import PurchaseIn
 from loyalwallet.config import get_settings
 from loyalwallet.customers.models import Customer
@@ -104,7 +113,11 @@ PATH = "/api/v1/purchases"
 # test compares both), or by LOYALWALLET_FAST_CHECKOUT=0.
 ENABLED = True
 # How many purchases each path answered in this process (tests check the fast one ran).
-SERVED = {"fast": 0, "general": 0, "replay": 0, "quote": 0}
+SERVED = {"fast": 0, "general": 0, "replay": 0, "quote": 0, "lost_race": 0}
+# What statement 2 of the optimistic shape raises when it undid itself (its guard's
+# division by zero), or when PostgreSQL broke a lock cycle with a concurrent writer of
+# the same rows: nothing of it stayed written.
+LOST_RACE = (asyncpg.DivisionByZeroError, asyncpg.DeadlockDetectedError)
 # Why purchases fell back, by the place that sent them ("fast.py:123"): what to cover next.
 FELL_BACK: dict[str, int] = {}
 
@@ -114,7 +127,9 @@ def enabled() -> bool:
     return ENABLED and not settings.is_sqlite and _env_on()
 
 
+@lru_cache(maxsize=1)
 def _env_on() -> bool:
+    """Read once per process (it was a measurable share of a purchase's CPU)."""
     from loyalwallet.config import env
 
     return (env("FAST_CHECKOUT", "1") or "1") != "0"
@@ -133,46 +148,79 @@ async def purchase(request: Request, raw: bytes) -> Response:
     now = dt.datetime.now(dt.UTC)
     pool = await q.pool()
     async with pool.acquire() as conn:
-        tr = conn.transaction()
-        await tr.start()
+        done = await _run(conn, actor, body, key, now, location_id, locked=False)
+        if isinstance(done, Response):  # a replay: nothing was written
+            return done
+        response, w = done
         try:
-            done = await _run(conn, actor, body, key, now, location_id)
-            if isinstance(done, Response):  # a replay: nothing was written
-                await tr.rollback()
-                return done
-            response, w = done
-            if await conn.fetchval(w.sql(), *w.args):
-                raise Fallback  # a coupon used up by another purchase meanwhile
-        except BaseException:
-            await tr.rollback()
-            raise
-        await tr.commit()
+            await conn.fetchval(w.sql(atomic=True), *w.args)
+        except LOST_RACE:
+            # The card changed, or the key (or a coupon) was taken, since statement 1:
+            # nothing of statement 2 stayed written. The locking shape answers.
+            SERVED["lost_race"] += 1
+            again = await _locked(conn, actor, body, key, now, location_id)
+            if isinstance(again, Response):
+                return again
+            response = again
     wakeup.set()
     return Response(orjson.dumps(response), status_code=201, media_type="application/json")
 
 
+async def _locked(
+    conn: Any, actor: Actor, body: PurchaseIn, key: str | None, now: dt.datetime, location_id: int | None
+) -> dict[str, Any] | Response:
+    """The locking shape (BEGIN; statement 1 with the key's claim and the card's lock;
+    the rules; statement 2; COMMIT), after the optimistic one lost a race."""
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        done = await _run(conn, actor, body, key, now, location_id, locked=True)
+        if isinstance(done, Response):  # a replay: nothing was written
+            await tr.rollback()
+            return done
+        response, w = done
+        if await conn.fetchval(w.sql(), *w.args):
+            raise Fallback  # a coupon used up by another purchase meanwhile
+    except BaseException:
+        await tr.rollback()
+        raise
+    await tr.commit()
+    return response
+
+
 async def _read(
-    conn: Any, actor: Actor, body: PurchaseIn, key: str | None, now: dt.datetime
+    conn: Any, actor: Actor, body: PurchaseIn, key: str | None, now: dt.datetime, locked: bool
 ) -> tuple[Any, dict[str, Any]]:
-    """Statement 1 (and, when a purchase of the card committed while it waited for the
-    lock, its look-ups again: the card row is then newer than the statement's snapshot)."""
+    """Statement 1: unlocked (the optimistic shape), or locked with the key's claim (and,
+    when a purchase of the card committed while it waited for the lock, its look-ups
+    again: the card row is then newer than the statement's snapshot)."""
     hour_ago = now - dt.timedelta(hours=1)
     lots = bool(body.redeem_points)
     code = rules.coupon_code(body.coupon) if body.coupon is not None and not body.use_reward else None
     args: list[Any] = [actor.merchant_id, normalise(body.card), hour_ago]
     if key is not None:
-        body_hash = idempotency.request_hash(body.model_dump())
-        args += [key, body_hash, now, now + idempotency.ttl()]
+        args.append(key)
+        if locked:
+            args += [_body_hash(body), now, now + idempotency.ttl()]
     if code is not None:
         args.append(code)
-    row = await conn.fetchrow(q.read(key is not None, lots, code is not None), *args)
+    sql = (
+        q.read(key is not None, lots, code is not None)
+        if locked
+        else q.read_unlocked(key is not None, lots, code is not None)
+    )
+    row = await conn.fetchrow(sql, *args)
     if row is None:
         raise Fallback  # an unknown card: the general path says 404
     facts = dict(row)
-    if row["snapshot_version"] != row["version"] and (key is None or row["record_id"] is not None):
+    if locked and row["snapshot_version"] != row["version"] and (key is None or row["record_id"] is not None):
         again = [row["id"], hour_ago] + ([actor.merchant_id, code] if code is not None else [])
         facts.update(await conn.fetchrow(q.refresh(lots, code is not None), *again))
     return row, facts
+
+
+def _body_hash(body: PurchaseIn) -> str:
+    return idempotency.request_hash(body.model_dump())
 
 
 def _replay(
@@ -184,7 +232,7 @@ def _replay(
         raise Fallback  # claimed by a purchase that committed after statement 1 began
     body_hash, status, response, expires_at = stored
     expires = q.parse_time(expires_at)
-    if (expires is not None and expires <= now) or body_hash != idempotency.request_hash(body.model_dump()):
+    if (expires is not None and expires <= now) or body_hash != _body_hash(body):
         raise Fallback  # expired (claimed again) or another body (409): the general path
     if not isinstance(response, dict):
         raise Fallback
@@ -216,13 +264,15 @@ async def _run(
     key: str | None,
     now: dt.datetime,
     location_id: int | None,
+    *,
+    locked: bool,
 ) -> tuple[dict[str, Any], q.Writer] | Response:
-    row, facts = await _read(conn, actor, body, key, now)
+    row, facts = await _read(conn, actor, body, key, now, locked)
     if row["google"]:
         raise Fallback  # the card's Google link is signed by the general path (wallet.google)
     fraud_rules = fraud_rules_of(row["fraud"])
     card, guest, program = entities_of(row, actor.merchant_id)
-    if key is not None and row["record_id"] is None:
+    if key is not None and (row["record_id"] is None if locked else facts["stored"] is not None):
         return _replay(row, facts, guest, body, now)
     prules = rules_of(program)
     if not_covered(card, program, prules):
@@ -251,7 +301,12 @@ async def _run(
     alerts = _check_fraud(fraud_rules, actor, card, guest, facts, outcome, now - dt.timedelta(hours=1))
     first = card.first_purchase_at is None
     referral = rules.referral_due(prules, first, card.referrer_card_id, card.referral_rewarded)
-    return write(actor, body, r, outcome, referral, row["record_id"], now, location_id, alerts)
+    guard = None
+    if not locked:
+        guard = Guard(row["row_version"])
+        if key is not None:
+            guard = Guard(row["row_version"], key, _body_hash(body), now + idempotency.ttl())
+    return write(actor, body, r, outcome, referral, row["record_id"], now, location_id, alerts, guard)
 
 
 def _check_fraud(
@@ -380,5 +435,6 @@ FAST_QUOTE = _Endpoint(QUOTE_PATH, quote, "quote")
 
 # Listed in wiring.ROUTERS before the checkout's router, so these routes come first.
 router = APIRouter()
+router.hot = True  # type: ignore[attr-defined]  # matched first (api/app.py)
 router.routes.append(Route(PATH, FAST, methods=["POST"], include_in_schema=False))
 router.routes.append(Route(QUOTE_PATH, FAST_QUOTE, methods=["POST"], include_in_schema=False))

@@ -96,27 +96,45 @@ _STORED = (
 
 @lru_cache(maxsize=16)
 def read(key: bool, lots: bool, coupon: bool) -> str:
-    """Statement 1. Parameters: $1 merchant, $2 card code, $3 an hour ago; with a key
-    $4 key, $5 body hash, $6 now, $7 expiry; then the coupon code."""
+    """Statement 1 of the locking shape. Parameters: $1 merchant, $2 card code, $3 an
+    hour ago; with a key $4 key, $5 body hash, $6 now, $7 expiry; then the coupon code."""
     code = f"${8 if key else 4}" if coupon else None
     extra = [_facts("c.id", "$3", "$1", code, lots)]
     if key:
         extra.append(_STORED)
     return f"""{_CLAIM if key else ""}
 SELECT {"(SELECT id FROM claim)" if key else "NULL::bigint"} AS record_id,
-       nextval(pg_get_serial_sequence('purchases', 'id')) AS purchase_id,
+       (SELECT s.version FROM cards s WHERE s.id = c.id) AS snapshot_version,
+       {_common(extra)}
+FOR UPDATE OF c
+"""
+
+
+@lru_cache(maxsize=16)
+def read_unlocked(key: bool, lots: bool, coupon: bool) -> str:
+    """Statement 1 of the optimistic shape: no lock, no claim, outside a transaction; the
+    card's row version (xmin) read with it guards statement 2. Parameters: $1 merchant,
+    $2 card code, $3 an hour ago; with a key $4 key; then the coupon code."""
+    code = f"${5 if key else 4}" if coupon else None
+    extra = [_facts("c.id", "$3", "$1", code, lots), _STORED if key else "NULL::json AS stored"]
+    return f"""
+SELECT NULL::bigint AS record_id, c.xmin::text AS row_version,
+       {_common(extra)}
+"""
+
+
+def _common(extra: list[str]) -> str:
+    """What both shapes of statement 1 read (from the FROM on)."""
+    return f"""nextval(pg_get_serial_sequence('purchases', 'id')) AS purchase_id,
        {_COLS},
        p.kind AS p_kind, p.name AS p_name, p.rules AS p_rules, p.version AS p_version, p.status AS p_status,
-       (SELECT s.version FROM cards s WHERE s.id = c.id) AS snapshot_version,
        (SELECT m.settings -> 'fraud' FROM merchants m WHERE m.id = $1) AS fraud,
        (SELECT json_build_array(m.name, m.locale, m.timezone, m.currency, m.settings -> 'telegram')
           FROM merchants m WHERE m.id = $1) AS merchant,
        EXISTS (SELECT 1 FROM google_issuers g WHERE g.merchant_id = $1 OR g.merchant_id IS NULL) AS google,
        {",".join(extra)}
 FROM cards c JOIN programs p ON p.id = c.program_id LEFT JOIN customers u ON u.id = c.customer_id
-WHERE c.merchant_id = $1 AND c.code = $2
-FOR UPDATE OF c
-"""
+WHERE c.merchant_id = $1 AND c.code = $2"""
 
 
 @lru_cache(maxsize=2)
@@ -178,6 +196,17 @@ IDEM_TABLE = IdempotencyRecord.__table__.name
 OUTBOX_TABLE = OutboxMessage.__table__.name
 
 
+@lru_cache(maxsize=512)
+def _insert_head(table: str, names: tuple[str, ...], rows: int, before: int) -> str:
+    """The text of an INSERT of `rows` rows of columns `names`, its parameters numbered
+    from `before` + 1 (the same few shapes recur: built once each)."""
+    n = len(names)
+    values = ", ".join(
+        "(" + ", ".join(f"${before + r * n + i + 1}" for i in range(n)) + ")" for r in range(rows)
+    )
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES {values}"
+
+
 class Writer:
     """Builds statement 2 (one data-modifying WITH), numbering the parameters. The rows
     of one table go in one INSERT (their ids follow the order given, as the general
@@ -198,16 +227,20 @@ class Writer:
         self.parts.append(f"{name} AS ({sql})")
         return name
 
+    def _rows(self, table: str, rows: list[dict[str, Any]]) -> str:
+        """INSERT INTO table (...) VALUES (...), ... with the rows' values as parameters."""
+        names = tuple(rows[0])
+        head = _insert_head(table, names, len(rows), len(self.args))
+        for row in rows:
+            self.args.extend([row[n] for n in names])
+        return head
+
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
-        names = list(rows[0])
-        values = ", ".join("(" + ", ".join(self.p(row[n]) for n in names) + ")" for row in rows)
-        self._cte(f"INSERT INTO {table} ({', '.join(names)}) VALUES {values}")
+        self._cte(self._rows(table, rows))
 
     def insert_returning(self, table: str, rows: list[dict[str, Any]]) -> str:
         """An INSERT whose ids a later part reads (the CTE's name)."""
-        names = list(rows[0])
-        values = ", ".join("(" + ", ".join(self.p(row[n]) for n in names) + ")" for row in rows)
-        return self._cte(f"INSERT INTO {table} ({', '.join(names)}) VALUES {values} RETURNING id")
+        return self._cte(self._rows(table, rows) + " RETURNING id")
 
     def insert_with_ids(self, table: Any, rows: list[dict[str, Any]], ref: str, column: str) -> None:
         """rows[:-1], then one copy of rows[-1] per id of CTE `ref` (in `column`), in one
@@ -230,9 +263,32 @@ class Writer:
             f"({' UNION ALL '.join(parts)}) AS x(o, i, {', '.join(names)}) ORDER BY x.o, x.i"
         )
 
-    def update(self, table: str, key: int, values: dict[str, Any], *, checked: bool = False) -> None:
+    def update(
+        self,
+        table: str,
+        key: int,
+        values: dict[str, Any],
+        *,
+        checked: bool = False,
+        version: str | None = None,
+    ) -> None:
+        """UPDATE one row by id; with `version`, only if its xmin is still that (checked)."""
         sets = ", ".join(f"{n} = {self.p(v)}" for n, v in values.items())
-        self.raw_update(f"UPDATE {table} SET {sets} WHERE id = {self.p(key)}", checked=checked)
+        where = f"id = {self.p(key)}"
+        if version is not None:
+            where += f" AND xmin::text = {self.p(version)}"
+        self.raw_update(f"UPDATE {table} SET {sets} WHERE {where}", checked=checked or version is not None)
+
+    def claim(self, row: dict[str, Any]) -> None:
+        """Claim the Idempotency-Key with its answer (checked: a key claimed meanwhile
+        undoes the statement)."""
+        names = list(row)
+        values = ", ".join(self.p(row[n]) for n in names)
+        self.raw_update(
+            f"INSERT INTO {IDEM_TABLE} ({', '.join(names)}) VALUES ({values})"
+            " ON CONFLICT (merchant_id, scope, key) DO NOTHING",
+            checked=True,
+        )
 
     def cte(self, sql: str) -> str:
         """A part whose rows a later part reads (its name)."""
@@ -260,8 +316,13 @@ class Writer:
         if checked:
             self.checks.append(name)
 
-    def sql(self) -> str:
+    def sql(self, atomic: bool = False) -> str:
+        """The statement: it returns how many checked parts missed; `atomic`, it fails
+        instead (a division by zero, which undoes every part of it: the optimistic shape
+        runs it as its own transaction)."""
         missed = " + ".join(f"(1 - (SELECT count(*) FROM {name}))" for name in self.checks) or "0"
+        if atomic:
+            return f"WITH {', '.join(self.parts)} SELECT 1 / (CASE WHEN {missed} = 0 THEN 1 ELSE 0 END)"
         return f"WITH {', '.join(self.parts)} SELECT {missed} AS missed"
 
 

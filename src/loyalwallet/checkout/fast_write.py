@@ -67,6 +67,18 @@ class _NoRows:
         return None
 
 
+@dataclass(frozen=True)
+class Guard:
+    """The optimistic shape's statement 2 (checkout/fast.py): the card's row version read
+    by statement 1 (the card is written only if it is still that one), and the key to
+    claim with the answer (None: no Idempotency-Key)."""
+
+    version: str
+    key: str | None = None
+    body_hash: str = ""
+    expires_at: dt.datetime | None = None
+
+
 @dataclass
 class Read:
     """What statement 1 read, ready for the rules."""
@@ -129,6 +141,7 @@ def write(
     now: dt.datetime,
     location_id: int | None,
     alerts: Sequence[fr.Hit] = (),
+    guard: Guard | None = None,
 ) -> tuple[dict[str, Any], q.Writer]:
     from loyalwallet.checkout.service import _outcome_view
 
@@ -246,9 +259,8 @@ def write(
         if tier_after != tier_before:
             figures["tier"] = tier_after
     figures.update(version=card.version + 1, updated_at=now, pass_updated_at=now)
-    for name, value in figures.items():
-        setattr(card, name, value)
-    w.update("cards", card.id, figures)
+    card.__dict__.update(figures)  # no session tracks it (fast_input.loaded): no events needed
+    w.update("cards", card.id, figures, version=guard.version if guard else None)
 
     stub = Stub(card.id, r.guest)
     book = CardBook(cast(Any, stub), card, program, now)
@@ -292,10 +304,22 @@ def write(
         w.insert_when(OutboxMessage.__table__, [*telegram, *((row, None) for row in outbox)])
     else:
         w.insert(q.OUTBOX_TABLE, outbox)
+    # Stored as the general path stores it: the guest as an id only (no personal data).
     if key_record is not None:
-        # Stored as the general path stores it: the guest as an id only (no personal data).
         stored = idempotency.without_guest(response)
         w.update(q.IDEM_TABLE, key_record, {"status_code": 201, "response": stored})
+    elif guard is not None and guard.key is not None:  # the key claimed with its answer at once
+        record = {
+            "merchant_id": actor.merchant_id,
+            "scope": "purchase",
+            "key": guard.key,
+            "request_hash": guard.body_hash,
+            "status_code": 201,
+            "response": idempotency.without_guest(response),
+            "created_at": now,
+            "expires_at": guard.expires_at,
+        }
+        w.claim(record)
     return response, w
 
 
