@@ -50,10 +50,11 @@ def backoff(attempts: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
-# Bulk-lane rows claimed at once (LOYALWALLET_WORKER_BULK_BATCH): a wave is taken a few
-# rows at a time, so other worker processes share it and few leases are held at once.
-# The bulk lane runs in its own loop (Worker._bulk_loop): an interactive row never waits
-# for a bulk one, however long it takes.
+# Bulk-lane rows claimed at once (LOYALWALLET_WORKER_BULK_BATCH) by `claim` and `run_once`
+# (drain, a worker with one bulk thread): a wave is taken a few rows at a time, so other
+# worker processes share it and few leases are held at once. The worker's bulk loop
+# (Worker._bulk_loop, run_flowing) leases one row per free thread. The bulk lane runs in
+# its own loop: an interactive row never waits for a bulk one, however long it takes.
 BULK_BATCH = int(env("WORKER_BULK_BATCH", "8") or 8)
 
 
