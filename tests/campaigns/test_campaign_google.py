@@ -456,3 +456,47 @@ def test_old_outcomes_of_finished_campaigns_are_deleted_in_batches(
     assert purge_google_sends(now=later + dt.timedelta(days=7), days=7) >= 3
     assert sends(open_id) == 0
     assert len(cards) == 3
+
+
+@pytest.mark.parametrize("points", [0, 5])
+def test_a_chunks_google_row_is_queued_at_its_chunks_place(
+    shop: Shop, google: FakeGoogleWallet, monkeypatch: pytest.MonkeyPatch, points: int
+) -> None:
+    """The Google row of a chunk is due when the chunk's row was, not behind the Apple
+    pushes the chunks before it queued (placed at their card.changed: bench/fanout.py saw
+    a 10,000-card campaign's last Google messages wait for nearly all of its pushes)."""
+    monkeypatch.setattr(campaigns_service, "MESSAGE_CHUNK", 3)
+    monkeypatch.setattr(campaigns_service, "CHUNK", 3)
+    bonus = shop.program("bonus")
+    for _ in range(5):
+        shop.card(bonus, marketing_consent=True)
+    worker.drain()
+    google.calls.clear()
+    r = shop.post(
+        "/api/v1/campaigns",
+        {"name": "Autumn", "header": "Hi", "body": "Is back", "points": points, "send_now": True},
+        role="manager",
+    )
+    assert r.status_code == 201, r.text
+    worker.drain()
+    with db.read() as session:
+        rows = list(
+            session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.merchant_id == shop.merchant_id)
+                .order_by(OutboxMessage.id)
+            )
+        )
+    delivers = {row.created_at for row in rows if row.topic == "campaign.deliver"}
+    changed = [
+        row.created_at
+        for row in rows
+        if row.topic == "card.changed"
+        and row.id > min(row.id for row in rows if row.topic == "campaign.deliver")
+    ]
+    messages = [row for row in rows if row.topic == "google.message"]
+    assert messages and changed
+    for row in messages:
+        assert row.next_attempt_at in delivers
+        assert row.next_attempt_at <= min(changed)
+    assert sorted(_added(google).values()) == [1] * 5

@@ -1,4 +1,4 @@
-"""A local fake of APNs: HTTP/2 over TLS on 127.0.0.1 (hypercorn), checking what Apple checks.
+"""A local fake of APNs: HTTP/2 over TLS on 127.0.0.1 (the h2 state machine), checking what Apple checks.
 
 - POST /3/device/<hex token>, HTTP/2 only, `apns-topic` required (and equal to `topic`
   when given), body `{}` for Wallet.
@@ -26,11 +26,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import h2.events
+import h2.exceptions
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.settings import SettingCodes
 
 TOKEN_RE = re.compile(r"^[0-9a-fA-F]{32,200}$")
 
@@ -97,6 +102,8 @@ class FakeApns:
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._open: set[_Connection] = set()
+        self._verified: dict[str, bool] = {}  # provider token (JWT) -> valid
 
     @property
     def url(self) -> str:
@@ -121,46 +128,18 @@ class FakeApns:
         with self._lock:
             return [p["token"] for p in self.pushes]
 
-    # --- the ASGI app ---------------------------------------------------------------------
+    # --- the checks: what Apple checks on each push ------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status, reason = self._handle(scope, body)
-        headers = [(b"apns-id", str(uuid.uuid4()).encode())]
-        payload = b""
-        if status != 200:
-            doc: dict[str, Any] = {"reason": reason}
-            if status == 410:
-                doc["timestamp"] = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-            payload = json.dumps(doc).encode()
-            headers.append((b"content-type", b"application/json"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
-
-    def _handle(self, scope: dict[str, Any], body: bytes) -> tuple[int, str | None]:
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+    def _handle(
+        self, client: tuple[str, int], http2: bool, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str | None]:
         with self._lock:
-            self.connections.add(tuple(scope["client"]))
-        if scope.get("http_version") != "2":
+            self.connections.add(client)
+        if not http2:
             return 400, "HTTP2Required"
-        if scope["method"] != "POST":
+        if headers.get(":method") != "POST":
             return 405, "MethodNotAllowed"
-        path = scope["path"]
+        path = headers.get(":path", "")
         if not path.startswith("/3/device/"):
             return 404, "BadPath"
         token = path[len("/3/device/") :]
@@ -175,13 +154,7 @@ class FakeApns:
             auth = headers.get("authorization", "")
             if not auth.startswith("bearer "):
                 return 403, "MissingProviderToken"
-            try:
-                token_jwt = auth[len("bearer ") :]
-                head = jwt.get_unverified_header(token_jwt)
-                claims = jwt.decode(token_jwt, self.team_key, algorithms=["ES256"])
-            except jwt.PyJWTError:
-                return 403, "InvalidProviderToken"
-            if head.get("kid") != self.key_id or claims.get("iss") != self.team_id:
+            if not self._provider_token_valid(auth[len("bearer ") :]):
                 return 403, "InvalidProviderToken"
         if body and json.loads(body) != {}:
             return 400, "BadPayload"
@@ -192,31 +165,49 @@ class FakeApns:
                 return scripted.pop(0)
         return 200, None
 
-    # --- running ----------------------------------------------------------------------------
+    def _provider_token_valid(self, token_jwt: str) -> bool:
+        # The same JWT comes with every push for 20-60 minutes: verify each one once
+        # (an ES256 verification per push would make the fake, not the client, the limit).
+        known = self._verified.get(token_jwt)
+        if known is None:
+            try:
+                head = jwt.get_unverified_header(token_jwt)
+                claims = jwt.decode(token_jwt, self.team_key, algorithms=["ES256"])
+                known = head.get("kid") == self.key_id and claims.get("iss") == self.team_id
+            except jwt.PyJWTError:
+                known = False
+            self._verified[token_jwt] = known
+        return known
 
-    def _config(self) -> Any:
-        from hypercorn.config import Config
+    def answer_for(
+        self, client: tuple[str, int], http2: bool, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """(status, headers, body) of the answer, as APNs gives it."""
+        status, reason = self._handle(client, http2, headers, body)
+        out = [("apns-id", str(uuid.uuid4()))]
+        payload = b""
+        if status != 200:
+            doc: dict[str, Any] = {"reason": reason}
+            if status == 410:
+                doc["timestamp"] = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+            payload = json.dumps(doc).encode()
+            out += [("content-type", "application/json"), ("content-length", str(len(payload)))]
+        return status, out, payload
 
-        config = Config()
-        config.bind = [f"{self.host}:{self.port}"]
-        config.certfile = str(self.cert_file)
-        config.keyfile = str(self.key_file)
-        config.alpn_protocols = ["h2"]
-        config.h2_max_concurrent_streams = 1000
-        config.keep_alive_timeout = 3600  # APNs keeps idle connections open for hours
-        config.keep_alive_max_requests = 10**9
+    # --- running: HTTP/2 over TLS straight on the h2 state machine -----------------------------
+    # (hypercorn cost ~1.4 ms of CPU per push, its own scheduling and ASGI layers on top of
+    # h2: the fake, not the client under test, set the pace of bench/fanout.py.)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
+        ctx.set_alpn_protocols(["h2", "http/1.1"])  # HTTP/1.1 only to answer HTTP2Required
         if self.client_ca is not None:
-            config.ca_certs = str(self.client_ca)
-            config.verify_mode = ssl.CERT_REQUIRED
-        if self.quiet:
-            config.accesslog = None
-            config.errorlog = None
-            config.loglevel = "ERROR"
-        return config
+            ctx.load_verify_locations(cafile=str(self.client_ca))
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
 
     def start(self) -> FakeApns:
-        from hypercorn.asyncio import serve
-
         if not self.port:
             import socket
 
@@ -232,14 +223,17 @@ class FakeApns:
             self._loop = loop
             asyncio.set_event_loop(loop)
             self._stop = asyncio.Event()
-            config = self._config()
 
             async def main() -> None:
                 assert self._stop is not None
-                task = loop.create_task(serve(self, config, shutdown_trigger=self._stop.wait))  # type: ignore[arg-type]
-                await asyncio.sleep(0)
+                server = await loop.create_server(
+                    lambda: _Connection(self), self.host, self.port, ssl=self._ssl_context(), backlog=512
+                )
                 ready.set()
-                await task
+                await self._stop.wait()
+                server.close()
+                for conn in list(self._open):
+                    conn.transport.close()
 
             loop.run_until_complete(main())
             loop.close()
@@ -255,6 +249,74 @@ class FakeApns:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: HTTP/2 frames in, APNs answers out (HTTP/1.1: 400 HTTP2Required)."""
+
+    def __init__(self, fake: FakeApns) -> None:
+        self.fake = fake
+        self.transport: Any = None
+        self.client: tuple[str, int] = ("", 0)
+        self.h2: H2Connection | None = None
+        self.streams: dict[int, tuple[dict[str, str], bytearray]] = {}
+        self.http1 = b""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.client = tuple(transport.get_extra_info("peername")[:2])  # type: ignore[assignment]
+        self.fake._open.add(self)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding="utf-8"))
+            self.h2.initiate_connection()
+            self.h2.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 1000})
+            transport.write(self.h2.data_to_send())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fake._open.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.h2 is None:
+            self._http1(data)
+            return
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            self.transport.write(self.h2.data_to_send())
+            self.transport.close()
+            return
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                self.streams[event.stream_id] = (dict(event.headers), bytearray())  # type: ignore[arg-type]
+            elif isinstance(event, h2.events.DataReceived):
+                self.streams[event.stream_id][1].extend(event.data)
+                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                headers, body = self.streams.pop(event.stream_id)
+                status, out, payload = self.fake.answer_for(self.client, True, headers, bytes(body))
+                self.h2.send_headers(
+                    event.stream_id, [(":status", str(status)), *out], end_stream=not payload
+                )
+                if payload:
+                    self.h2.send_data(event.stream_id, payload, end_stream=True)
+            elif isinstance(event, h2.events.StreamReset):
+                self.streams.pop(event.stream_id, None)
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                self.transport.close()
+        self.transport.write(self.h2.data_to_send())
+
+    def _http1(self, data: bytes) -> None:
+        self.http1 += data
+        if b"\r\n\r\n" not in self.http1:
+            return
+        status, _, payload = self.fake.answer_for(self.client, False, {}, b"")
+        self.transport.write(
+            f"HTTP/1.1 {status} Bad Request\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n".encode()
+            + payload
+        )
+        self.transport.close()
 
 
 def _wait_listening(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:

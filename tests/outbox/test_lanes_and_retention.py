@@ -233,3 +233,47 @@ def test_a_purge_that_deleted_rows_vacuums_the_table() -> None:
     before = _vacuums(table)
     assert idempotency.purge_expired() == 0
     assert _vacuums(table) == before
+
+
+def test_a_bulk_thread_freed_takes_a_new_row_while_a_long_one_runs() -> None:
+    """Issue 14: a bulk row queued while a long bulk row runs is delivered by a free
+    thread at once; before, the bulk loop claimed again only when every row of its last
+    claim had ended (one slow apple.push held the campaign's other rows back)."""
+    import threading
+
+    started, release, later = threading.Event(), threading.Event(), threading.Event()
+
+    def long_wave(msg: handlers.Delivery) -> None:
+        started.set()
+        assert release.wait(120), "the test never released the long row"
+
+    handlers.HANDLERS["test.long-bulk"] = long_wave
+    handlers.HANDLERS["test.quick-bulk"] = lambda msg: None
+    handlers.HANDLERS["test.later-bulk"] = lambda msg: later.set()
+    w = worker.Worker(poll_seconds=0.05, bulk_poll_seconds=0.05, bulk_threads=2, run_periodic=False)
+    try:
+        with db.transaction() as session:  # claimed together
+            enqueue(session, None, "test.long-bulk", {}, priority=BULK)
+            enqueue(session, None, "test.quick-bulk", {}, priority=BULK)
+        thread = w.start_thread()
+        assert started.wait(60), "the long row was never claimed"
+        with db.transaction() as session:
+            enqueue(session, None, "test.later-bulk", {}, priority=BULK)
+        delivered = later.wait(60)  # the long row runs until released below
+        still_running = not release.is_set()
+        assert delivered and still_running
+    finally:
+        release.set()
+        w.stop()
+        thread.join(timeout=60)
+        for topic in ("test.long-bulk", "test.quick-bulk", "test.later-bulk"):
+            handlers.HANDLERS.pop(topic)
+    with db.read() as session:
+        statuses = dict(
+            session.execute(
+                select(OutboxMessage.topic, OutboxMessage.status).where(
+                    OutboxMessage.topic.in_(["test.long-bulk", "test.quick-bulk", "test.later-bulk"])
+                )
+            ).all()
+        )
+    assert statuses == {"test.long-bulk": "done", "test.quick-bulk": "done", "test.later-bulk": "done"}

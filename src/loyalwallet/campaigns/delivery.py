@@ -136,11 +136,13 @@ def message_cards(
     batch: str,
     in_google: set[int],
     now: dt.datetime,
+    place: dt.datetime | None = None,
 ) -> list[int]:
     """A message without points or a coupon on many cards: what message_card does to
     each (the message, a touch with MESSAGE_ONLY), for the chunk in two statements (lock
     in id order, update) instead of an ORM card and a CardBook per card; then one
     card.changed and one batched google.message. Message ids: "<batch>-<card id>".
+    `place`: the google.message row's place in the queue (queue_google_messages).
     Returns the active cards messaged (blocked or gone ones are left out)."""
     stmt = select(Card.id, Card.status).where(Card.id.in_(card_ids)).order_by(Card.id)
     rows = session.execute(stmt if db.is_sqlite() else stmt.with_for_update()).all()
@@ -157,21 +159,36 @@ def message_cards(
     )
     cards_changed(session, merchant_id, active, MESSAGE_ONLY)
     items = [(card_id, f"{batch}-{card_id}", header, body) for card_id in active if card_id in in_google]
-    queue_google_messages(session, merchant_id, items, batch)
+    queue_google_messages(session, merchant_id, items, batch, place=place)
     return active
 
 
-def queue_google_messages(session: Session, merchant_id: int, items: list[GoogleItem], batch: str) -> None:
+def queue_google_messages(
+    session: Session,
+    merchant_id: int,
+    items: list[GoogleItem],
+    batch: str,
+    place: dt.datetime | None = None,
+) -> None:
     """One batched `google.message` row for a chunk's cards (wallet.google.handlers):
     `batch` names the sender ("campaign-12", "trigger-3") for its delivered / failed
     counts. The row's header and body are the first card's; a card with another text
-    carries its own: [card id, message id, header, body] instead of [card id, message id]."""
+    carries its own: [card id, message id, header, body] instead of [card id, message id].
+    `place` (enqueue): a campaign passes its chunk row's created_at, so its Google rows
+    (one request per 100 cards, ~0.1 s each) are not queued behind the apple.push rows
+    of the chunks before (placed at their card.changed: one row per 100 devices, each
+    taking the time of 100 pushes); otherwise a 10,000-card campaign's last Google
+    messages waited for nearly all of its Apple pushes (bench/fanout.py)."""
     if not items or not google_messages_enabled():
         return
     header, body = items[0][2], items[0][3]
     cards = [[c, m] if (h, b) == (header, body) else [c, m, h, b] for c, m, h, b in items]
     enqueue(
-        session, merchant_id, GOOGLE_TOPIC, {"cards": cards, "header": header, "body": body, "batch": batch}
+        session,
+        merchant_id,
+        GOOGLE_TOPIC,
+        {"cards": cards, "header": header, "body": body, "batch": batch},
+        place=place,
     )
 
 

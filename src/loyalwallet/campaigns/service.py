@@ -411,7 +411,7 @@ def deliver(msg: Delivery) -> None:
         offer = session.get(Offer, c.offer_id) if c.offer_id else None
         in_google = google_cards(session, list(pending))
         if not c.points and offer is None:
-            _deliver_message_only(session, c, pending, in_google, now)
+            _deliver_message_only(session, c, pending, in_google, now, msg.created_at)
             return
         stmt = (
             select(Card, Program)
@@ -456,7 +456,7 @@ def deliver(msg: Delivery) -> None:
                 marks["sent"].append(recipient_id)
         for reason, card_ids in changes.items():
             cards_changed(session, c.merchant_id, card_ids, reason)
-        queue_google_messages(session, c.merchant_id, google_items, f"campaign-{c.id}")
+        queue_google_messages(session, c.merchant_id, google_items, f"campaign-{c.id}", place=msg.created_at)
         _mark(session, marks["sent"], "sent", now)
         _mark(session, marks["skipped"], "skipped", now, "card blocked or gone")
         session.flush()
@@ -464,7 +464,12 @@ def deliver(msg: Delivery) -> None:
 
 
 def _deliver_message_only(
-    session: Session, c: Campaign, pending: dict[int, int], in_google: set[int], now: dt.datetime
+    session: Session,
+    c: Campaign,
+    pending: dict[int, int],
+    in_google: set[int],
+    now: dt.datetime,
+    place: dt.datetime,
 ) -> None:
     """A campaign without points or a coupon: the chunk messaged in bulk (delivery.message_cards)."""
     active = message_cards(
@@ -476,6 +481,7 @@ def _deliver_message_only(
         batch=f"campaign-{c.id}",
         in_google=in_google,
         now=now,
+        place=place,
     )
     done = set(active)
     _mark(session, [pending[i] for i in active], "sent", now)

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, and_, or_, select, tuple_, update
@@ -50,10 +50,11 @@ def backoff(attempts: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
-# Bulk-lane rows claimed at once (LOYALWALLET_WORKER_BULK_BATCH): a wave is taken a few
-# rows at a time, so other worker processes share it and few leases are held at once.
-# The bulk lane runs in its own loop (Worker._bulk_loop): an interactive row never waits
-# for a bulk one, however long it takes.
+# Bulk-lane rows claimed at once (LOYALWALLET_WORKER_BULK_BATCH) by `claim` and `run_once`
+# (drain, a worker with one bulk thread): a wave is taken a few rows at a time, so other
+# worker processes share it and few leases are held at once. The worker's bulk loop
+# (Worker._bulk_loop, run_flowing) leases one row per free thread. The bulk lane runs in
+# its own loop: an interactive row never waits for a bulk one, however long it takes.
 BULK_BATCH = int(env("WORKER_BULK_BATCH", "8") or 8)
 
 
@@ -246,6 +247,71 @@ def run_once(batch: int = 50, pool: ThreadPoolExecutor | None = None, lane: int 
     return len(msgs)
 
 
+def run_flowing(
+    pool: ThreadPoolExecutor,
+    threads: int,
+    stop: threading.Event,
+    poll: float,
+    counter: Worker | None = None,
+    lane: int = BULK,
+) -> None:
+    """Keep `threads` rows of `lane` running until `stop`: claim as many rows as threads
+    are free, start them at once, and claim again as soon as one ends (run_once waits
+    for every row of its claim: one slow row, an apple.push of 100 tokens against a slow
+    APNs, held up the next claim while the other threads stood idle). Outcomes are
+    recorded as in run_once, fenced, one transaction per FLUSH_SECONDS."""
+    running: dict[Future[Outcome], Delivery] = {}
+    outcomes: list[Outcome] = []
+    last_flush = time.monotonic()
+    idle = False  # the last claim found nothing: wait for a row to end or `poll`
+
+    def run(msg: Delivery, deadline: float) -> Outcome:
+        if time.monotonic() > deadline:  # never in practice: claimed for a free thread
+            return Outcome(msg, released=True)
+        return attempt(msg)
+
+    try:
+        while not stop.is_set():
+            free = threads - len(running)
+            claimed: list[Delivery] = []
+            if free > 0:
+                try:
+                    claimed = claim(free, lane=lane, bulk_batch=free)
+                except Exception:
+                    log.exception("worker bulk claim failed")
+                deadline = time.monotonic() + LEASE.total_seconds() / 2
+                for msg in claimed:
+                    running[pool.submit(run, msg, deadline)] = msg
+            idle = not claimed
+            if not running:
+                if outcomes:
+                    record(outcomes)
+                    outcomes, last_flush = [], time.monotonic()
+                stop.wait(poll)
+                continue
+            # A free thread with nothing claimed waits for a row to end (or `poll`);
+            # otherwise come back soon enough to record outcomes every FLUSH_SECONDS.
+            done, _ = wait(
+                running, timeout=poll if idle and free > 0 else FLUSH_SECONDS, return_when=FIRST_COMPLETED
+            )
+            for future in done:
+                running.pop(future)
+                outcomes.append(future.result())
+            if counter is not None:
+                counter.handled += len(done)
+            if outcomes and (not running or time.monotonic() - last_flush >= FLUSH_SECONDS):
+                try:
+                    record(outcomes)
+                except Exception:
+                    log.exception("worker bulk record failed")  # the leases run out: tried again
+                outcomes, last_flush = [], time.monotonic()
+    finally:
+        for future in running:
+            outcomes.append(future.result())
+        if outcomes:
+            record(outcomes)
+
+
 def drain(max_rounds: int = 100) -> int:
     """Deliver until nothing is due (tests and the CLI use this)."""
     total = 0
@@ -365,25 +431,23 @@ class Worker:
     def _bulk_loop(self) -> None:
         """The bulk lane in its own thread: a wave's rows (a trigger run listing its
         guests, a chunk of a campaign) may take seconds each; meanwhile the main loop
-        keeps claiming the interactive lane."""
-        pool = (
-            ThreadPoolExecutor(self.bulk_threads, thread_name_prefix="outbox-bulk")
-            if self.bulk_threads > 1
-            else None
-        )
-        try:
+        keeps claiming the interactive lane. A thread freed by a row that ended takes
+        a new row at once (`run_flowing`), not when the slowest row of its claim ends."""
+        if self.bulk_threads <= 1:
             while not self.stop_event.is_set():
                 try:
-                    handled = run_once(self.batch, pool, lane=BULK)
+                    handled = run_once(self.batch, None, lane=BULK)
                     self.handled += handled
                 except Exception:
                     log.exception("worker bulk loop error")
                     handled = 0
                 if handled == 0:
                     self.stop_event.wait(max(self.poll_seconds, self.bulk_poll_seconds))
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+            return
+        with ThreadPoolExecutor(self.bulk_threads, thread_name_prefix="outbox-bulk") as pool:
+            run_flowing(
+                pool, self.bulk_threads, self.stop_event, max(self.poll_seconds, self.bulk_poll_seconds), self
+            )
 
     def run(self) -> None:
         log.info("outbox worker started (%s + %s bulk thread(s))", self.threads, self.bulk_threads)

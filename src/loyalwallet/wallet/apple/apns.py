@@ -33,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.util
 import os
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -47,6 +49,13 @@ import httpx
 import jwt
 
 from loyalwallet.config import env
+
+# httpcore's async side imports sniffio on EVERY request (for each cancellation shield).
+# Not installed, a failed import is not cached: each of those imports searched sys.path
+# on disk (~20% of the CPU of a push, py-spy). None in sys.modules makes it fail at once;
+# httpcore then assumes asyncio, as it did.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 APNS_PRODUCTION = "https://api.push.apple.com"
 TOKEN_LIFETIME = 40 * 60  # seconds; Apple refuses tokens older than an hour and
