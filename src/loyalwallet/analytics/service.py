@@ -13,7 +13,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
-from loyalwallet.analytics import activity, queries, rules, snapshot
+from loyalwallet.analytics import activity, cohorts, queries, rules, snapshot
 from loyalwallet.analytics import wallets as _wallets  # noqa: F401  (registers the wallets' queries)
 from loyalwallet.analytics.models import DayCategory
 from loyalwallet.analytics.queries import Filters
@@ -164,7 +164,11 @@ def dashboard(
             else:  # no fresh snapshot (a new install, or no worker running): read the cards
                 cells = timed("guests", queries.guest_cells, s, f, now)
                 sizes = timed("cohort_sizes", queries.cohort_sizes, s, f, first, last)
-            activity = timed("cohorts", queries.cohort_activity, s, f, first, last)
+            # The counts kept by the fold; while an existing database's are being filled,
+            # the card months counted.
+            activity = timed("cohorts", cohorts.activity, s, f, first, last)
+            if activity is None:
+                activity = timed("cohorts", queries.cohort_activity, s, f, first, last)
             return {"cells": cells, "sizes": sizes, "activity": activity, "taken": taken}
 
     parts: dict[str, Any] = {}
