@@ -415,7 +415,7 @@ def measure(
             conn.execute(
                 text("VACUUM ANALYZE analytics_card_months, analytics_days, analytics_day_categories")
             )
-    from loyalwallet.analytics import activity, snapshot
+    from loyalwallet.analytics import activity, cohorts, snapshot
 
     if rebuild_guest_days:
         with engine.begin() as conn:
