@@ -22,8 +22,9 @@ down_revision: str | Sequence[str] | None = "i14e_merged_cards"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Adds a table and moves the card months of merged invitation cards (few rows): the
-# previous release keeps working (it does not read the counts). An existing database's
+# Adds a table, moves the card months of merged invitation cards (few rows) and rebuilds
+# three indexes with more columns (PostgreSQL, CONCURRENTLY: no write lock): the previous
+# release keeps working (it does not read the counts). An existing database's
 # counts are filled by the fold (worker, or `loyalwallet analytics fold`), resumable;
 # until then the dashboard counts the card months as before.
 online_safe = True
@@ -33,6 +34,43 @@ MERGED = (
     "SELECT invitation_card_id AS src, max(card_id) AS dst FROM joins"
     " WHERE invitation_card_id IS NOT NULL AND card_id <> invitation_card_id GROUP BY invitation_card_id"
 )
+
+
+# PostgreSQL: indexes that carry what the dashboard's counts read (index-only scans).
+COVERING = [
+    (
+        "ix_cards_merchant_created",
+        "cards",
+        ["merchant_id", "created_at"],
+        ["id", "channel", "program_id", "first_purchase_at"],
+    ),
+    (
+        "ix_analytics_guest_days_merchant",
+        "analytics_guest_days",
+        ["merchant_id", "last_day"],
+        ["first_day", "multi", "program_id"],
+    ),
+    (
+        "ix_analytics_guest_location_days_merchant",
+        "analytics_guest_location_days",
+        ["merchant_id", "location_id", "last_day"],
+        ["first_day", "first_anywhere", "multi", "program_id"],
+    ),
+]
+
+
+def _covering(include: bool) -> None:
+    """Rebuild the indexes with (or without) the carried columns, CONCURRENTLY: writes to
+    the cards go on meanwhile (docs/upgrades.md)."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    with op.get_context().autocommit_block():
+        for name, table, columns, extra in COVERING:
+            carried = f" INCLUDE ({', '.join(extra)})" if include else ""
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}_new")
+            op.execute(f"CREATE INDEX CONCURRENTLY {name}_new ON {table} ({', '.join(columns)}){carried}")
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            op.execute(f"ALTER INDEX {name}_new RENAME TO {name}")
 
 
 def upgrade() -> None:
@@ -80,8 +118,10 @@ def upgrade() -> None:
         ).bindparams(sa.bindparam("at", type_=loyalwallet.db.UTCDateTime())),
         {"v": 0 if folded else ALL, "at": dt.datetime.now(dt.UTC)},
     )
+    _covering(True)
 
 
 def downgrade() -> None:
+    _covering(False)
     op.execute("DELETE FROM analytics_state WHERE name = 'cohort-months'")
     op.drop_table("analytics_cohort_months")
