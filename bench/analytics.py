@@ -244,6 +244,21 @@ def main() -> None:
     )
     ap.add_argument("--full", action="store_true", help="time the whole dashboard page per window")
     ap.add_argument(
+        "--fold-only",
+        action="store_true",
+        help="migrate and fold everything (rollups, the cohort counts' fill, the guests' purchase days), timed",
+    )
+    ap.add_argument(
+        "--refill-cohorts",
+        action="store_true",
+        help="with --fold-only: empty the cohort counts and fill them again (the first fill of an existing database)",
+    )
+    ap.add_argument(
+        "--naive-cohorts",
+        action="store_true",
+        help="with --full: also check the retention table against the purchases (slow at 10M)",
+    )
+    ap.add_argument(
         "--fold-ab",
         type=int,
         default=0,
@@ -263,8 +278,11 @@ def main() -> None:
     if args.buyers_only:
         buyers_only(args.runs)
         return
+    if args.fold_only:
+        fold_only(args.guest_cards, args.refill_cohorts)
+        return
     if args.full:
-        full(args.runs)
+        full(args.runs, args.naive_cohorts)
         return
     if args.fold_ab:
         fold_ab(args.fold_ab, args.guest_cards)
@@ -299,6 +317,43 @@ FROM (SELECT card_id, count(*) AS n, sum(amount) AS total, max(created_at) AS la
       FROM purchases WHERE merchant_id = :m GROUP BY card_id) g
 GROUP BY 1, 2
 """
+
+
+# The retention table from the purchases and the cards: a merged invitation card's
+# purchases are its kept card's, and it is no cohort's card itself.
+MERGED = """SELECT invitation_card_id AS src, max(card_id) AS dst FROM joins
+WHERE invitation_card_id IS NOT NULL AND card_id <> invitation_card_id GROUP BY 1"""
+NAIVE_COHORT_ACTIVITY = f"""
+WITH merged AS ({MERGED})
+SELECT to_char(timezone(:tz, c.created_at), 'YYYY-MM') AS cohort,
+       to_char(timezone(:tz, p.created_at), 'YYYY-MM') AS month, count(DISTINCT c.id)
+FROM purchases p LEFT JOIN merged m ON m.src = p.card_id JOIN cards c ON c.id = coalesce(m.dst, p.card_id)
+WHERE p.merchant_id = :m AND c.created_at >= :lo AND p.created_at >= :lo
+GROUP BY 1, 2
+"""
+NAIVE_COHORT_SIZES = f"""
+SELECT to_char(timezone(:tz, created_at), 'YYYY-MM'), count(*) FROM cards
+WHERE merchant_id = :m AND created_at >= :lo AND id NOT IN (SELECT src FROM ({MERGED}) x) GROUP BY 1
+"""
+
+
+def _naive_cohorts(f):  # type: ignore[no-untyped-def]
+    """The retention table of the filters' last 12 months, from the purchases."""
+    from loyalwallet import db
+    from loyalwallet.analytics import rules, service
+
+    last = rules.month_of(f.period.end)
+    first = rules.month_add(last, -(service.COHORT_MONTHS - 1))
+    lo = dt.datetime.fromisoformat(first + "-01T00:00:00+00:00") - dt.timedelta(days=1)
+    p = {"m": f.merchant_id, "tz": f.period.tz, "lo": lo}
+    with db.read() as session:
+        sizes = {m: int(n) for m, n in session.execute(text(NAIVE_COHORT_SIZES), p) if first <= m <= last}
+        rows = [
+            (c, m, int(n))
+            for c, m, n in session.execute(text(NAIVE_COHORT_ACTIVITY), p)
+            if first <= c <= last and m <= last
+        ]
+    return rules.cohorts(sizes, rows, first, last)
 
 
 def _spread(samples: list[float]) -> str:
@@ -360,7 +415,7 @@ def measure(
             conn.execute(
                 text("VACUUM ANALYZE analytics_card_months, analytics_days, analytics_day_categories")
             )
-    from loyalwallet.analytics import activity, snapshot
+    from loyalwallet.analytics import activity, cohorts, snapshot
 
     if rebuild_guest_days:
         with engine.begin() as conn:
@@ -430,7 +485,7 @@ def measure(
             # Old and new alternate within the round, so both see the same machine.
             figures = {}
             for way, samples in (("old", old), ("new", fast)):
-                activity.READ = way == "new"
+                activity.READ = cohorts.READ = way == "new"
                 t0 = time.perf_counter()
                 with db.read() as session:
                     board = service.dashboard(session, actor, f)
@@ -439,7 +494,7 @@ def measure(
                 parts[way].append(board.timings.get("buyers", 0) + board.timings["period_totals"])
                 if way == "new":
                     timings = board.timings
-            activity.READ = True
+            activity.READ = cohorts.READ = True
             assert figures["old"] == figures["new"], (name, figures)
             if i >= baseline_runs:
                 continue
@@ -510,6 +565,59 @@ def buyers_only(runs: int) -> None:
     print(f"load average after the run: {os.getloadavg()}")
 
 
+def fold_only(guest_cards: int, refill_cohorts: bool) -> None:
+    """Migrate, then every first fold an existing database needs after the upgrade, each
+    timed: the rollups (card months with their cohort counts, days), the cohort counts'
+    fill (resumable, card range by card range), the guests' purchase days."""
+    import tempfile
+
+    from loyalwallet import db, wiring
+    from loyalwallet.analytics import activity, cohorts, rollup
+    from loyalwallet.config import Settings, configure, load_settings
+    from loyalwallet.migrations import migrate
+
+    url = bench_url()
+    t0 = time.perf_counter()
+    migrate(url)
+    say(f"migrated in {time.perf_counter() - t0:.1f} s")
+    s = configure(load_settings(Path(tempfile.mkdtemp(prefix="lwbench-")), url))
+    configure(Settings(**{**s.__dict__, "run_worker": False}))
+    db.init_engine()
+    wiring.install()
+    print(f"load average before: {os.getloadavg()}")
+    t0 = time.perf_counter()
+    covered = rollup.catch_up(batch=1_000_000, settle=dt.timedelta(0))
+    say(f"rollups' fold over {covered:,} purchase ids: {time.perf_counter() - t0:.0f} s")
+    if refill_cohorts:
+        with db.get_engine().begin() as conn:
+            conn.execute(text("TRUNCATE analytics_cohort_months"))
+            conn.execute(text("UPDATE analytics_state SET value = 0 WHERE name = :n"), {"n": cohorts.CURSOR})
+    t0 = time.perf_counter()
+    steps = 0
+    while rollup.fill_step():
+        steps += 1
+        with db.read() as session:
+            done = cohorts.progress(session)
+        say(
+            f"  cohort counts: {100 if done is None else int(done * 100)} % ({time.perf_counter() - t0:.1f} s)"
+        )
+    say(f"cohort counts' fill: {time.perf_counter() - t0:.1f} s ({steps} steps)")
+    t0 = time.perf_counter()
+    shown = [-1]
+
+    def show(done: float | None) -> None:
+        pct = 100 if done is None else int(done * 100)
+        if pct // 10 != shown[0] // 10:
+            shown[0] = pct
+            say(f"  guests' purchase days: {pct} % ({time.perf_counter() - t0:.0f} s)")
+
+    steps = activity.catch_up(settle=dt.timedelta(0), on_step=show, cards=guest_cards)
+    say(f"guests' purchase days: {time.perf_counter() - t0:.0f} s ({steps} steps)")
+    with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    print(f"load average after: {os.getloadavg()}")
+
+
 # (name, days, one location?, days before today the period ends)
 FULL_WINDOWS = [
     ("today", 1, False, 0),
@@ -549,7 +657,7 @@ def _cpu(backends: list[int] | None = None) -> float:
 FIGURES = ("totals", "trend", "upsell", "refunds", "issued", "status", "rfm", "cohorts")
 
 
-def full(runs: int) -> None:
+def full(runs: int, naive_cohorts: bool = False) -> None:
     """The whole dashboard page per window, old and new alternating (see the docstring)."""
     import re
     import tempfile
@@ -557,7 +665,7 @@ def full(runs: int) -> None:
     from fastapi.testclient import TestClient
 
     from loyalwallet import db, wiring
-    from loyalwallet.analytics import activity, queries, service, snapshot
+    from loyalwallet.analytics import activity, cohorts, queries, service, snapshot
     from loyalwallet.api.app import create_app
     from loyalwallet.config import Settings, configure, load_settings
     from loyalwallet.merchants.actors import Actor
@@ -607,6 +715,7 @@ def full(runs: int) -> None:
     )
     print("|---|---|---|---|---|---|")
     worst = 0.0
+    checked: set[tuple[int, int]] = set()
     for name, days, loc, ago in FULL_WINDOWS:
         with db.read() as session:
             tz = service.filters_for(session, actor, None, None).period.tz
@@ -621,7 +730,7 @@ def full(runs: int) -> None:
         for _ in range(runs):
             figures = {}
             for way in ("old", "new"):
-                activity.READ = way == "new"
+                activity.READ = cohorts.READ = way == "new"
                 c0, t0 = _cpu(), time.perf_counter()
                 r = client.get(url)
                 samples[way].append(time.perf_counter() - t0)
@@ -636,13 +745,18 @@ def full(runs: int) -> None:
                 )
                 if way == "new":
                     parts = board.timings
-            activity.READ = True
+            activity.READ = cohorts.READ = True
             differ = [k for k, a, b in zip(FIGURES, figures["old"], figures["new"], strict=True) if a != b]
             assert not differ, (
                 name,
                 differ,
                 [(figures["old"][FIGURES.index(k)], figures["new"][FIGURES.index(k)]) for k in differ],
             )
+        if naive_cohorts and (f.period.end.year, f.period.end.month) not in checked:
+            checked.add((f.period.end.year, f.period.end.month))
+            t0 = time.perf_counter()
+            assert board.cohorts == _naive_cohorts(f), name
+            say(f"  retention table = the naive one from the purchases ({time.perf_counter() - t0:.0f} s)")
         worst = max(worst, max(samples["new"]))
         slow = sorted(parts.items(), key=lambda kv: -kv[1])[:3]
         ratio = statistics.median(samples["old"]) / statistics.median(samples["new"])

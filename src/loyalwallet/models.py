@@ -2,6 +2,7 @@
 
 from loyalwallet.analytics.models import (
     CardMonth,
+    CohortMonth,
     CohortSize,
     DayCategory,
     DayTotals,
@@ -64,6 +65,7 @@ __all__ = [
     "CardSend",
     "CertificateEntry",
     "Channel",
+    "CohortMonth",
     "CohortSize",
     "Consent",
     "ConsentText",

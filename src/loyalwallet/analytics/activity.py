@@ -471,22 +471,34 @@ def window_buyers(session: Session, f: Filters) -> dict[str, int] | None:
     if (session.scalar(select(func.count()).select_from(unfolded)) or 0) > TAIL_MAX:
         return None
     table: Any = GuestDays if f.location_id is None else GuestLocationDays
-    hits, multi = _window_columns(session, table, start, end)
-    where = [table.merchant_id == f.merchant_id, table.first_day <= end, table.last_day >= start]
+    where = [table.merchant_id == f.merchant_id, table.last_day >= start]
     if f.program_id is not None:
         where.append(table.program_id == f.program_id)
+    if f.location_id is not None:
+        where.append(table.location_id == f.location_id)
     # "Bought before" counts any location: a location row carries the card's first day
     # anywhere (no look-up among all locations).
     first = table.first_day if f.location_id is None else table.first_anywhere
-    inner = select(first.label("first"), hits.label("hits"), multi.label("multi"))
-    if f.location_id is not None:
-        where.append(table.location_id == f.location_id)
-    w = inner.where(*where).subquery()
-    bought = w.c.hits > 0
-    repeat = case((bought & ((w.c.first < start) | (w.c.hits >= 2) | (w.c.multi > 0)), 1), else_=0)
-    buyers, repeaters = session.execute(
-        select(func.coalesce(func.sum(case((bought, 1), else_=0)), 0), func.coalesce(func.sum(repeat), 0))
-    ).one()
+    latest = session.scalar(
+        select(func.max(GuestDays.last_day)).where(GuestDays.merchant_id == f.merchant_id)
+    )
+    if latest is None or end >= latest:
+        # No purchase after the window (one ending now): a guest bought in it when their
+        # last day is in it, and bought twice by its end unless their only purchase was
+        # one single day in it. Read from the index alone (ix_..._merchant carries these).
+        once = (table.first_day == table.last_day) & table.multi.is_(None)
+        repeat = case(((first < start) | ~once, 1), else_=0)
+        stmt = select(func.count(), func.coalesce(func.sum(repeat), 0)).where(*where)
+    else:
+        hits, multi = _window_columns(session, table, start, end)
+        inner = select(first.label("first"), hits.label("hits"), multi.label("multi"))
+        w = inner.where(*where, table.first_day <= end).subquery()
+        bought = w.c.hits > 0
+        repeat = case((bought & ((w.c.first < start) | (w.c.hits >= 2) | (w.c.multi > 0)), 1), else_=0)
+        stmt = select(
+            func.coalesce(func.sum(case((bought, 1), else_=0)), 0), func.coalesce(func.sum(repeat), 0)
+        )
+    buyers, repeaters = session.execute(stmt).one()
     # The purchases above the watermark: their cards' figures, before and after them.
     per_card, per_place = _counts(_grouped(session, lambda: tail_where))
     if not per_card:

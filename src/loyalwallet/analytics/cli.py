@@ -1,6 +1,7 @@
-"""`loyalwallet analytics fold`: build the guests' purchase-day bitmaps now, with a
-progress bar (the worker does the same in small steps; after an upgrade of a big
-database this gets it done at once). Safe to interrupt and run again: it resumes."""
+"""`loyalwallet analytics fold`: build the guests' purchase-day bitmaps and the retention
+table's counts now, with progress bars (the worker does the same in small steps; after an
+upgrade of a big database this gets it done at once). Safe to interrupt and run again:
+it resumes."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ def fold(
         200_000, help="Fold card by card (resumable) when more purchases than this wait."
     ),
 ) -> None:
-    """Fold every purchase into the guests' purchase-day bitmaps (resumable)."""
+    """Fold every purchase into the guests' purchase-day bitmaps, and count the card
+    months per cohort (both resumable)."""
     from loyalwallet import db
-    from loyalwallet.analytics import activity
+    from loyalwallet.analytics import activity, cohorts, rollup
 
     runtime.start()
     with Progress(
@@ -46,5 +48,16 @@ def fold(
         steps = activity.catch_up(
             settle=dt.timedelta(seconds=settle), on_step=show, cards=cards, backfill_over=backfill_over
         )
+        bar.update(task, completed=100)
+    with Progress(
+        TextColumn("retention table"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        with db.read() as session:
+            start = cohorts.progress(session)
+        task = bar.add_task("fill", total=100, completed=100 if start is None else int(100 * start))
+        while rollup.fill_step(cohorts.CARDS_PER_STEP):
+            with db.read() as session:
+                done = cohorts.progress(session)
+            bar.update(task, completed=100 if done is None else 100 * done)
         bar.update(task, completed=100)
     console.print(f"[green]up to date ({steps} steps)[/green]")

@@ -3,6 +3,8 @@
 - `analytics_card_months`: the set of (card, month) pairs in which a card bought
   something, with the card's joining month beside it: cohort retention is a GROUP BY over
   it instead of a scan of every purchase ever made.
+- `analytics_cohort_months`: those pairs counted per (cohort month, month), what the
+  retention table shows.
 - `analytics_days`: per merchant, local day, location and program: purchases, revenue,
   checks with lines and checks with upsell (the trend and the upsell share).
 - `analytics_day_categories`: the same days split by the category of the lines.
@@ -40,6 +42,21 @@ class CardMonth(Base):
     merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"))
     program_id: Mapped[int] = mapped_column(BigID, ForeignKey("programs.id"))
     cohort_month: Mapped[str] = mapped_column(String(7))
+
+
+class CohortMonth(Base):
+    """Per (cohort month, month): the cards of the cohort that bought in that month, i.e.
+    analytics_card_months counted. Kept by the rollup fold with every new card month
+    (rollup.py; filled for an existing database by its resumable first fill), so the
+    retention table reads at most 12 x 12 rows per program."""
+
+    __tablename__ = "analytics_cohort_months"
+
+    merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    cohort_month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    cards: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class DayTotals(Base):
@@ -95,8 +112,14 @@ class RollupState(Base):
     updated_at: Mapped[Timestamp]
 
 
-# Cards issued in a period (by channel, installs vs activations).
-Index("ix_cards_merchant_created", Card.merchant_id, Card.created_at)
+# Cards issued in a period (by channel, installs vs activations): on PostgreSQL the
+# columns the count reads ride along (an index-only scan, not a pass over the cards).
+Index(
+    "ix_cards_merchant_created",
+    Card.merchant_id,
+    Card.created_at,
+    postgresql_include=["id", "channel", "program_id", "first_purchase_at"],
+)
 # The period scan of the dashboard reads only these columns: an index-only scan on PostgreSQL.
 Index(
     "ix_purchases_analytics",
@@ -119,7 +142,15 @@ class GuestDays(Base):
     analytics/activity.py from the purchases (its own watermark in analytics_state)."""
 
     __tablename__ = "analytics_guest_days"
-    __table_args__ = (Index("ix_analytics_guest_days_merchant", "merchant_id", "last_day"),)
+    # Buyers of a period ending now read only the index (activity.window_buyers).
+    __table_args__ = (
+        Index(
+            "ix_analytics_guest_days_merchant",
+            "merchant_id",
+            "last_day",
+            postgresql_include=["first_day", "multi", "program_id"],
+        ),
+    )
 
     card_id: Mapped[int] = mapped_column(BigID, ForeignKey("cards.id"), primary_key=True)
     merchant_id: Mapped[int] = mapped_column(BigID, ForeignKey("merchants.id"))
@@ -136,7 +167,13 @@ class GuestLocationDays(Base):
 
     __tablename__ = "analytics_guest_location_days"
     __table_args__ = (
-        Index("ix_analytics_guest_location_days_merchant", "merchant_id", "location_id", "last_day"),
+        Index(
+            "ix_analytics_guest_location_days_merchant",
+            "merchant_id",
+            "location_id",
+            "last_day",
+            postgresql_include=["first_day", "first_anywhere", "multi", "program_id"],
+        ),
     )
 
     card_id: Mapped[int] = mapped_column(BigID, ForeignKey("cards.id"), primary_key=True)

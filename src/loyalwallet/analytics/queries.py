@@ -135,13 +135,7 @@ def buyers(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
             stmt = stmt.where(Card.program_id == f.program_id)
         count, repeaters = session.execute(stmt).one()
         return {"buyers": int(count), "repeaters": int(repeaters)}
-    # A merged invitation card's purchases are its kept card's (one guest).
-    merged = (
-        select(Join.invitation_card_id.label("src"), func.max(Join.card_id).label("dst"))
-        .where(Join.invitation_card_id.is_not(None), Join.card_id != Join.invitation_card_id)
-        .group_by(Join.invitation_card_id)
-        .subquery()
-    )
+    merged = merged_cards()
     owner = func.coalesce(merged.c.dst, Purchase.card_id)
     per_card = (
         select(owner.label("card_id"), func.count().label("n"))
@@ -158,6 +152,26 @@ def buyers(session: Session, f: Filters, now: dt.datetime) -> dict[str, int]:
         )
     ).one()
     return {"buyers": int(count), "repeaters": int(repeaters)}
+
+
+def merged_cards() -> Any:
+    """(src, dst): each invitation card merged into a guest's kept card; its purchases
+    are the kept card's (one guest). Read through the joins' partial index."""
+    return (
+        select(Join.invitation_card_id.label("src"), func.max(Join.card_id).label("dst"))
+        .where(Join.invitation_card_id.is_not(None), Join.card_id != Join.invitation_card_id)
+        .group_by(Join.invitation_card_id)
+        .subquery()
+    )
+
+
+def not_merged() -> ColumnElement[bool]:
+    """The card was not merged into another (see merged_cards())."""
+    return Card.id.not_in(
+        select(Join.invitation_card_id).where(
+            Join.invitation_card_id.is_not(None), Join.card_id != Join.invitation_card_id
+        )
+    )
 
 
 def from_cached_figures(f: Filters, now: dt.datetime) -> bool:
@@ -316,13 +330,16 @@ def guest_cells(session: Session, f: Filters, now: dt.datetime) -> list[Cell]:
 
 
 def cohort_sizes(session: Session, f: Filters, first: str, last: str) -> dict[str, int]:
-    """Cards that joined in each month first..last (the merchant's time zone)."""
+    """Cards that joined in each month first..last (the merchant's time zone); an
+    invitation card merged into a guest's card is that guest's, not a new one."""
     zone = f.period.tz
     lo = dt.datetime.fromisoformat(first + "-01").replace(tzinfo=zoneinfo.ZoneInfo(zone)) - dt.timedelta(
         days=1
     )
     month = local_month(session, Card.created_at, zone).label("month")
-    stmt = select(month, func.count()).where(Card.merchant_id == f.merchant_id, Card.created_at >= lo)
+    stmt = select(month, func.count()).where(
+        Card.merchant_id == f.merchant_id, Card.created_at >= lo, not_merged()
+    )
     if f.program_id is not None:
         stmt = stmt.where(Card.program_id == f.program_id)
     rows = session.execute(stmt.group_by(month)).all()

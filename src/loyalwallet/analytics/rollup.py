@@ -3,13 +3,19 @@
 A watermark (the last purchase id folded in) lives in analytics_state. Each step takes
 the purchases above it that are at least SETTLE seconds old (an id is assigned before
 its transaction commits, so a younger purchase with a lower id might still be on its
-way), inserts their distinct (card, month) pairs with ON CONFLICT DO NOTHING (a set),
-adds their sums to the day totals, and moves the watermark, all in one transaction. The watermark row is locked, so any number of workers may run it.
+way), inserts their distinct (card, month) pairs with ON CONFLICT DO NOTHING (a set) and
+counts the new ones per cohort (analytics/cohorts.py), adds their sums to the day totals,
+and moves the watermark, all in one transaction. The watermark row is locked, so any
+number of workers may run it.
+
+A merged invitation card's purchases are its kept card's (one guest, in the kept card's
+cohort), as in the guests' purchase days (analytics/activity.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import case, func, literal, select
@@ -17,8 +23,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
-from loyalwallet.analytics.models import CardMonth, DayCategory, DayTotals, RollupState
-from loyalwallet.analytics.queries import local_day, local_month
+from loyalwallet.analytics import cohorts
+from loyalwallet.analytics.models import DayCategory, DayTotals, RollupState
+from loyalwallet.analytics.queries import local_day, local_month, merged_cards
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase, PurchaseLine
 from loyalwallet.merchants.models import Merchant
@@ -76,24 +83,25 @@ def step(batch: int = 100_000, settle: dt.timedelta = SETTLE, now: dt.datetime |
             .join(Merchant, Merchant.id == Purchase.merchant_id)
             .where(Purchase.id > lo, Purchase.id <= hi)
         ).all()
+        counted_upto = cohorts.cursor(session).value
+        merged = merged_cards()
+        owner = func.coalesce(merged.c.dst, Purchase.card_id)
         for merchant_id, tz in merchants:
             pairs = (
                 select(
-                    Purchase.card_id,
+                    owner,
                     local_month(session, Purchase.created_at, tz),
                     literal(merchant_id),
                     Card.program_id,
                     local_month(session, Card.created_at, tz),
                 )
                 .distinct()
-                .join(Card, Card.id == Purchase.card_id)
+                .select_from(Purchase)
+                .outerjoin(merged, merged.c.src == Purchase.card_id)
+                .join(Card, Card.id == owner)
                 .where(Purchase.merchant_id == merchant_id, Purchase.id > lo, Purchase.id <= hi)
             )
-            session.execute(
-                insert(CardMonth)
-                .from_select(["card_id", "month", "merchant_id", "program_id", "cohort_month"], pairs)
-                .on_conflict_do_nothing(index_elements=["card_id", "month"])
-            )
+            cohorts.insert_counted(session, pairs, counted_upto)
             _fold_days(session, insert, merchant_id, tz, lo, hi)
         state.value = hi
         state.updated_at = now
@@ -172,13 +180,40 @@ def _fold_days(session: Session, insert: Any, merchant_id: int, tz: str, lo: int
     )
 
 
-def catch_up(batch: int = 100_000, settle: dt.timedelta = SETTLE, max_steps: int | None = None) -> int:
-    """Fold in everything that has settled; returns how many purchase ids were covered."""
+def merge_cards(session: Session, source: int, target: int) -> None:
+    """The invitation card `source` was merged into `target` in this transaction: its
+    card months go to the kept card (analytics/cohorts.py). Under the watermark's lock, so
+    no step folds between; its later purchases are mapped by the step itself."""
+    _state(session)
+    cohorts.merge_cards(session, source, target)
+
+
+def fill_step(cards: int = cohorts.CARDS_PER_STEP) -> int:
+    """One step of counting an existing database's card months per cohort (resumable:
+    its own transaction, under the watermark's lock); 0 when done."""
+    with db.transaction() as session:
+        _state(session)
+        return cohorts.fill_step(session, cards)
+
+
+def catch_up(
+    batch: int = 100_000,
+    settle: dt.timedelta = SETTLE,
+    max_steps: int | None = None,
+    on_step: Callable[[float | None], None] | None = None,
+) -> int:
+    """Fold in everything that has settled, and fill the cohort counts of an existing
+    database (a step of each per round); returns how many purchase ids were covered.
+    `on_step` gets the fill's progress (None: done) after each round."""
     total = 0
     steps = 0
     while max_steps is None or steps < max_steps:
         moved = step(batch, settle)
-        if moved == 0:
+        filled = fill_step()
+        if on_step is not None:
+            with db.read() as session:
+                on_step(cohorts.progress(session))
+        if moved == 0 and filled == 0:
             break
         total += moved
         steps += 1

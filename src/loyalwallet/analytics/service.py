@@ -13,7 +13,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
-from loyalwallet.analytics import activity, queries, rules, snapshot
+from loyalwallet.analytics import activity, cohorts, queries, rules, snapshot
 from loyalwallet.analytics import wallets as _wallets  # noqa: F401  (registers the wallets' queries)
 from loyalwallet.analytics.models import DayCategory
 from loyalwallet.analytics.queries import Filters
@@ -129,13 +129,11 @@ def dashboard(
     def live() -> dict[str, Any]:
         with db.read() as s:
             queries.tune(s)
-            # Buyers of a period from the guests' purchase days; a period ending now at
-            # every location reads the cards' cached figures (as fast, measured in
+            # Buyers of any period from the guests' purchase days (a period ending now
+            # from their index alone: faster than the cards' cached figures, measured in
             # bench/RESULTS.md); None while the days are being prepared (then
-            # period_totals counts them from the purchases).
-            counted = None
-            if not queries.from_cached_figures(f, now):
-                counted = timed("buyers", activity.window_buyers, s, f)
+            # period_totals counts them from the cards or the purchases).
+            counted = timed("buyers", activity.window_buyers, s, f)
             return {
                 "totals": timed("period_totals", queries.period_totals, s, f, now, counted),
                 "preparing": activity.progress(s),
@@ -164,7 +162,11 @@ def dashboard(
             else:  # no fresh snapshot (a new install, or no worker running): read the cards
                 cells = timed("guests", queries.guest_cells, s, f, now)
                 sizes = timed("cohort_sizes", queries.cohort_sizes, s, f, first, last)
-            activity = timed("cohorts", queries.cohort_activity, s, f, first, last)
+            # The counts kept by the fold; while an existing database's are being filled,
+            # the card months counted.
+            activity = timed("cohorts", cohorts.activity, s, f, first, last)
+            if activity is None:
+                activity = timed("cohorts", queries.cohort_activity, s, f, first, last)
             return {"cells": cells, "sizes": sizes, "activity": activity, "taken": taken}
 
     parts: dict[str, Any] = {}

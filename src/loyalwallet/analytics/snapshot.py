@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.analytics.models import CohortSize, GuestCell, RollupState
-from loyalwallet.analytics.queries import Filters, local_month, recency_days
+from loyalwallet.analytics.queries import Filters, local_month, not_merged, recency_days
 from loyalwallet.analytics.rules import Cell
 from loyalwallet.cards.models import Card
 from loyalwallet.config import env
@@ -66,7 +66,7 @@ def refresh(session: Session, merchant_id: int, tz: str, now: dt.datetime) -> No
     month = local_month(session, Card.created_at, tz)
     sizes = (
         select(literal(merchant_id), Card.program_id, month, func.count())
-        .where(Card.merchant_id == merchant_id)
+        .where(Card.merchant_id == merchant_id, not_merged())
         .group_by(Card.program_id, month)
     )
     session.execute(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.analytics import activity as guest_activity
+from loyalwallet.analytics import rollup
 from loyalwallet.cards.book import CardBook
 from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.customers.models import Customer
@@ -164,6 +165,7 @@ def merge_invitation(
     source.first_purchase_at = None
     source.last_visit_at = None
     guest_activity.merge_cards(session, source.id, target.id)
+    rollup.merge_cards(session, source.id, target.id)  # the retention table's card months
     dst.retier()
     source.status = "blocked"
     source.message = gettext_for(lang)("This card was joined to your card %(code)s: please use that one.") % {
