@@ -362,6 +362,8 @@ async def pool() -> Any:
     task = _pools.get(loop)
     if task is None:
         task = _pools[loop] = loop.create_task(_new_pool())
+    elif task.done() and not task.cancelled() and task.exception() is None:
+        return task.result()  # the usual case: no shield (a task and a future per purchase)
     try:
         # shielded: a cancelled request must not cancel the pool other requests wait for
         return await asyncio.shield(task)
