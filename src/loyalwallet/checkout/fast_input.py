@@ -6,7 +6,7 @@ and whether the card and programme are ones it covers. Anything else raises Fall
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout import fast_sql as q
 from loyalwallet.checkout import rules
-from loyalwallet.checkout.fast_write import Fallback, Read
+from loyalwallet.checkout.fast_write import Fallback, Read, loaded
 from loyalwallet.checkout.schemas import PurchaseIn
 from loyalwallet.customers.models import Customer
 from loyalwallet.fraud import rules as fr
@@ -115,18 +115,6 @@ def entities_of(row: Any, merchant_id: int) -> tuple[Card, Customer | None, Prog
         },
     )
     return card, guest, program
-
-
-E = TypeVar("E")
-
-
-def loaded(cls: type[E], values: dict[str, Any]) -> E:
-    """An instance of mapped class `cls` holding `values`, made as the ORM makes a loaded
-    row's (its state without a session, the values in its __dict__): the constructor's
-    attribute events, one per column, were most of this path's own CPU."""
-    obj = cls.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
-    obj.__dict__.update(values)
-    return cast(E, obj)
 
 
 def not_covered(card: Card, program: Program, prules: Any) -> bool:
