@@ -105,11 +105,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--out")
+    ap.add_argument(
+        "--cards", type=int, default=200, help="cards bought at in turn (few: the hourly fraud alert fires)"
+    )
     args = ap.parse_args()
     url, name = create_database("lwbench_i14_purchase2_prof")
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            key, codes, _ids = seed(url, data_dir, 200)
+            key, codes, _ids = seed(url, data_dir, args.cards)
             os.environ.update(
                 LOYALWALLET_DATABASE_URL=url, LOYALWALLET_DATA_DIR=data_dir, LOYALWALLET_RUN_WORKER="0"
             )
