@@ -454,6 +454,6 @@ FAST_QUOTE = _Endpoint(QUOTE_PATH, quote, "quote")
 
 # Listed in wiring.ROUTERS before the checkout's router, so these routes come first.
 router = APIRouter()
-router.hot = True  # type: ignore[attr-defined]  # matched first (api/app.py)
+router.hot = True  # type: ignore[attr-defined]  # matched first (api/app.py), called by api/hot.py
 router.routes.append(Route(PATH, FAST, methods=["POST"], include_in_schema=False))
 router.routes.append(Route(QUOTE_PATH, FAST_QUOTE, methods=["POST"], include_in_schema=False))
