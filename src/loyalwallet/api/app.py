@@ -14,6 +14,7 @@ from loyalwallet import __version__, db, wiring
 from loyalwallet.api import deps, errors, inputs, openapi
 from loyalwallet.api.guard import Guard
 from loyalwallet.api.headers import security_headers
+from loyalwallet.api.hot import HotPaths, hot_paths
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.config import Settings, configure, get_settings
 
@@ -66,6 +67,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         redoc_url=None,
     )
     errors.install(app)
+    # Inside the Guard and the metrics, in front of FastAPI's own layers: the hot paths
+    # (api/hot.py); filled once the routers are in.
+    hot_table: dict[tuple[str, str], Any] = {}
+    app.add_middleware(HotPaths, paths=hot_table)
     # Outermost of ours: request ids, input the database cannot hold, body caps, an
     # unexpected error as an answer, security headers (api/guard.py).
     app.add_middleware(Guard, hooks=guard_hooks(settings))
@@ -83,6 +88,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     routes = app.router.routes
     hot = [r for r in routes if getattr(getattr(r, "original_router", r), "hot", False)]
     routes[:] = hot + [r for r in routes if not any(r is h for h in hot)]
+    hot_table.update(hot_paths(hot))
     from starlette.staticfiles import StaticFiles
 
     from loyalwallet.web.templating import STATIC

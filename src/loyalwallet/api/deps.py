@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from loyalwallet import db
 from loyalwallet.errors import DomainError
 from loyalwallet.merchants.actors import Actor
-from loyalwallet.merchants.service import actor_for_api_key, cached_api_key_actor
+from loyalwallet.merchants.service import KEY_ACTOR, actor_for_api_key, cached_api_key_actor
 
 # Other ways to authenticate than an API key (the staff web session), put here by
 # wiring.install(): each takes the request and returns an Actor or None.
@@ -90,6 +90,8 @@ async def check_before_body(scope: dict[str, Any]) -> DomainError | None:
         found = await run_in_threadpool(_lookup_key, plain)
     if found is None:
         return DomainError("unauthorized", "the API key is not valid or was revoked")
+    if hit:  # the fast paths take it from here (the key hashed and looked up once)
+        scope.setdefault("state", {})[KEY_ACTOR] = found
     return None
 
 

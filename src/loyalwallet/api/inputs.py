@@ -60,7 +60,15 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
 
 
 def content_type(scope: dict[str, Any]) -> str:
-    return _header(scope, b"content-type").split(";")[0].strip().lower()
+    # Kept in the scope: the Guard asks up to four times per request (its headers do not
+    # change; the Guard only ever rewrites content-length).
+    kind = scope.get(_CONTENT_TYPE)
+    if kind is None:
+        kind = scope[_CONTENT_TYPE] = _header(scope, b"content-type").split(";")[0].strip().lower()
+    return str(kind)
+
+
+_CONTENT_TYPE = "loyalwallet.content_type"
 
 
 def content_length(scope: dict[str, Any]) -> int | None:

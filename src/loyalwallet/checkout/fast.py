@@ -403,6 +403,18 @@ class _Endpoint:
         self.served = served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Called by the router (the app without api.hot in front, or after `direct`
+        fell back: the general route answers)."""
+        if scope.get(_FELL_BACK):
+            SERVED["general"] += 1
+            await _general_route(self.path).handle(scope, receive, send)
+            return
+        await self.direct(scope, receive, send, None)
+
+    async def direct(self, scope: Scope, receive: Receive, send: Send, inner: Any) -> None:
+        """The fast path; what it does not answer goes to the general route: through
+        `inner` (the rest of the app, when api.hot called this in front of FastAPI's
+        layers: the route's exception handlers and dependencies need them), else here."""
         chunks = []
         while True:
             message = await receive()
@@ -425,9 +437,16 @@ class _Endpoint:
                     SERVED[self.served] += 1
                 await response(scope, receive, send)
                 return
+        if inner is not None:
+            scope[_FELL_BACK] = True
+            await inner(scope, _receive_once(raw), send)
+            return
         SERVED["general"] += 1
         await _general_route(self.path).handle(scope, _receive_once(raw), send)
 
+
+# Set in the scope when `direct` hands the request on to the whole app.
+_FELL_BACK = "loyalwallet.fast_fell_back"
 
 FAST = _Endpoint(PATH, purchase, "fast")
 
@@ -435,6 +454,6 @@ FAST_QUOTE = _Endpoint(QUOTE_PATH, quote, "quote")
 
 # Listed in wiring.ROUTERS before the checkout's router, so these routes come first.
 router = APIRouter()
-router.hot = True  # type: ignore[attr-defined]  # matched first (api/app.py)
+router.hot = True  # type: ignore[attr-defined]  # matched first (api/app.py), called by api/hot.py
 router.routes.append(Route(PATH, FAST, methods=["POST"], include_in_schema=False))
 router.routes.append(Route(QUOTE_PATH, FAST_QUOTE, methods=["POST"], include_in_schema=False))

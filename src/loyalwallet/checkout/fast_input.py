@@ -6,7 +6,7 @@ and whether the card and programme are ones it covers. Anything else raises Fall
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel
@@ -15,12 +15,12 @@ from starlette.requests import Request
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout import fast_sql as q
 from loyalwallet.checkout import rules
-from loyalwallet.checkout.fast_write import Fallback, Read
+from loyalwallet.checkout.fast_write import Fallback, Read, loaded
 from loyalwallet.checkout.schemas import PurchaseIn
 from loyalwallet.customers.models import Customer
 from loyalwallet.fraud import rules as fr
 from loyalwallet.merchants.actors import Actor
-from loyalwallet.merchants.service import cached_api_key_actor
+from loyalwallet.merchants.service import KEY_ACTOR, cached_api_key_actor
 from loyalwallet.programs.models import Program
 from loyalwallet.programs.rules import BonusRules, DiscountRules, StampRules
 
@@ -31,6 +31,9 @@ _Fallback = Fallback  # the name older callers know
 
 
 def actor_of(request: Request) -> Actor:
+    found = request.scope.get("state", {}).get(KEY_ACTOR)  # the Guard's look-up (api.deps)
+    if isinstance(found, Actor):
+        return found
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer":
@@ -112,18 +115,6 @@ def entities_of(row: Any, merchant_id: int) -> tuple[Card, Customer | None, Prog
         },
     )
     return card, guest, program
-
-
-E = TypeVar("E")
-
-
-def loaded(cls: type[E], values: dict[str, Any]) -> E:
-    """An instance of mapped class `cls` holding `values`, made as the ORM makes a loaded
-    row's (its state without a session, the values in its __dict__): the constructor's
-    attribute events, one per column, were most of this path's own CPU."""
-    obj = cls.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
-    obj.__dict__.update(values)
-    return cast(E, obj)
 
 
 def not_covered(card: Card, program: Program, prules: Any) -> bool:

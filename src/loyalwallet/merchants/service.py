@@ -255,6 +255,12 @@ class _KeyCache:
 _key_cache = _KeyCache()
 
 
+# Where api.deps.check_before_body (run by the Guard) leaves, in the request's scope
+# state, the actor of its API key when the key cache knew it: the fast paths take it
+# from there instead of hashing and looking the key up again.
+KEY_ACTOR = "api_key_actor"
+
+
 def cached_api_key_actor(plain: str) -> tuple[bool, Actor | None]:
     """(True, actor-or-None) when the answer for this key is known without the database."""
     if not plain.startswith(API_KEY_PREFIX) or len(plain) > 100:
