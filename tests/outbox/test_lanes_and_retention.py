@@ -277,3 +277,37 @@ def test_a_bulk_thread_freed_takes_a_new_row_while_a_long_one_runs() -> None:
             ).all()
         )
     assert statuses == {"test.long-bulk": "done", "test.quick-bulk": "done", "test.later-bulk": "done"}
+
+
+def test_the_bulk_lane_outlives_a_failed_recording(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database gone for a moment while the bulk loop records its outcomes: the row
+    is delivered again when its lease runs out, and the lane goes on taking new rows
+    (an error escaping `run_flowing` used to end the bulk loop's thread for good)."""
+    import threading
+
+    real_record, failed = worker.record, threading.Event()
+
+    def record_once_failing(outcomes: list[worker.Outcome]) -> None:
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("the database went away")
+        real_record(outcomes)
+
+    monkeypatch.setattr(worker, "record", record_once_failing)
+    first, second = threading.Event(), threading.Event()
+    handlers.HANDLERS["test.first-bulk"] = lambda msg: first.set()
+    handlers.HANDLERS["test.second-bulk"] = lambda msg: second.set()
+    w = worker.Worker(poll_seconds=0.05, bulk_poll_seconds=0.05, bulk_threads=2, run_periodic=False)
+    try:
+        with db.transaction() as session:
+            enqueue(session, None, "test.first-bulk", {}, priority=BULK)
+        thread = w.start_thread()
+        assert first.wait(60) and failed.wait(60)
+        with db.transaction() as session:
+            enqueue(session, None, "test.second-bulk", {}, priority=BULK)
+        assert second.wait(60), "the bulk lane stopped after a failed recording"
+    finally:
+        w.stop()
+        thread.join(timeout=60)
+        for topic in ("test.first-bulk", "test.second-bulk"):
+            handlers.HANDLERS.pop(topic)

@@ -285,7 +285,10 @@ def run_flowing(
             idle = not claimed
             if not running:
                 if outcomes:
-                    record(outcomes)
+                    try:
+                        record(outcomes)
+                    except Exception:
+                        log.exception("worker bulk record failed")  # the leases run out: tried again
                     outcomes, last_flush = [], time.monotonic()
                 stop.wait(poll)
                 continue
@@ -444,10 +447,14 @@ class Worker:
                 if handled == 0:
                     self.stop_event.wait(max(self.poll_seconds, self.bulk_poll_seconds))
             return
+        poll = max(self.poll_seconds, self.bulk_poll_seconds)
         with ThreadPoolExecutor(self.bulk_threads, thread_name_prefix="outbox-bulk") as pool:
-            run_flowing(
-                pool, self.bulk_threads, self.stop_event, max(self.poll_seconds, self.bulk_poll_seconds), self
-            )
+            while not self.stop_event.is_set():
+                try:
+                    run_flowing(pool, self.bulk_threads, self.stop_event, poll, self)
+                except Exception:  # never let the bulk lane die with its thread
+                    log.exception("worker bulk loop error")
+                    self.stop_event.wait(poll)
 
     def run(self) -> None:
         log.info("outbox worker started (%s + %s bulk thread(s))", self.threads, self.bulk_threads)
