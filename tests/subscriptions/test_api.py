@@ -9,10 +9,12 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
 from loyalwallet import db
+from loyalwallet.merchants.models import Merchant
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.subscriptions import ledger
 from loyalwallet.subscriptions.models import Subscription, SubscriptionEntry
@@ -78,7 +80,11 @@ def test_sold_used_in_a_purchase_and_shown_on_the_card(shop: Shop) -> None:
     items = shop.get(f"/api/v1/cards/{code}/subscriptions", role="cashier").json()["items"]
     assert [i["units_left"] for i in items] == [19]
     page = shop.client.get(out["card"]["web_card_url"].replace("http://testserver", ""))
-    assert page.status_code == 200 and "19" in page.text and f"{ends:%d.%m.%Y}"[:5] in page.text
+    # The card shows the end in the merchant's time zone (Moscow: the next day after 21:00 UTC).
+    with db.read() as session:
+        zone = session.scalar(select(Merchant.timezone).where(Merchant.id == shop.merchant_id))
+    local_end = ends.astimezone(ZoneInfo(zone or "UTC"))
+    assert page.status_code == 200 and "19" in page.text and f"{local_end:%d.%m.%Y}"[:5] in page.text
     names = _events(shop.merchant_id)
     assert "subscription.sold" in names and "subscription.used" in names
 
