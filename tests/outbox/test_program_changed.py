@@ -30,7 +30,9 @@ def test_a_design_change_bumps_every_card_and_queues_chunks(shop: Shop) -> None:
     with db.read() as session:
         after = dict(session.execute(select(Card.code, Card.version)).all())
         rows = session.scalars(
-            select(OutboxMessage).where(OutboxMessage.id > last_row, OutboxMessage.topic == "card.changed")
+            select(OutboxMessage)
+            .where(OutboxMessage.id > last_row, OutboxMessage.topic == "card.changed")
+            .order_by(OutboxMessage.id)  # unordered, PostgreSQL gave them [5, 100] once
         ).all()
     assert all(after[c] == versions[c] + 1 for c in codes)
     assert after[bystander] == versions[bystander]
