@@ -360,6 +360,24 @@ def _spread(samples: list[float]) -> str:
     return f"median {statistics.median(samples):.2f} s (min {min(samples):.2f}, max {max(samples):.2f})"
 
 
+def fold_guest_days(guest_cards: int) -> tuple[float, int]:
+    """The guests' purchase days folded card range by card range, progress every 10 %:
+    (seconds, steps)."""
+    from loyalwallet.analytics import activity
+
+    t0 = time.perf_counter()
+    shown = [-1]
+
+    def show(done: float | None) -> None:
+        pct = 100 if done is None else int(done * 100)
+        if pct // 10 != shown[0] // 10:
+            shown[0] = pct
+            say(f"  guests' purchase days: {pct} % ({time.perf_counter() - t0:.0f} s)")
+
+    steps = activity.catch_up(settle=dt.timedelta(0), on_step=show, cards=guest_cards)
+    return time.perf_counter() - t0, steps
+
+
 def measure(
     runs: int,
     rebuild: bool = False,
@@ -425,19 +443,8 @@ def measure(
         pending = activity.progress(session)
     if pending is not None:
         # The first fold of an existing database: card by card, resumable, with progress.
-        t0 = time.perf_counter()
-        shown = [-1]
-
-        def show(done: float | None) -> None:
-            pct = 100 if done is None else int(done * 100)
-            if pct // 10 != shown[0] // 10:
-                shown[0] = pct
-                say(f"  guests' purchase days: {pct} % ({time.perf_counter() - t0:.0f} s)")
-
-        steps = activity.catch_up(settle=dt.timedelta(0), on_step=show, cards=guest_cards)
-        say(
-            f"first fold of the guests' purchase days: {time.perf_counter() - t0:.0f} s ({steps} steps, once)"
-        )
+        seconds, steps = fold_guest_days(guest_cards)
+        say(f"first fold of the guests' purchase days: {seconds:.0f} s ({steps} steps, once)")
         with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
             conn.execute(text("VACUUM ANALYZE analytics_guest_days"))
     activity.catch_up(settle=dt.timedelta(0))
@@ -572,7 +579,7 @@ def fold_only(guest_cards: int, refill_cohorts: bool) -> None:
     import tempfile
 
     from loyalwallet import db, wiring
-    from loyalwallet.analytics import activity, cohorts, rollup
+    from loyalwallet.analytics import cohorts, rollup
     from loyalwallet.config import Settings, configure, load_settings
     from loyalwallet.migrations import migrate
 
@@ -602,17 +609,8 @@ def fold_only(guest_cards: int, refill_cohorts: bool) -> None:
             f"  cohort counts: {100 if done is None else int(done * 100)} % ({time.perf_counter() - t0:.1f} s)"
         )
     say(f"cohort counts' fill: {time.perf_counter() - t0:.1f} s ({steps} steps)")
-    t0 = time.perf_counter()
-    shown = [-1]
-
-    def show(done: float | None) -> None:
-        pct = 100 if done is None else int(done * 100)
-        if pct // 10 != shown[0] // 10:
-            shown[0] = pct
-            say(f"  guests' purchase days: {pct} % ({time.perf_counter() - t0:.0f} s)")
-
-    steps = activity.catch_up(settle=dt.timedelta(0), on_step=show, cards=guest_cards)
-    say(f"guests' purchase days: {time.perf_counter() - t0:.0f} s ({steps} steps)")
+    seconds, steps = fold_guest_days(guest_cards)
+    say(f"guests' purchase days: {seconds:.0f} s ({steps} steps)")
     with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text("VACUUM ANALYZE"))
     print(f"load average after: {os.getloadavg()}")

@@ -72,3 +72,30 @@ def connect_wallets(merchant_id: int) -> None:
             session, development_key_file(f"m{merchant_id}"), f"33880000000{merchant_id:08d}", merchant_id
         )
     credentials.reset_caches()
+
+
+def merge_invitation_card(merchant_id: int, program: int, source: int, target: int) -> None:
+    """The invitation card `source` merged into the guest's card `target`, as the join
+    flow does (enrollment/join.py: the merge, then its Join row)."""
+    from loyalwallet import db
+    from loyalwallet.cards.models import Card
+    from loyalwallet.enrollment.invitations import merge_invitation
+    from loyalwallet.enrollment.models import Join
+    from loyalwallet.programs.models import Program
+
+    with db.transaction() as session:
+        prog = session.get(Program, program)
+        src, dst = session.get(Card, source), session.get(Card, target)
+        assert prog is not None and src is not None and dst is not None
+        merge_invitation(session, prog, src, dst, db.utcnow())
+        session.add(
+            Join(
+                merchant_id=merchant_id,
+                program_id=program,
+                card_id=target,
+                kind="invitation",
+                created=False,
+                invitation_card_id=source,
+                created_at=db.utcnow(),
+            )
+        )

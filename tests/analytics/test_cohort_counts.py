@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 
+from enrollment_support import merge_invitation_card
 from loyalwallet import db
 from loyalwallet.analytics import cohorts, queries, rollup
 from loyalwallet.analytics.models import CohortMonth, RollupState
@@ -74,30 +75,6 @@ def _buy(shop: Shop, cards: list[int], program: int, purchases: list[tuple[int, 
         ]
         if rows:
             session.execute(insert(Purchase), rows)
-
-
-def _merge(shop: Shop, program: int, source: int, target: int) -> None:
-    """As the join flow does: the merge, then its Join row."""
-    from loyalwallet.enrollment.invitations import merge_invitation
-    from loyalwallet.enrollment.models import Join
-    from loyalwallet.programs.models import Program
-
-    with db.transaction() as session:
-        prog = session.get(Program, program)
-        src, dst = session.get(Card, source), session.get(Card, target)
-        assert prog is not None and src is not None and dst is not None
-        merge_invitation(session, prog, src, dst, db.utcnow())
-        session.add(
-            Join(
-                merchant_id=shop.merchant_id,
-                program_id=program,
-                card_id=target,
-                kind="invitation",
-                created=False,
-                invitation_card_id=source,
-                created_at=db.utcnow(),
-            )
-        )
 
 
 def _month(at: dt.datetime) -> str:
@@ -186,7 +163,7 @@ def test_counts_equal_the_purchases(
         src, dst = ids[a % cards], ids[b % cards]
         if src == dst or src in kept or dst in kept or src in kept.values():
             continue
-        _merge(shop, program, src, dst)
+        merge_invitation_card(shop.merchant_id, program, src, dst)
         kept[src] = dst
         if existing and i == 0:
             with db.transaction() as session:  # the fill half-way at the first merge

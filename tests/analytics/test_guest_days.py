@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, select, update
 
+from enrollment_support import merge_invitation_card
 from loyalwallet import db
 from loyalwallet.analytics import activity, queries, rollup, service
 from loyalwallet.analytics import activity_rules as rules
@@ -342,31 +343,6 @@ def test_bitmap_merge_is_order_free_and_windows_are_exact(
     assert rules.in_window(rules.build(together), start, end) == expected
 
 
-def _merge(shop: Shop, program: int, source: int, target: int) -> None:
-    """The invitation card `source` merged into the guest's card `target`, as the join
-    flow does (enrollment/join.py: the merge, then its Join row)."""
-    from loyalwallet.enrollment.invitations import merge_invitation
-    from loyalwallet.enrollment.models import Join
-    from loyalwallet.programs.models import Program
-
-    with db.transaction() as session:
-        prog = session.get(Program, program)
-        src, dst = session.get(Card, source), session.get(Card, target)
-        assert prog is not None and src is not None and dst is not None
-        merge_invitation(session, prog, src, dst, db.utcnow())
-        session.add(
-            Join(
-                merchant_id=shop.merchant_id,
-                program_id=program,
-                card_id=target,
-                kind="invitation",
-                created=False,
-                invitation_card_id=source,
-                created_at=db.utcnow(),
-            )
-        )
-
-
 def _expected_windows(
     merchant_id: int, kept: dict[int, int], windows: list[tuple[int, int, int | None]]
 ) -> list[tuple[int, int]]:
@@ -451,7 +427,7 @@ def test_a_merged_invitation_card_counts_as_its_kept_card(
         # An invitation card is merged once, into a card that was not merged away.
         if src == dst or src in kept or dst in kept or src in kept.values():
             continue
-        _merge(shop, program, src, dst)
+        merge_invitation_card(shop.merchant_id, program, src, dst)
         kept[src] = dst
     spans = []
     for offset, length, place in windows:

@@ -64,18 +64,20 @@ READ = (env("ANALYTICS_GUEST_DAYS", "1") or "1") != "0"
 Row = tuple[int, int, int, int, str, int]  # card, merchant, program, location, local day, purchases
 
 
-def _insert(session: Session) -> Any:
+def dialect_insert(session: Session) -> Any:
+    """INSERT with ON CONFLICT for the session's database (PostgreSQL or SQLite)."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _state(session: Session, name: str, lock: bool = False) -> RollupState:
+def state_row(session: Session, name: str, lock: bool = False) -> RollupState:
+    """The analytics_state row `name` (a watermark or a cursor), made at 0 when missing."""
     stmt = select(RollupState).where(RollupState.name == name)
     if lock:
         stmt = db.for_update(stmt)
     state = session.scalar(stmt)
     if state is None:
         session.execute(
-            _insert(session)(RollupState)
+            dialect_insert(session)(RollupState)
             .values(name=name, value=0, updated_at=db.utcnow())
             .on_conflict_do_nothing(index_elements=["name"])
         )
@@ -182,7 +184,7 @@ def _read(session: Session, cards: list[int], table: Any) -> dict[Any, rules.Act
 def _write(session: Session, table: Any, values: list[dict[str, Any]], keys: list[str]) -> None:
     """Upsert the rows: one Core statement, executed for many rows (batched by the
     driver; the ORM's bulk path would split them by which values are NULL)."""
-    stmt = _insert(session)(table.__table__)
+    stmt = dialect_insert(session)(table.__table__)
     columns = ["program_id", "first_day", "last_day", "days", "multi"]
     if table is GuestLocationDays:
         columns.append("first_anywhere")
@@ -267,9 +269,9 @@ def step(
     purchase ids starts a backfill."""
     now = now or db.utcnow()
     with db.transaction() as session:
-        mark = _state(session, WATERMARK, lock=True)
-        target = _state(session, TARGET)
-        cursor = _state(session, CURSOR)
+        mark = state_row(session, WATERMARK, lock=True)
+        target = state_row(session, TARGET)
+        cursor = state_row(session, CURSOR)
         lo = mark.value
         if target.value > lo:
             return _backfill(session, mark, target, cursor, cards, now)
@@ -384,7 +386,7 @@ def merge_cards(session: Session, source: int, target: int) -> None:
     rows go, and its purchases folded so far are folded into the kept card's rows; the
     rest are folded there by the fold (`owners`). Under the watermark's lock, so no
     step runs between reading how far the fold is and writing."""
-    mark = _state(session, WATERMARK, lock=True)
+    mark = state_row(session, WATERMARK, lock=True)
     v = _values(session, TARGET, CURSOR)
     for table in (GuestDays, GuestLocationDays):
         session.execute(delete(table).where(table.card_id == source))

@@ -25,10 +25,11 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
+from loyalwallet.analytics.activity import dialect_insert, state_row
 from loyalwallet.analytics.models import CardMonth, CohortMonth, RollupState
 from loyalwallet.analytics.queries import Filters, local_month
 from loyalwallet.cards.models import Card
@@ -43,24 +44,9 @@ READ = True
 Key = tuple[int, int, str, str]  # merchant, program, cohort month, month
 
 
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def cursor(session: Session, lock: bool = False) -> RollupState:
-    stmt = select(RollupState).where(RollupState.name == CURSOR)
-    if lock:
-        stmt = db.for_update(stmt)
-    state = session.scalar(stmt)
-    if state is None:  # a database made before the counts: fill from the first card
-        session.execute(
-            _insert(session)(RollupState)
-            .values(name=CURSOR, value=0, updated_at=db.utcnow())
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        state = session.scalar(stmt)
-    assert state is not None
-    return state
+    """The fill's cursor (a database made before the counts: filled from the first card)."""
+    return state_row(session, CURSOR, lock)
 
 
 def add(session: Session, counts: Counter[Key]) -> None:
@@ -72,7 +58,7 @@ def add(session: Session, counts: Counter[Key]) -> None:
     ]
     if not values:
         return
-    stmt = _insert(session)(CohortMonth.__table__)
+    stmt = dialect_insert(session)(CohortMonth.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["merchant_id", "program_id", "cohort_month", "month"],
         set_={"cards": CohortMonth.__table__.c.cards + stmt.excluded.cards},
@@ -85,7 +71,7 @@ def insert_counted(session: Session, pairs: Select[Any], counted_upto: int) -> N
     are new, and count those of cards at or below `counted_upto` (the cursor). PostgreSQL
     does both in one statement."""
     ins = (
-        _insert(session)(CardMonth)
+        dialect_insert(session)(CardMonth)
         .from_select(["card_id", "month", "merchant_id", "program_id", "cohort_month"], pairs)
         .on_conflict_do_nothing(index_elements=["card_id", "month"])
         .returning(
@@ -126,7 +112,7 @@ def fill_step(session: Session, cards: int = CARDS_PER_STEP) -> int:
     counted = (
         select(*keys, func.count()).where(CardMonth.card_id > lo, CardMonth.card_id <= hi).group_by(*keys)
     )
-    stmt = _insert(session)(CohortMonth).from_select(
+    stmt = dialect_insert(session)(CohortMonth).from_select(
         ["merchant_id", "program_id", "cohort_month", "month", "cards"], counted
     )
     session.execute(
@@ -173,7 +159,7 @@ def merge_cards(session: Session, source: int, target: int) -> None:
     program, cohort = session.execute(
         select(Card.program_id, local_month(session, Card.created_at, tz or "UTC")).where(Card.id == target)
     ).one()
-    ins = _insert(session)(CardMonth).on_conflict_do_nothing(index_elements=["card_id", "month"])
+    ins = dialect_insert(session)(CardMonth).on_conflict_do_nothing(index_elements=["card_id", "month"])
     for m, _p, _c, mo in rows:
         row = {
             "card_id": target,
