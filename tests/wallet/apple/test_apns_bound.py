@@ -28,7 +28,7 @@ def test_least_recently_used_connections_are_closed_beyond_the_bound(monkeypatch
             with apns.using(f"test:{i}", _key) as p:
                 made.append(p)
         assert apns.open_count() == 3
-        assert [p._http.is_closed for p in made] == [True, True, False, False, False]
+        assert [p.is_closed for p in made] == [True, True, False, False, False]
         # Used again: the same client, not a new connection.
         with apns.using("test:4", _key) as p:
             assert p is made[4]
@@ -43,9 +43,9 @@ def test_a_connection_in_use_is_closed_only_when_its_push_ends(monkeypatch: pyte
         busy = apns.pusher("test:busy", _key)  # a push under way
         with apns.using("test:other", _key):
             pass
-        assert not busy._http.is_closed
+        assert not busy.is_closed
         apns.release(busy)
-        assert busy._http.is_closed
+        assert busy.is_closed
     finally:
         apns.reset()
 
@@ -58,6 +58,6 @@ def test_idle_connections_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
             pass
         with apns.using("test:new", _key):
             pass
-        assert old._http.is_closed and apns.open_count() == 1
+        assert old.is_closed and apns.open_count() == 1
     finally:
         apns.reset()
