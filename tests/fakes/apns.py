@@ -5,7 +5,16 @@
 - Token auth: `authorization: bearer <ES256 JWT>` verified with the team key's public half
   (`kid` and `iss` must match). Certificate auth: start with `client_ca` and the TLS
   handshake requires a client certificate issued by it.
-- Answers 200 with an apns-id, or what the test scripted for a token (`answers`).
+- Answers 200 with an apns-id, or what the test scripted for a token (`answers`), or
+  nothing at all for a token the test silenced (`silence`: a lost answer).
+- Announces SETTINGS_MAX_CONCURRENT_STREAMS (`max_streams`, 1000 by default; Apple's
+  varies) and enforces it: a client opening more streams at once loses its connection
+  (h2 treats it as a protocol error). `answer_delay` holds every answer that long, so
+  streams pile up in flight; `peak_streams` is the most seen at once.
+- Closes connections as Apple does: `goaway_after(n)` answers n pushes on a connection,
+  then sends GOAWAY (last stream id: the last one answered; JSON `{"reason": ...}` as its
+  debug data) and closes it: the pushes after it were not processed. `drop_after(n)`
+  answers n, then drops the TCP connection without a word.
 Records every push and every TCP connection (one long-lived connection is expected).
 
 Also runs as a process for the benchmark: `python tests/fakes/apns.py --port N --dir D`.
@@ -86,6 +95,8 @@ class FakeApns:
         topic: str | None = None,
         quiet: bool = True,
         host: str = "127.0.0.1",  # another address: a cluster test's hosts reach it there
+        max_streams: int = 1000,
+        answer_delay: float = 0.0,
     ) -> None:
         self.directory = directory
         self.host = host
@@ -95,6 +106,12 @@ class FakeApns:
         self.client_ca = client_ca
         self.topic = topic
         self.quiet = quiet
+        self.max_streams = max_streams
+        self.answer_delay = answer_delay
+        self.peak_streams = 0
+        self.silent: dict[str, int] = defaultdict(int)
+        self.goaway: tuple[int, str] | None = None  # (after n pushes, reason)
+        self.drop: int | None = None
         self.pushes: list[dict[str, Any]] = []
         self.connections: set[tuple[str, int]] = set()
         self.answers: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
@@ -118,11 +135,27 @@ class FakeApns:
         with self._lock:
             self.answers[token] += [(status, reason)] * times
 
+    def silence(self, token: str, times: int = 1) -> None:
+        """Take the next `times` pushes to this token and never answer them."""
+        with self._lock:
+            self.silent[token] += times
+
+    def goaway_after(self, n: int, reason: str = "Shutdown") -> None:
+        """From now on, every connection ends with GOAWAY after n answered pushes."""
+        self.goaway = (n, reason)
+
+    def drop_after(self, n: int) -> None:
+        """The next connection to answer n pushes is dropped then (no GOAWAY, once)."""
+        self.drop = n
+
     def reset(self) -> None:
         with self._lock:
             self.pushes.clear()
             self.connections.clear()
             self.answers.clear()
+            self.silent.clear()
+            self.peak_streams = 0
+            self.goaway = self.drop = None
 
     def tokens(self) -> list[str]:
         with self._lock:
@@ -181,9 +214,15 @@ class FakeApns:
 
     def answer_for(
         self, client: tuple[str, int], http2: bool, headers: dict[str, str], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """(status, headers, body) of the answer, as APNs gives it."""
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """(status, headers, body) of the answer, as APNs gives it; None: no answer."""
         status, reason = self._handle(client, http2, headers, body)
+        if status == 200:
+            token = headers.get(":path", "")[len("/3/device/") :]
+            with self._lock:
+                if self.silent.get(token):
+                    self.silent[token] -= 1
+                    return None
         out = [("apns-id", str(uuid.uuid4()))]
         payload = b""
         if status != 200:
@@ -245,7 +284,7 @@ class FakeApns:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -261,6 +300,9 @@ class _Connection(asyncio.Protocol):
         self.h2: H2Connection | None = None
         self.streams: dict[int, tuple[dict[str, str], bytearray]] = {}
         self.http1 = b""
+        self.in_flight = 0  # requests received, not answered yet
+        self.answered = 0
+        self.closing = False  # GOAWAY sent or about to drop: take nothing more
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -270,7 +312,7 @@ class _Connection(asyncio.Protocol):
         if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
             self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding="utf-8"))
             self.h2.initiate_connection()
-            self.h2.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 1000})
+            self.h2.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: self.fake.max_streams})
             transport.write(self.h2.data_to_send())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -294,23 +336,60 @@ class _Connection(asyncio.Protocol):
                 self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):
                 headers, body = self.streams.pop(event.stream_id)
-                status, out, payload = self.fake.answer_for(self.client, True, headers, bytes(body))
-                self.h2.send_headers(
-                    event.stream_id, [(":status", str(status)), *out], end_stream=not payload
-                )
-                if payload:
-                    self.h2.send_data(event.stream_id, payload, end_stream=True)
+                if self.closing:
+                    continue  # after our GOAWAY: not processed
+                self.in_flight += 1
+                self.fake.peak_streams = max(self.fake.peak_streams, self.in_flight)
+                answer = self.fake.answer_for(self.client, True, headers, bytes(body))
+                if answer is None:
+                    continue  # silenced: the answer is lost
+                if self.fake.answer_delay:
+                    assert self.fake._loop is not None
+                    self.fake._loop.call_later(self.fake.answer_delay, self._send, event.stream_id, answer)
+                else:
+                    self._send(event.stream_id, answer, flush=False)
             elif isinstance(event, h2.events.StreamReset):
                 self.streams.pop(event.stream_id, None)
             elif isinstance(event, h2.events.ConnectionTerminated):
                 self.transport.close()
-        self.transport.write(self.h2.data_to_send())
+        if not self.transport.is_closing():
+            self.transport.write(self.h2.data_to_send())
+
+    def _send(
+        self, stream_id: int, answer: tuple[int, list[tuple[str, str]], bytes], flush: bool = True
+    ) -> None:
+        assert self.h2 is not None
+        if self.transport.is_closing():
+            return
+        self.in_flight -= 1
+        status, out, payload = answer
+        self.h2.send_headers(stream_id, [(":status", str(status)), *out], end_stream=not payload)
+        if payload:
+            self.h2.send_data(stream_id, payload, end_stream=True)
+        self.answered += 1
+        goaway, drop = self.fake.goaway, self.fake.drop
+        if goaway is not None and self.answered >= goaway[0] and not self.closing:
+            self.closing = True
+            self.h2.close_connection(
+                last_stream_id=stream_id, additional_data=json.dumps({"reason": goaway[1]}).encode()
+            )
+            self.transport.write(self.h2.data_to_send())
+            self.transport.close()
+        elif drop is not None and self.answered >= drop and not self.closing:
+            self.closing = True
+            self.fake.drop = None
+            self.transport.write(self.h2.data_to_send())
+            self.transport.abort()
+        elif flush:
+            self.transport.write(self.h2.data_to_send())
 
     def _http1(self, data: bytes) -> None:
         self.http1 += data
         if b"\r\n\r\n" not in self.http1:
             return
-        status, _, payload = self.fake.answer_for(self.client, False, {}, b"")
+        answer = self.fake.answer_for(self.client, False, {}, b"")
+        assert answer is not None
+        status, _, payload = answer
         self.transport.write(
             f"HTTP/1.1 {status} Bad Request\r\ncontent-type: application/json\r\n"
             f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n".encode()

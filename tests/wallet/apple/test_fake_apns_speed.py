@@ -1,23 +1,14 @@
-"""The APNs client's per-push overhead, and the fake APNs as fast as the client under test."""
+"""The fake APNs: HTTP/1.1 refused as Apple does, every push of a multiplexed batch checked."""
 
 from __future__ import annotations
 
-import importlib.machinery
 import ssl
-import sys
 from pathlib import Path
 
 import httpx
 
 from fakes.apns import FakeApns
 from loyalwallet.wallet.apple import apns
-
-
-def test_httpcore_no_longer_searches_for_sniffio_on_every_push() -> None:
-    # httpcore imports sniffio for every request; not installed, each import searched sys.path.
-    assert apns.PAYLOAD  # the module is imported
-    if importlib.machinery.PathFinder.find_spec("sniffio") is None:  # not installed here
-        assert "sniffio" in sys.modules and sys.modules["sniffio"] is None
 
 
 def test_the_fake_answers_http1_with_http2_required(tmp_path: Path) -> None:

@@ -453,6 +453,7 @@ class _Conn(asyncio.Protocol):
         self.ready: asyncio.Future[None] = mux.loop.create_future()
         self.usable = False
         self.ended = False  # GOAWAY received or connection lost
+        self.abort_reason: str | None = None
         self.last_read = mux.loop.time()
 
     def check_alpn(self) -> None:
@@ -474,7 +475,7 @@ class _Conn(asyncio.Protocol):
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(f"connection lost: {exc}"))
             self.ready.exception()  # retrieved: no "never retrieved" warning
-        reason = f"connection lost: {exc}" if exc else "connection closed"
+        reason = self.abort_reason or (f"connection lost: {exc}" if exc else "connection closed")
         streams, self.streams = self.streams, {}
         self.blocked.clear()
         for _, push in sorted(streams.items(), reverse=True):  # appended left: in order again
@@ -611,6 +612,7 @@ class _Conn(asyncio.Protocol):
         self.mux.pump()
 
     def abort(self, reason: str) -> None:
+        self.abort_reason = reason
         if self.transport is not None:
             self.transport.abort()  # connection_lost follows: its streams are tried again
 
