@@ -2,8 +2,10 @@
 raw wallet clients' rates, in the same run, to the same local fakes, over several rounds.
 
 Every card is in Apple Wallet (one registered device) and in Google Wallet (an object).
-- raw:    our APNs client (wallet.apple.apns.Pusher.push_many, multiplexed, batches of
-          100) to the local fake APNs (HTTP/2 + TLS, its own process), and the Google
+- raw:    the standard APNs client, httpx as main used it until issue 14
+          (bench/httpx_apns.py: push_many of 100 as an asyncio.gather on one HTTP/2
+          connection; the product's client is now our own on h2) to the local fake APNs
+          (HTTP/2 + TLS, its own process), and the Google
           Wallet REST client (WalletClient.batch: Google's batch request, 100 addMessage
           calls each, as the worker sends them; and add_message one by one) from
           `--raw-threads` threads (default: workers x the Google part's CONCURRENCY, the
@@ -271,13 +273,14 @@ def raw_google(merchant_id: int, oids: list[str], n: int, threads: int, batch: i
     return rate
 
 
-def raw_apns(n: int) -> float:
-    """Our APNs client to the fake: `push_many` (multiplexed, batches of 100, as a
-    campaign chunk's apple.push row)."""
+def _raw_apns_pusher():  # type: ignore[no-untyped-def]
+    """The httpx baseline client with the installation's APNs key, as the worker's route."""
     from sqlalchemy import select
 
+    from httpx_apns import HttpxPusher
     from loyalwallet import db
-    from loyalwallet.wallet.apple import credentials
+    from loyalwallet.config import env
+    from loyalwallet.wallet.apple import apns, credentials
     from loyalwallet.wallet.apple.models import AppleCertificate
 
     with db.read() as session:
@@ -287,12 +290,74 @@ def raw_apns(n: int) -> float:
         assert pass_type_id is not None
         route = credentials.push_route(session, pass_type_id)
     assert route is not None and route.pusher is not None, route
+    apns.release(route.pusher)
+    client = HttpxPusher(apns.base_url(), token_auth=route.pusher.token_auth, ca_file=env("APNS_CA_FILE"))
+    return client, route.topic
+
+
+def raw_apns(n: int) -> float:
+    """The standard client (httpx) to the fake: `push_many` (multiplexed, batches of 100,
+    as a campaign chunk's apple.push row), from one thread."""
+    client, topic = _raw_apns_pusher()
     tokens = [f"{i:064x}" for i in range(n)]
-    assert route.pusher.push(tokens[0], route.topic).ok  # connect and sign the provider token
+    assert client.push(tokens[0], topic).ok  # connect and sign the provider token
     started = time.perf_counter()
     for i in range(0, n, 100):
-        assert all(r.ok for r in route.pusher.push_many([(t, route.topic) for t in tokens[i : i + 100]]))
-    return n / (time.perf_counter() - started)
+        assert all(r.ok for r in client.push_many([(t, topic) for t in tokens[i : i + 100]]))
+    rate = n / (time.perf_counter() - started)
+    client.close()
+    return rate
+
+
+def raw_apns_shaped(n: int, threads: int) -> None:
+    """One of the --workers processes of the raw baseline at the worker's concurrency:
+    `threads` threads, each push_many of 100 on the process's one client, n pushes in all.
+    Says "ready" once connected, starts on a line from stdin, prints its start and end."""
+    client, topic = _raw_apns_pusher()
+    tokens = [f"{i:064x}" for i in range(n)]
+    assert all(r.ok for r in client.push_many([(t, topic) for t in tokens[:100]]))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    chunks = [tokens[i : i + 100] for i in range(0, n, 100)]
+
+    def run(k: int) -> None:
+        for chunk in chunks[k::threads]:
+            assert all(r.ok for r in client.push_many([(t, topic) for t in chunk]))
+
+    started = time.time()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, range(threads)))
+    print(json.dumps({"start": started, "end": time.time(), "n": n}), flush=True)
+    client.close()
+
+
+def raw_apns_at_worker_concurrency(args, env: dict[str, str]) -> float:  # type: ignore[no-untyped-def]
+    """`--workers` raw processes at once (see raw_apns_shaped): pushes / (last end - first start)."""
+    n = args.raw_apns // args.workers
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--raw-apns-shaped", str(args.bulk_threads), "--raw-apns", str(n)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(args.workers)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("ready"):
+            raise SystemExit(f"the shaped raw client failed: {line!r}")
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    spans = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=3600)
+        spans.append(json.loads(out.strip().splitlines()[-1]))
+    return sum(s["n"] for s in spans) / (max(s["end"] for s in spans) - min(s["start"] for s in spans))
 
 
 def raw_client(merchant_id: int, oids: list[str], n: int, threads: int, apns_n: int) -> dict[str, float]:
@@ -375,7 +440,16 @@ def main() -> None:
     # --no-apple: no Apple devices, the Google side alone (the raw APNs client still runs).
     parser.add_argument("--apple", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--raw-client", type=int, default=0, help=argparse.SUPPRESS)  # internal
+    parser.add_argument("--raw-apns-shaped", type=int, default=0, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
+    if args.raw_apns_shaped:
+        from loyalwallet import db, wiring
+        from loyalwallet.config import configure, load_settings
+
+        db.init_engine(configure(load_settings()))
+        wiring.install()
+        raw_apns_shaped(args.raw_apns, args.raw_apns_shaped)
+        return
     if not args.raw:
         args.raw = min(args.cards, 10_000)
     if args.raw_apns < 0:  # the fake APNs answers 20-70 pushes/s on a loaded machine
@@ -467,6 +541,10 @@ def main() -> None:
             ("google", "Google messages / raw addMessage in batches of 100 alone"),
             ("google_one", "Google messages / raw addMessage one by one alone"),
             ("apple_together", "Apple pushes / raw push_many (both raw clients at once)"),
+            (
+                "apple_shaped",
+                "Apple pushes / raw push_many at the worker's concurrency (workers x bulk threads)",
+            ),
             ("google_together", "Google messages / raw addMessage batches (both raw clients at once)"),
             ("cpu_ms", "worker CPU per card, ms"),
             ("raw_cpu_ms", "raw Google client CPU per call (batches of 100, its process), ms"),
@@ -528,6 +606,7 @@ def one_round(  # type: ignore[no-untyped-def]
         if "tried again" in line:
             print(f"  {line}")
     raw = json.loads(out.stdout.strip().splitlines()[-1])
+    raw["apns_shaped"] = raw_apns_at_worker_concurrency(args, env) if args.raw_apns else float("nan")
     # Every round starts alike: no messages on the objects, no notifications used up.
     with fake.lock:
         for obj in fake.objects.values():
@@ -659,6 +738,7 @@ def one_round(  # type: ignore[no-untyped-def]
         "apple": push_rate / raw["apns"],
         "google": message_rate / raw["google"],
         "apple_together": push_rate / raw["apns_together"],
+        "apple_shaped": push_rate / raw["apns_shaped"],
         "google_together": message_rate / raw["google_together"],
         "google_one": message_rate / raw["google_one"],
         "cpu_ms": cpu * 1000 / args.cards,
@@ -670,10 +750,12 @@ def one_round(  # type: ignore[no-untyped-def]
     print(
         f"round {n + 1}: raw alone APNs {raw['apns']:.0f}/s, Google {raw['google']:.0f}/s in batches, "
         f"{raw['google_one']:.0f}/s one by one; together "
-        f"APNs {raw['apns_together']:.0f}/s, Google {raw['google_together']:.0f}/s | worker: "
+        f"APNs {raw['apns_together']:.0f}/s, Google {raw['google_together']:.0f}/s; raw APNs at the "
+        f"worker's concurrency {raw['apns_shaped']:.0f}/s | worker: "
         f"{args.cards} pushes in {pushes_at:.1f} s = {push_rate:.0f}/s, {args.cards} messages in "
         f"{messages_at:.1f} s = {message_rate:.0f}/s, all rows in {wall:.1f} s | ratio Apple "
-        f"{r['apple']:.2f} ({r['apple_together']:.2f} vs together), Google {r['google']:.2f} "
+        f"{r['apple']:.2f} ({r['apple_together']:.2f} vs together, {r['apple_shaped']:.2f} vs the "
+        f"worker's concurrency), Google {r['google']:.2f} "
         f"({r['google_together']:.2f}) | worker CPU {r['cpu_ms']:.2f} ms/card (raw client "
         f"{r['raw_cpu_ms']:.3f} ms/call), PostgreSQL "
         f"{r['pg_ms']:.2f} ms/card | {delivered} at the fake, {dead} dead, {retried} retried | rows {topics} "
