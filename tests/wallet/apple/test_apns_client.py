@@ -65,6 +65,10 @@ def test_streams_stay_within_the_servers_max_concurrent_streams(tmp_path: Path) 
         assert sorted(r.status for b in batches for r in b) == [200] * 100
         assert fake.peak_streams == 5
         assert len(fake.connections) == 1 and pusher.connections == 1
+        # Our count of open streams (h2's own walks them all per new stream) is back to
+        # 0, and h2 keeps no answered stream (the walk used to drop them).
+        conn = pusher._mux.conn
+        assert conn is not None and conn.h2.outbound_open == 0 and not conn.h2.streams
         assert sorted(fake.tokens()) == sorted(
             tokens + [t for i in range(1, 5) for t in _tokens(25, 100 * i)]
         )

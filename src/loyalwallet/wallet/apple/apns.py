@@ -570,10 +570,15 @@ class _Conn(asyncio.Protocol):
         limit = h2c.remote_settings.max_concurrent_streams
         assert mux.loop is not None
         now = mux.loop.time()
-        while queue and h2c.outbound_open < limit:
+        while queue and h2c.outbound_open < limit and self.usable:
             push = queue.popleft()
-            sid = h2c.get_next_available_stream_id()
-            h2c.send_headers(sid, mux.headers(push))
+            try:
+                sid = h2c.get_next_available_stream_id()
+                h2c.send_headers(sid, mux.headers(push))
+            except h2.exceptions.H2Error as exc:  # the connection's state refuses new streams
+                queue.appendleft(push)
+                self.abort(f"HTTP/2: {exc}")
+                return
             h2c.outbound_open += 1
             self.streams[sid] = push
             push.sent_at = now
@@ -613,6 +618,8 @@ class _Conn(asyncio.Protocol):
 
     def abort(self, reason: str) -> None:
         self.abort_reason = reason
+        self.usable = False
+        self.ended = True  # nothing more goes through h2 here: connection_lost follows
         if self.transport is not None:
             self.transport.abort()  # connection_lost follows: its streams are tried again
 
