@@ -38,6 +38,9 @@ from cryptography.hazmat.primitives import serialization
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+# The raw httpx side as main's client ran it: without sniffio, httpcore's async side looked
+# for it on disk for every request (~20 % of a push); bench/httpx_apns.py sets it aside.
+import httpx_apns  # noqa: E402, F401
 from benchkit import start_fake_apns  # noqa: E402
 from loyalwallet.programs import images  # noqa: E402
 from loyalwallet.programs.design import parse_design  # noqa: E402
