@@ -16,7 +16,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+import orjson
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,7 @@ from loyalwallet.cards.book import cards_changed
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.config import env
+from loyalwallet.db import UTCDateTime
 from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
@@ -402,17 +404,10 @@ def write_recipients(
         return []
     now = now or db.utcnow()
     if not db.is_sqlite():
+        doc = orjson.dumps([{"card_id": i, "held": h, "status": st, "error": e} for i, h, st, e in rows])
         got = session.execute(
             _PG_RECIPIENTS,
-            {
-                "merchant_id": c.merchant_id,
-                "campaign_id": c.id,
-                "now": now,
-                "ids": [r[0] for r in rows],
-                "held": [r[1] for r in rows],
-                "status": [r[2] for r in rows],
-                "error": [r[3] for r in rows],
-            },
+            {"merchant_id": c.merchant_id, "campaign_id": c.id, "now": now, "rows": doc.decode()},
         )
         return [card_id for card_id, held_row in got if not held_row]
     # SQLite: the write transaction holds the database (BEGIN IMMEDIATE), so reading the
@@ -429,7 +424,11 @@ def write_recipients(
         stmt = sqlite_insert(CampaignRecipient)
         stmt = stmt.on_conflict_do_update(
             index_elements=["campaign_id", "card_id"],
-            set_={"status": stmt.excluded.status, "error": stmt.excluded.error, "sent_at": stmt.excluded.sent_at},
+            set_={
+                "status": stmt.excluded.status,
+                "error": stmt.excluded.error,
+                "sent_at": stmt.excluded.sent_at,
+            },
         )
         session.execute(
             stmt,
@@ -449,20 +448,20 @@ def write_recipients(
     return [r[0] for r in rows if not r[1]]
 
 
-# PostgreSQL: the chunk's rows from arrays (one statement, four bound arrays).
+# PostgreSQL: the chunk's rows from ONE bound JSON document (orjson; arrays of text
+# would be escaped per element by the driver, in Python).
 _PG_RECIPIENTS = text(
     """
     INSERT INTO campaign_recipients (merchant_id, campaign_id, card_id, holdout, status, error, sent_at)
     SELECT :merchant_id, :campaign_id, u.card_id, u.held, u.status, u.error,
-           CASE WHEN u.status = 'sent' THEN CAST(:now AS TIMESTAMPTZ) END
-    FROM unnest(CAST(:ids AS BIGINT[]), CAST(:held AS BOOLEAN[]), CAST(:status AS TEXT[]),
-                CAST(:error AS TEXT[])) AS u(card_id, held, status, error)
+           CASE WHEN u.status = 'sent' THEN :now END
+    FROM json_to_recordset(CAST(:rows AS JSON)) AS u(card_id BIGINT, held BOOLEAN, status TEXT, error TEXT)
     ON CONFLICT (campaign_id, card_id) DO UPDATE
         SET status = excluded.status, error = excluded.error, sent_at = excluded.sent_at
         WHERE campaign_recipients.status = 'pending'
     RETURNING card_id, holdout
     """
-)
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 def deliver(msg: Delivery) -> None:
@@ -598,7 +597,10 @@ def _finish_if_done(session: Session, c: Campaign, now: dt.datetime) -> bool:
         return False
     # The campaign row lock orders the chunks' last statements: the chunk that takes it
     # last counts after the others committed (READ COMMITTED), so one of them sees 0.
-    session.execute(db.for_update(select(Campaign.id).where(Campaign.id == c.id)))
+    # FOR NO KEY UPDATE: the chunks' recipient inserts hold KEY SHARE on the row (their
+    # foreign key), which FOR UPDATE would wait for: two chunks would deadlock.
+    lock = select(Campaign.id).where(Campaign.id == c.id)
+    session.execute(lock if db.is_sqlite() else lock.with_for_update(key_share=True))  # FOR NO KEY UPDATE
     # Done when every recipient row is written (the chunks write them) and none is pending.
     written, left = session.execute(
         select(func.count(), func.count().filter(CampaignRecipient.status == "pending")).where(
