@@ -368,8 +368,12 @@ def start(msg: Delivery) -> None:
             if len(sends) == size:
                 chunks.append((sends, held))
                 sends, held = [], []
-        if sends or held:
+        if sends:
             chunks.append((sends, held))
+        elif held and chunks:  # held cards after the last full chunk: written by that chunk
+            chunks[-1][1].extend(held)
+        elif held:
+            chunks.append(([], held))
         c.holdout = sum(len(h) for _, h in chunks)
         c.recipients = len(ids) - c.holdout
         c.updated_at = now
