@@ -463,3 +463,71 @@ def test_a_campaign_whose_start_wrote_pending_rows_is_delivered(
     view = shop.get(f"/api/v1/campaigns/{campaign['id']}", role="manager").json()
     assert view["status"] == "sent" and view["stats"]["sent"] == 3 and view["stats"]["pending"] == 0
     assert all(_db_card(shop, c["code"]).message == "B" for c in cards)
+
+
+def test_two_chunks_at_once_do_not_deadlock(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: each chunk's recipient insert holds KEY SHARE on the campaign row (its
+    foreign key); the finish check's lock must not wait for it (FOR NO KEY UPDATE), or two
+    chunks past their inserts would deadlock. Both chunks pass their inserts before either
+    takes the lock."""
+    import threading
+
+    from loyalwallet.campaigns import service as campaigns_service
+
+    if db.is_sqlite():
+        pytest.skip("SQLite runs one write transaction at a time")
+    monkeypatch.setattr(campaigns_service, "MESSAGE_CHUNK", 2)
+    bonus = shop.program("bonus")
+    for _ in range(4):
+        _card(shop, bonus)
+    worker.drain()
+    r = shop.post(
+        "/api/v1/campaigns", {"name": "T", "header": "H", "body": "B", "send_now": True}, role="manager"
+    )
+    campaign = r.json()
+    _run_rows(shop, "campaign.start")
+    with db.read() as session:
+        rows = list(
+            session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.merchant_id == shop.merchant_id, OutboxMessage.topic == "campaign.deliver"
+                )
+            )
+        )
+    assert len(rows) == 2
+    both_inserted = threading.Barrier(2, timeout=30)
+    write = campaigns_service.write_recipients
+
+    def write_then_wait(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = write(*args, **kwargs)
+        both_inserted.wait()
+        return out
+
+    monkeypatch.setattr(campaigns_service, "write_recipients", write_then_wait)
+    errors: list[BaseException] = []
+
+    def run(row: OutboxMessage) -> None:
+        try:
+            handlers.HANDLERS["campaign.deliver"](
+                handlers.Delivery(
+                    row.id,
+                    row.merchant_id,
+                    row.topic,
+                    row.payload,
+                    1,
+                    row.created_at,
+                    row.max_attempts,
+                    row.priority,
+                )
+            )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(row,)) for row in rows]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    view = shop.get(f"/api/v1/campaigns/{campaign['id']}", role="manager").json()
+    assert view["status"] == "sent" and view["stats"]["sent"] == 4
