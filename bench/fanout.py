@@ -695,6 +695,14 @@ def one_round(  # type: ignore[no-untyped-def]
         retried = session.scalar(
             select(func.count()).where(OutboxMessage.id > first_row, OutboxMessage.attempts > 1)
         )
+        # Why rows were tried again (the first few distinct errors), to read with the counts.
+        for topic, error in session.execute(
+            select(OutboxMessage.topic, OutboxMessage.last_error)
+            .where(OutboxMessage.id > first_row, OutboxMessage.attempts > 1)
+            .distinct()
+            .limit(3)
+        ):
+            print(f"  retried {topic}: {(error or '')[:300]}")
         topics = dict(
             session.execute(
                 select(OutboxMessage.topic, func.count())

@@ -324,3 +324,210 @@ def test_campaigns_are_scoped_and_need_a_manager(shop: Shop, client) -> None:
     other = new_shop(client)
     assert other.get(f"/api/v1/campaigns/{c['id']}").status_code == 404
     assert other.post(f"/api/v1/campaigns/{c['id']}/send").status_code == 404
+
+
+def _run_rows(shop: Shop, topic: str, limit: int | None = None) -> int:
+    """Run this merchant's pending rows of one topic (at most `limit`), as the worker
+    would, and mark them done; the other rows stay queued."""
+    with db.read() as session:
+        rows = list(
+            session.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.merchant_id == shop.merchant_id,
+                    OutboxMessage.topic == topic,
+                    OutboxMessage.status == "pending",
+                )
+                .order_by(OutboxMessage.id)
+                .limit(limit)
+            )
+        )
+    for row in rows:
+        handlers.HANDLERS[topic](
+            handlers.Delivery(
+                row.id,
+                row.merchant_id,
+                row.topic,
+                row.payload,
+                1,
+                row.created_at,
+                row.max_attempts,
+                row.priority,
+            )
+        )
+        with db.transaction() as session:
+            session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(status="done"))
+    return len(rows)
+
+
+def test_recipients_are_written_by_the_chunks(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """campaign.start draws the holdout and queues the chunks; each chunk writes its own
+    recipient rows. Until every chunk ran, the stats count the rest as pending (or in the
+    holdout group) and the campaign is still sending."""
+    from loyalwallet.campaigns import service as campaigns_service
+    from loyalwallet.campaigns.models import CampaignRecipient
+
+    monkeypatch.setattr(campaigns_service, "MESSAGE_CHUNK", 3)
+    bonus = shop.program("bonus")
+    cards = [_card(shop, bonus) for _ in range(12)]
+    worker.drain()
+    r = shop.post(
+        "/api/v1/campaigns",
+        {"name": "Test", "header": "H", "body": "B", "holdout_pct": 30, "send_now": True},
+        role="manager",
+    )
+    campaign = r.json()
+    assert _run_rows(shop, "campaign.start") == 1
+    view = shop.get(f"/api/v1/campaigns/{campaign['id']}", role="manager").json()
+    assert view["status"] == "sending" and view["recipients"] + view["holdout"] == 12
+    assert view["stats"]["pending"] == view["recipients"] and view["stats"]["holdout"] == view["holdout"]
+    with db.read() as session:
+        assert session.query(CampaignRecipient).filter_by(campaign_id=campaign["id"]).count() == 0
+    assert _run_rows(shop, "campaign.deliver", limit=1) == 1
+    view = shop.get(f"/api/v1/campaigns/{campaign['id']}", role="manager").json()
+    assert view["status"] == "sending"
+    assert view["stats"]["sent"] == 3 and view["stats"]["pending"] == view["recipients"] - 3
+    assert view["stats"]["holdout"] == view["holdout"]
+    worker.drain()
+    view = shop.get(f"/api/v1/campaigns/{campaign['id']}", role="manager").json()
+    assert view["status"] == "sent"
+    assert view["stats"]["sent"] == view["recipients"] and view["stats"]["pending"] == 0
+    assert view["stats"]["holdout"] == view["holdout"]
+    recipients = shop.get(f"/api/v1/campaigns/{campaign['id']}/recipients", role="manager").json()["items"]
+    assert sorted(x["card"] for x in recipients) == sorted(c["code"] for c in cards)
+    for x in recipients:
+        assert (_db_card(shop, x["card"]).message == "B") is (not x["holdout"])
+
+
+def test_a_retried_message_only_chunk_messages_nobody_twice(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk's recipient rows are written "sent" in the transaction that messages the
+    cards: delivered again (at-least-once), it touches no card and queues nothing."""
+    from loyalwallet.campaigns import service as campaigns_service
+
+    monkeypatch.setattr(campaigns_service, "MESSAGE_CHUNK", 2)
+    bonus = shop.program("bonus")
+    cards = [_card(shop, bonus) for _ in range(5)]
+    worker.drain()
+    r = shop.post(
+        "/api/v1/campaigns", {"name": "T", "header": "H", "body": "B", "send_now": True}, role="manager"
+    )
+    campaign = r.json()
+    worker.drain()
+    versions = [_db_card(shop, c["code"]).version for c in cards]
+    changed = len(_topic_rows(shop, "card.changed"))
+    with db.transaction() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.merchant_id == shop.merchant_id, OutboxMessage.topic == "campaign.deliver")
+            .values(status="pending", next_attempt_at=db.utcnow())
+        )
+    worker.drain()
+    assert [_db_card(shop, c["code"]).version for c in cards] == versions
+    assert len(_topic_rows(shop, "card.changed")) == changed
+    view = shop.get(f"/api/v1/campaigns/{campaign['id']}", role="manager").json()
+    assert view["status"] == "sent" and view["stats"]["sent"] == 5 and view["stats"]["pending"] == 0
+
+
+def test_a_campaign_whose_start_wrote_pending_rows_is_delivered(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A campaign started before the chunks wrote their own rows (its start wrote every
+    recipient "pending", its chunks carry no "held"): the chunks still message each card
+    once and mark it."""
+    from loyalwallet.campaigns import service as campaigns_service
+    from loyalwallet.campaigns.models import CampaignRecipient
+
+    monkeypatch.setattr(campaigns_service, "MESSAGE_CHUNK", 2)
+    bonus = shop.program("bonus")
+    cards = [_card(shop, bonus) for _ in range(3)]
+    worker.drain()
+    r = shop.post(
+        "/api/v1/campaigns", {"name": "T", "header": "H", "body": "B", "send_now": True}, role="manager"
+    )
+    campaign = r.json()
+    _run_rows(shop, "campaign.start")
+    with db.transaction() as session:
+        for card in cards:
+            session.add(
+                CampaignRecipient(
+                    merchant_id=shop.merchant_id,
+                    campaign_id=campaign["id"],
+                    card_id=_db_card(shop, card["code"]).id,
+                    holdout=False,
+                    status="pending",
+                )
+            )
+    worker.drain()
+    view = shop.get(f"/api/v1/campaigns/{campaign['id']}", role="manager").json()
+    assert view["status"] == "sent" and view["stats"]["sent"] == 3 and view["stats"]["pending"] == 0
+    assert all(_db_card(shop, c["code"]).message == "B" for c in cards)
+
+
+def test_two_chunks_at_once_do_not_deadlock(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: each chunk's recipient insert holds KEY SHARE on the campaign row (its
+    foreign key); the finish check's lock must not wait for it (FOR NO KEY UPDATE), or two
+    chunks past their inserts would deadlock. Both chunks pass their inserts before either
+    takes the lock."""
+    import threading
+
+    from loyalwallet.campaigns import service as campaigns_service
+
+    if db.is_sqlite():
+        pytest.skip("SQLite runs one write transaction at a time")
+    monkeypatch.setattr(campaigns_service, "MESSAGE_CHUNK", 2)
+    bonus = shop.program("bonus")
+    for _ in range(4):
+        _card(shop, bonus)
+    worker.drain()
+    r = shop.post(
+        "/api/v1/campaigns", {"name": "T", "header": "H", "body": "B", "send_now": True}, role="manager"
+    )
+    campaign = r.json()
+    _run_rows(shop, "campaign.start")
+    with db.read() as session:
+        rows = list(
+            session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.merchant_id == shop.merchant_id, OutboxMessage.topic == "campaign.deliver"
+                )
+            )
+        )
+    assert len(rows) == 2
+    both_inserted = threading.Barrier(2, timeout=30)
+    write = campaigns_service.write_recipients
+
+    def write_then_wait(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = write(*args, **kwargs)
+        both_inserted.wait()
+        return out
+
+    monkeypatch.setattr(campaigns_service, "write_recipients", write_then_wait)
+    errors: list[BaseException] = []
+
+    def run(row: OutboxMessage) -> None:
+        try:
+            handlers.HANDLERS["campaign.deliver"](
+                handlers.Delivery(
+                    row.id,
+                    row.merchant_id,
+                    row.topic,
+                    row.payload,
+                    1,
+                    row.created_at,
+                    row.max_attempts,
+                    row.priority,
+                )
+            )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(row,)) for row in rows]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    view = shop.get(f"/api/v1/campaigns/{campaign['id']}", role="manager").json()
+    assert view["status"] == "sent" and view["stats"]["sent"] == 4

@@ -134,33 +134,41 @@ def message_cards(
     header: str,
     body: str,
     batch: str,
-    in_google: set[int],
+    claim: Callable[[list[int], list[int]], list[int]],
     now: dt.datetime,
     place: dt.datetime | None = None,
 ) -> list[int]:
     """A message without points or a coupon on many cards: what message_card does to
-    each (the message, a touch with MESSAGE_ONLY), for the chunk in two statements (lock
-    in id order, update) instead of an ORM card and a CardBook per card; then one
+    each (the message, a touch with MESSAGE_ONLY), for the chunk in a few statements
+    (lock in id order, update) instead of an ORM card and a CardBook per card; then one
     card.changed and one batched google.message. Message ids: "<batch>-<card id>".
+    `claim(active, inactive)`: called with the cards locked (active ones, blocked ones);
+    returns the active cards to message (the caller's exactly-once record, e.g. the
+    campaign's recipient rows: a retried chunk gets only the cards not done).
     `place`: the google.message row's place in the queue (queue_google_messages).
-    Returns the active cards messaged (blocked or gone ones are left out)."""
-    stmt = select(Card.id, Card.status).where(Card.id.in_(card_ids)).order_by(Card.id)
+    Returns the cards messaged."""
+    stmt = select(Card.id, Card.status).where(db.in_ids(Card.id, card_ids)).order_by(Card.id)
     rows = session.execute(stmt if db.is_sqlite() else stmt.with_for_update()).all()
     active = [card_id for card_id, status in rows if status == "active"]
-    if not active:
+    todo = claim(active, [card_id for card_id, status in rows if status != "active"])
+    if not todo:
         return []
+    if len(todo) != len(active):
+        keep = set(todo)
+        todo = [i for i in active if i in keep]  # id order
     session.execute(
         update(Card)
-        .where(Card.id.in_(active))
+        .where(db.in_ids(Card.id, todo))
         .values(
             message=body[:500], message_at=now, version=Card.version + 1, updated_at=now, pass_updated_at=now
         )
         .execution_options(synchronize_session=False)
     )
-    cards_changed(session, merchant_id, active, MESSAGE_ONLY)
-    items = [(card_id, f"{batch}-{card_id}", header, body) for card_id in active if card_id in in_google]
+    cards_changed(session, merchant_id, todo, MESSAGE_ONLY)
+    in_google = google_cards(session, todo)
+    items = [(card_id, f"{batch}-{card_id}", header, body) for card_id in todo if card_id in in_google]
     queue_google_messages(session, merchant_id, items, batch, place=place)
-    return active
+    return todo
 
 
 def queue_google_messages(
@@ -199,4 +207,4 @@ def google_cards(session: Session, card_ids: list[int]) -> set[int]:
         return set()
     from loyalwallet.wallet.google.models import GoogleObject
 
-    return set(session.scalars(select(GoogleObject.card_id).where(GoogleObject.card_id.in_(card_ids))))
+    return set(session.scalars(select(GoogleObject.card_id).where(db.in_ids(GoogleObject.card_id, card_ids))))

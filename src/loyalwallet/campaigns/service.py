@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+import orjson
+from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
@@ -36,6 +39,7 @@ from loyalwallet.cards.book import cards_changed
 from loyalwallet.cards.models import Card
 from loyalwallet.checkout.models import Purchase
 from loyalwallet.config import env
+from loyalwallet.db import UTCDateTime
 from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
 from loyalwallet.merchants.models import Merchant
@@ -326,7 +330,10 @@ def cancel(session: Session, actor: Actor, campaign_id: int) -> Campaign:
 
 
 def start(msg: Delivery) -> None:
-    """campaign.start: pick the audience and queue its chunks (one transaction)."""
+    """campaign.start: pick the audience, draw the holdout and queue its chunks (one
+    transaction). The recipient rows are written by the chunks (write_recipients), in
+    parallel and in the transaction that messages their cards: the start does no per-card
+    writing, so the first chunk runs sooner."""
     with db.transaction() as session:
         c = session.execute(
             db.for_update(select(Campaign).where(Campaign.id == msg.payload["campaign_id"]))
@@ -350,69 +357,155 @@ def start(msg: Delivery) -> None:
                 now,
             )
             return
-        rows, send_ids = [], []
+        size = chunk_size(c)
+        chunks: list[tuple[list[int], list[int]]] = []  # (cards to message, holdout cards)
+        sends, held = [], []
         for card_id in ids:
-            held = in_holdout(c.id, card_id, c.holdout_bp)
-            rows.append(
+            if in_holdout(c.id, card_id, c.holdout_bp):
+                held.append(card_id)
+                continue
+            sends.append(card_id)
+            if len(sends) == size:
+                chunks.append((sends, held))
+                sends, held = [], []
+        if sends:
+            chunks.append((sends, held))
+        elif held and chunks:  # held cards after the last full chunk: written by that chunk
+            chunks[-1][1].extend(held)
+        elif held:
+            chunks.append(([], held))
+        c.holdout = sum(len(h) for _, h in chunks)
+        c.recipients = len(ids) - c.holdout
+        c.updated_at = now
+        if not c.recipients:  # everyone drawn into the holdout: nothing to deliver
+            write_recipients(session, c, [], ids)
+            c.status, c.finished_at = "sent", now
+            return
+        for send_ids, held_ids in chunks:
+            payload: dict[str, Any] = {"campaign_id": c.id, "card_ids": send_ids}
+            if held_ids:
+                payload["held"] = held_ids
+            enqueue(session, c.merchant_id, "campaign.deliver", payload)
+
+
+def write_recipients(
+    session: Session,
+    c: Campaign,
+    card_ids: list[int],
+    held: list[int],
+    status: Mapping[int, tuple[str, str | None]] | None = None,
+    now: dt.datetime | None = None,
+) -> list[int]:
+    """A chunk's recipient rows in one statement: `card_ids` "pending" (or what `status`
+    says for a card: (status, error)), `held` "holdout". A row already there (a retried
+    chunk, or a campaign started before the chunks wrote their rows) keeps its status,
+    except a "pending" one, which takes the status given. Returns the cards whose row
+    this call wrote or moved off "pending": the ones this chunk must deliver."""
+    status = status or {}
+    rows = [(i, False, *status.get(i, ("pending", None))) for i in card_ids]
+    rows += [(i, True, "holdout", None) for i in held]
+    if not rows:
+        return []
+    now = now or db.utcnow()
+    if not db.is_sqlite():
+        doc = orjson.dumps([{"card_id": i, "held": h, "status": st, "error": e} for i, h, st, e in rows])
+        got = session.execute(
+            _PG_RECIPIENTS,
+            {"merchant_id": c.merchant_id, "campaign_id": c.id, "now": now, "rows": doc.decode()},
+        )
+        return [card_id for card_id, held_row in got if not held_row]
+    # SQLite: the write transaction holds the database (BEGIN IMMEDIATE), so reading the
+    # rows there and then writing is race-free; one executemany for the writes.
+    there = dict(
+        session.execute(
+            select(CampaignRecipient.card_id, CampaignRecipient.status).where(
+                CampaignRecipient.campaign_id == c.id, CampaignRecipient.card_id.in_([r[0] for r in rows])
+            )
+        ).all()
+    )
+    rows = [r for r in rows if there.get(r[0], "pending") == "pending"]
+    if rows:
+        stmt = sqlite_insert(CampaignRecipient)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["campaign_id", "card_id"],
+            set_={
+                "status": stmt.excluded.status,
+                "error": stmt.excluded.error,
+                "sent_at": stmt.excluded.sent_at,
+            },
+        )
+        session.execute(
+            stmt,
+            [
                 {
                     "merchant_id": c.merchant_id,
                     "campaign_id": c.id,
                     "card_id": card_id,
-                    "holdout": held,
-                    "status": "holdout" if held else "pending",
+                    "holdout": held_row,
+                    "status": state,
+                    "error": error,
+                    "sent_at": now if state == "sent" else None,
                 }
-            )
-            if not held:
-                send_ids.append(card_id)
-        for i in range(0, len(rows), 2000):
-            session.execute(insert(CampaignRecipient), rows[i : i + 2000])
-        c.recipients, c.holdout = len(send_ids), len(ids) - len(send_ids)
-        c.updated_at = now
-        size = chunk_size(c)
-        for i in range(0, len(send_ids), size):
-            enqueue(
-                session,
-                c.merchant_id,
-                "campaign.deliver",
-                {"campaign_id": c.id, "card_ids": send_ids[i : i + size]},
-            )
-        if not send_ids:  # everyone drawn into the holdout
-            c.status, c.finished_at = "sent", now
+                for card_id, held_row, state, error in rows
+            ],
+        )
+    return [r[0] for r in rows if not r[1]]
+
+
+# PostgreSQL: the chunk's rows from ONE bound JSON document (orjson; arrays of text
+# would be escaped per element by the driver, in Python).
+_PG_RECIPIENTS = text(
+    """
+    INSERT INTO campaign_recipients (merchant_id, campaign_id, card_id, holdout, status, error, sent_at)
+    SELECT :merchant_id, :campaign_id, u.card_id, u.held, u.status, u.error,
+           CASE WHEN u.status = 'sent' THEN :now END
+    FROM json_to_recordset(CAST(:rows AS JSON)) AS u(card_id BIGINT, held BOOLEAN, status TEXT, error TEXT)
+    ON CONFLICT (campaign_id, card_id) DO UPDATE
+        SET status = excluded.status, error = excluded.error, sent_at = excluded.sent_at
+        WHERE campaign_recipients.status = 'pending'
+    RETURNING card_id, holdout
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 def deliver(msg: Delivery) -> None:
-    """campaign.deliver: message one chunk of cards; recipients marked in the same
-    transaction, so a retry skips the ones done. The chunk's cards are locked in one
-    statement (in id order, the lock order everywhere) and marked in bulk."""
+    """campaign.deliver: write one chunk's recipient rows and message its cards, in one
+    transaction, so a retry skips the ones done (their rows are no longer "pending").
+    The chunk's cards are locked in one statement (in id order, the lock order
+    everywhere) and marked in bulk."""
     campaign_id = msg.payload["campaign_id"]
+    card_ids = [int(i) for i in msg.payload["card_ids"]]
+    held = [int(i) for i in msg.payload.get("held") or []]
     with db.transaction() as session:
         c = session.get(Campaign, campaign_id)
         if c is None:
             return
+        now = db.utcnow()
+        if c.status == "cancelled":
+            cancelled = dict.fromkeys(card_ids, ("skipped", "campaign cancelled"))
+            write_recipients(session, c, card_ids, held, cancelled, now)
+            return
+        if c.channel == "wallet" and not c.points and c.offer_id is None:
+            _deliver_message_only(session, c, card_ids, held, now, msg.created_at)
+            return
+        write_recipients(session, c, card_ids, held, now=now)
         pending = dict(
             session.execute(
                 select(CampaignRecipient.card_id, CampaignRecipient.id).where(
                     CampaignRecipient.campaign_id == campaign_id,
-                    CampaignRecipient.card_id.in_(msg.payload["card_ids"]),
+                    db.in_ids(CampaignRecipient.card_id, card_ids),
                     CampaignRecipient.status == "pending",
                 )
             ).all()
         )
-        now = db.utcnow()
         marks: dict[str, list[int]] = {"sent": [], "skipped": []}
         changes: dict[str, list[int]] = {}  # touch reason -> card ids: one card.changed each
         google_items: list[GoogleItem] = []  # one google.message row for the chunk
-        if c.status == "cancelled":
-            _mark(session, list(pending.values()), "skipped", now, "campaign cancelled")
-            return
         if c.channel != "wallet":
             CHANNELS[c.channel](session, c, pending, now)
             return
         offer = session.get(Offer, c.offer_id) if c.offer_id else None
         in_google = google_cards(session, list(pending))
-        if not c.points and offer is None:
-            _deliver_message_only(session, c, pending, in_google, now, msg.created_at)
-            return
         stmt = (
             select(Card, Program)
             .join(Program, Program.id == Card.program_id)
@@ -454,8 +547,8 @@ def deliver(msg: Delivery) -> None:
                 )
             else:
                 marks["sent"].append(recipient_id)
-        for reason, card_ids in changes.items():
-            cards_changed(session, c.merchant_id, card_ids, reason)
+        for reason, changed in changes.items():
+            cards_changed(session, c.merchant_id, changed, reason)
         queue_google_messages(session, c.merchant_id, google_items, f"campaign-{c.id}", place=msg.created_at)
         _mark(session, marks["sent"], "sent", now)
         _mark(session, marks["skipped"], "skipped", now, "card blocked or gone")
@@ -466,26 +559,31 @@ def deliver(msg: Delivery) -> None:
 def _deliver_message_only(
     session: Session,
     c: Campaign,
-    pending: dict[int, int],
-    in_google: set[int],
+    card_ids: list[int],
+    held: list[int],
     now: dt.datetime,
     place: dt.datetime,
 ) -> None:
-    """A campaign without points or a coupon: the chunk messaged in bulk (delivery.message_cards)."""
-    active = message_cards(
+    """A campaign without points or a coupon: the chunk messaged in bulk
+    (delivery.message_cards); its recipient rows written "sent" / "skipped" in the one
+    statement that also tells which cards this try must message (write_recipients)."""
+
+    def claim(active: list[int], inactive: list[int]) -> list[int]:
+        status: dict[int, tuple[str, str | None]] = dict.fromkeys(active, ("sent", None))
+        status.update(dict.fromkeys(inactive, ("skipped", "card blocked or gone")))
+        return write_recipients(session, c, card_ids, held, status, now)
+
+    message_cards(
         session,
         c.merchant_id,
-        list(pending),
+        card_ids,
         header=c.header,
         body=c.body,
         batch=f"campaign-{c.id}",
-        in_google=in_google,
+        claim=claim,
         now=now,
         place=place,
     )
-    done = set(active)
-    _mark(session, [pending[i] for i in active], "sent", now)
-    _mark(session, [r for i, r in pending.items() if i not in done], "skipped", now, "card blocked or gone")
     _finish_if_done(session, c, now)
 
 
@@ -493,7 +591,7 @@ def _mark(session: Session, ids: list[int], status: str, now: dt.datetime, error
     if ids:
         session.execute(
             update(CampaignRecipient)
-            .where(CampaignRecipient.id.in_(ids))
+            .where(db.in_ids(CampaignRecipient.id, ids))
             .values(status=status, error=error, sent_at=now if status == "sent" else None)
         )
 
@@ -503,13 +601,17 @@ def _finish_if_done(session: Session, c: Campaign, now: dt.datetime) -> bool:
         return False
     # The campaign row lock orders the chunks' last statements: the chunk that takes it
     # last counts after the others committed (READ COMMITTED), so one of them sees 0.
-    session.execute(db.for_update(select(Campaign.id).where(Campaign.id == c.id)))
-    left = session.scalar(
-        select(func.count()).where(
-            CampaignRecipient.campaign_id == c.id, CampaignRecipient.status == "pending"
+    # FOR NO KEY UPDATE: the chunks' recipient inserts hold KEY SHARE on the row (their
+    # foreign key), which FOR UPDATE would wait for: two chunks would deadlock.
+    lock = select(Campaign.id).where(Campaign.id == c.id)
+    session.execute(lock if db.is_sqlite() else lock.with_for_update(key_share=True))  # FOR NO KEY UPDATE
+    # Done when every recipient row is written (the chunks write them) and none is pending.
+    written, left = session.execute(
+        select(func.count(), func.count().filter(CampaignRecipient.status == "pending")).where(
+            CampaignRecipient.campaign_id == c.id
         )
-    )
-    if left:
+    ).one()
+    if left or written < c.recipients + c.holdout:
         return False
     c.status, c.finished_at, c.updated_at = "sent", now, now
     return True
@@ -550,6 +652,11 @@ def stats(session: Session, c: Campaign) -> dict[str, int]:
         ).all()
     )
     out = {k: int(rows.get(k, 0)) for k in ("pending", "sent", "failed", "skipped", "holdout", "bounced")}
+    # Rows not written yet (their chunk has not run): pending, or in the holdout group.
+    written = sum(int(n) for n in rows.values())
+    unwritten_held = max(0, c.holdout - out["holdout"])
+    out["holdout"] += unwritten_held
+    out["pending"] += max(0, c.recipients + c.holdout - written - unwritten_held)
     google = dict(
         session.execute(
             select(OutboxMessage.status, func.count())

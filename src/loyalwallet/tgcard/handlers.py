@@ -201,7 +201,7 @@ def on_card_changed(msg: Delivery) -> None:
     with db.read() as session:
         bound = session.scalars(
             select(TelegramChat.card_id).where(
-                TelegramChat.card_id.in_(card_ids), TelegramChat.notify.is_(True)
+                db.in_ids(TelegramChat.card_id, card_ids), TelegramChat.notify.is_(True)
             )
         ).all()
     if not bound:

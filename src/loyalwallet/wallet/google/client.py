@@ -15,7 +15,6 @@ chunk's addMessage calls go (`WalletClient.batch`).
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
@@ -25,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import jwt
+import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from loyalwallet.config import env
@@ -78,18 +78,23 @@ BATCH_MAX = 1000
 
 def encode_batch(calls: list[tuple[str, str, dict[str, Any] | None]], prefix: str) -> tuple[str, bytes]:
     """(boundary, body) of a multipart/mixed batch: part n is `Content-ID: <n>` holding the
-    inner request `METHOD prefix/path HTTP/1.1` with its JSON body."""
+    inner request `METHOD prefix/path HTTP/1.1` with its JSON body (orjson, built as bytes:
+    a chunk's 1,000 calls are encoded per send)."""
     boundary = "batch_" + secrets.token_hex(12)
     out = []
     for n, (method, path, body) in enumerate(calls):
-        data = json.dumps(body, separators=(",", ":")) if body is not None else ""
+        data = orjson.dumps(body) if body is not None else b""
         out.append(
-            f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <{n}>\r\n\r\n"
-            f"{method} {prefix}/{path} HTTP/1.1\r\nContent-Type: application/json; charset=UTF-8\r\n"
-            f"Content-Length: {len(data.encode())}\r\n\r\n{data}\r\n"
+            (
+                f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <{n}>\r\n\r\n"
+                f"{method} {prefix}/{path} HTTP/1.1\r\nContent-Type: application/json; charset=UTF-8\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
         )
-    out.append(f"--{boundary}--\r\n")
-    return boundary, "".join(out).encode()
+    out.append(f"--{boundary}--\r\n".encode())
+    return boundary, b"".join(out)
 
 
 def decode_batch(content_type: str, raw: bytes, count: int) -> list[tuple[int, dict[str, Any]]]:
@@ -119,7 +124,7 @@ def decode_batch(content_type: str, raw: bytes, count: int) -> list[tuple[int, d
         if not cid.isdigit() or int(cid) >= count or len(status_line) < 2:
             continue
         try:
-            doc = json.loads(body) if body.strip() else {}
+            doc = orjson.loads(body) if body.strip() else {}
         except ValueError:
             doc = {}
         answers[int(cid)] = (int(status_line[1]), doc if isinstance(doc, dict) else {})

@@ -33,13 +33,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, delete, func, select, update
+import orjson
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.cards.models import Card
 from loyalwallet.config import env
+from loyalwallet.db import UTCDateTime
 from loyalwallet.errors import DomainError
 from loyalwallet.outbox.models import OutboxMessage
 from loyalwallet.wallet.google import objects
@@ -180,17 +182,54 @@ def _sends_insert(session: Session) -> Any:
 
 
 def _record_sends(session: Session, merchant_id: int | None, batch: str, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        now = db.utcnow()
-        values = [
-            {"merchant_id": merchant_id, "batch": batch[:64], "created_at": now, "error": None, **r}
+    """The cards' outcome rows, one statement (PostgreSQL: from arrays; else executemany)."""
+    if not rows:
+        return
+    now = db.utcnow()
+    if not db.is_sqlite():
+        doc = [
+            {
+                "message_id": r["message_id"],
+                "card_id": r["card_id"],
+                "status": r["status"],
+                "error": r.get("error"),
+            }
             for r in rows
         ]
-        session.execute(_sends_insert(session).on_conflict_do_nothing(), values)  # executemany: compiled once
+        session.execute(
+            _PG_SENDS,
+            {"merchant_id": merchant_id, "batch": batch[:64], "now": now, "rows": orjson.dumps(doc).decode()},
+        )
+        return
+    values = [
+        {"merchant_id": merchant_id, "batch": batch[:64], "created_at": now, "error": None, **r} for r in rows
+    ]
+    session.execute(_sends_insert(session).on_conflict_do_nothing(), values)  # executemany: compiled once
+
+
+_PG_SENDS = text(
+    """
+    INSERT INTO google_message_sends (message_id, card_id, merchant_id, batch, status, error, created_at)
+    SELECT u.message_id, u.card_id, :merchant_id, :batch, u.status, u.error, :now
+    FROM json_to_recordset(CAST(:rows AS JSON)) AS u(message_id TEXT, card_id BIGINT, status TEXT, error TEXT)
+    ON CONFLICT DO NOTHING
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+# google_objects columns a message's outcome writes, with their PostgreSQL types (for
+# _update_objects' JSON rows); saved_at is the one expression (coalesce: the first save kept).
+_PG_COLUMNS = {
+    "messages": "JSON",
+    "notified_at": "JSON",
+    "updated_at": "TIMESTAMPTZ",
+    "checked_at": "TIMESTAMPTZ",
+    "has_users": "BOOLEAN",
+}
 
 
 def _update_objects(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One executemany per set of columns (the saved_at expression is the same for all)."""
+    """One statement per set of columns: PostgreSQL, an UPDATE ... FROM json_to_recordset;
+    otherwise an executemany (the saved_at expression is the same for all)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     exprs: dict[tuple[str, ...], dict[str, Any]] = {}
     for values in rows:
@@ -200,9 +239,30 @@ def _update_objects(session: Session, rows: list[dict[str, Any]]) -> None:
         exprs.setdefault(key, {k: v for k, v in values.items() if hasattr(v, "compile")})
     table: Any = GoogleObject.__table__
     for key, params in groups.items():
+        pg_ok = set(exprs[key]) <= {"saved_at"} and set(key) - {"card_id", "saved_at"} <= set(_PG_COLUMNS)
+        if pg_ok and not db.is_sqlite() and ("saved_at" not in key or "checked_at" in key):
+            _pg_update_objects(session, key, params)
+            continue
         sets: dict[str, Any] = {k: bindparam(f"v_{k}") for k in key if k not in exprs[key] and k != "card_id"}
         stmt = update(table).where(table.c.card_id == bindparam("v_card_id")).values(**sets, **exprs[key])
         session.connection().execute(stmt, params)
+
+
+def _pg_update_objects(session: Session, key: tuple[str, ...], params: list[dict[str, Any]]) -> None:
+    """UPDATE google_objects ... FROM json_to_recordset(:rows): one statement and ONE bound
+    JSON document (orjson) for a chunk's objects (arrays of text would be escaped per
+    element by the driver, in Python)."""
+    cols = [k for k in key if k not in ("card_id", "saved_at")]
+    sets = [f"{c} = u.{c}" for c in cols]
+    if "saved_at" in key:  # save_columns: the first time a guest's save was seen (checked_at is now)
+        sets.append("saved_at = COALESCE(g.saved_at, u.checked_at)")
+    shape = ", ".join(["card_id BIGINT", *(f"{c} {_PG_COLUMNS[c]}" for c in cols)])
+    doc = orjson.dumps([{k: p[f"v_{k}"] for k in ("card_id", *cols)} for p in params]).decode()
+    sql = (
+        f"UPDATE google_objects AS g SET {', '.join(sets)} "
+        f"FROM json_to_recordset(CAST(:rows AS JSON)) AS u({shape}) WHERE g.card_id = u.card_id"
+    )
+    session.execute(text(sql), {"rows": doc})
 
 
 def send_batch(
@@ -225,7 +285,9 @@ def send_batch(
     with db.transaction() if locked else db.read() as session:
         done = set(
             session.scalars(
-                select(GoogleMessageSend.message_id).where(GoogleMessageSend.message_id.in_(list(by_message)))
+                select(GoogleMessageSend.message_id).where(
+                    db.in_ids(GoogleMessageSend.message_id, list(by_message))
+                )
             )
         )
         todo = [(c, m) for c, m in items if m not in done]
@@ -243,7 +305,7 @@ def send_batch(
                 Card.merchant_id,
             )
             .join(Card, Card.id == GoogleObject.card_id)
-            .where(GoogleObject.card_id.in_([c for c, _ in todo]))
+            .where(db.in_ids(GoogleObject.card_id, [c for c, _ in todo]))
             .order_by(GoogleObject.card_id)
         )
         if locked:
