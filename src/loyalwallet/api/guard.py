@@ -79,12 +79,13 @@ class Guard:
         async def send_wrapped(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", rid.encode()))
                 for hook in hooks:
                     hook(scope, headers)
                 message = {**message, "headers": headers}
+                # Only now: a hook that failed has sent nothing, and the error is answered.
+                started = True
             await send(message)
 
         try:
