@@ -130,8 +130,12 @@ def main() -> None:
     ap.add_argument(
         "--cards", type=int, default=200, help="cards bought at in turn (few: the hourly fraud alert fires)"
     )
-    ap.add_argument("--batches", type=int, default=0, help="no profile: CPU per purchase of this many batches of --n")
-    ap.add_argument("--callgrind", action="store_true", help="toggle callgrind's instrumentation around --n purchases")
+    ap.add_argument(
+        "--batches", type=int, default=0, help="no profile: CPU per purchase of this many batches of --n"
+    )
+    ap.add_argument(
+        "--callgrind", action="store_true", help="toggle callgrind's instrumentation around --n purchases"
+    )
     args = ap.parse_args()
     url, name = create_database("lwbench_i14_purchase2_prof")
     try:

@@ -25,6 +25,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.types import Receive, Send
+from starlette.types import Scope as StarletteScope
 
 Scope = dict[str, Any]
 ASGIApp = Any
@@ -38,14 +40,14 @@ class LoyalApp(FastAPI):
     """FastAPI, with the hot paths' requests let in below its outer layers (see above)."""
 
     # (method, path) -> route of the hot paths (api.app sets it once the routers are in).
-    hot_table: dict[tuple[str, str], Any] = {}  # noqa: RUF012  # replaced, never changed in place
+    hot_table: dict[tuple[str, str], Any] = {}  # replaced, never changed in place
     # ServerErrorMiddleware around the metrics middleware of the built stack; False when
     # the stack has no metrics middleware (nothing is skipped then).
     _front: Any = None
     _telemetry_off_until = 0.0
     _telemetry_on = False
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: StarletteScope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (scope["method"], scope["path"]) in self.hot_table:
             front = self._front
             if front is None:
@@ -69,11 +71,12 @@ class LoyalApp(FastAPI):
         self._front = False
         # An app-wide max_body_size would be a layer of its own between them: kept whole.
         if isinstance(stack, ServerErrorMiddleware) and self.max_body_size is None:
-            inner = stack.app
+            inner: Any = stack.app
             while inner is not None and not isinstance(inner, MetricsMiddleware):
                 inner = getattr(inner, "app", None)
             if inner is not None:
-                self._front = ServerErrorMiddleware(inner, handler=stack.handler, debug=stack.debug)
+                metrics: Any = inner
+                self._front = ServerErrorMiddleware(metrics, handler=stack.handler, debug=stack.debug)
         return self._front
 
     def _telemetry_off(self) -> bool:

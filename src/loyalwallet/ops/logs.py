@@ -15,7 +15,9 @@ from loyalwallet.config import env
 # The request being served: its ASGI state (where the request-id middleware puts
 # `request_id`) and our own id for it when there is none there ([state, own]; own is the
 # caller's X-Request-ID, or made when first asked for: the Guard's id is the one logged).
-_request: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("loyalwallet_request", default=None)
+_request: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "loyalwallet_request", default=None
+)
 
 
 def new_id() -> str:
