@@ -5,6 +5,9 @@ CPU-time clock: Python calls per purchase is the steady figure on a shared machi
 times swing with the others' load). Fast path only (its SERVED count is checked).
 
 Usage:  PYTHONPATH=src:bench .venv/bin/python bench/purchase_profile.py [--n 1000] [--top 40] [--out FILE]
+        [--batches B]: no profile, the process's CPU per purchase of B batches of --n
+        valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=F <python> bench/purchase_profile.py
+        --callgrind --n 300: instructions of 300 purchases (callgrind_annotate F | head)
 A database lwbench_i14_purchase2_prof_* is made and dropped.
 """
 
@@ -80,6 +83,25 @@ async def _main(args: argparse.Namespace, key: str, codes: list[str]) -> None:
     for i in range(200):  # warm: caches, the pool, the API key's cache
         status, payload = await _call(app, key, codes[i % len(codes)])
         assert status == 201, payload
+    if args.callgrind:
+        # Under `valgrind --tool=callgrind --instr-atstart=no`: instructions of --n purchases
+        # only (the warm-up, imports and seeding are not counted). Noise does not move them.
+        os.system(f"callgrind_control -i on {os.getpid()} >/dev/null")
+        for i in range(args.n):
+            status, payload = await _call(app, key, codes[i % len(codes)])
+            assert status == 201, payload
+        os.system(f"callgrind_control -i off {os.getpid()} >/dev/null")
+        return
+    if args.batches:
+        # No profiler: process CPU per purchase, batch by batch (the app's own CPU plus the
+        # harness's few calls; PostgreSQL's CPU is another process's).
+        for _ in range(args.batches):
+            cpu = time.process_time()
+            for i in range(args.n):
+                status, payload = await _call(app, key, codes[i % len(codes)])
+                assert status == 201, payload
+            print(f"CPU per purchase {(time.process_time() - cpu) / args.n * 1000:.3f} ms", flush=True)
+        return
     before = fast.SERVED["fast"]
     prof = cProfile.Profile(time.process_time)
     cpu = time.process_time()
@@ -107,6 +129,12 @@ def main() -> None:
     ap.add_argument("--out")
     ap.add_argument(
         "--cards", type=int, default=200, help="cards bought at in turn (few: the hourly fraud alert fires)"
+    )
+    ap.add_argument(
+        "--batches", type=int, default=0, help="no profile: CPU per purchase of this many batches of --n"
+    )
+    ap.add_argument(
+        "--callgrind", action="store_true", help="toggle callgrind's instrumentation around --n purchases"
     )
     args = ap.parse_args()
     url, name = create_database("lwbench_i14_purchase2_prof")

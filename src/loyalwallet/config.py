@@ -9,14 +9,37 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 
 def env(name: str, default: str | None = None) -> str | None:
     """LOYALWALLET_<name> from the environment; parts read their own settings with it."""
     value = os.environ.get(f"LOYALWALLET_{name}")
     return value if value not in (None, "") else default
+
+
+F = TypeVar("F", bound=Callable[[], Any])
+# The settings read once per process (see `per_process`), forgotten by `reread`.
+_PER_PROCESS: list[Any] = []
+
+
+def per_process(read: F) -> F:
+    """A setting a hot path asks for on every request (a body cap, a TTL), read from the
+    environment once: reading it per request was a measurable share of a purchase's CPU.
+    `configure()` (the CLI and every test's settings) and `reread()` forget it."""
+    cached = lru_cache(maxsize=1)(read)
+    _PER_PROCESS.append(cached)
+    return cached  # type: ignore[return-value]
+
+
+def reread() -> None:
+    """Forget the settings read once (a test that changes the environment calls this)."""
+    for cached in _PER_PROCESS:
+        cached.cache_clear()
 
 
 _env = env
@@ -108,6 +131,7 @@ def configure(settings: Settings) -> Settings:
     """Make `settings` the process-wide settings (the CLI and tests call this)."""
     global _current
     _current = settings
+    reread()
     return settings
 
 

@@ -14,7 +14,7 @@ from loyalwallet import __version__, db, wiring
 from loyalwallet.api import deps, errors, inputs, openapi
 from loyalwallet.api.guard import Guard
 from loyalwallet.api.headers import security_headers
-from loyalwallet.api.hot import HotPaths, hot_paths
+from loyalwallet.api.hot import HotPaths, LoyalApp, hot_paths
 from loyalwallet.api.responses import FastJSON
 from loyalwallet.config import Settings, configure, get_settings
 
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             if worker is not None:
                 worker.stop()
 
-    app = FastAPI(
+    app = LoyalApp(
         title="loyalwallet",
         version=__version__,
         description=DESCRIPTION,
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     hot = [r for r in routes if getattr(getattr(r, "original_router", r), "hot", False)]
     routes[:] = hot + [r for r in routes if not any(r is h for h in hot)]
     hot_table.update(hot_paths(hot))
+    app.hot_table = hot_table  # answered below FastAPI's outer layers (api/hot.py: LoyalApp)
     from starlette.staticfiles import StaticFiles
 
     from loyalwallet.web.templating import STATIC

@@ -74,10 +74,15 @@ async def check_before_body(scope: dict[str, Any]) -> DomainError | None:
     Every write under /api/ needs a caller; the staff cookie is checked fully later."""
     if scope.get("method") not in _BODY_METHODS or not str(scope.get("path", "")).startswith("/api/"):
         return None
-    headers = {k: v for k, v in scope.get("headers", ()) if k in (b"authorization", b"cookie")}
-    header = headers.get(b"authorization", b"").decode("latin-1")
+    auth = cookie = b""
+    for name, value in scope.get("headers", ()):  # the last of each, as a dict of them kept
+        if name == b"authorization":
+            auth = value
+        elif name == b"cookie":
+            cookie = value
+    header = auth.decode("latin-1")
     if not header:
-        cookies = headers.get(b"cookie", b"").decode("latin-1")
+        cookies = cookie.decode("latin-1")
         if any(f"{name}=" in cookies for name in SESSION_COOKIES):
             return None
         return DomainError("unauthorized", "an API key is required: Authorization: Bearer <api key>")

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loyalwallet.api import inputs
 from loyalwallet.api.responses import Problem
 from loyalwallet.errors import DomainError
+from loyalwallet.ops.logs import new_id
 
 log = logging.getLogger("loyalwallet.api")
 
@@ -36,6 +36,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID_HEADER = "x-request-id"
+# The whole body, as the Guard read (and checked) it, for a hot path's endpoint
+# (checkout.fast._Endpoint.direct), which then need not read it through the replay.
+BODY = "loyalwallet.body"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -50,7 +53,7 @@ def _incoming_id(scope: Scope) -> str:
             text = value.decode("latin-1")
             if _SANE_ID.match(text):
                 return text
-    return uuid.uuid4().hex
+    return new_id()
 
 
 class BodyTooLarge(Exception):
@@ -71,16 +74,18 @@ class Guard:
         rid = _incoming_id(scope)
         scope.setdefault("state", {})["request_id"] = rid
         started = False
+        hooks = self.hooks
 
         async def send_wrapped(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
-                started = True
-                headers = list(message.get("headers", []))
+                headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", rid.encode()))
-                for hook in self.hooks:
+                for hook in hooks:
                     hook(scope, headers)
                 message = {**message, "headers": headers}
+                # Only now: a hook that failed has sent nothing, and the error is answered.
+                started = True
             await send(message)
 
         try:
@@ -112,6 +117,8 @@ class Guard:
                     await self._problem(scope, send_wrapped, error)
                     return
                 replay = _replaying(body, more, receive)
+                if not more:
+                    scope[BODY] = body
             else:
                 replay = _counting(receive, limit)
             await self.app(scope, replay, send_wrapped)

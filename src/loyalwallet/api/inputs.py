@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
 
-from loyalwallet.config import env
+from loyalwallet.config import env, per_process
 from loyalwallet.errors import DomainError
 
 INT_MIN = -(2**63)
@@ -29,6 +29,9 @@ INT_MAX = 2**63 - 1
 # Control characters but tab, newline, carriage return; DEL; lone surrogates.
 _BAD_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _NUMBER = re.compile(r"^-?\d+$")
+# A number outside signed 64-bit has 19 digits at least: a path without such a run is
+# not split into its parts (check_target runs for every request).
+_LONG_DIGITS = re.compile(r"\d{19}")
 # Raw-bytes triggers for the JSON walk: a 19+ digit run, or an escaped control/surrogate.
 _JSON_SUSPECT = re.compile(rb"\d{19,}|\\u(?:00[01][0-9a-fA-F]|007[fF]|[dD][89a-fA-F][0-9a-fA-F]{2})")
 
@@ -44,10 +47,12 @@ def _int_setting(name: str, default: int) -> int:
         return default
 
 
+@per_process
 def max_body_bytes() -> int:
     return _int_setting("MAX_BODY_BYTES", DEFAULT_BODY_BYTES)
 
 
+@per_process
 def max_upload_bytes() -> int:
     return _int_setting("MAX_UPLOAD_BYTES", DEFAULT_UPLOAD_BYTES)
 
@@ -118,7 +123,9 @@ _RANGE_MSG = "the number is outside the signed 64-bit range"
 def check_target(scope: dict[str, Any]) -> DomainError | None:
     """The path (404: nothing has that id or name) and the query string (422)."""
     path = str(scope.get("path", ""))
-    if bad_text(path) or any(_number_out_of_range(part) for part in path.split("/")):
+    if bad_text(path) or (
+        _LONG_DIGITS.search(path) is not None and any(_number_out_of_range(p) for p in path.split("/"))
+    ):
         return DomainError("not_found", "nothing is found at this address")
     query = scope.get("query_string", b"")
     if query:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from loyalwallet import db
 from loyalwallet.checkout.models import IdempotencyRecord
-from loyalwallet.config import env
+from loyalwallet.config import env, per_process
 from loyalwallet.customers.models import Customer
 from loyalwallet.customers.service import view as customer_view
 from loyalwallet.db import utcnow
@@ -47,6 +47,7 @@ DEFAULT_TTL_HOURS = 72
 PURGE_BATCH = 1000
 
 
+@per_process
 def ttl() -> dt.timedelta:
     try:
         hours = float(env("IDEMPOTENCY_TTL_HOURS") or DEFAULT_TTL_HOURS)

@@ -8,13 +8,12 @@ import time
 import zoneinfo
 from typing import Any
 
-from cachetools import LRUCache
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from loyalwallet import crypto
-from loyalwallet.caches import size
+from loyalwallet.caches import LRU, size
 from loyalwallet.db import for_update, utcnow
 from loyalwallet.errors import DomainError, Explained, not_found
 from loyalwallet.merchants.actors import Actor
@@ -233,7 +232,7 @@ class _KeyCache:
 
     def __init__(self) -> None:
         # Least recently used first out when full (LOYALWALLET_CACHE_API_KEYS).
-        self._items: LRUCache[str, tuple[float, Actor | None]] = LRUCache(size("API_KEYS", 10000))
+        self._items: LRU[str, tuple[float, Actor | None]] = LRU(size("API_KEYS", 10000))
         self._lock = threading.Lock()
 
     def get(self, key_hash: str) -> tuple[bool, Actor | None]:

@@ -129,9 +129,10 @@ class MetricsMiddleware:
             nonlocal status, replayed
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                replayed = any(
-                    name.lower() == b"idempotent-replayed" for name, _ in message.get("headers", ())
-                )
+                for name, _ in message.get("headers", ()):
+                    if name.lower() == b"idempotent-replayed":
+                        replayed = True
+                        break
             await send(message)
 
         try:

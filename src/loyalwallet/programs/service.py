@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from cachetools import LRUCache
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loyalwallet.caches import size
+from loyalwallet.caches import LRU, size
 from loyalwallet.cards.models import Card
 from loyalwallet.db import utcnow
 from loyalwallet.errors import DomainError, Explained, not_found
@@ -20,7 +19,7 @@ from loyalwallet.programs.models import KINDS, Program
 from loyalwallet.programs.rules import Rules, parse_rules, rules_to_json
 
 # (program id, version) -> parsed rules; the least recently used go first.
-_cache: LRUCache[tuple[int, int], Rules] = LRUCache(size("PROGRAMS", 5000))
+_cache: LRU[tuple[int, int], Rules] = LRU(size("PROGRAMS", 5000))
 _cache_lock = threading.Lock()
 
 
