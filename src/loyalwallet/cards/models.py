@@ -33,7 +33,8 @@ class Card(Base):
     __table_args__ = (
         UniqueConstraint("merchant_id", "code"),
         Index("uq_cards_program_customer", "program_id", "customer_id", unique=True),
-        Index("ix_cards_merchant_updated", "merchant_id", "pass_updated_at"),
+        # No index has pass_updated_at (every card write changes it; nothing reads cards by
+        # it: Apple's "updated since" reads the registrations' change_seq).
         # Which merchants' cards changed since a time (analytics/snapshot.py): proportional
         # to the change, not to the number of merchants or cards.
         Index("ix_cards_updated", "updated_at", "merchant_id"),

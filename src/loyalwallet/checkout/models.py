@@ -20,7 +20,8 @@ class Purchase(Base):
     __tablename__ = "purchases"
     __table_args__ = (
         Index("ix_purchases_card_created", "card_id", "created_at"),
-        Index("ix_purchases_merchant_created", "merchant_id", "created_at"),
+        # (merchant_id, created_at) ranges: ix_purchases_analytics (analytics/models.py)
+        # starts with those columns; a second index of them was one more entry per purchase.
         Index("ix_purchases_merchant_external", "merchant_id", "external_id"),
     )
 
