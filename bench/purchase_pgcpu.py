@@ -24,18 +24,17 @@ import tempfile
 import time
 from typing import Any
 
-TICK = os.sysconf("SC_CLK_TCK")
 WRITTEN = ("cards", "purchases", "ledger_entries", "outbox", "idempotency_records")
 
 
 def proc_cpu(pid: int) -> float:
-    """Seconds of CPU (user + system) used by process `pid` so far (0 once it is gone)."""
+    """Seconds of CPU used by process `pid` so far (its scheduler's run time, in ns: finer
+    than /proc/<pid>/stat's ticks; 0 once it is gone)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e9
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 # --- worker -------------------------------------------------------------------------------
@@ -83,6 +82,11 @@ async def _serve(url: str, key: str, codes: list[str]) -> None:
         assert status == 201, payload
     loop = asyncio.get_running_loop()
     with psycopg.connect(url, autocommit=True) as conn:
+        # Statistics of the tables as they are now (the seed analysed them empty, and this
+        # server runs without autovacuum): else a connection's cached plans keep sequential
+        # scans of the purchases and idempotency records as those grow. The pool's
+        # connections plan again (ANALYZE invalidates their plans).
+        conn.execute(f"ANALYZE {', '.join(WRITTEN)}")
         me = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
         print(json.dumps({"ready": True}), flush=True)
         while True:
@@ -96,6 +100,11 @@ async def _serve(url: str, key: str, codes: list[str]) -> None:
                 continue
             if cmd["op"] == "stats":
                 print(json.dumps(_stats(conn)), flush=True)
+                continue
+            if cmd["op"] == "explain":
+                out = await _explain(app, key, codes, n, cmd["n"])
+                n += cmd["n"]
+                print(json.dumps(out), flush=True)
                 continue
             pids = [
                 r[0]
@@ -133,6 +142,77 @@ async def _serve(url: str, key: str, codes: list[str]) -> None:
             )
 
 
+_COUNTERS = (
+    "Shared Hit Blocks",
+    "Shared Read Blocks",
+    "Shared Dirtied Blocks",
+    "WAL Records",
+    "WAL FPI",
+    "WAL Bytes",
+)
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [plan]
+    for child in plan.get("Plans", []):
+        out.extend(_nodes(child))
+    return out
+
+
+async def _explain(app: Any, key: str, codes: list[str], start: int, count: int) -> dict[str, Any]:
+    """`count` purchases with auto_explain (ANALYZE, BUFFERS, WAL) on the fast path's
+    connection, its plans sent to this client as notices (session settings only): per
+    statement (1: the read, 2: the write), the buffers and WAL of its nodes, averaged.
+    Deterministic where CPU times are not."""
+    from loyalwallet.checkout import fast_sql as q
+    from purchase_profile import _call
+
+    pool = await q.pool()
+    assert pool.get_size() == 1, pool.get_size()  # sequential: one connection to set up
+    import asyncpg.connection
+
+    # the pool drops log listeners at every release: the notices are taken where the
+    # protocol hands them over (this worker's only notices)
+    notices: list[str] = []
+    cls: Any = asyncpg.connection.Connection
+    original = cls._process_log_message
+    cls._process_log_message = lambda _self, fields, _query: notices.append(fields.get("M", ""))
+    async with pool.acquire() as c:
+        await c.execute(
+            "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;"
+            " SET auto_explain.log_buffers = on; SET auto_explain.log_wal = on; SET auto_explain.log_timing = off;"
+            " SET auto_explain.log_format = json; SET auto_explain.log_level = notice; SET client_min_messages = notice"
+        )
+    try:
+        for i in range(count):
+            status, payload = await _call(app, key, codes[(start + i) % len(codes)])
+            assert status == 201, payload
+    finally:
+        async with pool.acquire() as c:
+            await c.execute("SET auto_explain.log_min_duration = -1; RESET client_min_messages")
+        cls._process_log_message = original
+    sums: dict[str, dict[str, float]] = {}
+    seen: dict[str, int] = {}
+    for text in notices:
+        if "plan:" not in text:
+            continue
+        doc = json.loads(text.split("plan:", 1)[1])
+        plan = doc["Plan"]
+        kind = "2 write" if doc.get("Query Text", "").lstrip().startswith("WITH") else "1 read"
+        seen[kind] = seen.get(kind, 0) + 1
+        if os.environ.get("PGCPU_DUMP"):  # the last plan of each statement, for a look
+            with open(f"{os.environ['PGCPU_DUMP']}-{kind[0]}-{os.getpid()}.json", "w") as f:
+                json.dump(doc, f)
+        acc = sums.setdefault(kind, dict.fromkeys(_COUNTERS, 0.0))
+        # A data-modifying CTE that nothing reads is not under the top node: statement 2's
+        # figures are its ModifyTable nodes' (each counts its own children); statement 1's
+        # the top node's.
+        mods = [x for x in _nodes(plan) if x.get("Node Type") == "ModifyTable"] or [plan]
+        for name in _COUNTERS:
+            acc[name] += sum(x.get(name, 0) for x in mods)
+    return {k: {n: v / seen[k] for n, v in acc.items()} | {"count": seen[k]} for k, acc in sums.items()}
+
+
 def _stats(conn: Any) -> dict[str, Any]:
     card = conn.execute(
         "SELECT n_tup_upd, n_tup_hot_upd, n_dead_tup FROM pg_stat_user_tables WHERE relname = 'cards'"
@@ -144,7 +224,8 @@ def _stats(conn: Any) -> dict[str, Any]:
         (list(WRITTEN),),
     ).fetchall()
     heap = conn.execute(
-        "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(%s) ORDER BY 1", (list(WRITTEN),)
+        "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(%s) ORDER BY 1",
+        (list(WRITTEN),),
     ).fetchall()
     return {
         "cards_upd": card[0],
@@ -165,6 +246,12 @@ def main() -> None:
     ap.add_argument("--cards", type=int, default=5000)
     ap.add_argument("--variant", action="append", default=[], help="NAME=SQL run after the seed")
     ap.add_argument("--vacuum", action="store_true", help="VACUUM (ANALYZE) before every batch")
+    ap.add_argument(
+        "--explain",
+        type=int,
+        default=0,
+        help="purchases explained (buffers, WAL) per variant, first and last",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--sql", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -202,6 +289,17 @@ def main() -> None:
                 if line.startswith("{"):
                     return dict(json.loads(line))
 
+        def explain(when: str) -> None:
+            for name in procs:
+                for kind, figures in sorted(ask(name, {"op": "explain", "n": args.explain}).items()):
+                    print(
+                        f"  explain {when} {name} statement {kind}: "
+                        + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()),
+                        flush=True,
+                    )
+
+        if args.explain:
+            explain("first")
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in procs}
         print(f"{args.batches} batches of {args.n} purchases, {args.cards} cards, vacuum={args.vacuum}")
         for b in range(args.batches):
@@ -222,9 +320,13 @@ def main() -> None:
                 ),
                 flush=True,
             )
+        if args.explain:
+            explain("last")
         for name in procs:
             pgs = sorted(r["pg_ms"] for r in results[name])
-            print(f"{name}: pg ms per purchase min / median / max {pgs[0]:.3f} / {pgs[len(pgs) // 2]:.3f} / {pgs[-1]:.3f}")
+            print(
+                f"{name}: pg ms per purchase min / median / max {pgs[0]:.3f} / {pgs[len(pgs) // 2]:.3f} / {pgs[-1]:.3f}"
+            )
             st = ask(name, {"op": "stats"})
             print(f"  cards: updates {st['cards_upd']}, HOT {st['cards_hot_upd']}, dead {st['cards_dead']}")
             print("  heap bytes: " + ", ".join(f"{k} {v // 1024} kB" for k, v in st["heap"].items()))
