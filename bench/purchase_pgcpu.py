@@ -58,12 +58,38 @@ def worker(args: argparse.Namespace) -> None:
             os.environ.update(
                 LOYALWALLET_DATABASE_URL=url, LOYALWALLET_DATA_DIR=data_dir, LOYALWALLET_RUN_WORKER="0"
             )
-            uvloop.run(_serve(url, key, codes))
+            uvloop.run(_serve(url, key, codes, args.age))
     finally:
         drop_database(name)
 
 
-async def _serve(url: str, key: str, codes: list[str]) -> None:
+def _age(conn: Any, times: int) -> None:
+    """The state of a database after many more purchases: the rows of the tables a
+    purchase appends to (purchases, ledger entries, outbox, stored answers), copied
+    `times` times (the cards stay as they are)."""
+    for table in ("purchases", "ledger_entries", "outbox", "idempotency_records"):
+        cols = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND column_name <> 'id'"
+                " ORDER BY ordinal_position",
+                (table,),
+            )
+        ]
+        # new keys for the stored answers; the copied purchases days older (not "in the last
+        # hour": no fraud alert fires on the copies)
+        shifted = {"key": "t.key || '-' || g"}
+        if table == "purchases":
+            shifted["created_at"] = "t.created_at - g * interval '1 day'"
+        values = [shifted.get(c, f"t.{c}") for c in cols]
+        conn.execute(
+            f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(values)}"
+            f" FROM {table} t, generate_series(1, {times}) g ORDER BY g, t.id"
+        )
+    conn.execute(f"VACUUM {', '.join(WRITTEN)}")
+
+
+async def _serve(url: str, key: str, codes: list[str], age: int = 0) -> None:
     import asyncio
 
     import psycopg
@@ -86,6 +112,8 @@ async def _serve(url: str, key: str, codes: list[str]) -> None:
         # server runs without autovacuum): else a connection's cached plans keep sequential
         # scans of the purchases and idempotency records as those grow. The pool's
         # connections plan again (ANALYZE invalidates their plans).
+        if age:
+            _age(conn, age)
         conn.execute(f"ANALYZE {', '.join(WRITTEN)}")
         me = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
         print(json.dumps({"ready": True}), flush=True)
@@ -254,15 +282,18 @@ def main() -> None:
     )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--sql", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--age", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args)
         return
+    # NAME=SQL, or NAME@K=SQL: the appended tables' rows copied K times after the warm-up
     variants = [v.split("=", 1) for v in args.variant] or [["base", ""]]
     procs: dict[str, subprocess.Popen[str]] = {}
     for name, sql in variants:
+        age = name.split("@")[1] if "@" in name else "0"
         procs[name] = subprocess.Popen(
-            [sys.executable, "-u", __file__, "--worker", "--cards", str(args.cards), "--sql", sql],
+            [sys.executable, "-u", __file__, "--worker", "--cards", str(args.cards), "--sql", sql, "--age", age],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
