@@ -293,7 +293,18 @@ def main() -> None:
     for name, sql in variants:
         age = name.split("@")[1] if "@" in name else "0"
         procs[name] = subprocess.Popen(
-            [sys.executable, "-u", __file__, "--worker", "--cards", str(args.cards), "--sql", sql, "--age", age],
+            [
+                sys.executable,
+                "-u",
+                __file__,
+                "--worker",
+                "--cards",
+                str(args.cards),
+                "--sql",
+                sql,
+                "--age",
+                age,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
