@@ -2,15 +2,23 @@
 
 Each variant is a worker process with its own database (lwbench_i14_pgcpu_*), seeded as
 bench/checkout.py seeds it, then altered by the variant's SQL (e.g. an index dropped),
-running the whole ASGI app in-process (bench/purchase_profile.py's client). The parent
-asks the workers in turn for a batch of purchases and reads, around each batch, the CPU
-of the database's backends (utime + stime in /proc/<pid>/stat) and of the worker itself:
-alternating batches, so the machine's load moves every variant alike. At the end, the
-cards' updates and HOT updates and the sizes of the written tables' indexes.
+running the whole ASGI app in-process (bench/purchase_profile.py's client); the warm-up
+makes every card's first purchase, then the tables are analysed. The parent asks the
+workers in turn for a batch of purchases and reads, around each batch, the CPU of the
+database's backends (/proc/<pid>/schedstat) and of the worker itself: alternating batches,
+so the machine's load moves every variant alike. At the end, the cards' updates and HOT
+updates and the sizes of the written tables' indexes.
+
+CPU times swing with the machine's load; `--explain N` gives the steady figures: for N
+purchases before and after the batches, auto_explain (session settings only, the plans sent
+to this client as notices) reports each statement's buffers and WAL records and bytes.
+A variant named NAME@K has its database aged first: the rows of the tables a purchase
+appends to copied K times (the copied purchases days older: no fraud rule fires).
 
 Usage:  PYTHONPATH=src:bench .venv/bin/python bench/purchase_pgcpu.py [--batches 6] [--n 1000]
-            [--cards 5000] [--variant NAME=SQL ...] [--vacuum]
-e.g.    --variant base= --variant hot="DROP INDEX ix_cards_merchant_updated"
+            [--cards 5000] [--variant NAME=SQL ...] [--vacuum] [--explain 50]
+e.g.    --variant base= --variant hot="DROP INDEX ix_cards_updated; ALTER TABLE cards SET (fillfactor=90)"
+        --variant fresh= --variant aged@25=
 """
 
 from __future__ import annotations
