@@ -466,7 +466,16 @@ def main() -> None:
                 if side == "raw":
                     row.update(measure_raw(url, ids, merchant_id, args))
                 elif side == "http":
+                    seq0 = seq_reads(url)
                     row.update(measure_http(url, ports, key, codes, args, servers))
+                    time.sleep(1.1)  # the servers' backends flush their table counts within 1 s
+                    seq1 = seq_reads(url)
+                    row["seq_read"] = sum(seq1.values()) - sum(seq0.values())
+                    row["seq_detail"] = " ".join(  # type: ignore[assignment]
+                        f"{t} {seq1[t] - seq0.get(t, 0):.0f}"
+                        for t in sorted(seq1)
+                        if seq1[t] > seq0.get(t, 0)
+                    )
                 else:
                     got = measure_http(url, list(gservers.values()), key, codes, args, gservers)
                     row.update({"gen_" + k.removeprefix("http_"): v for k, v in got.items()})
@@ -499,6 +508,11 @@ def main() -> None:
                     f"/{row[f'dead_{side}_outbox']:.0f}"
                     for side in sides
                 ),
+                flush=True,
+            )
+            print(
+                f"         rows read by sequential scans during the fast side: {row['seq_read']:.0f}"
+                f" ({row['seq_detail'] or 'none'})",
                 flush=True,
             )
             fell, before = fallbacks(ports), fell
@@ -546,6 +560,16 @@ def dead_tuples(url: str) -> dict[str, float]:
         conn.execute("SELECT pg_stat_force_next_flush()")
         rows = conn.execute(
             "SELECT relname, n_dead_tup FROM pg_stat_user_tables WHERE relname = ANY(%s)", (list(WRITTEN),)
+        ).fetchall()
+    return {name: float(n) for name, n in rows}
+
+
+def seq_reads(url: str) -> dict[str, float]:
+    """Rows read by sequential scans so far, per written table (a plan made while a table
+    was empty, kept by a connection's prepared statement, scans it whole every time)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT relname, seq_tup_read FROM pg_stat_user_tables WHERE relname = ANY(%s)", (list(WRITTEN),)
         ).fetchall()
     return {name: float(n) for name, n in rows}
 

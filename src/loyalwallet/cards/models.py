@@ -33,7 +33,8 @@ class Card(Base):
     __table_args__ = (
         UniqueConstraint("merchant_id", "code"),
         Index("uq_cards_program_customer", "program_id", "customer_id", unique=True),
-        Index("ix_cards_merchant_updated", "merchant_id", "pass_updated_at"),
+        # No index has pass_updated_at (every card write changes it; nothing reads cards by
+        # it: Apple's "updated since" reads the registrations' change_seq).
         # Which merchants' cards changed since a time (analytics/snapshot.py): proportional
         # to the change, not to the number of merchants or cards.
         Index("ix_cards_updated", "updated_at", "merchant_id"),
@@ -75,6 +76,9 @@ class Card(Base):
     updated_at: Mapped[Timestamp]
 
 
+LEDGER_EXPIRING_WHERE = "merchant_id IS NOT NULL AND remaining > 0 AND expires_at IS NOT NULL"
+
+
 class LedgerEntry(Base):
     """One points movement. Positive entries are lots: `remaining` is what is left of
     them to spend, consumed FIFO by expiry date; negative entries have remaining NULL."""
@@ -84,7 +88,18 @@ class LedgerEntry(Base):
         Index("ix_ledger_card_created", "card_id", "id"),
         # Open lots of a card, in the order they are consumed.
         Index("ix_ledger_open_lots", "card_id", "expires_at", "id"),
-        Index("ix_ledger_expiring", "merchant_id", "expires_at"),
+        # A merchant's open lots that can expire (the points_expiring trigger). Partial: an
+        # entry without expiry, or spent, is not in it (a purchase's accrual in a programme
+        # without expiry, a redemption: one index entry less each). `merchant_id IS NOT
+        # NULL` (always true) keeps the expiry sweep, which names no merchant, on
+        # ix_ledger_open_expiry below (same predicate otherwise).
+        Index(
+            "ix_ledger_expiring",
+            "merchant_id",
+            "expires_at",
+            postgresql_where=text(LEDGER_EXPIRING_WHERE),
+            sqlite_where=text(LEDGER_EXPIRING_WHERE),
+        ),
         # The expiry sweep: only open lots that can expire, so it stays the size of what
         # is still open, not of the whole ledger.
         Index(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalwallet.db import Base, BigID, IdPK, Timestamp
@@ -20,8 +20,17 @@ class Purchase(Base):
     __tablename__ = "purchases"
     __table_args__ = (
         Index("ix_purchases_card_created", "card_id", "created_at"),
-        Index("ix_purchases_merchant_created", "merchant_id", "created_at"),
-        Index("ix_purchases_merchant_external", "merchant_id", "external_id"),
+        # (merchant_id, created_at) ranges: ix_purchases_analytics (analytics/models.py)
+        # starts with those columns; a second index of them was one more entry per purchase.
+        # Looked up by a given external id only: purchases without one (most of them) are
+        # not in it.
+        Index(
+            "ix_purchases_merchant_external",
+            "merchant_id",
+            "external_id",
+            postgresql_where=text("external_id IS NOT NULL"),
+            sqlite_where=text("external_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[IdPK]

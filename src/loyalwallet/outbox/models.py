@@ -20,9 +20,9 @@ BULK = 1  # campaign and trigger waves, and everything their rows queue in turn
 class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_merchant_status", "merchant_id", "status", "id"),
-        # The claim: pending rows by lane, then due time.
+        # The claim: pending rows by lane, then due time; also the retention's range of
+        # delivered rows (lane by lane) and the counts by status.
         Index("ix_outbox_claim", "status", "priority", "next_attempt_at"),
     )
 

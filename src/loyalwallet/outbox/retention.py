@@ -20,10 +20,11 @@ from sqlalchemy import delete, select
 
 from loyalwallet import db
 from loyalwallet.config import env
-from loyalwallet.outbox.models import OutboxMessage
+from loyalwallet.outbox.models import BULK, INTERACTIVE, OutboxMessage
 
 RETENTION_DAYS = float(env("OUTBOX_RETENTION_DAYS", "7") or 7)
 BATCH = 1000
+LANES = (INTERACTIVE, BULK)
 MAX_BATCHES = 50  # per run: at most 50,000 rows a minute, and the rest the next minute
 
 
@@ -41,12 +42,14 @@ def purge_delivered(
     total = 0
     for _ in range(max_batches):
         with db.transaction() as session:
-            # A done row's next_attempt_at is before its delivery: the index range on
-            # (status, next_attempt_at) bounds the scan; delivered_at decides.
+            # A done row's next_attempt_at is before its delivery: the claim index's
+            # ranges on (status, priority, next_attempt_at), one per lane (every row is in
+            # one), bound the scan; delivered_at decides.
             pick = (
                 select(OutboxMessage.id)
                 .where(
                     OutboxMessage.status == "done",
+                    OutboxMessage.priority.in_(LANES),
                     OutboxMessage.next_attempt_at < cutoff,
                     OutboxMessage.delivered_at < cutoff,
                 )
