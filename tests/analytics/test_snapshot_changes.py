@@ -103,3 +103,76 @@ def test_a_bulk_change_larger_than_one_scan_still_moves_on(shop: Shop, client: T
     with db.read() as session:
         found, reached = snapshot.changed_since(session, at - dt.timedelta(microseconds=1), at, scan=2)
     assert sorted(found) == sorted([shop.merchant_id, other.merchant_id]) and reached == at
+
+
+def _updated_at(code: str) -> dt.datetime:
+    with db.read() as session:
+        at = session.scalar(select(Card.updated_at).where(Card.code == code))
+    assert at is not None
+    return at
+
+
+def _changed(since: dt.datetime) -> list[int]:
+    with db.read() as session:
+        found, _ = snapshot.changed_since(session, since, db.utcnow())
+    return found
+
+
+def test_a_purchase_is_found_by_its_row_not_the_cards_updated_at(shop: Shop, client: TestClient) -> None:
+    """A purchase leaves the card's (indexed) updated_at alone, so its card UPDATE can be
+    HOT; the merchant is found through the purchases' created_at instead."""
+    program = shop.program("bonus", BONUS)
+    code = shop.card(program)["code"]
+    other = new_shop(client, "Other café")
+    other.card(other.program("bonus", BONUS))
+    _catch_up()
+    before, since = _updated_at(code), db.utcnow()
+    shop.buy(code, 10_000)
+    assert _updated_at(code) == before
+    assert _changed(since) == [shop.merchant_id]
+    with db.read() as session:
+        taken = _taken(shop.merchant_id)
+        assert taken is not None and snapshot.outdated(session, shop.merchant_id, taken)
+    assert snapshot.refresh_changed(settle=dt.timedelta(0)) == 1
+    assert _board(shop).status == {"active": 1, "at_risk": 0, "lapsed": 0, "never": 0}
+
+
+def test_other_card_writes_are_still_found_by_the_cards_updated_at(shop: Shop) -> None:
+    """What the cards' index covered besides purchases: a refund (spend and visits), a
+    new card (cohort sizes) both mark the merchant changed."""
+    program = shop.program("bonus", BONUS)
+    code = shop.card(program)["code"]
+    bought = shop.buy(code, 10_000)
+    _catch_up()
+    since = db.utcnow()
+    r = shop.post(f"/api/v1/purchases/{bought['id']}/refunds", {}, role="cashier")
+    assert r.status_code in (200, 201), r.text
+    assert _updated_at(code) > since
+    assert _changed(since) == [shop.merchant_id]
+    _catch_up()
+    since = db.utcnow()
+    shop.card(program)
+    assert _changed(since) == [shop.merchant_id]
+
+
+def test_both_sources_bounded_miss_nothing(shop: Shop, client: TestClient) -> None:
+    """Scans of 2 rows per source: the watermark moves only as far as both sources are
+    complete, so run after run every merchant is found, whichever source saw it."""
+    buyer = shop.program("bonus", BONUS)
+    code = shop.card(buyer)["code"]
+    _catch_up()
+    since = db.utcnow()
+    for _ in range(3):
+        shop.buy(code, 1_000)
+    late = new_shop(client, "Late café")
+    late.card(late.program("bonus", BONUS))  # a card change after the purchases
+    for _ in range(3):
+        shop.buy(code, 1_000)
+    until, found, runs = db.utcnow(), set(), 0
+    while since < until and runs < 50:
+        with db.read() as session:
+            merchants, reached = snapshot.changed_since(session, since, until, scan=2, merchants=1)
+        assert reached > since
+        found.update(merchants)
+        since, runs = reached, runs + 1
+    assert since == until and found == {shop.merchant_id, late.merchant_id}

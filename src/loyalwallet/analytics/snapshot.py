@@ -4,9 +4,11 @@ These read every card of a merchant (a million rows for a big one), so the dashb
 reads two small tables instead, which the worker keeps up to date.
 
 What changed, not everyone: the periodic job (`refresh_changed`) keeps a changed-since
-watermark and asks the cards' (updated_at, merchant_id) index which merchants had a card
-created or changed since then; only those are recomputed, each once per run, in bounded
-batches. An idle installation costs the same few statements a minute whether it holds
+watermark and asks which merchants had a card created or changed since then: the cards'
+(updated_at, merchant_id) index for every card write but a purchase's, and the purchases'
+(created_at, merchant_id) index for purchases (a purchase leaves the card's updated_at
+alone, so that its card UPDATE changes no indexed column and is HOT: cards.book.PURCHASE).
+Only those merchants are recomputed, each once per run, in bounded batches. An idle installation costs the same few statements a minute whether it holds
 ten merchants or ten thousand. The snapshot does not go stale by itself: its "days since
 the last purchase" were counted at the time it was taken and are moved on by the days
 passed since when it is read (`cells`). When the job has not run for a while (no worker)
@@ -16,6 +18,7 @@ or a merchant has no snapshot yet, the dashboard computes the figures live inste
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,15 +29,16 @@ from loyalwallet.analytics.models import CohortSize, GuestCell, RollupState
 from loyalwallet.analytics.queries import Filters, local_month, not_merged, recency_days
 from loyalwallet.analytics.rules import Cell
 from loyalwallet.cards.models import Card
+from loyalwallet.checkout.models import Purchase
 from loyalwallet.config import env
 from loyalwallet.merchants.models import Merchant
 
 SNAPSHOT_SECONDS = float(env("ANALYTICS_SNAPSHOT_SECONDS", "300") or 300)
 WATERMARK = "snapshot-changes"
-# Changes younger than this are left to the next run: a card's updated_at is set before
-# its transaction commits, so a younger change may not be visible yet.
+# Changes younger than this are left to the next run: a card's updated_at (a purchase's
+# created_at) is set before its transaction commits, so a younger change may not be visible yet.
 SETTLE = dt.timedelta(seconds=30)
-# Index rows read per run (then the watermark moves to where the reading stopped).
+# Index rows read per run and source (then the watermark moves to where the reading stopped).
 SCAN = 20_000
 MERCHANTS_PER_RUN = 200
 # A snapshot is shown while the job has looked for changes within this long.
@@ -115,6 +119,30 @@ def _watermark(session: Session, now: dt.datetime) -> RollupState:
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
+Change = tuple[dt.datetime, int]  # (when, merchant_id)
+
+
+def _changes(
+    session: Session, at: Any, merchant: Any, since: dt.datetime, until: dt.datetime, scan: int
+) -> tuple[list[Change], dt.datetime]:
+    """One source's changes in (since, until], at most `scan` index rows read (plus one
+    instant's merchants), and the time up to which they are all there."""
+    rows: list[Change] = [
+        (a, m)
+        for a, m in session.execute(
+            select(at, merchant).where(at > since, at <= until).order_by(at).limit(scan)
+        ).all()
+    ]
+    if len(rows) < scan:
+        return rows, until
+    last = rows[-1][0]
+    if rows[0][0] == last:
+        # A whole scan of one instant (a bulk change): take that instant entirely.
+        rows += [(last, m) for m in session.scalars(select(merchant).where(at == last).distinct())]
+        return rows, last
+    return rows, last - dt.timedelta(microseconds=1)  # the changes at `last` the limit cut off
+
+
 def changed_since(
     session: Session,
     since: dt.datetime,
@@ -123,30 +151,18 @@ def changed_since(
     merchants: int = MERCHANTS_PER_RUN,
 ) -> tuple[list[int], dt.datetime]:
     """Merchants with a card changed in (since, until], at most `merchants` of them and
-    `scan` index rows read; and how far that covered (the next watermark)."""
-    rows = session.execute(
-        select(Card.updated_at, Card.merchant_id)
-        .where(Card.updated_at > since, Card.updated_at <= until)
-        .order_by(Card.updated_at)
-        .limit(scan)
-    ).all()
+    `scan` index rows read per source; and how far that covered (the next watermark).
+    The sources: the cards' updated_at (every card write but a purchase's) and the
+    purchases' created_at (a purchase's card write)."""
+    cards, reached = _changes(session, Card.updated_at, Card.merchant_id, since, until, scan)
+    bought, bought_reached = _changes(session, Purchase.created_at, Purchase.merchant_id, since, until, scan)
+    reached = min(reached, bought_reached)  # complete up to there in both
     found: dict[int, None] = {}
-    reached = until if len(rows) < scan else rows[-1][0]
-    for at, merchant_id in rows:
+    for at, merchant_id in sorted(c for c in cards + bought if c[0] <= reached):
         if merchant_id not in found and len(found) >= merchants:
             reached = at - dt.timedelta(microseconds=1)  # this change is the next run's
             break
         found[merchant_id] = None
-    if len(rows) == scan and reached == rows[-1][0]:
-        if rows[0][0] == reached:
-            # A whole scan of one instant (a bulk change): take that instant entirely.
-            found.update(
-                dict.fromkeys(
-                    session.scalars(select(Card.merchant_id).where(Card.updated_at == reached).distinct())
-                )
-            )
-        else:  # changes at exactly `reached` that the limit cut off are the next run's
-            reached = reached - dt.timedelta(microseconds=1)
     return list(found), max(reached, since)
 
 
@@ -204,12 +220,19 @@ LIVE_CARDS = int(env("ANALYTICS_LIVE_CARDS", "20000") or 20000)
 
 
 def outdated(session: Session, merchant_id: int, taken: dt.datetime) -> bool:
-    """Whether a card of the merchant changed after the snapshot (a range of the
-    (updated_at, merchant_id) index: only the changes since `taken` are read) and the
+    """Whether a card of the merchant changed after the snapshot (ranges of the cards'
+    (updated_at, merchant_id) and the purchases' (merchant_id, created_at) indexes: only
+    the changes since `taken` are read) and the
     merchant is small enough to be read live."""
     changed = session.scalar(
         select(Card.id).where(Card.updated_at > taken, Card.merchant_id == merchant_id).limit(1)
     )
+    if changed is None:  # a purchase (ix_purchases_analytics: merchant_id, created_at)
+        changed = session.scalar(
+            select(Purchase.id)
+            .where(Purchase.merchant_id == merchant_id, Purchase.created_at > taken)
+            .limit(1)
+        )
     if changed is None:
         return False
     cards = session.scalar(select(func.sum(CohortSize.cards)).where(CohortSize.merchant_id == merchant_id))

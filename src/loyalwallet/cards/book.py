@@ -557,7 +557,12 @@ class CardBook:
         """Tell wallets the card changed: bump its version and queue the fan-out.
         `queue=False`: the caller queues it for many cards at once (cards_changed)."""
         card = self.card
-        self.set(version=card.version + 1, updated_at=self.now, pass_updated_at=self.now)
+        if reason == PURCHASE:
+            # A purchase leaves updated_at (indexed) alone, so its card UPDATE can be HOT:
+            # the purchase row it inserts tells analytics the merchant changed (snapshot.py).
+            self.set(version=card.version + 1, pass_updated_at=self.now)
+        else:
+            self.set(version=card.version + 1, updated_at=self.now, pass_updated_at=self.now)
         if queue:
             enqueue(
                 self.session,
@@ -566,6 +571,10 @@ class CardBook:
                 {"card_id": card.id, "version": card.version, "reason": reason},
             )
 
+
+# The reason of a purchase's touch: the one card write that does not set updated_at (the
+# write in the same transaction of a purchases row, whose created_at stands for it).
+PURCHASE = "purchase"
 
 # The reason of a touch that changed only Card.message (a campaign or trigger message
 # without points or a coupon): only wallets that show the message need to hear of it.

@@ -258,7 +258,8 @@ def write(
         tier_after = tier_for(prules.tiers, figures["spend"]).name
         if tier_after != tier_before:
             figures["tier"] = tier_after
-    figures.update(version=card.version + 1, updated_at=now, pass_updated_at=now)
+    # Not updated_at: a purchase's card UPDATE stays HOT (cards.book.PURCHASE).
+    figures.update(version=card.version + 1, pass_updated_at=now)
     card.__dict__.update(figures)  # no session tracks it (loaded, below): no events needed
     w.update("cards", card.id, figures, version=guard.version if guard else None)
 

@@ -20,6 +20,9 @@ class Purchase(Base):
     __tablename__ = "purchases"
     __table_args__ = (
         Index("ix_purchases_card_created", "card_id", "created_at"),
+        # Which merchants had a purchase since a time (analytics/snapshot.py): a purchase
+        # leaves its card's indexed updated_at alone (a HOT card update) and is found here.
+        Index("ix_purchases_created", "created_at", "merchant_id"),
         # (merchant_id, created_at) ranges: ix_purchases_analytics (analytics/models.py)
         # starts with those columns; a second index of them was one more entry per purchase.
         # Looked up by a given external id only: purchases without one (most of them) are

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loyalwallet.cards.book import CardBook, get_card, lock_card_for_purchase
+from loyalwallet.cards.book import PURCHASE, CardBook, get_card, lock_card_for_purchase
 from loyalwallet.cards.models import Card, Coupon
 from loyalwallet.cards.views import card_view
 from loyalwallet.certificates import till
@@ -234,7 +234,7 @@ def purchase(
     rewards = steps.credit_purchase(book, actor, outcome, purchase_id)
     tiers = steps.count_visit(book, outcome, first_purchase)
     steps.reward_referral(session, book, actor, purchase_id, first_purchase)
-    book.touch("purchase")
+    book.touch(PURCHASE)
     response = _purchase_response(session, book, body, purchase_id, outcome, coupon, rewards, location_id)
     if use is not None:
         response.update(subscription_till.answer(use, session, book.now))
