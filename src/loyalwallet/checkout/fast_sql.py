@@ -361,7 +361,7 @@ class Conns:
     a broken connection and replaces it. Every connection is the pool's (at most its
     max_size per process); close() hands the free ones back and closes the pool."""
 
-    __slots__ = ("pool", "free", "waiting", "closing")
+    __slots__ = ("closing", "free", "pool", "waiting")
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
