@@ -326,6 +326,13 @@ def test_campaigns_are_scoped_and_need_a_manager(shop: Shop, client) -> None:
     assert other.post(f"/api/v1/campaigns/{c['id']}/send").status_code == 404
 
 
+def _delivery(row: OutboxMessage) -> handlers.Delivery:
+    """What the worker hands a handler for this row, on its first attempt."""
+    return handlers.Delivery(
+        row.id, row.merchant_id, row.topic, row.payload, 1, row.created_at, row.max_attempts, row.priority
+    )
+
+
 def _run_rows(shop: Shop, topic: str, limit: int | None = None) -> int:
     """Run this merchant's pending rows of one topic (at most `limit`), as the worker
     would, and mark them done; the other rows stay queued."""
@@ -343,18 +350,7 @@ def _run_rows(shop: Shop, topic: str, limit: int | None = None) -> int:
             )
         )
     for row in rows:
-        handlers.HANDLERS[topic](
-            handlers.Delivery(
-                row.id,
-                row.merchant_id,
-                row.topic,
-                row.payload,
-                1,
-                row.created_at,
-                row.max_attempts,
-                row.priority,
-            )
-        )
+        handlers.HANDLERS[topic](_delivery(row))
         with db.transaction() as session:
             session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(status="done"))
     return len(rows)
@@ -508,18 +504,7 @@ def test_two_chunks_at_once_do_not_deadlock(shop: Shop, monkeypatch: pytest.Monk
 
     def run(row: OutboxMessage) -> None:
         try:
-            handlers.HANDLERS["campaign.deliver"](
-                handlers.Delivery(
-                    row.id,
-                    row.merchant_id,
-                    row.topic,
-                    row.payload,
-                    1,
-                    row.created_at,
-                    row.max_attempts,
-                    row.priority,
-                )
-            )
+            handlers.HANDLERS["campaign.deliver"](_delivery(row))
         except BaseException as exc:  # reported below
             errors.append(exc)
 

@@ -130,3 +130,30 @@ def hot_paths(routes: list[Any]) -> dict[tuple[str, str], Any]:
                 for method in route.methods or ():
                     table.setdefault((method, route.path), route)
     return table
+
+
+async def read_body(receive: Any) -> bytes | None:
+    """A hot endpoint's whole request body; None when the client went away first."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def receive_once(body: bytes) -> Any:
+    """`receive` for the general route a hot endpoint hands a request to: the body it
+    read, then a disconnect."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive

@@ -52,6 +52,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from loyalwallet.api.hot import read_body, receive_once
 from loyalwallet.certificates import fast_sql as q
 from loyalwallet.certificates import rules
 from loyalwallet.certificates.models import GiftCertificate
@@ -214,19 +215,6 @@ def _replay(stored: Any, body_hash: str, now: dt.datetime) -> Response:
 # --- mounting -----------------------------------------------------------------------------
 
 
-def _receive_once(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    return receive
-
-
 @lru_cache(maxsize=1)
 def _general_route() -> Any:
     """The general path's route (certificates.api.redeem)."""
@@ -249,15 +237,9 @@ def _note_fallback(e: Fallback) -> None:
 
 async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """The ASGI endpoint in front of the general route."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    raw = b"".join(chunks)
+    raw = await read_body(receive)
+    if raw is None:
+        return
     scope["route"] = _general_route()  # the metrics' route label (ops.metrics), either path
     if enabled():
         try:
@@ -272,7 +254,7 @@ async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
             await response(scope, receive, send)
             return
     SERVED["general"] += 1
-    await _general_route().handle(scope, _receive_once(raw), send)
+    await _general_route().handle(scope, receive_once(raw), send)
 
 
 class _Endpoint:

@@ -80,6 +80,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from loyalwallet.api.guard import BODY
+from loyalwallet.api.hot import read_body, receive_once
 from loyalwallet.cards import lots as lotrules
 from loyalwallet.cards.codes import normalise
 from loyalwallet.cards.models import Card
@@ -391,19 +392,6 @@ def _check_fraud(
 # --- mounting -----------------------------------------------------------------------------
 
 
-def _receive_once(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    return receive
-
-
 @lru_cache(maxsize=2)
 def _general_route(path: str) -> Any:
     """The general path's route for POST `path` (checkout.api)."""
@@ -448,15 +436,9 @@ class _Endpoint:
         layers: the route's exception handlers and dependencies need them), else here."""
         raw = scope.pop(BODY, None)  # the Guard's read of the whole body
         if raw is None:
-            chunks = []
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body"):
-                    break
-            raw = b"".join(chunks)
+            raw = await read_body(receive)
+            if raw is None:
+                return
         if enabled():
             request = Request(scope)
             try:
@@ -472,10 +454,10 @@ class _Endpoint:
                 return
         if inner is not None:
             scope[_FELL_BACK] = True
-            await inner(scope, _receive_once(raw), send)
+            await inner(scope, receive_once(raw), send)
             return
         SERVED["general"] += 1
-        await _general_route(self.path).handle(scope, _receive_once(raw), send)
+        await _general_route(self.path).handle(scope, receive_once(raw), send)
 
 
 # Set in the scope when `direct` hands the request on to the whole app.
